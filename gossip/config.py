@@ -1,0 +1,419 @@
+"""Configuration: one typed, frozen place for every setting, loaded TOML → environment → flags.
+
+Why frozen dataclasses and not a dict: a typo in a key or a value out of range must fail before any
+process starts, with one line that names the key (``unknown key 'lrr' in [training]; did you mean
+'lr'?``). Each section validates itself in ``__post_init__`` and raises :class:`ConfigError`, never
+``assert``. Units live in the names (``round_timeout_s``, ``max_message_bytes``).
+
+Precedence, lowest first: the dataclass defaults, a TOML file, ``GOSSIP_<SECTION>_<KEY>`` environment
+variables (12-factor style, e.g. ``GOSSIP_TRAINING_LR=0.1``), then command-line overrides
+(``--set training.lr=0.1`` and the shortcut flags of ``gossip launch``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from gossip.errors import ConfigError
+
+__all__ = [
+    "AggregationConfig",
+    "DataConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "RunConfig",
+    "RunSection",
+    "TopologyConfig",
+    "TrainingConfig",
+    "TransportConfig",
+    "config_to_toml",
+    "load_config",
+]
+
+WeightsKind = Literal["metropolis", "uniform", "max-degree"]
+PartitionKind = Literal["iid", "dirichlet", "shards"]
+InitKind = Literal["shared", "independent"]
+OptimizerKind = Literal["sgd", "adam"]
+WireDtype = Literal["float32", "float16", "bfloat16"]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def _check_choice(section: str, key: str, value: object, kind: Any) -> None:
+    choices = get_args(kind)
+    _check(value in choices, f"[{section}] {key} = {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """What the run is: its size, its seed, where its results go."""
+
+    nodes: int = 0  # 0 = take N from a topology file; generators need it set
+    seed: int = 0  # one seed for split, init, batches: same config + seed = same results
+    name: str = ""  # run directory name; empty = timestamp + topology
+    out_dir: str = "runs"  # parent of the run directories gossip launch creates
+
+    def __post_init__(self) -> None:
+        _check(self.nodes >= 0, f"[run] nodes must be >= 0, got {self.nodes}")
+        _check(self.seed >= 0, f"[run] seed must be >= 0, got {self.seed}")
+
+
+@dataclass(frozen=True)
+class TopologyConfig:
+    """Which graph connects the nodes and how the mixing weights are derived from it."""
+
+    spec: str = "ring"  # generator spec (ring, torus:4x4, er:p=0.3, ...) or a file path
+    weights: WeightsKind = "metropolis"  # computed locally from the graph, never taken from a message
+
+    def __post_init__(self) -> None:
+        _check(bool(self.spec.strip()), "[topology] spec is empty")
+        _check_choice("topology", "weights", self.weights, WeightsKind)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, and how it is split across nodes (seeded by ``run.seed``)."""
+
+    dataset: str = "mnist1d"
+    root: str = ""  # directory for file-based datasets (mnist, cifar10)
+    partition: PartitionKind = "iid"
+    alpha: float = 0.5  # Dirichlet concentration; smaller = more skewed
+    shards_per_node: int = 2
+    min_size: int = 0  # fewest samples a node may get; 0 = the scheme's default (classes for dirichlet)
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _check_choice("data", "partition", self.partition, PartitionKind)
+        _check(self.min_size >= 0, f"[data] min_size must be >= 0, got {self.min_size}")
+        _check(self.alpha > 0, f"[data] alpha must be > 0, got {self.alpha}")
+        _check(self.shards_per_node >= 1, f"[data] shards_per_node must be >= 1, got {self.shards_per_node}")
+        _check(self.batch_size >= 1, f"[data] batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model each node trains and how it is initialised."""
+
+    name: str = "mlp"
+    # shared: every node starts from one seed (D-SGD practice); independent: a seed per node, the
+    # setting of Tian et al. 2024 in which averaging uncorrelated models shrinks their variance.
+    init: InitKind = "shared"
+
+    def __post_init__(self) -> None:
+        _check_choice("model", "init", self.init, InitKind)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Local optimisation between two communications (adapt-then-combine D-SGD)."""
+
+    rounds: int = 50
+    local_steps: int = 1  # minibatch steps per round, before the gossip step
+    optimizer: OptimizerKind = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    eval_every: int = 1  # evaluate on the test set every k rounds (and always at the last)
+
+    def __post_init__(self) -> None:
+        _check(self.rounds >= 1, f"[training] rounds must be >= 1, got {self.rounds}")
+        _check(self.local_steps >= 0, f"[training] local_steps must be >= 0, got {self.local_steps}")
+        _check_choice("training", "optimizer", self.optimizer, OptimizerKind)
+        _check(self.lr >= 0 and math.isfinite(self.lr), f"[training] lr must be a finite number >= 0, got {self.lr}")
+        _check(0 <= self.momentum < 1, f"[training] momentum must be in [0, 1), got {self.momentum}")
+        _check(self.weight_decay >= 0, f"[training] weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.eval_every >= 1, f"[training] eval_every must be >= 1, got {self.eval_every}")
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """Where nodes listen and how long they wait for each other.
+
+    A node's address is ``addresses[id]`` when the list is given (``gossip launch`` writes one),
+    else ``address_template`` with ``{id}`` and ``{port}`` (= ``base_port + id``) filled in — so a
+    compose or Kubernetes deployment names peers by DNS (``tcp://gossip-{id}.gossip:7000``) and a
+    laptop by port. ``listen`` overrides what the node binds (``tcp://0.0.0.0:7000`` in a container).
+    """
+
+    address_template: str = "tcp://127.0.0.1:{port}"
+    base_port: int = 7000
+    addresses: tuple[str, ...] = ()
+    listen: str = ""  # empty = bind the node's own address
+    round_timeout_s: float = 30.0  # wait this long for neighbours' models, then mix what arrived
+    startup_timeout_s: float = 120.0  # deadline for every neighbour to say hello
+    max_rounds_ahead: int = 2  # buffer neighbours' models this many rounds ahead of ours
+    queue_messages: int = 4  # ZeroMQ high-water mark per peer, in messages (bounds memory)
+    max_message_bytes: int = 0  # 0 = model size + header slack; larger frames never reach Python
+    wire_dtype: WireDtype = "float32"
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.base_port <= 65535, f"[transport] base_port must be a TCP port, got {self.base_port}")
+        _check(self.round_timeout_s > 0, f"[transport] round_timeout_s must be > 0, got {self.round_timeout_s}")
+        _check(self.startup_timeout_s > 0, f"[transport] startup_timeout_s must be > 0, got {self.startup_timeout_s}")
+        _check(self.max_rounds_ahead >= 1, f"[transport] max_rounds_ahead must be >= 1, got {self.max_rounds_ahead}")
+        _check(self.queue_messages >= 1, f"[transport] queue_messages must be >= 1, got {self.queue_messages}")
+        _check(self.max_message_bytes >= 0, "[transport] max_message_bytes must be >= 0")
+        _check_choice("transport", "wire_dtype", self.wire_dtype, WireDtype)
+        for text in (self.address_template, *self.addresses, self.listen):
+            if text:
+                _check(text.startswith(("tcp://", "ipc://")), f"[transport] address {text!r} must start with tcp:// or ipc://")
+
+    def address_of(self, node_id: int) -> str:
+        """The address peers use to reach ``node_id``."""
+        if self.addresses:
+            if node_id >= len(self.addresses):
+                raise ConfigError(f"[transport] addresses has {len(self.addresses)} entries, no address for node {node_id}")
+            return self.addresses[node_id]
+        try:
+            return self.address_template.format(id=node_id, port=self.base_port + node_id)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"[transport] address_template {self.address_template!r}: {exc}") from None
+
+    def listen_address(self, node_id: int) -> str:
+        """The address ``node_id`` binds."""
+        if self.listen:
+            return self.listen.format(id=node_id, port=self.base_port + node_id)
+        return self.address_of(node_id)
+
+
+@dataclass(frozen=True)
+class AggregationConfig:
+    """How a node combines its model with what arrived (default: D-SGD mixing with the topology's weights)."""
+
+    rule: Literal["dsgd"] = "dsgd"
+
+    def __post_init__(self) -> None:
+        _check(self.rule in ("dsgd",), f"[aggregation] rule = {self.rule!r} is not one of 'dsgd'")
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus endpoint of each node (``/metrics`` and ``/healthz``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    base_port: int = 9100  # node i serves on base_port + i unless ports is given
+    ports: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.base_port <= 65535, f"[metrics] base_port must be a TCP port, got {self.base_port}")
+
+    def port_of(self, node_id: int) -> int:
+        """The metrics port of ``node_id``."""
+        if self.ports:
+            if node_id >= len(self.ports):
+                raise ConfigError(f"[metrics] ports has {len(self.ports)} entries, no port for node {node_id}")
+            return self.ports[node_id]
+        return self.base_port + node_id if self.base_port else 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs; every node of the run loads the same one."""
+
+    run: RunSection = field(default_factory=RunSection)
+    topology: TopologyConfig = field(default_factory=TopologyConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def replace(self, **changes: Mapping[str, Any]) -> RunConfig:
+        """A copy with some keys of some sections changed: ``cfg.replace(training={"lr": 0.1})``."""
+        return _apply(self, {section: dict(values) for section, values in changes.items()}, source="code")
+
+
+# --------------------------------------------------------------------------------------------------
+# loading
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """Build a :class:`RunConfig` from a TOML file, ``GOSSIP_*`` environment variables and overrides.
+
+    ``overrides`` maps dotted keys (``"training.lr"``) to values; strings are parsed like TOML
+    values, so ``"0.1"``, ``"true"`` and ``"[1, 2]"`` work from the command line.
+    """
+    layers: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        _merge(layers, _read_toml(Path(path)))
+    _merge(layers, _from_env(os.environ if env is None else env))
+    if overrides:
+        _merge(layers, _from_dotted(overrides, source="--set"))
+    return _apply(RunConfig(), layers, source=str(path) if path else "config")
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a TOML file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+    return data
+
+
+def _section_names() -> list[str]:
+    return [f.name for f in fields(RunConfig)]
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    sections = _section_names()
+    for name, raw in env.items():
+        if not name.startswith("GOSSIP_") or name in _ENV_NOT_CONFIG:
+            continue
+        rest = name[len("GOSSIP_"):].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(f"environment variable {name}: no config section matches (sections: {', '.join(sections)})")
+        out.setdefault(section, {})[rest[len(section) + 1:]] = _parse_scalar(raw)
+    return out
+
+
+# Environment variables that belong to the CLI, not to the run config.
+_ENV_NOT_CONFIG = frozenset({"GOSSIP_NODE_ID", "GOSSIP_CONFIG", "GOSSIP_LOG_LEVEL"})
+
+
+def _from_dotted(overrides: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        section, sep, key = dotted.partition(".")
+        if not sep or not key:
+            raise ConfigError(f"{source} {dotted!r}: expected section.key=value, e.g. training.lr=0.1")
+        out.setdefault(section, {})[key] = _parse_scalar(value) if isinstance(value, str) else value
+    return out
+
+
+def _parse_scalar(text: str) -> Any:
+    """Parse a string as a TOML value when it is one (``0.1``, ``true``, ``[1, 2]``), else keep the string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _merge(into: dict[str, dict[str, Any]], layer: Mapping[str, Mapping[str, Any]]) -> None:
+    for section, values in layer.items():
+        into.setdefault(section, {}).update(values)
+
+
+def _apply(base: RunConfig, layers: Mapping[str, Mapping[str, Any]], source: str) -> RunConfig:
+    sections = {f.name: f for f in fields(RunConfig)}
+    changes: dict[str, Any] = {}
+    for section, values in layers.items():
+        if section not in sections:
+            raise ConfigError(f"{source}: unknown section [{section}]{_did_you_mean(section, sections)}")
+        current = getattr(base, section)
+        changes[section] = _apply_section(current, section, values, source)
+    return dataclasses.replace(base, **changes)
+
+
+def _apply_section(current: Any, section: str, values: Mapping[str, Any], source: str) -> Any:
+    known = {f.name: f for f in fields(current)}
+    hints = typing.get_type_hints(type(current))
+    coerced: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key {key!r} in [{section}]{_did_you_mean(key, known)}")
+        coerced[key] = _coerce(value, hints[key], f"[{section}] {key}")
+    return dataclasses.replace(current, **coerced)
+
+
+def _did_you_mean(word: str, options: Mapping[str, Any] | Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin is Literal:
+        return value  # the section's __post_init__ checks the choice and names it
+    if origin in (tuple, Sequence):
+        item_type = get_args(hint)[0]
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(_parse_scalar(v) if isinstance(v, str) and item_type is not str else v, item_type, where) for v in value)
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in get_args(hint) if a is not type(None)), where)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+
+
+def config_to_toml(cfg: RunConfig) -> str:
+    """Serialise a config as TOML that :func:`load_config` reads back to an equal config."""
+    lines: list[str] = []
+    for section in fields(cfg):
+        value = getattr(cfg, section.name)
+        assert is_dataclass(value)  # internal invariant, not input validation
+        lines.append(f"[{section.name}]")
+        for f in fields(value):
+            lines.append(f"{f.name} = {_toml_value(getattr(value, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if value is None:
+        raise ConfigError("None cannot be written to TOML")
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,89 @@
+"""Configuration: defaults, TOML → environment → overrides precedence, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gossip.config import RunConfig, config_to_toml, load_config
+from gossip.errors import ConfigError
+
+
+def test_defaults_are_a_valid_run() -> None:
+    """With no file, environment or flags, the config is the documented default run."""
+    cfg = load_config(env={})
+    assert cfg == RunConfig()
+    assert cfg.topology.weights == "metropolis"
+    assert cfg.data.dataset == "mnist1d"
+
+
+def test_toml_then_env_then_overrides(tmp_path: Path) -> None:
+    """A later layer wins: file < GOSSIP_* environment < --set overrides."""
+    path = tmp_path / "run.toml"
+    path.write_text('[training]\nlr = 0.1\nrounds = 7\n[topology]\nspec = "torus"\n')
+    cfg = load_config(path, env={"GOSSIP_TRAINING_LR": "0.2"}, overrides={"topology.spec": "ring"})
+    assert cfg.training.lr == 0.2
+    assert cfg.training.rounds == 7
+    assert cfg.topology.spec == "ring"
+
+
+def test_env_keys_with_underscores_map_to_their_section() -> None:
+    """GOSSIP_TRAINING_LOCAL_STEPS sets training.local_steps (the section is matched first)."""
+    cfg = load_config(env={"GOSSIP_TRAINING_LOCAL_STEPS": "3", "GOSSIP_NODE_ID": "4"})
+    assert cfg.training.local_steps == 3
+
+
+def test_config_round_trips_through_toml(tmp_path: Path) -> None:
+    """What the launcher writes into the run directory reads back to the same config."""
+    cfg = load_config(env={}, overrides={"transport.addresses": '["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"]', "data.alpha": "0.1"})
+    path = tmp_path / "config.toml"
+    path.write_text(config_to_toml(cfg))
+    assert load_config(path, env={}) == cfg
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[training]\nlrr = 0.1\n", "unknown key 'lrr' in [training]; did you mean 'lr'?"),
+        ("[trainig]\nlr = 0.1\n", "unknown section [trainig]; did you mean 'training'?"),
+        ("[training]\nlr = -1.0\n", "lr must be a finite number >= 0"),
+        ("[training]\nrounds = 'ten'\n", "[training] rounds must be an integer"),
+        ("[data]\npartition = 'zipf'\n", "[data] partition = 'zipf' is not one of"),
+        ("[topology]\nweights = 'magic'\n", "[topology] weights = 'magic'"),
+        ("[training\nlr = 1\n", "invalid TOML"),
+        ("[transport]\naddress_template = 'http://x:{port}'\n", "must start with tcp://"),
+    ],
+)
+def test_bad_config_raises_one_line_config_error(tmp_path: Path, toml: str, message: str) -> None:
+    """Every user mistake in a config file is a ConfigError whose single line names the problem."""
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    """A path that does not exist is named in the error."""
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_unknown_environment_section_is_refused() -> None:
+    """A GOSSIP_* variable that matches no section is an error, not silently ignored."""
+    with pytest.raises(ConfigError, match="GOSSIP_TRAINNG_LR"):
+        load_config(env={"GOSSIP_TRAINNG_LR": "1"})
+
+
+def test_address_of_uses_list_or_template() -> None:
+    """Peers are found from the explicit list when given, else from the template with {id}/{port}."""
+    cfg = load_config(env={}, overrides={"transport.address_template": "tcp://gossip-{id}.gossip:7000"})
+    assert cfg.transport.address_of(3) == "tcp://gossip-3.gossip:7000"
+    cfg2 = load_config(env={}, overrides={"transport.base_port": 8000})
+    assert cfg2.transport.address_of(5) == "tcp://127.0.0.1:8005"
+    cfg3 = cfg.replace(transport={"addresses": ("tcp://a:1", "tcp://b:2")})
+    assert cfg3.transport.address_of(1) == "tcp://b:2"
+    with pytest.raises(ConfigError):
+        cfg3.transport.address_of(2)
