@@ -1,0 +1,691 @@
+"""The communication graph: who gossips with whom, and the mixing weights every node derives from it.
+
+A :class:`Topology` is a frozen, validated ``nx.Graph`` whose nodes are exactly ``0..N-1``. It comes from a
+seeded generator (:func:`generate`), a file (:func:`load`) or a spec string that names either
+(:func:`parse_spec`). Every path goes through one validator, so a node never starts on a graph with self
+loops, holes in its ids or a part it cannot reach. Mixing weights are computed here from the graph alone:
+a node never takes a weight (or a degree) from a message.
+
+What the validator does to a graph, and why:
+
+- directed graphs become undirected: D-SGD with Metropolis-Hastings weights needs a symmetric W;
+- parallel edges collapse to one (the last one's attributes win);
+- integer (or integer-string) node ids must be exactly ``0..N-1``; anything else is refused, because a
+  silent renumbering would give a node another node's data shard;
+- non-integer ids (GraphML names such as ``"paris"`` or ``"n7"``) are numbered in natural sorted order
+  (``"n2"`` before ``"n10"``) and the original id is kept as the node attribute ``"label"``;
+- self loops and disconnected graphs are refused. Every refusal is one :class:`TopologyError` line.
+
+Text formats and how :func:`load` tells them apart are documented in ``topologies/README.md``.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from gossip.errors import TopologyError
+from gossip.ids import NodeId
+
+__all__ = ["KINDS", "WEIGHT_KINDS", "Topology", "describe", "draw", "generate", "load", "parse_spec", "save"]
+
+WEIGHT_KINDS = ("metropolis", "uniform", "max-degree")
+"""Mixing-weight rules (REFERENCES §1.2). Only ``uniform`` needs a regular graph to be doubly stochastic."""
+
+_FILE_SUFFIXES = frozenset({".graphml", ".edges", ".edgelist", ".txt", ".adjacency", ".adj"})
+
+
+@dataclass(frozen=True, repr=False)
+class Topology:
+    """A validated, immutable graph over nodes ``0..N-1``. Equal when the name and the edge set are.
+
+    Construct it with any ``nx.Graph`` (directed, multi, string ids): ``__post_init__`` validates it and
+    stores a frozen, undirected copy, so ``topology.graph`` is always safe to share between threads.
+    """
+
+    graph: nx.Graph = field(compare=False)
+    name: str
+    _edges: tuple[tuple[int, int], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        graph = _validated(self.graph, self.name)
+        object.__setattr__(self, "graph", graph)
+        object.__setattr__(self, "_edges", tuple(sorted((min(u, v), max(u, v)) for u, v in graph.edges)))
+
+    def __repr__(self) -> str:
+        return f"Topology({self.name!r}, n={self.n}, edges={len(self._edges)})"
+
+    @property
+    def n(self) -> int:
+        """Number of nodes N; the ids are 0..N-1."""
+        return int(self.graph.number_of_nodes())
+
+    @property
+    def edges(self) -> list[tuple[NodeId, NodeId]]:
+        """Every edge once, as ``(u, v)`` with ``u < v``, sorted."""
+        return [(NodeId(u), NodeId(v)) for u, v in self._edges]
+
+    def neighbours(self, i: int) -> tuple[NodeId, ...]:
+        """The nodes ``i`` exchanges models with, sorted."""
+        return tuple(NodeId(j) for j in sorted(self.graph.adj[self._node(i)]))
+
+    def degree(self, i: int) -> int:
+        """Number of neighbours of ``i``."""
+        return len(self.graph.adj[self._node(i)])
+
+    def degrees(self) -> tuple[int, ...]:
+        """Degree of every node, indexed by node id."""
+        return tuple(len(self.graph.adj[i]) for i in range(self.n))
+
+    def mixing_matrix(self, kind: str = "metropolis") -> np.ndarray:
+        """The N×N mixing matrix W (float64, read-only, cached per kind).
+
+        Raises
+        ------
+        TopologyError
+            ``kind`` is unknown, or ``"uniform"`` on an irregular graph (W would not be doubly stochastic,
+            so gossip would converge to a degree-weighted mean instead of the mean).
+        """
+        if kind not in WEIGHT_KINDS:
+            raise TopologyError(f"unknown weights {kind!r}; known: {', '.join(WEIGHT_KINDS)}")
+        if kind == "uniform":
+            lo, hi = min(self.degrees()), max(self.degrees())
+            if lo != hi:
+                raise TopologyError(
+                    f"topology {self.name}: uniform weights need a regular graph (degrees range {lo}..{hi}); "
+                    "use 'metropolis' or 'max-degree'"
+                )
+        return _mixing_matrix(self.n, self._edges, kind)
+
+    def mixing_weights(self, i: int, kind: str = "metropolis") -> dict[NodeId, float]:
+        """Row ``i`` of W restricted to its support: the neighbours of ``i`` and ``i`` itself."""
+        row = self.mixing_matrix(kind)[self._node(i)]
+        return {NodeId(j): float(row[j]) for j in sorted((*self.graph.adj[i], i))}
+
+    def second_eigenvalue(self, kind: str = "metropolis") -> float:
+        """max_{k>=2} |lambda_k(W)|: one gossip step multiplies the distance to consensus by at most this."""
+        self.mixing_matrix(kind)  # validates kind
+        return _second_eigenvalue(self.n, self._edges, kind)
+
+    def spectral_gap(self, kind: str = "metropolis") -> float:
+        """1 - max_{k>=2} |lambda_k(W)|; small gaps mean slow consensus (the ring's shrinks as 1/N²)."""
+        return 1.0 - self.second_eigenvalue(kind)
+
+    def edge_attributes(self, u: int, v: int) -> dict[str, object]:
+        """A copy of the data on edge (u, v), e.g. the link-emulation keys ``delay_ms`` or ``loss``."""
+        if not self.graph.has_edge(u, v):
+            raise TopologyError(f"topology {self.name} has no edge ({u}, {v})")
+        return dict(self.graph.edges[u, v])
+
+    def _node(self, i: int) -> int:
+        if not (isinstance(i, int | np.integer) and 0 <= i < self.n):
+            raise TopologyError(f"node {i!r} is not in topology {self.name} (ids 0..{self.n - 1})")
+        return int(i)
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+
+def _validated(graph: nx.Graph, name: str) -> nx.Graph:
+    """The one gate every topology passes: a frozen, simple, undirected, connected graph over 0..N-1."""
+    if not isinstance(graph, nx.Graph):
+        raise TypeError(f"Topology needs an nx.Graph, got {type(graph).__name__}")
+    where = f"topology {name}"
+    if graph.number_of_nodes() == 0:
+        raise TopologyError(f"{where} has no nodes")
+    graph = _int_labelled(graph, where)
+    loops = sorted(nx.nodes_with_selfloops(graph))
+    if loops:
+        more = f" (and {len(loops) - 1} more)" if len(loops) > 1 else ""
+        raise TopologyError(f"{where}: self loop at node {loops[0]}{more}")
+    simple = nx.Graph()
+    simple.add_nodes_from(sorted(graph.nodes(data=True)))
+    simple.add_edges_from(graph.edges(data=True))  # undirected; parallel edges collapse
+    if not nx.is_connected(simple):
+        parts = sorted(nx.connected_components(simple), key=min)
+        raise TopologyError(
+            f"{where} is disconnected: {len(parts)} components, e.g. nodes {_brief(parts[0])} and {_brief(parts[1])}"
+        )
+    return nx.freeze(simple)
+
+
+def _int_labelled(graph: nx.Graph, where: str) -> nx.Graph:
+    labels = list(graph.nodes)
+    ids = [i for i in map(_as_int, labels) if i is not None]
+    if len(ids) < len(labels):
+        # Names, not numbers (GraphML from yEd or Gephi): number them in natural order, remember the name.
+        order = sorted(labels, key=_natural)
+        out = nx.relabel_nodes(graph, {label: k for k, label in enumerate(order)})
+        for k, label in enumerate(order):
+            out.nodes[k]["label"] = str(label)
+        return out
+    n, have = len(ids), set(ids)
+    if len(have) < n:
+        dup = next(i for i, count in Counter(ids).items() if count > 1)
+        spellings = " and ".join(repr(label) for label in labels if _as_int(label) == dup)
+        raise TopologyError(f"{where}: node id {dup} appears twice (as {spellings})")
+    missing, unexpected = sorted(set(range(n)) - have), sorted(have - set(range(n)))
+    if missing or unexpected:
+        what = []
+        if missing:
+            what.append(f"missing {_few(missing)}")
+        if unexpected:
+            what.append(f"unexpected {_few(unexpected)}")
+        raise TopologyError(f"{where}: node ids must be 0..{n - 1}: {', '.join(what)}")
+    if all(type(label) is int for label in labels):
+        return graph
+    return nx.relabel_nodes(graph, dict(zip(labels, ids, strict=True)))
+
+
+def _natural(label: object) -> list[str | int]:
+    """Sort key that puts "n2" before "n10": digit runs compare as numbers."""
+    return [int(part) if k % 2 else part for k, part in enumerate(re.split(r"(\d+)", str(label)))]
+
+
+def _as_int(label: object) -> int | None:
+    if isinstance(label, int | np.integer) and not isinstance(label, bool):
+        return int(label)
+    if isinstance(label, str) and re.fullmatch(r"\s*[+-]?\d+\s*", label):
+        return int(label)
+    return None
+
+
+def _few(ids: list[int], shown: int = 5) -> str:
+    more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
+    return ", ".join(map(str, ids[:shown])) + more
+
+
+def _brief(nodes: Collection[int]) -> str:
+    lo, hi = min(nodes), max(nodes)
+    if hi - lo + 1 == len(nodes) and len(nodes) > 2:
+        return f"{{{lo}..{hi}}}"
+    first = sorted(nodes)[:4]
+    return "{" + ", ".join(map(str, first)) + (", ...}" if len(nodes) > 4 else "}")
+
+
+# --- mixing matrices (pure, cached on the edge set) ----------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _mixing_matrix(n: int, edges: tuple[tuple[int, int], ...], kind: str) -> np.ndarray:
+    u = np.fromiter((e[0] for e in edges), dtype=np.int64, count=len(edges))
+    v = np.fromiter((e[1] for e in edges), dtype=np.int64, count=len(edges))
+    deg = np.bincount(np.concatenate([u, v]), minlength=n)
+    if kind == "metropolis":
+        w = 1.0 / (1.0 + np.maximum(deg[u], deg[v]))
+    else:  # max-degree, and uniform (the caller checked the graph is regular, so the two coincide)
+        w = np.full(len(edges), 1.0 / (1.0 + deg.max()))
+    matrix = np.zeros((n, n))
+    matrix[u, v] = w
+    matrix[v, u] = w
+    # The self weight takes the rest, so every row sums to 1; symmetry then makes every column sum to 1.
+    np.fill_diagonal(matrix, 1.0 - matrix.sum(axis=1))
+    matrix.setflags(write=False)
+    return matrix
+
+
+@functools.lru_cache(maxsize=64)
+def _second_eigenvalue(n: int, edges: tuple[tuple[int, int], ...], kind: str) -> float:
+    if n == 1:
+        return 0.0
+    magnitudes = np.sort(np.abs(np.linalg.eigvalsh(_mixing_matrix(n, edges, kind))))
+    return float(magnitudes[-2])
+
+
+# --- generators ----------------------------------------------------------------------------------------
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise TopologyError(message)
+
+
+def _connected_sample(make: Callable[[int], nx.Graph], seed: int, what: str) -> nx.Graph:
+    # Seeds seed, seed+1, ...: deterministic for a given seed, and never a disconnected graph.
+    for k in range(100):
+        graph = make(seed + k)
+        if nx.is_connected(graph):
+            return graph
+    raise TopologyError(f"{what}: no connected graph in 100 seeds from {seed}; use a denser setting")
+
+
+def _ring(n: int, seed: int) -> tuple[nx.Graph, str]:
+    _need(n >= 3, f"ring needs n >= 3, got {n}")
+    return nx.cycle_graph(n), f"ring-{n}"
+
+
+def _torus(n: int, seed: int, rows: int | None = None, cols: int | None = None) -> tuple[nx.Graph, str]:
+    rows, cols = _torus_shape(n, rows, cols)
+    grid = nx.grid_2d_graph(rows, cols, periodic=True)  # rows or cols of 2 would need parallel edges
+    return nx.convert_node_labels_to_integers(grid, ordering="sorted"), f"torus-{rows}x{cols}"
+
+
+def _torus_shape(n: int, rows: int | None, cols: int | None) -> tuple[int, int]:
+    hint = "torus needs n = rows*cols with rows, cols >= 3 (e.g. 16 -> 4x4)"
+    if rows is None and cols is None:
+        rows = next((r for r in range(math.isqrt(n), 2, -1) if n % r == 0 and n // r >= 3), None)
+        if rows is None:
+            raise TopologyError(f"{hint}; {n} has no such factorisation")
+    if rows is not None and cols is None:
+        _need(rows > 0 and n % rows == 0, f"{hint}; {n} is not a multiple of rows={rows}")
+        cols = n // rows
+    elif cols is not None and rows is None:
+        _need(cols > 0 and n % cols == 0, f"{hint}; {n} is not a multiple of cols={cols}")
+        rows = n // cols
+    if rows is None or cols is None:  # unreachable: every branch above fixed both
+        raise TopologyError(hint)
+    _need(rows * cols == n, f"torus {rows}x{cols} has {rows * cols} nodes, not {n}")
+    _need(rows >= 3 and cols >= 3, f"{hint}; got {rows}x{cols}")
+    return rows, cols
+
+
+def _complete(n: int, seed: int) -> tuple[nx.Graph, str]:
+    return nx.complete_graph(n), f"complete-{n}"
+
+
+def _star(n: int, seed: int) -> tuple[nx.Graph, str]:
+    return nx.star_graph(n - 1), f"star-{n}"  # node 0 is the hub: the federated-learning reference
+
+
+def _erdos_renyi(n: int, seed: int, p: float | None = None) -> tuple[nx.Graph, str]:
+    p = min(1.0, 2.0 * math.log(n) / n) if p is None else p
+    _need(0.0 < p <= 1.0, f"erdos-renyi needs 0 < p <= 1, got {p}")
+    graph = _connected_sample(lambda s: nx.gnp_random_graph(n, p, seed=s), seed, f"erdos-renyi n={n} p={p:g}")
+    return graph, f"erdos-renyi-{n}-p{p:.3g}"
+
+
+def _barabasi_albert(n: int, seed: int, m: int = 2) -> tuple[nx.Graph, str]:
+    _need(1 <= m < n, f"barabasi-albert needs 1 <= m < n, got m={m}, n={n}")
+    return nx.barabasi_albert_graph(n, m, seed=seed), f"barabasi-albert-{n}-m{m}"
+
+
+def _exponential(n: int, seed: int) -> tuple[nx.Graph, str]:
+    # Ying et al. 2021's static exponential graph, made undirected: i ~ i + 2^k (mod n), k < ceil(log2 n).
+    graph = nx.empty_graph(n)
+    graph.add_edges_from((i, (i + 2**k) % n) for i in range(n) for k in range(math.ceil(math.log2(n))))
+    return graph, f"exponential-{n}"
+
+
+def _regular(n: int, seed: int, d: int = 4) -> tuple[nx.Graph, str]:
+    _need(2 <= d < n and n * d % 2 == 0, f"regular needs 2 <= d < n and n*d even, got n={n}, d={d}")
+    graph = _connected_sample(lambda s: nx.random_regular_graph(d, n, seed=s), seed, f"regular n={n} d={d}")
+    return graph, f"regular-{n}-d{d}"
+
+
+_Generator = Callable[..., tuple[nx.Graph, str]]
+_GENERATORS: Mapping[str, tuple[_Generator, Mapping[str, type]]] = MappingProxyType({
+    "ring": (_ring, {}),
+    "torus": (_torus, {"rows": int, "cols": int}),
+    "complete": (_complete, {}),
+    "star": (_star, {}),
+    "erdos-renyi": (_erdos_renyi, {"p": float}),
+    "barabasi-albert": (_barabasi_albert, {"m": int}),
+    "exponential": (_exponential, {}),
+    "regular": (_regular, {"d": int}),
+})
+_ALIASES: Mapping[str, str] = MappingProxyType({"er": "erdos-renyi", "ba": "barabasi-albert", "exp": "exponential"})
+KINDS = tuple(_GENERATORS)
+"""Generator names accepted by :func:`generate` and :func:`parse_spec` (plus the aliases er, ba, exp)."""
+
+
+def _kind(text: str) -> str:
+    kind = _ALIASES.get(text.strip().lower(), text.strip().lower())
+    if kind in _GENERATORS:
+        return kind
+    close = difflib.get_close_matches(kind, [*_GENERATORS, *_ALIASES], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    alias_of = {full: alias for alias, full in _ALIASES.items()}
+    known = ", ".join(f"{k} ({alias_of[k]})" if k in alias_of else k for k in _GENERATORS)
+    raise TopologyError(f"unknown topology {text!r}{hint}; known: {known}, or a path to a file")
+
+
+def generate(kind: str, n: int, seed: int = 0, **params: float) -> Topology:
+    """Build a seeded topology: same (kind, n, seed, params) → same graph.
+
+    Kinds: ring, torus (rows, cols), complete, star, erdos-renyi / er (p), barabasi-albert / ba (m),
+    exponential / exp, regular (d). Random kinds retry with seed+1, seed+2, ... until connected.
+    """
+    name = _kind(kind)
+    make, schema = _GENERATORS[name]
+    unknown = sorted(set(params) - set(schema))
+    if unknown:
+        raise TopologyError(f"topology {name!r} has no parameter {unknown[0]!r}; it takes {', '.join(schema) or 'none'}")
+    _need(isinstance(n, int) and n >= 2, f"topology {name!r} needs at least 2 nodes, got {n}")
+    args: dict[str, Any] = {}
+    for key, value in params.items():
+        if schema[key] is int:
+            _need(float(value).is_integer(), f"topology {name!r}: {key} must be an integer, got {value}")
+        args[key] = schema[key](value)
+    graph, label = make(n, seed, **args)
+    return Topology(graph, label)
+
+
+def parse_spec(spec: str, n: int | None = None, seed: int = 0) -> Topology:
+    """A topology from a spec: a file path, or ``kind[:params]``.
+
+    Forms: ``ring``, ``complete``, ``star``, ``exponential``, ``torus`` (most square rows x cols),
+    ``torus:4x4`` (N may be omitted), ``er:p=0.3``, ``ba:m=2``, ``regular:d=4``, ``torus:rows=3,cols=6``.
+    Generators need ``n``; a file fixes N itself, and a different ``n`` is refused rather than ignored.
+    """
+    text = spec.strip()
+    _need(bool(text), "topology spec is empty")
+    path = Path(text).expanduser()
+    if path.is_file():
+        return _sized(load(path), n, path.name)
+    if "/" in text or path.suffix.lower() in _FILE_SUFFIXES:
+        raise TopologyError(f"topology file not found: {text}")
+    kind_text, _, arg_text = text.partition(":")
+    kind = _kind(kind_text)
+    params = _parse_params(kind, arg_text.strip())
+    if n is None:
+        _need("rows" in params and "cols" in params, f"topology {kind_text!r} needs --nodes")
+        n = int(params["rows"] * params["cols"])
+    return generate(kind, n, seed, **params)
+
+
+def _parse_params(kind: str, text: str) -> dict[str, float]:
+    if not text:
+        return {}
+    grid = re.fullmatch(r"(\d+)\s*[xX]\s*(\d+)", text)
+    if kind == "torus" and grid:
+        return {"rows": int(grid[1]), "cols": int(grid[2])}
+    schema = _GENERATORS[kind][1]
+    _need(bool(schema), f"topology {kind!r} takes no parameters, got {text!r}")
+    params: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, eq, value = (s.strip() for s in item.partition("="))
+        if not (eq and key and value):
+            form = "rows x cols (4x4) or " * (kind == "torus") + f"key=value with key in {', '.join(schema)}"
+            raise TopologyError(f"topology {kind!r}: cannot parse {item!r}; write {form}")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            raise TopologyError(f"topology {kind!r}: {key} must be a number, got {value!r}") from None
+    return params
+
+
+def _sized(topology: Topology, n: int | None, filename: str) -> Topology:
+    if n is None or n == topology.n:
+        return topology
+    relation = "larger" if n > topology.n else "smaller"
+    raise TopologyError(f"--nodes {n} is {relation} than topology file {filename} ({topology.n} nodes)")
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+
+def load(path: str | Path) -> Topology:
+    """Read a GraphML file or one of three text edge formats (see ``topologies/README.md``).
+
+    GraphML is chosen by the ``.graphml`` suffix or a leading ``<``; anything else is parsed as text and
+    its format is detected from the content. The topology is named after the GraphML graph's ``name``
+    attribute when it has one (:func:`save` writes it), else after the file stem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TopologyError(f"topology file not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TopologyError(f"cannot read topology file {path}: {exc.strerror}") from None
+    if path.suffix.lower() == ".graphml" or data.lstrip().startswith(b"<"):
+        try:
+            graph = nx.read_graphml(path)
+        except (ET.ParseError, nx.NetworkXError, KeyError, ValueError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TopologyError(f"cannot read {path.name} as GraphML: {first}") from None
+        name = graph.graph.get("name")
+        if isinstance(name, str) and name.strip():
+            return Topology(graph, name.strip())
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TopologyError(f"cannot read {path.name}: not a text edge list or GraphML file") from None
+        graph = _parse_text(text, path.name)
+    return Topology(graph, path.stem)
+
+
+def _parse_text(text: str, filename: str) -> nx.Graph:
+    """Detect and parse one of the three text formats; the rule is spelled out in topologies/README.md."""
+    # Comment-only lines vanish; blank lines stay, because in the adjacency format they are nodes.
+    lines = [(k, raw.split("#", 1)[0].strip()) for k, raw in enumerate(text.splitlines(), 1) if not raw.lstrip().startswith("#")]
+    while lines and not lines[0][1]:
+        lines.pop(0)
+    _need(bool(lines), f"{filename} is empty")
+    first = lines[0][1].split()
+    if len(first) != 1:
+        return _parse_nx_edgelist(lines, filename)
+    head = f"{filename} line {lines[0][0]}"
+    _need(first[0].isascii() and first[0].isdigit(), f"{head}: expected a node count or 'u v', got {lines[0][1]!r}")
+    n, rest = int(first[0]), lines[1:]
+    _need(n >= 1, f"{head}: node count must be >= 1")
+    while len(rest) > n and not rest[-1][1]:
+        rest.pop()  # trailing blank lines are not nodes
+    graph = nx.empty_graph(n)
+    adjacency, why_not = _as_adjacency(rest, n) if len(rest) == n else (None, "")
+    if adjacency is not None:
+        graph.add_edges_from((i, j) for i, row in enumerate(adjacency) for j in row)
+        return graph
+    for k, line in rest:
+        if not line:
+            continue
+        ids = _ints(line.split(), filename, k)
+        if len(ids) != 2:
+            also = f"; nor a symmetric adjacency list ({why_not})" if why_not else ""
+            raise TopologyError(f"{filename} line {k}: expected 'u v', got {line!r}{also}")
+        bad = [i for i in ids if not 0 <= i < n]
+        if bad:
+            raise TopologyError(f"{filename} line {k}: node {bad[0]} is outside 0..{n - 1} (the first line says n = {n})")
+        graph.add_edge(*ids)
+    return graph
+
+
+def _as_adjacency(rows: list[tuple[int, str]], n: int) -> tuple[list[set[int]] | None, str]:
+    """Read n lines as neighbour lists, or say why they are not a (symmetric, loop-free) adjacency list."""
+    adjacency: list[set[int]] = []
+    for i, (_, line) in enumerate(rows):
+        try:
+            row = {int(t) for t in line.split()}
+        except ValueError:
+            return None, f"line for node {i} is not integers"
+        if i in row or any(not 0 <= j < n for j in row):
+            return None, f"node {i} lists itself or an id outside 0..{n - 1}"
+        adjacency.append(row)
+    for i, row in enumerate(adjacency):
+        for j in row:
+            if i not in adjacency[j]:
+                return None, f"node {i} lists {j} but {j} does not list {i}"
+    return adjacency, ""
+
+
+def _parse_nx_edgelist(lines: list[tuple[int, str]], filename: str) -> nx.Graph:
+    graph = nx.Graph()
+    for k, line in lines:
+        if not line:
+            continue
+        parts = line.split(maxsplit=2)
+        _need(len(parts) >= 2, f"{filename} line {k}: expected 'u v [data]', got {line!r}")
+        u, v = _ints(parts[:2], filename, k)
+        data: dict[str, Any] = {}
+        if len(parts) == 3:
+            data = _edge_data(parts[2], filename, k)
+        graph.add_edge(u, v, **data)
+    return graph
+
+
+def _edge_data(text: str, filename: str, k: int) -> dict[str, Any]:
+    if text.startswith("{"):
+        try:
+            data = ast.literal_eval(text)  # literals only: a file cannot run code
+        except (ValueError, SyntaxError):
+            data = None
+        _need(isinstance(data, dict), f"{filename} line {k}: edge data {text!r} is not a {{key: value}} dict")
+        return {str(key): value for key, value in data.items()}
+    try:
+        return {"weight": float(text)}
+    except ValueError:
+        raise TopologyError(f"{filename} line {k}: expected 'u v', 'u v weight' or 'u v {{data}}', got extra {text!r}") from None
+
+
+def _ints(tokens: list[str], filename: str, k: int) -> list[int]:
+    try:
+        return [int(t) for t in tokens]
+    except ValueError:
+        raise TopologyError(f"{filename} line {k}: node ids must be integers, got {' '.join(tokens)!r}") from None
+
+
+def save(topology: Topology, path: str | Path) -> None:
+    """Write ``.graphml``, ``.edges`` (decentralizepy edges), ``.adjacency`` (decentralizepy) or a NetworkX edge list.
+
+    The decentralizepy edges format lists every edge in both directions, as decentralizepy itself writes it.
+    """
+    path = Path(path)
+    suffix, graph = path.suffix.lower(), topology.graph
+    if suffix == ".graphml":
+        named = nx.Graph(graph)
+        named.graph["name"] = topology.name  # so a copy in a run directory still loads as e.g. "torus-4x4"
+        nx.write_graphml(named, path)
+        return
+    if suffix == ".edges":
+        body = [f"{i} {j}" for i in range(topology.n) for j in topology.neighbours(i)]
+        lines = [str(topology.n), *body]
+    elif suffix in (".adjacency", ".adj"):
+        lines = [str(topology.n), *(" ".join(map(str, topology.neighbours(i))) for i in range(topology.n))]
+    else:
+        lines = [f"# {topology.name}: {topology.n} nodes, {len(topology.edges)} edges (networkx edge list)"]
+        lines += [f"{u} {v} {_plain(graph.edges[u, v])!r}" if graph.edges[u, v] else f"{u} {v}" for u, v in topology.edges]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
+    # numpy scalars repr as "np.float64(1.0)", which the reader's literal_eval would refuse.
+    return {key: value.item() if isinstance(value, np.generic) else value for key, value in data.items()}
+
+
+# --- presentation --------------------------------------------------------------------------------------
+
+
+def describe(topology: Topology, kind: str = "metropolis") -> str:
+    """Human-readable summary for ``gossip topology show``: size, degrees, diameter, weights, spectral gap."""
+    degrees = topology.degrees()
+    counts = sorted(Counter(degrees).items())
+    histogram = ", ".join(f"degree {d}: {c} node{'s' * (c != 1)}" for d, c in counts[:8])
+    histogram += f", ... ({len(counts) - 8} more degrees)" * (len(counts) > 8)
+    regular = min(degrees) == max(degrees)
+    out = [
+        f"topology      {topology.name}",
+        f"nodes         {topology.n}",
+        f"edges         {len(topology.edges)}",
+        f"degree        min {min(degrees)}, mean {sum(degrees) / topology.n:.2f}, max {max(degrees)}"
+        + (" (regular)" if regular else " (irregular)"),
+        f"              {histogram}",
+        f"diameter      {nx.diameter(topology.graph)}",
+    ]
+    attributed = [e for e in topology.edges if topology.graph.edges[e]]
+    if attributed:
+        keys = sorted({key for e in attributed for key in topology.graph.edges[e]})
+        out.append(f"edge data     {', '.join(keys)} (on {len(attributed)} of {len(topology.edges)} edges)")
+    try:
+        matrix = topology.mixing_matrix(kind)
+    except TopologyError as exc:
+        return "\n".join([*out, f"weights       {kind}: not usable: {exc}"])
+    symmetric = bool(np.allclose(matrix, matrix.T, atol=1e-12))
+    doubly = bool(np.allclose(matrix.sum(axis=0), 1.0, atol=1e-12) and np.allclose(matrix.sum(axis=1), 1.0, atol=1e-12))
+    facts = ", ".join(["symmetric" if symmetric else "NOT symmetric", "doubly stochastic" if doubly else "NOT doubly stochastic"])
+    out += [
+        f"weights       {kind} ({facts})",
+        f"spectral gap  {topology.spectral_gap(kind):.4f} (second |eigenvalue| {topology.second_eigenvalue(kind):.4f})",
+    ]
+    return "\n".join(out)
+
+
+def _layout(topology: Topology) -> tuple[dict[int, tuple[float, float]], bool]:
+    """Node positions, and whether they form a torus grid (whose wrap-around edges are drawn as stubs)."""
+    n, name = topology.n, topology.name
+    grid = re.match(r"torus-(\d+)x(\d+)", name)
+    if grid and int(grid[1]) * int(grid[2]) == n:
+        cols = int(grid[2])
+        return {i: (float(i % cols), -float(i // cols)) for i in range(n)}, True
+    if name.startswith("star"):
+        hub = max(range(n), key=topology.degree)
+        rim = [i for i in range(n) if i != hub]
+        angles = {j: 2 * math.pi * k / len(rim) for k, j in enumerate(rim)}
+        return {hub: (0.0, 0.0)} | {j: (math.sin(a), math.cos(a)) for j, a in angles.items()}, False
+    if len(set(topology.degrees())) == 1 or name.startswith(("ring", "exponential", "complete", "regular")):
+        return {i: (math.sin(2 * math.pi * i / n), math.cos(2 * math.pi * i / n)) for i in range(n)}, False
+    pos = nx.spring_layout(topology.graph, seed=0)
+    return {int(i): (float(xy[0]), float(xy[1])) for i, xy in pos.items()}, False
+
+
+def _segments(topology: Topology, pos: Mapping[int, tuple[float, float]], torus: bool) -> list[np.ndarray]:
+    segments = []
+    for u, v in topology.edges:
+        a, b = np.array(pos[u]), np.array(pos[v])
+        if torus and np.abs(b - a).max() > 1.5:
+            # A wrap-around edge drawn straight would hide under its row or column: draw two outward stubs.
+            step = np.sign(b - a) * 0.4
+            segments += [np.array([a, a - step]), np.array([b, b + step])]
+        else:
+            segments.append(np.array([a, b]))
+    return segments
+
+
+def draw(
+    topology: Topology,
+    path: str | Path,
+    node_values: Mapping[int, float] | None = None,
+    title: str | None = None,
+    highlight: Collection[int] = (),
+) -> None:
+    """Save a 600x600 PNG of the graph; ``node_values`` colours nodes (with a colorbar), ``highlight`` rings them red.
+
+    Uses matplotlib's object-oriented API with an Agg canvas, so pyplot's global state is never touched.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    n, values = topology.n, dict(node_values or {})
+    strangers = sorted(set(values) - set(range(n))) + sorted(set(highlight) - set(range(n)))
+    if strangers:
+        raise TopologyError(f"draw: node {strangers[0]} is not in topology {topology.name}")
+    pos, torus = _layout(topology)
+    xy = np.array([pos[i] for i in range(n)])
+    fig = Figure(figsize=(6, 6), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.add_collection(LineCollection(_segments(topology, pos, torus), colors="0.65", linewidths=1.0, zorder=1))
+    face = np.tile((0.62, 0.79, 0.88, 1.0), (n, 1))  # light blue: no value for this node
+    if values:
+        shown = ScalarMappable(Normalize(min(values.values()), max(values.values())), cmap="viridis")
+        face[list(values)] = shown.to_rgba(np.array(list(values.values()), dtype=float))
+        fig.colorbar(shown, ax=ax, shrink=0.8)
+    red = np.isin(np.arange(n), list(highlight))
+    ax.scatter(xy[:, 0], xy[:, 1], c=face, s=320.0 if n <= 16 else max(20.0, 5000.0 / n), zorder=2,
+               edgecolors=["tab:red" if r else "0.25" for r in red], linewidths=[2.5 if r else 0.8 for r in red])
+    if n <= 64:
+        dark = face[:, :3] @ np.array([0.299, 0.587, 0.114]) < 0.5  # white text on dark nodes
+        for i, (x, y) in enumerate(xy):
+            ax.text(x, y, str(i), ha="center", va="center", fontsize=9 if n <= 16 else 6, zorder=3,
+                    color="white" if dark[i] else "black")
+    ax.set_title(title or topology.name)
+    ax.set_aspect("equal")
+    ax.margins(0.08)
+    ax.axis("off")
+    fig.savefig(path, format="png")
