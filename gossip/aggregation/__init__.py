@@ -1,0 +1,18 @@
+"""Aggregation rules: how a node combines its own model with the models that arrived this round.
+
+Every rule is an :class:`Aggregator` with exactly one method, ``aggregate(local, received, weights)``,
+over flat float32 parameter vectors. The math lives in pure tensor functions beside each class (no
+I/O, no sockets, no logging of tensors), so it can be tested with adversarial inputs directly.
+
+``weights`` maps each neighbour that *arrived* to its mixing weight W_ij, computed by this node
+from the topology (never taken from a message). The node's own weight is what is left,
+``1 - sum(weights.values())``: a neighbour that timed out hands its weight back to the node itself,
+which keeps every row of the effective mixing matrix stochastic.
+"""
+
+from __future__ import annotations
+
+from gossip.aggregation.base import Aggregator, build_aggregator
+from gossip.aggregation.dsgd import DSGD, weighted_average
+
+__all__ = ["DSGD", "Aggregator", "build_aggregator", "weighted_average"]

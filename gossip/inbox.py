@@ -1,0 +1,93 @@
+"""Hold validated neighbour models until the round that needs them, and hand them over by a deadline.
+
+Bounded by construction: at most one message per (known neighbour, round), and only rounds inside
+the window ``[current, current + max_rounds_ahead]`` are kept — a peer cannot grow it by sending
+more (a repeat for the same round replaces the earlier one: latest wins). Keys are node ids that
+already passed validation, never strings chosen by a peer (decentralizepy's unbounded deques are the
+counter-example).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from gossip.ids import NodeId
+from gossip.wire import Message
+
+__all__ = ["Inbox"]
+
+
+class Inbox:
+    """Latest model per (neighbour, round) inside a sliding round window."""
+
+    def __init__(self, neighbours: Iterable[int], max_rounds_ahead: int = 2) -> None:
+        self._neighbours = frozenset(neighbours)
+        self._ahead = max_rounds_ahead
+        self._current = 0
+        self._by_round: dict[int, dict[NodeId, Message]] = {}
+        self._changed = asyncio.Event()
+        self.gone: set[NodeId] = set()  # neighbours that said bye: not waited for
+        self._stopping = False
+
+    @property
+    def current_round(self) -> int:
+        return self._current
+
+    def window(self) -> tuple[int, int]:
+        """The rounds a model message may carry to be kept."""
+        return self._current, self._current + self._ahead
+
+    def put(self, message: Message) -> bool:
+        """Store a validated model message; ``False`` if it is outside the window (caller counts it)."""
+        lo, hi = self.window()
+        if message.src not in self._neighbours or not lo <= message.round <= hi:
+            return False
+        self._by_round.setdefault(message.round, {})[message.src] = message
+        self._changed.set()
+        return True
+
+    def mark_gone(self, node: NodeId) -> None:
+        """A neighbour announced it left: stop waiting for it."""
+        self.gone.add(node)
+        self._changed.set()
+
+    def mark_back(self, node: NodeId) -> None:
+        self.gone.discard(node)
+
+    def advance(self, round_: int) -> None:
+        """Move the window to ``round_``; older rounds are dropped."""
+        self._current = round_
+        for r in [r for r in self._by_round if r < round_]:
+            del self._by_round[r]
+
+    def arrived(self, round_: int) -> dict[NodeId, Message]:
+        return dict(self._by_round.get(round_, {}))
+
+    async def collect(self, round_: int, expected: Iterable[int], deadline: float) -> dict[NodeId, Message]:
+        """Wait until every expected neighbour's round message is here, or until ``deadline``.
+
+        ``deadline`` is a ``time.monotonic()`` value. Returns what arrived, sorted by sender so that
+        whatever order the network delivered in, aggregation sees the same order.
+        """
+        wanted = frozenset(expected)
+        while True:
+            have = self._by_round.get(round_, {})
+            if self._stopping or wanted <= (have.keys() | self.gone):
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                break
+        got = self._by_round.get(round_, {})
+        return {k: got[k] for k in sorted(got)}
+
+    def stop(self) -> None:
+        """Make every current and future :meth:`collect` return at once (shutdown)."""
+        self._stopping = True
+        self._changed.set()

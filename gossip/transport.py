@@ -1,0 +1,231 @@
+"""Move frames between nodes: the ``Transport`` seam, ZeroMQ for real, an in-memory double for unit tests.
+
+Socket shape (after decentralizepy's TCP.py, without its flaws): one bound ROUTER receives from
+everybody; one DEALER per peer sends. The DEALER's routing id is the sender's node id, so the ROUTER
+learns who sent each message from the transport itself (and, with CURVE, from the authenticated key),
+never from the message body alone.
+
+Choices and why:
+- ``IMMEDIATE=1`` on DEALERs: a message to a peer that is down fails at once instead of queueing
+  without bound; the node counts it and moves on (a dead neighbour costs a timeout, not memory).
+- Small high-water marks (``queue_messages``) on both sides: memory per peer is bounded by a few
+  models, whatever a peer sends.
+- ``MAXMSGSIZE``: a frame larger than the biggest legal message never reaches Python; libzmq drops
+  the connection instead.
+- A short linger on close (``close_linger_ms``, 1 s): the last round's model still reaches a slower
+  neighbour, and shutting down never blocks for long on a dead one.
+- Sends are non-blocking and zero-copy (``copy=False``); pyzmq keeps a reference to each buffer until
+  libzmq has sent it, so the caller passes a snapshot it will not mutate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import zmq
+import zmq.asyncio
+
+from gossip.errors import TransportError
+from gossip.ids import NodeId
+
+__all__ = ["InMemoryNetwork", "InMemoryTransport", "Received", "Transport", "ZmqTransport", "parse_identity"]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One inbound message as the transport saw it."""
+
+    sender: int | None  # node id the transport vouches for; None if the identity is not a node id
+    frames: list[Any]  # bytes, memoryview or zmq.Frame; decoded by gossip.wire
+    nbytes: int
+
+
+class Transport(Protocol):
+    """What the node loop needs from a network: start, send to a peer, receive from anybody, close."""
+
+    async def start(self) -> None: ...
+
+    def connect(self, peer: NodeId, address: str) -> None: ...
+
+    def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
+        """Queue a message for ``peer``; ``False`` if it was dropped (peer down or its queue full)."""
+        ...
+
+    async def recv(self) -> Received: ...
+
+    async def close(self) -> None: ...
+
+
+def identity_of(node_id: int) -> bytes:
+    """The routing id a node's DEALERs present: its decimal id."""
+    return str(int(node_id)).encode()
+
+
+def parse_identity(identity: bytes) -> int | None:
+    """The node id in a routing id, or ``None`` for anything that is not a short decimal number."""
+    if not 0 < len(identity) <= 7 or not identity.isdigit():
+        return None
+    return int(identity)
+
+
+class ZmqTransport:
+    """ZeroMQ over TCP (or ipc): a ROUTER bound at ``listen``, a DEALER per peer."""
+
+    def __init__(
+        self,
+        me: NodeId,
+        listen: str,
+        peers: Mapping[NodeId, str],
+        *,
+        queue_messages: int = 4,
+        max_message_bytes: int = -1,
+        context: zmq.asyncio.Context | None = None,
+        close_linger_ms: int = 1000,
+    ) -> None:
+        self.me = me
+        self.listen = listen
+        self._peer_addresses = dict(peers)
+        self._hwm = queue_messages
+        self._max_bytes = max_message_bytes
+        self._linger_ms = close_linger_ms
+        self._own_context = context is None
+        self._ctx = context
+        self._router: zmq.asyncio.Socket | None = None
+        self._sync_ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        # DEALERs are plain (synchronous) sockets on the same context: a NOBLOCK send must fail
+        # right here with zmq.Again, not later inside an asyncio future nobody awaits.
+        self._dealers: dict[NodeId, zmq.Socket[bytes]] = {}
+        self.bound_address = ""
+
+    async def start(self) -> None:
+        """Bind the ROUTER and connect a DEALER to every peer; raises TransportError if the port is taken."""
+        if self._ctx is None:
+            self._ctx = zmq.asyncio.Context()
+        self._sync_ctx = zmq.Context.shadow(self._ctx.underlying)
+        router = self._ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.RCVHWM, self._hwm)
+        router.setsockopt(zmq.MAXMSGSIZE, self._max_bytes)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
+        try:
+            router.bind(self.listen)
+        except zmq.ZMQError as exc:
+            router.close(linger=0)
+            if exc.errno == errno.EADDRINUSE:
+                raise TransportError(f"node {self.me}: address {self.listen} is already in use") from None
+            raise TransportError(f"node {self.me}: cannot listen on {self.listen}: {exc.strerror}") from None
+        self._router = router
+        self.bound_address = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        for peer, address in self._peer_addresses.items():
+            self.connect(peer, address)
+
+    def connect(self, peer: NodeId, address: str) -> None:
+        """Open (or keep) a DEALER to ``peer``; libzmq reconnects by itself if the peer restarts."""
+        if peer in self._dealers:
+            return
+        if self._sync_ctx is None:
+            raise TransportError("transport not started")
+        dealer = self._sync_ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.IMMEDIATE, 1)
+        dealer.setsockopt(zmq.SNDHWM, self._hwm)
+        dealer.setsockopt(zmq.RECONNECT_IVL, 100)
+        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        dealer.setsockopt(zmq.IDENTITY, identity_of(self.me))
+        try:
+            dealer.connect(address)
+        except zmq.ZMQError as exc:
+            dealer.close(linger=0)
+            raise TransportError(f"node {self.me}: bad address for node {peer}: {address} ({exc.strerror})") from None
+        self._peer_addresses[peer] = address
+        self._dealers[peer] = dealer
+
+    def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
+        dealer = self._dealers.get(peer)
+        if dealer is None:
+            return False
+        try:
+            dealer.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        return True
+
+    async def recv(self) -> Received:
+        if self._router is None:
+            raise TransportError("transport not started")
+        parts = await self._router.recv_multipart(copy=False)
+        identity = parts[0].bytes
+        frames = parts[1:]
+        return Received(parse_identity(identity), frames, sum(len(f) for f in frames))
+
+    async def close(self) -> None:
+        """Close every socket; queued outgoing messages get ``close_linger_ms`` to leave, no more."""
+        for dealer in self._dealers.values():
+            dealer.close(linger=self._linger_ms)
+        self._dealers.clear()
+        if self._router is not None:
+            self._router.close(linger=0)
+            self._router = None
+        if self._own_context and self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+
+class InMemoryNetwork:
+    """A hub of asyncio queues, one per node, for fast single-process tests of the node loop.
+
+    ``drop`` (probability) and ``delay_s`` inject faults; ``down`` holds nodes whose messages vanish.
+    Only a unit-test double: features are done when they also pass over :class:`ZmqTransport`.
+    """
+
+    def __init__(self, *, drop: float = 0.0, delay_s: float = 0.0, seed: int = 0) -> None:
+        self.queues: dict[int, asyncio.Queue[Received]] = {}
+        self.drop = drop
+        self.delay_s = delay_s
+        self.down: set[int] = set()
+        self._rng = random.Random(seed)
+
+    def transport(self, me: NodeId) -> InMemoryTransport:
+        return InMemoryTransport(self, me)
+
+    def deliver(self, src: int, dst: int, frames: Sequence[Any]) -> bool:
+        queue = self.queues.get(dst)
+        if queue is None or dst in self.down or src in self.down:
+            return False
+        if self.drop and self._rng.random() < self.drop:
+            return True  # lost on the wire: the sender cannot tell
+        copied = [bytes(f) for f in frames]
+        message = Received(src, copied, sum(len(f) for f in copied))
+        if self.delay_s:
+            asyncio.get_running_loop().call_later(self.delay_s, queue.put_nowait, message)
+        else:
+            queue.put_nowait(message)
+        return True
+
+
+class InMemoryTransport:
+    """The in-memory :class:`Transport`: same contract as ZeroMQ, no sockets."""
+
+    def __init__(self, network: InMemoryNetwork, me: NodeId) -> None:
+        self.network = network
+        self.me = me
+
+    async def start(self) -> None:
+        self.network.queues[self.me] = asyncio.Queue()
+
+    def connect(self, peer: NodeId, address: str) -> None:
+        return None
+
+    def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
+        return self.network.deliver(self.me, peer, frames)
+
+    async def recv(self) -> Received:
+        return await self.network.queues[self.me].get()
+
+    async def close(self) -> None:
+        self.network.queues.pop(self.me, None)

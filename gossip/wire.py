@@ -1,0 +1,271 @@
+"""Encode and decode one gossip message: a msgpack header frame plus raw tensor frames, never pickle.
+
+Wire format v1 (one ZeroMQ multipart message)::
+
+    frame 0   header, msgpack map, at most MAX_HEADER_BYTES
+                v      int    protocol version (1)
+                kind   str    "hello" | "welcome" | "model" | "bye"
+                run    bytes  8-byte run id (a message from another run is refused)
+                src    int    sender node id (must equal the transport identity and be a neighbour)
+                round  int    sender's round
+                fp     bytes  16-byte model fingerprint (must equal ours) — model messages only
+                dtype  str    payload dtype: float32 | float16 | bfloat16
+                n      int    payload element count (must equal our model's)
+                info   map    optional str → float scalars (loss, samples): metrics only, never weights
+    frame 1   the payload: n elements of dtype, little-endian (model messages only)
+
+The receiver never builds a shape from the network: the layout of a payload is our own model's,
+chosen by the fingerprint. Checks run cheapest first, before anything proportional to the payload
+is allocated: frame count, header size, msgpack with explicit limits, field types, version, run,
+kind, sender, fingerprint, round window, exact payload size, then finiteness. Each failure is a
+:class:`RejectReason`, the label of ``gossip_messages_rejected_total{reason=...}``.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+import torch
+
+from gossip.errors import WireError
+from gossip.ids import NodeId
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "PROTOCOL_VERSION",
+    "Expectation",
+    "Kind",
+    "Message",
+    "RejectReason",
+    "decode",
+    "encode",
+]
+
+PROTOCOL_VERSION = 1
+MAX_HEADER_BYTES = 4096
+RUN_ID_BYTES = 8
+FINGERPRINT_BYTES = 16
+MAX_INFO_ITEMS = 16
+
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+class Kind(enum.StrEnum):
+    """What a message is for."""
+
+    HELLO = "hello"  # "I am up": the start-up handshake; carries no payload
+    WELCOME = "welcome"  # the answer to a hello, so both sides know the other is up
+    MODEL = "model"  # my model after round `round`'s local steps
+    BYE = "bye"  # I am leaving after round `round`; do not wait for me
+
+
+class RejectReason(enum.StrEnum):
+    """Why a message was dropped. Each value is a metric label; keep the set small and stable."""
+
+    BAD_FRAME_COUNT = "bad_frame_count"  # not header + the payload frames the kind needs
+    TOO_LARGE = "too_large"  # header or payload frame larger than allowed
+    BAD_HEADER = "bad_header"  # not msgpack, not a map, missing/mistyped field, unknown kind
+    BAD_VERSION = "bad_version"  # protocol version we do not speak
+    WRONG_RUN = "wrong_run"  # a node of another run (stale process, misconfigured peer)
+    UNKNOWN_SENDER = "unknown_sender"  # transport identity is not a node id of this run
+    NOT_A_NEIGHBOUR = "not_a_neighbour"  # a node of this run, but not one of our neighbours
+    SENDER_MISMATCH = "sender_mismatch"  # header src differs from who the transport says sent it
+    FINGERPRINT_MISMATCH = "fingerprint_mismatch"  # another model architecture
+    STALE_ROUND = "stale_round"  # for a round we already finished (a late message)
+    FUTURE_ROUND = "future_round"  # too far ahead of our round to buffer
+    BAD_DTYPE = "bad_dtype"  # payload dtype outside the allow-list
+    BAD_PAYLOAD_SIZE = "bad_payload_size"  # element count or byte length differs from our model's
+    NON_FINITE = "non_finite"  # NaN or infinity in the payload
+    RATE_LIMITED = "rate_limited"  # the sender exceeds its message budget
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a valid message must look like at this node, right now."""
+
+    run_id: bytes
+    fingerprint: bytes
+    numel: int
+    node_count: int
+    neighbours: frozenset[int]
+    round_min: int = 0  # oldest round still useful
+    round_max: int = 1 << 62  # newest round we buffer
+
+
+@dataclass(frozen=True)
+class Message:
+    """A validated message. ``payload`` is float32 and may be a read-only view of the socket frame."""
+
+    kind: Kind
+    src: NodeId
+    round: int
+    payload: torch.Tensor | None = None
+    info: Mapping[str, float] = field(default_factory=dict)
+    nbytes: int = 0
+
+
+def encode(
+    kind: Kind,
+    *,
+    src: int,
+    round: int,
+    run_id: bytes,
+    fingerprint: bytes = b"",
+    payload: torch.Tensor | None = None,
+    dtype: str = "float32",
+    info: Mapping[str, float] | None = None,
+) -> list[bytes | memoryview]:
+    """Frames for one message; the payload frame is a zero-copy view of ``payload`` when it is float32.
+
+    The caller must keep ``payload`` unchanged until ZeroMQ has sent it (send a snapshot, not the
+    live training vector): with ``copy=False`` the socket reads the memory later.
+    """
+    header: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": str(kind), "run": run_id, "src": int(src), "round": int(round)}
+    frames: list[bytes | memoryview] = []
+    if payload is not None:
+        if dtype not in _DTYPES:
+            raise ValueError(f"unsupported wire dtype {dtype!r}")
+        flat = payload.detach().reshape(-1)
+        if flat.dtype != _DTYPES[dtype]:
+            flat = flat.to(_DTYPES[dtype])
+        flat = flat.contiguous()
+        header.update(fp=fingerprint, dtype=dtype, n=flat.numel())
+        # bfloat16 has no numpy dtype: ship its bytes through an int16 view
+        raw = flat.view(torch.int16) if dtype == "bfloat16" else flat
+        frames.append(memoryview(raw.numpy()).cast("B"))
+    if info:
+        header["info"] = {str(k): float(v) for k, v in info.items()}
+    return [msgpack.packb(header, use_bin_type=True), *frames]
+
+
+def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Message:
+    """Validate and decode the frames of one message, or raise :class:`WireError` with the reason.
+
+    ``sender`` is the node id the *transport* vouches for (routing id, or the CURVE key's owner);
+    ``None`` when the transport identity is not a node id at all.
+    """
+    if not 1 <= len(frames) <= 2:
+        raise WireError(RejectReason.BAD_FRAME_COUNT, f"{len(frames)} frames")
+    head = _buffer(frames[0])
+    if len(head) > MAX_HEADER_BYTES:
+        raise WireError(RejectReason.TOO_LARGE, f"header of {len(head)} bytes")
+    header = _unpack_header(head)
+
+    version = header.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise WireError(RejectReason.BAD_HEADER, "version missing")
+    if version != PROTOCOL_VERSION:
+        raise WireError(RejectReason.BAD_VERSION, f"version {version}")
+    kind = _field(header, "kind", str)
+    try:
+        kind_ = Kind(kind)
+    except ValueError:
+        raise WireError(RejectReason.BAD_HEADER, f"unknown kind {kind[:32]!r}") from None
+    if _field(header, "run", bytes) != expect.run_id:
+        raise WireError(RejectReason.WRONG_RUN)
+    src = _field(header, "src", int)
+    round_ = _field(header, "round", int)
+
+    if sender is None or not 0 <= sender < expect.node_count:
+        raise WireError(RejectReason.UNKNOWN_SENDER)
+    if src != sender:
+        raise WireError(RejectReason.SENDER_MISMATCH, f"header says {src}, transport says {sender}")
+    if sender not in expect.neighbours:
+        raise WireError(RejectReason.NOT_A_NEIGHBOUR, f"node {sender}")
+
+    info = _info(header.get("info"))
+    if kind_ is not Kind.MODEL:
+        if len(frames) != 1:
+            raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind} with a payload")
+        return Message(kind_, NodeId(src), round_, None, info, len(head))
+
+    if _field(header, "fp", bytes) != expect.fingerprint:
+        raise WireError(RejectReason.FINGERPRINT_MISMATCH)
+    if round_ < expect.round_min:
+        raise WireError(RejectReason.STALE_ROUND, f"round {round_} < {expect.round_min}")
+    if round_ > expect.round_max:
+        raise WireError(RejectReason.FUTURE_ROUND, f"round {round_} > {expect.round_max}")
+    if len(frames) != 2:
+        raise WireError(RejectReason.BAD_FRAME_COUNT, "model without payload")
+    dtype = _field(header, "dtype", str)
+    if dtype not in _DTYPES:
+        raise WireError(RejectReason.BAD_DTYPE, dtype[:16])
+    if _field(header, "n", int) != expect.numel:
+        raise WireError(RejectReason.BAD_PAYLOAD_SIZE, "element count")
+    body = _buffer(frames[1])
+    if len(body) != expect.numel * _ITEMSIZE[dtype]:
+        raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes")
+
+    payload = _as_float32(body, dtype)
+    if not bool(torch.isfinite(payload).all()):
+        raise WireError(RejectReason.NON_FINITE)
+    return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body))
+
+
+def _buffer(frame: Any) -> memoryview:
+    """A byte view of a frame: bytes, memoryview or a pyzmq Frame (zero copy)."""
+    if hasattr(frame, "buffer"):
+        frame = frame.buffer
+    view = memoryview(frame)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _unpack_header(head: memoryview) -> Mapping[str, Any]:
+    try:
+        header = msgpack.unpackb(
+            head,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=256,
+            max_bin_len=64,
+            max_array_len=16,
+            max_map_len=32,
+            max_ext_len=0,
+        )
+    except (ValueError, msgpack.exceptions.ExtraData, msgpack.exceptions.FormatError, msgpack.exceptions.StackError):
+        raise WireError(RejectReason.BAD_HEADER, "not msgpack") from None
+    except Exception:  # msgpack raises a few undocumented types on hostile input
+        raise WireError(RejectReason.BAD_HEADER, "not msgpack") from None
+    if not isinstance(header, dict):
+        raise WireError(RejectReason.BAD_HEADER, "not a map")
+    return header
+
+
+def _field(header: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = header.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise WireError(RejectReason.BAD_HEADER, f"field {key!r}")
+    if kind is int and not -(1 << 62) < value < (1 << 62):
+        raise WireError(RejectReason.BAD_HEADER, f"field {key!r} out of range")
+    return value
+
+
+def _info(raw: Any) -> dict[str, float]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) > MAX_INFO_ITEMS:
+        raise WireError(RejectReason.BAD_HEADER, "info")
+    out: dict[str, float] = {}
+    for k, v in raw.items():
+        if not isinstance(k, str) or not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise WireError(RejectReason.BAD_HEADER, "info entry")
+        out[k] = float(v)
+    return out
+
+
+def _as_float32(body: memoryview, dtype: str) -> torch.Tensor:
+    # The frame is read-only and we never write to it; torch warns that it cannot enforce that.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if dtype == "float32":
+            return torch.from_numpy(np.frombuffer(body, dtype="<f4"))
+        if dtype == "float16":
+            return torch.from_numpy(np.frombuffer(body, dtype="<f2")).to(torch.float32)
+        return torch.from_numpy(np.frombuffer(body, dtype="<i2")).view(torch.bfloat16).to(torch.float32)

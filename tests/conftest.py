@@ -1,0 +1,83 @@
+"""Shared fixtures: free loopback ports, tracked ZeroMQ contexts, and no child process left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def zmq_context() -> Iterator[object]:
+    """An asyncio ZeroMQ context terminated after the test, sockets closed with linger 0."""
+    import zmq.asyncio
+
+    ctx = zmq.asyncio.Context()
+    yield ctx
+    ctx.destroy(linger=0)
+
+
+class Processes:
+    """Child processes a test started; all are killed at teardown, whatever happened."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+        env.update(kwargs.pop("env", {}) or {})  # type: ignore[arg-type]
+        proc = subprocess.Popen(args, env=env, start_new_session=True, **kwargs)  # type: ignore[call-overload]
+        self.procs.append(proc)
+        return proc
+
+    def gossip(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+        """Start the gossip console script (as ``python -m gossip``) with these arguments."""
+        return self.start([sys.executable, "-m", "gossip", *args], **kwargs)
+
+    def cleanup(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    procs = Processes()
+    try:
+        yield procs
+    finally:
+        procs.cleanup()
+
+
+def run_gossip(*args: str, timeout: float = 600, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the gossip CLI to completion in a subprocess; returns its exit code and output."""
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "gossip", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL
+    )

@@ -1,0 +1,114 @@
+"""ZeroMQ transport on real sockets: delivery, identities, limits, and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from gossip.errors import TransportError
+from gossip.ids import NodeId
+from gossip.transport import ZmqTransport, parse_identity
+from tests.conftest import free_port
+
+
+def addr(port: int) -> str:
+    return f"tcp://127.0.0.1:{port}"
+
+
+async def _eventually_send(t: ZmqTransport, peer: int, frames: list, tries: int = 200) -> None:
+    """IMMEDIATE=1 drops sends until the TCP connection is up; retry briefly."""
+    for _ in range(tries):
+        if t.send(NodeId(peer), frames):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("connection never came up")
+
+
+def test_message_arrives_with_the_senders_identity(zmq_context) -> None:
+    """The receiver learns the sender's node id from the transport, not from the message."""
+    pa, pb = free_port(), free_port()
+
+    async def scenario():
+        a = ZmqTransport(NodeId(0), addr(pa), {NodeId(1): addr(pb)}, context=zmq_context)
+        b = ZmqTransport(NodeId(1), addr(pb), {NodeId(0): addr(pa)}, context=zmq_context)
+        await a.start()
+        await b.start()
+        try:
+            await _eventually_send(a, 1, [b"header", b"x" * 1000])
+            got = await asyncio.wait_for(b.recv(), 10)
+            return got
+        finally:
+            await a.close()
+            await b.close()
+
+    got = asyncio.run(scenario())
+    assert got.sender == 0
+    assert [bytes(f.buffer) for f in got.frames] == [b"header", b"x" * 1000]
+    assert got.nbytes == 1006
+
+
+def test_send_to_a_dead_peer_fails_fast(zmq_context) -> None:
+    """With nobody listening, send returns False at once instead of queueing."""
+    pa, pdead = free_port(), free_port()
+
+    async def scenario():
+        a = ZmqTransport(NodeId(0), addr(pa), {NodeId(1): addr(pdead)}, context=zmq_context)
+        await a.start()
+        try:
+            return [a.send(NodeId(1), [b"h"]) for _ in range(100)]
+        finally:
+            await a.close()
+
+    assert not any(asyncio.run(scenario()))
+
+
+def test_port_in_use_is_a_transport_error(zmq_context) -> None:
+    """Binding a taken port raises TransportError naming the address."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+
+        async def scenario():
+            t = ZmqTransport(NodeId(0), addr(port), {}, context=zmq_context)
+            await t.start()
+
+        with pytest.raises(TransportError, match=f"127.0.0.1:{port} is already in use"):
+            asyncio.run(scenario())
+
+
+def test_oversized_frame_never_reaches_python(zmq_context) -> None:
+    """MAXMSGSIZE drops a frame larger than the limit in libzmq; a later legal message still arrives."""
+    pa = free_port()
+
+    async def scenario():
+        a = ZmqTransport(NodeId(0), addr(pa), {}, max_message_bytes=1024, context=zmq_context)
+        await a.start()
+        bad = zmq_context.socket(zmq.DEALER)
+        bad.setsockopt(zmq.IDENTITY, b"1")
+        bad.connect(addr(pa))
+        good = zmq_context.socket(zmq.DEALER)
+        good.setsockopt(zmq.IDENTITY, b"2")
+        good.connect(addr(pa))
+        try:
+            await bad.send_multipart([b"h", b"x" * 100_000])
+            await good.send_multipart([b"h", b"ok"])
+            got = await asyncio.wait_for(a.recv(), 10)
+            return got
+        finally:
+            bad.close(linger=0)
+            good.close(linger=0)
+            await a.close()
+
+    got = asyncio.run(scenario())
+    assert got.sender == 2
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(b"3", 3), (b"0", 0), (b"1234567", 1234567), (b"", None), (b"\x00abcd", None), (b"-1", None), (b"12345678", None), (b"3a", None)])
+def test_parse_identity(raw: bytes, expected: int | None) -> None:
+    """Only short decimal routing ids are node ids; zmq's random ids and junk are not."""
+    assert parse_identity(raw) == expected

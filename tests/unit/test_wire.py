@@ -1,0 +1,131 @@
+"""The wire format: round trip, one test per rejection reason, and fuzzing of the decoder."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gossip.errors import WireError
+from gossip.wire import MAX_HEADER_BYTES, Expectation, Kind, RejectReason, decode, encode
+
+RUN = b"R" * 8
+FP = b"F" * 16
+N = 10
+
+
+def expect(**kw: object) -> Expectation:
+    base = dict(run_id=RUN, fingerprint=FP, numel=N, node_count=4, neighbours=frozenset({1, 3}), round_min=5, round_max=7)
+    base.update(kw)
+    return Expectation(**base)  # type: ignore[arg-type]
+
+
+def model_frames(src: int = 1, round_: int = 5, payload: torch.Tensor | None = None, **kw: object) -> list:
+    payload = torch.arange(N, dtype=torch.float32) if payload is None else payload
+    return encode(Kind.MODEL, src=src, round=round_, run_id=RUN, fingerprint=FP, payload=payload, **kw)  # type: ignore[arg-type]
+
+
+def header_frames(**fields: object) -> list:
+    header = {"v": 1, "kind": "model", "run": RUN, "src": 1, "round": 5, "fp": FP, "dtype": "float32", "n": N}
+    header.update(fields)
+    header = {k: v for k, v in header.items() if v is not None}
+    return [msgpack.packb(header, use_bin_type=True), torch.zeros(N).numpy().tobytes()]
+
+
+def reason_of(frames: list, sender: int | None = 1, **kw: object) -> RejectReason:
+    with pytest.raises(WireError) as info:
+        decode(frames, expect(**kw), sender)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_model_round_trip(dtype: str) -> None:
+    """What encode sends, decode returns: same sender, round, info, and values (up to the wire dtype)."""
+    payload = torch.linspace(-3, 3, N)
+    msg = decode(model_frames(payload=payload, dtype=dtype, info={"loss": 0.5}), expect(), 1)
+    assert msg.kind is Kind.MODEL and msg.src == 1 and msg.round == 5
+    assert msg.info == {"loss": 0.5}
+    assert msg.payload is not None and msg.payload.dtype == torch.float32
+    tol = 0 if dtype == "float32" else 2e-2
+    assert torch.allclose(msg.payload, payload, atol=tol)
+
+
+def test_payload_frame_is_zero_copy() -> None:
+    """The float32 payload frame is a view of the tensor's memory, not a copy."""
+    payload = torch.zeros(N)
+    frames = model_frames(payload=payload)
+    payload[0] = 42.0
+    assert torch.frombuffer(bytearray(frames[1]), dtype=torch.float32)[0] == 42.0
+
+
+def test_hello_has_no_payload() -> None:
+    """Control messages are a header alone."""
+    frames = encode(Kind.HELLO, src=3, round=0, run_id=RUN)
+    assert len(frames) == 1
+    msg = decode(frames, expect(), 3)
+    assert msg.kind is Kind.HELLO and msg.payload is None
+
+
+@pytest.mark.parametrize(
+    ("frames", "sender", "reason"),
+    [
+        (lambda: [], 1, RejectReason.BAD_FRAME_COUNT),
+        (lambda: model_frames() + [b"x"], 1, RejectReason.BAD_FRAME_COUNT),
+        (lambda: [b"\x00" * (MAX_HEADER_BYTES + 1), b""], 1, RejectReason.TOO_LARGE),
+        (lambda: [b"\xc1\xc1garbage", b""], 1, RejectReason.BAD_HEADER),
+        (lambda: [msgpack.packb([1, 2, 3]), b""], 1, RejectReason.BAD_HEADER),
+        (lambda: header_frames(kind="gimme"), 1, RejectReason.BAD_HEADER),
+        (lambda: header_frames(src="one"), 1, RejectReason.BAD_HEADER),
+        (lambda: header_frames(v=2), 1, RejectReason.BAD_VERSION),
+        (lambda: header_frames(run=b"other-rn"), 1, RejectReason.WRONG_RUN),
+        (lambda: model_frames(), None, RejectReason.UNKNOWN_SENDER),
+        (lambda: model_frames(src=9), 9, RejectReason.UNKNOWN_SENDER),
+        (lambda: model_frames(src=3), 1, RejectReason.SENDER_MISMATCH),
+        (lambda: model_frames(src=2), 2, RejectReason.NOT_A_NEIGHBOUR),
+        (lambda: header_frames(fp=b"G" * 16), 1, RejectReason.FINGERPRINT_MISMATCH),
+        (lambda: model_frames(round_=4), 1, RejectReason.STALE_ROUND),
+        (lambda: model_frames(round_=8), 1, RejectReason.FUTURE_ROUND),
+        (lambda: header_frames(dtype="float64"), 1, RejectReason.BAD_DTYPE),
+        (lambda: header_frames(n=N + 1), 1, RejectReason.BAD_PAYLOAD_SIZE),
+        (lambda: model_frames()[:1] + [bytes(model_frames()[1])[:-3]], 1, RejectReason.BAD_PAYLOAD_SIZE),
+        (lambda: model_frames(payload=torch.tensor([float("nan")] + [0.0] * (N - 1))), 1, RejectReason.NON_FINITE),
+        (lambda: model_frames(payload=torch.tensor([float("inf")] + [0.0] * (N - 1))), 1, RejectReason.NON_FINITE),
+    ],
+    ids=[
+        "no-frames", "extra-frame", "huge-header", "not-msgpack", "not-a-map", "unknown-kind", "mistyped-src",
+        "version", "other-run", "no-identity", "id-out-of-range", "spoofed-src", "not-neighbour",
+        "fingerprint", "stale", "future", "float64", "count", "truncated", "nan", "inf",
+    ],
+)
+def test_each_bad_message_has_its_reason(frames, sender, reason) -> None:
+    """Every way a message can be wrong maps to exactly the RejectReason the metrics count it under."""
+    assert reason_of(frames(), sender) is reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=200), min_size=0, max_size=4), st.one_of(st.none(), st.integers(-5, 10)))
+def test_random_bytes_only_ever_raise_wire_error(frames: list[bytes], sender: int | None) -> None:
+    """Whatever bytes arrive, decode returns a Message or raises WireError — nothing else escapes."""
+    try:
+        decode(frames, expect(), sender)
+    except WireError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "kind", "run", "src", "round", "fp", "dtype", "n", "info", "zz"]),
+        st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(max_size=10), st.binary(max_size=20), st.floats(), st.none(), st.booleans(),
+                  st.dictionaries(st.text(max_size=5), st.floats(), max_size=3)),
+    ),
+    st.binary(max_size=64),
+)
+def test_random_headers_only_ever_raise_wire_error(header: dict, body: bytes) -> None:
+    """Well-formed msgpack with hostile field types and values is refused cleanly too."""
+    try:
+        decode([msgpack.packb(header, use_bin_type=True), body], expect(), 1)
+    except WireError:
+        pass
