@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install (when missing) and start the system pieces the real-path tests use:
+#   prometheus + promtool (Debian package), docker.io + docker-compose + debootstrap (image builds),
+#   iptables + iproute2 (network namespaces and link faults).
+# Idempotent; needs root and Debian's apt. Prints what it did, one line each.
+set -euo pipefail
+
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v iptables >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "system-deps: missing ${need[*]} and cannot install them (needs root and apt-get)" >&2
+    exit 1
+  fi
+  echo "system-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# dockerd: start it when no engine answers (CI machines start none).
+if ! docker info >/dev/null 2>&1; then
+  echo "system-deps: starting dockerd"
+  (dockerd >/var/log/gossip-dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "system-deps: dockerd did not start; see /var/log/gossip-dockerd.log" >&2; exit 1; }
+fi
+echo "system-deps: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), docker $(docker version --format '{{.Server.Version}}' 2>/dev/null)"

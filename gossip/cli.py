@@ -1,0 +1,237 @@
+"""The ``gossip`` console script: parse arguments, load config, hand over. No logic of its own.
+
+Every user mistake (bad flag, bad config, unknown topology or dataset, port in use) ends as one line
+``gossip: error: ...`` on stderr and exit code 2 — never a traceback. Anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from gossip.config import RunConfig, load_config
+from gossip.errors import GossipError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), pointing at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _common_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML run config (see README 'Configuration'); flags override it")
+    p.add_argument(
+        "--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
+        help="override one config key, e.g. --set training.lr=0.1 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gossip",
+        description="Decentralized learning on real processes: every node trains a PyTorch model on its own "
+        "data and gossips with its neighbours over ZeroMQ. No server, no coordinator.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser(
+        "launch",
+        help="run N node processes on this machine (the quick start)",
+        description="Start one real node process per vertex of the topology on loopback, show progress, "
+        "stop them all cleanly at the end (or on Ctrl-C), and write a run directory with the config, "
+        "per-node JSONL records and a summary.",
+    )
+    _common_config_args(p)
+    p.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
+    p.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], complete, er[:p=P], ba[:m=M], regular[:d=D], exponential, or a graph file")
+    p.add_argument("-r", "--rounds", type=int, help="communication rounds")
+    p.add_argument("--weights", choices=["metropolis", "uniform", "max-degree"], help="mixing weights (default metropolis)")
+    p.add_argument("--dataset", help="mnist1d (default), digits, mnist, cifar10, synthetic")
+    p.add_argument("--data-root", metavar="DIR", help="directory of file-based datasets (mnist IDX files, cifar10 batches)")
+    p.add_argument("--partition", choices=["iid", "dirichlet", "shards"], help="how data is split across nodes")
+    p.add_argument("--alpha", type=float, help="Dirichlet concentration (smaller = more skewed)")
+    p.add_argument("--model", help="mlp (default), cnn1d, cnn, logreg")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--local-steps", type=int, help="SGD steps per round")
+    p.add_argument("--batch-size", type=int, help="minibatch size per node")
+    p.add_argument("--seed", type=int, help="seed for split, init and batches")
+    p.add_argument("--name", help="run directory name under runs/ (default: timestamp and topology)")
+    p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
+    p.add_argument("--base-port", type=int, default=None, help="first TCP port for nodes (default: free ports picked by the OS)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_launch)
+
+    p = sub.add_parser(
+        "node",
+        help="run one node (the daemon behind launch, compose and Kubernetes)",
+        description="Run one node of a run: load the shared config, bind, wait for the neighbours, train, "
+        "gossip, and exit 0 when done or on SIGTERM. Environment variables GOSSIP_<SECTION>_<KEY> override "
+        "the config; GOSSIP_NODE_ID gives the id.",
+    )
+    _common_config_args(p)
+    p.add_argument("--id", default=None, help="node id 0..N-1, or 'hostname' to take the trailing number of the host name (StatefulSet pods)")
+    p.add_argument("--run-dir", metavar="DIR", help="write this node's records and final model here")
+    p.add_argument("--log-level", default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"), help="logging level (default INFO)")
+    p.set_defaults(handler=_cmd_node)
+
+    p = sub.add_parser("topology", help="inspect topologies", description="Inspect a topology file or generator spec.")
+    tsub = p.add_subparsers(dest="topology_command", metavar="ACTION", parser_class=_Parser)
+    tsub.required = True
+    show = tsub.add_parser(
+        "show",
+        help="print nodes, edges, degrees, spectral gap; draw a PNG",
+        description="Print a topology's size, degrees and mixing properties, and write a PNG drawing.",
+    )
+    show.add_argument("spec", metavar="FILE|SPEC", help="a graph file or a generator spec such as ring, torus:4x4, er:p=0.3")
+    show.add_argument("-n", "--nodes", type=int, help="number of nodes for generator specs")
+    show.add_argument("--seed", type=int, default=0, help="seed for random generators")
+    show.add_argument("--weights", default="metropolis", choices=["metropolis", "uniform", "max-degree"])
+    show.add_argument("-o", "--output", metavar="PNG", help="where to write the drawing (default: <name>.png here)")
+    show.add_argument("--no-draw", action="store_true", help="do not write the PNG")
+    show.set_defaults(handler=_cmd_topology_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gossip`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except GossipError as exc:
+        print(f"gossip: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("gossip: interrupted", file=sys.stderr)
+        return 130
+
+
+def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GossipErrorUsage(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        out[key.strip()] = value.strip()
+    for attr, dotted in flags.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            out[dotted] = value
+    return out
+
+
+class GossipErrorUsage(GossipError):
+    """A malformed command-line value."""
+
+
+_LAUNCH_FLAGS = {
+    "nodes": "run.nodes",
+    "topology": "topology.spec",
+    "rounds": "training.rounds",
+    "weights": "topology.weights",
+    "dataset": "data.dataset",
+    "data_root": "data.root",
+    "partition": "data.partition",
+    "alpha": "data.alpha",
+    "model": "model.name",
+    "lr": "training.lr",
+    "local_steps": "training.local_steps",
+    "batch_size": "data.batch_size",
+    "seed": "run.seed",
+    "name": "run.name",
+}
+
+
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from gossip.launch import launch
+
+    cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
+    if args.base_port is not None and not 0 <= args.base_port <= 65535:
+        raise GossipErrorUsage(f"--base-port {args.base_port} is not a TCP port")
+    result = launch(cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None)
+    return result.exit_code
+
+
+def _node_id(raw: str | None) -> int:
+    raw = raw if raw is not None else os.environ.get("GOSSIP_NODE_ID")
+    if raw is None:
+        raise GossipErrorUsage("no node id: pass --id N (or set GOSSIP_NODE_ID)")
+    if raw == "hostname":
+        host = socket.gethostname()
+        match = re.search(r"(\d+)$", host)
+        if not match:
+            raise GossipErrorUsage(f"--id hostname: host name {host!r} does not end in a number")
+        return int(match.group(1))
+    if not raw.isdigit():
+        raise GossipErrorUsage(f"--id {raw!r}: expected a node number or 'hostname'")
+    return int(raw)
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    import torch
+
+    from gossip.node import Node, message_limit, plan_node
+    from gossip.transport import ZmqTransport
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    torch.set_num_threads(1)
+    node_id = _node_id(args.id)
+    cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
+    plan = plan_node(cfg, node_id, args.run_dir)
+    peers = {j: cfg.transport.address_of(j) for j in plan.topology.neighbours(node_id)}
+    transport = ZmqTransport(
+        plan.node_id, cfg.transport.listen_address(node_id), peers,
+        queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan),
+    )
+    node = Node(plan, transport, serve_metrics=cfg.metrics.enabled)
+
+    async def _main() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.request_stop)
+        task = asyncio.create_task(node.run())
+        await asyncio.sleep(0)
+        while not task.done() and not transport.bound_address:
+            await asyncio.sleep(0.01)
+        if transport.bound_address:
+            print(f"node {node_id} listening on {transport.bound_address}", file=sys.stderr, flush=True)
+        if node.metrics_server is not None:
+            print(f"node {node_id} metrics on http://{cfg.metrics.host}:{node.metrics_server.port}/metrics", file=sys.stderr, flush=True)
+        result = await task
+        print(f"node {node_id} {result.status} after {result.rounds_completed} rounds, accuracy {result.accuracy:.4f}, model {result.model_hash}", file=sys.stderr, flush=True)
+        return 0
+
+    return asyncio.run(_main())
+
+
+def _cmd_topology_show(args: argparse.Namespace) -> int:
+    from gossip.topology import describe, draw, parse_spec
+
+    topo = parse_spec(args.spec, n=args.nodes, seed=args.seed)
+    print(describe(topo, args.weights))
+    if not args.no_draw:
+        out = Path(args.output) if args.output else Path(f"{topo.name}.png")
+        draw(topo, out, title=f"{topo.name}  (spectral gap {topo.spectral_gap(args.weights):.4f}, {args.weights})")
+        print(f"drawing: {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""``gossip launch``: N real node processes on this machine, a progress bar, a clean end, a run directory.
+
+The launcher is not a coordinator: it prepares files (config, topology, data cache), starts one
+``gossip node`` process per vertex, watches their JSONL records to draw progress, and stops them.
+Nodes talk only to each other, over TCP on loopback.
+
+Process hygiene (no orphans, no leaked ports):
+- children run in their own session, so a terminal's Ctrl-C reaches only the launcher, which then
+  sends SIGTERM to every node (they finish their phase, write their files, exit 0) and SIGKILL to
+  any still alive after a grace period;
+- every child asks the kernel for SIGTERM when the launcher dies (``PR_SET_PDEATHSIG``), so even a
+  ``kill -9`` of the launcher leaves no node behind;
+- one thread per node process (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``): N processes on
+  C cores then share the cores instead of oversubscribing them N×C times.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gossip.config import RunConfig, config_to_toml
+from gossip.data import load_dataset, partition, save_npz
+from gossip.errors import ConfigError, TransportError
+from gossip.models import build_model
+from gossip.results import NodeFiles, atomic_write_text, iter_new_records, write_json
+from gossip.topology import Topology, parse_spec, save
+
+__all__ = ["LaunchResult", "launch", "prepare_run", "run_prepared"]
+
+GRACE_S = 15.0
+
+
+@dataclass
+class LaunchResult:
+    """What a launch produced."""
+
+    run_dir: Path
+    exit_code: int
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Child:
+    node: int
+    proc: subprocess.Popen[bytes]
+    offset: int = 0
+    round: int = 0
+    accuracy: float | None = None
+    distance: float | None = None
+
+
+def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port: int | None = None) -> tuple[RunConfig, Path, Topology]:
+    """Validate everything a user can get wrong, then write the run directory. Starts no process.
+
+    Returns the resolved config (topology file, node count, addresses and ports filled in).
+    """
+    topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
+    topology.mixing_matrix(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
+    dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed)
+    partition(dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None)
+    build_model(cfg.model.name, dataset.input_shape, dataset.num_classes)
+
+    out = Path(run_dir) if run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{topology.name}")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"run directory {out} already exists and is not empty; choose another --run-dir or --name")
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+
+    host = _host_of(cfg.transport.address_template)
+    ports = _ports(host, topology.n, base_port, "node")
+    addresses = tuple(f"tcp://{host}:{p}" for p in ports)
+    metrics = cfg.metrics
+    if metrics.enabled:
+        mports = _ports(metrics.host, topology.n, (base_port + topology.n) if base_port else None, "metrics")
+        metrics = dataclasses.replace(metrics, ports=tuple(mports))
+
+    topo_path = out / "topology.graphml"
+    save(topology, topo_path)
+    resolved = dataclasses.replace(
+        cfg,
+        run=dataclasses.replace(cfg.run, nodes=topology.n),
+        topology=dataclasses.replace(cfg.topology, spec=str(topo_path)),
+        transport=dataclasses.replace(cfg.transport, addresses=addresses),
+        metrics=metrics,
+    )
+    atomic_write_text(out / "config.toml", config_to_toml(resolved))
+    save_npz(dataset, out / "data.npz")
+    (out / "nodes").mkdir(exist_ok=True)
+    return resolved, out, topology
+
+
+def _host_of(template: str) -> str:
+    rest = template.split("://", 1)[-1]
+    host = rest.rsplit(":", 1)[0]
+    return host if host and "{" not in host else "127.0.0.1"
+
+
+def _ports(host: str, count: int, base: int | None, what: str) -> list[int]:
+    """``count`` ports: ``base..base+count-1`` checked free, or free ones the kernel picks."""
+    if base:
+        for i in range(count):
+            if not _port_free(host, base + i):
+                raise TransportError(f"{what} port {base + i} (node {i}) is already in use on {host}; choose another --base-port, or 0 for free ports")
+        return [base + i for i in range(count)]
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as libzmq does: TIME_WAIT is no conflict
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def node_env() -> dict[str, str]:
+    """Environment for node processes: one compute thread each, unbuffered logs."""
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
+    return env
+
+
+def start_node(run_dir: Path, node: int, extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """Start one ``gossip node`` process of a prepared run; its output goes to ``nodes/node-<i>.log``."""
+    files = NodeFiles(run_dir, node)
+    cmd = [sys.executable, "-m", "gossip", "node", "--config", str(run_dir / "config.toml"), "--id", str(node), "--run-dir", str(run_dir), *extra_args]
+    with open(files.log, "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=node_env(), start_new_session=True, preexec_fn=_die_with_parent
+        )
+
+
+def launch(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port: int | None = None, progress: bool | None = None, out: Any = None) -> LaunchResult:
+    """Run a whole experiment: prepare, start N nodes, follow them, stop them, summarise."""
+    resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port)
+    return run_prepared(resolved, path, topology, progress=progress, out=out)
+
+
+def run_prepared(resolved: RunConfig, path: Path, topology: Topology, *, progress: bool | None = None, out: Any = None) -> LaunchResult:
+    """Start the nodes of a prepared run directory and follow them to the end."""
+    out = out or sys.stderr
+    rounds = resolved.training.rounds
+    print(f"gossip: run directory {path}", file=out)
+    print(f"gossip: {topology.n} nodes on {topology.name}, {rounds} rounds, nodes on {resolved.transport.addresses[0]} …", file=out)
+    if resolved.metrics.enabled:
+        print(f"gossip: metrics on http://{resolved.metrics.host}:{resolved.metrics.ports[0]}/metrics … :{resolved.metrics.ports[-1]}", file=out)
+
+    started = time.time()
+    children = [_Child(i, start_node(path, i)) for i in range(topology.n)]
+    interrupted = False
+    failure: str | None = None
+    bar = _Progress(rounds, topology.n, progress, out)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        while True:
+            _poll_records(path, children)
+            bar.update(children)
+            codes = [c.proc.poll() for c in children]
+            bad = [(c, code) for c, code in zip(children, codes, strict=True) if code not in (None, 0)]
+            if bad:
+                child, code = bad[0]
+                failure = f"node {child.node} exited with code {code}" + _log_tail(path, child.node)
+                break
+            if all(code == 0 for code in codes):
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop_all(children)
+        _poll_records(path, children)
+        bar.update(children)
+        bar.close()
+
+    summary = summarise(path, topology, resolved, time.time() - started)
+    write_json(path / "summary.json", summary)
+    print(format_table(summary), file=out)
+    if failure:
+        print(f"gossip: error: {failure}", file=out)
+        return LaunchResult(path, 1, summary)
+    if interrupted:
+        print("gossip: interrupted; every node was stopped. Partial results are in the run directory.", file=out)
+        return LaunchResult(path, 130, summary)
+    return LaunchResult(path, 0, summary)
+
+
+def _poll_records(path: Path, children: list[_Child]) -> None:
+    for c in children:
+        records, c.offset = iter_new_records(NodeFiles(path, c.node).records, c.offset)
+        for r in records:
+            c.round = r["round"] + 1
+            if r.get("accuracy") is not None:
+                c.accuracy = r["accuracy"]
+            c.distance = r.get("consensus_distance")
+
+
+def _stop_all(children: list[_Child]) -> None:
+    """SIGTERM every live node, wait, then SIGKILL the stragglers: nothing outlives the launcher."""
+    for c in children:
+        if c.proc.poll() is None:
+            c.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    for c in children:
+        try:
+            c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+
+
+def _log_tail(path: Path, node: int, lines: int = 8) -> str:
+    try:
+        text = NodeFiles(path, node).log.read_text(errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return ""
+    tail = "\n".join("    " + line for line in text[-lines:])
+    return f"; last lines of {NodeFiles(path, node).log}:\n{tail}" if tail else ""
+
+
+class _Progress:
+    """A tqdm bar on a terminal; a line every 10 % of the rounds elsewhere (CI logs stay readable)."""
+
+    def __init__(self, rounds: int, nodes: int, enabled: bool | None, out: Any) -> None:
+        self.rounds = rounds
+        self.out = out
+        tty = hasattr(out, "isatty") and out.isatty()
+        self.enabled = tty if enabled is None else enabled
+        self._bar = None
+        self._last_line = -1
+        if self.enabled and tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=rounds, unit="round", file=out, desc=f"{nodes} nodes", dynamic_ncols=True)
+
+    def update(self, children: list[_Child]) -> None:
+        done = min(c.round for c in children)
+        accs = [c.accuracy for c in children if c.accuracy is not None]
+        dists = [c.distance for c in children if c.distance is not None]
+        acc = sum(accs) / len(accs) if accs else math.nan
+        dist = sum(dists) / len(dists) if dists else math.nan
+        if self._bar is not None:
+            self._bar.n = done
+            self._bar.set_postfix_str(f"acc {acc:.3f}  consensus {dist:.3g}", refresh=False)
+            self._bar.refresh()
+        elif self.enabled is not False:
+            step = max(1, self.rounds // 10)
+            if done // step > self._last_line and done > 0:
+                self._last_line = done // step
+                print(f"gossip: round {done}/{self.rounds}  mean accuracy {acc:.3f}  consensus distance {dist:.3g}", file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> dict[str, Any]:
+    """The run summary: per-node final figures and their aggregate, from the nodes' own files."""
+    from gossip.results import read_jsonl
+
+    nodes = []
+    for i in range(topology.n):
+        files = NodeFiles(path, i)
+        records = read_jsonl(files.records)
+        final = json.loads(files.summary.read_text()) if files.summary.exists() else {}
+        last_eval = next((r for r in reversed(records) if r.get("accuracy") is not None), {})
+        nodes.append(
+            {
+                "node": i,
+                "status": final.get("status", "dead"),
+                "rounds_completed": len(records),
+                "accuracy": last_eval.get("accuracy"),
+                "test_loss": last_eval.get("test_loss"),
+                "consensus_distance": records[-1]["consensus_distance"] if records else None,
+                "bytes_sent": sum(r["bytes_sent"] for r in records),
+                "bytes_received": sum(r["bytes_received"] for r in records),
+                "rejected": final.get("rejected", {}),
+                "model_hash": final.get("model_hash"),
+            }
+        )
+    accs = [n["accuracy"] for n in nodes if n["accuracy"] is not None]
+    mean = sum(accs) / len(accs) if accs else None
+    std = math.sqrt(sum((a - mean) ** 2 for a in accs) / len(accs)) if accs and mean is not None else None
+    return {
+        "run_dir": str(path),
+        "nodes": topology.n,
+        "topology": topology.name,
+        "rounds": cfg.training.rounds,
+        "dataset": cfg.data.dataset,
+        "model": cfg.model.name,
+        "aggregation": cfg.aggregation.rule,
+        "wall_time_s": wall_s,
+        "accuracy_mean": mean,
+        "accuracy_std": std,
+        "accuracy_min": min(accs) if accs else None,
+        "accuracy_max": max(accs) if accs else None,
+        "dead_nodes": [n["node"] for n in nodes if n["status"] == "dead"],
+        "per_node": nodes,
+    }
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The summary as a fixed-width table for the terminal."""
+    lines = [f"{'node':>4} {'rounds':>6} {'accuracy':>8} {'test loss':>9} {'consensus':>10} {'MB sent':>8} {'status':>8}"]
+    for n in summary["per_node"]:
+        acc = f"{n['accuracy']:.4f}" if n["accuracy"] is not None else "-"
+        loss = f"{n['test_loss']:.4f}" if n["test_loss"] is not None else "-"
+        cd = f"{n['consensus_distance']:.3g}" if n["consensus_distance"] is not None else "-"
+        lines.append(f"{n['node']:>4} {n['rounds_completed']:>6} {acc:>8} {loss:>9} {cd:>10} {n['bytes_sent'] / 1e6:>8.2f} {n['status']:>8}")
+    if summary["accuracy_mean"] is not None:
+        lines.append(
+            f"mean accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} "
+            f"(min {summary['accuracy_min']:.4f}, max {summary['accuracy_max']:.4f}) in {summary['wall_time_s']:.1f} s"
+        )
+    return "\n".join(lines)

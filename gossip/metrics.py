@@ -1,0 +1,148 @@
+"""Prometheus metrics of one node: its own registry, named metrics, and an HTTP endpoint it owns.
+
+Each node builds a private ``CollectorRegistry`` (client_python's advice for libraries: no global
+registry, so many nodes can live in one test process). Names follow Prometheus conventions:
+counters end in ``_total``, durations are ``_seconds`` histograms, sizes ``_bytes``. Labels are
+bounded: ``node`` and ``peer`` are vertex ids of the topology (a node only labels its neighbours),
+``reason`` is a :class:`~gossip.wire.RejectReason`, ``aggregator`` a rule name.
+
+The endpoint also answers ``/healthz`` (the process is alive: 200) and ``/readyz`` (200 once every
+neighbour said hello, 503 before), for Docker health checks and Kubernetes probes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler, make_wsgi_app
+
+from gossip.errors import TransportError
+from gossip.wire import RejectReason
+
+__all__ = ["MetricsServer", "NodeMetrics"]
+
+_ROUND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+
+class NodeMetrics:
+    """Every metric a node exports, bound to the node's label; one instance per node."""
+
+    def __init__(self, node: int, neighbours: Iterable[int], aggregator: str = "dsgd", registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        n = str(node)
+        self.node = n
+        self.aggregator = aggregator
+        labels = ["node"]
+        peer_labels = ["node", "peer"]
+
+        self.info = Gauge("gossip_node_info", "Static facts about the node (value is always 1).", ["node", "aggregator"], registry=r)
+        self.info.labels(n, aggregator).set(1)
+        self.rounds = Counter("gossip_rounds_total", "Rounds this node has completed.", labels, registry=r).labels(n)
+        self.round = Gauge("gossip_round", "The round this node is in.", labels, registry=r).labels(n)
+        self.round_duration = Histogram("gossip_round_duration_seconds", "Wall time of one full round.", labels, buckets=_ROUND_BUCKETS, registry=r).labels(n)
+        self.train_step = Histogram("gossip_train_step_duration_seconds", "Wall time of one local optimiser step.", labels, buckets=_STEP_BUCKETS, registry=r).labels(n)
+        self.wait = Histogram("gossip_wait_duration_seconds", "Time spent waiting for neighbours' models in a round.", labels, buckets=_ROUND_BUCKETS, registry=r).labels(n)
+        self.train_loss = Gauge("gossip_train_loss", "Mean training loss of the last round's local steps.", labels, registry=r).labels(n)
+        self.test_accuracy = Gauge("gossip_test_accuracy", "Test accuracy of the node's model at its last evaluation (0..1).", labels, registry=r).labels(n)
+        self.test_loss = Gauge("gossip_test_loss", "Test loss of the node's model at its last evaluation.", labels, registry=r).labels(n)
+        self.consensus_distance = Gauge(
+            "gossip_consensus_distance", "L2 distance between the node's model and its neighbourhood's weighted average, before mixing.", labels, registry=r
+        ).labels(n)
+        self.peers_alive = Gauge("gossip_peers_alive", "Neighbours whose model arrived in the last round.", labels, registry=r).labels(n)
+        self.neighbours = Gauge("gossip_neighbours", "Neighbours this node has in the topology.", labels, registry=r).labels(n)
+        self._bytes_sent = Counter("gossip_bytes_sent_total", "Payload and header bytes sent, by peer.", peer_labels, registry=r)
+        self._bytes_received = Counter("gossip_bytes_received_total", "Bytes received in valid messages, by peer.", peer_labels, registry=r)
+        self._messages_sent = Counter("gossip_messages_sent_total", "Messages handed to the transport, by peer.", peer_labels, registry=r)
+        self._messages_received = Counter("gossip_messages_received_total", "Valid messages received, by peer.", peer_labels, registry=r)
+        self._send_dropped = Counter("gossip_messages_send_dropped_total", "Messages not sent because the peer was down or its queue full.", peer_labels, registry=r)
+        self._missed = Counter("gossip_peer_missed_rounds_total", "Rounds in which a neighbour's model did not arrive before the timeout.", peer_labels, registry=r)
+        self._last_seen = Gauge("gossip_peer_last_seen_round", "Last round in which a neighbour's model arrived.", peer_labels, registry=r)
+        self._rejected = Counter("gossip_messages_rejected_total", "Messages dropped by validation, by reason.", ["node", "reason"], registry=r)
+        self._discarded = Counter(
+            "gossip_aggregation_inputs_discarded_total", "Neighbour models a robust rule discarded or clipped.", ["node", "aggregator", "action"], registry=r
+        )
+        self.neighbours.set(len(list(neighbours)))
+        for reason in RejectReason:  # pre-create so every reason is a visible zero, not a missing series
+            self._rejected.labels(n, reason.value)
+        for peer in neighbours:
+            p = str(peer)
+            for metric in (self._bytes_sent, self._bytes_received, self._messages_sent, self._messages_received, self._send_dropped, self._missed):
+                metric.labels(n, p)
+            self._last_seen.labels(n, p).set(-1)
+        for action in ("discarded", "clipped"):
+            self._discarded.labels(n, aggregator, action)
+
+    def sent(self, peer: int, nbytes: int, ok: bool) -> None:
+        if ok:
+            self._messages_sent.labels(self.node, str(peer)).inc()
+            self._bytes_sent.labels(self.node, str(peer)).inc(nbytes)
+        else:
+            self._send_dropped.labels(self.node, str(peer)).inc()
+
+    def received(self, peer: int, nbytes: int, round_: int) -> None:
+        self._messages_received.labels(self.node, str(peer)).inc()
+        self._bytes_received.labels(self.node, str(peer)).inc(nbytes)
+
+    def arrived(self, peer: int, round_: int) -> None:
+        self._last_seen.labels(self.node, str(peer)).set(round_)
+
+    def missed(self, peer: int) -> None:
+        self._missed.labels(self.node, str(peer)).inc()
+
+    def rejected(self, reason: RejectReason) -> None:
+        self._rejected.labels(self.node, reason.value).inc()
+
+    def discarded(self, count: int, action: str = "discarded") -> None:
+        if count:
+            self._discarded.labels(self.node, self.aggregator, action).inc(count)
+
+    def rejected_count(self, reason: RejectReason) -> float:
+        return self._rejected.labels(self.node, reason.value)._value.get()
+
+
+class MetricsServer:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on one port, served from a daemon thread."""
+
+    def __init__(self, metrics: NodeMetrics, host: str, port: int, ready: Callable[[], bool]) -> None:
+        self._metrics_app = make_wsgi_app(metrics.registry)
+        self._ready = ready
+        self._host = host
+        self._port = port
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_port if self._server else self._port
+
+    def start(self) -> None:
+        """Bind and serve; raises TransportError when the port is taken."""
+        try:
+            self._server = make_server(self._host, self._port, self._app, ThreadingWSGIServer, handler_class=_SilentHandler)
+        except OSError as exc:
+            raise TransportError(f"metrics: cannot listen on {self._host}:{self._port}: {exc.strerror}") from None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        if path == "/readyz":
+            ok = self._ready()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"ready\n" if ok else b"waiting for neighbours\n"]
+        return self._metrics_app(environ, start_response)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

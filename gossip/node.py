@@ -1,0 +1,419 @@
+"""The node: one vertex of the graph, running the round loop train → send → collect → aggregate → record.
+
+This module wires the pieces together and does nothing else: the math is in ``gossip.aggregation``,
+validation in ``gossip.wire``, sockets in ``gossip.transport``. :func:`plan_node` does the reading
+(config, topology, data); :class:`Node`'s constructor does no I/O; work starts in :meth:`Node.run`.
+
+Synchronous D-SGD round *t* (adapt-then-combine):
+
+1. ``local_steps`` SGD steps on the node's shard;
+2. a snapshot of the parameter vector goes to every neighbour, tagged *t*;
+3. wait for the neighbours' round-*t* models until ``round_timeout_s``; models for later rounds that
+   arrive meanwhile are buffered, models for earlier rounds are dropped and counted (``stale_round``);
+4. mix with the topology's weights over what arrived — a missing neighbour's weight goes back to the
+   node itself;
+5. evaluate, record one JSONL line, update the metrics.
+
+Determinism: batches are seeded per node and aggregation sums in sorted sender order, so as long as
+every model arrives within the timeout, two runs with the same config give bit-identical models
+whatever the arrival order. A timeout changes the mix; it is recorded (``missing`` in the round's
+record and ``gossip_peer_missed_rounds_total``), so a divergence between runs is always visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gossip.aggregation import DSGD, build_aggregator, weighted_average
+from gossip.config import RunConfig, config_to_toml
+from gossip.data import Dataset, load_dataset, load_npz, partition
+from gossip.errors import ConfigError, PeerUnreachable, WireError
+from gossip.ids import NodeId
+from gossip.inbox import Inbox
+from gossip.metrics import MetricsServer, NodeMetrics
+from gossip.models import build_model
+from gossip.results import NodeFiles, RecordWriter, save_vector, write_json
+from gossip.state import FlatModel, flatten_, model_hash
+from gossip.topology import Topology, parse_spec
+from gossip.trainer import LocalTrainer
+from gossip.transport import Transport
+from gossip.wire import Expectation, Kind, RejectReason, decode, encode
+
+__all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of"]
+
+log = logging.getLogger("gossip.node")
+
+HEADER_SLACK_BYTES = 8192
+
+
+def run_id_of(cfg: RunConfig) -> bytes:
+    """8 bytes naming the learning problem, so nodes of different runs never mix models.
+
+    Derived from the sections every node must agree on (not from addresses or ports, which differ
+    per node in a container deployment), so N independently started daemons agree without talking.
+    """
+    shared = dataclasses.replace(cfg, transport=type(cfg.transport)(), metrics=type(cfg.metrics)())
+    return hashlib.blake2b(config_to_toml(shared).encode(), digest_size=8).digest()
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """Everything a node needs, read from disk; building it is the only I/O before ``run()``."""
+
+    node_id: NodeId
+    cfg: RunConfig
+    topology: Topology
+    dataset: Dataset
+    shard: np.ndarray  # indices of this node's training samples
+    run_dir: Path | None
+
+
+def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None) -> NodePlan:
+    """Load the topology and the data for ``node_id`` (the data cache in ``run_dir`` if there is one)."""
+    topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
+    if not 0 <= node_id < topology.n:
+        raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
+    cache = Path(run_dir) / "data.npz" if run_dir else None
+    if cache is not None and cache.exists():
+        dataset = load_npz(cache)
+    else:
+        dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed)
+    parts = partition(
+        dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node,
+        min_size=cfg.data.min_size or None,
+    )
+    return NodePlan(NodeId(node_id), cfg, topology, dataset, parts[node_id], Path(run_dir) if run_dir else None)
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """How a node's run ended."""
+
+    node_id: int
+    status: str  # "finished" | "stopped"
+    rounds_completed: int
+    accuracy: float
+    model_hash: str
+
+
+def init_seed(cfg: RunConfig, node_id: int) -> int:
+    """Shared init: one seed for all. Independent init: a distinct, reproducible seed per node."""
+    if cfg.model.init == "shared":
+        return cfg.run.seed
+    return int.from_bytes(hashlib.blake2b(f"init/{cfg.run.seed}/{node_id}".encode(), digest_size=6).digest(), "big")
+
+
+def message_limit(plan: NodePlan) -> int:
+    """The largest frame a node of this run may receive: the model at float32 plus header slack."""
+    if plan.cfg.transport.max_message_bytes:
+        return plan.cfg.transport.max_message_bytes
+    return build_flat_model(plan).layout.numel * 4 + HEADER_SLACK_BYTES
+
+
+def build_flat_model(plan: NodePlan) -> FlatModel:
+    """The node's model, initialised from its seed, with its state in one flat vector."""
+    torch.manual_seed(init_seed(plan.cfg, plan.node_id))
+    module = build_model(plan.cfg.model.name, plan.dataset.input_shape, plan.dataset.num_classes)
+    return flatten_(module)
+
+
+class Node:
+    """One gossip node. ``await node.run()`` runs every round and returns a :class:`NodeResult`."""
+
+    def __init__(self, plan: NodePlan, transport: Transport, *, metrics: NodeMetrics | None = None, serve_metrics: bool = False) -> None:
+        cfg = plan.cfg
+        self.plan = plan
+        self.cfg = cfg
+        self.id = plan.node_id
+        self.transport = transport
+        self.neighbours: tuple[NodeId, ...] = tuple(NodeId(j) for j in plan.topology.neighbours(plan.node_id))
+        row = plan.topology.mixing_weights(plan.node_id, cfg.topology.weights)
+        self.weights: dict[NodeId, float] = {NodeId(j): float(w) for j, w in row.items() if j != plan.node_id}
+        self.run_id = run_id_of(cfg)
+        self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
+        self._serve_metrics = serve_metrics
+        self.metrics_server: MetricsServer | None = None
+        self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
+        self.round = 0
+        self.ready = False
+        self._stop = False
+        self._welcomed: set[NodeId] = set()  # neighbours that answered our hello: both link directions work
+        self._rejects: Counter[str] = Counter()
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._expect: Expectation | None = None
+        self.flat: FlatModel | None = None
+
+    # -------------------------------------------------------------------------------------------
+    # lifecycle
+
+    def request_stop(self) -> None:
+        """Finish the current phase quickly and leave (SIGTERM, Ctrl-C)."""
+        self._stop = True
+        self.inbox.stop()
+
+    async def run(self) -> NodeResult:
+        cfg = self.cfg
+        self.flat = build_flat_model(self.plan)
+        ds = self.plan.dataset
+        shard = self.plan.shard
+        trainer = LocalTrainer(
+            self.flat.module,
+            ds.x_train[shard],
+            ds.y_train[shard],
+            ds.x_test,
+            ds.y_test,
+            cfg.training,
+            cfg.data.batch_size,
+            seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
+        )
+        aggregator = build_aggregator(cfg.aggregation, self.flat.layout)
+        self._expect = Expectation(
+            run_id=self.run_id,
+            fingerprint=self.flat.layout.fingerprint,
+            numel=self.flat.layout.numel,
+            node_count=self.plan.topology.n,
+            neighbours=frozenset(self.neighbours),
+            round_min=0,
+            round_max=cfg.transport.max_rounds_ahead,
+        )
+        files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
+        writer = RecordWriter(files.records, truncate=True) if files else None
+
+        await self.transport.start()
+        if self._serve_metrics:
+            self.metrics_server = MetricsServer(self.metrics, cfg.metrics.host, cfg.metrics.port_of(self.id), lambda: self.ready)
+            self.metrics_server.start()
+        receiver = asyncio.create_task(self._receive_loop(), name=f"recv-{self.id}")
+        status = "finished"
+        accuracy = float("nan")
+        try:
+            await self._handshake()
+            self.ready = True
+            for t in range(cfg.training.rounds):
+                if self._stop:
+                    status = "stopped"
+                    break
+                record = await self._round(t, trainer, aggregator)
+                if not math.isnan(record["accuracy"] if record["accuracy"] is not None else math.nan):
+                    accuracy = record["accuracy"]
+                if writer:
+                    writer.write(record)
+                log.info("%s", " ".join(f"{k}={_fmt(v)}" for k, v in record.items() if k != "missing"))
+            else:
+                self.round = cfg.training.rounds
+            if self._stop and status == "finished" and self.round < cfg.training.rounds:
+                status = "stopped"
+            self._say(Kind.BYE)
+        finally:
+            receiver.cancel()
+            try:
+                await receiver
+            except asyncio.CancelledError:
+                pass
+            if writer:
+                writer.close()
+            if self.metrics_server:
+                self.metrics_server.stop()
+            await self.transport.close()
+
+        result = NodeResult(int(self.id), status, self.round, accuracy, model_hash(self.flat.vector))
+        if files:
+            save_vector(files.model, self.flat.vector.numpy())
+            write_json(files.summary, self._summary(result))
+        return result
+
+    # -------------------------------------------------------------------------------------------
+    # start-up
+
+    async def _handshake(self) -> None:
+        """Say hello until every neighbour has answered with a welcome, or the deadline passes.
+
+        A welcome is the proof we need: it answers a hello that left through *our* DEALER and came
+        back through *theirs*, so both directions of the link are up before round 0 (with
+        ``IMMEDIATE=1`` a model sent on a link that is not up yet would be dropped).
+        """
+        deadline = time.monotonic() + self.cfg.transport.startup_timeout_s
+        pause = 0.05
+        while not self._stop:
+            missing = [j for j in self.neighbours if j not in self._welcomed]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                addrs = ", ".join(f"{j}" for j in missing)
+                raise PeerUnreachable(
+                    list(map(int, missing)),
+                    f"node {self.id}: no answer from neighbour(s) {addrs} within {self.cfg.transport.startup_timeout_s:g} s",
+                )
+            for j in missing:
+                self._send(j, encode(Kind.HELLO, src=self.id, round=self.round, run_id=self.run_id))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    # -------------------------------------------------------------------------------------------
+    # one round
+
+    async def _round(self, t: int, trainer: LocalTrainer, aggregator: Any) -> dict[str, Any]:
+        cfg = self.cfg
+        assert self.flat is not None and self._expect is not None
+        vector = self.flat.vector
+        t_start = time.perf_counter()
+        self.round = t
+        self.metrics.round.set(t)
+        self.inbox.advance(t)
+        self._expect = dataclasses.replace(self._expect, round_min=t, round_max=t + cfg.transport.max_rounds_ahead)
+        bytes_out_0 = self._bytes_out
+
+        step = trainer.steps(cfg.training.local_steps)
+        for s in step.step_seconds:
+            self.metrics.train_step.observe(s)
+
+        t0 = time.perf_counter()
+        snapshot = vector.clone()  # the one copy the socket needs: training must not touch what is in flight
+        frames = encode(
+            Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
+            payload=snapshot, dtype=cfg.transport.wire_dtype, info={"loss": step.loss} if math.isfinite(step.loss) else None,
+        )
+        t1 = time.perf_counter()
+        for j in self.neighbours:
+            self._send(j, frames)
+        t2 = time.perf_counter()
+
+        expected = [j for j in self.neighbours if j not in self.inbox.gone]
+        got = await self.inbox.collect(t, expected, time.monotonic() + cfg.transport.round_timeout_s)
+        t3 = time.perf_counter()
+        self.metrics.wait.observe(t3 - t2)
+
+        received = {j: m.payload for j, m in got.items() if m.payload is not None}
+        weights = {j: self.weights[j] for j in received}
+        missing = [int(j) for j in self.neighbours if j not in received]
+        for j in received:
+            self.metrics.arrived(j, t)
+        for j in missing:
+            self.metrics.missed(j)
+        neighbourhood = weighted_average(vector, received, weights)
+        distance = float(torch.linalg.vector_norm(vector - neighbourhood))
+        mixed = neighbourhood if isinstance(aggregator, DSGD) else aggregator.aggregate(vector, received, weights)
+        vector.copy_(mixed)
+        t4 = time.perf_counter()
+
+        evaluate = (t + 1) % cfg.training.eval_every == 0 or t == cfg.training.rounds - 1
+        evaluation = trainer.evaluate() if evaluate else None
+        t5 = time.perf_counter()
+
+        self.metrics.rounds.inc()
+        self.metrics.round_duration.observe(t5 - t_start)
+        self.metrics.consensus_distance.set(distance)
+        self.metrics.peers_alive.set(len(received))
+        if math.isfinite(step.loss):
+            self.metrics.train_loss.set(step.loss)
+        if evaluation:
+            self.metrics.test_accuracy.set(evaluation.accuracy)
+            self.metrics.test_loss.set(evaluation.loss)
+        self.round = t + 1
+        return {
+            "node": int(self.id),
+            "round": t,
+            "time": time.time(),
+            "loss": step.loss,
+            "accuracy": evaluation.accuracy if evaluation else None,
+            "test_loss": evaluation.loss if evaluation else None,
+            "consensus_distance": distance,
+            "arrived": len(received),
+            "missing": missing,
+            "bytes_sent": self._bytes_out - bytes_out_0,
+            "bytes_received": sum(m.nbytes for m in got.values()),  # the models mixed this round
+            "rejected": sum(self._rejects.values()),
+            "round_s": t5 - t_start,
+            "train_s": step.seconds,
+            "encode_s": (t1 - t0),
+            "send_s": t2 - t1,
+            "wait_s": t3 - t2,
+            "aggregate_s": t4 - t3,
+            "eval_s": t5 - t4,
+        }
+
+    # -------------------------------------------------------------------------------------------
+    # network
+
+    def _send(self, peer: NodeId, frames: list[Any]) -> None:
+        nbytes = sum(len(f) for f in frames)
+        ok = self.transport.send(peer, frames)
+        if ok:
+            self._bytes_out += nbytes
+        self.metrics.sent(peer, nbytes, ok)
+
+    def _say(self, kind: Kind) -> None:
+        for j in self.neighbours:
+            self._send(j, encode(kind, src=self.id, round=self.round, run_id=self.run_id))
+
+    async def _receive_loop(self) -> None:
+        """Validate everything that arrives; a bad message is counted and dropped, never raised."""
+        while True:
+            received = await self.transport.recv()
+            expect = self._expect
+            assert expect is not None
+            try:
+                message = decode(received.frames, expect, received.sender)
+            except WireError as exc:
+                self._reject(exc.reason, exc.detail, received.sender)
+                continue
+            self._bytes_in += received.nbytes
+            self.metrics.received(message.src, received.nbytes, message.round)
+            if message.kind is Kind.HELLO:
+                self.inbox.mark_back(message.src)
+                self._send(message.src, encode(Kind.WELCOME, src=self.id, round=self.round, run_id=self.run_id))
+            elif message.kind is Kind.WELCOME:
+                self._welcomed.add(message.src)
+            elif message.kind is Kind.BYE:
+                self.inbox.mark_gone(message.src)
+            elif message.kind is Kind.MODEL:
+                if not self.inbox.put(message):
+                    lo, _hi = self.inbox.window()
+                    self._reject(RejectReason.STALE_ROUND if message.round < lo else RejectReason.FUTURE_ROUND, "", message.src)
+
+    def _reject(self, reason: RejectReason, detail: str, sender: int | None) -> None:
+        self.metrics.rejected(reason)
+        if self._rejects[reason.value] == 0:  # log once per reason; the counter has the rest
+            log.warning("node %s: rejected a message from %s: %s %s", self.id, sender, reason.value, detail)
+        self._rejects[reason.value] += 1
+
+    # -------------------------------------------------------------------------------------------
+
+    def _summary(self, result: NodeResult) -> dict[str, Any]:
+        return {
+            "node": result.node_id,
+            "status": result.status,
+            "rounds_completed": result.rounds_completed,
+            "accuracy": result.accuracy,
+            "model_hash": result.model_hash,
+            "bytes_sent": self._bytes_out,
+            "bytes_received": self._bytes_in,
+            "rejected": dict(self._rejects),
+            "neighbours": [int(j) for j in self.neighbours],
+            "parameters": self.flat.layout.numel if self.flat else 0,
+        }
+
+    @property
+    def rejected(self) -> Mapping[str, int]:
+        """Messages rejected so far, by reason."""
+        return dict(self._rejects)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,148 @@
+"""The run directory: where a run's config, per-node records and summary live, written so nothing tears.
+
+Layout::
+
+    RUN_DIR/
+      config.toml            the resolved config every node ran with (addresses and ports included)
+      topology.graphml       the exact graph (generators are seeded, but a file removes all doubt)
+      data.npz               the dataset, generated once by the launcher and read by every node
+      nodes/node-<i>.jsonl   one JSON object per round: loss, accuracy, consensus distance, bytes, times
+      nodes/node-<i>.json    the node's final summary (written once, atomically)
+      nodes/node-<i>.npy     the node's final parameter vector (numpy format, no pickle)
+      nodes/node-<i>.log     the node process's stderr/stdout
+      summary.json           the run summary the launcher writes at the end
+
+A JSONL record is written with a single ``write`` of a complete line and flushed; readers ignore a
+trailing partial line, so a process killed mid-write loses at most its last record, never corrupts
+earlier ones. Whole files are written to a temporary name and renamed (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["NodeFiles", "atomic_write_bytes", "atomic_write_text", "read_jsonl", "write_json"]
+
+
+class NodeFiles:
+    """Paths of one node's files inside a run directory."""
+
+    def __init__(self, run_dir: str | Path, node: int) -> None:
+        self.dir = Path(run_dir) / "nodes"
+        self.node = node
+        self.records = self.dir / f"node-{node}.jsonl"
+        self.summary = self.dir / f"node-{node}.json"
+        self.model = self.dir / f"node-{node}.npy"
+        self.log = self.dir / f"node-{node}.log"
+
+
+class RecordWriter:
+    """Append-only JSONL writer: one complete line per ``write`` call."""
+
+    def __init__(self, path: Path, truncate: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "w" if truncate else "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._fh.write(json.dumps(_jsonable(record), separators=(",", ":")) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Every complete record of a JSONL file; a torn last line (killed writer) is ignored."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def iter_new_records(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Records appended since byte ``offset``; returns them and the new offset (complete lines only)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    records = []
+    for line in chunk[: end + 1].splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records, offset + end + 1
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a whole file or nothing: temp file, fsync, rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def save_vector(path: str | Path, vector: np.ndarray) -> None:
+    """Save a parameter vector in .npy format, atomically (np.load reads it with allow_pickle=False)."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(vector), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_vector(path: str | Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON has no NaN: non-finite floats become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    return obj
+
+
+def records_by_node(run_dir: str | Path) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(node id, records) for every node of a run, in node order."""
+    nodes = Path(run_dir) / "nodes"
+    files = sorted(nodes.glob("node-*.jsonl"), key=lambda p: int(p.stem.split("-")[1]))
+    for f in files:
+        yield int(f.stem.split("-")[1]), read_jsonl(f)

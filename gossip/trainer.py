@@ -1,0 +1,107 @@
+"""Local training and evaluation on one node's shard: the only place that runs the optimiser.
+
+Batches come from a ``torch.Generator`` seeded by (run seed, node id) and walk through a fresh
+permutation each epoch, so a node's sequence of batches is the same in every run with the same
+config — the first half of gossip's determinism (the second is sorted aggregation).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from gossip.config import TrainingConfig
+
+__all__ = ["Evaluation", "LocalTrainer", "StepResult", "make_optimizer"]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    loss: float  # mean training loss over the steps (nan when no step ran)
+    seconds: float
+    step_seconds: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    loss: float
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """The configured optimiser; its state (momentum, Adam moments) stays local and never travels."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+class LocalTrainer:
+    """SGD steps on a fixed shard, and evaluation on a fixed test set."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: np.ndarray,
+        y: np.ndarray,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        cfg: TrainingConfig,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        self.model = model
+        self.x = torch.from_numpy(np.ascontiguousarray(x))
+        self.y = torch.from_numpy(np.ascontiguousarray(y))
+        self.x_test = torch.from_numpy(np.ascontiguousarray(x_test))
+        self.y_test = torch.from_numpy(np.ascontiguousarray(y_test))
+        self.batch_size = min(batch_size, max(1, len(self.x)))
+        self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self._gen = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.int64)
+        self._pos = 0
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._pos + self.batch_size > len(self._order):
+            self._order = torch.randperm(len(self.x), generator=self._gen)
+            self._pos = 0
+        idx = self._order[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return self.x[idx], self.y[idx]
+
+    def steps(self, count: int) -> StepResult:
+        """Take ``count`` minibatch steps; returns their mean loss and timings."""
+        start = time.perf_counter()
+        if count == 0 or len(self.x) == 0:
+            return StepResult(float("nan"), 0.0, ())
+        self.model.train()
+        losses: list[float] = []
+        times: list[float] = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            xb, yb = self._next_batch()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(xb), yb)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+            times.append(time.perf_counter() - t0)
+        return StepResult(sum(losses) / len(losses), time.perf_counter() - start, tuple(times))
+
+    @torch.no_grad()
+    def evaluate(self, batch: int = 2048) -> Evaluation:
+        """Accuracy and mean loss on the whole test set."""
+        self.model.eval()
+        correct = 0
+        total_loss = 0.0
+        n = len(self.x_test)
+        for i in range(0, n, batch):
+            xb, yb = self.x_test[i : i + batch], self.y_test[i : i + batch]
+            logits = self.model(xb)
+            total_loss += float(self.loss_fn(logits, yb)) * len(xb)
+            correct += int((logits.argmax(1) == yb).sum())
+        return Evaluation(correct / max(n, 1), total_loss / max(n, 1))

@@ -1,0 +1,179 @@
+"""``gossip launch`` end to end: real node processes on loopback, the run directory, and clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gossip.results import read_jsonl
+from tests.conftest import run_gossip
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+
+def launch(run_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", *args, timeout=timeout)
+
+
+def node_pids_of(run_dir: Path) -> list[int]:
+    """PIDs of live processes whose command line mentions this run directory."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(run_dir) in cmd and " node " in cmd:
+                pids.append(int(entry.name))
+    return pids
+
+
+def ports_free(config_text: str) -> bool:
+    """No process listens on any node port any more. SO_REUSEADDR, as every server (and libzmq) sets
+    it, so connections in TIME_WAIT — the kernel's, not a leak — do not count."""
+    import tomllib
+
+    cfg = tomllib.loads(config_text)
+    for address in cfg["transport"]["addresses"]:
+        host, port = address.removeprefix("tcp://").rsplit(":", 1)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, int(port)))
+            except OSError:
+                return False
+    return True
+
+
+def test_four_node_ring_runs_to_the_end(tmp_path: Path) -> None:
+    """A 4-node ring trains for 6 rounds; every node writes 6 records; the summary names them all."""
+    run_dir = tmp_path / "run"
+    result = launch(run_dir, "-n", "4", "-t", "ring", "-r", "6", "--lr", "0.05")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["nodes"] == 4 and summary["dead_nodes"] == []
+    for node in range(4):
+        records = read_jsonl(run_dir / "nodes" / f"node-{node}.jsonl")
+        assert [r["round"] for r in records] == list(range(6))
+        assert all(r["arrived"] == 2 and r["missing"] == [] for r in records)
+        assert records[-1]["accuracy"] is not None
+        assert records[-1]["bytes_sent"] > 0 and records[-1]["bytes_received"] > 0
+    assert "mean accuracy" in result.stderr
+    assert (run_dir / "config.toml").exists() and (run_dir / "topology.graphml").exists()
+    assert node_pids_of(run_dir) == []
+    assert ports_free((run_dir / "config.toml").read_text())
+
+
+def test_same_config_and_seed_give_identical_results(tmp_path: Path) -> None:
+    """Two runs of one config: same per-node accuracies and bit-identical final models (hashes)."""
+    args = ("-n", "5", "-t", "er:p=0.6", "-r", "8", "--seed", "3", "--partition", "dirichlet", "--alpha", "0.5")
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        r = launch(d, *args)
+        assert r.returncode == 0, r.stderr
+    sa = json.loads((a / "summary.json").read_text())["per_node"]
+    sb = json.loads((b / "summary.json").read_text())["per_node"]
+    assert [n["accuracy"] for n in sa] == [n["accuracy"] for n in sb]
+    assert [n["model_hash"] for n in sa] == [n["model_hash"] for n in sb]
+    assert len({n["model_hash"] for n in sa}) == 5  # nodes differ from each other (no merge here)
+
+
+def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path) -> None:
+    """SIGINT to the launcher: exit 130, no node process left, no port still bound, records kept."""
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gossip", "launch", "--run-dir", str(run_dir), "--no-progress", "-n", "4", "-t", "ring", "-r", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not read_jsonl(run_dir / "nodes" / "node-0.jsonl"):
+            time.sleep(0.2)
+        assert read_jsonl(run_dir / "nodes" / "node-0.jsonl"), "no round finished"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert node_pids_of(run_dir) == []
+    assert ports_free((run_dir / "config.toml").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert all(n["status"] == "stopped" for n in summary["per_node"])
+
+
+def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
+    """A node that cannot start (its port was taken after the run was prepared) fails the whole run:
+    exit 1, the node named with the tail of its log, and no process left behind."""
+    import io
+    import tomllib
+
+    from gossip.config import load_config
+    from gossip.launch import prepare_run, run_prepared
+
+    cfg = load_config(env={}, overrides={"run.nodes": 4, "topology.spec": "ring", "training.rounds": 50})
+    resolved, run_dir, topology = prepare_run(cfg, run_dir=tmp_path / "run")
+    address = tomllib.loads((run_dir / "config.toml").read_text())["transport"]["addresses"][2]
+    host, port = address.removeprefix("tcp://").rsplit(":", 1)
+    out = io.StringIO()
+    with socket.socket() as thief:
+        thief.bind((host, int(port)))
+        thief.listen()
+        result = run_prepared(resolved, run_dir, topology, progress=False, out=out)
+    assert result.exit_code == 1
+    assert "node 2 exited with code 2" in out.getvalue()
+    assert "already in use" in out.getvalue()
+    assert node_pids_of(run_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-n", "4", "-t", "rnig"), "unknown topology 'rnig'"),
+        (("-t", "{missing}"), "topology file not found"),
+        (("-t", "{garbage}"), "garbage.edges line 1"),
+        (("-n", "32", "-t", "{ring16}"), "larger than"),
+        (("-n", "4", "-t", "ring", "--dataset", "mnsit"), "unknown dataset 'mnsit'"),
+        (("-n", "4", "-t", "ring", "--set", "training.lrr=1"), "unknown key 'lrr' in [training]"),
+        (("-n", "4", "-t", "ring", "--config", "{badtoml}"), "invalid TOML"),
+        (("-n", "4", "-t", "ring", "--dataset", "mnist"), "mnist"),
+        (("-n", "4", "-t", "ring", "--base-port", "{busy}"), "already in use"),
+        (("-n", "4", "-t", "ring", "--rounds", "0"), "rounds must be >= 1"),
+        (("-n", "4", "-t", "ring", "--bogus"), "unrecognized arguments"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    """Each mistake a user can make ends with one clear line on stderr and exit code 2, no traceback."""
+    repo = Path(__file__).resolve().parents[2]
+    garbage = tmp_path / "garbage.edges"
+    garbage.write_text("this is not a graph\n")
+    badtoml = tmp_path / "bad.toml"
+    badtoml.write_text("[training\n")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        fills = {
+            "{missing}": str(tmp_path / "nope.edges"),
+            "{garbage}": str(garbage),
+            "{ring16}": str(repo / "topologies" / "ring-16.edges"),
+            "{badtoml}": str(badtoml),
+            "{busy}": str(busy.getsockname()[1]),
+        }
+        argv = [fills.get(a, a) for a in args]
+        r = run_gossip("launch", "--run-dir", str(tmp_path / "run"), "--no-progress", *argv, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0]
+    assert "Traceback" not in r.stderr
