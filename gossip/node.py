@@ -48,9 +48,9 @@ from gossip.models import build_model
 from gossip.results import NodeFiles, RecordWriter, save_vector, write_json
 from gossip.state import FlatModel, flatten_, model_hash
 from gossip.topology import Topology, parse_spec
-from gossip.trainer import LocalTrainer
+from gossip.trainer import LocalTrainer, StepResult
 from gossip.transport import Transport
-from gossip.wire import Expectation, Kind, RejectReason, decode, encode
+from gossip.wire import Expectation, Kind, Message, RejectReason, decode, encode
 
 __all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of"]
 
@@ -131,7 +131,12 @@ def build_flat_model(plan: NodePlan) -> FlatModel:
 
 
 class Node:
-    """One gossip node. ``await node.run()`` runs every round and returns a :class:`NodeResult`."""
+    """One gossip node. ``await node.run()`` runs every round and returns a :class:`NodeResult`.
+
+    The round is split into overridable steps — :meth:`train`, :meth:`exchange`, :meth:`mix` —
+    so that other behaviours (a Byzantine node, a communication schedule) change one step, not the
+    loop.
+    """
 
     def __init__(self, plan: NodePlan, transport: Transport, *, metrics: NodeMetrics | None = None, serve_metrics: bool = False) -> None:
         cfg = plan.cfg
@@ -143,10 +148,22 @@ class Node:
         row = plan.topology.mixing_weights(plan.node_id, cfg.topology.weights)
         self.weights: dict[NodeId, float] = {NodeId(j): float(w) for j, w in row.items() if j != plan.node_id}
         self.run_id = run_id_of(cfg)
+        self.flat = build_flat_model(plan)
+        ds = plan.dataset
+        self.trainer = LocalTrainer(
+            self.flat.module, ds.x_train[plan.shard], ds.y_train[plan.shard], ds.x_test, ds.y_test,
+            cfg.training, cfg.data.batch_size, seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
+        )
+        self.aggregator = build_aggregator(cfg.aggregation, self.flat.layout)
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
+        self.expect = Expectation(
+            run_id=self.run_id, fingerprint=self.flat.layout.fingerprint, numel=self.flat.layout.numel,
+            node_count=plan.topology.n, neighbours=frozenset(self.neighbours),
+            round_min=0, round_max=cfg.transport.max_rounds_ahead,
+        )
         self.round = 0
         self.ready = False
         self._stop = False
@@ -154,8 +171,6 @@ class Node:
         self._rejects: Counter[str] = Counter()
         self._bytes_in = 0
         self._bytes_out = 0
-        self._expect: Expectation | None = None
-        self.flat: FlatModel | None = None
 
     # -------------------------------------------------------------------------------------------
     # lifecycle
@@ -167,29 +182,6 @@ class Node:
 
     async def run(self) -> NodeResult:
         cfg = self.cfg
-        self.flat = build_flat_model(self.plan)
-        ds = self.plan.dataset
-        shard = self.plan.shard
-        trainer = LocalTrainer(
-            self.flat.module,
-            ds.x_train[shard],
-            ds.y_train[shard],
-            ds.x_test,
-            ds.y_test,
-            cfg.training,
-            cfg.data.batch_size,
-            seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
-        )
-        aggregator = build_aggregator(cfg.aggregation, self.flat.layout)
-        self._expect = Expectation(
-            run_id=self.run_id,
-            fingerprint=self.flat.layout.fingerprint,
-            numel=self.flat.layout.numel,
-            node_count=self.plan.topology.n,
-            neighbours=frozenset(self.neighbours),
-            round_min=0,
-            round_max=cfg.transport.max_rounds_ahead,
-        )
         files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
         writer = RecordWriter(files.records, truncate=True) if files else None
 
@@ -205,17 +197,14 @@ class Node:
             self.ready = True
             for t in range(cfg.training.rounds):
                 if self._stop:
-                    status = "stopped"
                     break
-                record = await self._round(t, trainer, aggregator)
-                if not math.isnan(record["accuracy"] if record["accuracy"] is not None else math.nan):
+                record = await self.run_round(t)
+                if record["accuracy"] is not None:
                     accuracy = record["accuracy"]
                 if writer:
                     writer.write(record)
                 log.info("%s", " ".join(f"{k}={_fmt(v)}" for k, v in record.items() if k != "missing"))
-            else:
-                self.round = cfg.training.rounds
-            if self._stop and status == "finished" and self.round < cfg.training.rounds:
+            if self.round < cfg.training.rounds:
                 status = "stopped"
             self._say(Kind.BYE)
         finally:
@@ -253,10 +242,10 @@ class Node:
             if not missing:
                 return
             if time.monotonic() > deadline:
-                addrs = ", ".join(f"{j}" for j in missing)
+                who = ", ".join(f"{j} ({self.cfg.transport.address_of(j)})" for j in missing)
                 raise PeerUnreachable(
                     list(map(int, missing)),
-                    f"node {self.id}: no answer from neighbour(s) {addrs} within {self.cfg.transport.startup_timeout_s:g} s",
+                    f"node {self.id}: no answer from neighbour(s) {who} within {self.cfg.transport.startup_timeout_s:g} s",
                 )
             for j in missing:
                 self._send(j, encode(Kind.HELLO, src=self.id, round=self.round, run_id=self.run_id))
@@ -266,56 +255,35 @@ class Node:
     # -------------------------------------------------------------------------------------------
     # one round
 
-    async def _round(self, t: int, trainer: LocalTrainer, aggregator: Any) -> dict[str, Any]:
+    async def run_round(self, t: int) -> dict[str, Any]:
+        """Round ``t``: train, exchange, mix, evaluate; returns the round's JSONL record."""
         cfg = self.cfg
-        assert self.flat is not None and self._expect is not None
-        vector = self.flat.vector
         t_start = time.perf_counter()
         self.round = t
         self.metrics.round.set(t)
         self.inbox.advance(t)
-        self._expect = dataclasses.replace(self._expect, round_min=t, round_max=t + cfg.transport.max_rounds_ahead)
+        self.expect = dataclasses.replace(self.expect, round_min=t, round_max=t + cfg.transport.max_rounds_ahead)
         bytes_out_0 = self._bytes_out
 
-        step = trainer.steps(cfg.training.local_steps)
-        for s in step.step_seconds:
-            self.metrics.train_step.observe(s)
-
-        t0 = time.perf_counter()
-        snapshot = vector.clone()  # the one copy the socket needs: training must not touch what is in flight
-        frames = encode(
-            Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
-            payload=snapshot, dtype=cfg.transport.wire_dtype, info={"loss": step.loss} if math.isfinite(step.loss) else None,
-        )
-        t1 = time.perf_counter()
-        for j in self.neighbours:
-            self._send(j, frames)
-        t2 = time.perf_counter()
-
-        expected = [j for j in self.neighbours if j not in self.inbox.gone]
-        got = await self.inbox.collect(t, expected, time.monotonic() + cfg.transport.round_timeout_s)
-        t3 = time.perf_counter()
-        self.metrics.wait.observe(t3 - t2)
-
+        step = self.train()
+        t_trained = time.perf_counter()
+        got, timing = await self.exchange(t, step.loss)
+        t_exchanged = time.perf_counter()
         received = {j: m.payload for j, m in got.items() if m.payload is not None}
-        weights = {j: self.weights[j] for j in received}
         missing = [int(j) for j in self.neighbours if j not in received]
         for j in received:
             self.metrics.arrived(j, t)
         for j in missing:
             self.metrics.missed(j)
-        neighbourhood = weighted_average(vector, received, weights)
-        distance = float(torch.linalg.vector_norm(vector - neighbourhood))
-        mixed = neighbourhood if isinstance(aggregator, DSGD) else aggregator.aggregate(vector, received, weights)
-        vector.copy_(mixed)
-        t4 = time.perf_counter()
+        distance = self.mix(received)
+        t_mixed = time.perf_counter()
 
         evaluate = (t + 1) % cfg.training.eval_every == 0 or t == cfg.training.rounds - 1
-        evaluation = trainer.evaluate() if evaluate else None
-        t5 = time.perf_counter()
+        evaluation = self.trainer.evaluate() if evaluate else None
+        t_end = time.perf_counter()
 
         self.metrics.rounds.inc()
-        self.metrics.round_duration.observe(t5 - t_start)
+        self.metrics.round_duration.observe(t_end - t_start)
         self.metrics.consensus_distance.set(distance)
         self.metrics.peers_alive.set(len(received))
         if math.isfinite(step.loss):
@@ -337,14 +305,49 @@ class Node:
             "bytes_sent": self._bytes_out - bytes_out_0,
             "bytes_received": sum(m.nbytes for m in got.values()),  # the models mixed this round
             "rejected": sum(self._rejects.values()),
-            "round_s": t5 - t_start,
-            "train_s": step.seconds,
-            "encode_s": (t1 - t0),
-            "send_s": t2 - t1,
-            "wait_s": t3 - t2,
-            "aggregate_s": t4 - t3,
-            "eval_s": t5 - t4,
+            "round_s": t_end - t_start,
+            "train_s": t_trained - t_start,
+            "encode_s": timing["encode_s"],
+            "send_s": timing["send_s"],
+            "wait_s": timing["wait_s"],
+            "aggregate_s": t_mixed - t_exchanged,
+            "eval_s": t_end - t_mixed,
         }
+
+    def train(self) -> StepResult:
+        """The local steps of this round."""
+        step = self.trainer.steps(self.cfg.training.local_steps)
+        for s in step.step_seconds:
+            self.metrics.train_step.observe(s)
+        return step
+
+    async def exchange(self, t: int, loss: float) -> tuple[dict[NodeId, Message], dict[str, float]]:
+        """Send our model to every neighbour, then collect theirs until the round timeout."""
+        t0 = time.perf_counter()
+        snapshot = self.flat.vector.clone()  # the one copy the socket needs: training must not touch what is in flight
+        frames = encode(
+            Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
+            payload=snapshot, dtype=self.cfg.transport.wire_dtype, info={"loss": loss} if math.isfinite(loss) else None,
+        )
+        t1 = time.perf_counter()
+        for j in self.neighbours:
+            self._send(j, frames)
+        t2 = time.perf_counter()
+        expected = [j for j in self.neighbours if j not in self.inbox.gone]
+        got = await self.inbox.collect(t, expected, time.monotonic() + self.cfg.transport.round_timeout_s)
+        t3 = time.perf_counter()
+        self.metrics.wait.observe(t3 - t2)
+        return got, {"encode_s": t1 - t0, "send_s": t2 - t1, "wait_s": t3 - t2}
+
+    def mix(self, received: Mapping[NodeId, torch.Tensor]) -> float:
+        """Aggregate in place; returns the consensus distance to the neighbourhood average (before mixing)."""
+        vector = self.flat.vector
+        weights = {j: self.weights[j] for j in received}
+        neighbourhood = weighted_average(vector, received, weights)
+        distance = float(torch.linalg.vector_norm(vector - neighbourhood))
+        mixed = neighbourhood if isinstance(self.aggregator, DSGD) else self.aggregator.aggregate(vector, received, weights)
+        vector.copy_(mixed)
+        return distance
 
     # -------------------------------------------------------------------------------------------
     # network
@@ -364,10 +367,8 @@ class Node:
         """Validate everything that arrives; a bad message is counted and dropped, never raised."""
         while True:
             received = await self.transport.recv()
-            expect = self._expect
-            assert expect is not None
             try:
-                message = decode(received.frames, expect, received.sender)
+                message = decode(received.frames, self.expect, received.sender)
             except WireError as exc:
                 self._reject(exc.reason, exc.detail, received.sender)
                 continue
@@ -404,7 +405,7 @@ class Node:
             "bytes_received": self._bytes_in,
             "rejected": dict(self._rejects),
             "neighbours": [int(j) for j in self.neighbours],
-            "parameters": self.flat.layout.numel if self.flat else 0,
+            "parameters": self.flat.layout.numel,
         }
 
     @property
