@@ -124,7 +124,7 @@ class TrainingConfig:
     local_steps: int = 1  # minibatch steps per round, before the gossip step
     optimizer: OptimizerKind = "sgd"
     lr: float = 0.05
-    momentum: float = 0.0
+    momentum: float = 0.9  # local heavy-ball momentum; its state never travels
     weight_decay: float = 0.0
     eval_every: int = 1  # evaluate on the test set every k rounds (and always at the last)
 

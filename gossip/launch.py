@@ -257,39 +257,48 @@ def _log_tail(path: Path, node: int, lines: int = 8) -> str:
 
 
 class _Progress:
-    """A tqdm bar on a terminal; a line every 10 % of the rounds elsewhere (CI logs stay readable)."""
+    """One live status line on a terminal; a plain line every 10 % of the rounds elsewhere (CI logs).
+
+    Hand-rolled rather than tqdm: the line carries the numbers a user watches (round, mean accuracy,
+    consensus distance) and nothing needs to be configured to get it right in a pty or a log file.
+    """
 
     def __init__(self, rounds: int, nodes: int, enabled: bool | None, out: Any) -> None:
         self.rounds = rounds
+        self.nodes = nodes
         self.out = out
-        tty = hasattr(out, "isatty") and out.isatty()
-        self.enabled = tty if enabled is None else enabled
-        self._bar = None
+        self.tty = hasattr(out, "isatty") and out.isatty()
+        self.enabled = True if enabled is None else enabled
         self._last_line = -1
-        if self.enabled and tty:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=rounds, unit="round", file=out, desc=f"{nodes} nodes", dynamic_ncols=True)
+        self._start = time.monotonic()
+        self._width = 0
 
     def update(self, children: list[_Child]) -> None:
+        if not self.enabled:
+            return
         done = min(c.round for c in children)
         accs = [c.accuracy for c in children if c.accuracy is not None]
         dists = [c.distance for c in children if c.distance is not None]
         acc = sum(accs) / len(accs) if accs else math.nan
         dist = sum(dists) / len(dists) if dists else math.nan
-        if self._bar is not None:
-            self._bar.n = done
-            self._bar.set_postfix_str(f"acc {acc:.3f}  consensus {dist:.3g}", refresh=False)
-            self._bar.refresh()
-        elif self.enabled is not False:
-            step = max(1, self.rounds // 10)
-            if done // step > self._last_line and done > 0:
-                self._last_line = done // step
-                print(f"gossip: round {done}/{self.rounds}  mean accuracy {acc:.3f}  consensus distance {dist:.3g}", file=self.out, flush=True)
+        if self.tty:
+            filled = int(30 * done / max(self.rounds, 1))
+            elapsed = time.monotonic() - self._start
+            line = (
+                f"{self.nodes} nodes |{'#' * filled}{'.' * (30 - filled)}| round {done}/{self.rounds}"
+                f"  accuracy {acc:.3f}  consensus {dist:.3g}  {elapsed:.0f} s"
+            )
+            self._width = max(self._width, len(line))
+            print("\r" + line.ljust(self._width), end="", file=self.out, flush=True)
+            return
+        step = max(1, self.rounds // 10)
+        if done // step > self._last_line and done > 0:
+            self._last_line = done // step
+            print(f"gossip: round {done}/{self.rounds}  mean accuracy {acc:.3f}  consensus distance {dist:.3g}", file=self.out, flush=True)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        if self.enabled and self.tty:
+            print(file=self.out, flush=True)
 
 
 def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> dict[str, Any]:
