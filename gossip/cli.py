@@ -91,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"), help="logging level (default INFO)")
     p.set_defaults(handler=_cmd_node)
 
+    p = sub.add_parser(
+        "keys",
+        help="generate CURVE key pairs for the nodes of a run",
+        description="Write node-<i>.key (public) and node-<i>.key_secret (mode 0600) for every node: "
+        "ZeroMQ certificates for [security] curve = true. Give each node its own secret and every public key.",
+    )
+    p.add_argument("-n", "--nodes", type=int, required=True, help="number of nodes")
+    p.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the keys into (must not hold keys already)")
+    p.set_defaults(handler=_cmd_keys)
+
     p = sub.add_parser("topology", help="inspect topologies", description="Inspect a topology file or generator spec.")
     tsub = p.add_subparsers(dest="topology_command", metavar="ACTION", parser_class=_Parser)
     tsub.required = True
@@ -188,19 +198,26 @@ def _cmd_node(args: argparse.Namespace) -> int:
     import torch
 
     from gossip.node import Node, message_limit, plan_node
-    from gossip.transport import ZmqTransport
+    from gossip.transport import ZmqTransport, load_keys
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(1)
     node_id = _node_id(args.id)
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
     plan = plan_node(cfg, node_id, args.run_dir)
-    peers = {j: cfg.transport.address_of(j) for j in plan.topology.neighbours(node_id)}
+    neighbours = plan.topology.neighbours(node_id)
+    peers = {j: cfg.transport.address_of(j) for j in neighbours}
+    curve = None
+    if cfg.security.curve:
+        if not cfg.security.keys_dir:
+            raise GossipErrorUsage("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
+        curve = load_keys(cfg.security.keys_dir, node_id, neighbours)
     transport = ZmqTransport(
         plan.node_id, cfg.transport.listen_address(node_id), peers,
-        queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan),
+        queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,
     )
     node = Node(plan, transport, serve_metrics=cfg.metrics.enabled)
+    transport.on_unauthenticated = node.on_unauthenticated
 
     async def _main() -> int:
         loop = asyncio.get_running_loop()
@@ -219,6 +236,19 @@ def _cmd_node(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_main())
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from gossip.transport import generate_keys
+
+    if args.nodes < 1:
+        raise GossipErrorUsage(f"--nodes {args.nodes}: need at least one node")
+    out = Path(args.out)
+    if out.exists() and any(out.glob("node-*.key*")):
+        raise GossipErrorUsage(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
+    files = generate_keys(out, args.nodes)
+    print(f"wrote {len(files)} key files for {args.nodes} nodes to {out}")
+    return 0
 
 
 def _cmd_topology_show(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ __all__ = [
     "ModelConfig",
     "RunConfig",
     "RunSection",
+    "SecurityConfig",
     "TopologyConfig",
     "TrainingConfig",
     "TransportConfig",
@@ -221,6 +222,24 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """Transport security and the limits that keep a hostile peer from exhausting a node.
+
+    Without CURVE the network is trusted: a sender is whoever its routing id says (see README,
+    "Threat model"). With CURVE every link is encrypted and a node admits only its neighbours' keys.
+    """
+
+    curve: bool = False
+    keys_dir: str = ""  # node-<i>.key and node-<i>.key_secret; gossip launch makes them when empty
+    max_messages_per_s: float = 1000.0  # per sender, token bucket; 0 = no limit
+    burst_messages: int = 100
+
+    def __post_init__(self) -> None:
+        _check(self.max_messages_per_s >= 0, f"[security] max_messages_per_s must be >= 0, got {self.max_messages_per_s}")
+        _check(self.burst_messages >= 1, f"[security] burst_messages must be >= 1, got {self.burst_messages}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs; every node of the run loads the same one."""
 
@@ -232,6 +251,7 @@ class RunConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def replace(self, **changes: Mapping[str, Any]) -> RunConfig:
         """A copy with some keys of some sections changed: ``cfg.replace(training={"lr": 0.1})``."""

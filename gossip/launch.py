@@ -87,6 +87,12 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
         mports = _ports(metrics.host, topology.n, (base_port + topology.n) if base_port else None, "metrics")
         metrics = dataclasses.replace(metrics, ports=tuple(mports))
 
+    security = cfg.security
+    if security.curve and not security.keys_dir:
+        from gossip.transport import generate_keys
+
+        generate_keys(out / "keys", topology.n)
+        security = dataclasses.replace(security, keys_dir=str(out / "keys"))
     topo_path = out / "topology.graphml"
     save(topology, topo_path)
     resolved = dataclasses.replace(
@@ -95,6 +101,7 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
         topology=dataclasses.replace(cfg.topology, spec=str(topo_path)),
         transport=dataclasses.replace(cfg.transport, addresses=addresses),
         metrics=metrics,
+        security=security,
     )
     atomic_write_text(out / "config.toml", config_to_toml(resolved))
     save_npz(dataset, out / "data.npz")

@@ -43,6 +43,7 @@ from gossip.data import Dataset, load_dataset, load_npz, partition
 from gossip.errors import ConfigError, PeerUnreachable, WireError
 from gossip.ids import NodeId
 from gossip.inbox import Inbox
+from gossip.limits import RateLimiter
 from gossip.metrics import MetricsServer, NodeMetrics
 from gossip.models import build_model
 from gossip.results import NodeFiles, RecordWriter, save_vector, write_json
@@ -65,7 +66,7 @@ def run_id_of(cfg: RunConfig) -> bytes:
     Derived from the sections every node must agree on (not from addresses or ports, which differ
     per node in a container deployment), so N independently started daemons agree without talking.
     """
-    shared = dataclasses.replace(cfg, transport=type(cfg.transport)(), metrics=type(cfg.metrics)())
+    shared = dataclasses.replace(cfg, transport=type(cfg.transport)(), metrics=type(cfg.metrics)(), security=type(cfg.security)())
     return hashlib.blake2b(config_to_toml(shared).encode(), digest_size=8).digest()
 
 
@@ -169,6 +170,7 @@ class Node:
         self._stop = False
         self._welcomed: set[NodeId] = set()  # neighbours that answered our hello: both link directions work
         self._rejects: Counter[str] = Counter()
+        self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, plan.topology.n)
         self._bytes_in = 0
         self._bytes_out = 0
 
@@ -367,6 +369,9 @@ class Node:
         """Validate everything that arrives; a bad message is counted and dropped, never raised."""
         while True:
             received = await self.transport.recv()
+            if not self._limiter.allow(received.sender):
+                self._reject(RejectReason.RATE_LIMITED, "", received.sender)
+                continue
             try:
                 message = decode(received.frames, self.expect, received.sender)
             except WireError as exc:
@@ -385,6 +390,10 @@ class Node:
                 if not self.inbox.put(message):
                     lo, _hi = self.inbox.window()
                     self._reject(RejectReason.STALE_ROUND if message.round < lo else RejectReason.FUTURE_ROUND, "", message.src)
+
+    def on_unauthenticated(self) -> None:
+        """The transport refused a CURVE handshake from a key that is not a neighbour's."""
+        self._reject(RejectReason.UNAUTHENTICATED, "unknown CURVE key", None)
 
     def _reject(self, reason: RejectReason, detail: str, sender: int | None) -> None:
         self.metrics.rejected(reason)

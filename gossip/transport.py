@@ -16,6 +16,14 @@ Choices and why:
   neighbour, and shutting down never blocks for long on a dead one.
 - Sends are non-blocking and zero-copy (``copy=False``); pyzmq keeps a reference to each buffer until
   libzmq has sent it, so the caller passes a snapshot it will not mutate.
+- Frames are received one by one and at most ``MAX_FRAMES`` are kept: a message with thousands of
+  parts is drained and reported as such (``frames=None``), never accumulated in a Python list.
+
+CURVE (optional, :class:`CurveKeys`): the ROUTER is a CURVE server and every DEALER a CURVE client
+that knows its peer's public key. A ZAP handler in the same context admits only the public keys of
+the configured neighbours and tags each connection with the owner's node id (ZeroMQ's ``User-Id``),
+which then *is* the sender — the routing id is ignored. An unknown key never completes the
+handshake; ``on_unauthenticated`` is called so the node can count it.
 """
 
 from __future__ import annotations
@@ -23,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import zmq
@@ -33,7 +42,20 @@ import zmq.asyncio
 from gossip.errors import TransportError
 from gossip.ids import NodeId
 
-__all__ = ["InMemoryNetwork", "InMemoryTransport", "Received", "Transport", "ZmqTransport", "parse_identity"]
+__all__ = [
+    "CurveKeys",
+    "InMemoryNetwork",
+    "InMemoryTransport",
+    "Received",
+    "Transport",
+    "ZmqTransport",
+    "generate_keys",
+    "load_keys",
+    "parse_identity",
+]
+
+MAX_FRAMES = 4  # the largest legal message is a header plus a few payload frames
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 
 
 @dataclass(frozen=True)
@@ -41,8 +63,53 @@ class Received:
     """One inbound message as the transport saw it."""
 
     sender: int | None  # node id the transport vouches for; None if the identity is not a node id
-    frames: list[Any]  # bytes, memoryview or zmq.Frame; decoded by gossip.wire
+    frames: list[Any]  # bytes, memoryview or zmq.Frame; decoded by gossip.wire (empty: too many frames)
     nbytes: int
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """A node's CURVE key pair and the public keys of the nodes it talks to (z85, 40 bytes each)."""
+
+    public: bytes
+    secret: bytes
+    peers: Mapping[int, bytes] = field(default_factory=dict)
+
+
+def generate_keys(directory: str | Path, nodes: int) -> list[Path]:
+    """Write ``node-<i>.key`` (public) and ``node-<i>.key_secret`` (mode 0600) for every node."""
+    import zmq.auth
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(nodes):
+        public, secret = zmq.auth.create_certificates(str(out), f"node-{i}")
+        Path(secret).chmod(0o600)
+        written += [Path(public), Path(secret)]
+    return written
+
+
+def load_keys(directory: str | Path, me: int, peers: Sequence[int]) -> CurveKeys:
+    """Load our key pair and our peers' public keys; a missing or bad file is a TransportError."""
+    import zmq.auth
+
+    base = Path(directory)
+
+    def read(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
+        if not path.exists():
+            raise TransportError(f"CURVE key file not found: {path} (create keys with: gossip keys --nodes N --out {base})")
+        try:
+            public, sec = zmq.auth.load_certificate(str(path))
+        except (ValueError, OSError) as exc:
+            raise TransportError(f"CURVE key file {path} is not a ZeroMQ certificate: {exc}") from None
+        if secret and not sec:
+            raise TransportError(f"CURVE key file {path} holds no secret key")
+        return public, sec
+
+    public, secret = read(base / f"node-{me}.key_secret", True)
+    assert secret is not None
+    return CurveKeys(public, secret, {j: read(base / f"node-{j}.key", False)[0] for j in peers})
 
 
 class Transport(Protocol):
@@ -86,8 +153,15 @@ class ZmqTransport:
         max_message_bytes: int = -1,
         context: zmq.asyncio.Context | None = None,
         close_linger_ms: int = 1000,
+        curve: CurveKeys | None = None,
+        on_unauthenticated: Callable[[], None] | None = None,
     ) -> None:
         self.me = me
+        self.curve = curve
+        self.on_unauthenticated = on_unauthenticated
+        self._key_owner: dict[bytes, int] = {}
+        self._zap: zmq.asyncio.Socket | None = None
+        self._zap_task: asyncio.Task[None] | None = None
         self.listen = listen
         self._peer_addresses = dict(peers)
         self._hwm = queue_messages
@@ -107,8 +181,14 @@ class ZmqTransport:
         if self._ctx is None:
             self._ctx = zmq.asyncio.Context()
         self._sync_ctx = zmq.Context.shadow(self._ctx.underlying)
+        if self.curve is not None:
+            self._start_zap()
         router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            router.setsockopt(zmq.CURVE_SERVER, 1)
+            router.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
+            router.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
         router.setsockopt(zmq.RCVHWM, self._hwm)
         router.setsockopt(zmq.MAXMSGSIZE, self._max_bytes)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
@@ -137,6 +217,14 @@ class ZmqTransport:
         dealer.setsockopt(zmq.RECONNECT_IVL, 100)
         dealer.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         dealer.setsockopt(zmq.IDENTITY, identity_of(self.me))
+        if self.curve is not None:
+            server_key = self.curve.peers.get(int(peer))
+            if server_key is None:
+                dealer.close(linger=0)
+                raise TransportError(f"node {self.me}: no CURVE public key for node {peer}")
+            dealer.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+            dealer.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
+            dealer.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
         try:
             dealer.connect(address)
         except zmq.ZMQError as exc:
@@ -156,12 +244,64 @@ class ZmqTransport:
         return True
 
     async def recv(self) -> Received:
-        if self._router is None:
+        router = self._router
+        if router is None:
             raise TransportError("transport not started")
-        parts = await self._router.recv_multipart(copy=False)
-        identity = parts[0].bytes
-        frames = parts[1:]
-        return Received(parse_identity(identity), frames, sum(len(f) for f in frames))
+        identity = await router.recv(copy=False)
+        frames: list[Any] = []
+        nbytes = 0
+        count = 0
+        while router.getsockopt(zmq.RCVMORE):
+            frame = await router.recv(copy=False)
+            count += 1
+            nbytes += len(frame)
+            if count <= MAX_FRAMES:
+                frames.append(frame)
+        if count > MAX_FRAMES:
+            frames = []  # too many parts: drained, not kept; gossip.wire reports bad_frame_count
+        if self.curve is not None:
+            user = frames[0].get("User-Id") if frames else identity.get("User-Id")
+            sender = parse_identity(user.encode()) if user else None
+        else:
+            sender = parse_identity(identity.bytes)
+        return Received(sender, frames, nbytes)
+
+    # -- CURVE ---------------------------------------------------------------------------------
+
+    def allow(self, node: int, public_key: bytes) -> None:
+        """Admit ``node``'s public key (the neighbours' keys are admitted at start)."""
+        self._key_owner[bytes(public_key)] = int(node)
+
+    def _start_zap(self) -> None:
+        """Answer ZeroMQ's authentication requests: admit known keys, name their owner as User-Id."""
+        assert self._ctx is not None and self.curve is not None
+        for node, key in self.curve.peers.items():
+            self.allow(node, key)
+        zap = self._ctx.socket(zmq.REP)
+        zap.setsockopt(zmq.LINGER, 0)
+        try:
+            zap.bind(ZAP_ENDPOINT)
+        except zmq.ZMQError as exc:
+            zap.close(linger=0)
+            raise TransportError(f"node {self.me}: CURVE needs its own ZeroMQ context ({exc.strerror})") from None
+        self._zap = zap
+        self._zap_task = asyncio.get_running_loop().create_task(self._serve_zap(zap), name=f"zap-{self.me}")
+
+    async def _serve_zap(self, zap: zmq.asyncio.Socket) -> None:
+        from zmq.utils import z85
+
+        while True:
+            request = await zap.recv_multipart()
+            version, request_id = request[0], request[1]
+            mechanism = request[5] if len(request) > 5 else b""
+            key = request[6] if mechanism == b"CURVE" and len(request) > 6 else b""
+            owner = self._key_owner.get(z85.encode(key)) if len(key) == 32 else None
+            if owner is None:
+                if self.on_unauthenticated is not None:
+                    self.on_unauthenticated()
+                await zap.send_multipart([version, request_id, b"400", b"unknown key", b"", b""])
+            else:
+                await zap.send_multipart([version, request_id, b"200", b"OK", str(owner).encode(), b""])
 
     async def close(self) -> None:
         """Close every socket; queued outgoing messages get ``close_linger_ms`` to leave, no more."""
@@ -171,6 +311,12 @@ class ZmqTransport:
         if self._router is not None:
             self._router.close(linger=0)
             self._router = None
+        if self._zap_task is not None:
+            self._zap_task.cancel()
+            self._zap_task = None
+        if self._zap is not None:
+            self._zap.close(linger=0)
+            self._zap = None
         if self._own_context and self._ctx is not None:
             self._ctx.term()
             self._ctx = None

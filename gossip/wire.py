@@ -84,6 +84,7 @@ class RejectReason(enum.StrEnum):
     BAD_PAYLOAD_SIZE = "bad_payload_size"  # element count or byte length differs from our model's
     NON_FINITE = "non_finite"  # NaN or infinity in the payload
     RATE_LIMITED = "rate_limited"  # the sender exceeds its message budget
+    UNAUTHENTICATED = "unauthenticated"  # CURVE handshake with a key that is not a neighbour's
 
 
 @dataclass(frozen=True)

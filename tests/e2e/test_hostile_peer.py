@@ -61,8 +61,8 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
     config = tmp_path / "run.toml"
     config.write_text(config_to_toml(cfg))
     run_dir = tmp_path / "run"
-    log = open(tmp_path / "node0.log", "wb")
-    node = processes.gossip("node", "--config", str(config), "--id", "0", "--run-dir", str(run_dir), stdout=log, stderr=log)
+    with open(tmp_path / "node0.log", "wb") as log:
+        node = processes.gossip("node", "--config", str(config), "--id", "0", "--run-dir", str(run_dir), stdout=log, stderr=log)
 
     scraped: dict[str, float] = {}
 
@@ -116,7 +116,6 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
 
     asyncio.run(play_node_1())
     assert node.wait(timeout=60) == 0
-    log.close()
 
     records = read_jsonl(run_dir / "nodes" / "node-0.jsonl")
     assert [r["round"] for r in records] == list(range(ROUNDS))
@@ -127,3 +126,80 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
     for reason in expected_reasons:
         assert scraped.get(reason, 0) >= 1, (reason, scraped)
         assert summary["rejected"].get(reason, 0) >= ROUNDS - 3, (reason, summary["rejected"])
+
+
+def test_curve_refuses_strangers_and_impostors(tmp_path: Path, processes: Processes) -> None:
+    """With CURVE on, a stranger's key never gets in and a known neighbour claiming another node's id
+    is refused: node 0 trains on, and /metrics counts `unauthenticated` and `sender_mismatch`."""
+    from gossip.transport import generate_keys, load_keys
+
+    keys = tmp_path / "keys"
+    generate_keys(keys, 2)
+    p0, p1, m0 = free_port(), free_port(), free_port()
+    cfg = load_config(env={}, overrides={
+        "run.nodes": 2, "topology.spec": "complete", "training.rounds": 8, "model.name": "logreg",
+        "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"], "transport.round_timeout_s": 20.0,
+        "metrics.ports": [m0, free_port()], "security.curve": True, "security.keys_dir": str(keys),
+    })
+    config = tmp_path / "run.toml"
+    config.write_text(config_to_toml(cfg))
+    run_dir = tmp_path / "run"
+    with open(tmp_path / "node0.log", "wb") as log:
+        node = processes.gossip("node", "--config", str(config), "--id", "0", "--run-dir", str(run_dir), stdout=log, stderr=log)
+    mine = load_keys(keys, 1, [0])
+    scraped: dict[str, float] = {}
+
+    async def play_node_1() -> None:
+        ctx = zmq.asyncio.Context()
+        inbound = ctx.socket(zmq.ROUTER)
+        inbound.setsockopt(zmq.CURVE_SERVER, 1)
+        inbound.setsockopt(zmq.CURVE_PUBLICKEY, mine.public)
+        inbound.setsockopt(zmq.CURVE_SECRETKEY, mine.secret)
+        inbound.bind(f"tcp://127.0.0.1:{p1}")
+
+        def client(public: bytes, secret: bytes, identity: bytes) -> zmq.asyncio.Socket:
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.CURVE_SERVERKEY, mine.peers[0])
+            s.setsockopt(zmq.CURVE_PUBLICKEY, public)
+            s.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            s.setsockopt(zmq.IDENTITY, identity)
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(f"tcp://127.0.0.1:{p0}")
+            return s
+
+        me = client(mine.public, mine.secret, b"1")
+        stranger = client(*zmq.curve_keypair(), b"1")  # a valid-looking node 1, but an unknown key
+        try:
+            while True:
+                _ident, head, *rest = await asyncio.wait_for(inbound.recv_multipart(), 120)
+                header = msgpack.unpackb(head, raw=False)
+                if header["kind"] == "hello":
+                    await me.send_multipart([msgpack.packb(dict(header, src=1, kind="welcome"), use_bin_type=True)])
+                elif header["kind"] == "model":
+                    ours = dict(header, src=1)
+                    try:  # after a refused handshake the stranger may have no connection to queue on
+                        await stranger.send_multipart([msgpack.packb(ours, use_bin_type=True), rest[0]], flags=zmq.NOBLOCK)
+                    except zmq.Again:
+                        pass
+                    await me.send_multipart([msgpack.packb(dict(header, src=0), use_bin_type=True), rest[0]])  # impostor
+                    await me.send_multipart([msgpack.packb(ours, use_bin_type=True), rest[0]])
+                    if header["round"] == 5:
+                        await asyncio.sleep(0.5)
+                        text = urllib.request.urlopen(f"http://127.0.0.1:{m0}/metrics", timeout=10).read().decode()
+                        for line in text.splitlines():
+                            if line.startswith("gossip_messages_rejected_total{"):
+                                scraped[line.split('reason="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+                elif header["kind"] == "bye":
+                    break
+        finally:
+            me.close(linger=0)
+            stranger.close(linger=0)
+            inbound.close(linger=0)
+            ctx.term()
+
+    asyncio.run(play_node_1())
+    assert node.wait(timeout=60) == 0
+    records = read_jsonl(run_dir / "nodes" / "node-0.jsonl")
+    assert len(records) == 8 and all(r["arrived"] == 1 for r in records)
+    assert scraped.get("unauthenticated", 0) >= 1, scraped
+    assert scraped.get("sender_mismatch", 0) >= 5, scraped

@@ -177,3 +177,15 @@ def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, 
     assert len(lines) == 1, r.stderr
     assert message in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_curve_run_trains_with_keys_made_by_the_launcher(tmp_path: Path) -> None:
+    """`--set security.curve=true`: the launcher makes per-node keys in the run directory and the
+    encrypted, authenticated run completes like a plain one."""
+    run_dir = tmp_path / "run"
+    result = launch(run_dir, "-n", "4", "-t", "ring", "-r", "5", "--set", "security.curve=true")
+    assert result.returncode == 0, result.stderr
+    assert len(list((run_dir / "keys").glob("node-*.key_secret"))) == 4
+    for node in range(4):
+        records = read_jsonl(run_dir / "nodes" / f"node-{node}.jsonl")
+        assert len(records) == 5 and all(r["arrived"] == 2 for r in records)
