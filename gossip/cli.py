@@ -42,6 +42,24 @@ def _common_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _launch_like_args(p: argparse.ArgumentParser) -> None:
+    """The experiment flags shared by launch and simulate (shortcuts for config keys)."""
+    p.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
+    p.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], complete, er[:p=P], ba[:m=M], regular[:d=D], exponential, or a graph file")
+    p.add_argument("-r", "--rounds", type=int, help="communication rounds")
+    p.add_argument("--weights", choices=["metropolis", "uniform", "max-degree"], help="mixing weights (default metropolis)")
+    p.add_argument("--dataset", help="mnist1d (default), digits, mnist, cifar10, synthetic")
+    p.add_argument("--data-root", metavar="DIR", help="directory of file-based datasets (mnist IDX files, cifar10 batches)")
+    p.add_argument("--partition", choices=["iid", "dirichlet", "shards"], help="how data is split across nodes")
+    p.add_argument("--alpha", type=float, help="Dirichlet concentration (smaller = more skewed)")
+    p.add_argument("--model", help="mlp (default), cnn1d, cnn, logreg")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--local-steps", type=int, help="SGD steps per round")
+    p.add_argument("--batch-size", type=int, help="minibatch size per node")
+    p.add_argument("--seed", type=int, help="seed for split, init and batches")
+    p.add_argument("--name", help="run directory name under runs/ (default: timestamp and topology)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gossip",
@@ -59,24 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
         "per-node JSONL records and a summary.",
     )
     _common_config_args(p)
-    p.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
-    p.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], complete, er[:p=P], ba[:m=M], regular[:d=D], exponential, or a graph file")
-    p.add_argument("-r", "--rounds", type=int, help="communication rounds")
-    p.add_argument("--weights", choices=["metropolis", "uniform", "max-degree"], help="mixing weights (default metropolis)")
-    p.add_argument("--dataset", help="mnist1d (default), digits, mnist, cifar10, synthetic")
-    p.add_argument("--data-root", metavar="DIR", help="directory of file-based datasets (mnist IDX files, cifar10 batches)")
-    p.add_argument("--partition", choices=["iid", "dirichlet", "shards"], help="how data is split across nodes")
-    p.add_argument("--alpha", type=float, help="Dirichlet concentration (smaller = more skewed)")
-    p.add_argument("--model", help="mlp (default), cnn1d, cnn, logreg")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--local-steps", type=int, help="SGD steps per round")
-    p.add_argument("--batch-size", type=int, help="minibatch size per node")
-    p.add_argument("--seed", type=int, help="seed for split, init and batches")
-    p.add_argument("--name", help="run directory name under runs/ (default: timestamp and topology)")
+    _launch_like_args(p)
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
     p.add_argument("--base-port", type=int, default=None, help="first TCP port for nodes (default: free ports picked by the OS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_cmd_launch)
+
+    p = sub.add_parser(
+        "simulate",
+        help="the same D-SGD run, vectorised in one process (a baseline and a fast research tool)",
+        description="Run the configured D-SGD with all N models in one process (vmap over the models, one "
+        "matrix product per mixing step). Same config, same batches, same initialisation as gossip launch, "
+        "so the accuracy curve is the same; writes a run directory of the same layout.",
+    )
+    _common_config_args(p)
+    _launch_like_args(p)
+    p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
+    p.set_defaults(handler=_cmd_simulate)
 
     p = sub.add_parser(
         "node",
@@ -177,6 +194,21 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         raise GossipErrorUsage(f"--base-port {args.base_port} is not a TCP port")
     result = launch(cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None)
     return result.exit_code
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from gossip.simulate import simulate
+
+    cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
+    run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise GossipErrorUsage(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
+    result = simulate(cfg, run_dir=run_dir)
+    print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
+    print(f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})")
+    return 0
 
 
 def _node_id(raw: str | None) -> int:
