@@ -26,7 +26,7 @@ def _accuracy_by_round(run_dir: Path) -> np.ndarray:
 
 
 def test_simulation_matches_the_real_run(tmp_path: Path) -> None:
-    """Same config (5-node torus-free ring, digits, mlp, momentum): per node and per evaluation, the
+    """Same config (5-node ring, digits, mlp, momentum): per node and per evaluation, the
     simulated accuracy is within 1.5 points of the multi-process run's. The two differ only by float
     rounding in the mix (a matrix product vs the difference form), which the assertion bounds."""
     cfg = load_config(env={}, overrides={
