@@ -129,3 +129,29 @@ def test_random_headers_only_ever_raise_wire_error(header: dict, body: bytes) ->
         decode([msgpack.packb(header, use_bin_type=True), body], expect(), 1)
     except WireError:
         pass
+
+
+def test_all_finite_agrees_with_isfinite() -> None:
+    """The one-pass finiteness check is exact, including huge finite values and ±inf pairs."""
+    from gossip.wire import all_finite
+
+    big = torch.full((1000,), 3.0e38)
+    assert all_finite(big)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        x = torch.zeros(1000)
+        x[500] = bad
+        assert not all_finite(x)
+    pair = torch.zeros(10)
+    pair[0], pair[1] = float("inf"), float("-inf")
+    assert not all_finite(pair)
+
+
+def test_decoded_payload_is_zero_copy() -> None:
+    """A float32 payload is validated and returned as a view of the frame: nothing proportional to
+    the model is copied on receipt."""
+    import numpy as np
+
+    frames = model_frames(payload=torch.randn(N))
+    msg = decode(frames, expect(), 1)
+    assert msg.payload is not None
+    assert msg.payload.data_ptr() == np.frombuffer(frames[1], dtype=np.uint8).ctypes.data
