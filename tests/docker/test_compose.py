@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.parse
@@ -60,7 +61,7 @@ def _require_docker() -> None:
 def _find_torch_wheel() -> Path:
     """The CPU torch wheel pip uses on this machine (its find-links), so the image build never downloads torch."""
     dirs = [os.environ.get("PIP_FIND_LINKS", "")]
-    listed = subprocess.run(["python3", "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60).stdout
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60).stdout
     dirs += re.findall(r"find-links='([^']+)'", listed)
     dirs.append("/opt/wheels")
     for d in dirs:
@@ -172,6 +173,9 @@ def project() -> Iterator[Project]:
         p("down", "-v", "--remove-orphans", "--timeout", "10", check=False, timeout=300)
 
 
+# The global 300 s timeout covers fixtures too: a cold build (base rootfs + torch + dependencies, about
+# 3 min on an idle 2-core machine) on a busy CI machine needs more. A warm run takes about a minute.
+@pytest.mark.timeout(1800)
 def test_compose_example_trains_to_the_end_and_prometheus_scrapes_every_node(images: dict[str, float], project: Project) -> None:
     """The shipped 4-node ring: every node exits 0 after the last round with its summary, model and checkpoint
     on the results volume; it ran as the non-root user on a read-only root with a passing HEALTHCHECK; it
