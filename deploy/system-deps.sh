@@ -24,6 +24,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# kubectl (offline `kubectl kustomize` of deploy/k8s): Debian has no package, the Kubernetes/Cloud SDK apt
+# repository does; best effort, the test that needs it says so when it is missing.
+if ! command -v kubectl >/dev/null && [ "$(id -u)" = 0 ] && apt-cache show kubectl >/dev/null 2>&1; then
+  echo "system-deps: installing kubectl"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubectl >/dev/null || echo "system-deps: kubectl could not be installed" >&2
+fi
+
 # dockerd: start it when no engine answers (CI machines start none).
 if ! docker info >/dev/null 2>&1; then
   echo "system-deps: starting dockerd"

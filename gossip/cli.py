@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import re
 import signal
@@ -106,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", default=None, help="node id 0..N-1, or 'hostname' to take the trailing number of the host name (StatefulSet pods)")
     p.add_argument("--run-dir", metavar="DIR", help="write this node's records and final model here")
     p.add_argument("--log-level", default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"), help="logging level (default INFO)")
+    p.add_argument(
+        "--hold", metavar="SECONDS|forever", type=_hold_seconds, default=0.0,
+        help="after the last round, keep serving /metrics, /healthz and /readyz for SECONDS (so Prometheus scrapes "
+        "the final values) or, with 'forever', until SIGTERM (StatefulSet pods, which are restarted when they exit)",
+    )
     p.set_defaults(handler=_cmd_node)
 
     p = sub.add_parser(
@@ -117,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--nodes", type=int, required=True, help="number of nodes")
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the keys into (must not hold keys already)")
     p.set_defaults(handler=_cmd_keys)
+
+    _deploy_parser(sub)
 
     p = sub.add_parser("topology", help="inspect topologies", description="Inspect a topology file or generator spec.")
     tsub = p.add_subparsers(dest="topology_command", metavar="ACTION", parser_class=_Parser)
@@ -139,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gossip`` console script; returns the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return int(args.handler(args))
     except GossipError as exc:
@@ -226,9 +236,22 @@ def _node_id(raw: str | None) -> int:
     return int(raw)
 
 
+def _hold_seconds(text: str) -> float:
+    if text == "forever":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of seconds nor 'forever'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
 def _cmd_node(args: argparse.Namespace) -> int:
     import torch
 
+    from gossip.metrics import MetricsServer
     from gossip.node import Node, message_limit, plan_node
     from gossip.transport import ZmqTransport, load_keys
 
@@ -248,23 +271,42 @@ def _cmd_node(args: argparse.Namespace) -> int:
         plan.node_id, cfg.transport.listen_address(node_id), peers,
         queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,
     )
-    node = Node(plan, transport, serve_metrics=cfg.metrics.enabled)
+    node = Node(plan, transport)
     transport.on_unauthenticated = node.on_unauthenticated
+    # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
+    server = MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
 
     async def _main() -> int:
         loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+
+        def _stop() -> None:
+            node.request_stop()
+            stopping.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, node.request_stop)
+            loop.add_signal_handler(sig, _stop)
         task = asyncio.create_task(node.run())
         await asyncio.sleep(0)
         while not task.done() and not transport.bound_address:
             await asyncio.sleep(0.01)
         if transport.bound_address:
             print(f"node {node_id} listening on {transport.bound_address}", file=sys.stderr, flush=True)
-        if node.metrics_server is not None:
-            print(f"node {node_id} metrics on http://{cfg.metrics.host}:{node.metrics_server.port}/metrics", file=sys.stderr, flush=True)
-        result = await task
-        print(f"node {node_id} {result.status} after {result.rounds_completed} rounds, accuracy {result.accuracy:.4f}, model {result.model_hash}", file=sys.stderr, flush=True)
+        if server is not None and not task.done():
+            server.start()
+            print(f"node {node_id} metrics on http://{cfg.metrics.host}:{server.port}/metrics", file=sys.stderr, flush=True)
+        try:
+            result = await task
+            print(f"node {node_id} {result.status} after {result.rounds_completed} rounds, accuracy {result.accuracy:.4f}, model {result.model_hash}", file=sys.stderr, flush=True)
+            if server is not None and result.status == "finished" and args.hold > 0:
+                print(f"node {node_id} holding /metrics {'until SIGTERM' if math.isinf(args.hold) else f'for {args.hold:g} s'}", file=sys.stderr, flush=True)
+                try:
+                    await asyncio.wait_for(stopping.wait(), None if math.isinf(args.hold) else args.hold)
+                except TimeoutError:
+                    pass
+        finally:
+            if server is not None:
+                server.stop()
         return 0
 
     return asyncio.run(_main())
@@ -280,6 +322,100 @@ def _cmd_keys(args: argparse.Namespace) -> int:
         raise GossipErrorUsage(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
     files = generate_keys(out, args.nodes)
     print(f"wrote {len(files)} key files for {args.nodes} nodes to {out}")
+    return 0
+
+
+_DEPLOY_FLAGS = {
+    "nodes": "run.nodes",
+    "topology": "topology.spec",
+    "rounds": "training.rounds",
+    "seed": "run.seed",
+    "dataset": "data.dataset",
+    "model": "model.name",
+}
+
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+
+
+def _deploy_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="render Docker Compose or Kubernetes files for a run of any size",
+        description="Render the deployment files of one run — the same config and graph for every node, one "
+        "`gossip node` daemon per container — so nobody writes N services by hand.",
+    )
+    dsub = p.add_subparsers(dest="deploy_command", metavar="ENGINE", parser_class=_Parser)
+    dsub.required = True
+    for engine, help_text, out in (
+        ("compose", "docker-compose.yml, the shipped config and graph, a Prometheus scrape config", "."),
+        ("k8s", "StatefulSet, headless Service, ConfigMap, ServiceMonitor, kustomization", "deploy/k8s"),
+    ):
+        e = dsub.add_parser(engine, help=help_text, description=f"Render {help_text} into --out.")
+        _common_config_args(e)
+        e.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], er[:p=P], ... or a graph file")
+        e.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
+        e.add_argument("-r", "--rounds", type=int, help="communication rounds")
+        e.add_argument("--seed", type=int, help="seed for split, init and batches")
+        e.add_argument("--dataset", help="mnist1d (default), digits, synthetic, ...")
+        e.add_argument("--model", help="mlp (default), cnn1d, ...")
+        e.add_argument("-o", "--out", metavar="DIR", default=out, help=f"output directory (default {out})")
+        e.add_argument("--image", default="gossip:latest", help="the gossip image (default gossip:latest)")
+        e.add_argument("--force", action="store_true", help="overwrite files that differ from what would be written")
+        if engine == "compose":
+            e.add_argument("--base-image", default="debian:bookworm-slim", help="default BASE_IMAGE of the build (a registry image; "
+                           "without a registry build one with deploy/docker/debian-base.sh)")
+            e.add_argument("--hold", type=_hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)")
+            e.add_argument("--source", metavar="DIR", help="the gossip source checkout: build context and Grafana provisioning (default: this one)")
+            e.set_defaults(handler=_cmd_deploy)
+        else:
+            e.add_argument("--name", default="gossip", help="StatefulSet and Service name; pods are NAME-0 … (default gossip)")
+            e.add_argument("--cpu", default="500m", help="CPU request per node (default 500m)")
+            e.add_argument("--memory", default="1Gi", help="memory request and limit per node (default 1Gi)")
+            e.add_argument("--storage", default="1Gi", help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)")
+            e.set_defaults(handler=_cmd_deploy)
+
+
+def _deploy_command(args: argparse.Namespace) -> str:
+    import shlex
+
+    # --force changes what is overwritten, not what is written: leave it out so the header is reproducible.
+    return "gossip " + shlex.join(a for a in args.argv if a != "--force")
+
+
+def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+    """The files ``gossip deploy compose|k8s`` would write, and where; writes nothing (the tests pin the shipped ones)."""
+    from gossip.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
+    from gossip.deploy.compose import compose_address_template, source_relative_to
+    from gossip.deploy.kubernetes import k8s_address_template
+
+    out = Path(args.out)
+    cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
+    if args.deploy_command == "k8s":
+        if not _K8S_NAME.fullmatch(args.name):
+            raise GossipErrorUsage(f"--name {args.name!r}: use lowercase letters, digits and '-', at most 42 characters")
+        run = prepare(cfg, k8s_address_template(args.name))
+        k8s = KubernetesOptions(
+            command=_deploy_command(args), name=args.name, image=args.image, cpu=args.cpu, memory=args.memory, storage=args.storage
+        )
+        return out, render_kubernetes(run, k8s)
+    source = Path(args.source) if args.source else Path(__file__).resolve().parents[1]
+    if not (source / "deploy" / "docker" / "Dockerfile").is_file():
+        raise GossipErrorUsage(f"{source} is not a gossip source checkout (no deploy/docker/Dockerfile); pass --source DIR")
+    run = prepare(cfg, compose_address_template())
+    hold = "forever" if math.isinf(args.hold) else f"{args.hold:g}"
+    compose = ComposeOptions(
+        command=_deploy_command(args), image=args.image, base_image=args.base_image, hold=hold, source=source_relative_to(out, source)
+    )
+    return out, render_compose(run, compose)
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from gossip.deploy import write_files
+
+    out, files = render_deploy(args)
+    written = write_files(out, files, force=args.force)
+    nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
+    print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
     return 0
 
 

@@ -206,14 +206,20 @@ class MetricsConfig:
 
     enabled: bool = True
     host: str = "127.0.0.1"
-    base_port: int = 9100  # node i serves on base_port + i unless ports is given
+    base_port: int = 9100  # node i serves on base_port + i unless ports or port is given
     ports: tuple[int, ...] = ()
+    # > 0: every node serves on this one port. For one node per host (containers, pods, network
+    # namespaces), where each node has its own address and Prometheus scrapes name:port.
+    port: int = 0
 
     def __post_init__(self) -> None:
         _check(0 <= self.base_port <= 65535, f"[metrics] base_port must be a TCP port, got {self.base_port}")
+        _check(0 <= self.port <= 65535, f"[metrics] port must be a TCP port (or 0 for base_port + id), got {self.port}")
 
     def port_of(self, node_id: int) -> int:
         """The metrics port of ``node_id``."""
+        if self.port:
+            return self.port
         if self.ports:
             if node_id >= len(self.ports):
                 raise ConfigError(f"[metrics] ports has {len(self.ports)} entries, no port for node {node_id}")

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gossip import checkpoint
 from gossip.aggregation import DSGD, build_aggregator, weighted_average
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import Dataset, load_dataset, load_npz, partition
@@ -224,7 +225,8 @@ class Node:
         result = NodeResult(int(self.id), status, self.round, accuracy, model_hash(self.flat.vector))
         if files:
             save_vector(files.model, self.flat.vector.numpy())
-            write_json(files.summary, self._summary(result))
+            checkpoint.save(files.checkpoint, checkpoint.Checkpoint(self.flat.vector.numpy(), self.round, self.flat.layout.fingerprint))
+            write_json(files.summary, self._summary(result))  # last: its presence means the other files are whole
         return result
 
     # -------------------------------------------------------------------------------------------
@@ -247,7 +249,8 @@ class Node:
                 who = ", ".join(f"{j} ({self.cfg.transport.address_of(j)})" for j in missing)
                 raise PeerUnreachable(
                     list(map(int, missing)),
-                    f"node {self.id}: no answer from neighbour(s) {who} within {self.cfg.transport.startup_timeout_s:g} s",
+                    f"node {self.id}: no answer from neighbour(s) {who} within {self.cfg.transport.startup_timeout_s:g} s "
+                    f"(transport.startup_timeout_s); are they running, and do those names resolve from here?",
                 )
             for j in missing:
                 self._send(j, encode(Kind.HELLO, src=self.id, round=self.round, run_id=self.run_id))

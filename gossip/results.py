@@ -9,6 +9,7 @@ Layout::
       nodes/node-<i>.jsonl   one JSON object per round: loss, accuracy, consensus distance, bytes, times
       nodes/node-<i>.json    the node's final summary (written once, atomically)
       nodes/node-<i>.npy     the node's final parameter vector (numpy format, no pickle)
+      nodes/node-<i>.ckpt.npz  the node's checkpoint: vector, round, fingerprint (gossip.checkpoint)
       nodes/node-<i>.log     the node process's stderr/stdout
       summary.json           the run summary the launcher writes at the end
 
@@ -40,6 +41,7 @@ class NodeFiles:
         self.records = self.dir / f"node-{node}.jsonl"
         self.summary = self.dir / f"node-{node}.json"
         self.model = self.dir / f"node-{node}.npy"
+        self.checkpoint = self.dir / f"node-{node}.ckpt.npz"
         self.log = self.dir / f"node-{node}.log"
 
 

@@ -1,0 +1,216 @@
+"""``gossip deploy``: compose and Kubernetes files for any topology and size, validated offline.
+
+Kubernetes manifests are checked against the real API schemas bundled by ``kubernetes-validate``
+(strict: unknown fields fail) for the oldest and newest versions it ships. The ServiceMonitor is a CRD
+those schemas do not cover: its metadata and selector are checked against the real ObjectMeta and
+LabelSelector schemas (embedded in a ConfigMap and a PodDisruptionBudget), and its endpoint against
+the Service it selects. The shipped example files are pinned: rendering them again changes nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gossip import cli
+from gossip.config import load_config
+from gossip.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
+from gossip.deploy.compose import compose_address_template
+from gossip.deploy.kubernetes import k8s_address_template
+from gossip.topology import load
+from tests.conftest import REPO
+
+K8S_VERSIONS = ("1.25.0", "1.37.0")  # the oldest and newest schemas kubernetes-validate bundles
+SIZES = [(4, "ring"), (16, "torus:4x4"), (64, "exponential")]
+
+
+def _config(n: int, spec: str, **extra: Any) -> Any:
+    return load_config(env={}, overrides={"run.nodes": n, "topology.spec": spec, "training.rounds": 5, **extra})
+
+
+def _load_container_config(text: str, topology_text: str, tmp_path: Path) -> Any:
+    """The rendered config as a node would load it, with the mounted graph file at a local path."""
+    graph = tmp_path / "topology.graphml"
+    graph.write_text(topology_text)
+    (tmp_path / "config.toml").write_text(text)
+    return load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(graph)})
+
+
+@pytest.mark.parametrize(("n", "spec"), SIZES)
+def test_compose_has_one_service_per_node_named_as_its_peers_dial_it(tmp_path: Path, n: int, spec: str) -> None:
+    """N node services whose names are the DNS names in the config's address template, each with its own id;
+    the config and graph they mount describe the same N-node graph; Prometheus scrapes every node."""
+    run = prepare(_config(n, spec), compose_address_template())
+    files = render_compose(run, ComposeOptions(command="gossip deploy compose"))
+    compose = yaml.safe_load(files["docker-compose.yml"])
+    nodes = [s for s in compose["services"] if s.startswith("node-")]
+    assert nodes == [f"node-{i}" for i in range(n)]
+    cfg = _load_container_config(files["deploy/compose/gossip/config.toml"], files["deploy/compose/gossip/topology.graphml"], tmp_path)
+    for i in range(n):
+        service = compose["services"][f"node-{i}"]
+        assert service["command"][service["command"].index("--id") + 1] == str(i)
+        assert cfg.transport.address_of(i) == f"tcp://node-{i}:7000"
+        assert cfg.metrics.port_of(i) == 9100
+    assert cfg.transport.listen_address(0) == "tcp://0.0.0.0:7000" and cfg.metrics.host == "0.0.0.0"
+    assert load(tmp_path / "topology.graphml").edges == run.topology.edges
+    prom = yaml.safe_load(files["deploy/compose/prometheus.yml"])
+    assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == [f"node-{i}:9100" for i in range(n)]
+    assert compose["services"]["grafana"]["profiles"] == ["grafana"]
+
+
+def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
+    """docker-compose itself accepts a rendered 16-node project (schema, interpolation, profiles)."""
+    if shutil.which("docker-compose") is None:
+        pytest.fail("docker-compose is not installed: run `bash deploy/system-deps.sh`")
+    assert cli.main(["deploy", "compose", "-t", "torus:4x4", "-n", "16", "--out", str(tmp_path), "--source", str(REPO)]) == 0
+    compose = ["docker-compose", "-f", str(tmp_path / "docker-compose.yml"), "config"]
+    check = subprocess.run([*compose, "-q"], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    services = subprocess.run([*compose, "--services"], capture_output=True, text=True, timeout=60)
+    assert sorted(services.stdout.split()) == sorted([f"node-{i}" for i in range(16)] + ["prometheus", "grafana"])
+
+
+def _validate(doc: dict[str, Any]) -> None:
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize(("n", "spec"), SIZES)
+def test_kubernetes_manifests_pass_the_real_schemas(tmp_path: Path, n: int, spec: str) -> None:
+    """StatefulSet, Service and ConfigMap validate strictly against Kubernetes 1.25 and 1.37; the StatefulSet
+    has N replicas started in parallel, probes on /healthz and /readyz, and pods whose ordinal is the node id."""
+    run = prepare(_config(n, spec), k8s_address_template("gossip"))
+    files = render_kubernetes(run, KubernetesOptions(command="gossip deploy k8s"))
+    docs = {name: yaml.safe_load(text) for name, text in files.items()}
+    for name in ("configmap.yaml", "service.yaml", "statefulset.yaml"):
+        _validate(docs[name])
+    sts = docs["statefulset.yaml"]["spec"]
+    assert sts["replicas"] == n and sts["podManagementPolicy"] == "Parallel" and sts["serviceName"] == "gossip"
+    container = sts["template"]["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--id") + 1] == "hostname"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert sts["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    service = docs["service.yaml"]["spec"]
+    assert service["clusterIP"] == "None" and service["publishNotReadyAddresses"] is True
+    data = docs["configmap.yaml"]["data"]
+    cfg = _load_container_config(data["config.toml"], data["topology.graphml"], tmp_path)
+    assert cfg.transport.address_of(n - 1) == f"tcp://gossip-{n - 1}.gossip:7000"
+    assert load(tmp_path / "topology.graphml").n == n
+
+
+def test_servicemonitor_selects_the_service_and_its_metrics_port() -> None:
+    """What of the ServiceMonitor can be checked offline is: ObjectMeta and LabelSelector against the real
+    schemas, and that it selects the Service's labels and names a port the Service has."""
+    run = prepare(_config(4, "ring"), k8s_address_template("gossip"))
+    files = render_kubernetes(run, KubernetesOptions(command="gossip deploy k8s"))
+    monitor = yaml.safe_load(files["servicemonitor.yaml"])
+    service = yaml.safe_load(files["service.yaml"])
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "ServiceMonitor")
+    _validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": monitor["metadata"]})
+    _validate({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "x"},
+               "spec": {"maxUnavailable": 1, "selector": monitor["spec"]["selector"]}})
+    labels = service["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+    assert set(monitor["spec"]) == {"selector", "endpoints"}
+    assert set(monitor["spec"]["endpoints"][0]) == {"port", "path", "interval"}
+
+
+def test_a_broken_manifest_is_caught_by_the_validator() -> None:
+    """The validation above can fail: an unknown field in the StatefulSet is refused in strict mode."""
+    run = prepare(_config(4, "ring"), k8s_address_template("gossip"))
+    sts = yaml.safe_load(render_kubernetes(run, KubernetesOptions(command="x"))["statefulset.yaml"])
+    sts["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(sts, K8S_VERSIONS[-1], strict=True)
+
+
+def test_kustomize_builds_the_shipped_manifests() -> None:
+    """`kubectl kustomize deploy/k8s` (offline) yields exactly the ConfigMap, Service and StatefulSet files."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is not installed (needed to check the kustomization offline)")
+    out = subprocess.run([kubectl, "kustomize", str(REPO / "deploy" / "k8s")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    built = {d["kind"]: d for d in yaml.safe_load_all(out.stdout)}
+    shipped = {d["kind"]: d for name in ("configmap.yaml", "service.yaml", "statefulset.yaml")
+               for d in [yaml.safe_load((REPO / "deploy" / "k8s" / name).read_text())]}
+    assert built == shipped
+
+
+def _header_command(path: Path) -> list[str]:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# Generated by: gossip "), first
+    return shlex.split(first.removeprefix("# Generated by: gossip "))
+
+
+@pytest.mark.parametrize(("target", "engine_files"), [
+    ("docker-compose.yml", ["docker-compose.yml", "deploy/compose/gossip/config.toml", "deploy/compose/gossip/topology.graphml", "deploy/compose/prometheus.yml"]),
+    ("deploy/k8s/statefulset.yaml", ["configmap.yaml", "service.yaml", "statefulset.yaml", "servicemonitor.yaml", "kustomization.yaml"]),
+])
+def test_shipped_examples_are_exactly_what_the_command_renders(monkeypatch: pytest.MonkeyPatch, target: str, engine_files: list[str]) -> None:
+    """The committed docker-compose.yml and deploy/k8s/ are the output of the command in their header, byte for byte."""
+    monkeypatch.chdir(REPO)
+    argv = _header_command(REPO / target)
+    args = cli.build_parser().parse_args(argv)
+    args.argv = argv
+    out, files = cli.render_deploy(args)
+    assert sorted(files) == sorted(engine_files)
+    for rel, text in files.items():
+        assert (out / rel).read_text() == text, f"{out / rel} differs from `gossip {shlex.join(argv)}`; render it again"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("compose", "-t", "rnig", "-n", "4"), "unknown topology 'rnig'"),
+        (("compose", "-t", "ring"), "needs --nodes"),
+        (("k8s", "-t", "ring", "-n", "4", "--dataset", "mnsit"), "unknown dataset 'mnsit'"),
+        (("k8s", "-t", "ring", "-n", "4", "--name", "Gossip_Nodes"), "--name 'Gossip_Nodes'"),
+        (("k8s", "-t", "ring", "-n", "4", "--set", "training.lrr=1"), "unknown key 'lrr'"),
+        (("compose", "-t", "ring", "-n", "4", "--source", "{tmp}"), "not a gossip source checkout"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str) -> None:
+    """Each mistake ends in one line on stderr and exit code 2, and nothing is written."""
+    out = tmp_path / "out"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    try:
+        code = cli.main(["deploy", *argv, "--out", str(out)])
+    except SystemExit as exc:  # argparse errors exit from inside main
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_rendering_never_clobbers_a_changed_file_without_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second render is a no-op; a hand-edited file stops the render (nothing written) until --force."""
+    args = ["deploy", "k8s", "-t", "ring", "-n", "4", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 0 and "0 file(s) written" in capsys.readouterr().out
+    sts = tmp_path / "statefulset.yaml"
+    sts.write_text(sts.read_text() + "# edited\n")
+    assert cli.main([*args, "-n", "8"]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert "replicas: 4" in sts.read_text()
+    assert cli.main([*args, "-n", "8", "--force"]) == 0
+    assert "replicas: 8" in sts.read_text()
+
+
+def test_statefulset_pods_take_their_id_from_the_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--id hostname` turns the pod name gossip-12 into node 12 and refuses a name without a number."""
+    monkeypatch.setattr("socket.gethostname", lambda: "gossip-12")
+    assert cli._node_id("hostname") == 12
+    monkeypatch.setattr("socket.gethostname", lambda: "gossip")
+    with pytest.raises(cli.GossipErrorUsage, match="does not end in a number"):
+        cli._node_id("hostname")
