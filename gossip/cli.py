@@ -141,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-o", "--output", metavar="PNG", help="where to write the drawing (default: <name>.png here)")
     show.add_argument("--no-draw", action="store_true", help="do not write the PNG")
     show.set_defaults(handler=_cmd_topology_show)
+
+    p = sub.add_parser(
+        "dashboards",
+        help="regenerate the Grafana dashboards and Prometheus configs/rules under deploy/",
+        description="Write the generated observability files (deploy/grafana/dashboards/*.json, deploy/prometheus/*.yml and "
+        "deploy/prometheus/rules/*.yml) from the code that defines them (gossip/dashboards.py, gossip/prometheus.py, gossip/rules.py).",
+    )
+    p.add_argument("--deploy-dir", metavar="DIR", default="deploy", help="the deploy/ directory to write into (default: ./deploy)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is missing or out of date")
+    p.set_defaults(handler=_cmd_dashboards)
     return parser
 
 
@@ -420,6 +430,27 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     written = write_files(out, files, force=args.force)
     nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
     print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
+    return 0
+
+
+def _cmd_dashboards(args: argparse.Namespace) -> int:
+    from gossip.monitoring import stale_files, write_generated
+
+    deploy = Path(args.deploy_dir)
+    if not deploy.is_dir():
+        raise GossipErrorUsage(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
+    if args.check:
+        stale = stale_files(deploy)
+        for path in stale:
+            print(f"out of date: {path}", file=sys.stderr)
+        if stale:
+            print("gossip: regenerate with: gossip dashboards", file=sys.stderr)
+        return 1 if stale else 0
+    written = write_generated(deploy)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"gossip: every generated file under {deploy} is up to date")
     return 0
 
 

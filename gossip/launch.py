@@ -35,6 +35,7 @@ from gossip.config import RunConfig, config_to_toml
 from gossip.data import load_dataset, partition, save_npz
 from gossip.errors import ConfigError, TransportError
 from gossip.models import build_model
+from gossip.prometheus import write_run_config
 from gossip.results import NodeFiles, atomic_write_text, iter_new_records, write_json
 from gossip.topology import Topology, parse_spec, save
 
@@ -104,6 +105,8 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
         security=security,
     )
     atomic_write_text(out / "config.toml", config_to_toml(resolved))
+    if metrics.enabled:
+        write_run_config(out, resolved)  # RUN_DIR/prometheus/: scrape config and rules for this run
     save_npz(dataset, out / "data.npz")
     (out / "nodes").mkdir(exist_ok=True)
     return resolved, out, topology
