@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
     p.add_argument("--base-port", type=int, default=None, help="first TCP port for nodes (default: free ports picked by the OS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL")
+    p.add_argument("--prometheus-port", type=int, default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
     p.set_defaults(handler=_cmd_launch)
 
     p = sub.add_parser(
@@ -212,7 +214,12 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.base_port is not None and not 0 <= args.base_port <= 65535:
         raise GossipErrorUsage(f"--base-port {args.base_port} is not a TCP port")
-    result = launch(cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None)
+    if not 0 <= args.prometheus_port <= 65535:
+        raise GossipErrorUsage(f"--prometheus-port {args.prometheus_port} is not a TCP port")
+    result = launch(
+        cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
+        prometheus=args.prometheus, prometheus_port=args.prometheus_port,
+    )
     return result.exit_code
 
 
