@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL")
     p.add_argument("--prometheus-port", type=int, default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
+    p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.set_defaults(handler=_cmd_launch)
 
     p = sub.add_parser(
@@ -143,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-o", "--output", metavar="PNG", help="where to write the drawing (default: <name>.png here)")
     show.add_argument("--no-draw", action="store_true", help="do not write the PNG")
     show.set_defaults(handler=_cmd_topology_show)
+
+    p = sub.add_parser(
+        "report",
+        help="plot a run: accuracy, loss, consensus, bytes, topology; Markdown summary",
+        description="Write PNG plots (accuracy and loss per node with the mean, consensus distance, bytes on the wire, "
+        "the topology coloured by final accuracy, honest vs attacker nodes for Byzantine runs) and report.md for a run directory.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by gossip launch")
+    p.add_argument("-o", "--output", metavar="DIR", help="where to write the report (default: RUN_DIR/report)")
+    p.set_defaults(handler=_cmd_report)
 
     p = sub.add_parser(
         "dashboards",
@@ -220,6 +231,8 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
         prometheus=args.prometheus, prometheus_port=args.prometheus_port,
     )
+    if not args.no_report:
+        _report_after_launch(result.run_dir, result.exit_code)
     return result.exit_code
 
 
@@ -236,6 +249,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
     print(f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})")
     return 0
+
+
+def _report_after_launch(run_dir: Path, exit_code: int) -> None:
+    """The report of a finished (or failed) run; after Ctrl-C, only how to make it: the user wants out."""
+    if exit_code == 130:
+        print(f"gossip: report skipped; write it with: gossip report {run_dir}", file=sys.stderr)
+        return
+    from gossip.report import write_report
+
+    try:
+        paths = write_report(run_dir)
+    except GossipError as exc:  # e.g. no node got to record a round: the run's own error says why
+        print(f"gossip: no report: {exc}", file=sys.stderr)
+        return
+    print(f"gossip: report {paths[-1]}", file=sys.stderr)
 
 
 def _node_id(raw: str | None) -> int:
@@ -437,6 +465,14 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     written = write_files(out, files, force=args.force)
     nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
     print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gossip.report import write_report
+
+    for path in write_report(args.run_dir, args.output):
+        print(path)
     return 0
 
 

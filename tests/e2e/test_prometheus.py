@@ -59,7 +59,7 @@ def observed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subpro
     require("prometheus")
     run_dir = tmp_path_factory.mktemp("observed") / "run"
     result = run_gossip(
-        "launch", "--run-dir", str(run_dir), "--no-progress", "--prometheus",
+        "launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "--prometheus",
         "-n", str(NODES), "-t", "ring", "-r", str(ROUNDS), timeout=900,
     )
     assert result.returncode == 0, result.stderr
