@@ -169,7 +169,7 @@ class NodeMetrics:
 
     def rejected_count(self, reason: RejectReason) -> float:
         """How many messages were rejected for ``reason`` so far (for tests and summaries)."""
-        return self._rejected.labels(self.node, reason.value)._value.get()
+        return float(self._rejected.labels(self.node, reason.value)._value.get())
 
 
 class MetricsServer:

@@ -122,7 +122,8 @@ def _mean(rows: np.ndarray) -> np.ndarray:
     finite = np.isfinite(rows)
     count = finite.sum(axis=0)
     total = np.where(finite, rows, 0.0).sum(axis=0)
-    return np.divide(total, count, out=np.full(rows.shape[1], np.nan), where=count > 0)
+    mean: np.ndarray = np.divide(total, count, out=np.full(rows.shape[1], np.nan), where=count > 0)
+    return mean
 
 
 def _last(values: np.ndarray) -> float | None:
