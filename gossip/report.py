@@ -230,7 +230,7 @@ def plot_bytes(data: RunData, path: Path) -> None:
     sent = _matrix(data, "bytes_sent")
     _per_node(per_round, data, sent / 1e3)
     per_round.set_ylabel("kB sent per round")
-    if np.isfinite(sent).any():  # the size barely varies: from 0 it reads as the constant it is
+    if np.isfinite(sent).any() and np.nanmax(sent) > 0:  # the size barely varies: from 0 it reads as the constant it is
         per_round.set_ylim(0, float(np.nanmax(sent)) / 1e3 * 1.15)
     per_round.ticklabel_format(axis="y", useOffset=False)
     per_round.set_title("Sent per round")
@@ -293,6 +293,12 @@ def plot_byzantine(data: RunData, path: Path) -> None:
 def _node_rows(data: RunData) -> list[dict[str, Any]]:
     """One row per node: from summary.json when the launcher wrote it, else from the records."""
     by_node = {n["node"]: n for n in data.summary.get("per_node", []) if isinstance(n, Mapping) and "node" in n}
+    for i in data.nodes:  # no run summary (interrupted launch, gossip simulate): each node's own, if it wrote one
+        if i not in by_node and (own := data.run_dir / "nodes" / f"node-{i}.json").is_file():
+            try:
+                by_node[i] = json.loads(own.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                pass
     accuracy, test_loss, distance = _matrix(data, "accuracy"), _matrix(data, "test_loss"), _matrix(data, "consensus_distance")
     rows = []
     for i in data.nodes:

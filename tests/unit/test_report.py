@@ -6,6 +6,7 @@ the formats gossip.results defines) to reach cases a healthy run never produces.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.prom import assert_real_image, assert_real_plot, red_pixels
 PLOT_SIZE = (int(FIGURE_SIZE_IN[0] * FIGURE_DPI), int(FIGURE_SIZE_IN[1] * FIGURE_DPI))
 
 
-def _write_run(run_dir: Path, nodes: int, rounds: int, *, eval_every: int = 1, distance: float | None = None) -> None:
+def _write_run(run_dir: Path, nodes: int, rounds: int, *, eval_every: int = 1, distance: float | None = None, wire: bool = True) -> None:
     """Per-node JSONL records of a made-up run (no summary.json, no topology: an interrupted launch)."""
     for node in range(nodes):
         writer = RecordWriter(run_dir / "nodes" / f"node-{node}.jsonl", truncate=True)
@@ -32,7 +33,7 @@ def _write_run(run_dir: Path, nodes: int, rounds: int, *, eval_every: int = 1, d
                     "accuracy": 0.1 + 0.8 * t / rounds - 0.01 * node if evaluated else None,
                     "test_loss": 2.2 / (1 + t) if evaluated else None,
                     "consensus_distance": distance if distance is not None else math.exp(-t / 3) * (1 + node / 10),
-                    "arrived": 2, "missing": [], "bytes_sent": 1000 + node, "bytes_received": 1000, "rejected": 0,
+                    "arrived": 2, "missing": [], "bytes_sent": (1000 + node) * wire, "bytes_received": 1000 * wire, "rejected": 0,
                 }
             )
         writer.close()
@@ -97,6 +98,20 @@ def test_consensus_at_exactly_zero_is_drawn_on_a_linear_axis(tmp_path: Path) -> 
     write_report(run_dir)
     assert_real_plot(run_dir / "report" / "accuracy.png", PLOT_SIZE)
     assert_real_image(run_dir / "report" / "consensus.png", PLOT_SIZE)  # flat lines at 0 and a note: few coloured pixels
+
+
+@pytest.mark.slow
+def test_a_run_without_wire_or_summary_like_gossip_simulate(tmp_path: Path) -> None:
+    """A run whose nodes sent nothing (gossip simulate's run directories): zero bytes are drawn without a
+    warning (warnings are errors here), and each node's status comes from its own nodes/node-<i>.json."""
+    run_dir = tmp_path / "run"
+    _write_run(run_dir, nodes=3, rounds=4, wire=False)
+    for node in range(3):
+        (run_dir / "nodes" / f"node-{node}.json").write_text(json.dumps({"node": node, "status": "finished", "simulated": True}))
+    paths = write_report(run_dir)
+    assert_real_image(paths[3], PLOT_SIZE)
+    assert paths[3].name == "bytes.png"
+    assert paths[-1].read_text().count("| honest | finished | 4 |") == 3
 
 
 def test_the_image_check_rejects_an_empty_plot(tmp_path: Path) -> None:
