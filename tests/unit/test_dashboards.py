@@ -144,6 +144,6 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
     providers = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "gossip.yml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file"
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/gossip"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     for name in DASHBOARDS:
         assert json.loads((DEPLOY / "grafana" / "dashboards" / name).read_text())["uid"].startswith("gossip-")
