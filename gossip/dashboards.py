@@ -18,8 +18,9 @@ window that always spans at least four scrapes).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 __all__ = ["DASHBOARDS", "Dashboard", "Panel", "Query", "Row", "Variable", "cluster_overview", "node_detail", "render"]
@@ -427,5 +428,5 @@ def node_detail() -> Dashboard:
     )
 
 
-# file name (under deploy/grafana/dashboards/) → dashboard
-DASHBOARDS = {"cluster-overview.json": cluster_overview, "node-detail.json": node_detail}
+# file name (under deploy/grafana/dashboards/) → dashboard (read-only: no module-level mutable state)
+DASHBOARDS: Mapping[str, Callable[[], Dashboard]] = MappingProxyType({"cluster-overview.json": cluster_overview, "node-detail.json": node_detail})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
