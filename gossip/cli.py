@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
     p.add_argument("--base-port", type=int, default=None, help="first TCP port for nodes (default: free ports picked by the OS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL")
+    p.add_argument("--prometheus-port", type=int, default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
+    p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.set_defaults(handler=_cmd_launch)
 
     p = sub.add_parser(
@@ -141,6 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-o", "--output", metavar="PNG", help="where to write the drawing (default: <name>.png here)")
     show.add_argument("--no-draw", action="store_true", help="do not write the PNG")
     show.set_defaults(handler=_cmd_topology_show)
+
+    p = sub.add_parser(
+        "report",
+        help="plot a run: accuracy, loss, consensus, bytes, topology; Markdown summary",
+        description="Write PNG plots (accuracy and loss per node with the mean, consensus distance, bytes on the wire, "
+        "the topology coloured by final accuracy, honest vs attacker nodes for Byzantine runs) and report.md for a run directory.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by gossip launch")
+    p.add_argument("-o", "--output", metavar="DIR", help="where to write the report (default: RUN_DIR/report)")
+    p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser(
+        "dashboards",
+        help="regenerate the Grafana dashboards and Prometheus configs/rules under deploy/",
+        description="Write the generated observability files (deploy/grafana/dashboards/*.json, deploy/prometheus/*.yml and "
+        "deploy/prometheus/rules/*.yml) from the code that defines them (gossip/dashboards.py, gossip/prometheus.py, gossip/rules.py).",
+    )
+    p.add_argument("--deploy-dir", metavar="DIR", default="deploy", help="the deploy/ directory to write into (default: ./deploy)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is missing or out of date")
+    p.set_defaults(handler=_cmd_dashboards)
     return parser
 
 
@@ -202,7 +225,14 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.base_port is not None and not 0 <= args.base_port <= 65535:
         raise GossipErrorUsage(f"--base-port {args.base_port} is not a TCP port")
-    result = launch(cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None)
+    if not 0 <= args.prometheus_port <= 65535:
+        raise GossipErrorUsage(f"--prometheus-port {args.prometheus_port} is not a TCP port")
+    result = launch(
+        cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
+        prometheus=args.prometheus, prometheus_port=args.prometheus_port,
+    )
+    if not args.no_report:
+        _report_after_launch(result.run_dir, result.exit_code)
     return result.exit_code
 
 
@@ -219,6 +249,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
     print(f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})")
     return 0
+
+
+def _report_after_launch(run_dir: Path, exit_code: int) -> None:
+    """The report of a finished (or failed) run; after Ctrl-C, only how to make it: the user wants out."""
+    if exit_code == 130:
+        print(f"gossip: report skipped; write it with: gossip report {run_dir}", file=sys.stderr)
+        return
+    from gossip.report import write_report
+
+    try:
+        paths = write_report(run_dir)
+    except GossipError as exc:  # e.g. no node got to record a round: the run's own error says why
+        print(f"gossip: no report: {exc}", file=sys.stderr)
+        return
+    print(f"gossip: report {paths[-1]}", file=sys.stderr)
 
 
 def _node_id(raw: str | None) -> int:
@@ -249,6 +294,7 @@ def _hold_seconds(text: str) -> float:
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
+    import prometheus_client
     import torch
 
     from gossip.metrics import MetricsServer
@@ -257,6 +303,9 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(1)
+    # The process is ours: drop prometheus_client's *_created series (a third more series per node, and
+    # Prometheus reads counter resets from the samples themselves).
+    prometheus_client.disable_created_metrics()
     node_id = _node_id(args.id)
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
     plan = plan_node(cfg, node_id, args.run_dir)
@@ -416,6 +465,35 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     written = write_files(out, files, force=args.force)
     nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
     print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from gossip.report import write_report
+
+    for path in write_report(args.run_dir, args.output):
+        print(path)
+    return 0
+
+
+def _cmd_dashboards(args: argparse.Namespace) -> int:
+    from gossip.monitoring import stale_files, write_generated
+
+    deploy = Path(args.deploy_dir)
+    if not deploy.is_dir():
+        raise GossipErrorUsage(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
+    if args.check:
+        stale = stale_files(deploy)
+        for path in stale:
+            print(f"out of date: {path}", file=sys.stderr)
+        if stale:
+            print("gossip: regenerate with: gossip dashboards", file=sys.stderr)
+        return 1 if stale else 0
+    written = write_generated(deploy)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"gossip: every generated file under {deploy} is up to date")
     return 0
 
 

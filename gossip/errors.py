@@ -6,12 +6,14 @@
     ├── ConfigError             a user mistake in config, flags or environment  (CLI: one line, exit 2)
     ├── TopologyError           a graph we refuse: unknown spec, bad file, disconnected, self loops
     ├── DataError               a dataset we cannot load or split as asked
+    ├── RunDirError             a run directory that is missing or holds no run (gossip report)
     ├── WireError(reason)       a message that failed validation; carries a RejectReason
     └── TransportError          sockets: address in use, bad endpoint
         └── PeerUnreachable     neighbours that did not answer before a deadline
 
-User mistakes are the first four plus ``TransportError``: the CLI prints ``gossip: error: <message>`` and
-exits with code 2, never a traceback. Anything else is a bug and keeps its traceback.
+User mistakes (every class above but ``WireError``, which never leaves a node): the CLI prints
+``gossip: error: <message>`` and exits with code 2, never a traceback. Anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "DataError",
     "GossipError",
     "PeerUnreachable",
+    "RunDirError",
     "TopologyError",
     "TransportError",
     "WireError",
@@ -46,6 +49,10 @@ class TopologyError(GossipError):
 
 class DataError(GossipError):
     """A dataset that cannot be found, read or partitioned as configured."""
+
+
+class RunDirError(GossipError):
+    """A run directory that does not exist or holds no run records."""
 
 
 class WireError(GossipError):

@@ -35,6 +35,8 @@ from gossip.config import RunConfig, config_to_toml
 from gossip.data import load_dataset, partition, save_npz
 from gossip.errors import ConfigError, TransportError
 from gossip.models import build_model
+from gossip.prometheus import write_run_config
+from gossip.promserver import beside_run
 from gossip.results import NodeFiles, atomic_write_text, iter_new_records, write_json
 from gossip.topology import Topology, parse_spec, save
 
@@ -104,6 +106,8 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
         security=security,
     )
     atomic_write_text(out / "config.toml", config_to_toml(resolved))
+    if metrics.enabled:
+        write_run_config(out, resolved)  # RUN_DIR/prometheus/: scrape config and rules for this run
     save_npz(dataset, out / "data.npz")
     (out / "nodes").mkdir(exist_ok=True)
     return resolved, out, topology
@@ -169,10 +173,26 @@ def start_node(run_dir: Path, node: int, extra_args: Sequence[str] = ()) -> subp
         )
 
 
-def launch(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port: int | None = None, progress: bool | None = None, out: Any = None) -> LaunchResult:
-    """Run a whole experiment: prepare, start N nodes, follow them, stop them, summarise."""
+def launch(
+    cfg: RunConfig,
+    *,
+    run_dir: str | Path | None = None,
+    base_port: int | None = None,
+    progress: bool | None = None,
+    out: Any = None,
+    prometheus: bool = False,
+    prometheus_port: int = 0,
+) -> LaunchResult:
+    """Run a whole experiment: prepare, start N nodes, follow them, stop them, summarise.
+
+    With ``prometheus``, a Prometheus server scrapes the nodes for the duration of the run (see
+    :func:`gossip.promserver.beside_run`: it never fails the run).
+    """
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port)
-    return run_prepared(resolved, path, topology, progress=progress, out=out)
+    if not prometheus:
+        return run_prepared(resolved, path, topology, progress=progress, out=out)
+    with beside_run(path, metrics_enabled=resolved.metrics.enabled, port=prometheus_port, out=out or sys.stderr):
+        return run_prepared(resolved, path, topology, progress=progress, out=out)
 
 
 def run_prepared(resolved: RunConfig, path: Path, topology: Topology, *, progress: bool | None = None, out: Any = None) -> LaunchResult:

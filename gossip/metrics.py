@@ -8,13 +8,23 @@ bounded: ``node`` and ``peer`` are vertex ids of the topology (a node only label
 
 The endpoint also answers ``/healthz`` (the process is alive: 200) and ``/readyz`` (200 once every
 neighbour said hello, 503 before), for Docker health checks and Kubernetes probes.
+
+Gauges that describe a measurement (loss, accuracy, consensus distance) are absent until the node
+first measures them: "not measured yet" must not read as 0 on a dashboard or in an alert.
+
+Adding a metric (e.g. a per-layer variance gauge, labelled by layer name: bounded by the model):
+1. create it in :class:`NodeMetrics` with ``registry=r`` and ``node`` as its first label;
+2. give it a panel in :mod:`gossip.dashboards` (and a rule in :mod:`gossip.rules` if it needs an alert),
+   then ``gossip dashboards`` to regenerate ``deploy/``;
+3. ``tests/e2e/test_prometheus.py`` then fails until a real run makes that panel's query return data
+   for every node.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 from wsgiref.simple_server import WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -29,6 +39,17 @@ _ROUND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
 
+class _FirstSetGauge:
+    """One node's child of a labelled gauge, created on the first ``set``: absent until measured."""
+
+    def __init__(self, parent: Gauge, node: str) -> None:
+        self._parent = parent
+        self._node = node
+
+    def set(self, value: float) -> None:
+        self._parent.labels(self._node).set(value)
+
+
 class NodeMetrics:
     """Every metric a node exports, bound to the node's label; one instance per node."""
 
@@ -36,6 +57,7 @@ class NodeMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         n = str(node)
+        peers = [str(p) for p in neighbours]
         self.node = n
         self.aggregator = aggregator
         labels = ["node"]
@@ -43,35 +65,72 @@ class NodeMetrics:
 
         self.info = Gauge("gossip_node_info", "Static facts about the node (value is always 1).", ["node", "aggregator"], registry=r)
         self.info.labels(n, aggregator).set(1)
+
+        # progress and timing
         self.rounds = Counter("gossip_rounds_total", "Rounds this node has completed.", labels, registry=r).labels(n)
-        self.round = Gauge("gossip_round", "The round this node is in.", labels, registry=r).labels(n)
-        self.round_duration = Histogram("gossip_round_duration_seconds", "Wall time of one full round.", labels, buckets=_ROUND_BUCKETS, registry=r).labels(n)
-        self.train_step = Histogram("gossip_train_step_duration_seconds", "Wall time of one local optimiser step.", labels, buckets=_STEP_BUCKETS, registry=r).labels(n)
-        self.wait = Histogram("gossip_wait_duration_seconds", "Time spent waiting for neighbours' models in a round.", labels, buckets=_ROUND_BUCKETS, registry=r).labels(n)
-        self.train_loss = Gauge("gossip_train_loss", "Mean training loss of the last round's local steps.", labels, registry=r).labels(n)
-        self.test_accuracy = Gauge("gossip_test_accuracy", "Test accuracy of the node's model at its last evaluation (0..1).", labels, registry=r).labels(n)
-        self.test_loss = Gauge("gossip_test_loss", "Test loss of the node's model at its last evaluation.", labels, registry=r).labels(n)
-        self.consensus_distance = Gauge(
-            "gossip_consensus_distance", "L2 distance between the node's model and its neighbourhood's weighted average, before mixing.", labels, registry=r
+        self.rounds_planned = Gauge(
+            "gossip_rounds_planned", "Rounds this node is configured to run; it is finished when gossip_rounds_total reaches this.", labels, registry=r
         ).labels(n)
+        self.round = Gauge("gossip_round", "The round this node is in (0-based: the current round, not the last completed one).", labels, registry=r).labels(n)
+        self.round_duration = Histogram(
+            "gossip_round_duration_seconds", "Wall time of one full round: train, send, wait, aggregate, evaluate.", labels, buckets=_ROUND_BUCKETS, registry=r
+        ).labels(n)
+        self.train_step = Histogram(
+            "gossip_train_step_duration_seconds", "Wall time of one local optimiser step.", labels, buckets=_STEP_BUCKETS, registry=r
+        ).labels(n)
+        self.wait = Histogram(
+            "gossip_wait_duration_seconds", "Time spent in a round waiting for the neighbours' models.", labels, buckets=_ROUND_BUCKETS, registry=r
+        ).labels(n)
+
+        # learning
+        self.train_loss = _FirstSetGauge(Gauge("gossip_train_loss", "Mean training loss of the last round's local steps.", labels, registry=r), n)
+        self.test_accuracy = _FirstSetGauge(
+            Gauge("gossip_test_accuracy", "Test accuracy (0..1) of the node's model at its last evaluation.", labels, registry=r), n
+        )
+        self.test_loss = _FirstSetGauge(Gauge("gossip_test_loss", "Test loss of the node's model at its last evaluation.", labels, registry=r), n)
+        self.consensus_distance = _FirstSetGauge(
+            Gauge(
+                "gossip_consensus_distance",
+                "L2 distance between the node's model and its neighbourhood's weighted average, before mixing.",
+                labels,
+                registry=r,
+            ),
+            n,
+        )
+
+        # neighbours and traffic
         self.peers_alive = Gauge("gossip_peers_alive", "Neighbours whose model arrived in the last round.", labels, registry=r).labels(n)
         self.neighbours = Gauge("gossip_neighbours", "Neighbours this node has in the topology.", labels, registry=r).labels(n)
-        self._bytes_sent = Counter("gossip_bytes_sent_total", "Payload and header bytes sent, by peer.", peer_labels, registry=r)
-        self._bytes_received = Counter("gossip_bytes_received_total", "Bytes received in valid messages, by peer.", peer_labels, registry=r)
+        # Unit before _total (gossip_sent_bytes_total), as Prometheus names counters of a unit.
+        self._bytes_sent = Counter("gossip_sent_bytes_total", "Bytes (header and payload frames) handed to the transport, by peer.", peer_labels, registry=r)
+        self._bytes_received = Counter("gossip_received_bytes_total", "Bytes of messages that passed validation, by peer.", peer_labels, registry=r)
         self._messages_sent = Counter("gossip_messages_sent_total", "Messages handed to the transport, by peer.", peer_labels, registry=r)
-        self._messages_received = Counter("gossip_messages_received_total", "Valid messages received, by peer.", peer_labels, registry=r)
-        self._send_dropped = Counter("gossip_messages_send_dropped_total", "Messages not sent because the peer was down or its queue full.", peer_labels, registry=r)
-        self._missed = Counter("gossip_peer_missed_rounds_total", "Rounds in which a neighbour's model did not arrive before the timeout.", peer_labels, registry=r)
-        self._last_seen = Gauge("gossip_peer_last_seen_round", "Last round in which a neighbour's model arrived.", peer_labels, registry=r)
+        self._messages_received = Counter("gossip_messages_received_total", "Messages that passed validation, by peer.", peer_labels, registry=r)
+        self._send_dropped = Counter(
+            "gossip_messages_send_dropped_total", "Messages not sent because the peer was down or its queue full, by peer.", peer_labels, registry=r
+        )
+        self._missed = Counter(
+            "gossip_peer_missed_rounds_total", "Rounds in which a neighbour's model did not arrive before the timeout, by peer.", peer_labels, registry=r
+        )
+        self._last_seen = Gauge(
+            "gossip_peer_last_seen_round", "Last round in which a neighbour's model arrived (-1: never), by peer.", peer_labels, registry=r
+        )
+
+        # refusals
         self._rejected = Counter("gossip_messages_rejected_total", "Messages dropped by validation, by reason.", ["node", "reason"], registry=r)
         self._discarded = Counter(
-            "gossip_aggregation_inputs_discarded_total", "Neighbour models a robust rule discarded or clipped.", ["node", "aggregator", "action"], registry=r
+            "gossip_aggregation_inputs_discarded_total",
+            "Neighbour models a robust aggregation rule discarded or clipped, by action.",
+            ["node", "aggregator", "action"],
+            registry=r,
         )
-        self.neighbours.set(len(list(neighbours)))
-        for reason in RejectReason:  # pre-create so every reason is a visible zero, not a missing series
+
+        # Pre-create every bounded label value, so a zero is a visible zero and not a missing series
+        # (rate() over a missing series is empty, and a dashboard panel would show "No data").
+        self.neighbours.set(len(peers))
+        for reason in RejectReason:
             self._rejected.labels(n, reason.value)
-        for peer in neighbours:
-            p = str(peer)
+        for p in peers:
             for metric in (self._bytes_sent, self._bytes_received, self._messages_sent, self._messages_received, self._send_dropped, self._missed):
                 metric.labels(n, p)
             self._last_seen.labels(n, p).set(-1)
@@ -79,6 +138,7 @@ class NodeMetrics:
             self._discarded.labels(n, aggregator, action)
 
     def sent(self, peer: int, nbytes: int, ok: bool) -> None:
+        """A message to ``peer``: counted as sent (with its bytes) if the transport took it, else as dropped."""
         if ok:
             self._messages_sent.labels(self.node, str(peer)).inc()
             self._bytes_sent.labels(self.node, str(peer)).inc(nbytes)
@@ -86,24 +146,30 @@ class NodeMetrics:
             self._send_dropped.labels(self.node, str(peer)).inc()
 
     def received(self, peer: int, nbytes: int, round_: int) -> None:
+        """A message from ``peer`` that passed validation."""
         self._messages_received.labels(self.node, str(peer)).inc()
         self._bytes_received.labels(self.node, str(peer)).inc(nbytes)
 
     def arrived(self, peer: int, round_: int) -> None:
+        """``peer``'s model for ``round_`` was mixed in."""
         self._last_seen.labels(self.node, str(peer)).set(round_)
 
     def missed(self, peer: int) -> None:
+        """``peer``'s model did not arrive before the round's timeout."""
         self._missed.labels(self.node, str(peer)).inc()
 
     def rejected(self, reason: RejectReason) -> None:
+        """A message dropped by validation."""
         self._rejected.labels(self.node, reason.value).inc()
 
-    def discarded(self, count: int, action: str = "discarded") -> None:
+    def discarded(self, count: int, action: Literal["discarded", "clipped"] = "discarded") -> None:
+        """``count`` neighbour models a robust rule discarded or clipped this round."""
         if count:
             self._discarded.labels(self.node, self.aggregator, action).inc(count)
 
     def rejected_count(self, reason: RejectReason) -> float:
-        return self._rejected.labels(self.node, reason.value)._value.get()
+        """How many messages were rejected for ``reason`` so far (for tests and summaries)."""
+        return float(self._rejected.labels(self.node, reason.value)._value.get())
 
 
 class MetricsServer:

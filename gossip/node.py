@@ -158,6 +158,7 @@ class Node:
         )
         self.aggregator = build_aggregator(cfg.aggregation, self.flat.layout)
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
+        self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)

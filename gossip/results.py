@@ -12,6 +12,9 @@ Layout::
       nodes/node-<i>.ckpt.npz  the node's checkpoint: vector, round, fingerprint (gossip.checkpoint)
       nodes/node-<i>.log     the node process's stderr/stdout
       summary.json           the run summary the launcher writes at the end
+      prometheus/            scrape config (prometheus.yml) and rules/ for this run's metrics ports;
+                             data/ (the TSDB) and prometheus.log when launched with --prometheus
+      report/                PNG plots and report.md (gossip report; gossip launch unless --no-report)
 
 A JSONL record is written with a single ``write`` of a complete line and flushed; readers ignore a
 trailing partial line, so a process killed mid-write loses at most its last record, never corrupts

@@ -1,0 +1,147 @@
+"""A node's metrics endpoint over real HTTP: the names, types and labels Prometheus will see."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from gossip.metrics import MetricsServer, NodeMetrics
+from gossip.wire import RejectReason
+from tests.conftest import free_port
+from tests.prom import require
+
+# Every family a node exports, with its type: dashboards, rules and docs rely on exactly these.
+EXPECTED = {
+    "gossip_node_info": "gauge",
+    "gossip_rounds": "counter",
+    "gossip_rounds_planned": "gauge",
+    "gossip_round": "gauge",
+    "gossip_round_duration_seconds": "histogram",
+    "gossip_train_step_duration_seconds": "histogram",
+    "gossip_wait_duration_seconds": "histogram",
+    "gossip_train_loss": "gauge",
+    "gossip_test_accuracy": "gauge",
+    "gossip_test_loss": "gauge",
+    "gossip_consensus_distance": "gauge",
+    "gossip_peers_alive": "gauge",
+    "gossip_neighbours": "gauge",
+    "gossip_sent_bytes": "counter",
+    "gossip_received_bytes": "counter",
+    "gossip_messages_sent": "counter",
+    "gossip_messages_received": "counter",
+    "gossip_messages_send_dropped": "counter",
+    "gossip_peer_missed_rounds": "counter",
+    "gossip_peer_last_seen_round": "gauge",
+    "gossip_messages_rejected": "counter",
+    "gossip_aggregation_inputs_discarded": "counter",
+}
+BOUNDED_LABELS = {"node", "peer", "reason", "aggregator", "action", "le"}
+MEASURED = ("gossip_train_loss", "gossip_test_accuracy", "gossip_test_loss", "gossip_consensus_distance")
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[NodeMetrics, str, list[bool]]]:
+    """Node 3 of a graph where it has neighbours 2 and 4, serving on a free loopback port."""
+    metrics = NodeMetrics(3, iter([2, 4]), "dsgd")  # an iterator: the constructor must read it once only
+    ready = [False]
+    server = MetricsServer(metrics, "127.0.0.1", free_port(), lambda: ready[0])
+    server.start()
+    try:
+        yield metrics, f"http://127.0.0.1:{server.port}", ready
+    finally:
+        server.stop()
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _families(text: str) -> dict[str, Metric]:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _exercise(metrics: NodeMetrics) -> None:
+    """What one round of a node does to its metrics."""
+    metrics.rounds_planned.set(10)
+    metrics.round.set(0)
+    metrics.train_step.observe(0.002)
+    metrics.sent(2, 1000, ok=True)
+    metrics.sent(4, 1000, ok=False)
+    metrics.received(2, 900, 0)
+    metrics.arrived(2, 0)
+    metrics.missed(4)
+    metrics.wait.observe(0.01)
+    metrics.rejected(RejectReason.NON_FINITE)
+    metrics.rounds.inc()
+    metrics.round_duration.observe(0.05)
+    metrics.train_loss.set(2.3)
+    metrics.test_accuracy.set(0.1)
+    metrics.test_loss.set(2.2)
+    metrics.consensus_distance.set(0.5)
+    metrics.peers_alive.set(1)
+
+
+def test_metrics_names_types_and_labels(served: tuple[NodeMetrics, str, list[bool]]) -> None:
+    """/metrics has every expected family with its type and help text, labels from the bounded set,
+    a node label on every sample, and a zero (not a gap) for every reason and every neighbour."""
+    metrics, url, _ = served
+    _exercise(metrics)
+    status, text = _get(f"{url}/metrics")
+    assert status == 200
+    families = _families(text)
+    exported = {name: f.type for name, f in families.items() if name.startswith("gossip_") and not name.endswith("_created")}
+    assert exported == EXPECTED
+    for name in EXPECTED:
+        family = families[name]
+        assert family.documentation, f"{name} has no help text"
+        for sample in family.samples:
+            assert sample.labels.get("node") == "3", sample
+            assert set(sample.labels) <= BOUNDED_LABELS, sample
+    reasons = {s.labels["reason"] for s in families["gossip_messages_rejected"].samples if s.name.endswith("_total")}
+    assert reasons == {r.value for r in RejectReason}
+    peers = {s.labels["peer"] for s in families["gossip_sent_bytes"].samples if s.name.endswith("_total")}
+    assert peers == {"2", "4"}
+    sent = {s.labels["peer"]: s.value for s in families["gossip_sent_bytes"].samples if s.name.endswith("_total")}
+    assert sent == {"2": 1000.0, "4": 0.0}
+
+
+def test_measured_gauges_are_absent_until_first_measured(served: tuple[NodeMetrics, str, list[bool]]) -> None:
+    """Loss, accuracy and consensus distance have no sample before the node measures them: a fresh
+    node must not read as 0 % accurate on a dashboard or in an alert."""
+    metrics, url, _ = served
+    before = _families(_get(f"{url}/metrics")[1])
+    for name in MEASURED:
+        assert name in before and before[name].samples == [], name
+    metrics.test_accuracy.set(0.25)
+    after = _families(_get(f"{url}/metrics")[1])
+    assert [s.value for s in after["gossip_test_accuracy"].samples] == [0.25]
+
+
+def test_health_and_readiness(served: tuple[NodeMetrics, str, list[bool]]) -> None:
+    """/healthz answers 200 at once; /readyz 503 until the node says it is ready, then 200."""
+    _, url, ready = served
+    assert _get(f"{url}/healthz")[0] == 200
+    assert _get(f"{url}/readyz")[0] == 503
+    ready[0] = True
+    assert _get(f"{url}/readyz")[0] == 200
+
+
+@pytest.mark.prometheus
+def test_promtool_accepts_the_exposition(served: tuple[NodeMetrics, str, list[bool]]) -> None:
+    """Prometheus' own linter (``promtool check metrics``) finds nothing to complain about."""
+    metrics, url, _ = served
+    _exercise(metrics)
+    text = _get(f"{url}/metrics")[1]
+    result = subprocess.run([require("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
