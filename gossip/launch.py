@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -120,22 +121,37 @@ def _host_of(template: str) -> str:
 
 
 def _ports(host: str, count: int, base: int | None, what: str) -> list[int]:
-    """``count`` ports: ``base..base+count-1`` checked free, or free ones the kernel picks."""
+    """``count`` ports: ``base..base+count-1`` checked free, or free ones picked below the kernel's
+    ephemeral range.
+
+    Why not ``bind(0)``: the kernel hands out ports from its ephemeral range to every outgoing
+    connection and every ``bind(0)`` on the machine, so a port it gave us and we released can be
+    taken again before our node binds it. Below that range nobody gets a port without asking for
+    it by number, so a port that is free now stays free until the node binds it.
+    """
     if base:
         for i in range(count):
             if not _port_free(host, base + i):
                 raise TransportError(f"{what} port {base + i} (node {i}) is already in use on {host}; choose another --base-port, or 0 for free ports")
         return [base + i for i in range(count)]
-    socks = []
+    low, _high = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12_000), low))
+    random.SystemRandom().shuffle(candidates)
+    picked: list[int] = []
+    for port in candidates:
+        if _port_free(host, port):
+            picked.append(port)
+            if len(picked) == count:
+                return picked
+    raise TransportError(f"no {count} free {what} ports below {low} on {host}; pass --base-port")
+
+
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _port_free(host: str, port: int) -> bool:

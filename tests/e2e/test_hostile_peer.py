@@ -57,6 +57,9 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
         "run.nodes": 2, "topology.spec": "complete", "training.rounds": ROUNDS,
         "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"],
         "transport.round_timeout_s": 20.0, "metrics.ports": [m0, free_port()],
+        # This peer floods on purpose (14 messages a round); the rate limit would rightly drop some
+        # of its valid models too. Validation is what this test pins, so the limit is off here.
+        "security.max_messages_per_s": 0.0,
     })
     config = tmp_path / "run.toml"
     config.write_text(config_to_toml(cfg))
