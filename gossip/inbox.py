@@ -25,6 +25,7 @@ class Inbox:
     def __init__(self, neighbours: Iterable[int], max_rounds_ahead: int = 2) -> None:
         self._neighbours = frozenset(neighbours)
         self._ahead = max_rounds_ahead
+        self._default_ahead = max_rounds_ahead
         self._current = 0
         self._by_round: dict[int, dict[NodeId, Message]] = {}
         self._changed = asyncio.Event()
@@ -56,9 +57,13 @@ class Inbox:
     def mark_back(self, node: NodeId) -> None:
         self.gone.discard(node)
 
-    def advance(self, round_: int) -> None:
-        """Move the window to ``round_``; older rounds are dropped."""
+    def advance(self, round_: int, until: int | None = None) -> None:
+        """Move the window to ``[round_, until]`` (default ``round_ + max_rounds_ahead``); older rounds are dropped.
+
+        A sparse schedule passes ``until``: its next communication rounds may lie further ahead.
+        """
         self._current = round_
+        self._ahead = (until - round_) if until is not None else self._default_ahead
         for r in [r for r in self._by_round if r < round_]:
             del self._by_round[r]
 
