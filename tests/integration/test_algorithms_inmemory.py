@@ -148,3 +148,36 @@ def test_variance_rule_in_the_loop_restores_the_target(digits) -> None:
     # round 0: beta = 0.5, two received → the average keeps 0.25 + 0.25/2 = 0.375 of the variance
     ratios = [b / t for lv in first for b, t in zip(lv["before"], lv["target"], strict=True)]
     assert 0.3 < float(np.mean(ratios)) < 0.45
+
+
+def test_random_pull_keeps_models_from_neighbours_far_ahead(digits) -> None:
+    """A pulled node never waits for its puller, so it can be many rounds ahead; its model for the
+    puller's future round must be kept, not refused as too early (which would cost a full timeout).
+    Node 0 is slowed down: every pull still gets its model, nothing is refused."""
+    cfg = config(**{"schedule.mode": "random", "schedule.probability": 0.5, "training.rounds": 30, "topology.spec": "complete",
+                    "transport.round_timeout_s": 3.0})
+
+    class Slow(Node):
+        async def run_round(self, t: int) -> dict:
+            await asyncio.sleep(0.03)
+            return await super().run_round(t)
+
+    net = InMemoryNetwork()
+    topo = parse_spec(cfg.topology.spec, n=4, seed=0)
+    parts = partition(digits.y_train, 4, cfg.data.partition, 0)
+    nodes = [(Slow if i == 0 else Node)(NodePlan(NodeId(i), cfg, topo, digits, parts[i], None), net.transport(NodeId(i))) for i in range(4)]
+    records: dict[int, list] = {i: [] for i in range(4)}
+
+    async def main():
+        async def one(n: Node):
+            await n.transport.start()
+            asyncio.get_running_loop().create_task(n._receive_loop())
+            await n._handshake()
+            for t in range(cfg.training.rounds):
+                records[n.id].append(await n.run_round(t))
+
+        await asyncio.wait_for(asyncio.gather(*(one(n) for n in nodes)), 60)
+
+    asyncio.run(main())
+    assert all(r["missing"] == [] for rs in records.values() for r in rs)
+    assert all(not n.rejected for n in nodes), [n.rejected for n in nodes]
