@@ -9,7 +9,8 @@ default), the complete graph, and every arm ends with the global merge:
   server            every round the exact average (complete graph, uniform weights): the server-based reference
   zero-comm         no communication at all until the merge: local training, then one average
   early window      dense (exact average) in the first 10 % of the rounds, sparse p=0.2 elsewhere
-  late window       dense in the last 10 % of the rounds, sparse p=0.2 elsewhere
+  late window       dense in [0.8, 0.9) of the rounds, sparse p=0.2 elsewhere (late, but not the last
+                    rounds: a dense window that ends the run would itself be the merge)
 
 Prints the mean accuracy of the local models before the merge, the merged model's accuracy, and the
 traffic; writes bench/out/single_merge.png (mean local accuracy per round, merged accuracy as a marker).
@@ -54,8 +55,9 @@ def main() -> None:
         ("zero-comm (local training)", {**common, "schedule.mode": "none"}),
         (f"early window [0, {w:g}) + sparse", {**common, **sparse, "schedule.mode": "window", "schedule.window_start": 0.0,
                                                  "schedule.window_end": w, "schedule.outside": "random"}),
-        (f"late window [{1 - w:g}, 1) + sparse", {**common, **sparse, "schedule.mode": "window", "schedule.window_start": 1 - w,
-                                                  "schedule.window_end": 1.0, "schedule.outside": "random"}),
+        (f"late window [{1 - 2 * w:g}, {1 - w:g}) + sparse", {**common, **sparse, "schedule.mode": "window",
+                                                            "schedule.window_start": 1 - 2 * w, "schedule.window_end": 1 - w,
+                                                            "schedule.outside": "random"}),
     ]
     rows = []
     for name, overrides in arms:

@@ -173,7 +173,6 @@ class Node:
         self.aggregator = build_aggregator(cfg.aggregation, self.flat.layout, cfg.variance)
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
-        self.schedule = Schedule(cfg, plan.topology)
         self.round_plan = Exchange("all", self.neighbours, self.neighbours, None)
         self.layers = layer_segments(self.flat.layout, cfg.variance.layers)
         self.metrics.declare_layers(self.layers.names)
@@ -189,10 +188,14 @@ class Node:
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
+        self.schedule = Schedule(cfg, plan.topology)
+        self.inbox.advance(0, until=self._first_horizon())
         self.expect = Expectation(
             run_id=self.run_id, fingerprint=self.flat.layout.fingerprint, numel=self.flat.layout.numel,
             node_count=plan.topology.n, neighbours=frozenset(self.neighbours),
-            round_min=0, round_max=cfg.transport.max_rounds_ahead if cfg.training.mode == "sync" else 1 << 62,
+            # before round 0 (during the handshake) a neighbour may already be sending: keep what the
+            # schedule says we will wait for (a pulled node runs ahead of its pullers from the start)
+            round_min=0, round_max=self._first_horizon() if cfg.training.mode == "sync" else 1 << 62,
             merge_epoch=cfg.training.rounds if cfg.merge.enabled else -1,
         )
         self.round = 0
@@ -203,6 +206,9 @@ class Node:
         self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, plan.topology.n)
         self._bytes_in = 0
         self._bytes_out = 0
+
+    def _first_horizon(self) -> int:
+        return self.schedule.horizon(self.id, 0, self.cfg.transport.max_rounds_ahead)
 
     # -------------------------------------------------------------------------------------------
     # lifecycle
