@@ -363,6 +363,8 @@ class RunConfig:
         if self.training.mode == "async":
             _check(self.schedule.mode == "every", "[schedule] applies to sync rounds; async mode pushes every period_s (set schedule.mode = 'every')")
             _check(self.topology.peers == "all", "[topology] peers = 'one-peer-exponential' needs training.mode = 'sync'")
+            _check(not (self.training.push_sum and self.aggregation.rule == "variance" and self.variance.self_weight == "beta"),
+                   "[training] push_sum weighs models by mass; [variance] self_weight = 'beta' would replace those weights (use 'mixing')")
         else:
             _check(not self.training.push_sum, "[training] push_sum needs mode = 'async' (sync rounds keep the average with doubly stochastic weights)")
         if self.topology.peers == "one-peer-exponential":

@@ -135,6 +135,8 @@ def test_schedule_and_mode_combinations_are_validated() -> None:
         load_config(env={}, overrides={"training.mode": "async", "schedule.mode": "periodic"})
     with pytest.raises(ConfigError, match="push_sum"):
         load_config(env={}, overrides={"training.push_sum": True})
+    with pytest.raises(ConfigError, match="self_weight"):
+        load_config(env={}, overrides={"training.mode": "async", "training.push_sum": True, "aggregation.rule": "variance"})
     with pytest.raises(ConfigError, match="random pull"):
         load_config(env={}, overrides={"topology.spec": "one-peer-exponential", "schedule.mode": "random"})
     with pytest.raises(ConfigError, match="window_start"):
