@@ -316,7 +316,10 @@ def _cmd_node(args: argparse.Namespace) -> int:
     if cfg.security.curve:
         if not cfg.security.keys_dir:
             raise GossipErrorUsage("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
-        curve = load_keys(cfg.security.keys_dir, node_id, neighbours)
+        # the global merge talks to every node of the run, so it needs every node's key (the wire still
+        # accepts only merge messages from a node that is not a neighbour)
+        admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
+        curve = load_keys(cfg.security.keys_dir, node_id, admitted)
     transport = ZmqTransport(
         plan.node_id, cfg.transport.listen_address(node_id), peers,
         queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,
