@@ -141,3 +141,13 @@ def test_merge_excludes_a_node_killed_mid_run_and_the_rest_agree(tmp_path: Path)
     assert len({v.numpy().tobytes() for v in pre.values()}) == 5  # they really differed before the merge
     assert len(read_jsonl(run_dir / "nodes" / "node-2.jsonl")) < 10
     assert "global merge: 5 models averaged" in err
+
+
+def test_merge_over_curve_reaches_non_neighbours(tmp_path: Path) -> None:
+    """With CURVE on, a node admits only known keys: the merge (all-to-all on a ring, so between
+    non-neighbours too) still completes and every node ends with the same model."""
+    run_dir = tmp_path / "run"
+    launch(run_dir, "-n", "4", "-t", "ring", "-r", "3", "--set", "security.curve=true", "--set", "merge.enabled=true")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["merge_agreed"] and summary["merge_members"] == [0, 1, 2, 3]
+    assert all(sum(n["rejected"].values()) == 0 for n in summary["per_node"])
