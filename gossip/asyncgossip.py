@@ -72,8 +72,7 @@ class AsyncGossip:
         finally:
             self._absorbing = False
         evaluation = node.trainer.evaluate()
-        node.metrics.test_accuracy.set(evaluation.accuracy)
-        node.metrics.test_loss.set(evaluation.loss)
+        node.observe(None, evaluation)
         if pending is not None:
             pending.update(accuracy=evaluation.accuracy, test_loss=evaluation.loss)
             node.write_record(writer, pending)
@@ -102,11 +101,7 @@ class AsyncGossip:
         absorbed, self._absorbed = self._absorbed, []
         node.metrics.rounds.inc()
         node.metrics.round_duration.observe(time.perf_counter() - t0)
-        if math.isfinite(step.loss):
-            node.metrics.train_loss.set(step.loss)
-        if evaluation:
-            node.metrics.test_accuracy.set(evaluation.accuracy)
-            node.metrics.test_loss.set(evaluation.loss)
+        node.observe(step, evaluation)
         distances = [d for _j, _n, d in absorbed]
         if distances:
             node.metrics.consensus_distance.set(distances[-1])

@@ -11,12 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from gossip.ids import NodeId
 from gossip.wire import Message
 
-__all__ = ["Inbox"]
+__all__ = ["Inbox", "wait_until"]
+
+
+async def wait_until(changed: asyncio.Event, done: Callable[[], bool], deadline: float) -> None:
+    """Wait until ``done()`` holds or the monotonic ``deadline`` passes, re-checking each time ``changed`` is set."""
+    while not done():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        changed.clear()
+        try:
+            await asyncio.wait_for(changed.wait(), remaining)
+        except TimeoutError:
+            return
 
 
 class Inbox:
@@ -77,18 +90,7 @@ class Inbox:
         whatever order the network delivered in, aggregation sees the same order.
         """
         wanted = frozenset(expected)
-        while True:
-            have = self._by_round.get(round_, {})
-            if self._stopping or wanted <= (have.keys() | self.gone):
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                break
+        await wait_until(self._changed, lambda: self._stopping or wanted <= (self._by_round.get(round_, {}).keys() | self.gone), deadline)
         got = self._by_round.get(round_, {})
         return {k: got[k] for k in sorted(got)}
 

@@ -52,6 +52,7 @@ from torch import nn
 
 from gossip.config import MergeConfig
 from gossip.ids import NodeId
+from gossip.inbox import wait_until
 from gossip.wire import Kind, Message, encode
 
 __all__ = ["GlobalMerge", "MergeBox", "MergeOutcome", "agreed_members", "exact_average", "recalibrate_norm_stats", "stat_mask_of"]
@@ -129,15 +130,7 @@ class MergeBox:
     async def collect(self, kind: Kind, wanted: Iterable[NodeId], deadline: float) -> dict[NodeId, Message]:
         """Wait until every wanted sender's message of ``kind`` is here, or ``deadline`` (monotonic)."""
         want = frozenset(wanted)
-        while not self._stopping and not want <= self._by_kind.get(kind, {}).keys():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                break
+        await wait_until(self._changed, lambda: self._stopping or want <= self._by_kind.get(kind, {}).keys(), deadline)
         return self.got(kind)
 
     def stop(self) -> None:

@@ -60,7 +60,7 @@ from gossip.results import NodeFiles, RecordWriter, save_vector, write_json
 from gossip.schedule import Exchange, Schedule
 from gossip.state import FlatModel, flatten_, model_hash
 from gossip.topology import Topology, parse_spec
-from gossip.trainer import LocalTrainer, StepResult
+from gossip.trainer import Evaluation, LocalTrainer, StepResult
 from gossip.transport import Transport
 from gossip.wire import MERGE_KINDS, Expectation, Kind, Message, RejectReason, decode, encode
 
@@ -347,11 +347,7 @@ class Node:
         self.metrics.round_duration.observe(t_end - t_start)
         self.metrics.consensus_distance.set(distance)
         self.metrics.peers_alive.set(len(received))
-        if math.isfinite(step.loss):
-            self.metrics.train_loss.set(step.loss)
-        if evaluation:
-            self.metrics.test_accuracy.set(evaluation.accuracy)
-            self.metrics.test_loss.set(evaluation.loss)
+        self.observe(step, evaluation)
         self.round = t + 1
         return {
             "node": int(self.id),
@@ -376,6 +372,14 @@ class Node:
             "aggregate_s": t_mixed - t_exchanged,
             "eval_s": t_end - t_mixed,
         }
+
+    def observe(self, step: StepResult | None, evaluation: Evaluation | None) -> None:
+        """Report a round's training loss and an evaluation (when there was one) to the metrics."""
+        if step is not None and math.isfinite(step.loss):
+            self.metrics.train_loss.set(step.loss)
+        if evaluation is not None:
+            self.metrics.test_accuracy.set(evaluation.accuracy)
+            self.metrics.test_loss.set(evaluation.loss)
 
     def train(self) -> StepResult:
         """The local steps of this round."""
@@ -443,8 +447,7 @@ class Node:
         self.merge_outcome = outcome
         evaluation = self.trainer.evaluate()
         self.metrics.merged(len(outcome.members), outcome.seconds)
-        self.metrics.test_accuracy.set(evaluation.accuracy)
-        self.metrics.test_loss.set(evaluation.loss)
+        self.observe(None, evaluation)
         log.info(
             "node %s: merged %d models %s in %.2f s (views agree: %s), accuracy %.4f -> %.4f, model %s",
             self.id, len(outcome.members), list(outcome.members), outcome.seconds, outcome.views_agree,

@@ -6,6 +6,7 @@ Fast checks of the logic; tests/e2e/test_algorithms.py runs the same modes on re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -37,6 +38,26 @@ def make_nodes(cfg: RunConfig, dataset, net: InMemoryNetwork) -> list[Node]:
     topo = parse_spec(cfg.topology.spec, n=cfg.run.nodes, seed=cfg.run.seed)
     parts = partition(dataset.y_train, topo.n, cfg.data.partition, cfg.run.seed)
     return [Node(NodePlan(NodeId(i), cfg, topo, dataset, parts[i], None), net.transport(NodeId(i))) for i in range(topo.n)]
+
+
+def run_rounds(nodes: list[Node], rounds: int, late: Mapping[int, float] | None = None) -> dict[int, list[dict]]:
+    """Drive the nodes round by round (not ``run``), keeping every round's record; ``late`` delays
+    some nodes' first round by that many seconds after their handshake."""
+    records: dict[int, list[dict]] = {int(n.id): [] for n in nodes}
+
+    async def one(n: Node) -> None:
+        await n.transport.start()
+        asyncio.get_running_loop().create_task(n._receive_loop())
+        await n._handshake()
+        await asyncio.sleep((late or {}).get(int(n.id), 0.0))
+        for t in range(rounds):
+            records[int(n.id)].append(await n.run_round(t))
+
+    async def main() -> None:
+        await asyncio.wait_for(asyncio.gather(*(one(n) for n in nodes)), 200)
+
+    asyncio.run(main())
+    return records
 
 
 def run_all(nodes: list[Node]) -> list:
@@ -91,19 +112,7 @@ def test_random_pull_schedule_records_local_and_pull_rounds(digits) -> None:
     every pull gets its model (the generous timeout only matters if one is lost)."""
     cfg = config(**{"schedule.mode": "random", "schedule.probability": 0.3, "training.rounds": 12, "topology.spec": "complete"})
     nodes = make_nodes(cfg, digits, InMemoryNetwork())
-    records: dict[int, list] = {n.id: [] for n in nodes}
-
-    async def main():
-        async def one(n: Node):
-            await n.transport.start()
-            asyncio.get_running_loop().create_task(n._receive_loop())
-            await n._handshake()
-            for t in range(cfg.training.rounds):
-                records[n.id].append(await n.run_round(t))
-
-        await asyncio.wait_for(asyncio.gather(*(one(n) for n in nodes)), 60)
-
-    asyncio.run(main())
+    records = run_rounds(nodes, cfg.training.rounds)
     for n in nodes:
         for r in records[n.id]:
             pulled = n.schedule.pull(n.id, r["round"])
@@ -128,20 +137,7 @@ def test_variance_rule_in_the_loop_restores_the_target(digits) -> None:
     """rule = variance with independent init: in each record the corrected layers hit their target."""
     cfg = config(**{"aggregation.rule": "variance", "model.init": "independent", "model.name": "mlp", "training.rounds": 3})
     nodes = make_nodes(cfg, digits, InMemoryNetwork())
-    records: list[dict] = []
-
-    async def main():
-        async def one(n: Node):
-            await n.transport.start()
-            asyncio.get_running_loop().create_task(n._receive_loop())
-            await n._handshake()
-            for t in range(cfg.training.rounds):
-                r = await n.run_round(t)
-                records.append(r)
-
-        await asyncio.wait_for(asyncio.gather(*(one(n) for n in nodes)), 60)
-
-    asyncio.run(main())
+    records = [r for rs in run_rounds(nodes, cfg.training.rounds).values() for r in rs]
     for r in records:
         lv = r["layer_var"]
         assert np.allclose(lv["after"], lv["target"], rtol=1e-4)
@@ -169,20 +165,6 @@ def test_random_pull_keeps_models_from_neighbours_far_ahead(digits) -> None:
     topo = parse_spec(cfg.topology.spec, n=4, seed=0)
     parts = partition(digits.y_train, 4, cfg.data.partition, 0)
     nodes = [(Slow if i == 0 else Node)(NodePlan(NodeId(i), cfg, topo, digits, parts[i], None), net.transport(NodeId(i))) for i in range(4)]
-    records: dict[int, list] = {i: [] for i in range(4)}
-
-    async def main():
-        async def one(n: Node):
-            await n.transport.start()
-            asyncio.get_running_loop().create_task(n._receive_loop())
-            await n._handshake()
-            if n.id == 0:
-                await asyncio.sleep(1.0)
-            for t in range(cfg.training.rounds):
-                records[n.id].append(await n.run_round(t))
-
-        await asyncio.wait_for(asyncio.gather(*(one(n) for n in nodes)), 200)
-
-    asyncio.run(main())
+    records = run_rounds(nodes, cfg.training.rounds, late={0: 1.0})
     assert all(r["missing"] == [] for rs in records.values() for r in rs)
     assert all(not n.rejected for n in nodes), [n.rejected for n in nodes]
