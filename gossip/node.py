@@ -175,7 +175,6 @@ class Node:
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
         self.round_plan = Exchange("all", self.neighbours, self.neighbours, None)
         self.layers = layer_segments(self.flat.layout, cfg.variance.layers)
-        self.metrics.declare_layers(self.layers.names)
         self.async_gossip = AsyncGossip(self)
         self.merger = (
             GlobalMerge(plan.node_id, plan.topology.n, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
