@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL")
     p.add_argument("--prometheus-port", type=int, default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
+    p.add_argument("--keep-going", action="store_true", help="when a node dies, let the others finish (the final merge excludes it)")
     p.set_defaults(handler=_cmd_launch)
 
     p = sub.add_parser(
@@ -229,7 +230,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         raise GossipErrorUsage(f"--prometheus-port {args.prometheus_port} is not a TCP port")
     result = launch(
         cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
-        prometheus=args.prometheus, prometheus_port=args.prometheus_port,
+        prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going,
     )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
@@ -315,7 +316,10 @@ def _cmd_node(args: argparse.Namespace) -> int:
     if cfg.security.curve:
         if not cfg.security.keys_dir:
             raise GossipErrorUsage("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
-        curve = load_keys(cfg.security.keys_dir, node_id, neighbours)
+        # the global merge talks to every node of the run, so it needs every node's key (the wire still
+        # accepts only merge messages from a node that is not a neighbour)
+        admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
+        curve = load_keys(cfg.security.keys_dir, node_id, admitted)
     transport = ZmqTransport(
         plan.node_id, cfg.transport.listen_address(node_id), peers,
         queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,

@@ -29,14 +29,17 @@ from gossip.errors import ConfigError
 __all__ = [
     "AggregationConfig",
     "DataConfig",
+    "MergeConfig",
     "MetricsConfig",
     "ModelConfig",
     "RunConfig",
     "RunSection",
+    "ScheduleConfig",
     "SecurityConfig",
     "TopologyConfig",
     "TrainingConfig",
     "TransportConfig",
+    "VarianceConfig",
     "config_to_toml",
     "load_config",
 ]
@@ -46,6 +49,14 @@ PartitionKind = Literal["iid", "dirichlet", "shards"]
 InitKind = Literal["shared", "independent"]
 OptimizerKind = Literal["sgd", "adam"]
 WireDtype = Literal["float32", "float16", "bfloat16"]
+PeersKind = Literal["all", "one-peer-exponential"]
+ModeKind = Literal["sync", "async"]
+RuleKind = Literal["dsgd", "variance"]
+ScheduleKind = Literal["every", "periodic", "random", "window", "none"]
+OutsideKind = Literal["none", "random"]
+VarianceTarget = Literal["others", "self", "conservative"]
+SelfWeightKind = Literal["beta", "mixing"]
+LayersKind = Literal["weights", "all"]
 
 
 def _check(cond: bool, message: str) -> None:
@@ -78,10 +89,20 @@ class TopologyConfig:
 
     spec: str = "ring"  # generator spec (ring, torus:4x4, er:p=0.3, ...) or a file path
     weights: WeightsKind = "metropolis"  # computed locally from the graph, never taken from a message
+    # Which of its neighbours a node talks to in a communication round. "all": every neighbour, with
+    # the weights above (static graph). "one-peer-exponential": Ying et al. 2021's time-varying graph —
+    # in its c-th communication node i sends to i + 2^(c mod log2 n) and mixes 1/2-1/2 with what it
+    # got; the graph must contain those edges (spec "exponential"; spec "one-peer-exponential" is
+    # shorthand for both settings).
+    peers: PeersKind = "all"
 
     def __post_init__(self) -> None:
         _check(bool(self.spec.strip()), "[topology] spec is empty")
+        if self.spec.strip().lower() == "one-peer-exponential":
+            object.__setattr__(self, "spec", "exponential")
+            object.__setattr__(self, "peers", "one-peer-exponential")
         _check_choice("topology", "weights", self.weights, WeightsKind)
+        _check_choice("topology", "peers", self.peers, PeersKind)
 
 
 @dataclass(frozen=True)
@@ -128,9 +149,21 @@ class TrainingConfig:
     momentum: float = 0.9  # local heavy-ball momentum; its state never travels
     weight_decay: float = 0.0
     eval_every: int = 1  # evaluate on the test set every k rounds (and always at the last)
+    # sync: D-SGD rounds (send, wait for the round's models, mix). async: gossip learning after
+    # Ormándi et al. 2013 — every period_s a node takes its local steps and pushes its model to one
+    # random neighbour; it merges whatever arrives as it arrives. No rounds, no waiting.
+    mode: ModeKind = "sync"
+    period_s: float = 0.0  # async: pause between two pushes (0 = as fast as the node trains)
+    duration_s: float = 0.0  # async: time budget; 0 = none (then `rounds` pushes are the budget)
+    # async: push-sum (Kempe et al. 2003) — a push hands over half the sender's mass w, the receiver
+    # weighs models by mass. Keeps the network average exact when sends are one-way.
+    push_sum: bool = False
 
     def __post_init__(self) -> None:
         _check(self.rounds >= 1, f"[training] rounds must be >= 1, got {self.rounds}")
+        _check_choice("training", "mode", self.mode, ModeKind)
+        _check(self.period_s >= 0 and math.isfinite(self.period_s), f"[training] period_s must be >= 0, got {self.period_s}")
+        _check(self.duration_s >= 0 and math.isfinite(self.duration_s), f"[training] duration_s must be >= 0, got {self.duration_s}")
         _check(self.local_steps >= 0, f"[training] local_steps must be >= 0, got {self.local_steps}")
         _check_choice("training", "optimizer", self.optimizer, OptimizerKind)
         _check(self.lr >= 0 and math.isfinite(self.lr), f"[training] lr must be a finite number >= 0, got {self.lr}")
@@ -194,10 +227,74 @@ class TransportConfig:
 class AggregationConfig:
     """How a node combines its model with what arrived (default: D-SGD mixing with the topology's weights)."""
 
-    rule: Literal["dsgd"] = "dsgd"
+    rule: RuleKind = "dsgd"  # dsgd | variance (variance-corrected averaging, settings in [variance])
 
     def __post_init__(self) -> None:
-        _check(self.rule in ("dsgd",), f"[aggregation] rule = {self.rule!r} is not one of 'dsgd'")
+        _check_choice("aggregation", "rule", self.rule, RuleKind)
+
+
+@dataclass(frozen=True)
+class VarianceConfig:
+    """Variance-corrected averaging (Tian et al. 2024), used when ``[aggregation] rule = "variance"``.
+
+    See ``gossip/aggregation/variance.py`` for the rule and the reasons behind each default.
+    """
+
+    # beta: the paper's conservative average beta·own + (1-beta)·mean(received).
+    # mixing: the D-SGD mixing weights of the topology instead (composes with D-SGD).
+    self_weight: SelfWeightKind = "beta"
+    beta: float = 0.5  # own-model weight in the conservative average (paper setup: 0.5)
+    # others: mean variance of the received models (the paper's FollowOthers); self: the node's own
+    # model before averaging; conservative: the same beta (or mixing) mix of both.
+    target: VarianceTarget = "others"
+    layers: LayersKind = "weights"  # weights: tensors of dim >= 2 only; all: biases and norm too
+    eps: float = 0.0  # added to both variances; 1e-4 reproduces DFL_torch, 0 the original C++
+
+    def __post_init__(self) -> None:
+        _check_choice("variance", "self_weight", self.self_weight, SelfWeightKind)
+        _check(0.0 <= self.beta < 1.0, f"[variance] beta must be in [0, 1), got {self.beta}")
+        _check_choice("variance", "target", self.target, VarianceTarget)
+        _check_choice("variance", "layers", self.layers, LayersKind)
+        _check(self.eps >= 0 and math.isfinite(self.eps), f"[variance] eps must be >= 0, got {self.eps}")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When a node communicates (sync mode); rounds without communication are local training only.
+
+    every: each round. periodic: every ``period`` rounds. random: the sparse random pull of Zhu et al.
+    2025 — each round a node pulls one random neighbour with ``probability`` and mixes 1/2-1/2 (on
+    the complete graph: any node). window: every round inside ``[window_start, window_end)`` (fractions
+    of the rounds), ``outside`` elsewhere. none: no communication at all (until the final merge).
+    """
+
+    mode: ScheduleKind = "every"
+    period: int = 1
+    probability: float = 0.2
+    window_start: float = 0.0
+    window_end: float = 1.0
+    outside: OutsideKind = "none"
+
+    def __post_init__(self) -> None:
+        _check_choice("schedule", "mode", self.mode, ScheduleKind)
+        _check(self.period >= 1, f"[schedule] period must be >= 1, got {self.period}")
+        _check(0.0 <= self.probability <= 1.0, f"[schedule] probability must be in [0, 1], got {self.probability}")
+        _check(0.0 <= self.window_start < self.window_end <= 1.0,
+               f"[schedule] need 0 <= window_start < window_end <= 1, got {self.window_start}, {self.window_end}")
+        _check_choice("schedule", "outside", self.outside, OutsideKind)
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """The single global merge at the end (Zhu et al. 2025): every live node ends with the exact average."""
+
+    enabled: bool = False
+    timeout_s: float = 30.0  # per phase: how long to wait for the other nodes' models and views
+    calibration_batches: int = 20  # BatchNorm statistics re-estimated on this many local batches
+
+    def __post_init__(self) -> None:
+        _check(self.timeout_s > 0 and math.isfinite(self.timeout_s), f"[merge] timeout_s must be > 0, got {self.timeout_s}")
+        _check(self.calibration_batches >= 1, f"[merge] calibration_batches must be >= 1, got {self.calibration_batches}")
 
 
 @dataclass(frozen=True)
@@ -258,6 +355,21 @@ class RunConfig:
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    variance: VarianceConfig = field(default_factory=VarianceConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)
+
+    def __post_init__(self) -> None:
+        if self.training.mode == "async":
+            _check(self.schedule.mode == "every", "[schedule] applies to sync rounds; async mode pushes every period_s (set schedule.mode = 'every')")
+            _check(self.topology.peers == "all", "[topology] peers = 'one-peer-exponential' needs training.mode = 'sync'")
+            _check(not (self.training.push_sum and self.aggregation.rule == "variance" and self.variance.self_weight == "beta"),
+                   "[training] push_sum weighs models by mass; [variance] self_weight = 'beta' would replace those weights (use 'mixing')")
+        else:
+            _check(not self.training.push_sum, "[training] push_sum needs mode = 'async' (sync rounds keep the average with doubly stochastic weights)")
+        if self.topology.peers == "one-peer-exponential":
+            _check(self.schedule.mode != "random" and self.schedule.outside != "random",
+                   "[schedule] random pull picks its own peer; it does not combine with topology.peers = 'one-peer-exponential'")
 
     def replace(self, **changes: Mapping[str, Any]) -> RunConfig:
         """A copy with some keys of some sections changed: ``cfg.replace(training={"lr": 0.1})``."""

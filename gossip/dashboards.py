@@ -356,6 +356,12 @@ def node_detail() -> Dashboard:
             (Query(f"gossip_consensus_distance{{{NODE}}}", "node {{node}}"), Query(f"avg(gossip_consensus_distance{{{JOB}}})", "cluster mean")),
             log_scale=True, width=8,
         ),
+        Panel(
+            "Layer weight variance",
+            "Element variance of each weight tensor (log scale): before = the average before the variance correction, after = the model "
+            "leaving the aggregation. Averaging uncorrelated models divides it by their number (Tian et al. 2024); the correction restores it.",
+            (Query(f"gossip_layer_weight_variance{{{NODE}}}", "{{layer}} {{stage}}"),), log_scale=True, width=24,
+        ),
         Row("Time per round"),
         Panel(
             "Round duration", "Quantiles of the round's wall time: train, send, wait, aggregate, evaluate.",

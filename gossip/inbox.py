@@ -11,12 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from gossip.ids import NodeId
 from gossip.wire import Message
 
-__all__ = ["Inbox"]
+__all__ = ["Inbox", "wait_until"]
+
+
+async def wait_until(changed: asyncio.Event, done: Callable[[], bool], deadline: float) -> None:
+    """Wait until ``done()`` holds or the monotonic ``deadline`` passes, re-checking each time ``changed`` is set."""
+    while not done():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        changed.clear()
+        try:
+            await asyncio.wait_for(changed.wait(), remaining)
+        except TimeoutError:
+            return
 
 
 class Inbox:
@@ -25,6 +38,7 @@ class Inbox:
     def __init__(self, neighbours: Iterable[int], max_rounds_ahead: int = 2) -> None:
         self._neighbours = frozenset(neighbours)
         self._ahead = max_rounds_ahead
+        self._default_ahead = max_rounds_ahead
         self._current = 0
         self._by_round: dict[int, dict[NodeId, Message]] = {}
         self._changed = asyncio.Event()
@@ -56,9 +70,13 @@ class Inbox:
     def mark_back(self, node: NodeId) -> None:
         self.gone.discard(node)
 
-    def advance(self, round_: int) -> None:
-        """Move the window to ``round_``; older rounds are dropped."""
+    def advance(self, round_: int, until: int | None = None) -> None:
+        """Move the window to ``[round_, until]`` (default ``round_ + max_rounds_ahead``); older rounds are dropped.
+
+        A sparse schedule passes ``until``: its next communication rounds may lie further ahead.
+        """
         self._current = round_
+        self._ahead = (until - round_) if until is not None else self._default_ahead
         for r in [r for r in self._by_round if r < round_]:
             del self._by_round[r]
 
@@ -72,18 +90,7 @@ class Inbox:
         whatever order the network delivered in, aggregation sees the same order.
         """
         wanted = frozenset(expected)
-        while True:
-            have = self._by_round.get(round_, {})
-            if self._stopping or wanted <= (have.keys() | self.gone):
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                break
+        await wait_until(self._changed, lambda: self._stopping or wanted <= (self._by_round.get(round_, {}).keys() | self.gone), deadline)
         got = self._by_round.get(round_, {})
         return {k: got[k] for k in sorted(got)}
 

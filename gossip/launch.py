@@ -12,6 +12,10 @@ Process hygiene (no orphans, no leaked ports):
   ``kill -9`` of the launcher leaves no node behind;
 - one thread per node process (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``): N processes on
   C cores then share the cores instead of oversubscribing them N×C times.
+
+A node that dies stops the whole run (exit 1), unless ``keep_going`` (``--keep-going``): then the
+launcher reports it and lets the others finish — gossip needs no node in particular, and the final
+merge excludes the dead ones. The exit code is then 0 when every surviving node finished.
 """
 
 from __future__ import annotations
@@ -198,20 +202,24 @@ def launch(
     out: Any = None,
     prometheus: bool = False,
     prometheus_port: int = 0,
+    keep_going: bool = False,
 ) -> LaunchResult:
     """Run a whole experiment: prepare, start N nodes, follow them, stop them, summarise.
 
     With ``prometheus``, a Prometheus server scrapes the nodes for the duration of the run (see
-    :func:`gossip.promserver.beside_run`: it never fails the run).
+    :func:`gossip.promserver.beside_run`: it never fails the run). With ``keep_going``, a node that
+    dies does not stop the others (see the module docstring).
     """
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port)
     if not prometheus:
-        return run_prepared(resolved, path, topology, progress=progress, out=out)
+        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going)
     with beside_run(path, metrics_enabled=resolved.metrics.enabled, port=prometheus_port, out=out or sys.stderr):
-        return run_prepared(resolved, path, topology, progress=progress, out=out)
+        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going)
 
 
-def run_prepared(resolved: RunConfig, path: Path, topology: Topology, *, progress: bool | None = None, out: Any = None) -> LaunchResult:
+def run_prepared(
+    resolved: RunConfig, path: Path, topology: Topology, *, progress: bool | None = None, out: Any = None, keep_going: bool = False,
+) -> LaunchResult:
     """Start the nodes of a prepared run directory and follow them to the end."""
     out = out or sys.stderr
     rounds = resolved.training.rounds
@@ -231,17 +239,25 @@ def run_prepared(resolved: RunConfig, path: Path, topology: Topology, *, progres
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _on_signal)
+    dead: set[int] = set()
     try:
         while True:
             _poll_records(path, children)
             bar.update(children)
             codes = [c.proc.poll() for c in children]
             bad = [(c, code) for c, code in zip(children, codes, strict=True) if code not in (None, 0)]
-            if bad:
+            if bad and not keep_going:
                 child, code = bad[0]
                 failure = f"node {child.node} exited with code {code}" + _log_tail(path, child.node)
                 break
-            if all(code == 0 for code in codes):
+            for child, code in bad:
+                if child.node not in dead:
+                    dead.add(child.node)
+                    print(f"gossip: node {child.node} died ({_exit_text(code)}); the others carry on", file=out, flush=True)
+            if len(dead) == len(children):
+                failure = "every node died" + _log_tail(path, children[0].node)
+                break
+            if all(code is not None for code in codes):
                 break
             time.sleep(0.2)
     except KeyboardInterrupt:
@@ -264,6 +280,15 @@ def run_prepared(resolved: RunConfig, path: Path, topology: Topology, *, progres
         print("gossip: interrupted; every node was stopped. Partial results are in the run directory.", file=out)
         return LaunchResult(path, 130, summary)
     return LaunchResult(path, 0, summary)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _poll_records(path: Path, children: list[_Child]) -> None:
@@ -319,7 +344,8 @@ class _Progress:
     def update(self, children: list[_Child]) -> None:
         if not self.enabled:
             return
-        done = min(c.round for c in children)
+        live = [c for c in children if c.proc.poll() in (None, 0)] or children
+        done = min(c.round for c in live)
         accs = [c.accuracy for c in children if c.accuracy is not None]
         dists = [c.distance for c in children if c.distance is not None]
         acc = sum(accs) / len(accs) if accs else math.nan
@@ -354,12 +380,16 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
         records = read_jsonl(files.records)
         final = json.loads(files.summary.read_text()) if files.summary.exists() else {}
         last_eval = next((r for r in reversed(records) if r.get("accuracy") is not None), {})
+        merge = final.get("merge")
         nodes.append(
             {
                 "node": i,
                 "status": final.get("status", "dead"),
                 "rounds_completed": len(records),
-                "accuracy": last_eval.get("accuracy"),
+                "accuracy": final.get("accuracy") if merge else last_eval.get("accuracy"),
+                "accuracy_before_merge": final.get("accuracy_before_merge") if merge else None,
+                "merge_members": merge["members"] if merge else None,
+                "merge_views_agree": merge["views_agree"] if merge else None,
                 "test_loss": last_eval.get("test_loss"),
                 "consensus_distance": records[-1]["consensus_distance"] if records else None,
                 "bytes_sent": sum(r["bytes_sent"] for r in records),
@@ -371,6 +401,7 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
     accs = [n["accuracy"] for n in nodes if n["accuracy"] is not None]
     mean = sum(accs) / len(accs) if accs else None
     std = math.sqrt(sum((a - mean) ** 2 for a in accs) / len(accs)) if accs and mean is not None else None
+    merge = _merge_summary(nodes) if cfg.merge.enabled else {}
     return {
         "run_dir": str(path),
         "nodes": topology.n,
@@ -385,7 +416,26 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
         "accuracy_min": min(accs) if accs else None,
         "accuracy_max": max(accs) if accs else None,
         "dead_nodes": [n["node"] for n in nodes if n["status"] == "dead"],
+        "mode": cfg.training.mode,
+        "schedule": cfg.schedule.mode,
+        **merge,
         "per_node": nodes,
+    }
+
+
+def _merge_summary(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The merge's outcome across nodes: one hash if every merged node holds the same model."""
+    merged = [n for n in nodes if n["merge_members"] is not None]
+    hashes = {n["model_hash"] for n in merged}
+    before = [n["accuracy_before_merge"] for n in merged if n["accuracy_before_merge"] is not None]
+    agreed = bool(merged) and len(hashes) == 1 and len({tuple(n["merge_members"]) for n in merged}) == 1
+    return {
+        "merge_agreed": agreed,
+        "merged_model_hash": next(iter(hashes)) if agreed else None,
+        "merge_members": merged[0]["merge_members"] if agreed else None,
+        "merged_nodes": [n["node"] for n in merged],
+        "merged_accuracy": merged[0]["accuracy"] if agreed else None,
+        "accuracy_before_merge_mean": sum(before) / len(before) if before else None,
     }
 
 
@@ -397,9 +447,22 @@ def format_table(summary: dict[str, Any]) -> str:
         loss = f"{n['test_loss']:.4f}" if n["test_loss"] is not None else "-"
         cd = f"{n['consensus_distance']:.3g}" if n["consensus_distance"] is not None else "-"
         lines.append(f"{n['node']:>4} {n['rounds_completed']:>6} {acc:>8} {loss:>9} {cd:>10} {n['bytes_sent'] / 1e6:>8.2f} {n['status']:>8}")
+    if summary.get("merged_nodes"):
+        before = summary["accuracy_before_merge_mean"]
+        if summary["merge_agreed"]:
+            lines.append(
+                f"global merge: {len(summary['merge_members'])} models averaged {summary['merge_members']}, identical on every merged node "
+                f"(model {summary['merged_model_hash']}); mean local accuracy before {_num(before)}, merged model {_num(summary['merged_accuracy'])}"
+            )
+        else:
+            lines.append("global merge: the nodes did NOT end with the same model (see merge_members per node in summary.json)")
     if summary["accuracy_mean"] is not None:
         lines.append(
             f"mean accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} "
             f"(min {summary['accuracy_min']:.4f}, max {summary['accuracy_max']:.4f}) in {summary['wall_time_s']:.1f} s"
         )
     return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "-"

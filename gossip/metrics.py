@@ -137,6 +137,31 @@ class NodeMetrics:
         for action in ("discarded", "clipped"):
             self._discarded.labels(n, aggregator, action)
 
+        # algorithms: layer variance (labels bounded by the architecture's weight tensors; absent until
+        # the first round measured it), local-only rounds of a sparse schedule, the global merge
+        self._layer_variance = Gauge(
+            "gossip_layer_weight_variance",
+            "Element variance of one weight tensor of the node's model: stage=before is the average before the variance "
+            "correction, stage=after the model leaving the aggregation (equal without the correction).",
+            ["node", "layer", "stage"], registry=r,
+        )
+        self.local_only_rounds = Counter(
+            "gossip_local_only_rounds_total", "Rounds in which the schedule had the node neither send nor wait (local training only).", labels, registry=r
+        ).labels(n)
+        self.merge_members = _FirstSetGauge(Gauge("gossip_merge_members", "Models averaged by the final global merge.", labels, registry=r), n)
+        self.merge_duration = _FirstSetGauge(Gauge("gossip_merge_duration_seconds", "Wall time of the final global merge.", labels, registry=r), n)
+
+    def layer_variance(self, names: Iterable[str], before: Iterable[float], after: Iterable[float]) -> None:
+        """The per-layer variances of this round, in the order of ``names``."""
+        for name, b, a in zip(names, before, after, strict=True):
+            self._layer_variance.labels(self.node, name, "before").set(b)
+            self._layer_variance.labels(self.node, name, "after").set(a)
+
+    def merged(self, members: int, seconds: float) -> None:
+        """The global merge averaged ``members`` models in ``seconds``."""
+        self.merge_members.set(members)
+        self.merge_duration.set(seconds)
+
     def sent(self, peer: int, nbytes: int, ok: bool) -> None:
         """A message to ``peer``: counted as sent (with its bytes) if the transport took it, else as dropped."""
         if ok:

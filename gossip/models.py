@@ -4,6 +4,8 @@
 name       input_shape          architecture
 =========  ===================  ============================================================================
 mlp        any                  flatten → Linear(in, 100) → ReLU → Linear(100, 100) → ReLU → Linear(100, classes)
+mlpbn      any                  mlp with a BatchNorm1d after each hidden Linear: running statistics on 1-D data,
+                                which the global merge must re-estimate (Zhu et al. 2025's BN re-calibration)
 cnn1d      (L,)                 the MNIST-1D paper's CNN (Greydanus & Kobak 2020): three stride-2 Conv1d of 25
                                 channels → Linear(25 * L', classes); L' = 5 for L = 40, so Linear(125, classes)
 cnn        (C, H, W), H,W ≥ 4   Conv(C→32) → BatchNorm → ReLU → MaxPool → Conv(32→64) → ReLU → MaxPool →
@@ -52,6 +54,23 @@ class MLP(nn.Module):
         x = x.flatten(1)
         for layer in self.hidden:
             x = torch.relu(layer(x))
+        return self.out(x)
+
+
+class MLPBN(nn.Module):
+    """:class:`MLP` with BatchNorm1d after each hidden layer (the 1-D model with normalisation statistics)."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        widths = [in_features, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in widths[1:])
+        self.out = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer, norm in zip(self.hidden, self.norms, strict=True):
+            x = torch.relu(norm(layer(x)))
         return self.out(x)
 
 
@@ -134,6 +153,10 @@ def _build_mlp(input_shape: tuple[int, ...], num_classes: int, *, hidden: Sequen
     return MLP(math.prod(input_shape), _positive_ints("model 'mlp': hidden", tuple(hidden)), num_classes)
 
 
+def _build_mlpbn(input_shape: tuple[int, ...], num_classes: int, *, hidden: Sequence[int] = (100, 100)) -> nn.Module:
+    return MLPBN(math.prod(input_shape), _positive_ints("model 'mlpbn': hidden", tuple(hidden)), num_classes)
+
+
 def _build_cnn1d(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     if len(input_shape) != 1 or _conv1d_length(input_shape[0]) < 1:
         raise ConfigError(f"model 'cnn1d' needs 1-D inputs (length,) of length >= 3, got input_shape {input_shape}")
@@ -156,9 +179,9 @@ def _build_vector(input_shape: tuple[int, ...], num_classes: int, *, dim: int | 
 
 
 _BUILDERS: Mapping[str, Callable[..., nn.Module]] = MappingProxyType(
-    {"cnn": _build_cnn, "cnn1d": _build_cnn1d, "logreg": _build_logreg, "mlp": _build_mlp, "vector": _build_vector}
+    {"cnn": _build_cnn, "cnn1d": _build_cnn1d, "logreg": _build_logreg, "mlp": _build_mlp, "mlpbn": _build_mlpbn, "vector": _build_vector}
 )
-_OPTIONS: Mapping[str, frozenset[str]] = MappingProxyType({"mlp": frozenset({"hidden"}), "vector": frozenset({"dim"})})
+_OPTIONS: Mapping[str, frozenset[str]] = MappingProxyType({"mlp": frozenset({"hidden"}), "mlpbn": frozenset({"hidden"}), "vector": frozenset({"dim"})})
 
 
 def model_names() -> tuple[str, ...]:

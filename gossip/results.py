@@ -10,6 +10,7 @@ Layout::
       nodes/node-<i>.json    the node's final summary (written once, atomically)
       nodes/node-<i>.npy     the node's final parameter vector (numpy format, no pickle)
       nodes/node-<i>.ckpt.npz  the node's checkpoint: vector, round, fingerprint (gossip.checkpoint)
+      nodes/node-<i>.premerge.npy  with [merge] enabled: the vector that went into the global merge
       nodes/node-<i>.log     the node process's stderr/stdout
       summary.json           the run summary the launcher writes at the end
       prometheus/            scrape config (prometheus.yml) and rules/ for this run's metrics ports;
@@ -45,6 +46,7 @@ class NodeFiles:
         self.summary = self.dir / f"node-{node}.json"
         self.model = self.dir / f"node-{node}.npy"
         self.checkpoint = self.dir / f"node-{node}.ckpt.npz"
+        self.premerge = self.dir / f"node-{node}.premerge.npy"  # the model before the global merge
         self.log = self.dir / f"node-{node}.log"
 
 

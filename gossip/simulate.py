@@ -53,6 +53,8 @@ def _check_supported(cfg: RunConfig, layout: Layout) -> None:
         raise ConfigError(f"simulate supports aggregation.rule = 'dsgd' only, not {cfg.aggregation.rule!r}")
     if layout.of_kind("norm", "norm_stat"):
         raise ConfigError(f"simulate supports models without normalisation layers; {cfg.model.name!r} has some")
+    if cfg.training.mode != "sync" or cfg.schedule.mode != "every" or cfg.topology.peers != "all" or cfg.merge.enabled:
+        raise ConfigError("simulate supports synchronous D-SGD every round only (no schedule, one-peer graph, async mode or merge)")
 
 
 class _Batches:

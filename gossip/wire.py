@@ -4,7 +4,7 @@ Wire format v1 (one ZeroMQ multipart message)::
 
     frame 0   header, msgpack map, at most MAX_HEADER_BYTES
                 v      int    protocol version (1)
-                kind   str    "hello" | "welcome" | "model" | "bye"
+                kind   str    "hello" | "welcome" | "model" | "bye" | "merge" | "merge_view" | "merge_stats"
                 run    bytes  8-byte run id (a message from another run is refused)
                 src    int    sender node id (must equal the transport identity and be a neighbour)
                 round  int    sender's round
@@ -12,7 +12,14 @@ Wire format v1 (one ZeroMQ multipart message)::
                 dtype  str    payload dtype: float32 | float16 | bfloat16
                 n      int    payload element count (must equal our model's)
                 info   map    optional str → float scalars (loss, samples): metrics only, never weights
-    frame 1   the payload: n elements of dtype, little-endian (model messages only)
+                w      float  optional push-sum mass (model messages, async push-sum only): 0 < w <= nodes
+    frame 1   the payload: n elements of dtype, little-endian (model, merge, merge_stats), or
+              n bytes of 0/1, one per node of the run (merge_view: the nodes whose model the sender holds)
+
+The merge kinds (the single global merge at the end, ``gossip.merge``) may come from any node of the run,
+not only neighbours, but only when the node has the merge enabled and only for its merge epoch
+(``round`` must equal ``Expectation.merge_epoch``); they always travel as float32 so that every node
+averages exactly the same numbers.
 
 The receiver never builds a shape from the network: the layout of a payload is our own model's,
 chosen by the fingerprint. Checks run cheapest first, before anything proportional to the payload
@@ -24,6 +31,7 @@ kind, sender, fingerprint, round window, exact payload size, then finiteness. Ea
 from __future__ import annotations
 
 import enum
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +46,7 @@ from gossip.ids import NodeId
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "MERGE_KINDS",
     "PROTOCOL_VERSION",
     "Expectation",
     "Kind",
@@ -65,6 +74,13 @@ class Kind(enum.StrEnum):
     WELCOME = "welcome"  # the answer to a hello, so both sides know the other is up
     MODEL = "model"  # my model after round `round`'s local steps
     BYE = "bye"  # I am leaving after round `round`; do not wait for me
+    MERGE = "merge"  # my final model, for the single global merge (any node of the run may send it)
+    MERGE_VIEW = "merge_view"  # the set of nodes whose final model I hold: the merge's agreement step
+    MERGE_STATS = "merge_stats"  # the merged model with my re-estimated normalisation statistics
+
+
+MERGE_KINDS = frozenset({Kind.MERGE, Kind.MERGE_VIEW, Kind.MERGE_STATS})
+_VECTOR_KINDS = frozenset({Kind.MODEL, Kind.MERGE, Kind.MERGE_STATS})
 
 
 class RejectReason(enum.StrEnum):
@@ -86,6 +102,8 @@ class RejectReason(enum.StrEnum):
     NON_FINITE = "non_finite"  # NaN or infinity in the payload
     RATE_LIMITED = "rate_limited"  # the sender exceeds its message budget
     UNAUTHENTICATED = "unauthenticated"  # CURVE handshake with a key that is not a neighbour's
+    UNEXPECTED = "unexpected"  # well formed, but not called for: merge disabled, a round we do not wait in
+    BAD_MASS = "bad_mass"  # a push-sum mass that is not a finite number in (0, nodes]
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,7 @@ class Expectation:
     neighbours: frozenset[int]
     round_min: int = 0  # oldest round still useful
     round_max: int = 1 << 62  # newest round we buffer
+    merge_epoch: int = -1  # the round tag of this run's global merge; -1 = merge disabled
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,8 @@ class Message:
     payload: torch.Tensor | None = None
     info: Mapping[str, float] = field(default_factory=dict)
     nbytes: int = 0
+    mass: float | None = None  # push-sum mass (async push-sum only)
+    members: frozenset[NodeId] | None = None  # merge_view: the nodes whose model the sender holds
 
 
 def encode(
@@ -123,6 +144,8 @@ def encode(
     payload: torch.Tensor | None = None,
     dtype: str = "float32",
     info: Mapping[str, float] | None = None,
+    mass: float | None = None,
+    members: tuple[bool, ...] | None = None,
 ) -> list[bytes | memoryview]:
     """Frames for one message; the payload frame is a zero-copy view of ``payload`` when it is float32.
 
@@ -142,8 +165,13 @@ def encode(
         # bfloat16 has no numpy dtype: ship its bytes through an int16 view
         raw = flat.view(torch.int16) if dtype == "bfloat16" else flat
         frames.append(memoryview(raw.numpy()).cast("B"))
+    if members is not None:
+        header["n"] = len(members)
+        frames.append(bytes(1 if m else 0 for m in members))
     if info:
         header["info"] = {str(k): float(v) for k, v in info.items()}
+    if mass is not None:
+        header["w"] = float(mass)
     return [msgpack.packb(header, use_bin_type=True), *frames]
 
 
@@ -179,28 +207,36 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
         raise WireError(RejectReason.UNKNOWN_SENDER)
     if src != sender:
         raise WireError(RejectReason.SENDER_MISMATCH, f"header says {src}, transport says {sender}")
-    if sender not in expect.neighbours:
+    merging = kind_ in MERGE_KINDS
+    if merging:
+        if expect.merge_epoch < 0:
+            raise WireError(RejectReason.UNEXPECTED, f"{kind}: merge not enabled")
+    elif sender not in expect.neighbours:
         raise WireError(RejectReason.NOT_A_NEIGHBOUR, f"node {sender}")
 
     info = _info(header.get("info"))
-    if kind_ is not Kind.MODEL:
+    if kind_ not in _VECTOR_KINDS and kind_ is not Kind.MERGE_VIEW:
         if len(frames) != 1:
             raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind} with a payload")
         return Message(kind_, NodeId(src), round_, None, info, len(head))
 
-    if _field(header, "fp", bytes) != expect.fingerprint:
+    if kind_ is not Kind.MERGE_VIEW and _field(header, "fp", bytes) != expect.fingerprint:
         raise WireError(RejectReason.FINGERPRINT_MISMATCH)
-    if round_ < expect.round_min:
-        raise WireError(RejectReason.STALE_ROUND, f"round {round_} < {expect.round_min}")
-    if round_ > expect.round_max:
-        raise WireError(RejectReason.FUTURE_ROUND, f"round {round_} > {expect.round_max}")
+    lo, hi = (expect.merge_epoch, expect.merge_epoch) if merging else (expect.round_min, expect.round_max)
+    if round_ < lo:
+        raise WireError(RejectReason.STALE_ROUND, f"round {round_} < {lo}")
+    if round_ > hi:
+        raise WireError(RejectReason.FUTURE_ROUND, f"round {round_} > {hi}")
     if len(frames) != 2:
-        raise WireError(RejectReason.BAD_FRAME_COUNT, "model without payload")
+        raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind} without payload")
+    if kind_ is Kind.MERGE_VIEW:
+        return _view(header, frames[1], expect, src, round_, info, len(head))
     dtype = _field(header, "dtype", str)
-    if dtype not in _DTYPES:
+    if dtype not in _DTYPES or (merging and dtype != "float32"):
         raise WireError(RejectReason.BAD_DTYPE, dtype[:16])
     if _field(header, "n", int) != expect.numel:
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, "element count")
+    mass = _mass(header.get("w"), expect.node_count) if kind_ is Kind.MODEL else None
     body = _buffer(frames[1])
     if len(body) != expect.numel * _ITEMSIZE[dtype]:
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes")
@@ -208,7 +244,30 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
     payload = _as_float32(body, dtype)
     if not all_finite(payload):
         raise WireError(RejectReason.NON_FINITE)
-    return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body))
+    return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body), mass=mass)
+
+
+def _view(header: Mapping[str, Any], frame: Any, expect: Expectation, src: int, round_: int, info: dict[str, float], head_bytes: int) -> Message:
+    """A merge view: exactly one 0/1 byte per node of the run."""
+    if _field(header, "n", int) != expect.node_count:
+        raise WireError(RejectReason.BAD_PAYLOAD_SIZE, "view size")
+    body = _buffer(frame)
+    if len(body) != expect.node_count:
+        raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"view of {len(body)} bytes")
+    flags = bytes(body)
+    if flags.translate(None, b"\x00\x01"):
+        raise WireError(RejectReason.BAD_HEADER, "view bytes must be 0 or 1")
+    members = frozenset(NodeId(i) for i, b in enumerate(flags) if b)
+    return Message(Kind.MERGE_VIEW, NodeId(src), round_, None, info, head_bytes + len(body), members=members)
+
+
+def _mass(raw: Any, nodes: int) -> float | None:
+    """A push-sum mass: absent, or a finite float in (0, nodes] (the whole network holds mass n)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, (int, float)) or isinstance(raw, bool) or not math.isfinite(raw) or not 0 < raw <= nodes:
+        raise WireError(RejectReason.BAD_MASS, repr(raw)[:32])
+    return float(raw)
 
 
 def all_finite(x: torch.Tensor) -> bool:

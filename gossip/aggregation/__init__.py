@@ -14,5 +14,6 @@ from __future__ import annotations
 
 from gossip.aggregation.base import Aggregator, build_aggregator
 from gossip.aggregation.dsgd import DSGD, weighted_average
+from gossip.aggregation.variance import VarianceCorrected, layer_segments, layer_variance
 
-__all__ = ["DSGD", "Aggregator", "build_aggregator", "weighted_average"]
+__all__ = ["DSGD", "Aggregator", "VarianceCorrected", "build_aggregator", "layer_segments", "layer_variance", "weighted_average"]

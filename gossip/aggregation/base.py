@@ -7,7 +7,7 @@ from typing import Protocol
 
 import torch
 
-from gossip.config import AggregationConfig
+from gossip.config import AggregationConfig, VarianceConfig
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
 from gossip.state import Layout
@@ -21,10 +21,13 @@ class Aggregator(Protocol):
     def aggregate(self, local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float]) -> torch.Tensor: ...
 
 
-def build_aggregator(cfg: AggregationConfig, layout: Layout) -> Aggregator:
-    """The aggregator named by ``cfg.rule``, with its parameters."""
+def build_aggregator(cfg: AggregationConfig, layout: Layout, variance: VarianceConfig | None = None) -> Aggregator:
+    """The aggregator named by ``cfg.rule``, with its parameters (``variance``: the ``[variance]`` section)."""
     from gossip.aggregation.dsgd import DSGD
+    from gossip.aggregation.variance import VarianceCorrected
 
     if cfg.rule == "dsgd":
         return DSGD()
+    if cfg.rule == "variance":
+        return VarianceCorrected(layout, variance or VarianceConfig())
     raise ConfigError(f"[aggregation] unknown rule {cfg.rule!r}")

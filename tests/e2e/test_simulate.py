@@ -62,3 +62,19 @@ def test_models_with_batchnorm_are_refused() -> None:
     layout = flatten_(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))).layout
     with pytest.raises(ConfigError, match="normalisation"):
         _check_supported(cfg, layout)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"schedule.mode": "random"}, {"topology.spec": "one-peer-exponential"}, {"training.mode": "async"}, {"merge.enabled": True}],
+)
+def test_algorithms_it_does_not_model_are_refused(overrides: dict) -> None:
+    """Schedules, the one-peer graph, async mode and the merge are not simulated: refused, not ignored."""
+    from torch import nn
+
+    from gossip.simulate import _check_supported
+    from gossip.state import flatten_
+
+    cfg = load_config(env={}, overrides=overrides)
+    with pytest.raises(ConfigError, match="synchronous D-SGD"):
+        _check_supported(cfg, flatten_(nn.Linear(4, 2)).layout)

@@ -14,6 +14,7 @@ from gossip.models import build_model, count_parameters, model_names
 SUPPORTED = [
     ("mlp", (40,)),
     ("mlp", (1, 28, 28)),
+    ("mlpbn", (40,)),
     ("cnn1d", (40,)),
     ("cnn", (1, 28, 28)),
     ("cnn", (3, 32, 32)),
@@ -152,13 +153,13 @@ def test_every_layer_starts_with_zero_bias(name: str) -> None:
 
 def test_unknown_model_lists_the_known_ones() -> None:
     """An unknown name is a ConfigError listing every model and suggesting the close one."""
-    with pytest.raises(ConfigError, match=r"'cnn1d'.*known: cnn, cnn1d, logreg, mlp, vector"):
+    with pytest.raises(ConfigError, match=r"'cnn1d'.*known: cnn, cnn1d, logreg, mlp, mlpbn, vector"):
         build_model("cnn1", (40,), 10)
 
 
 def test_model_names_are_sorted() -> None:
     """model_names() lists every model, sorted."""
-    assert model_names() == ("cnn", "cnn1d", "logreg", "mlp", "vector")
+    assert model_names() == ("cnn", "cnn1d", "logreg", "mlp", "mlpbn", "vector")
 
 
 @pytest.mark.parametrize(

@@ -155,3 +155,62 @@ def test_decoded_payload_is_zero_copy() -> None:
     msg = decode(frames, expect(), 1)
     assert msg.payload is not None
     assert msg.payload.data_ptr() == np.frombuffer(frames[1], dtype=np.uint8).ctypes.data
+
+
+# --- the merge kinds and the push-sum mass -----------------------------------------------------------
+
+
+def merge_frames(kind: Kind = Kind.MERGE, src: int = 2, round_: int = 9, dtype: str = "float32") -> list:
+    return encode(kind, src=src, round=round_, run_id=RUN, fingerprint=FP, payload=torch.arange(N, dtype=torch.float32), dtype=dtype)
+
+
+def test_merge_model_from_any_node_of_the_run_when_merging() -> None:
+    """A merge message may come from a non-neighbour (node 2), but only for the merge epoch."""
+    msg = decode(merge_frames(), expect(merge_epoch=9), 2)
+    assert msg.kind is Kind.MERGE and msg.src == 2 and msg.payload is not None
+    assert torch.equal(msg.payload, torch.arange(N, dtype=torch.float32))
+    stats = decode(merge_frames(Kind.MERGE_STATS), expect(merge_epoch=9), 2)
+    assert stats.kind is Kind.MERGE_STATS
+
+
+@pytest.mark.parametrize(
+    ("frames", "kw", "reason"),
+    [
+        (lambda: merge_frames(), {}, RejectReason.UNEXPECTED),  # merge disabled at this node
+        (lambda: merge_frames(round_=8), {"merge_epoch": 9}, RejectReason.STALE_ROUND),
+        (lambda: merge_frames(round_=10), {"merge_epoch": 9}, RejectReason.FUTURE_ROUND),
+        (lambda: merge_frames(dtype="float16"), {"merge_epoch": 9}, RejectReason.BAD_DTYPE),  # the merge is exact: float32 only
+        (lambda: merge_frames(src=7), {"merge_epoch": 9}, RejectReason.UNKNOWN_SENDER),
+    ],
+)
+def test_bad_merge_messages_are_rejected(frames, kw: dict, reason: RejectReason) -> None:  # type: ignore[no-untyped-def]
+    """Merge messages get the same checks as models, plus: merge enabled, exact epoch, float32."""
+    assert reason_of(frames(), sender=7 if reason is RejectReason.UNKNOWN_SENDER else 2, **kw) is reason
+
+
+def test_merge_view_round_trip_and_validation() -> None:
+    """A view is one 0/1 byte per node; anything else is refused."""
+    frames = encode(Kind.MERGE_VIEW, src=2, round=9, run_id=RUN, members=(True, False, True, True))
+    msg = decode(frames, expect(merge_epoch=9), 2)
+    assert msg.members == frozenset({0, 2, 3})
+    header = msgpack.unpackb(frames[0])
+    bad_bytes = [frames[0], b"\x01\x00\x02\x01"]
+    assert reason_of(bad_bytes, sender=2, merge_epoch=9) is RejectReason.BAD_HEADER
+    short = [msgpack.packb({**header, "n": 3}), b"\x01\x00\x01"]
+    assert reason_of(short, sender=2, merge_epoch=9) is RejectReason.BAD_PAYLOAD_SIZE
+    assert reason_of([frames[0], b"\x01\x00\x01"], sender=2, merge_epoch=9) is RejectReason.BAD_PAYLOAD_SIZE
+
+
+@pytest.mark.parametrize("mass", [0.0, -1.0, 5.0, float("nan"), float("inf")])
+def test_push_sum_mass_must_be_in_range(mass: float) -> None:
+    """The push-sum mass is the one number a receiver takes from a message, so it is bounded: the whole
+    network holds mass n, so a share is in (0, n]."""
+    header = msgpack.unpackb(model_frames()[0])
+    frames = [msgpack.packb({**header, "w": mass}), model_frames()[1]]
+    assert reason_of(frames) is RejectReason.BAD_MASS
+
+
+def test_push_sum_mass_round_trip() -> None:
+    """A valid mass arrives as sent; without one, ``mass`` is None."""
+    assert decode(model_frames(mass=0.25), expect(), 1).mass == 0.25
+    assert decode(model_frames(), expect(), 1).mass is None
