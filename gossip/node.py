@@ -156,9 +156,9 @@ class Node:
             self.flat.module, ds.x_train[plan.shard], ds.y_train[plan.shard], ds.x_test, ds.y_test,
             cfg.training, cfg.data.batch_size, seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
         )
-        self.aggregator = build_aggregator(cfg.aggregation, self.flat.layout)
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
+        self.aggregator = build_aggregator(cfg.aggregation, self.flat.layout, progress=self.progress, report=self.metrics.discarded)
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
@@ -175,6 +175,10 @@ class Node:
         self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, plan.topology.n)
         self._bytes_in = 0
         self._bytes_out = 0
+
+    def progress(self) -> float:
+        """How far the run is, t / T: the clock of rules with a schedule (BALANCE's λ(t))."""
+        return self.round / self.cfg.training.rounds
 
     # -------------------------------------------------------------------------------------------
     # lifecycle
