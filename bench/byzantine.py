@@ -131,22 +131,25 @@ def heatmap(rows: list[dict[str, Any]], rules: list[str], attacks: list[str], pa
     cell = {(r["rule"], r["attack"]): r for r in rows}
     acc = np.array([[cell.get((ru, a), {}).get("accuracy") or np.nan for a in attacks] for ru in rules], dtype=float)
     cons = np.array([[cell.get((ru, a), {}).get("consensus") or np.nan for a in attacks] for ru in rules], dtype=float)
-    fig = Figure(figsize=(2 + 1.1 * len(attacks), 1.5 + 0.9 * len(rules) * 2), dpi=100)
+    fig = Figure(figsize=(3 + 1.15 * len(attacks), 2 + 0.5 * len(rules) * 2), dpi=110)
     FigureCanvasAgg(fig)
-    for k, (data, label, cmap, log) in enumerate([(acc, "final mean honest accuracy", "viridis", False), (cons, "honest consensus distance (log10)", "magma_r", True)]):
+    panels = [(acc, "final mean accuracy of honest nodes", "viridis", False), (cons, "honest consensus distance (log10 colour)", "magma_r", True)]
+    for k, (data, label, cmap, log) in enumerate(panels):
         ax = fig.add_subplot(2, 1, k + 1)
         shown = np.log10(np.clip(data, 1e-6, None)) if log else data
-        im = ax.imshow(shown, cmap=cmap, aspect="auto", vmin=0.0 if not log else None, vmax=None if log else max(0.01, float(np.nanmax(acc))))
-        ax.set_xticks(range(len(attacks)), attacks, rotation=30, ha="right")
-        ax.set_yticks(range(len(rules)), rules)
+        im = ax.imshow(shown, cmap=cmap, aspect="auto", vmin=None if log else 0.0)
+        ax.set_xticks(range(len(attacks)), attacks, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rules)), rules, fontsize=8)
         for i in range(len(rules)):
             for j in range(len(attacks)):
-                v = data[i, j]
-                if not np.isnan(v):
-                    ax.text(j, i, f"{v:.2f}" if not log else f"{v:.2g}", ha="center", va="center", fontsize=7, color="w" if (shown[i, j] < np.nanmean(shown)) ^ log else "k")
-        ax.set_title(label)
+                if np.isnan(data[i, j]):
+                    continue
+                r, g, b, _ = im.cmap(im.norm(shown[i, j]))
+                ink = "k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w"
+                ax.text(j, i, f"{data[i, j]:.3f}" if not log else f"{data[i, j]:.2g}", ha="center", va="center", fontsize=7, color=ink)
+        ax.set_title(label, fontsize=10)
         fig.colorbar(im, ax=ax)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
 
