@@ -163,7 +163,7 @@ def main() -> None:
     p.add_argument("--byzantine", default="0,1,10", help="attacker node ids")
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--round-timeout", type=float, default=2.0, help="seconds; a silent attacker costs its neighbours this much per round")
+    p.add_argument("--round-timeout", type=float, default=1.0, help="seconds; a silent attacker costs its neighbours this much per round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(OUT / "byzantine"), help="output path prefix (.json, .png, .md)")
     args = p.parse_args()

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from gossip.aggregation.tolerance import check_tolerance
-from gossip.attacks import Attack, Target, build_attack, flip_labels
+from gossip.attacks import Attack, LabelFlip, Target, build_attack, flip_labels
 from gossip.ids import NodeId
 from gossip.metrics import NodeMetrics
 from gossip.node import Node, NodePlan, NodeResult
@@ -55,7 +55,7 @@ class ByzantineNode(Node):
         colluders = frozenset(NodeId(b) for b in cfg.byzantine.nodes)
         self.honest_neighbours = tuple(j for j in self.neighbours if j not in colluders)
         self.targets = tuple(self._target(j, colluders) for j in self.honest_neighbours)
-        if attack.name == "label-flip":
+        if isinstance(attack, LabelFlip):
             self.trainer.y = flip_labels(self.trainer.y, plan.dataset.num_classes)  # type: ignore[assignment]
 
     def _target(self, j: NodeId, colluders: frozenset[NodeId]) -> Target:

@@ -125,6 +125,31 @@ def test_silent_attacker_is_mixed_out_after_each_timeout(digits) -> None:
         assert all(NodeId(1) not in mixed for mixed in nodes[i].mixed)
 
 
+def test_non_finite_payloads_are_stopped_by_the_wire_and_never_reach_the_rule(digits) -> None:
+    """A sign flip scaled past float32's range sends ±inf: every honest neighbour rejects it as
+    non_finite (counted), mixes without it, and its model stays finite."""
+    cfg = config(**{"byzantine.nodes": "[0]", "byzantine.attack": "sign-flip", "byzantine.scale": 1e39, "aggregation.rule": "median",
+                    "transport.round_timeout_s": 0.5})
+    nodes = build(cfg, digits)
+    run_all(nodes)
+    for n in nodes[1:]:
+        assert n.rejected.get("non_finite", 0) == cfg.training.rounds
+        assert all(NodeId(0) not in mixed for mixed in n.mixed)
+        assert bool(torch.isfinite(n.flat.vector).all())
+
+
+def test_discarded_inputs_reach_the_nodes_metrics(digits) -> None:
+    """Multi-Krum (m = N − f = 4 of 5) on a complete graph drops exactly the sign-flipped model each
+    round, and every honest node counts it in gossip_aggregation_inputs_discarded_total."""
+    cfg = config(**{"byzantine.nodes": "[0]", "byzantine.attack": "sign-flip", "aggregation.rule": "multi-krum"})
+    nodes = build(cfg, digits)
+    run_all(nodes)
+    for n in nodes[1:]:
+        labels = {"node": str(n.id), "aggregator": "multi-krum", "action": "discarded"}
+        assert n.metrics.registry.get_sample_value("gossip_aggregation_inputs_discarded_total", labels) == cfg.training.rounds
+        assert n.metrics.registry.get_sample_value("gossip_aggregation_inputs_discarded_total", {**labels, "action": "clipped"}) == 0
+
+
 def test_build_node_refuses_an_indefensible_run(digits) -> None:
     """The process-level check: a node of a run whose rule cannot defend some node refuses before any I/O."""
     cfg = config(**{"run.nodes": 8, "topology.spec": "ring", "aggregation.rule": "median", "byzantine.nodes": "[2, 4]", "byzantine.attack": "ipm"})
