@@ -124,17 +124,19 @@ def table(rows: list[dict[str, Any]], rules: list[str], attacks: list[str], key:
 
 
 def markdown(rows: list[dict[str, Any]], rules: list[str], attacks: list[str]) -> str:
+    """Two markdown tables: final mean honest accuracy, then honest consensus distance."""
     cell = {(r["rule"], r["attack"]): r for r in rows}
-    out = ["| rule \\ attack | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
-    for rule in rules:
-        vals = []
-        for a in attacks:
-            r = cell.get((rule, a), {})
-            if r.get("accuracy") is None:
-                vals.append("refused" if "error" in r else "-")
-            else:
-                vals.append(f"{r['accuracy']:.3f} / {r['consensus']:.2g}")
-        out.append(f"| {rule} | " + " | ".join(vals) + " |")
+    out = []
+    for key, title, fmt in (("accuracy", "final mean accuracy of honest nodes", ".3f"), ("consensus", "honest consensus distance", ".2g")):
+        out += [f"{title}:", "", "| rule \\ attack | " + " | ".join(f"`{a}`" for a in attacks) + " |", "|---|" + "---:|" * len(attacks)]
+        for rule in rules:
+            vals = []
+            for a in attacks:
+                r = cell.get((rule, a), {})
+                v = r.get(key)
+                vals.append(("refused" if "error" in r else "-") if v is None else ("non-finite" if v != v else format(v, fmt)))
+            out.append(f"| `{rule}` | " + " | ".join(vals) + " |")
+        out.append("")
     return "\n".join(out)
 
 
@@ -158,6 +160,8 @@ def heatmap(rows: list[dict[str, Any]], rules: list[str], attacks: list[str], pa
         for i in range(len(rules)):
             for j in range(len(attacks)):
                 if np.isnan(data[i, j]):
+                    if (rules[i], attacks[j]) in cell and "error" not in cell[(rules[i], attacks[j])]:
+                        ax.text(j, i, "non-finite", ha="center", va="center", fontsize=7, color="k")
                     continue
                 r, g, b, _ = im.cmap(im.norm(shown[i, j]))
                 ink = "k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w"
@@ -182,9 +186,17 @@ def main() -> None:
     p.add_argument("--silent-timeout", type=float, default=1.0, help="round timeout of the 'silent' cells: the attack costs its neighbours this much every round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(OUT / "byzantine"), help="output path prefix (.json, .png, .md)")
+    p.add_argument("--replot", metavar="JSON", help="only redraw the tables and the heat map of a grid saved earlier")
     args = p.parse_args()
     rules = [r for r in args.rules.split(",") if r]
     attacks = [a for a in args.attacks.split(",") if a]
+    if args.replot:
+        saved = json.loads(Path(args.replot).read_text())
+        rows = saved["rows"]
+        rules = list(dict.fromkeys(r["rule"] for r in rows))
+        attacks = list(dict.fromkeys(r["attack"] for r in rows))
+        report(rows, rules, attacks, Path(args.out), saved["setting"], saved["args"])
+        return
     base: dict[str, Any] = {
         "run.nodes": args.nodes, "run.seed": args.seed, "topology.spec": args.topology, "training.rounds": args.rounds,
         "training.lr": args.lr, "training.momentum": 0.9, "data.batch_size": 25, "training.eval_every": max(1, args.rounds // 4),
@@ -205,15 +217,19 @@ def main() -> None:
             done = f"acc {acc:.4f}  consensus {row['consensus']:.3g}  honest timeouts {row['honest_misses']}  {row['wall_s']:.0f} s"
             print(f"  {rule:<38} {attack:<16} " + (done if acc is not None else f"refused: {row.get('error')}"), flush=True)
     print(f"grid done in {time.perf_counter() - t0:.0f} s\n")
+    setting = f"{args.nodes} nodes, {args.topology}, Byzantine {args.byzantine}, MNIST-1D IID, MLP, {args.rounds} rounds"
+    report(rows, rules, attacks, Path(args.out), setting, vars(args))
+
+
+def report(rows: list[dict[str, Any]], rules: list[str], attacks: list[str], out: Path, setting: str, args: dict[str, Any]) -> None:
+    """Print both tables; write the JSON, the markdown tables and the heat map next to ``out``."""
     print("final mean accuracy over honest nodes")
     print(table(rows, rules, attacks, "accuracy", ".3f"))
     print("\nhonest consensus distance (RMS distance of honest final models to their mean)")
     print(table(rows, rules, attacks, "consensus", ".3g"))
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    setting = f"{args.nodes} nodes, {args.topology}, Byzantine {args.byzantine}, MNIST-1D IID, MLP, {args.rounds} rounds"
-    out.with_suffix(".json").write_text(json.dumps({"setting": setting, "args": vars(args), "rows": rows}, indent=1))
-    out.with_suffix(".md").write_text(markdown(rows, rules, attacks) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"setting": setting, "args": args, "rows": rows}, indent=1))
+    out.with_suffix(".md").write_text(markdown(rows, rules, attacks))
     heatmap(rows, rules, attacks, out.with_suffix(".png"), setting)
     print(f"\nwrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
 
