@@ -10,6 +10,7 @@ import pytest
 
 from gossip.config import load_config
 from gossip.launch import launch
+from gossip.report import attackers_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -47,5 +48,6 @@ def test_sign_flip_breaks_plain_gossip_but_not_trimmed_mean(tmp_path: Path) -> N
     honest = [n["accuracy"] for n in robust["per_node"] if not n["byzantine"]]
     assert robust["accuracy_mean"] == pytest.approx(sum(honest) / len(honest))
     assert json.loads((tmp_path / "robust" / "nodes" / "node-3.json").read_text())["byzantine"] == {"attack": "sign-flip"}
+    assert attackers_of(robust) == {3}  # gossip report reads the same key and draws node 3 apart
     # the attacker spoke the ordinary protocol: no honest node rejected anything
     assert all(not n["rejected"] for n in robust["per_node"])
