@@ -298,8 +298,9 @@ def _cmd_node(args: argparse.Namespace) -> int:
     import prometheus_client
     import torch
 
+    from gossip.byzantine import build_node
     from gossip.metrics import MetricsServer
-    from gossip.node import Node, message_limit, plan_node
+    from gossip.node import message_limit, plan_node
     from gossip.transport import ZmqTransport, load_keys
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
@@ -324,7 +325,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         plan.node_id, cfg.transport.listen_address(node_id), peers,
         queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,
     )
-    node = Node(plan, transport)
+    node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     transport.on_unauthenticated = node.on_unauthenticated
     # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
     server = MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None

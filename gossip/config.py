@@ -28,6 +28,7 @@ from gossip.errors import ConfigError
 
 __all__ = [
     "AggregationConfig",
+    "ByzantineConfig",
     "DataConfig",
     "MergeConfig",
     "MetricsConfig",
@@ -51,7 +52,7 @@ OptimizerKind = Literal["sgd", "adam"]
 WireDtype = Literal["float32", "float16", "bfloat16"]
 PeersKind = Literal["all", "one-peer-exponential"]
 ModeKind = Literal["sync", "async"]
-RuleKind = Literal["dsgd", "variance"]
+RuleKind = Literal["dsgd", "variance", "median", "trimmed-mean", "krum", "multi-krum", "clipped-gossip", "balance"]
 ScheduleKind = Literal["every", "periodic", "random", "window", "none"]
 OutsideKind = Literal["none", "random"]
 VarianceTarget = Literal["others", "self", "conservative"]
@@ -223,14 +224,76 @@ class TransportConfig:
         return self.address_of(node_id)
 
 
+ClipRule = Literal["he", "second-largest"]
+AttackKind = Literal["none", "sign-flip", "gaussian", "label-flip", "alie", "ipm", "dissensus", "silent"]
+
+
 @dataclass(frozen=True)
 class AggregationConfig:
-    """How a node combines its model with what arrived (default: D-SGD mixing with the topology's weights)."""
+    """How a node combines its model with what arrived (default: D-SGD mixing with the topology's weights).
 
-    rule: RuleKind = "dsgd"  # dsgd | variance (variance-corrected averaging, settings in [variance])
+    The robust rules (``gossip/aggregation/robust.py``) run on the node's own model plus the models
+    that arrived this round; ``f`` is the number of Byzantine *neighbours* each node must tolerate
+    (a local bound: launch refuses a run in which some node's degree cannot support it).
+    """
+
+    rule: RuleKind = "dsgd"  # dsgd | variance (settings in [variance]) | a robust rule (below)
+    f: int = 1  # Byzantine neighbours to tolerate per node (krum, multi-krum, trimmed-mean, adaptive clipping)
+    trim_beta: float = 0.0  # trimmed-mean: trim floor(beta * N) per side of the N inputs; 0 = trim f per side
+    krum_m: int = 0  # multi-krum: average the m best-scored inputs; 0 = N - f (Blanchard et al. 2017)
+    clip_tau: float = 0.0  # clipped-gossip radius; 0 = adaptive (see clip_rule)
+    clip_rule: ClipRule = "he"  # adaptive radius: He et al.'s formula, or the authors' code's 2nd-largest distance
+    balance_gamma: float = 0.7  # balance: accept a neighbour within gamma * exp(-kappa * t/T) * ||own model||
+    balance_kappa: float = 1.0
+    balance_alpha: float = 0.5  # balance: weight kept on the own model
 
     def __post_init__(self) -> None:
         _check_choice("aggregation", "rule", self.rule, RuleKind)
+        _check(self.f >= 0, f"[aggregation] f must be >= 0, got {self.f}")
+        _check(0 <= self.trim_beta < 0.5, f"[aggregation] trim_beta must be in [0, 0.5), got {self.trim_beta}")
+        _check(self.krum_m >= 0, f"[aggregation] krum_m must be >= 0 (0 = N - f), got {self.krum_m}")
+        _check(self.clip_tau >= 0 and math.isfinite(self.clip_tau), f"[aggregation] clip_tau must be a finite number >= 0 (0 = adaptive), got {self.clip_tau}")
+        _check_choice("aggregation", "clip_rule", self.clip_rule, ClipRule)
+        _check(self.balance_gamma > 0, f"[aggregation] balance_gamma must be > 0, got {self.balance_gamma}")
+        _check(self.balance_kappa >= 0, f"[aggregation] balance_kappa must be >= 0, got {self.balance_kappa}")
+        _check(0 <= self.balance_alpha <= 1, f"[aggregation] balance_alpha must be in [0, 1], got {self.balance_alpha}")
+
+
+@dataclass(frozen=True)
+class ByzantineConfig:
+    """Which nodes misbehave and how (``gossip/attacks.py``); empty ``nodes`` = an honest run.
+
+    Attackers speak the same wire protocol as everyone else and never flag themselves: the defence
+    must come from the honest nodes' aggregation rule.
+    """
+
+    nodes: tuple[int, ...] = ()
+    attack: AttackKind = "none"
+    scale: float = 1.0  # sign-flip: send -scale * own model
+    noise_std: float = 1.0  # gaussian: send own model + N(0, noise_std^2 I)
+    alie_z: float = 0.0  # alie: 0 = z_max from Baruch et al.'s formula for the target's (n, f); else this z
+    ipm_epsilon: float = 0.1  # ipm: send -epsilon * mean(honest models received)
+    dissensus_epsilon: float = 1.5  # dissensus: push each target away from its neighbourhood by this factor
+    silent_from_round: int = 0  # silent: stop sending models from this round on (0 = never send; >0 = a crash mid-run)
+    wait_fraction: float = 0.5  # omniscient attacks wait this fraction of round_timeout_s for the honest models
+
+    def __post_init__(self) -> None:
+        _check_choice("byzantine", "attack", self.attack, AttackKind)
+        _check(all(n >= 0 for n in self.nodes), f"[byzantine] nodes must be node ids >= 0, got {list(self.nodes)}")
+        dupes = sorted({n for n in self.nodes if self.nodes.count(n) > 1})
+        _check(not dupes, f"[byzantine] nodes lists node {dupes[0] if dupes else ''} twice")
+        _check(not self.nodes or self.attack != "none", f"[byzantine] nodes = {list(self.nodes)} but attack = 'none'; name the attack they play")
+        _check(math.isfinite(self.scale) and self.scale > 0, f"[byzantine] scale must be a finite number > 0, got {self.scale}")
+        _check(math.isfinite(self.noise_std) and self.noise_std >= 0, f"[byzantine] noise_std must be a finite number >= 0, got {self.noise_std}")
+        _check(math.isfinite(self.alie_z), f"[byzantine] alie_z must be finite, got {self.alie_z}")
+        _check(math.isfinite(self.ipm_epsilon) and self.ipm_epsilon > 0, f"[byzantine] ipm_epsilon must be > 0, got {self.ipm_epsilon}")
+        _check(math.isfinite(self.dissensus_epsilon) and self.dissensus_epsilon > 0, f"[byzantine] dissensus_epsilon must be > 0, got {self.dissensus_epsilon}")
+        _check(self.silent_from_round >= 0, f"[byzantine] silent_from_round must be >= 0, got {self.silent_from_round}")
+        _check(0 < self.wait_fraction < 1, f"[byzantine] wait_fraction must be in (0, 1), got {self.wait_fraction}")
+
+    def is_byzantine(self, node_id: int) -> bool:
+        """Whether ``node_id`` plays the attack."""
+        return node_id in self.nodes
 
 
 @dataclass(frozen=True)
@@ -353,6 +416,7 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    byzantine: ByzantineConfig = field(default_factory=ByzantineConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     variance: VarianceConfig = field(default_factory=VarianceConfig)

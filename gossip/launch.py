@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gossip.aggregation.tolerance import check_tolerance
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import load_dataset, partition, save_npz
 from gossip.errors import ConfigError, TransportError
@@ -76,6 +77,7 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
     """
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     topology.mixing_matrix(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
+    check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
     dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed)
     partition(dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None)
     build_model(cfg.model.name, dataset.input_shape, dataset.num_classes)
@@ -230,6 +232,7 @@ def run_prepared(
 
     started = time.time()
     children = [_Child(i, start_node(path, i)) for i in range(topology.n)]
+    shown = [c for c in children if not resolved.byzantine.is_byzantine(c.node)] or children  # progress = honest nodes
     interrupted = False
     failure: str | None = None
     bar = _Progress(rounds, topology.n, progress, out)
@@ -243,7 +246,7 @@ def run_prepared(
     try:
         while True:
             _poll_records(path, children)
-            bar.update(children)
+            bar.update(shown)
             codes = [c.proc.poll() for c in children]
             bad = [(c, code) for c, code in zip(children, codes, strict=True) if code not in (None, 0)]
             if bad and not keep_going:
@@ -267,7 +270,7 @@ def run_prepared(
             signal.signal(sig, handler)
         _stop_all(children)
         _poll_records(path, children)
-        bar.update(children)
+        bar.update(shown)
         bar.close()
 
     summary = summarise(path, topology, resolved, time.time() - started)
@@ -398,7 +401,12 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
                 "model_hash": final.get("model_hash"),
             }
         )
-    accs = [n["accuracy"] for n in nodes if n["accuracy"] is not None]
+    byzantine = set(cfg.byzantine.nodes)
+    for n in nodes:
+        n["byzantine"] = n["node"] in byzantine
+    # Byzantine nodes are not part of the result: accuracy figures are over honest nodes only.
+    accs = [n["accuracy"] for n in nodes if n["accuracy"] is not None and not n["byzantine"]]
+    every = [n["accuracy"] for n in nodes if n["accuracy"] is not None]
     mean = sum(accs) / len(accs) if accs else None
     std = math.sqrt(sum((a - mean) ** 2 for a in accs) / len(accs)) if accs and mean is not None else None
     merge = _merge_summary(nodes) if cfg.merge.enabled else {}
@@ -415,6 +423,9 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
         "accuracy_std": std,
         "accuracy_min": min(accs) if accs else None,
         "accuracy_max": max(accs) if accs else None,
+        "accuracy_mean_all_nodes": sum(every) / len(every) if every else None,
+        "consensus_distance_honest": honest_spread(path, [i for i in range(topology.n) if i not in byzantine]),
+        "byzantine": {"nodes": sorted(byzantine), "attack": cfg.byzantine.attack} if byzantine else None,
         "dead_nodes": [n["node"] for n in nodes if n["status"] == "dead"],
         "mode": cfg.training.mode,
         "schedule": cfg.schedule.mode,
@@ -439,6 +450,27 @@ def _merge_summary(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def honest_spread(path: Path, honest: Sequence[int]) -> float | None:
+    """RMS distance of the honest nodes' final models to their average: how far from consensus they ended.
+
+    Read from the saved final vectors (``nodes/node-<i>.npy``); ``None`` if one is missing. Unlike
+    the per-round ``consensus_distance`` (to the neighbourhood average, Byzantine payloads
+    included), this looks at honest models only.
+    """
+    import numpy as np
+
+    vectors = []
+    for i in honest:
+        model = NodeFiles(path, i).model
+        if not model.exists():
+            return None
+        vectors.append(np.load(model, allow_pickle=False).astype(np.float64))
+    if not vectors:
+        return None
+    stack = np.stack(vectors)
+    return float(np.sqrt(((stack - stack.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The summary as a fixed-width table for the terminal."""
     lines = [f"{'node':>4} {'rounds':>6} {'accuracy':>8} {'test loss':>9} {'consensus':>10} {'MB sent':>8} {'status':>8}"]
@@ -461,6 +493,9 @@ def format_table(summary: dict[str, Any]) -> str:
             f"mean accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f} "
             f"(min {summary['accuracy_min']:.4f}, max {summary['accuracy_max']:.4f}) in {summary['wall_time_s']:.1f} s"
         )
+    if summary.get("byzantine"):
+        byz = summary["byzantine"]
+        lines.append(f"byzantine nodes {', '.join(map(str, byz['nodes']))} ({byz['attack']}) are excluded from the mean")
     return "\n".join(lines)
 
 

@@ -170,9 +170,9 @@ class Node:
             self.flat.module, ds.x_train[plan.shard], ds.y_train[plan.shard], ds.x_test, ds.y_test,
             cfg.training, cfg.data.batch_size, seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
         )
-        self.aggregator = build_aggregator(cfg.aggregation, self.flat.layout, cfg.variance)
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
+        self.aggregator = build_aggregator(cfg.aggregation, self.flat.layout, cfg.variance, progress=self.progress, report=self.metrics.discarded)
         self.round_plan = Exchange("all", self.neighbours, self.neighbours, None)
         self.layers = layer_segments(self.flat.layout, cfg.variance.layers)
         self.async_gossip = AsyncGossip(self)
@@ -208,6 +208,10 @@ class Node:
 
     def _first_horizon(self) -> int:
         return self.schedule.horizon(self.id, 0, self.cfg.transport.max_rounds_ahead)
+
+    def progress(self) -> float:
+        """How far the run is, t / T: the clock of rules with a schedule (BALANCE's λ(t))."""
+        return self.round / self.cfg.training.rounds
 
     # -------------------------------------------------------------------------------------------
     # lifecycle

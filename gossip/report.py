@@ -7,7 +7,8 @@ machine. Plots use matplotlib's object-oriented API on an Agg canvas: no display
 state is never touched, so reports can be drawn from any thread or process.
 
 Byzantine runs: ``summary["byzantine"]`` names the attacker nodes, either as a list of ids or as a
-mapping with an ``"attackers"`` list. Attackers are drawn in red and dashed, means are taken over
+mapping with a ``"nodes"`` list (what ``gossip launch`` writes: ``{"nodes": [...], "attack": ...}``)
+or an ``"attackers"`` list. Attackers are drawn in red and dashed, means are taken over
 honest nodes only, and an extra figure sets honest against attacker accuracy.
 """
 
@@ -60,11 +61,11 @@ class RunData:
 
 
 def attackers_of(summary: Mapping[str, Any]) -> frozenset[int]:
-    """Attacker node ids named by ``summary["byzantine"]`` (a list of ids, or ``{"attackers": [...]}``)."""
+    """Attacker node ids named by ``summary["byzantine"]`` (a list of ids, ``{"nodes": [...]}`` or ``{"attackers": [...]}``)."""
     byzantine = summary.get("byzantine")
     if byzantine is None:
         return frozenset()
-    ids = byzantine.get("attackers", []) if isinstance(byzantine, Mapping) else byzantine
+    ids = byzantine.get("nodes", byzantine.get("attackers", [])) if isinstance(byzantine, Mapping) else byzantine
     if not isinstance(ids, Sequence) or isinstance(ids, str) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise RunDirError(f"summary.json: 'byzantine' should list attacker node ids, got {byzantine!r}")
     return frozenset(ids)

@@ -8,12 +8,33 @@ I/O, no sockets, no logging of tensors), so it can be tested with adversarial in
 from the topology (never taken from a message). The node's own weight is what is left,
 ``1 - sum(weights.values())``: a neighbour that timed out hands its weight back to the node itself,
 which keeps every row of the effective mixing matrix stochastic.
+
+Rules: ``dsgd`` (default), ``variance`` (``variance.py``, Tian et al. 2024), and the Byzantine-robust ``median``, ``trimmed-mean``, ``krum``,
+``multi-krum`` (``robust.py``), ``clipped-gossip`` (``clipping.py``) and ``balance``
+(``filters.py``); ``tolerance.py`` knows how many Byzantine inputs each tolerates and refuses a run
+that asks for more, before any process starts.
 """
 
 from __future__ import annotations
 
 from gossip.aggregation.base import Aggregator, build_aggregator
+from gossip.aggregation.clipping import ClippedGossip
 from gossip.aggregation.dsgd import DSGD, weighted_average
+from gossip.aggregation.filters import Balance
+from gossip.aggregation.robust import CoordinateMedian, Krum, TrimmedMean
 from gossip.aggregation.variance import VarianceCorrected, layer_segments, layer_variance
 
-__all__ = ["DSGD", "Aggregator", "VarianceCorrected", "build_aggregator", "layer_segments", "layer_variance", "weighted_average"]
+__all__ = [
+    "DSGD",
+    "Aggregator",
+    "Balance",
+    "ClippedGossip",
+    "CoordinateMedian",
+    "Krum",
+    "TrimmedMean",
+    "VarianceCorrected",
+    "build_aggregator",
+    "layer_segments",
+    "layer_variance",
+    "weighted_average",
+]

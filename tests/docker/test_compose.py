@@ -179,7 +179,7 @@ def project() -> Iterator[Project]:
 def test_compose_example_trains_to_the_end_and_prometheus_scrapes_every_node(images: dict[str, float], project: Project) -> None:
     """The shipped 4-node ring: every node exits 0 after the last round with its summary, model and checkpoint
     on the results volume; it ran as the non-root user on a read-only root with a passing HEALTHCHECK; it
-    logged one key=value line per round; and Prometheus scraped every node up to its final round."""
+    logged one key=value line per round; every node ends with the same merged model; and Prometheus scraped every node up to its final round."""
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     nodes = sorted((s for s in compose["services"] if s.startswith("node-")), key=lambda s: int(s.split("-")[1]))
     config = (REPO / "deploy" / "compose" / "gossip" / "config.toml").read_text()
@@ -202,6 +202,7 @@ def test_compose_example_trains_to_the_end_and_prometheus_scrapes_every_node(ima
     assert {s: st["ExitCode"] for s, st in states.items()} == dict.fromkeys(nodes, 0), logs
     print(f"compose run: {time.monotonic() - started:.0f} s from up to the last node's exit")
 
+    hashes: dict[str, str] = {}
     for i, service in enumerate(nodes):
         info = _inspect(cids[service])
         assert info["Config"]["User"] == "10001:10001" and info["HostConfig"]["ReadonlyRootfs"] is True
@@ -219,6 +220,11 @@ def test_compose_example_trains_to_the_end_and_prometheus_scrapes_every_node(ima
         records = [json.loads(line) for line in files[f"node-{i}.jsonl"].decode().splitlines()]
         assert len(records) == rounds and all(r["missing"] == [] for r in records)
         assert f"node-{i}.ckpt.npz" in files
+        hashes[service] = summary["model_hash"]
+        assert summary["merge"]["members"] == list(range(len(nodes))), summary.get("merge")
+
+    # the shipped example ends with the single global merge: every node holds the same model
+    assert len(set(hashes.values())) == 1, hashes
 
     up = {r["metric"]["instance"]: float(r["value"][1]) for r in project.prometheus('max_over_time(up{job="gossip"}[1h])')}
     assert up == {f"node-{i}:9100": 1.0 for i in range(len(nodes))}

@@ -40,9 +40,14 @@ EXPECTED = {
     "gossip_peer_last_seen_round": "gauge",
     "gossip_messages_rejected": "counter",
     "gossip_aggregation_inputs_discarded": "counter",
+    "gossip_local_only_rounds": "counter",
+    "gossip_layer_weight_variance": "gauge",
+    "gossip_merge_members": "gauge",
+    "gossip_merge_duration_seconds": "gauge",
 }
 BOUNDED_LABELS = {"node", "peer", "reason", "aggregator", "action", "le"}
-MEASURED = ("gossip_train_loss", "gossip_test_accuracy", "gossip_test_loss", "gossip_consensus_distance")
+MEASURED = ("gossip_train_loss", "gossip_test_accuracy", "gossip_test_loss", "gossip_consensus_distance",
+            "gossip_layer_weight_variance", "gossip_merge_members", "gossip_merge_duration_seconds")
 
 
 @pytest.fixture

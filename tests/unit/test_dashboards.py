@@ -31,6 +31,8 @@ def _exported_metric_names() -> set[str]:
     metrics = NodeMetrics(0, [1], "dsgd")
     for gauge in (metrics.train_loss, metrics.test_accuracy, metrics.test_loss, metrics.consensus_distance):
         gauge.set(1.0)
+    metrics.layer_variance(["fc1.weight"], [1.0], [1.0])
+    metrics.merged(2, 1.0)
     text = generate_latest(metrics.registry).decode()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 

@@ -60,10 +60,11 @@ def test_report_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, capsys: py
 
 @pytest.mark.parametrize(
     ("summary", "expected"),
-    [({}, set()), ({"byzantine": [1, 3]}, {1, 3}), ({"byzantine": {"attackers": [2], "attack": "sign_flip"}}, {2}), ({"byzantine": None}, set())],
+    [({}, set()), ({"byzantine": [1, 3]}, {1, 3}), ({"byzantine": {"attackers": [2], "attack": "sign_flip"}}, {2}),
+     ({"byzantine": {"nodes": [0, 5], "attack": "alie"}}, {0, 5}), ({"byzantine": None}, set())],
 )
 def test_attackers_are_read_from_either_shape(summary: dict[str, object], expected: set[int]) -> None:
-    """summary["byzantine"] names attackers as a list of ids or as {"attackers": [...]}; absent means none."""
+    """summary["byzantine"] names attackers as a list of ids, {"nodes": [...]} (gossip launch) or {"attackers": [...]}; absent means none."""
     assert attackers_of(summary) == expected
 
 
