@@ -429,8 +429,16 @@ class RunConfig:
             _check(self.topology.peers == "all", "[topology] peers = 'one-peer-exponential' needs training.mode = 'sync'")
             _check(not (self.training.push_sum and self.aggregation.rule == "variance" and self.variance.self_weight == "beta"),
                    "[training] push_sum weighs models by mass; [variance] self_weight = 'beta' would replace those weights (use 'mixing')")
+            # a robust rule needs a round's set of inputs; async merges one model at a time, and the
+            # attacker role is played in synchronous rounds (an async "attacker" would quietly be honest)
+            _check(self.aggregation.rule in ("dsgd", "variance"),
+                   f"[aggregation] rule = {self.aggregation.rule!r} needs a round's set of models; async mode merges one at a time (use training.mode = 'sync')")
+            _check(not self.byzantine.nodes, "[byzantine] attacks are played in synchronous rounds; set training.mode = 'sync'")
         else:
             _check(not self.training.push_sum, "[training] push_sum needs mode = 'async' (sync rounds keep the average with doubly stochastic weights)")
+        # the merge is an exact average of every model by design: one attacker would poison every node
+        _check(not (self.merge.enabled and self.byzantine.nodes),
+               "[merge] the single global merge averages every model and is not Byzantine-robust; disable merge.enabled or byzantine.nodes")
         if self.topology.peers == "one-peer-exponential":
             _check(self.schedule.mode != "random" and self.schedule.outside != "random",
                    "[schedule] random pull picks its own peer; it does not combine with topology.peers = 'one-peer-exponential'")

@@ -28,6 +28,9 @@ def cfg_of(**overrides: object) -> RunConfig:
         ({"aggregation.trim_beta": "0.5"}, "[aggregation] trim_beta must be in [0, 0.5)"),
         ({"aggregation.clip_rule": "median"}, "[aggregation] clip_rule = 'median'"),
         ({"byzantine.wait_fraction": "1.0"}, "[byzantine] wait_fraction must be in (0, 1)"),
+        ({"aggregation.rule": "median", "training.mode": "async"}, "[aggregation] rule = 'median' needs a round's set of models"),
+        ({"byzantine.nodes": "[0]", "byzantine.attack": "sign-flip", "training.mode": "async"}, "[byzantine] attacks are played in synchronous rounds"),
+        ({"byzantine.nodes": "[0]", "byzantine.attack": "sign-flip", "merge.enabled": "true"}, "[merge] the single global merge averages every model and is not Byzantine-robust"),
     ],
 )
 def test_bad_byzantine_or_rule_settings_are_one_line_errors(overrides: dict[str, str], message: str) -> None:
