@@ -351,14 +351,14 @@ class _Progress:
         done = min(c.round for c in live)
         accs = [c.accuracy for c in children if c.accuracy is not None]
         dists = [c.distance for c in children if c.distance is not None]
-        acc = sum(accs) / len(accs) if accs else math.nan
-        dist = sum(dists) / len(dists) if dists else math.nan
+        acc = f"{sum(accs) / len(accs):.3f}" if accs else "-"
+        dist = f"{sum(dists) / len(dists):.3g}" if dists else "-"
         if self.tty:
             filled = int(30 * done / max(self.rounds, 1))
             elapsed = time.monotonic() - self._start
             line = (
                 f"{self.nodes} nodes |{'#' * filled}{'.' * (30 - filled)}| round {done}/{self.rounds}"
-                f"  accuracy {acc:.3f}  consensus {dist:.3g}  {elapsed:.0f} s"
+                f"  accuracy {acc}  consensus {dist}  {elapsed:.0f} s"
             )
             self._width = max(self._width, len(line))
             print("\r" + line.ljust(self._width), end="", file=self.out, flush=True)
@@ -366,7 +366,7 @@ class _Progress:
         step = max(1, self.rounds // 10)
         if done // step > self._last_line and done > 0:
             self._last_line = done // step
-            print(f"gossip: round {done}/{self.rounds}  mean accuracy {acc:.3f}  consensus distance {dist:.3g}", file=self.out, flush=True)
+            print(f"gossip: round {done}/{self.rounds}  mean accuracy {acc}  consensus distance {dist}", file=self.out, flush=True)
 
     def close(self) -> None:
         if self.enabled and self.tty:
