@@ -102,7 +102,7 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None) -
     if cache is not None and cache.exists():
         dataset = load_npz(cache)
     else:
-        dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed)
+        dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
     parts = partition(
         dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node,
         min_size=cfg.data.min_size or None,
@@ -140,7 +140,7 @@ def message_limit(plan: NodePlan) -> int:
 def build_flat_model(plan: NodePlan) -> FlatModel:
     """The node's model, initialised from its seed, with its state in one flat vector."""
     torch.manual_seed(init_seed(plan.cfg, plan.node_id))
-    module = build_model(plan.cfg.model.name, plan.dataset.input_shape, plan.dataset.num_classes)
+    module = build_model(plan.cfg.model.name, plan.dataset.input_shape, plan.dataset.num_classes, **plan.cfg.model.options())
     return flatten_(module)
 
 
