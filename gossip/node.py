@@ -317,6 +317,7 @@ class Node:
         """Round ``t``: train, exchange, mix, evaluate; returns the round's JSONL record."""
         cfg = self.cfg
         t_start = time.perf_counter()
+        cpu_start = time.process_time()  # all threads of the process, ZeroMQ's I/O thread included
         self.round = t
         self.metrics.round.set(t)
         self.round_plan = self.schedule.exchange(self.id, t)
@@ -327,6 +328,7 @@ class Node:
 
         step = self.train()
         t_trained = time.perf_counter()
+        cpu_trained = time.process_time()
         if self.round_plan.communicates:
             got, timing = await self.exchange(t, step.loss)
         else:  # a local-only round: nothing to send, nobody to wait for
@@ -345,6 +347,7 @@ class Node:
         evaluate = (t + 1) % cfg.training.eval_every == 0 or t == cfg.training.rounds - 1
         evaluation = self.trainer.evaluate() if evaluate else None
         t_end = time.perf_counter()
+        cpu_end = time.process_time()
 
         self.metrics.rounds.inc()
         self.metrics.round_duration.observe(t_end - t_start)
@@ -374,6 +377,10 @@ class Node:
             "wait_s": timing["wait_s"],
             "aggregate_s": t_mixed - t_exchanged,
             "eval_s": t_end - t_mixed,
+            # CPU seconds of the round and of its local steps: on a machine with fewer cores than
+            # nodes, wall times include waiting for the CPU; CPU times show what the round costs.
+            "cpu_s": cpu_end - cpu_start,
+            "train_cpu_s": cpu_trained - cpu_start,
         }
 
     def observe(self, step: StepResult | None, evaluation: Evaluation | None) -> None:
