@@ -96,7 +96,7 @@ class RunFigures:
     params: int
     round_ms: float  # wall time per round: median over nodes of (end of last - end of first steady round) / rounds
     phases_ms: dict[str, float]  # mean per steady round, median over nodes
-    cpu_ms: float  # process CPU per steady round (all threads), median over nodes
+    cpu_ms: float  # process CPU per steady round (all threads, bookkeeping included), median over nodes
     train_cpu_ms: float  # of which the local steps
     rss_mib: float  # median over nodes of the peak VmRSS
     wall_s: float
@@ -145,7 +145,7 @@ def run_measured(name: str, overrides: Mapping[str, Any], *, warmup: float = 0.2
         per_node_round.append((steady[-1]["time"] - steady[0]["time"]) / (len(steady) - 1))
         for p in PHASES:
             per_node_phase[p].append(statistics.mean(r[p] for r in steady[1:]))
-        cpu.append(statistics.mean(r["cpu_s"] for r in steady[1:]))
+        cpu.append((steady[-1]["cpu_clock_s"] - steady[0]["cpu_clock_s"]) / (len(steady) - 1))
         train_cpu.append(statistics.mean(r["train_cpu_s"] for r in steady[1:]))
         for r in records:
             if r["accuracy"] is not None:

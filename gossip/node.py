@@ -46,6 +46,7 @@ import torch
 
 from gossip import checkpoint
 from gossip.aggregation import DSGD, VarianceCorrected, build_aggregator, layer_segments, layer_variance, weighted_average
+from gossip.aggregation.dsgd import pull_into
 from gossip.asyncgossip import AsyncGossip
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import Dataset, load_dataset, load_npz, partition
@@ -58,6 +59,7 @@ from gossip.metrics import MetricsServer, NodeMetrics
 from gossip.models import build_model
 from gossip.results import NodeFiles, RecordWriter, save_vector, write_json
 from gossip.schedule import Exchange, Schedule
+from gossip.snapshots import SnapshotPool
 from gossip.state import FlatModel, flatten_, model_hash
 from gossip.topology import Topology, parse_spec
 from gossip.trainer import Evaluation, LocalTrainer, StepResult
@@ -184,6 +186,8 @@ class Node:
         self.merge_outcome: MergeOutcome | None = None
         self.accuracy_before_merge: float | None = None
         self._layer_var: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._mix_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # pull and scratch of the in-place D-SGD mix
+        self.snapshots = SnapshotPool()
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
@@ -381,6 +385,9 @@ class Node:
             # nodes, wall times include waiting for the CPU; CPU times show what the round costs.
             "cpu_s": cpu_end - cpu_start,
             "train_cpu_s": cpu_trained - cpu_start,
+            # the process's CPU clock (last, after layer_record): differences between two records are
+            # the whole cost of the rounds between them, bookkeeping and the receive loop included
+            "cpu_clock_s": time.process_time(),
         }
 
     def observe(self, step: StepResult | None, evaluation: Evaluation | None) -> None:
@@ -402,11 +409,12 @@ class Node:
         """Send our model to the round's peers (every neighbour by default), then collect the models
         the schedule says will arrive, until the round timeout."""
         t0 = time.perf_counter()
-        snapshot = self.flat.vector.clone()  # the one copy the socket needs: training must not touch what is in flight
-        frames = encode(
+        # the one copy the socket needs (training must not touch what is in flight), into a reused buffer
+        snapshot = self.snapshots.snapshot(self.flat.vector)
+        frames = self.snapshots.track(snapshot, encode(
             Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
             payload=snapshot, dtype=self.cfg.transport.wire_dtype, info={"loss": loss} if math.isfinite(loss) else None,
-        )
+        ))
         t1 = time.perf_counter()
         for j in self.round_plan.send_to:
             self.send(j, frames)
@@ -426,6 +434,12 @@ class Node:
         vector = self.flat.vector
         source = self.round_plan.weights if self.round_plan.weights is not None else self.weights
         weights = {j: source[j] for j in received}
+        if type(self.aggregator) is DSGD:  # the common case, in place: x += Σ W_ij (x_j − x), no fresh buffers
+            if self._mix_buffers is None:
+                self._mix_buffers = (torch.empty_like(vector), torch.empty_like(vector))
+            pull = pull_into(vector, received, weights, *self._mix_buffers)
+            vector.add_(pull)
+            return float(torch.linalg.vector_norm(pull))
         neighbourhood = weighted_average(vector, received, weights)
         distance = float(torch.linalg.vector_norm(vector - neighbourhood))
         mixed = neighbourhood if isinstance(self.aggregator, DSGD) else self.aggregator.aggregate(vector, received, weights)
