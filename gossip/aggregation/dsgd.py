@@ -41,8 +41,11 @@ def pull_into(
     distance to its neighbourhood average: a node that keeps ``out`` and ``scratch`` across rounds
     mixes in place without touching fresh memory (a fresh 4 MB buffer costs page faults every round).
     """
-    out.zero_()
-    for j in sorted(received):
+    if not received:
+        return out.zero_()
+    first, *rest = sorted(received)
+    torch.sub(received[first], local, out=out).mul_(weights[first])  # the value of 0 + w·(x_j − x_i), one pass fewer
+    for j in rest:
         torch.sub(received[j], local, out=scratch)
         out.add_(scratch, alpha=weights[j])
     return out
