@@ -124,6 +124,7 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]]) -> None:
                 del frames
             ack.recv()
         results.put((variant, n, time.perf_counter() - t0))
+    print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v == 'gossip')} gossip messages", file=sys.stderr)
     loop.run_until_complete(transport.close())
     push.close(linger=1000)
     ack.close(linger=0)

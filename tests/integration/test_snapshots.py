@@ -37,7 +37,7 @@ def test_buffer_is_reused_after_both_peers_got_it_and_never_while_in_flight() ->
             push.connect(f"tcp://127.0.0.1:{port}")
             pulls.append(pull)
             pushes.append(push)
-        pool = SnapshotPool()
+        pool = SnapshotPool(min_bytes=0)
         model = torch.arange(100_000, dtype=torch.float32)
         first = pool.snapshot(model)
         frames = pool.track(first, encode(Kind.MODEL, src=1, round=0, run_id=RUN, fingerprint=FP, payload=first))
@@ -65,9 +65,18 @@ def test_buffer_is_reused_after_both_peers_got_it_and_never_while_in_flight() ->
 
 def test_tracked_frames_work_over_the_in_memory_transport() -> None:
     """The in-memory test double copies frames with bytes(); a tracked zmq.Frame supports that."""
-    pool = SnapshotPool()
+    pool = SnapshotPool(min_bytes=0)
     v = torch.ones(10)
     s = pool.snapshot(v)
     frames = pool.track(s, encode(Kind.MODEL, src=1, round=0, run_id=RUN, fingerprint=FP, payload=s))
     copied = [bytes(f) for f in frames]
     assert len(copied[-1]) == 40 and sum(len(f) for f in frames) == sum(len(c) for c in copied)
+
+
+def test_small_models_are_cloned_not_tracked() -> None:
+    """Below min_bytes a snapshot is a plain clone and its frames are left as they are (tracking costs more)."""
+    pool = SnapshotPool()
+    v = torch.ones(1000)
+    s = pool.snapshot(v)
+    frames = encode(Kind.MODEL, src=1, round=0, run_id=RUN, fingerprint=FP, payload=s)
+    assert pool.track(s, frames) is frames and pool.allocations == 0 and s.data_ptr() != v.data_ptr()
