@@ -87,7 +87,8 @@ class LocalTrainer:
         start = time.perf_counter()
         if count == 0 or len(self.x) == 0:
             return StepResult(float("nan"), 0.0, ())
-        self.model.train()
+        if not self.model.training:  # train() walks every submodule; most rounds the model is in train mode already
+            self.model.train()
         losses: list[float] = []
         times: list[float] = []
         for _ in range(count):
