@@ -14,6 +14,7 @@ bare ``python -c "import torch"``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def main() -> None:
     args = p.parse_args()
     names = args.only or list(WORKLOADS)
     rounds = {"small": args.small_rounds, "large": args.large_rounds}
+    load_before = " ".join(open("/proc/loadavg").read().split()[:3])
     runs: dict[str, list] = {n: [] for n in names}
     bare = []
     for rep in range(args.repeat):  # interleaved: a burst of load on the shared machine hits every variant
@@ -53,14 +55,17 @@ def main() -> None:
     med = {n: median_figures(r) for n, r in runs.items()}
 
     print(f"\n{args.nodes} nodes, ring, weights 1/3, 1 SGD step of batch 32 per round, synthetic data; median of {args.repeat} interleaved runs\n")
-    print(f"| workload | params | gossip ms/round | decentralizepy | Murmura | gossip / decentralizepy | RSS MiB/node | above bare torch | peers' RSS |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    cores = os.cpu_count() or 1
+    print(f"| workload | params | gossip ms/round | CPU-bound ms/round | decentralizepy | Murmura | gossip / decentralizepy | RSS MiB/node | above bare torch | peers' RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n, f in med.items():
         dl, dh = PEERS[n]["decentralizepy"]
         ml, mh = PEERS[n]["Murmura"]
-        print(f"| {n} | {f.params:,} | {f.round_ms:.1f} | {dl}–{dh} | {ml}–{mh} | {f.round_ms / dh:.2f}–{f.round_ms / dl:.2f} "
+        print(f"| {n} | {f.params:,} | {f.round_ms:.1f} | {args.nodes * f.cpu_ms / cores:.1f} | {dl}–{dh} | {ml}–{mh} | {f.round_ms / dh:.2f}–{f.round_ms / dl:.2f} "
               f"| {f.rss_mib:.0f} | +{f.rss_mib - bare_mib:.0f} | {PEER_RSS_MIB[0]}–{PEER_RSS_MIB[1]} |")
-    print(f"\nbare `python -c \"import torch\"`: {bare_mib:.0f} MiB\n")
+    print(f"\nCPU-bound ms/round = nodes × CPU per node-round / {cores} cores: the round time if this machine ran nothing else.")
+    print(f"Load average before / after: {load_before} / {' '.join(open('/proc/loadavg').read().split()[:3])} (the machine is shared).")
+    print(f"bare `python -c \"import torch\"`: {bare_mib:.0f} MiB\n")
     print("Breakdown of a round (ms, mean per steady round, median over nodes and repeats):\n")
     print("| workload | round | " + " | ".join(p.removesuffix("_s") for p in PHASES) + " | rest | CPU/round | train CPU | non-training CPU share |")
     print("|---|---|" + "---|" * (len(PHASES) + 4))
