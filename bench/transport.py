@@ -12,7 +12,10 @@ socket (the same ack for every variant), next model. Variants, interleaved trial
 - ``gossip``: the real path of a node — snapshot of the live vector into a pooled send buffer,
   ``wire.encode``, ``ZmqTransport.send`` (DEALER) → ``ZmqTransport.recv`` (asyncio ROUTER) and
   ``wire.decode`` with every check (sender, run, fingerprint, round window, size, finiteness);
-- ``gossip, no snapshot``: the same without the snapshot copy, to show what the copy costs.
+- ``gossip, no snapshot``: the same without the snapshot copy, to show what the copy costs;
+- ``gossip, blocking receive``: the gossip path, but the receiver reads the same ZeroMQ socket with a
+  blocking ``recv`` instead of through the asyncio event loop — to show what the node's asyncio
+  receive costs.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("raw", "gossip", "gossip, no snapshot")
+VARIANTS = ("raw", "gossip", "gossip, no snapshot", "gossip, blocking receive")
 SIZES = {10_000: 400, 1_000_000: 40, 10_000_000: 6}  # params -> messages per trial
 RUN, FP = b"benchrun", b"F" * 16
 
@@ -69,11 +72,19 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]]) -> None:
             assert message.payload is not None and message.payload.numel() == n
             ack.send(b"k")
 
+    blocking = zmq.Socket.shadow(transport._router.underlying)  # type: ignore[union-attr]  # the same ROUTER, synchronous
     for variant, n, k in plan:
         if variant == "raw":
             for _ in range(k):
                 frames = pull.recv_multipart(copy=False)
                 assert len(frames[1]) == n * 4
+                ack.send(b"k")
+        elif variant == "gossip, blocking receive":
+            expect = Expectation(RUN, FP, n, 2, frozenset({0}), 0, 1 << 40)
+            for _ in range(k):
+                identity, *frames = blocking.recv_multipart(copy=False)
+                message = decode(frames, expect, int(identity.bytes))
+                assert message.payload is not None
                 ack.send(b"k")
         else:
             loop.run_until_complete(gossip_trial(n, k))
@@ -115,16 +126,16 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]]) -> None:
             if variant == "raw":
                 push.send_multipart([raw_header, memoryview(vector.numpy()).cast("B")], copy=False)
             else:
-                snapshot = pool.snapshot(vector) if variant == "gossip" else vector
+                snapshot = pool.snapshot(vector) if variant != "gossip, no snapshot" else vector
                 frames = encode(Kind.MODEL, src=0, round=i, run_id=RUN, fingerprint=FP, payload=snapshot, info={"loss": 1.0})
-                if variant == "gossip":
+                if variant != "gossip, no snapshot":
                     frames = pool.track(snapshot, frames)
                 while not transport.send(NodeId(1), frames):
                     time.sleep(0.0005)  # not connected yet or queue full: never in steady state
                 del frames
             ack.recv()
         results.put((variant, n, time.perf_counter() - t0))
-    print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v == 'gossip')} gossip messages", file=sys.stderr)
+    print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages", file=sys.stderr)
     loop.run_until_complete(transport.close())
     push.close(linger=1000)
     ack.close(linger=0)
@@ -153,14 +164,14 @@ def main() -> None:
     rx.join()
 
     print(f"\nOne model in flight at a time, two processes on loopback TCP; median of {args.repeat} interleaved trials\n")
-    print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | gossip without snapshot GB/s | / raw | per message: raw ms | gossip ms |")
+    print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | without snapshot / raw | blocking receive / raw | per message: raw ms | gossip ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n, k in SIZES.items():
         mb = n * 4 / 1e6
         per = {v: statistics.median(times[(v, n)]) / k for v in VARIANTS}
         gbps = {v: n * 4 / per[v] / 1e9 for v in VARIANTS}
         print(f"| {n:,} | {mb:.2f} | {gbps['raw']:.2f} | {gbps['gossip']:.2f} | {per['raw'] / per['gossip']:.2f} "
-              f"| {gbps['gossip, no snapshot']:.2f} | {per['raw'] / per['gossip, no snapshot']:.2f} | {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
+              f"| {per['raw'] / per['gossip, no snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
 
 
 if __name__ == "__main__":
