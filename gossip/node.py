@@ -592,7 +592,7 @@ class Node:
             "rejected": dict(self._rejects),
             "neighbours": [int(j) for j in self.neighbours],
             "parameters": self.flat.layout.numel,
-            "send_buffers_allocated": self.snapshots.allocations,  # the snapshot pool at work: 1-3, not one per round
+            "send_buffers_allocated": self.snapshots.allocations,  # the snapshot pool: 0 below 32 MiB (clones), else a few, not one per round
             "mode": self.cfg.training.mode,
             "variance_layers": list(self.layers.names),
             "accuracy_before_merge": result.accuracy_before_merge,
