@@ -46,7 +46,7 @@ def run(model: str, nodes: int, rounds: int, lr: float, topology: str) -> dict:
                 per_round.setdefault(r["round"] + 1, []).append(r["accuracy"])
     dec_curve = sorted((k, statistics.mean(v)) for k, v in per_round.items())
     t1 = time.perf_counter()
-    central = train_centrally(cfg, load_dataset(cfg.data.dataset, seed=cfg.run.seed), nodes, eval_every=max(1, rounds // 25))
+    central = train_centrally(cfg, load_dataset(cfg.data.dataset, seed=cfg.run.seed, **cfg.data.dataset_options()), nodes, eval_every=max(1, rounds // 25))
     central_wall = time.perf_counter() - t1
     shutil.rmtree(tmp, ignore_errors=True)
     return {

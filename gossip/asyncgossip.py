@@ -90,11 +90,12 @@ class AsyncGossip:
         target = alive[int(self._rng.integers(len(alive)))] if alive else None
         if target is not None:
             kept, sent = split_mass(self.mass) if node.cfg.training.push_sum else (self.mass, None)
-            frames = encode(
+            snapshot = node.snapshots.snapshot(node.flat.vector)  # reused once ZeroMQ let go (gossip.snapshots)
+            frames = node.snapshots.track(snapshot, encode(
                 Kind.MODEL, src=node.id, round=t, run_id=node.run_id, fingerprint=node.flat.layout.fingerprint,
-                payload=node.flat.vector.clone(), dtype=node.cfg.transport.wire_dtype, mass=sent,
+                payload=snapshot, dtype=node.cfg.transport.wire_dtype, mass=sent,
                 info={"loss": step.loss} if math.isfinite(step.loss) else None,
-            )
+            ))
             if node.send(target, frames):
                 self.mass = kept  # a refused send keeps its mass
         evaluation = node.trainer.evaluate() if (t + 1) % node.cfg.training.eval_every == 0 else None

@@ -32,7 +32,7 @@ class CentralResult:
 def train_centrally(cfg: RunConfig, dataset: Dataset, nodes: int, eval_every: int = 0) -> CentralResult:
     """Train ``cfg``'s model on the whole training set for the steps a ``nodes``-node run takes."""
     torch.manual_seed(cfg.run.seed)
-    module = build_model(cfg.model.name, dataset.input_shape, dataset.num_classes)
+    module = build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
     flatten_(module)  # same parameter storage as a node (no numerical effect)
     trainer = LocalTrainer(
         module, dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test, cfg.training,

@@ -60,6 +60,11 @@ SelfWeightKind = Literal["beta", "mixing"]
 LayersKind = Literal["weights", "all"]
 
 
+_MODELS_WITH_HIDDEN = ("mlp", "mlpbn")
+# gossip.data.datasets.SYNTHETIC_DEFAULTS, restated: config must not import the data stack (numpy) to load.
+_SYNTHETIC_DEFAULTS = {"features": 64, "classes": 10, "train": 4000, "test": 1000}
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
@@ -117,13 +122,32 @@ class DataConfig:
     shards_per_node: int = 2
     min_size: int = 0  # fewest samples a node may get; 0 = the scheme's default (classes for dirichlet)
     batch_size: int = 32
+    # The seeded Gaussian-cluster dataset ("synthetic") only: its size and shape. Benchmarks use it to
+    # set the input width a model needs (64 features for a 64-200-10 MLP, 1000 for 1000-1000-10).
+    features: int = 64
+    classes: int = 10
+    train_samples: int = 4000
+    test_samples: int = 1000
 
     def __post_init__(self) -> None:
         _check_choice("data", "partition", self.partition, PartitionKind)
+        _check(self.features >= 1, f"[data] features must be >= 1, got {self.features}")
+        _check(self.classes >= 2, f"[data] classes must be >= 2, got {self.classes}")
+        _check(self.train_samples >= 1, f"[data] train_samples must be >= 1, got {self.train_samples}")
+        _check(self.test_samples >= 1, f"[data] test_samples must be >= 1, got {self.test_samples}")
+        if self.dataset.strip().lower() != "synthetic":
+            changed = [k for k, v in self.dataset_options(all_keys=True).items() if v != _SYNTHETIC_DEFAULTS[k]]
+            _check(not changed, f"[data] {changed[0] if changed else ''} applies to dataset = 'synthetic' only, not {self.dataset!r}")
         _check(self.min_size >= 0, f"[data] min_size must be >= 0, got {self.min_size}")
         _check(self.alpha > 0, f"[data] alpha must be > 0, got {self.alpha}")
         _check(self.shards_per_node >= 1, f"[data] shards_per_node must be >= 1, got {self.shards_per_node}")
         _check(self.batch_size >= 1, f"[data] batch_size must be >= 1, got {self.batch_size}")
+
+    def dataset_options(self, *, all_keys: bool = False) -> dict[str, int]:
+        """The keyword options ``load_dataset`` takes for this dataset (the synthetic set's sizes; none otherwise)."""
+        if not all_keys and self.dataset.strip().lower() != "synthetic":
+            return {}
+        return {"features": self.features, "classes": self.classes, "train": self.train_samples, "test": self.test_samples}
 
 
 @dataclass(frozen=True)
@@ -134,9 +158,19 @@ class ModelConfig:
     # shared: every node starts from one seed (D-SGD practice); independent: a seed per node, the
     # setting of Tian et al. 2024 in which averaging uncorrelated models shrinks their variance.
     init: InitKind = "shared"
+    # Hidden layer widths of mlp / mlpbn; empty = the model's default (100, 100). [200] gives the
+    # 64-200-10 MLP of the round-time benchmark, [1000] the 1000-1000-10 one.
+    hidden: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check_choice("model", "init", self.init, InitKind)
+        _check(all(h >= 1 for h in self.hidden), f"[model] hidden widths must be >= 1, got {list(self.hidden)}")
+        _check(not self.hidden or self.name in _MODELS_WITH_HIDDEN,
+               f"[model] hidden applies to {' and '.join(_MODELS_WITH_HIDDEN)} only, not {self.name!r}")
+
+    def options(self) -> dict[str, tuple[int, ...]]:
+        """The keyword options ``build_model`` takes for this model (``hidden`` when set)."""
+        return {"hidden": self.hidden} if self.hidden else {}
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,9 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     topology.mixing_matrix(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
-    dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed)
+    dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
     partition(dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None)
-    build_model(cfg.model.name, dataset.input_shape, dataset.num_classes)
+    build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
 
     out = Path(run_dir) if run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{topology.name}")
     if out.exists() and any(out.iterdir()):

@@ -60,6 +60,7 @@ class NodeMetrics:
         peers = [str(p) for p in neighbours]
         self.node = n
         self.aggregator = aggregator
+        self._children: dict[tuple[int, int], Any] = {}  # per-peer label children, see _peer
         labels = ["node"]
         peer_labels = ["node", "peer"]
 
@@ -162,26 +163,35 @@ class NodeMetrics:
         self.merge_members.set(members)
         self.merge_duration.set(seconds)
 
+    def _peer(self, metric: Any, peer: int) -> Any:
+        """``metric.labels(node, peer)``, looked up once per (metric, peer): ``labels()`` validates and
+        locks on every call, a dozen times a round. Bounded: peers are validated node ids."""
+        key = (id(metric), peer)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.node, str(peer))
+        return child
+
     def sent(self, peer: int, nbytes: int, ok: bool) -> None:
         """A message to ``peer``: counted as sent (with its bytes) if the transport took it, else as dropped."""
         if ok:
-            self._messages_sent.labels(self.node, str(peer)).inc()
-            self._bytes_sent.labels(self.node, str(peer)).inc(nbytes)
+            self._peer(self._messages_sent, peer).inc()
+            self._peer(self._bytes_sent, peer).inc(nbytes)
         else:
-            self._send_dropped.labels(self.node, str(peer)).inc()
+            self._peer(self._send_dropped, peer).inc()
 
     def received(self, peer: int, nbytes: int, round_: int) -> None:
         """A message from ``peer`` that passed validation."""
-        self._messages_received.labels(self.node, str(peer)).inc()
-        self._bytes_received.labels(self.node, str(peer)).inc(nbytes)
+        self._peer(self._messages_received, peer).inc()
+        self._peer(self._bytes_received, peer).inc(nbytes)
 
     def arrived(self, peer: int, round_: int) -> None:
         """``peer``'s model for ``round_`` was mixed in."""
-        self._last_seen.labels(self.node, str(peer)).set(round_)
+        self._peer(self._last_seen, peer).set(round_)
 
     def missed(self, peer: int) -> None:
         """``peer``'s model did not arrive before the round's timeout."""
-        self._missed.labels(self.node, str(peer)).inc()
+        self._peer(self._missed, peer).inc()
 
     def rejected(self, reason: RejectReason) -> None:
         """A message dropped by validation."""

@@ -46,6 +46,7 @@ import torch
 
 from gossip import checkpoint
 from gossip.aggregation import DSGD, VarianceCorrected, build_aggregator, layer_segments, layer_variance, weighted_average
+from gossip.aggregation.dsgd import pull_into
 from gossip.asyncgossip import AsyncGossip
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import Dataset, load_dataset, load_npz, partition
@@ -58,6 +59,7 @@ from gossip.metrics import MetricsServer, NodeMetrics
 from gossip.models import build_model
 from gossip.results import NodeFiles, RecordWriter, save_vector, write_json
 from gossip.schedule import Exchange, Schedule
+from gossip.snapshots import SnapshotPool
 from gossip.state import FlatModel, flatten_, model_hash
 from gossip.topology import Topology, parse_spec
 from gossip.trainer import Evaluation, LocalTrainer, StepResult
@@ -102,7 +104,7 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None) -
     if cache is not None and cache.exists():
         dataset = load_npz(cache)
     else:
-        dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed)
+        dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
     parts = partition(
         dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node,
         min_size=cfg.data.min_size or None,
@@ -140,7 +142,7 @@ def message_limit(plan: NodePlan) -> int:
 def build_flat_model(plan: NodePlan) -> FlatModel:
     """The node's model, initialised from its seed, with its state in one flat vector."""
     torch.manual_seed(init_seed(plan.cfg, plan.node_id))
-    module = build_model(plan.cfg.model.name, plan.dataset.input_shape, plan.dataset.num_classes)
+    module = build_model(plan.cfg.model.name, plan.dataset.input_shape, plan.dataset.num_classes, **plan.cfg.model.options())
     return flatten_(module)
 
 
@@ -184,6 +186,8 @@ class Node:
         self.merge_outcome: MergeOutcome | None = None
         self.accuracy_before_merge: float | None = None
         self._layer_var: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+        self._mix_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # pull and scratch of the in-place D-SGD mix
+        self.snapshots = SnapshotPool()
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
@@ -317,6 +321,7 @@ class Node:
         """Round ``t``: train, exchange, mix, evaluate; returns the round's JSONL record."""
         cfg = self.cfg
         t_start = time.perf_counter()
+        cpu_start = time.thread_time()  # this thread: ZeroMQ's I/O thread works alongside, counted in cpu_clock_s
         self.round = t
         self.metrics.round.set(t)
         self.round_plan = self.schedule.exchange(self.id, t)
@@ -327,6 +332,7 @@ class Node:
 
         step = self.train()
         t_trained = time.perf_counter()
+        cpu_trained = time.thread_time()
         if self.round_plan.communicates:
             got, timing = await self.exchange(t, step.loss)
         else:  # a local-only round: nothing to send, nobody to wait for
@@ -345,6 +351,7 @@ class Node:
         evaluate = (t + 1) % cfg.training.eval_every == 0 or t == cfg.training.rounds - 1
         evaluation = self.trainer.evaluate() if evaluate else None
         t_end = time.perf_counter()
+        cpu_end = time.thread_time()
 
         self.metrics.rounds.inc()
         self.metrics.round_duration.observe(t_end - t_start)
@@ -366,7 +373,9 @@ class Node:
             "bytes_sent": self._bytes_out - bytes_out_0,
             "bytes_received": sum(m.nbytes for m in got.values()),  # the models mixed this round
             "rejected": sum(self._rejects.values()),
-            "layer_var": self.layer_record(),
+            # measured with the evaluation (eval_every): four passes over the vector, 1 ms a round at 1M
+            # parameters; the variance rule computes it anyway and records it every round
+            "layer_var": self.layer_record() if evaluate or self._layer_var is not None else None,
             "round_s": t_end - t_start,
             "train_s": t_trained - t_start,
             "encode_s": timing["encode_s"],
@@ -374,6 +383,13 @@ class Node:
             "wait_s": timing["wait_s"],
             "aggregate_s": t_mixed - t_exchanged,
             "eval_s": t_end - t_mixed,
+            # CPU seconds of the round's thread and of its local steps: on a machine with fewer cores
+            # than nodes, wall times include waiting for the CPU; CPU times show what the round costs.
+            "cpu_s": cpu_end - cpu_start,
+            "train_cpu_s": cpu_trained - cpu_start,
+            # the process's CPU clock (last, after layer_record): differences between two records are
+            # the whole cost of the rounds between them, bookkeeping and the receive loop included
+            "cpu_clock_s": time.process_time(),
         }
 
     def observe(self, step: StepResult | None, evaluation: Evaluation | None) -> None:
@@ -395,11 +411,12 @@ class Node:
         """Send our model to the round's peers (every neighbour by default), then collect the models
         the schedule says will arrive, until the round timeout."""
         t0 = time.perf_counter()
-        snapshot = self.flat.vector.clone()  # the one copy the socket needs: training must not touch what is in flight
-        frames = encode(
+        # the one copy the socket needs (training must not touch what is in flight), into a reused buffer
+        snapshot = self.snapshots.snapshot(self.flat.vector)
+        frames = self.snapshots.track(snapshot, encode(
             Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
             payload=snapshot, dtype=self.cfg.transport.wire_dtype, info={"loss": loss} if math.isfinite(loss) else None,
-        )
+        ))
         t1 = time.perf_counter()
         for j in self.round_plan.send_to:
             self.send(j, frames)
@@ -419,6 +436,12 @@ class Node:
         vector = self.flat.vector
         source = self.round_plan.weights if self.round_plan.weights is not None else self.weights
         weights = {j: source[j] for j in received}
+        if type(self.aggregator) is DSGD:  # the common case, in place: x += Σ W_ij (x_j − x), no fresh buffers
+            if self._mix_buffers is None:
+                self._mix_buffers = (torch.empty_like(vector), torch.empty_like(vector))
+            pull = pull_into(vector, received, weights, *self._mix_buffers)
+            vector.add_(pull)
+            return float(torch.linalg.vector_norm(pull))
         neighbourhood = weighted_average(vector, received, weights)
         distance = float(torch.linalg.vector_norm(vector - neighbourhood))
         mixed = neighbourhood if isinstance(self.aggregator, DSGD) else self.aggregator.aggregate(vector, received, weights)
@@ -569,6 +592,7 @@ class Node:
             "rejected": dict(self._rejects),
             "neighbours": [int(j) for j in self.neighbours],
             "parameters": self.flat.layout.numel,
+            "send_buffers_allocated": self.snapshots.allocations,  # the snapshot pool: 0 below 32 MiB (clones), else a few, not one per round
             "mode": self.cfg.training.mode,
             "variance_layers": list(self.layers.names),
             "accuracy_before_merge": result.accuracy_before_merge,

@@ -58,7 +58,11 @@ class RecordWriter:
         self._fh = open(path, "w" if truncate else "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._fh.write(json.dumps(_jsonable(record), separators=(",", ":")) + "\n")
+        try:  # the common case: plain finite floats, no numpy scalars; _jsonable's walk costs more than the dump
+            line = json.dumps(record, separators=(",", ":"), allow_nan=False)
+        except (ValueError, TypeError):
+            line = json.dumps(_jsonable(record), separators=(",", ":"))
+        self._fh.write(line + "\n")
         self._fh.flush()
 
     def close(self) -> None:

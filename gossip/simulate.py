@@ -81,7 +81,7 @@ def simulate(cfg: RunConfig, *, run_dir: str | Path | None = None, dataset: Data
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     topo = topology or parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
-    ds = dataset or load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed)
+    ds = dataset or load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
     parts = partition(
         ds.y_train, topo.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha,
         shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gossip.config import TrainingConfig
+from gossip.optim import FlatOptimizer, flat_prefix
 
 __all__ = ["Evaluation", "LocalTrainer", "StepResult", "make_optimizer"]
 
@@ -32,8 +33,16 @@ class Evaluation:
     loss: float
 
 
-def make_optimizer(params: list[nn.Parameter], cfg: TrainingConfig) -> torch.optim.Optimizer:
-    """The configured optimiser; its state (momentum, Adam moments) stays local and never travels."""
+def make_optimizer(params: list[nn.Parameter], cfg: TrainingConfig) -> torch.optim.Optimizer | FlatOptimizer:
+    """The configured optimiser; its state (momentum, Adam moments) stays local and never travels.
+
+    Parameters that tile one flat vector (every node's, see ``gossip.state``) get the vectorised
+    :class:`~gossip.optim.FlatOptimizer` (same math, ~70 MiB less memory per process); anything else
+    a ``torch.optim`` one.
+    """
+    vector = flat_prefix(params)
+    if vector is not None:
+        return FlatOptimizer(params, vector, kind=cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -78,7 +87,8 @@ class LocalTrainer:
         start = time.perf_counter()
         if count == 0 or len(self.x) == 0:
             return StepResult(float("nan"), 0.0, ())
-        self.model.train()
+        if not self.model.training:  # train() walks every submodule; most rounds the model is in train mode already
+            self.model.train()
         losses: list[float] = []
         times: list[float] = []
         for _ in range(count):

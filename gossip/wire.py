@@ -280,7 +280,7 @@ def all_finite(x: torch.Tensor) -> bool:
     if x.numel() == 0:
         return True
     lo, hi = torch.aminmax(x)
-    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
+    return math.isfinite(lo.item()) and math.isfinite(hi.item())  # two Python floats: no tensor ops on 0-d results
 
 
 def _buffer(frame: Any) -> memoryview:

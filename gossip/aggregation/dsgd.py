@@ -14,7 +14,7 @@ import torch
 
 from gossip.ids import NodeId
 
-__all__ = ["DSGD", "weighted_average"]
+__all__ = ["DSGD", "pull_into", "weighted_average"]
 
 
 def weighted_average(local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float]) -> torch.Tensor:
@@ -29,12 +29,26 @@ def weighted_average(local: torch.Tensor, received: Mapping[NodeId, torch.Tensor
     """
     if not received:
         return local.clone()
-    pull = torch.zeros_like(local)
-    diff = torch.empty_like(local)
-    for j in sorted(received):
-        torch.sub(received[j], local, out=diff)
-        pull.add_(diff, alpha=weights[j])
-    return pull.add_(local)
+    return pull_into(local, received, weights, torch.empty_like(local), torch.empty_like(local)).add_(local)
+
+
+def pull_into(
+    local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float], out: torch.Tensor, scratch: torch.Tensor,
+) -> torch.Tensor:
+    """``out ← Σ_j W_ij (x_j − x_i)``, the D-SGD step's pull, in caller-owned buffers (no allocation).
+
+    ``local + out`` is :func:`weighted_average`'s result bit for bit, and ``‖out‖`` is the node's
+    distance to its neighbourhood average: a node that keeps ``out`` and ``scratch`` across rounds
+    mixes in place without touching fresh memory (a fresh 4 MB buffer costs page faults every round).
+    """
+    if not received:
+        return out.zero_()
+    first, *rest = sorted(received)
+    torch.sub(received[first], local, out=out).mul_(weights[first])  # the value of 0 + w·(x_j − x_i), one pass fewer
+    for j in rest:
+        torch.sub(received[j], local, out=scratch)
+        out.add_(scratch, alpha=weights[j])
+    return out
 
 
 class DSGD:

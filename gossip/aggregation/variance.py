@@ -31,8 +31,8 @@ Decisions (and why):
   target exactly (REFERENCES §8 row 8) whatever the layer's scale; ``eps = 1e-4`` reproduces DFL_torch,
   but it biases the factor for layers whose variance is near 1e-4 (a 100×100 Xavier layer has 0.01, a
   ResNet conv 2e-4). A layer whose current variance is 0 (all elements equal) is left as it is.
-- **Vectorised over the flat vector.** Per-layer statistics are segment reductions (``index_add_``
-  over a precomputed segment id per element), not a Python loop over layers; they run in float64 so
+- **Vectorised over the flat vector.** Per-layer statistics are float64 reductions over each layer's
+  contiguous slice (a loop over the handful of layers, never over elements); they run in float64 so
   the ratio is exact to float32 precision, and the result is float32 like the model. Elements outside
   the selected layers get mean 0 and scale 1, so they pass through bit-exactly.
 
@@ -70,6 +70,7 @@ class Segments:
     names: tuple[str, ...]
     ids: torch.Tensor  # (P,) int64
     counts: torch.Tensor  # (S,) float64, elements per selected layer
+    ranges: tuple[tuple[int, int], ...] = ()  # (start, stop) of each selected layer in the vector
 
     @property
     def size(self) -> int:
@@ -98,23 +99,29 @@ def layer_segments(layout: Layout, layers: str = "weights") -> Segments:
     for k, spec in enumerate(specs):  # once, at construction: a handful of slices
         ids[spec.offset : spec.stop] = k
     counts = torch.tensor([float(s.numel) for s in specs], dtype=torch.float64)
-    return Segments(tuple(s.name for s in specs), ids, counts)
+    return Segments(tuple(s.name for s in specs), ids, counts, tuple((s.offset, s.stop) for s in specs))
 
 
 def segment_mean_var(x: torch.Tensor, seg: Segments) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-layer mean and population variance of ``x`` (shape ``(P,)`` or ``(m, P)``), in float64.
 
-    Two passes (mean, then squared deviations), each one ``index_add_`` over the whole vector: the
-    stable formula, with no Python loop over layers.
+    The stable two-pass formula (mean, then the mean squared deviation as one dot product), run per
+    layer: layers are contiguous slices of the vector and there are a handful of them. This loop over
+    layers replaced two ``index_add_`` scatters over the whole vector, which run serially: 23 ms
+    against 0.9 ms for a 1M-parameter MLP, and a node computes this every round for its metrics.
     """
-    x64 = x.to(torch.float64)
-    lead = x64.shape[:-1]
-    sums = x64.new_zeros((*lead, seg.size + 1)).index_add_(-1, seg.ids, x64)
-    mean = sums[..., : seg.size] / seg.counts
-    mean_full = torch.cat([mean, mean.new_zeros((*lead, 1))], dim=-1).index_select(-1, seg.ids)
-    dev = x64 - mean_full
-    sq = x64.new_zeros((*lead, seg.size + 1)).index_add_(-1, seg.ids, dev * dev)
-    return mean, sq[..., : seg.size] / seg.counts
+    lead = x.shape[:-1]
+    if not seg.ranges:
+        empty = torch.zeros((*lead, 0), dtype=torch.float64)
+        return empty, empty.clone()
+    means, variances = [], []
+    for a, b in seg.ranges:
+        dev = x[..., a:b].to(torch.float64)
+        mean = dev.mean(dim=-1, keepdim=True)
+        dev.sub_(mean)
+        means.append(mean.squeeze(-1))
+        variances.append(torch.linalg.vecdot(dev, dev, dim=-1) / (b - a))
+    return torch.stack(means, dim=-1), torch.stack(variances, dim=-1)
 
 
 def layer_variance(x: torch.Tensor, seg: Segments) -> torch.Tensor:

@@ -87,3 +87,51 @@ def test_address_of_uses_list_or_template() -> None:
     assert cfg3.transport.address_of(1) == "tcp://b:2"
     with pytest.raises(ConfigError):
         cfg3.transport.address_of(2)
+
+
+def test_model_hidden_and_synthetic_sizes_reach_the_node_model() -> None:
+    """[model] hidden and [data] features/classes/train_samples/test_samples build the benchmark MLPs:
+    64-200-10 has 15k parameters, 1000-1000-10 about a million."""
+    from gossip.node import build_flat_model, plan_node
+
+    small = load_config(env={}, overrides={
+        "run.nodes": 3, "data.dataset": "synthetic", "data.train_samples": 200, "data.test_samples": 50, "model.hidden": "[200]",
+    })
+    plan = plan_node(small, 0)
+    assert plan.dataset.input_shape == (64,) and plan.dataset.num_train == 200 and plan.dataset.num_test == 50
+    assert build_flat_model(plan).layout.numel == 64 * 200 + 200 + 200 * 10 + 10
+    large = small.replace(data={"features": 1000, "classes": 7}, model={"hidden": (1000,)})
+    plan = plan_node(large, 1)
+    assert plan.dataset.input_shape == (1000,) and plan.dataset.num_classes == 7
+    assert build_flat_model(plan).layout.numel == 1000 * 1000 + 1000 + 1000 * 7 + 7
+
+
+def test_new_keys_round_trip_and_default_to_the_old_behaviour(tmp_path: Path) -> None:
+    """hidden = [] means the model's default; the synthetic sizes default to the dataset's; both survive TOML."""
+    assert RunConfig().model.options() == {} and RunConfig().data.dataset_options() == {}
+    cfg = load_config(env={}, overrides={"data.dataset": "synthetic", "data.features": 32, "model.hidden": "[8, 4]"})
+    assert cfg.model.options() == {"hidden": (8, 4)}
+    assert cfg.data.dataset_options() == {"features": 32, "classes": 10, "train": 4000, "test": 1000}
+    path = tmp_path / "c.toml"
+    path.write_text(config_to_toml(cfg))
+    assert load_config(path, env={}) == cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model.hidden": "[0]"}, "[model] hidden widths must be >= 1"),
+        ({"model.name": "cnn1d", "model.hidden": "[10]"}, "[model] hidden applies to mlp and mlpbn only, not 'cnn1d'"),
+        ({"model.hidden": "'wide'"}, "[model] hidden must be an integer, got 'wide'"),
+        ({"data.dataset": "synthetic", "data.features": 0}, "[data] features must be >= 1"),
+        ({"data.dataset": "synthetic", "data.classes": 1}, "[data] classes must be >= 2"),
+        ({"data.dataset": "synthetic", "data.train_samples": 0}, "[data] train_samples must be >= 1"),
+        ({"data.features": 1000}, "[data] features applies to dataset = 'synthetic' only, not 'mnist1d'"),
+    ],
+)
+def test_bad_model_and_synthetic_options_are_one_line_errors(overrides: dict[str, object], message: str) -> None:
+    """Out-of-range widths and sizes, and options given to a model or dataset that ignores them, are refused."""
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, overrides=overrides)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)

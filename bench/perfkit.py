@@ -1,0 +1,202 @@
+"""Shared by the performance benchmarks: launch a run while sampling its nodes' memory, then read the
+steady-state cost of a round from the nodes' own JSONL records.
+
+Why memory is sampled from outside: the figure to compare with other systems is what the operating
+system charges each node process (VmRSS in /proc), including the interpreter, torch and ZeroMQ, not
+what the node thinks it allocated. The node processes are found by their command line, which names
+the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gossip.config import load_config  # noqa: E402
+from gossip.launch import launch  # noqa: E402
+from gossip.results import records_by_node  # noqa: E402
+
+MiB = 1024 * 1024
+# The parts of a round, in order, as the node records them (seconds).
+PHASES = ("train_s", "encode_s", "send_s", "wait_s", "aggregate_s")
+
+
+def vm_rss(pid: int | str) -> int | None:
+    """Resident set size of a process in bytes (VmRSS), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def bare_torch_rss() -> int:
+    """VmRSS of a bare ``python -c "import torch"`` process: the floor every node pays."""
+    code = "import torch\nfor l in open('/proc/self/status'):\n    l.startswith('VmRSS:') and print(int(l.split()[1]) * 1024)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return int(out.stdout.strip())
+
+
+class RssSampler:
+    """Peak VmRSS of every process whose command line contains ``marker``, sampled in a thread."""
+
+    def __init__(self, marker: str, period_s: float = 0.2) -> None:
+        self.marker = marker.encode()
+        self.period_s = period_s
+        self.peak: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self.period_s):
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit() or int(entry) == me:
+                    continue
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        cmd = f.read()
+                except OSError:
+                    continue
+                if self.marker in cmd and b" node" in cmd.replace(b"\0", b" "):
+                    rss = vm_rss(entry)
+                    if rss is not None:
+                        self.peak[int(entry)] = max(rss, self.peak.get(int(entry), 0))
+
+
+@dataclass
+class RunFigures:
+    """What one launched run cost, in its steady state."""
+
+    name: str
+    nodes: int
+    params: int
+    round_ms: float  # wall time per round: median over nodes of (end of last - end of first steady round) / rounds
+    phases_ms: dict[str, float]  # mean per steady round, median over nodes
+    cpu_ms: float  # process CPU per steady round (all threads, bookkeeping included), median over nodes
+    train_cpu_ms: float  # of which the local steps
+    rss_mib: float  # median over nodes of the peak VmRSS
+    wall_s: float
+    accuracy: float | None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def overhead_cpu(self) -> float:
+        """Share of a round's CPU that is not local training: encode, send, receive, validate, mix, record."""
+        return 1 - self.train_cpu_ms / self.cpu_ms if self.cpu_ms else float("nan")
+
+    @property
+    def overhead_wall(self) -> float:
+        """Share of a round's wall time that is not the node's own training (includes waiting for the CPU)."""
+        return 1 - self.phases_ms["train_s"] / self.round_ms if self.round_ms else float("nan")
+
+
+def run_measured(name: str, overrides: Mapping[str, Any], *, warmup: float = 0.2, keep: bool = False) -> RunFigures:
+    """Launch ``overrides`` as a real run (N node processes), sample RSS, return steady-state figures.
+
+    The first ``warmup`` fraction of rounds (at least 5) and the last round (it evaluates) are skipped.
+    """
+    cfg = load_config(env={}, overrides=dict(overrides))
+    tmp = Path(tempfile.mkdtemp(prefix="gossip-perf-"))
+    run_dir = tmp / "run"
+    t0 = time.perf_counter()
+    with RssSampler(str(run_dir)) as sampler, open(os.devnull, "w") as sink:
+        result = launch(cfg, run_dir=run_dir, progress=False, out=sink)
+    wall = time.perf_counter() - t0
+    if result.exit_code != 0:
+        raise SystemExit(f"{name}: launch failed ({result.exit_code}); see {tmp}")
+    rounds = cfg.training.rounds
+    first = max(5, int(rounds * warmup))
+    last = rounds - 2  # the final round evaluates: not steady state
+    if last - first < 3:
+        raise SystemExit(f"{name}: {rounds} rounds leave no steady state to measure")
+    per_node_round: list[float] = []
+    per_node_phase: dict[str, list[float]] = {p: [] for p in PHASES}
+    cpu: list[float] = []
+    train_cpu: list[float] = []
+    accuracy: dict[int, list[float]] = {}
+    for _node, records in records_by_node(run_dir):
+        by_round = {r["round"]: r for r in records}
+        steady = [by_round[t] for t in range(first, last + 1)]
+        per_node_round.append((steady[-1]["time"] - steady[0]["time"]) / (len(steady) - 1))
+        for p in PHASES:
+            per_node_phase[p].append(statistics.mean(r[p] for r in steady[1:]))
+        cpu.append((steady[-1]["cpu_clock_s"] - steady[0]["cpu_clock_s"]) / (len(steady) - 1))
+        train_cpu.append(statistics.mean(r["train_cpu_s"] for r in steady[1:]))
+        for r in records:
+            if r["accuracy"] is not None:
+                accuracy.setdefault(r["round"] + 1, []).append(r["accuracy"])
+    params = _parameters(run_dir)
+    figures = RunFigures(
+        name=name, nodes=cfg.run.nodes, params=params,
+        round_ms=statistics.median(per_node_round) * 1e3,
+        phases_ms={p: statistics.median(v) * 1e3 for p, v in per_node_phase.items()},
+        cpu_ms=statistics.median(cpu) * 1e3, train_cpu_ms=statistics.median(train_cpu) * 1e3,
+        rss_mib=statistics.median(sampler.peak.values()) / MiB if sampler.peak else float("nan"),
+        wall_s=wall, accuracy=result.summary.get("accuracy_mean"),
+        curve=sorted((k, statistics.mean(v)) for k, v in accuracy.items()), summary=result.summary,
+    )
+    if len(sampler.peak) != cfg.run.nodes:
+        print(f"  note: {name}: RSS sampled for {len(sampler.peak)} of {cfg.run.nodes} node processes", file=sys.stderr)
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
+
+
+def _parameters(run_dir: Path) -> int:
+    import json
+
+    return int(json.loads((run_dir / "nodes" / "node-0.json").read_text())["parameters"])
+
+
+def median_figures(runs: Sequence[RunFigures]) -> RunFigures:
+    """Field-wise median of repeated runs of one workload."""
+    med = statistics.median
+    return RunFigures(
+        name=runs[0].name, nodes=runs[0].nodes, params=runs[0].params,
+        round_ms=med(r.round_ms for r in runs),
+        phases_ms={p: med(r.phases_ms[p] for r in runs) for p in PHASES},
+        cpu_ms=med(r.cpu_ms for r in runs), train_cpu_ms=med(r.train_cpu_ms for r in runs),
+        rss_mib=med(r.rss_mib for r in runs), wall_s=med(r.wall_s for r in runs),
+        accuracy=med(r.accuracy for r in runs if r.accuracy is not None) if any(r.accuracy is not None for r in runs) else None,
+        curve=runs[0].curve,
+    )
+
+
+def ring_workload(nodes: int, rounds: int, features: int, hidden: Sequence[int], **extra: Any) -> dict[str, Any]:
+    """The benchmark workload: an N-node ring, 1/3 weights, one SGD step of batch 32 per round, synthetic data.
+
+    Evaluation only at the end and no metrics endpoint: neither is part of a round's cost in the
+    systems we compare with.
+    """
+    return {
+        "run.nodes": nodes, "topology.spec": "ring", "topology.weights": "uniform",
+        "training.rounds": rounds, "training.local_steps": 1, "training.lr": 0.05, "training.momentum": 0.0,
+        "training.eval_every": rounds, "data.batch_size": 32,
+        "data.dataset": "synthetic", "data.features": features, "model.name": "mlp", "model.hidden": list(hidden),
+        "metrics.enabled": False, **extra,
+    }

@@ -1,0 +1,178 @@
+"""Moving a model between two processes: gossip's transport against raw pyzmq PUSH/PULL of the same bytes.
+
+    .venv/bin/python bench/transport.py [--repeat 7]
+
+Two processes, one sender and one receiver, each with one thread for torch. One message in flight at
+a time, the way gossip uses the network (a node sends its model once a round and waits for its
+neighbours'): send a model, the receiver takes it and answers with a small ack on a separate raw
+socket (the same ack for every variant), next model. Variants, interleaved trial by trial, medians:
+
+- ``raw``: pyzmq PUSH → PULL, ``send_multipart([header, payload], copy=False)`` / ``recv_multipart(copy=False)``,
+  nothing else: the ceiling;
+- ``gossip``: the real path of a node — snapshot of the live vector into a pooled send buffer,
+  ``wire.encode``, ``ZmqTransport.send`` (DEALER) → ``ZmqTransport.recv`` (asyncio ROUTER) and
+  ``wire.decode`` with every check (sender, run, fingerprint, round window, size, finiteness);
+- ``gossip, no snapshot``: the same without the snapshot copy, to show what the copy costs;
+- ``gossip, blocking receive``: the gossip path, but the receiver reads the same ZeroMQ socket with a
+  blocking ``recv`` instead of through the asyncio event loop — to show what the node's asyncio
+  receive costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VARIANTS = ("raw", "gossip", "gossip, no snapshot", "gossip, blocking receive")
+SIZES = {10_000: 400, 1_000_000: 40, 10_000_000: 6}  # params -> messages per trial
+RUN, FP = b"benchrun", b"F" * 16
+
+
+def _threads() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def receiver(ports: Any, plan: list[tuple[str, int, int]]) -> None:
+    """Receive every trial's messages; ack each one on a raw PUSH socket."""
+    _threads()
+    import zmq
+
+    from gossip.ids import NodeId
+    from gossip.transport import ZmqTransport
+    from gossip.wire import Expectation, decode
+
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    raw_port = pull.bind_to_random_port("tcp://127.0.0.1")
+    ack = ctx.socket(zmq.PUSH)
+    ack_port = ack.bind_to_random_port("tcp://127.0.0.1")
+    loop = asyncio.new_event_loop()
+    max_n = max(n for _v, n, _k in plan)
+    transport = ZmqTransport(NodeId(1), "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192)
+    loop.run_until_complete(transport.start())
+    ports.put((raw_port, ack_port, transport.bound_address))
+
+    async def gossip_trial(n: int, k: int) -> None:
+        expect = Expectation(RUN, FP, n, 2, frozenset({0}), 0, 1 << 40)
+        for _ in range(k):
+            got = await transport.recv()
+            message = decode(got.frames, expect, got.sender)
+            assert message.payload is not None and message.payload.numel() == n
+            ack.send(b"k")
+
+    blocking = zmq.Socket.shadow(transport._router.underlying)  # type: ignore[union-attr]  # the same ROUTER, synchronous
+    for variant, n, k in plan:
+        if variant == "raw":
+            for _ in range(k):
+                frames = pull.recv_multipart(copy=False)
+                assert len(frames[1]) == n * 4
+                ack.send(b"k")
+        elif variant == "gossip, blocking receive":
+            expect = Expectation(RUN, FP, n, 2, frozenset({0}), 0, 1 << 40)
+            for _ in range(k):
+                identity, *frames = blocking.recv_multipart(copy=False)
+                message = decode(frames, expect, int(identity.bytes))
+                assert message.payload is not None
+                ack.send(b"k")
+        else:
+            loop.run_until_complete(gossip_trial(n, k))
+    loop.run_until_complete(transport.close())
+    pull.close(linger=0)
+    ack.close(linger=1000)
+    ctx.term()
+
+
+def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]]) -> None:
+    """Send every trial's messages, one at a time; report each trial's seconds."""
+    _threads()
+    import torch
+    import zmq
+
+    from gossip.ids import NodeId
+    from gossip.snapshots import SnapshotPool
+    from gossip.transport import ZmqTransport
+    from gossip.wire import Kind, encode
+
+    raw_port, ack_port, gossip_address = ports.get()
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{raw_port}")
+    ack = ctx.socket(zmq.PULL)
+    ack.connect(f"tcp://127.0.0.1:{ack_port}")
+    loop = asyncio.new_event_loop()
+    transport = ZmqTransport(NodeId(0), "tcp://127.0.0.1:*", {NodeId(1): gossip_address})
+    loop.run_until_complete(transport.start())
+    time.sleep(0.5)  # connections up (IMMEDIATE=1 drops messages to a peer not connected yet)
+    models = {n: torch.randn(n) for n in {n for _v, n, _k in plan}}
+    pool = SnapshotPool()
+    raw_header = b"x" * 90  # about the size of gossip's msgpack header
+
+    for variant, n, k in plan:
+        vector = models[n]
+        t0 = time.perf_counter()
+        for i in range(k):
+            if variant == "raw":
+                push.send_multipart([raw_header, memoryview(vector.numpy()).cast("B")], copy=False)
+            else:
+                snapshot = pool.snapshot(vector) if variant != "gossip, no snapshot" else vector
+                frames = encode(Kind.MODEL, src=0, round=i, run_id=RUN, fingerprint=FP, payload=snapshot, info={"loss": 1.0})
+                if variant != "gossip, no snapshot":
+                    frames = pool.track(snapshot, frames)
+                while not transport.send(NodeId(1), frames):
+                    time.sleep(0.0005)  # not connected yet or queue full: never in steady state
+                del frames
+            ack.recv()
+        results.put((variant, n, time.perf_counter() - t0))
+    print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages", file=sys.stderr)
+    loop.run_until_complete(transport.close())
+    push.close(linger=1000)
+    ack.close(linger=0)
+    ctx.term()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=7)
+    args = p.parse_args()
+    plan = [(v, n, k) for n, k in SIZES.items() for _ in range(args.repeat + 1) for v in VARIANTS]  # +1: warm-up trial
+    spawn = mp.get_context("spawn")
+    ports, results = spawn.Queue(), spawn.Queue()
+    rx = spawn.Process(target=receiver, args=(ports, plan))
+    tx = spawn.Process(target=sender, args=(ports, results, plan))
+    rx.start()
+    tx.start()
+    times: dict[tuple[str, int], list[float]] = {}
+    seen: dict[tuple[str, int], int] = {}
+    for _ in plan:
+        variant, n, seconds = results.get(timeout=600)
+        seen[(variant, n)] = seen.get((variant, n), 0) + 1
+        if seen[(variant, n)] > 1:  # the first trial of each is warm-up
+            times.setdefault((variant, n), []).append(seconds)
+    tx.join()
+    rx.join()
+
+    print(f"\nOne model in flight at a time, two processes on loopback TCP; median of {args.repeat} interleaved trials\n")
+    print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | without snapshot / raw | blocking receive / raw | per message: raw ms | gossip ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, k in SIZES.items():
+        mb = n * 4 / 1e6
+        per = {v: statistics.median(times[(v, n)]) / k for v in VARIANTS}
+        gbps = {v: n * 4 / per[v] / 1e9 for v in VARIANTS}
+        print(f"| {n:,} | {mb:.2f} | {gbps['raw']:.2f} | {gbps['gossip']:.2f} | {per['raw'] / per['gossip']:.2f} "
+              f"| {per['raw'] / per['gossip, no snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
