@@ -72,11 +72,11 @@ def test_variance_corrected_run_hits_the_target_every_round(tmp_path: Path) -> N
 
 
 def test_async_gossip_then_merge(tmp_path: Path) -> None:
-    """4 processes in async mode (push every 10 ms, merge on receipt, variance-corrected, lr 0), then
+    """4 processes in async mode (150 pushes, one every 20 ms: seconds of overlap even on a loaded machine; merge on receipt, variance-corrected, lr 0), then
     the global merge: the models came closer without rounds, and all end bit-identical."""
     run_dir = tmp_path / "run"
-    launch(run_dir, "-n", "4", "-t", "ring", "-r", "60", "--model", "vector", "--lr", "0", "--local-steps", "0",
-           "--set", "model.init=independent", "--set", "training.mode=async", "--set", "training.period_s=0.01",
+    launch(run_dir, "-n", "4", "-t", "ring", "-r", "150", "--model", "vector", "--lr", "0", "--local-steps", "0",
+           "--set", "model.init=independent", "--set", "training.mode=async", "--set", "training.period_s=0.02",
            "--set", "merge.enabled=true", "--set", "aggregation.rule=variance", "--set", "variance.self_weight=mixing",
            "--set", "variance.layers=all")
     summary = json.loads((run_dir / "summary.json").read_text())
