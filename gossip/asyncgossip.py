@@ -67,6 +67,7 @@ class AsyncGossip:
                 if pending is not None:
                     node.write_record(writer, pending)
                 pending = self.tick(t)
+                await node.straggle()  # a slow node ([faults]) pushes less often; it still merges meanwhile
                 # always yield, so the receive loop merges what arrived even when period_s is 0
                 await asyncio.sleep(max(0.0, cfg.period_s - (time.monotonic() - tick_start)))
         finally:

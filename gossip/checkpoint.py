@@ -10,8 +10,12 @@ What is saved, and why this shape:
 - The file is written to a temporary name, fsynced and renamed (:func:`gossip.results.atomic_write_bytes`):
   a node killed mid-write leaves the previous checkpoint whole.
 
-The node writes one when it stops (SIGTERM) and when it finishes. Resuming from it after a crash is
-future work (it will need the optimiser state too); this module keeps the format small until then.
+The node writes one every ``[training] checkpoint_every`` rounds, when it stops (SIGTERM) and when it
+finishes training (before the global merge: the checkpoint is the training state, the merged model is
+``node-<i>.npy``). ``gossip node --resume`` (and ``gossip launch --resume``) start from it. What it does
+not hold, on purpose: the optimiser's momentum and the batch order. A resumed node restarts its momentum
+at zero and draws a fresh permutation; the vector is what its neighbours' mixing depends on, and the
+momentum is rebuilt within a few steps. Resumed runs are therefore not bit-identical to uninterrupted ones.
 """
 
 from __future__ import annotations

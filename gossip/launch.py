@@ -46,7 +46,7 @@ from gossip.promserver import beside_run
 from gossip.results import NodeFiles, atomic_write_text, iter_new_records, write_json
 from gossip.topology import Topology, parse_spec, save
 
-__all__ = ["LaunchResult", "launch", "prepare_run", "run_prepared"]
+__all__ = ["LaunchResult", "launch", "prepare_run", "resume", "run_prepared"]
 
 GRACE_S = 15.0
 
@@ -219,8 +219,54 @@ def launch(
         return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going)
 
 
+def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep_going: bool = False) -> LaunchResult:
+    """Continue a run whose launcher died (``gossip launch --resume RUN_DIR``): every node restarts from its checkpoint.
+
+    The launcher's own death took the nodes with it (SIGTERM from ``PR_SET_PDEATHSIG``; each wrote a
+    checkpoint of its last round), or a SIGKILL of everything left checkpoints up to
+    ``checkpoint_every`` rounds old. Either way the run directory holds all that is needed: the resolved
+    config (same ports), the topology, the data, and per node a checkpoint and the records up to it.
+    Each node cuts its JSONL back to its checkpoint (records after it are redone, a torn line is dropped)
+    and appends from there.
+    """
+    out = out or sys.stderr
+    path = Path(run_dir)
+    missing = [name for name in ("config.toml", "topology.graphml", "data.npz", "nodes") if not (path / name).exists()]
+    if missing:
+        raise ConfigError(f"{path} is not a run directory gossip launch prepared (no {', '.join(missing)}); nothing to resume")
+    path = path.resolve()
+    from gossip.checkpoint import load as load_checkpoint
+    from gossip.config import load_config
+
+    resolved = load_config(path / "config.toml")
+    topology = parse_spec(str(path / "topology.graphml"), n=resolved.run.nodes or None, seed=resolved.run.seed)
+    _wait_ports_free(resolved, topology.n)
+    rounds = []
+    for i in range(topology.n):
+        ckpt = NodeFiles(path, i).checkpoint
+        rounds.append(load_checkpoint(ckpt).round if ckpt.exists() else 0)
+    print(f"gossip: resuming {path}: checkpoints at rounds {rounds}", file=out, flush=True)
+    return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, node_args=("--resume",))
+
+
+def _wait_ports_free(cfg: RunConfig, n: int, timeout_s: float = GRACE_S + 5) -> None:
+    """Wait until the run's node and metrics ports are free: the previous nodes may still be writing their last files."""
+    wanted = [(_host_of(a), int(a.rsplit(":", 1)[1])) for a in cfg.transport.addresses]
+    if cfg.metrics.enabled:
+        wanted += [(cfg.metrics.host, cfg.metrics.port_of(i)) for i in range(n)]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = [f"{h}:{p}" for h, p in wanted if p and not _port_free(h, p)]
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise TransportError(f"port(s) {', '.join(busy)} of this run are still in use after {timeout_s:g} s: are its nodes still running?")
+        time.sleep(0.2)
+
+
 def run_prepared(
     resolved: RunConfig, path: Path, topology: Topology, *, progress: bool | None = None, out: Any = None, keep_going: bool = False,
+    node_args: Sequence[str] = (),
 ) -> LaunchResult:
     """Start the nodes of a prepared run directory and follow them to the end."""
     out = out or sys.stderr
@@ -231,7 +277,7 @@ def run_prepared(
         print(f"gossip: metrics on http://{resolved.metrics.host}:{resolved.metrics.ports[0]}/metrics … :{resolved.metrics.ports[-1]}", file=out)
 
     started = time.time()
-    children = [_Child(i, start_node(path, i)) for i in range(topology.n)]
+    children = [_Child(i, start_node(path, i, node_args)) for i in range(topology.n)]
     shown = [c for c in children if not resolved.byzantine.is_byzantine(c.node)] or children  # progress = honest nodes
     interrupted = False
     failure: str | None = None
