@@ -444,6 +444,9 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
                 "bytes_sent": sum(r["bytes_sent"] for r in records),
                 "bytes_received": sum(r["bytes_received"] for r in records),
                 "rejected": final.get("rejected", {}),
+                "missed": sum(len(r.get("missing", ())) for r in records),  # neighbour models that missed their round
+                "link_dropped": final.get("link_dropped", 0),  # messages this node's link emulation lost
+                "peers_were_down": final.get("peers_were_down", []),
                 "model_hash": final.get("model_hash"),
             }
         )
@@ -473,6 +476,8 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
         "consensus_distance_honest": honest_spread(path, [i for i in range(topology.n) if i not in byzantine]),
         "byzantine": {"nodes": sorted(byzantine), "attack": cfg.byzantine.attack} if byzantine else None,
         "dead_nodes": [n["node"] for n in nodes if n["status"] == "dead"],
+        "missed_messages": sum(n["missed"] for n in nodes),
+        "link_dropped": sum(n["link_dropped"] for n in nodes),
         "mode": cfg.training.mode,
         "schedule": cfg.schedule.mode,
         **merge,
