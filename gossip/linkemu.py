@@ -13,13 +13,14 @@ Model of a link, per message of ``size`` bytes sent at time ``now``:
   is reproducible); the sender cannot tell, like a packet lost on the wire, and :attr:`LinkEmulator.dropped`
   counts it;
 - **bandwidth**: the link is a FIFO serialiser: the message leaves at ``max(now, link free) + size * 8 / rate``;
-- **delay and jitter**: it then arrives ``delay ± U(jitter)`` later (never negative). With jitter, messages
-  can overtake each other, as on a real network.
+- **delay and jitter**: it then arrives ``delay ± U(jitter)`` later (never negative), but never before the
+  previous message on the same link: a link is one TCP connection, which does not reorder (a model
+  overtaken by the sender's bye would be lost for nothing).
 
 The delayed hand-over to the real transport is an event-loop timer (``call_at``), so the node never
 blocks. The caller's frames must stay unchanged until then — the node already sends snapshots for
 ZeroMQ's zero-copy sends. A message the real transport refuses when its time comes (peer down) is
-counted in :attr:`LinkEmulator.refused`.
+counted in :attr:`LinkEmulator.refused`. Closing waits for what is still in flight (up to ``FLUSH_S``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gossip.transport import Received, Transport
 __all__ = ["LinkEmulator", "LinkSpec", "emulate_links", "link_specs"]
 
 _KEYS = ("delay_ms", "jitter_ms", "loss", "bandwidth_mbit")
+FLUSH_S = 5.0  # longest a closing node waits for its delayed messages to leave
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class LinkEmulator:
         self.specs = dict(specs)
         self._rng = {j: random.Random(_link_seed(seed, me, int(j))) for j in self.specs}
         self._free_at: dict[NodeId, float] = {}  # when each link's serialiser is idle again (loop time)
+        self._last_arrival: dict[NodeId, float] = {}  # FIFO per link, like the TCP connection under it
         self._pending: set[asyncio.TimerHandle] = set()
         self.dropped = 0  # messages lost by emulated loss
         self.refused = 0  # delayed messages the real transport refused when their time came
@@ -120,7 +123,9 @@ class LinkEmulator:
         delay_s = spec.delay_ms / 1000
         if spec.jitter_ms:
             delay_s += rng.uniform(-spec.jitter_ms, spec.jitter_ms) / 1000
-        arrive = depart + max(0.0, delay_s)
+        # strictly after the previous one: the loop's timer heap does not keep equal deadlines in order
+        arrive = max(depart + max(0.0, delay_s), self._last_arrival.get(peer, -1.0) + 1e-6)
+        self._last_arrival[peer] = arrive
         if arrive <= now:
             return self.inner.send(peer, frames)
         handle: asyncio.TimerHandle | None = None
@@ -136,7 +141,16 @@ class LinkEmulator:
         return True
 
     async def close(self) -> None:
-        for handle in self._pending:  # in flight on an emulated link: lost with the node, as on a real one
+        """Let what is in flight on an emulated link arrive (at most ``FLUSH_S``), then close the real transport.
+
+        On a real network a message already on the wire still arrives after its sender closed; dropping
+        the delayed ones here would make every node's last model (and its bye) vanish.
+        """
+        if self._pending:
+            loop = asyncio.get_running_loop()
+            last = max(h.when() for h in self._pending)
+            await asyncio.sleep(min(FLUSH_S, max(0.0, last - loop.time())) + 0.001)
+        for handle in self._pending:
             handle.cancel()
         self._pending.clear()
         await self.inner.close()

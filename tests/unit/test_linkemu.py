@@ -113,3 +113,18 @@ def test_bad_edge_attributes_are_refused_with_the_edge_named() -> None:
     ring.graph.edges[0, 1]["loss"] = 1.5
     with pytest.raises(TopologyError, match=r"edge \(0, 1\): loss"):
         link_specs(0, ring, LinksConfig())
+
+
+def test_jitter_never_reorders_a_link() -> None:
+    """A link is one TCP connection: with jitter as large as the delay, messages still arrive in the order sent."""
+    inner = _Recorder()
+    emu = LinkEmulator(inner, 0, {NodeId(1): LinkSpec(delay_ms=20, jitter_ms=20)}, seed=3)
+
+    async def main() -> None:
+        for k in range(50):
+            emu.send(NodeId(1), [b"x" * (k + 1)])
+            await asyncio.sleep(0.001)
+        await emu.close()
+
+    asyncio.run(main())
+    assert [n for _t, _p, n in inner.sent] == list(range(1, 51))  # close() waited for all of them
