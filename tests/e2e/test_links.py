@@ -30,8 +30,8 @@ def test_emulated_delay_and_loss_show_in_round_times_and_missed_models(tmp_path:
     """Same run twice, plain and with [links] delay_ms = 100, loss = 0.25 on every edge. With emulation the median
     round in which nothing was lost takes at least the 100 ms a model needs to arrive (and the median round is
 longer than without emulation); about a quarter of the
-    models never arrive, and each is a `missing` entry in the receiver's JSONL, no more than the senders'
-    link_dropped count; the summary totals them. Without emulation nothing is missed."""
+    messages are dropped by the senders' emulation (link_dropped), each lost model is a `missing` entry in the
+    receiver's JSONL, and the summary totals them. Without emulation nothing is missed."""
     plain = _launch(tmp_path / "plain")
     shaped = _launch(tmp_path / "shaped", "links.delay_ms=100", "links.loss=0.25")
 
@@ -45,8 +45,9 @@ longer than without emulation); about a quarter of the
 
     expected = N * 2 * ROUNDS  # every node waits for its two ring neighbours every round
     missed = sum(len(r["missing"]) for r in rounds("shaped"))
-    assert 0.1 <= missed / expected <= 0.4, missed
-    assert shaped["missed_messages"] == missed and plain["missed_messages"] == 0
-    assert missed <= shaped["link_dropped"] and plain["link_dropped"] == 0  # hellos and byes are lost too
+    assert 0.1 <= shaped["link_dropped"] / expected <= 0.4, shaped["link_dropped"]  # hellos and byes are lost too, a few
+    # every lost model is missed (a round that waited out the timeout can make a neighbour's model late too)
+    assert 0.1 <= missed / expected <= 0.5 and missed >= 0.7 * shaped["link_dropped"], (missed, shaped["link_dropped"])
+    assert shaped["missed_messages"] == missed and plain["missed_messages"] == 0 and plain["link_dropped"] == 0
     print(f"plain median round {plain_s:.3f} s, delay 100 ms + loss 0.25: {shaped_s:.3f} s ({complete_s:.3f} s in rounds with nothing lost), "
           f"missed {missed}/{expected} models, link_dropped {shaped['link_dropped']}")
