@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.add_argument("--keep-going", action="store_true", help="when a node dies, let the others finish (the final merge excludes it)")
     p.add_argument(
+        "--restart", type=int, nargs="?", const=3, default=0, metavar="N",
+        help="restart a node that dies from its checkpoint (gossip node --resume), up to N times per node (default 3)",
+    )
+    p.add_argument(
         "--resume", metavar="RUN_DIR",
         help="continue a run whose launcher was killed: restart every node of RUN_DIR from its checkpoint (its config, "
         "ports and topology; other run flags are refused)",
@@ -233,11 +237,13 @@ _LAUNCH_FLAGS = {
 def _cmd_launch(args: argparse.Namespace) -> int:
     from gossip.launch import launch, resume
 
+    if args.restart < 0:
+        raise GossipErrorUsage(f"--restart {args.restart}: the number of restarts per node must be >= 0")
     if args.resume:
         given = [f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None]
         if given or args.overrides:
             raise GossipErrorUsage(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
-        result = resume(Path(args.resume), progress=False if args.no_progress else None, keep_going=args.keep_going)
+        result = resume(Path(args.resume), progress=False if args.no_progress else None, keep_going=args.keep_going, restarts=args.restart)
         if not args.no_report:
             _report_after_launch(result.run_dir, result.exit_code)
         return result.exit_code
@@ -248,7 +254,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         raise GossipErrorUsage(f"--prometheus-port {args.prometheus_port} is not a TCP port")
     result = launch(
         cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
-        prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going,
+        prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going, restarts=args.restart,
     )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)

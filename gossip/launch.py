@@ -15,7 +15,9 @@ Process hygiene (no orphans, no leaked ports):
 
 A node that dies stops the whole run (exit 1), unless ``keep_going`` (``--keep-going``): then the
 launcher reports it and lets the others finish — gossip needs no node in particular, and the final
-merge excludes the dead ones. The exit code is then 0 when every surviving node finished.
+merge excludes the dead ones. The exit code is then 0 when every surviving node finished. With
+``restarts`` (``--restart``) a node that dies is first started again from its checkpoint (``gossip node
+--resume``), like a container restart policy; ``summary.json`` lists the restarts.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from gossip.topology import Topology, parse_spec, save
 __all__ = ["LaunchResult", "launch", "prepare_run", "resume", "run_prepared"]
 
 GRACE_S = 15.0
+EXIT_USAGE = 2  # a node's "you configured me wrong": restarting it would fail the same way
 
 
 @dataclass
@@ -205,6 +208,7 @@ def launch(
     prometheus: bool = False,
     prometheus_port: int = 0,
     keep_going: bool = False,
+    restarts: int = 0,
 ) -> LaunchResult:
     """Run a whole experiment: prepare, start N nodes, follow them, stop them, summarise.
 
@@ -214,12 +218,12 @@ def launch(
     """
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port)
     if not prometheus:
-        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going)
+        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts)
     with beside_run(path, metrics_enabled=resolved.metrics.enabled, port=prometheus_port, out=out or sys.stderr):
-        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going)
+        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts)
 
 
-def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep_going: bool = False) -> LaunchResult:
+def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep_going: bool = False, restarts: int = 0) -> LaunchResult:
     """Continue a run whose launcher died (``gossip launch --resume RUN_DIR``): every node restarts from its checkpoint.
 
     The launcher's own death took the nodes with it (SIGTERM from ``PR_SET_PDEATHSIG``; each wrote a
@@ -246,7 +250,7 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
         ckpt = NodeFiles(path, i).checkpoint
         rounds.append(load_checkpoint(ckpt).round if ckpt.exists() else 0)
     print(f"gossip: resuming {path}: checkpoints at rounds {rounds}", file=out, flush=True)
-    return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, node_args=("--resume",))
+    return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, node_args=("--resume",), restarts=restarts)
 
 
 def _wait_ports_free(cfg: RunConfig, n: int, timeout_s: float = GRACE_S + 5) -> None:
@@ -266,9 +270,13 @@ def _wait_ports_free(cfg: RunConfig, n: int, timeout_s: float = GRACE_S + 5) -> 
 
 def run_prepared(
     resolved: RunConfig, path: Path, topology: Topology, *, progress: bool | None = None, out: Any = None, keep_going: bool = False,
-    node_args: Sequence[str] = (),
+    node_args: Sequence[str] = (), restarts: int = 0,
 ) -> LaunchResult:
-    """Start the nodes of a prepared run directory and follow them to the end."""
+    """Start the nodes of a prepared run directory and follow them to the end.
+
+    ``restarts``: a node that dies (crash, SIGKILL, OOM — not a usage error, exit 2) is started again with
+    ``--resume`` up to this many times; it continues from its checkpoint and rejoins at the current round.
+    """
     out = out or sys.stderr
     rounds = resolved.training.rounds
     print(f"gossip: run directory {path}", file=out)
@@ -289,11 +297,20 @@ def run_prepared(
 
     signal.signal(signal.SIGTERM, _on_signal)
     dead: set[int] = set()
+    restarted = {c.node: 0 for c in children}
     try:
         while True:
             _poll_records(path, children)
             bar.update(shown)
             codes = [c.proc.poll() for c in children]
+            for k, (c, code) in enumerate(zip(children, codes, strict=True)):
+                if code not in (None, 0) and code != EXIT_USAGE and restarted[c.node] < restarts:
+                    restarted[c.node] += 1
+                    print(f"gossip: node {c.node} died ({_exit_text(code)}); restarting it from its checkpoint "
+                          f"({restarted[c.node]} of {restarts})", file=out, flush=True)
+                    c.proc = start_node(path, c.node, ("--resume",))
+                    c.offset = 0  # the node cuts its records back to its checkpoint
+                    codes[k] = None
             bad = [(c, code) for c, code in zip(children, codes, strict=True) if code not in (None, 0)]
             if bad and not keep_going:
                 child, code = bad[0]
@@ -320,6 +337,7 @@ def run_prepared(
         bar.close()
 
     summary = summarise(path, topology, resolved, time.time() - started)
+    summary["restarts"] = {str(i): k for i, k in restarted.items() if k}
     write_json(path / "summary.json", summary)
     print(format_table(summary), file=out)
     if failure:

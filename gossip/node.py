@@ -104,6 +104,8 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *
 
     With ``resume``, also the node's checkpoint in ``run_dir`` when there is one (none: a fresh start).
     """
+    if resume and not run_dir:
+        raise ConfigError("--resume needs --run-dir: the checkpoint is nodes/node-<i>.ckpt.npz there")
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     if not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
@@ -118,8 +120,6 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *
     )
     saved = None
     if resume:
-        if not run_dir:
-            raise ConfigError("--resume needs --run-dir: the checkpoint is nodes/node-<i>.ckpt.npz there")
         path = NodeFiles(run_dir, node_id).checkpoint
         saved = checkpoint.load(path) if path.exists() else None
     return NodePlan(NodeId(node_id), cfg, topology, dataset, parts[node_id], Path(run_dir) if run_dir else None, saved)
