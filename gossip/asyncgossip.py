@@ -60,7 +60,7 @@ class AsyncGossip:
         self._absorbing = True
         pending: dict[str, Any] | None = None
         try:
-            for t in range(cfg.rounds):
+            for t in range(node.round, cfg.rounds):  # node.round > 0 after a resume
                 if node.stopping or (cfg.duration_s and time.monotonic() - start >= cfg.duration_s):
                     break
                 tick_start = time.monotonic()

@@ -323,7 +323,8 @@ class Node:
     # checkpoints, crash and rejoin
 
     def _save_checkpoint(self, files: NodeFiles) -> None:
-        checkpoint.save(files.checkpoint, checkpoint.Checkpoint(self.flat.vector.numpy(), self.round, self.flat.layout.fingerprint))
+        state = checkpoint.Checkpoint(self.flat.vector.numpy(), self.round, self.flat.layout.fingerprint, self.trainer.state())
+        checkpoint.save(files.checkpoint, state)
 
     def _restore(self) -> int:
         """Load the plan's checkpoint, if any, into the model; returns the round to start from."""
@@ -331,6 +332,10 @@ class Node:
         if saved is None:
             return 0
         self.flat.vector.copy_(torch.from_numpy(np.ascontiguousarray(saved.vector, dtype=np.float32)))
+        try:
+            self.trainer.load_state(saved.extras)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ConfigError(f"node {self.id}: its checkpoint's training state does not fit: {exc}") from None
         start = min(saved.round, self.cfg.training.rounds)
         self.round = start
         if self.cfg.training.mode == "sync":
