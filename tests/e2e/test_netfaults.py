@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gossip.config import config_to_toml, load_config
+from gossip.config import load_config
 from gossip.deploy import prepare
 from gossip.deploy.compose import compose_address_template
-from gossip.launch import _port_free, summarise
+from gossip.launch import summarise
 from gossip.results import read_jsonl
 from gossip.topology import parse_spec
-from tests.conftest import REPO, Processes, free_port
+from tests.conftest import REPO, Processes
 from tests.netns import Fabric, remove_stale
 
 N = 4
@@ -49,8 +49,12 @@ def _wait_round(run_dir: Path, i: int, round_: int, procs: list[subprocess.Popen
         time.sleep(0.05)
 
 
-def _start_in_fabric(net: Fabric, tmp_path: Path, processes: Processes, rounds: int, *sets: str) -> tuple[Path, list[subprocess.Popen[bytes]]]:
-    """The compose-rendered config, one `gossip node` per namespace (peers by name, node-<i>:7000)."""
+def _start_in_fabric(
+    net: Fabric, tmp_path: Path, processes: Processes, rounds: int, *sets: str, node_sets: tuple[str, ...] = ()
+) -> tuple[Path, list[subprocess.Popen[bytes]]]:
+    """The compose-rendered config, one `gossip node` per namespace (peers by name, node-<i>:7000); ``node_sets``
+    are per-process overrides that stay out of the run id (transport keys)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     overrides = {"run.nodes": N, "topology.spec": "ring", "training.rounds": rounds, "data.dataset": "digits", "model.name": "logreg",
                  "transport.startup_timeout_s": 60, "transport.round_timeout_s": 1.0, "training.checkpoint_every": 0}
     overrides.update(dict(s.split("=", 1) for s in sets))
@@ -61,7 +65,7 @@ def _start_in_fabric(net: Fabric, tmp_path: Path, processes: Processes, rounds: 
     procs = []
     for i in range(N):
         args = [sys.executable, "-m", "gossip", "node", "--config", str(tmp_path / "config.toml"), "--id", str(i), "--run-dir", str(run_dir),
-                "--set", f"topology.spec={tmp_path / 'topology.graphml'}"]
+                "--set", f"topology.spec={tmp_path / 'topology.graphml'}", *(x for kv in node_sets for x in ("--set", kv))]
         with open(tmp_path / f"node-{i}.log", "wb") as log:
             procs.append(processes.start(net.command(i, args), stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
     return run_dir, procs
@@ -146,55 +150,43 @@ def test_partition_for_several_rounds_then_heal_returns_to_the_pre_partition_con
           f"consensus distance before {[round(x, 4) for x in before]}, at the end {[round(x, 4) for x in after]}")
 
 
-def _consecutive_free_ports(count: int) -> int:
-    while True:
-        base = free_port()
-        if all(_port_free("127.0.0.1", base + k) for k in range(count)):
-            return base
-
-
-def _run_ring(tmp_path: Path, processes: Processes, name: str, addresses: list[str], listen_base: int, *sets: str) -> list[dict]:
-    cfg = load_config(env={}, overrides={
-        "run.nodes": N, "topology.spec": "ring", "training.rounds": 12, "data.dataset": "digits", "model.name": "logreg",
-        "transport.round_timeout_s": 2.0, "transport.addresses": addresses, "transport.listen": "tcp://127.0.0.1:{port}",
-        "transport.base_port": listen_base, "metrics.enabled": False, **dict(s.split("=", 1) for s in sets),
-    })
-    (tmp_path / f"{name}.toml").write_text(config_to_toml(cfg))
-    run_dir = tmp_path / name
-    procs = []
-    for i in range(N):
-        with open(tmp_path / f"{name}-{i}.log", "wb") as log:
-            procs.append(processes.gossip("node", "--config", str(tmp_path / f"{name}.toml"), "--id", str(i), "--run-dir", str(run_dir), stdout=log, stderr=log))
-    for i, p in enumerate(procs):
-        assert p.wait(timeout=180) == 0, (tmp_path / f"{name}-{i}.log").read_text()[-2000:]
-    return [r for i in range(N) for r in _records(run_dir, i)]
-
-
 @pytest.mark.slow
 @pytest.mark.e2e
+@pytest.mark.netns
 def test_relay_delay_and_emulated_delay_lengthen_rounds_alike(tmp_path: Path, processes: Processes) -> None:
-    """The same 4-node ring twice: once behind delaying TCP relays (100 ± 10 ms on what each node receives, a
-    stand-in for netem), once with [links] delay_ms = 100, jitter_ms = 10 emulated by the senders. Both rounds
-    take at least the 100 ms on average, their mean round times agree within a factor of 1.5, and no model misses
-its round in either."""
-    base = _consecutive_free_ports(N)
-    relays = [free_port() for _ in range(N)]
-    pairs = [f"127.0.0.1:{relays[i]}=127.0.0.1:{base + i}" for i in range(N)]
-    relay = processes.start([sys.executable, "-m", "tests.relay", "--delay-ms", "100", "--jitter-ms", "10", *pairs],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-    assert relay.stdout is not None and relay.stdout.readline().strip() == b"relay ready"
-    kernel = _run_ring(tmp_path, processes, "relay", [f"tcp://127.0.0.1:{p}" for p in relays], base)
-    relay.kill()
-    relay.wait()
-    relay.stdout.close()
-    base2 = _consecutive_free_ports(N)
-    emulated = _run_ring(tmp_path, processes, "emulated", [f"tcp://127.0.0.1:{base2 + i}" for i in range(N)], base2,
-                         "links.delay_ms=100", "links.jitter_ms=10")
+    """The same 4-node ring in namespaces, twice: once behind a delaying TCP relay in each namespace (100 ± 10 ms
+    on what each node receives, the stand-in for netem: node-<i>:7001 relays to its node on 127.0.0.1:7000), once
+    with [links] delay_ms = 100, jitter_ms = 10 emulated by the senders. Both rounds take at least the 100 ms on
+    average, their mean round times agree within a factor of 1.5, and no model misses its round in either."""
+    _require_netns()
+    remove_stale()
+    rounds = 12
+    with Fabric(N) as net:
+        relays = [processes.start(net.command(i, [sys.executable, "-m", "tests.relay", "--delay-ms", "100", "--jitter-ms", "10", "--seed", str(i),
+                                                  "0.0.0.0:7001=127.0.0.1:7000"]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+                  for i in range(N)]
+        for r in relays:
+            assert r.stdout is not None and r.stdout.readline().strip() == b"relay ready"
+        relayed_dir, procs = _start_in_fabric(net, tmp_path / "relay", processes, rounds, "transport.round_timeout_s=2",
+                                              node_sets=("transport.address_template=tcp://node-{id}:7001",))
+        for i, p in enumerate(procs):
+            assert p.wait(timeout=180) == 0, (tmp_path / "relay" / f"node-{i}.log").read_text()[-2000:]
+        for r in relays:
+            r.kill()
+            r.wait()
+            assert r.stdout is not None
+            r.stdout.close()
+        emulated_dir, procs = _start_in_fabric(net, tmp_path / "emulated", processes, rounds, "transport.round_timeout_s=2",
+                                               "links.delay_ms=100", "links.jitter_ms=10")
+        for i, p in enumerate(procs):
+            assert p.wait(timeout=180) == 0, (tmp_path / "emulated" / f"node-{i}.log").read_text()[-2000:]
+    relayed = [r for i in range(N) for r in _records(relayed_dir, i)]
+    emulated = [r for i in range(N) for r in _records(emulated_dir, i)]
     # means, without the first round (start-up) and the last (nodes leave): in lock-step rounds a node may alternate
     # between a round that waits two delays and one that waits none, so the median can mislead
-    relay_s = statistics.mean(r["round_s"] for r in kernel if 0 < r["round"] < 11)
-    emulated_s = statistics.mean(r["round_s"] for r in emulated if 0 < r["round"] < 11)
+    relay_s = statistics.mean(r["round_s"] for r in relayed if 0 < r["round"] < rounds - 1)
+    emulated_s = statistics.mean(r["round_s"] for r in emulated if 0 < r["round"] < rounds - 1)
     assert relay_s >= 0.1 and emulated_s >= 0.1, (relay_s, emulated_s)
     assert 1 / 1.5 <= relay_s / emulated_s <= 1.5, (relay_s, emulated_s)
-    assert all(not r["missing"] for r in kernel + emulated)
+    assert all(not r["missing"] for r in relayed + emulated)
     print(f"mean round: relay 100±10 ms {relay_s:.3f} s, emulated 100±10 ms {emulated_s:.3f} s")
