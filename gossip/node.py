@@ -25,6 +25,14 @@ Determinism: batches are seeded per node and aggregation sums in sorted sender o
 every model arrives within the timeout, two runs with the same config give bit-identical models
 whatever the arrival order. A timeout changes the mix; it is recorded (``missing`` in the round's
 record and ``gossip_peer_missed_rounds_total``), so a divergence between runs is always visible.
+
+Crashes: a node checkpoints every ``checkpoint_every`` rounds. Started with a checkpoint
+(``gossip node --resume``) it restores it, greets its neighbours, learns their round from their
+welcomes and, if it is 2 or more rounds behind, skips to that round instead of replaying rounds whose
+models its neighbours no longer want (:meth:`Node._rejoin_round`). Neighbours need no special case:
+they mixed without it after each round timeout, report it down after a few missed rounds
+(``gossip.liveness``), and mix it in again when its models arrive. ``[links]`` shapes the node's
+out-links (``gossip.linkemu``) and ``[faults]`` can make it a straggler, for experiments.
 """
 
 from __future__ import annotations
