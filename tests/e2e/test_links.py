@@ -51,3 +51,16 @@ longer than without emulation); about a quarter of the
     assert shaped["missed_messages"] == missed and plain["missed_messages"] == 0 and plain["link_dropped"] == 0
     print(f"plain median round {plain_s:.3f} s, delay 100 ms + loss 0.25: {shaped_s:.3f} s ({complete_s:.3f} s in rounds with nothing lost), "
           f"missed {missed}/{expected} models, link_dropped {shaped['link_dropped']}")
+
+
+def test_emulated_bandwidth_cap_serialises_each_model_on_its_link(tmp_path: Path) -> None:
+    """[links] bandwidth_mbit = 0.5: a model of logreg on digits (650 floats, 2.6 kB with its header) occupies each
+    link for about 42 ms, so the median round takes at least that long, and nothing is lost."""
+    shaped = _launch(tmp_path / "capped", "links.bandwidth_mbit=0.5")
+    records = [r for i in range(N) for r in read_jsonl(tmp_path / "capped" / "nodes" / f"node-{i}.jsonl")]
+    bits = 8 * (650 * 4 + 80)  # payload plus a msgpack header of well under 100 bytes
+    floor_s = bits / 0.5e6
+    median_s = statistics.median(r["round_s"] for r in records if r["round"] > 0)
+    assert median_s >= 0.9 * floor_s, (median_s, floor_s)
+    assert shaped["missed_messages"] == 0 and shaped["link_dropped"] == 0
+    print(f"bandwidth 0.5 Mbit/s: median round {median_s:.3f} s (serialisation of one model {floor_s:.3f} s)")
