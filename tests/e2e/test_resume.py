@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 N = 4
 KILLS = 2
-ROUNDS = 400  # two kills at most 120 rounds apart land mid-training
+ROUNDS = 300  # two kills at most 120 rounds apart land mid-training
 
 
 def _children(pid: int) -> list[int]:
