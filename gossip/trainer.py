@@ -106,11 +106,15 @@ class LocalTrainer:
     def state(self) -> dict[str, np.ndarray]:
         """The local training state a checkpoint keeps: optimiser buffers and the batch sequence's position.
 
-        Names: ``opt.<param index>.<key>`` (``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``step``) and
+        Names: ``opt.flat.<buf|sq|steps>`` for the flat-vector optimiser (every node's), else
+        ``opt.<param index>.<key>`` (``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``step``), and
         ``batches.rng`` / ``batches.order`` / ``batches.pos``. Numbers only, so a checkpoint never needs pickle.
         """
         out: dict[str, np.ndarray] = {}
-        for index, entries in self.optimizer.state_dict()["state"].items():
+        if isinstance(self.optimizer, FlatOptimizer):
+            for key, value in self.optimizer.state_arrays().items():
+                out[f"opt.flat.{key}"] = value.detach().cpu().numpy().copy()
+        for index, entries in ({} if isinstance(self.optimizer, FlatOptimizer) else self.optimizer.state_dict()["state"]).items():
             for key, value in entries.items():
                 if isinstance(value, torch.Tensor):
                     out[f"opt.{index}.{key}"] = value.detach().cpu().numpy().copy()
@@ -123,11 +127,16 @@ class LocalTrainer:
 
     def load_state(self, extras: Mapping[str, np.ndarray]) -> None:
         """Restore :meth:`state`; raises ``ValueError`` when it does not fit this model and optimiser."""
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if isinstance(self.optimizer, FlatOptimizer):
+            flat = {name.split(".", 2)[2]: torch.from_numpy(np.array(v)) for name, v in extras.items() if name.startswith("opt.flat.")}
+            if any(name.startswith("opt.") and not name.startswith("opt.flat.") for name in extras):
+                raise ValueError("optimiser state of a per-parameter optimiser does not fit this flat one")
+            self.optimizer.load_state_arrays(flat)
+        params = [] if isinstance(self.optimizer, FlatOptimizer) else [p for group in self.optimizer.param_groups for p in group["params"]]
         state: dict[int, dict[str, torch.Tensor]] = {}
         for name, value in extras.items():
             parts = name.split(".")
-            if parts[0] != "opt":
+            if parts[0] != "opt" or isinstance(self.optimizer, FlatOptimizer):
                 continue
             if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(params):
                 raise ValueError(f"optimiser state {name!r} does not fit this model")

@@ -54,3 +54,31 @@ def test_training_state_of_another_model_is_refused() -> None:
     fresh, _ = _trainer("sgd")
     with pytest.raises(ValueError, match="shape"):
         fresh.load_state(state)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_flat_vector_optimiser_of_a_node_restores_bit_for_bit(optimizer: str) -> None:
+    """The same with a node's model (parameters tiling one flat vector, so the FlatOptimizer): restored buffers and
+    step count give the same next steps."""
+    from gossip.optim import FlatOptimizer
+    from gossip.state import flatten_
+
+    def build(seed: int) -> tuple[LocalTrainer, torch.Tensor]:
+        torch.manual_seed(0)
+        flat = flatten_(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((50, 6)).astype(np.float32)
+        y = rng.integers(0, 3, 50)
+        trainer = LocalTrainer(flat.module, x, y, x[:10], y[:10], TrainingConfig(optimizer=optimizer, lr=0.05), batch_size=8, seed=seed)
+        assert isinstance(trainer.optimizer, FlatOptimizer)
+        return trainer, flat.vector
+
+    original, vector = build(5)
+    original.steps(9)
+    saved, state = vector.clone(), original.state()
+    original.steps(7)
+    restored, vector2 = build(99)
+    vector2.copy_(saved)
+    restored.load_state(state)
+    restored.steps(7)
+    assert torch.equal(vector2, vector)
