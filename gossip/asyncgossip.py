@@ -60,13 +60,14 @@ class AsyncGossip:
         self._absorbing = True
         pending: dict[str, Any] | None = None
         try:
-            for t in range(cfg.rounds):
+            for t in range(node.round, cfg.rounds):  # node.round > 0 after a resume
                 if node.stopping or (cfg.duration_s and time.monotonic() - start >= cfg.duration_s):
                     break
                 tick_start = time.monotonic()
                 if pending is not None:
                     node.write_record(writer, pending)
                 pending = self.tick(t)
+                await node.straggle()  # a slow node ([faults]) pushes less often; it still merges meanwhile
                 # always yield, so the receive loop merges what arrived even when period_s is 0
                 await asyncio.sleep(max(0.0, cfg.period_s - (time.monotonic() - tick_start)))
         finally:

@@ -10,15 +10,23 @@ What is saved, and why this shape:
 - The file is written to a temporary name, fsynced and renamed (:func:`gossip.results.atomic_write_bytes`):
   a node killed mid-write leaves the previous checkpoint whole.
 
-The node writes one when it stops (SIGTERM) and when it finishes. Resuming from it after a crash is
-future work (it will need the optimiser state too); this module keeps the format small until then.
+The node writes one every ``[training] checkpoint_every`` rounds, when it stops (SIGTERM) and when it
+finishes training (before the global merge: the checkpoint is the training state, the merged model is
+``node-<i>.npy``). ``gossip node --resume`` (and ``gossip launch --resume``) start from it.
+
+Besides the vector, ``extras`` holds what the node's *local* training needs to continue exactly where it
+stopped: the optimiser's state (momentum buffers, Adam moments and step) and the batch generator's
+state and position (``gossip.trainer.LocalTrainer.state``), as members named ``x.<name>`` — numeric
+arrays only. A node resumed from a checkpoint takes the same next steps it would have taken; what
+differs from an uninterrupted run is only what the network did meanwhile (models it missed).
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +37,7 @@ from gossip.results import atomic_write_bytes
 __all__ = ["Checkpoint", "load", "save"]
 
 _MEMBERS = ("vector", "round", "fingerprint")
+_EXTRA = "x."
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class Checkpoint:
     vector: np.ndarray  # 1-D float parameter vector, gossip.state layout
     round: int  # rounds completed when it was written
     fingerprint: bytes  # gossip.state layout fingerprint (16 bytes)
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)  # local training state (gossip.trainer)
 
 
 def save(path: str | Path, checkpoint: Checkpoint) -> None:
@@ -46,6 +56,7 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
         "vector": np.ascontiguousarray(checkpoint.vector).reshape(-1),
         "round": np.asarray(checkpoint.round, dtype=np.int64),
         "fingerprint": np.frombuffer(checkpoint.fingerprint, dtype=np.uint8),
+        **{f"{_EXTRA}{name}": np.asarray(value) for name, value in checkpoint.extras.items()},
     }
     buf = io.BytesIO()
     np.savez(buf, allow_pickle=False, **arrays)
@@ -62,6 +73,7 @@ def load(path: str | Path, fingerprint: bytes | None = None) -> Checkpoint:
             if missing:
                 raise ConfigError(f"checkpoint {p}: not a gossip checkpoint (no {', '.join(missing)})")
             vector, round_, fp = archive["vector"], archive["round"], archive["fingerprint"]
+            extras = {name[len(_EXTRA):]: archive[name] for name in archive.files if name.startswith(_EXTRA)}
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {p} does not exist") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -71,4 +83,6 @@ def load(path: str | Path, fingerprint: bytes | None = None) -> Checkpoint:
     found = fp.tobytes()
     if fingerprint is not None and found != fingerprint:
         raise ConfigError(f"checkpoint {p} belongs to another model (fingerprint {found.hex()}, expected {fingerprint.hex()})")
-    return Checkpoint(vector, int(round_), found)
+    if any(a.dtype.kind not in "biuf" for a in extras.values()):
+        raise ConfigError(f"checkpoint {p}: training state members must be numeric arrays")
+    return Checkpoint(vector, int(round_), found, extras)

@@ -86,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus-port", type=int, default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.add_argument("--keep-going", action="store_true", help="when a node dies, let the others finish (the final merge excludes it)")
+    p.add_argument(
+        "--restart", type=int, nargs="?", const=3, default=0, metavar="N",
+        help="restart a node that dies from its checkpoint (gossip node --resume), up to N times per node (default 3)",
+    )
+    p.add_argument(
+        "--resume", metavar="RUN_DIR",
+        help="continue a run whose launcher was killed: restart every node of RUN_DIR from its checkpoint (its config, "
+        "ports and topology; other run flags are refused)",
+    )
     p.set_defaults(handler=_cmd_launch)
 
     p = sub.add_parser(
@@ -115,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--hold", metavar="SECONDS|forever", type=_hold_seconds, default=0.0,
         help="after the last round, keep serving /metrics, /healthz and /readyz for SECONDS (so Prometheus scrapes "
         "the final values) or, with 'forever', until SIGTERM (StatefulSet pods, which are restarted when they exit)",
+    )
+    p.add_argument(
+        "--resume", action="store_true",
+        help="start from this node's checkpoint in --run-dir (nodes/node-<i>.ckpt.npz; none: from scratch) and rejoin "
+        "the running network at its current round (after a crash; [training] checkpoint_every sets how often it is written)",
     )
     p.set_defaults(handler=_cmd_node)
 
@@ -221,8 +235,18 @@ _LAUNCH_FLAGS = {
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
-    from gossip.launch import launch
+    from gossip.launch import launch, resume
 
+    if args.restart < 0:
+        raise GossipErrorUsage(f"--restart {args.restart}: the number of restarts per node must be >= 0")
+    if args.resume:
+        given = [f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None]
+        if given or args.overrides:
+            raise GossipErrorUsage(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
+        result = resume(Path(args.resume), progress=False if args.no_progress else None, keep_going=args.keep_going, restarts=args.restart)
+        if not args.no_report:
+            _report_after_launch(result.run_dir, result.exit_code)
+        return result.exit_code
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.base_port is not None and not 0 <= args.base_port <= 65535:
         raise GossipErrorUsage(f"--base-port {args.base_port} is not a TCP port")
@@ -230,7 +254,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         raise GossipErrorUsage(f"--prometheus-port {args.prometheus_port} is not a TCP port")
     result = launch(
         cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
-        prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going,
+        prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going, restarts=args.restart,
     )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
@@ -310,7 +334,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     prometheus_client.disable_created_metrics()
     node_id = _node_id(args.id)
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
-    plan = plan_node(cfg, node_id, args.run_dir)
+    plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume)
     neighbours = plan.topology.neighbours(node_id)
     peers = {j: cfg.transport.address_of(j) for j in neighbours}
     curve = None

@@ -30,6 +30,8 @@ __all__ = [
     "AggregationConfig",
     "ByzantineConfig",
     "DataConfig",
+    "FaultsConfig",
+    "LinksConfig",
     "MergeConfig",
     "MetricsConfig",
     "ModelConfig",
@@ -193,6 +195,10 @@ class TrainingConfig:
     # async: push-sum (Kempe et al. 2003) — a push hands over half the sender's mass w, the receiver
     # weighs models by mass. Keeps the network average exact when sends are one-way.
     push_sum: bool = False
+    # sync: write nodes/node-<i>.ckpt.npz every this many rounds (and always at the end or on SIGTERM),
+    # so a node killed with SIGKILL restarts (`gossip node --resume`) from at most this many rounds back.
+    # 0 = only at the end. A checkpoint is an fsynced temp file renamed over the old one: ~ms per write.
+    checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
         _check(self.rounds >= 1, f"[training] rounds must be >= 1, got {self.rounds}")
@@ -205,6 +211,7 @@ class TrainingConfig:
         _check(0 <= self.momentum < 1, f"[training] momentum must be in [0, 1), got {self.momentum}")
         _check(self.weight_decay >= 0, f"[training] weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.eval_every >= 1, f"[training] eval_every must be >= 1, got {self.eval_every}")
+        _check(self.checkpoint_every >= 0, f"[training] checkpoint_every must be >= 0 (0 = only at the end), got {self.checkpoint_every}")
 
 
 @dataclass(frozen=True)
@@ -440,6 +447,41 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class LinksConfig:
+    """Link emulation by the sending node (``gossip/linkemu.py``): delay, jitter, loss and bandwidth per edge.
+
+    Each edge's own GraphML attributes (``delay_ms``, ``jitter_ms``, ``loss``, ``bandwidth_mbit``; see
+    topologies/README.md) apply when ``enabled``; the values here apply to every edge that does not carry
+    that attribute. All zero and no attributes = no emulation (the default: a plain graph costs nothing).
+    It needs no root and works anywhere; kernel-level faults (tests/e2e/test_netfaults.py) are the check.
+    """
+
+    enabled: bool = True  # apply the topology file's link attributes
+    delay_ms: float = 0.0  # one-way delay added to every message
+    jitter_ms: float = 0.0  # uniform in [-jitter, +jitter] around the delay (never below 0)
+    loss: float = 0.0  # probability that a message is dropped (seeded by run seed, sender, receiver)
+    bandwidth_mbit: float = 0.0  # link rate: a message occupies the link for size / rate; 0 = unlimited
+
+    def __post_init__(self) -> None:
+        for key in ("delay_ms", "jitter_ms", "bandwidth_mbit"):
+            value = getattr(self, key)
+            _check(value >= 0 and math.isfinite(value), f"[links] {key} must be a finite number >= 0, got {value}")
+        _check(0.0 <= self.loss <= 1.0, f"[links] loss must be a probability in [0, 1], got {self.loss}")
+
+
+@dataclass(frozen=True)
+class FaultsConfig:
+    """Deliberate faults for tests and research: make some nodes stragglers. Never set in production runs."""
+
+    slow_nodes: tuple[int, ...] = ()  # these nodes are stragglers
+    step_delay_s: float = 0.0  # extra seconds each local SGD step of a slow node takes (an await: it still receives)
+
+    def __post_init__(self) -> None:
+        _check(all(n >= 0 for n in self.slow_nodes), f"[faults] slow_nodes must be node ids >= 0, got {list(self.slow_nodes)}")
+        _check(self.step_delay_s >= 0 and math.isfinite(self.step_delay_s), f"[faults] step_delay_s must be >= 0, got {self.step_delay_s}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs; every node of the run loads the same one."""
 
@@ -456,6 +498,8 @@ class RunConfig:
     variance: VarianceConfig = field(default_factory=VarianceConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     merge: MergeConfig = field(default_factory=MergeConfig)
+    links: LinksConfig = field(default_factory=LinksConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
     def __post_init__(self) -> None:
         if self.training.mode == "async":

@@ -15,7 +15,9 @@ Process hygiene (no orphans, no leaked ports):
 
 A node that dies stops the whole run (exit 1), unless ``keep_going`` (``--keep-going``): then the
 launcher reports it and lets the others finish — gossip needs no node in particular, and the final
-merge excludes the dead ones. The exit code is then 0 when every surviving node finished.
+merge excludes the dead ones. The exit code is then 0 when every surviving node finished. With
+``restarts`` (``--restart``) a node that dies is first started again from its checkpoint (``gossip node
+--resume``), like a container restart policy; ``summary.json`` lists the restarts.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ from gossip.promserver import beside_run
 from gossip.results import NodeFiles, atomic_write_text, iter_new_records, write_json
 from gossip.topology import Topology, parse_spec, save
 
-__all__ = ["LaunchResult", "launch", "prepare_run", "run_prepared"]
+__all__ = ["LaunchResult", "launch", "prepare_run", "resume", "run_prepared"]
 
 GRACE_S = 15.0
+EXIT_USAGE = 2  # a node's "you configured me wrong": restarting it would fail the same way
 
 
 @dataclass
@@ -205,6 +208,7 @@ def launch(
     prometheus: bool = False,
     prometheus_port: int = 0,
     keep_going: bool = False,
+    restarts: int = 0,
 ) -> LaunchResult:
     """Run a whole experiment: prepare, start N nodes, follow them, stop them, summarise.
 
@@ -214,15 +218,65 @@ def launch(
     """
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port)
     if not prometheus:
-        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going)
+        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts)
     with beside_run(path, metrics_enabled=resolved.metrics.enabled, port=prometheus_port, out=out or sys.stderr):
-        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going)
+        return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts)
+
+
+def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep_going: bool = False, restarts: int = 0) -> LaunchResult:
+    """Continue a run whose launcher died (``gossip launch --resume RUN_DIR``): every node restarts from its checkpoint.
+
+    The launcher's own death took the nodes with it (SIGTERM from ``PR_SET_PDEATHSIG``; each wrote a
+    checkpoint of its last round), or a SIGKILL of everything left checkpoints up to
+    ``checkpoint_every`` rounds old. Either way the run directory holds all that is needed: the resolved
+    config (same ports), the topology, the data, and per node a checkpoint and the records up to it.
+    Each node cuts its JSONL back to its checkpoint (records after it are redone, a torn line is dropped)
+    and appends from there.
+    """
+    out = out or sys.stderr
+    path = Path(run_dir)
+    missing = [name for name in ("config.toml", "topology.graphml", "data.npz", "nodes") if not (path / name).exists()]
+    if missing:
+        raise ConfigError(f"{path} is not a run directory gossip launch prepared (no {', '.join(missing)}); nothing to resume")
+    path = path.resolve()
+    from gossip.checkpoint import load as load_checkpoint
+    from gossip.config import load_config
+
+    resolved = load_config(path / "config.toml")
+    topology = parse_spec(str(path / "topology.graphml"), n=resolved.run.nodes or None, seed=resolved.run.seed)
+    _wait_ports_free(resolved, topology.n)
+    rounds = []
+    for i in range(topology.n):
+        ckpt = NodeFiles(path, i).checkpoint
+        rounds.append(load_checkpoint(ckpt).round if ckpt.exists() else 0)
+    print(f"gossip: resuming {path}: checkpoints at rounds {rounds}", file=out, flush=True)
+    return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, node_args=("--resume",), restarts=restarts)
+
+
+def _wait_ports_free(cfg: RunConfig, n: int, timeout_s: float = GRACE_S + 5) -> None:
+    """Wait until the run's node and metrics ports are free: the previous nodes may still be writing their last files."""
+    wanted = [(_host_of(a), int(a.rsplit(":", 1)[1])) for a in cfg.transport.addresses]
+    if cfg.metrics.enabled:
+        wanted += [(cfg.metrics.host, cfg.metrics.port_of(i)) for i in range(n)]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = [f"{h}:{p}" for h, p in wanted if p and not _port_free(h, p)]
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise TransportError(f"port(s) {', '.join(busy)} of this run are still in use after {timeout_s:g} s: are its nodes still running?")
+        time.sleep(0.2)
 
 
 def run_prepared(
     resolved: RunConfig, path: Path, topology: Topology, *, progress: bool | None = None, out: Any = None, keep_going: bool = False,
+    node_args: Sequence[str] = (), restarts: int = 0,
 ) -> LaunchResult:
-    """Start the nodes of a prepared run directory and follow them to the end."""
+    """Start the nodes of a prepared run directory and follow them to the end.
+
+    ``restarts``: a node that dies (crash, SIGKILL, OOM — not a usage error, exit 2) is started again with
+    ``--resume`` up to this many times; it continues from its checkpoint and rejoins at the current round.
+    """
     out = out or sys.stderr
     rounds = resolved.training.rounds
     print(f"gossip: run directory {path}", file=out)
@@ -231,7 +285,7 @@ def run_prepared(
         print(f"gossip: metrics on http://{resolved.metrics.host}:{resolved.metrics.ports[0]}/metrics … :{resolved.metrics.ports[-1]}", file=out)
 
     started = time.time()
-    children = [_Child(i, start_node(path, i)) for i in range(topology.n)]
+    children = [_Child(i, start_node(path, i, node_args)) for i in range(topology.n)]
     shown = [c for c in children if not resolved.byzantine.is_byzantine(c.node)] or children  # progress = honest nodes
     interrupted = False
     failure: str | None = None
@@ -243,11 +297,20 @@ def run_prepared(
 
     signal.signal(signal.SIGTERM, _on_signal)
     dead: set[int] = set()
+    restarted = {c.node: 0 for c in children}
     try:
         while True:
             _poll_records(path, children)
             bar.update(shown)
             codes = [c.proc.poll() for c in children]
+            for k, (c, code) in enumerate(zip(children, codes, strict=True)):
+                if code not in (None, 0) and code != EXIT_USAGE and restarted[c.node] < restarts:
+                    restarted[c.node] += 1
+                    print(f"gossip: node {c.node} died ({_exit_text(code)}); restarting it from its checkpoint "
+                          f"({restarted[c.node]} of {restarts})", file=out, flush=True)
+                    c.proc = start_node(path, c.node, ("--resume",))
+                    c.offset = 0  # the node cuts its records back to its checkpoint
+                    codes[k] = None
             bad = [(c, code) for c, code in zip(children, codes, strict=True) if code not in (None, 0)]
             if bad and not keep_going:
                 child, code = bad[0]
@@ -274,6 +337,7 @@ def run_prepared(
         bar.close()
 
     summary = summarise(path, topology, resolved, time.time() - started)
+    summary["restarts"] = {str(i): k for i, k in restarted.items() if k}
     write_json(path / "summary.json", summary)
     print(format_table(summary), file=out)
     if failure:
@@ -398,6 +462,9 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
                 "bytes_sent": sum(r["bytes_sent"] for r in records),
                 "bytes_received": sum(r["bytes_received"] for r in records),
                 "rejected": final.get("rejected", {}),
+                "missed": sum(len(r.get("missing", ())) for r in records),  # neighbour models that missed their round
+                "link_dropped": final.get("link_dropped", 0),  # messages this node's link emulation lost
+                "peers_were_down": final.get("peers_were_down", []),
                 "model_hash": final.get("model_hash"),
             }
         )
@@ -427,6 +494,8 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
         "consensus_distance_honest": honest_spread(path, [i for i in range(topology.n) if i not in byzantine]),
         "byzantine": {"nodes": sorted(byzantine), "attack": cfg.byzantine.attack} if byzantine else None,
         "dead_nodes": [n["node"] for n in nodes if n["status"] == "dead"],
+        "missed_messages": sum(n["missed"] for n in nodes),
+        "link_dropped": sum(n["link_dropped"] for n in nodes),
         "mode": cfg.training.mode,
         "schedule": cfg.schedule.mode,
         **merge,

@@ -25,6 +25,14 @@ Determinism: batches are seeded per node and aggregation sums in sorted sender o
 every model arrives within the timeout, two runs with the same config give bit-identical models
 whatever the arrival order. A timeout changes the mix; it is recorded (``missing`` in the round's
 record and ``gossip_peer_missed_rounds_total``), so a divergence between runs is always visible.
+
+Crashes: a node checkpoints every ``checkpoint_every`` rounds. Started with a checkpoint
+(``gossip node --resume``) it restores it, greets its neighbours, learns their round from their
+welcomes and, if it is 2 or more rounds behind, skips to that round instead of replaying rounds whose
+models its neighbours no longer want (:meth:`Node._rejoin_round`). Neighbours need no special case:
+they mixed without it after each round timeout, report it down after a few missed rounds
+(``gossip.liveness``), and mix it in again when its models arrive. ``[links]`` shapes the node's
+out-links (``gossip.linkemu``) and ``[faults]`` can make it a straggler, for experiments.
 """
 
 from __future__ import annotations
@@ -54,10 +62,12 @@ from gossip.errors import ConfigError, PeerUnreachable, WireError
 from gossip.ids import NodeId
 from gossip.inbox import Inbox
 from gossip.limits import RateLimiter
+from gossip.linkemu import emulate_links
+from gossip.liveness import Liveness
 from gossip.merge import GlobalMerge, MergeOutcome, recalibrate_norm_stats, stat_mask_of
 from gossip.metrics import MetricsServer, NodeMetrics
 from gossip.models import build_model
-from gossip.results import NodeFiles, RecordWriter, save_vector, write_json
+from gossip.results import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
 from gossip.schedule import Exchange, Schedule
 from gossip.snapshots import SnapshotPool
 from gossip.state import FlatModel, flatten_, model_hash
@@ -71,6 +81,7 @@ __all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit"
 log = logging.getLogger("gossip.node")
 
 HEADER_SLACK_BYTES = 8192
+REJOIN_AFTER_ROUNDS = 2  # a resumed node this many rounds behind its neighbours skips to their round
 
 
 def run_id_of(cfg: RunConfig) -> bytes:
@@ -93,10 +104,16 @@ class NodePlan:
     dataset: Dataset
     shard: np.ndarray  # indices of this node's training samples
     run_dir: Path | None
+    resume: checkpoint.Checkpoint | None = None  # start from this state (gossip node --resume)
 
 
-def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None) -> NodePlan:
-    """Load the topology and the data for ``node_id`` (the data cache in ``run_dir`` if there is one)."""
+def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *, resume: bool = False) -> NodePlan:
+    """Load the topology and the data for ``node_id`` (the data cache in ``run_dir`` if there is one).
+
+    With ``resume``, also the node's checkpoint in ``run_dir`` when there is one (none: a fresh start).
+    """
+    if resume and not run_dir:
+        raise ConfigError("--resume needs --run-dir: the checkpoint is nodes/node-<i>.ckpt.npz there")
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     if not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
@@ -109,7 +126,11 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None) -
         dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node,
         min_size=cfg.data.min_size or None,
     )
-    return NodePlan(NodeId(node_id), cfg, topology, dataset, parts[node_id], Path(run_dir) if run_dir else None)
+    saved = None
+    if resume:
+        path = NodeFiles(run_dir, node_id).checkpoint
+        saved = checkpoint.load(path) if path.exists() else None
+    return NodePlan(NodeId(node_id), cfg, topology, dataset, parts[node_id], Path(run_dir) if run_dir else None, saved)
 
 
 @dataclass(frozen=True)
@@ -161,7 +182,8 @@ class Node:
         self.plan = plan
         self.cfg = cfg
         self.id = plan.node_id
-        self.transport = transport
+        # link emulation ([links], edge attributes) sits between the node and the real transport
+        self.transport = emulate_links(transport, plan.node_id, plan.topology, cfg.links, seed=cfg.run.seed)
         self.neighbours: tuple[NodeId, ...] = tuple(NodeId(j) for j in plan.topology.neighbours(plan.node_id))
         row = plan.topology.mixing_weights(plan.node_id, cfg.topology.weights)
         self.weights: dict[NodeId, float] = {NodeId(j): float(w) for j, w in row.items() if j != plan.node_id}
@@ -209,6 +231,15 @@ class Node:
         self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, plan.topology.n)
         self._bytes_in = 0
         self._bytes_out = 0
+        self.liveness = Liveness(self.neighbours)
+        self._peer_rounds: dict[NodeId, int] = {}  # the round each neighbour was in when it last greeted us
+        self.resumed: dict[str, int] | None = None  # {"checkpoint_round", "joined_round"} after a resume
+        slow = int(self.id) in cfg.faults.slow_nodes
+        self._step_delay_s = cfg.faults.step_delay_s if slow else 0.0
+        if plan.resume is not None and plan.resume.fingerprint != self.flat.layout.fingerprint:
+            raise ConfigError(f"node {self.id}: its checkpoint belongs to another model (fingerprint {plan.resume.fingerprint.hex()})")
+        if plan.resume is not None and plan.resume.vector.shape != (self.flat.layout.numel,):
+            raise ConfigError(f"node {self.id}: its checkpoint holds {plan.resume.vector.size} values, the model has {self.flat.layout.numel}")
 
     def _first_horizon(self) -> int:
         return self.schedule.horizon(self.id, 0, self.cfg.transport.max_rounds_ahead)
@@ -230,7 +261,10 @@ class Node:
     async def run(self) -> NodeResult:
         cfg = self.cfg
         files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
-        writer = RecordWriter(files.records, truncate=True) if files else None
+        start = self._restore()
+        if files and self.plan.resume is not None:
+            keep_records_before(files.records, start)  # later records are replayed (or skipped), torn ones cut
+        writer = RecordWriter(files.records, truncate=self.plan.resume is None) if files else None
 
         await self.transport.start()
         if self.merger is not None:  # the merge talks to every node: connect now, so links are up by then
@@ -249,16 +283,24 @@ class Node:
             if cfg.training.mode == "async":
                 accuracy = await self.run_async(writer)
             else:
-                for t in range(cfg.training.rounds):
+                start = self._rejoin_round(start)
+                for t in range(start, cfg.training.rounds):
                     if self._stop:
                         break
                     record = await self.run_round(t)
+                    if t == start and self.resumed is not None:
+                        record["resumed"] = dict(self.resumed)
                     if record["accuracy"] is not None:
                         accuracy = record["accuracy"]
                     self.write_record(writer, record)
+                    every = cfg.training.checkpoint_every
+                    if files and every and (t + 1) % every == 0 and t + 1 < cfg.training.rounds:
+                        self._save_checkpoint(files)
             if self._stop:
                 status = "stopped"
             self._say(Kind.BYE)
+            if files:  # the training state; the merged model below goes to node-<i>.npy
+                self._save_checkpoint(files)
             if self.merger is not None and not self._stop:
                 self.accuracy_before_merge = accuracy
                 if files:
@@ -282,9 +324,54 @@ class Node:
         )
         if files:
             save_vector(files.model, self.flat.vector.numpy())
-            checkpoint.save(files.checkpoint, checkpoint.Checkpoint(self.flat.vector.numpy(), self.round, self.flat.layout.fingerprint))
             write_json(files.summary, self._summary(result))  # last: its presence means the other files are whole
         return result
+
+    # -------------------------------------------------------------------------------------------
+    # checkpoints, crash and rejoin
+
+    def _save_checkpoint(self, files: NodeFiles) -> None:
+        state = checkpoint.Checkpoint(self.flat.vector.numpy(), self.round, self.flat.layout.fingerprint, self.trainer.state())
+        checkpoint.save(files.checkpoint, state)
+
+    def _restore(self) -> int:
+        """Load the plan's checkpoint, if any, into the model; returns the round to start from."""
+        saved = self.plan.resume
+        if saved is None:
+            return 0
+        self.flat.vector.copy_(torch.from_numpy(np.ascontiguousarray(saved.vector, dtype=np.float32)))
+        try:
+            self.trainer.load_state(saved.extras)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ConfigError(f"node {self.id}: its checkpoint's training state does not fit: {exc}") from None
+        start = min(saved.round, self.cfg.training.rounds)
+        self.round = start
+        if self.cfg.training.mode == "sync":
+            horizon = self.schedule.horizon(self.id, start, self.cfg.transport.max_rounds_ahead)
+            self.inbox.advance(start, until=horizon)
+            self.expect = dataclasses.replace(self.expect, round_min=start, round_max=horizon)
+        log.info("node %s: resuming from its checkpoint of round %d", self.id, saved.round)
+        return start
+
+    def _rejoin_round(self, start: int) -> int:
+        """After a resume: the round to continue at — the neighbours' current round if we are far behind.
+
+        The neighbours' rounds come from their welcomes (a welcome carries the round its sender is in).
+        Being one round behind costs one round timeout and keeps the record contiguous (a whole-run
+        resume, where every node restarts from about the same round); from ``REJOIN_AFTER_ROUNDS``
+        behind, replaying would cost a timeout per round — our models would be stale for neighbours that
+        moved on — so the node skips to their round (the crash-and-restart case).
+        """
+        if self.plan.resume is None:
+            return start
+        current = max(self._peer_rounds.values(), default=start)
+        joined = current if current - start >= REJOIN_AFTER_ROUNDS else start
+        joined = min(joined, self.cfg.training.rounds)
+        self.resumed = {"checkpoint_round": self.plan.resume.round, "joined_round": joined}
+        if joined != start:
+            log.warning("node %s: neighbours are at round %d, %d rounds past our checkpoint: skipping to round %d", self.id, current, current - start, joined)
+            self.round = joined
+        return joined
 
     # -------------------------------------------------------------------------------------------
     # start-up
@@ -298,9 +385,17 @@ class Node:
         """
         deadline = time.monotonic() + self.cfg.transport.startup_timeout_s
         pause = 0.05
+        first_welcome: float | None = None
         while not self._stop:
             missing = [j for j in self.neighbours if j not in self._welcomed]
             if not missing:
+                return
+            if self._welcomed and first_welcome is None:
+                first_welcome = time.monotonic()
+            # A resumed node joins a running network: a neighbour may be dead or done. One welcome plus
+            # a round timeout of grace is enough; the round loop copes with absent neighbours.
+            if self.plan.resume is not None and first_welcome is not None and time.monotonic() - first_welcome > self.cfg.transport.round_timeout_s:
+                log.warning("node %s: rejoining without neighbour(s) %s (no welcome)", self.id, ", ".join(map(str, missing)))
                 return
             if time.monotonic() > deadline:
                 who = ", ".join(f"{j} ({self.cfg.transport.address_of(j)})" for j in missing)
@@ -331,6 +426,7 @@ class Node:
         bytes_out_0 = self._bytes_out
 
         step = self.train()
+        await self.straggle()
         t_trained = time.perf_counter()
         cpu_trained = time.thread_time()
         if self.round_plan.communicates:
@@ -345,6 +441,11 @@ class Node:
             self.metrics.arrived(j, t)
         for j in missing:
             self.metrics.missed(j)
+        for event in self.liveness.observe(t, received, missing):
+            if event.state == "down":
+                log.warning("node %s: neighbour %s missed %d rounds in a row: down? (round %d)", self.id, event.peer, event.missed, t)
+            else:
+                log.warning("node %s: neighbour %s is back in round %d after %d missed rounds", self.id, event.peer, t, event.missed)
         distance = self.mix(received)
         t_mixed = time.perf_counter()
 
@@ -373,6 +474,7 @@ class Node:
             "bytes_sent": self._bytes_out - bytes_out_0,
             "bytes_received": sum(m.nbytes for m in got.values()),  # the models mixed this round
             "rejected": sum(self._rejects.values()),
+            "link_dropped": getattr(self.transport, "dropped", 0),  # cumulative messages the link emulation lost
             # measured with the evaluation (eval_every): four passes over the vector, 1 ms a round at 1M
             # parameters; the variance rule computes it anyway and records it every round
             "layer_var": self.layer_record() if evaluate or self._layer_var is not None else None,
@@ -407,6 +509,11 @@ class Node:
             self.metrics.train_step.observe(s)
         return step
 
+    async def straggle(self) -> None:
+        """A slow node ([faults] slow_nodes) takes ``step_delay_s`` longer per local step; it keeps receiving meanwhile."""
+        if self._step_delay_s:
+            await asyncio.sleep(self._step_delay_s * self.cfg.training.local_steps)
+
     async def exchange(self, t: int, loss: float) -> tuple[dict[NodeId, Message], dict[str, float]]:
         """Send our model to the round's peers (every neighbour by default), then collect the models
         the schedule says will arrive, until the round timeout."""
@@ -421,7 +528,9 @@ class Node:
         for j in self.round_plan.send_to:
             self.send(j, frames)
         t2 = time.perf_counter()
-        expected = [j for j in self.round_plan.expect_from if j not in self.inbox.gone]
+        # not waited for: neighbours that said bye, and neighbours that greeted us from a later round (after
+        # a resume): their model of this round is gone with their previous life
+        expected = [j for j in self.round_plan.expect_from if j not in self.inbox.gone and self._peer_rounds.get(j, t) <= t]
         got = await self.inbox.collect(t, expected, time.monotonic() + self.cfg.transport.round_timeout_s)
         t3 = time.perf_counter()
         self.metrics.wait.observe(t3 - t2)
@@ -547,10 +656,13 @@ class Node:
             self._bytes_in += received.nbytes
             self.metrics.received(message.src, received.nbytes, message.round)
             if message.kind is Kind.HELLO:
+                if self.ready:  # a neighbour (re)starting while we run: it learns our round from the welcome
+                    log.info("node %s: neighbour %s said hello in our round %d (its round %d)", self.id, message.src, self.round, message.round)
                 self.inbox.mark_back(message.src)
                 self.send(message.src, encode(Kind.WELCOME, src=self.id, round=self.round, run_id=self.run_id))
             elif message.kind is Kind.WELCOME:
                 self._welcomed.add(message.src)
+                self._peer_rounds[message.src] = message.round
             elif message.kind is Kind.BYE:
                 self.inbox.mark_gone(message.src)
             elif message.kind in MERGE_KINDS:
@@ -597,6 +709,10 @@ class Node:
             "variance_layers": list(self.layers.names),
             "accuracy_before_merge": result.accuracy_before_merge,
             "merge": _merge_summary(self.merge_outcome, result.model_hash),
+            "peers_down": sorted(self.liveness.down),  # neighbours missing at the end (DOWN_AFTER rounds in a row)
+            "peers_were_down": sorted(self.liveness.ever_down),
+            "resumed": self.resumed,
+            "link_dropped": getattr(self.transport, "dropped", 0),
             **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),
         }
 

@@ -72,6 +72,24 @@ class FlatOptimizer:
         self._sq: torch.Tensor | None = None  # Adam second moment
         self._steps = 0
 
+    def state_arrays(self) -> dict[str, torch.Tensor]:
+        """The optimiser's state for a checkpoint (gossip.checkpoint): moment buffers and the step count."""
+        out = {"steps": torch.tensor(self._steps, dtype=torch.int64)}
+        if self._buf is not None:
+            out["buf"] = self._buf
+        if self._sq is not None:
+            out["sq"] = self._sq
+        return out
+
+    def load_state_arrays(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_arrays`; ``ValueError`` if a buffer does not have the vector's size."""
+        for key in ("buf", "sq"):
+            if key in state and state[key].shape != self.vector.shape:
+                raise ValueError(f"optimiser state {key!r} has shape {tuple(state[key].shape)}, the vector {tuple(self.vector.shape)}")
+        self._buf = state["buf"].to(self.vector.dtype).clone() if "buf" in state else None
+        self._sq = state["sq"].to(self.vector.dtype).clone() if "sq" in state else None
+        self._steps = int(state.get("steps", torch.tensor(0)))
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradient buffer (``set_to_none`` is accepted and ignored: the views must stay)."""
         storage = self.grad.untyped_storage().data_ptr()

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NodeFiles", "atomic_write_bytes", "atomic_write_text", "read_jsonl", "write_json"]
+__all__ = ["NodeFiles", "atomic_write_bytes", "atomic_write_text", "keep_records_before", "read_jsonl", "write_json"]
 
 
 class NodeFiles:
@@ -51,19 +51,25 @@ class NodeFiles:
 
 
 class RecordWriter:
-    """Append-only JSONL writer: one complete line per ``write`` call."""
+    """Append-only JSONL writer: one complete line per ``write`` call, in one ``write(2)`` on an O_APPEND file.
+
+    Unbuffered on purpose: a buffered text file splits a line longer than its buffer into several
+    system calls, and a reader (the launcher's progress, a resume) could see half a line.
+    """
 
     def __init__(self, path: Path, truncate: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "w" if truncate else "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fh = open(path, "wb" if truncate else "ab", buffering=0)  # noqa: SIM115 - closed in close()
 
     def write(self, record: Mapping[str, Any]) -> None:
         try:  # the common case: plain finite floats, no numpy scalars; _jsonable's walk costs more than the dump
             line = json.dumps(record, separators=(",", ":"), allow_nan=False)
         except (ValueError, TypeError):
             line = json.dumps(_jsonable(record), separators=(",", ":"))
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        data = memoryview((line + "\n").encode("utf-8"))
+        while data:  # a regular file takes it in one call; the loop only covers a short write (disk full)
+            written = self._fh.write(data)
+            data = data[written or 0 :]
 
     def close(self) -> None:
         self._fh.close()
@@ -83,6 +89,31 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return out
+
+
+def keep_records_before(path: str | Path, round_: int) -> int:
+    """Cut a node's JSONL back to its records of rounds ``< round_``; returns how many were kept.
+
+    For a resumed node: records written after its checkpoint are replayed (or skipped) from the
+    checkpoint on, so they must go, and a torn last line (a writer killed mid-line) goes with them.
+    The file is rewritten atomically, so a crash here leaves either the old file or the new one.
+    """
+    p = Path(path)
+    if not p.exists():
+        return 0
+    kept: list[bytes] = []
+    for line in p.read_bytes().splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break  # torn: the writer died mid-line
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if not isinstance(record, dict) or not isinstance(record.get("round"), int) or record["round"] >= round_:
+            break
+        kept.append(line)
+    atomic_write_bytes(p, b"".join(kept))
+    return len(kept)
 
 
 def iter_new_records(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:

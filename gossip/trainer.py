@@ -8,6 +8,7 @@ config — the first half of gossip's determinism (the second is sorted aggregat
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,60 @@ class LocalTrainer:
             losses.append(float(loss.detach()))
             times.append(time.perf_counter() - t0)
         return StepResult(sum(losses) / len(losses), time.perf_counter() - start, tuple(times))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The local training state a checkpoint keeps: optimiser buffers and the batch sequence's position.
+
+        Names: ``opt.flat.<buf|sq|steps>`` for the flat-vector optimiser (every node's), else
+        ``opt.<param index>.<key>`` (``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``step``), and
+        ``batches.rng`` / ``batches.order`` / ``batches.pos``. Numbers only, so a checkpoint never needs pickle.
+        """
+        out: dict[str, np.ndarray] = {}
+        if isinstance(self.optimizer, FlatOptimizer):
+            for key, value in self.optimizer.state_arrays().items():
+                out[f"opt.flat.{key}"] = value.detach().cpu().numpy().copy()
+        for index, entries in ({} if isinstance(self.optimizer, FlatOptimizer) else self.optimizer.state_dict()["state"]).items():
+            for key, value in entries.items():
+                if isinstance(value, torch.Tensor):
+                    out[f"opt.{index}.{key}"] = value.detach().cpu().numpy().copy()
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    out[f"opt.{index}.{key}"] = np.asarray(value)
+        out["batches.rng"] = self._gen.get_state().numpy().copy()
+        out["batches.order"] = self._order.numpy().copy()
+        out["batches.pos"] = np.asarray(self._pos, dtype=np.int64)
+        return out
+
+    def load_state(self, extras: Mapping[str, np.ndarray]) -> None:
+        """Restore :meth:`state`; raises ``ValueError`` when it does not fit this model and optimiser."""
+        if isinstance(self.optimizer, FlatOptimizer):
+            flat = {name.split(".", 2)[2]: torch.from_numpy(np.array(v)) for name, v in extras.items() if name.startswith("opt.flat.")}
+            if any(name.startswith("opt.") and not name.startswith("opt.flat.") for name in extras):
+                raise ValueError("optimiser state of a per-parameter optimiser does not fit this flat one")
+            self.optimizer.load_state_arrays(flat)
+        params = [] if isinstance(self.optimizer, FlatOptimizer) else [p for group in self.optimizer.param_groups for p in group["params"]]
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for name, value in extras.items():
+            parts = name.split(".")
+            if parts[0] != "opt" or isinstance(self.optimizer, FlatOptimizer):
+                continue
+            if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(params):
+                raise ValueError(f"optimiser state {name!r} does not fit this model")
+            index, key = int(parts[1]), parts[2]
+            tensor = torch.from_numpy(np.array(value))
+            if tensor.ndim and tensor.shape != params[index].shape:
+                raise ValueError(f"optimiser state {name!r} has shape {tuple(tensor.shape)}, the parameter {tuple(params[index].shape)}")
+            state.setdefault(index, {})[key] = tensor
+        if state:
+            full = self.optimizer.state_dict()
+            full["state"] = state
+            self.optimizer.load_state_dict(full)
+        if "batches.rng" in extras:
+            self._gen.set_state(torch.from_numpy(np.array(extras["batches.rng"], dtype=np.uint8)))
+            order = torch.from_numpy(np.array(extras.get("batches.order", np.empty(0)), dtype=np.int64))
+            if order.numel() and (order.numel() != len(self.x) or int(order.max()) >= len(self.x)):
+                raise ValueError("batch order does not fit this shard")
+            self._order = order
+            self._pos = int(extras.get("batches.pos", 0))
 
     @torch.no_grad()
     def evaluate(self, batch: int = 2048) -> Evaluation:

@@ -67,3 +67,28 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     """A path that does not exist is named in the error."""
     with pytest.raises(ConfigError, match="does not exist"):
         checkpoint.load(tmp_path / "nope.npz")
+
+
+def test_records_are_cut_back_to_the_checkpoint_and_a_torn_line_is_dropped(tmp_path: Path) -> None:
+    """keep_records_before keeps complete records of earlier rounds only: later rounds (to be redone after a
+    resume) and a torn last line (a writer killed mid-line) are removed, and appending continues cleanly."""
+    from gossip.results import RecordWriter, keep_records_before, read_jsonl
+
+    path = tmp_path / "node-0.jsonl"
+    writer = RecordWriter(path, truncate=True)
+    for t in range(6):
+        writer.write({"round": t, "loss": 1.0 / (t + 1)})
+    writer.close()
+    with open(path, "ab") as fh:
+        fh.write(b'{"round":6,"lo')  # torn
+    assert keep_records_before(path, 4) == 4
+    assert [r["round"] for r in read_jsonl(path)] == [0, 1, 2, 3]
+    writer = RecordWriter(path)
+    writer.write({"round": 4})
+    writer.close()
+    assert [r["round"] for r in read_jsonl(path)] == [0, 1, 2, 3, 4]
+    assert path.read_bytes().endswith(b"\n")
+    with open(path, "ab") as fh:
+        fh.write(b"garbage\n")
+    assert keep_records_before(path, 100) == 5
+    assert keep_records_before(tmp_path / "absent.jsonl", 3) == 0

@@ -135,3 +135,19 @@ def test_bad_model_and_synthetic_options_are_one_line_errors(overrides: dict[str
         load_config(env={}, overrides=overrides)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("training.checkpoint_every", "-1", "checkpoint_every must be >= 0"),
+        ("links.loss", "1.5", "loss must be a probability"),
+        ("links.delay_ms", "-3", "delay_ms must be a finite number >= 0"),
+        ("faults.step_delay_s", "-0.1", "step_delay_s must be >= 0"),
+        ("faults.slow_nodes", "[-1]", "slow_nodes must be node ids"),
+    ],
+)
+def test_fault_keys_are_validated(key: str, value: str, message: str) -> None:
+    """The checkpoint period, link emulation and straggler knobs refuse out-of-range values with one line."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(env={}, overrides={key: value})

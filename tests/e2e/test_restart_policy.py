@@ -1,0 +1,66 @@
+"""`gossip launch --restart`: the launcher restarts a node killed mid-run from its checkpoint, like a restart policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gossip.results import read_jsonl
+from tests.conftest import Processes
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+N = 6
+ROUNDS = 100  # a restart can take 20 s on a loaded machine: enough rounds left to rejoin mid-run
+VICTIM = 3
+
+
+def _node_pid(launcher: int, node: int) -> int | None:
+    for task in Path(f"/proc/{launcher}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in children:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--id" in argv and argv[argv.index(b"--id") + 1] == str(node).encode():
+                return int(pid)
+    return None
+
+
+def test_launcher_restarts_a_killed_node_which_rejoins_and_merges(tmp_path: Path, processes: Processes) -> None:
+    """6 nodes, `gossip launch --restart`; node 3 gets SIGKILL after round 8. The launcher says it restarts it, the
+    node resumes from its checkpoint, and the run ends with exit 0: no dead node, one restart in the summary, and
+    the global merge over all 6 models with one hash."""
+    run_dir = tmp_path / "run"
+    log = tmp_path / "launch.log"
+    with open(log, "wb") as fh:
+        launcher = processes.gossip(
+            "launch", "-n", str(N), "-t", "ring", "-r", str(ROUNDS), "--dataset", "digits", "--model", "logreg", "--run-dir", str(run_dir),
+            "--no-progress", "--no-report", "--restart", "--set", "transport.round_timeout_s=1", "--set", "training.checkpoint_every=4",
+            "--set", "merge.enabled=true", stdout=fh, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(read_jsonl(run_dir / "nodes" / f"node-{VICTIM}.jsonl")) < 9:
+        assert launcher.poll() is None, log.read_text()
+        time.sleep(0.02)
+    pid = _node_pid(launcher.pid, VICTIM)
+    assert pid is not None, log.read_text()
+    os.kill(pid, signal.SIGKILL)
+    assert launcher.wait(timeout=240) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert f"node {VICTIM} died (killed by SIGKILL); restarting it from its checkpoint (1 of 3)" in text
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["dead_nodes"] == [] and summary["restarts"] == {str(VICTIM): 1}
+    assert summary["merge_agreed"] is True and summary["merge_members"] == list(range(N))
+    records = read_jsonl(run_dir / "nodes" / f"node-{VICTIM}.jsonl")
+    assert sum("resumed" in r for r in records) == 1 and records[-1]["round"] == ROUNDS - 1
