@@ -46,14 +46,14 @@ def _common_config_args(p: argparse.ArgumentParser) -> None:
 def _launch_like_args(p: argparse.ArgumentParser) -> None:
     """The experiment flags shared by launch and simulate (shortcuts for config keys)."""
     p.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
-    p.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], complete, er[:p=P], ba[:m=M], regular[:d=D], exponential, or a graph file")
+    p.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], complete, er[:p=P], ba[:m=M], regular[:d=D], exponential, one-peer-exponential, or a graph file")
     p.add_argument("-r", "--rounds", type=int, help="communication rounds")
     p.add_argument("--weights", choices=["metropolis", "uniform", "max-degree"], help="mixing weights (default metropolis)")
     p.add_argument("--dataset", help="mnist1d (default), digits, mnist, cifar10, synthetic")
     p.add_argument("--data-root", metavar="DIR", help="directory of file-based datasets (mnist IDX files, cifar10 batches)")
     p.add_argument("--partition", choices=["iid", "dirichlet", "shards"], help="how data is split across nodes")
     p.add_argument("--alpha", type=float, help="Dirichlet concentration (smaller = more skewed)")
-    p.add_argument("--model", help="mlp (default), cnn1d, cnn, logreg")
+    p.add_argument("--model", help="mlp (default), mlpbn, cnn1d, cnn, logreg, vector")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--local-steps", type=int, help="SGD steps per round")
     p.add_argument("--batch-size", type=int, help="minibatch size per node")
