@@ -22,7 +22,6 @@ merge excludes the dead ones. The exit code is then 0 when every surviving node 
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import math
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from gossip.aggregation.tolerance import check_tolerance
+from gossip.children import die_with_parent
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import load_dataset, partition, save_npz
 from gossip.errors import ConfigError, TransportError
@@ -173,13 +173,6 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
 
 def node_env() -> dict[str, str]:
     """Environment for node processes: one compute thread each, unbuffered logs."""
@@ -194,7 +187,7 @@ def start_node(run_dir: Path, node: int, extra_args: Sequence[str] = ()) -> subp
     cmd = [sys.executable, "-m", "gossip", "node", "--config", str(run_dir / "config.toml"), "--id", str(node), "--run-dir", str(run_dir), *extra_args]
     with open(files.log, "ab") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=node_env(), start_new_session=True, preexec_fn=_die_with_parent
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=node_env(), start_new_session=True, preexec_fn=die_with_parent
         )
 
 

@@ -12,7 +12,6 @@ Process hygiene as for nodes: its own session (a terminal's Ctrl-C reaches only 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import shutil
 import signal
 import socket
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from gossip.children import die_with_parent
 from gossip.errors import TransportError
 from gossip.prometheus import run_prometheus_dir
 
@@ -41,14 +41,6 @@ def find_prometheus() -> str | None:
     """The ``prometheus`` binary on PATH, or None."""
     return shutil.which("prometheus")
 
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    # The same guard gossip.launch gives node processes: SIGTERM when the launcher dies.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _free_port(host: str) -> int:
@@ -90,7 +82,7 @@ class PrometheusServer:
         ]
         with open(self.log, "ab") as log:  # the child keeps its own descriptor
             self._proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent
             )
         try:
             self._wait_ready(self._proc, ready_timeout_s)
