@@ -8,7 +8,9 @@ never a short array or a numpy reshape error.
 CIFAR-10's "python version" batches are pickles. Unpickling runs whatever callables the file names, so
 :func:`read_cifar_batch` never calls ``pickle.load``: it uses :class:`_CifarUnpickler`, whose
 ``find_class`` hands out only the few globals a numpy array needs (see its docstring for the threat
-reasoning). Both formats may be gzip-compressed; compression is detected from the gzip magic bytes.
+reasoning; it is what ``torch.load(weights_only=True)`` does for tensors). Nothing in the package writes a
+pickle: the test fixture writer lives in ``tests/cifar_fixtures.py``. Both formats may be gzip-compressed;
+compression is detected from the gzip magic bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from gossip.errors import DataError
 
-__all__ = ["read_cifar_batch", "read_idx", "write_cifar_batch", "write_idx"]
+__all__ = ["read_cifar_batch", "read_idx", "write_idx"]
 
 # IDX type byte -> big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 _IDX_DTYPES: dict[int, np.dtype[Any]] = {
@@ -187,30 +189,3 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if len(label_array) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(label_array)} labels")
     return np.ascontiguousarray(data), label_array
-
-
-def write_cifar_batch(
-    path: str | Path, data: np.ndarray, labels: Sequence[int] | np.ndarray, *, batch_label: str = "fixture batch"
-) -> None:
-    """Write a batch in the official CIFAR-10 python format; for making test fixtures only.
-
-    ``data`` is uint8 ``(N, 3072)`` (channel-major rows, as in the real files).
-    """
-    data = np.asarray(data)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_SAMPLE_BYTES:
-        raise DataError(f"CIFAR-10 data must be uint8 of shape (N, {CIFAR_SAMPLE_BYTES}), got {data.dtype} {data.shape}")
-    label_list = [int(v) for v in labels]
-    if len(label_list) != len(data):
-        raise DataError(f"{len(data)} images but {len(label_list)} labels")
-    batch = {
-        b"batch_label": batch_label.encode(),
-        b"labels": label_list,
-        b"data": data,
-        b"filenames": [f"fixture_{i}.png".encode() for i in range(len(data))],
-    }
-    # pickle.dumps is allowed here, and only here: the official batches ARE protocol-2 pickles, and the
-    # tests need byte-faithful fixtures to exercise the restricted reader. This writer is never on a
-    # network path and nothing in gossip reads its output except through _CifarUnpickler.
-    payload = pickle.dumps(batch, protocol=2)
-    _write_bytes(Path(path), payload)
-

@@ -32,14 +32,12 @@ def test_missing_neighbours_are_named_with_their_addresses_after_the_deadline(tm
     """A node whose neighbours never start gives up after startup_timeout_s with one line naming each missing
     neighbour and the address it tried, and exit code 2 (so an orchestrator's restart policy can act)."""
     ports = [free_port() for _ in range(3)]
-    started = time.monotonic()
     r = run_gossip("node", "--id", "0", *_node_args(3, ports, [free_port() for _ in range(3)], "--set", "transport.startup_timeout_s=2"), timeout=120)
     assert r.returncode == 2, r.stderr
     error = [line for line in r.stderr.splitlines() if line.startswith("gossip: error:")]
     assert len(error) == 1, r.stderr
     assert f"neighbour(s) 1 (tcp://127.0.0.1:{ports[1]}), 2 (tcp://127.0.0.1:{ports[2]}) within 2 s" in error[0]
     assert "Traceback" not in r.stderr
-    assert time.monotonic() - started < 60
 
 
 def test_sigterm_mid_run_exits_0_with_a_checkpoint_of_the_last_round(tmp_path: Path, processes: Processes) -> None:

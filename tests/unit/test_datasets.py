@@ -14,7 +14,8 @@ import pytest
 
 from gossip.data import DATASET_NAMES, Dataset, load_dataset, load_npz, save_npz
 from gossip.data.datasets import CIFAR10_FILES, CIFAR10_MEAN, CIFAR10_STD, MNIST_FILES, MNIST_MEAN, MNIST_STD
-from gossip.data.files import read_cifar_batch, read_idx, write_cifar_batch, write_idx
+from gossip.data.files import read_cifar_batch, read_idx, write_idx
+from tests.cifar_fixtures import write_cifar_batch
 from gossip.errors import DataError
 
 # ------------------------------------------------------------------------------------------------
