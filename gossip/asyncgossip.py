@@ -109,12 +109,7 @@ class AsyncGossip:
             node.metrics.consensus_distance.set(distances[-1])
         node.round = t + 1
         return {
-            "node": int(node.id),
-            "round": t,
-            "time": time.time(),
-            "loss": step.loss,
-            "accuracy": evaluation.accuracy if evaluation else None,
-            "test_loss": evaluation.loss if evaluation else None,
+            **node.record_head(t, step, evaluation),
             "consensus_distance": sum(distances) / len(distances) if distances else None,
             "comm": "push",
             "pushed_to": int(target) if target is not None else None,

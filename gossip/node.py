@@ -461,12 +461,7 @@ class Node:
         self.observe(step, evaluation)
         self.round = t + 1
         return {
-            "node": int(self.id),
-            "round": t,
-            "time": time.time(),
-            "loss": step.loss,
-            "accuracy": evaluation.accuracy if evaluation else None,
-            "test_loss": evaluation.loss if evaluation else None,
+            **self.record_head(t, step, evaluation),
             "consensus_distance": distance,
             "comm": self.round_plan.kind,
             "arrived": len(received),
@@ -501,6 +496,17 @@ class Node:
         if evaluation is not None:
             self.metrics.test_accuracy.set(evaluation.accuracy)
             self.metrics.test_loss.set(evaluation.loss)
+
+    def record_head(self, t: int, step: StepResult, evaluation: Evaluation | None) -> dict[str, Any]:
+        """The fields every per-round JSONL record starts with, sync or async."""
+        return {
+            "node": int(self.id),
+            "round": t,
+            "time": time.time(),
+            "loss": step.loss,
+            "accuracy": evaluation.accuracy if evaluation else None,
+            "test_loss": evaluation.loss if evaluation else None,
+        }
 
     def train(self) -> StepResult:
         """The local steps of this round."""
