@@ -32,7 +32,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
     addresses = tuple(f"tcp://{host}:{p}" for p in ports)
     metrics = cfg.metrics
     if metrics.enabled:
-        mports = _ports(metrics.host, topology.n, (base_port + topology.n) if base_port else None, "metrics")
+        mports = _ports(metrics.host, topology.n, (base_port + topology.n) if base_port else None, "metrics", avoid=set(ports))
         metrics = dataclasses.replace(metrics, ports=tuple(mports))
 
     security = cfg.security
@@ -129,14 +129,15 @@ def _host_of(template: str) -> str:
     return host if host and "{" not in host else "127.0.0.1"
 
 
-def _ports(host: str, count: int, base: int | None, what: str) -> list[int]:
+def _ports(host: str, count: int, base: int | None, what: str, avoid: Collection[int] = ()) -> list[int]:
     """``count`` ports: ``base..base+count-1`` checked free, or free ones picked below the kernel's
     ephemeral range.
 
     Why not ``bind(0)``: the kernel hands out ports from its ephemeral range to every outgoing
     connection and every ``bind(0)`` on the machine, so a port it gave us and we released can be
     taken again before our node binds it. Below that range nobody gets a port without asking for
-    it by number, so a port that is free now stays free until the node binds it.
+    it by number, so a port that is free now stays free until the node binds it. ``avoid``: ports
+    already picked for this run but not bound yet (they still test free).
     """
     if base:
         for i in range(count):
@@ -148,7 +149,7 @@ def _ports(host: str, count: int, base: int | None, what: str) -> list[int]:
     random.SystemRandom().shuffle(candidates)
     picked: list[int] = []
     for port in candidates:
-        if _port_free(host, port):
+        if port not in avoid and _port_free(host, port):
             picked.append(port)
             if len(picked) == count:
                 return picked
