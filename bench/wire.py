@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gossip.snapshots import SnapshotPool  # noqa: E402
-from gossip.wire import Expectation, Kind, decode, encode  # noqa: E402
+from gossip.wire import Expectation, Kind, all_finite, decode, encode  # noqa: E402
 
 RUN = b"benchrun"
 FP = b"F" * 16
@@ -48,6 +48,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{'params':>10} {'MB':>7} {'memcpy ms':>10} {'clone+encode ms':>16} {'pooled+encode ms':>17} {'pooled/clone':>13} {'decode ms':>10} "
           f"{'(pooled+dec)/memcpy':>20} {'zero-copy':>10}")
+    checks: dict[int, tuple[float, float, float]] = {}
     for n in (10_000, 1_000_000, 10_000_000):
         vector = torch.randn(n)
         target = torch.empty_like(vector)
@@ -83,6 +84,22 @@ def main() -> None:
         shares = frame_address == snapshot.data_ptr() and msg.payload is not None and msg.payload.data_ptr() == snapshot.data_ptr()
         print(f"{n:>10,} {n * 4 / 1e6:>7.2f} {t_copy * 1e3:>10.3f} {t_enc * 1e3:>16.3f} {t_pool * 1e3:>17.3f} {t_pool / t_enc:>13.2f} {t_dec * 1e3:>10.3f} "
               f"{(t_pool + t_dec) / t_copy:>20.2f} {'yes' if shares else 'NO':>10}")
+        checks[n] = finiteness_checks(vector, args.repeat)
+    print("\nThe receiver's finiteness check (ms; all_finite is what decode runs: a sum, exact fallback only when it is not finite)")
+    print(f"{'params':>10} {'isfinite().all()':>17} {'aminmax':>10} {'all_finite':>11} {'all_finite/aminmax':>19}")
+    for n, (t_mask, t_minmax, t_ours) in checks.items():
+        print(f"{n:>10,} {t_mask * 1e3:>17.3f} {t_minmax * 1e3:>10.3f} {t_ours * 1e3:>11.3f} {t_ours / t_minmax:>19.2f}")
+
+
+def finiteness_checks(x: torch.Tensor, repeat: int) -> tuple[float, float, float]:
+    """Seconds for three exact finiteness checks of ``x``, interleaved, medians."""
+    variants = (lambda: bool(torch.isfinite(x).all()), lambda: [v.item() for v in torch.aminmax(x)], lambda: all_finite(x))
+    samples: list[list[float]] = [[], [], []]
+    for _ in range(3):
+        for i, fn in enumerate(variants):
+            samples[i].append(timed(fn, repeat))
+    mask, minmax, ours = (statistics.median(s) for s in samples)
+    return mask, minmax, ours
 
 
 if __name__ == "__main__":

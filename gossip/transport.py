@@ -242,7 +242,15 @@ class ZmqTransport:
         try:
             dealer.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            return False
+            # libzmq learns that its I/O thread drained the queue from a command it reads at most about
+            # once a millisecond on the send path, so a queue already empty can still look full. Reading
+            # EVENTS processes pending commands at once; only a queue that is really full drops the message.
+            if not dealer.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+                return False
+            try:
+                dealer.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return False
         return True
 
     async def recv(self) -> Received:

@@ -112,3 +112,34 @@ def test_oversized_frame_never_reaches_python(zmq_context) -> None:
 def test_parse_identity(raw: bytes, expected: int | None) -> None:
     """Only short decimal routing ids are node ids; zmq's random ids and junk are not."""
     assert parse_identity(raw) == expected
+
+
+def test_one_message_at_a_time_is_never_dropped_as_queue_full(zmq_context) -> None:
+    """A queue the I/O thread already drained is not mistaken for a full one.
+
+    libzmq tells the sending thread that its queue drained through a command it reads at most about
+    once a millisecond on the send path: with a queue of 4 and messages faster than that, a plain
+    non-blocking send failed about one time in four although nothing was queued.
+    """
+    pa, pb = free_port(), free_port()
+
+    async def scenario() -> int:
+        a = ZmqTransport(NodeId(0), addr(pa), {NodeId(1): addr(pb)}, context=zmq_context, queue_messages=4)
+        b = ZmqTransport(NodeId(1), addr(pb), {}, context=zmq_context)
+        await a.start()
+        await b.start()
+        try:
+            await _eventually_send(a, 1, [b"header", b"x" * 1000])
+            await asyncio.wait_for(b.recv(), 10)
+            refused = 0
+            for _ in range(500):
+                if not a.send(NodeId(1), [b"header", b"x" * 40_000]):
+                    refused += 1
+                    continue
+                await asyncio.wait_for(b.recv(), 10)
+            return refused
+        finally:
+            await a.close()
+            await b.close()
+
+    assert asyncio.run(scenario()) == 0
