@@ -1,17 +1,24 @@
-"""Round overhead: what a round costs beyond local training, for 10k / 1M / 10M parameters on an 8-node ring.
+"""Round overhead: what a D-SGD round costs beyond its local training, measured against the same training without gossip.
 
-    .venv/bin/python bench/overhead.py [--repeat 3]
+    .venv/bin/python bench/overhead.py [--repeat 3] [--steps 1,10,50] [--only 1M]
 
-Same workload as bench/round_time.py (ring, weights 1/3, one SGD step of batch 32, synthetic data),
-with MLPs of about 10k (64-128-10), 1M (1000-1000-10) and 10M (1000-10000-10) parameters, run
-interleaved ``--repeat`` times; medians. Two views of the overhead:
+Same workload as bench/round_time.py (8-node ring, weights 1/3, SGD steps of batch 32, synthetic
+data), MLPs of about 10k (64-128-10), 1M (1000-1000-10) and 10M (1000-10000-10) parameters, with
+``--steps`` local steps per round. Every configuration runs twice, interleaved ``--repeat`` times
+(medians), on the same machine in the same minutes:
 
-- **CPU share** (the figure to read on a machine with fewer cores than nodes): of the CPU a node
-  process burns per round (all threads, ZeroMQ's I/O thread and the bookkeeping included), the part
-  that is not local training: snapshot, encode, send, receive, validate, mix, record.
-- **wall share**: 1 - (the node's own training time / the round's wall time). With 8 processes on 2
-  cores a node waits for the CPU while its neighbours train, so this counts time-sharing as overhead;
-  it is shown because it is what a round looks like from one node.
+- **gossip**: the real run, N node processes exchanging models every round;
+- **local only**: the same N processes and the same local steps with the exchange switched off
+  (``schedule.mode = "none"``): the local-training time of a round *on this machine*, time-sharing of
+  the cores between N processes included.
+
+**Overhead, wall** = 1 − (local-only round time / gossip round time): the issue's "round wall time
+minus its local-training time, as a fraction of the round", with the local-training time measured
+the only fair way on a machine with fewer cores than nodes (a node's own step timer would count the
+minutes its neighbours hold the cores as overhead). **Overhead, CPU** is the same from CPU clocks:
+of the CPU a node process burns per round (every thread: ZeroMQ's I/O thread, the receive loop,
+bookkeeping), the part the local-only arm does not burn. What a round moves per node is fixed
+(2 models out, 2 in), so the overhead falls as local work per round grows; the table shows where.
 """
 
 from __future__ import annotations
@@ -22,33 +29,49 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from perfkit import PHASES, median_figures, ring_workload, run_measured  # noqa: E402
+from perfkit import median_figures, ring_workload, run_measured  # noqa: E402
 
-SIZES = {"10k": (64, (128,), 200), "1M": (1000, (1000,), 80), "10M": (1000, (10000,), 25)}  # features, hidden, rounds
+SIZES = {"10k": (64, (128,)), "1M": (1000, (1000,)), "10M": (1000, (10000,))}  # features, hidden
+BUDGET = {"10k": 0.4, "1M": 4.0, "10M": 60.0}  # rough CPU ms per local step, to size the rounds of a run
+
+
+def rounds_for(size: str, steps: int, nodes: int) -> int:
+    """Enough rounds for a steady state, about 10-20 s of wall time per run on 2 cores."""
+    per_round_s = nodes * (BUDGET[size] * steps + 8 * BUDGET[size]) / 1e3 / 2
+    return int(min(200, max(20, 15 / per_round_s)))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--nodes", type=int, default=8)
+    p.add_argument("--steps", default="1,10,50", help="local SGD steps per round, comma-separated")
     p.add_argument("--only", choices=sorted(SIZES), action="append")
     args = p.parse_args()
     names = args.only or list(SIZES)
-    runs: dict[str, list] = {n: [] for n in names}
+    steps = [int(s) for s in args.steps.split(",")]
+    arms = {"gossip": {}, "local only": {"schedule.mode": "none"}}
+    runs: dict[tuple[str, int, str], list] = {}
     for rep in range(args.repeat):
         for name in names:
-            features, hidden, rounds = SIZES[name]
-            fig = run_measured(name, ring_workload(args.nodes, rounds, features, hidden, **{"data.train_samples": 2000, "data.test_samples": 200}))
-            runs[name].append(fig)
-            print(f"  repeat {rep + 1}/{args.repeat} {name}: {fig.round_ms:.1f} ms/round, CPU share {fig.overhead_cpu:.1%}", file=sys.stderr, flush=True)
-    print(f"\n{args.nodes}-node ring, 1 SGD step of batch 32 per round; median of {args.repeat} interleaved runs\n")
-    print("| params | round ms (wall) | train ms | " + " | ".join(p.removesuffix("_s") for p in PHASES[1:])
-          + " ms | CPU/round ms | train CPU ms | overhead, CPU share | overhead, wall share |")
-    print("|---|---|---|" + "---|" * (len(PHASES) - 1) + "---|---|---|---|")
+            features, hidden = SIZES[name]
+            for k in steps:
+                rounds = rounds_for(name, k, args.nodes)
+                for arm, extra in arms.items():
+                    work = ring_workload(args.nodes, rounds, features, hidden, **{
+                        "data.train_samples": 4000, "data.test_samples": 200, "training.local_steps": k, **extra})
+                    fig = run_measured(f"{name} {k} steps {arm}", work)
+                    runs.setdefault((name, k, arm), []).append(fig)
+                    print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {fig.round_ms:.1f} ms/round, "
+                          f"CPU {fig.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
+    print(f"\n{args.nodes}-node ring on this machine, SGD steps of batch 32; median of {args.repeat} interleaved runs\n")
+    print("| params | local steps | gossip round ms | local-only round ms | overhead, wall | gossip CPU ms/round | local-only CPU ms/round | overhead, CPU |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in names:
-        f = median_figures(runs[name])
-        print(f"| {f.params:,} | {f.round_ms:.1f} | {f.phases_ms['train_s']:.2f} | " + " | ".join(f"{f.phases_ms[p]:.2f}" for p in PHASES[1:])
-              + f" | {f.cpu_ms:.2f} | {f.train_cpu_ms:.2f} | {f.overhead_cpu:.1%} | {f.overhead_wall:.1%} |")
+        for k in steps:
+            g, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
+            print(f"| {g.params:,} | {k} | {g.round_ms:.1f} | {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} "
+                  f"| {g.cpu_ms:.2f} | {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} |")
 
 
 if __name__ == "__main__":

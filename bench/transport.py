@@ -1,6 +1,6 @@
 """Moving a model between two processes: gossip's transport against raw pyzmq PUSH/PULL of the same bytes.
 
-    .venv/bin/python bench/transport.py [--repeat 7]
+    .venv/bin/python bench/transport.py [--repeat 7] [--ipc]
 
 Two processes, one sender and one receiver, each with one thread for torch. One message in flight at
 a time, the way gossip uses the network (a node sends its model once a round and waits for its
@@ -16,6 +16,9 @@ socket (the same ack for every variant), next model. Variants, interleaved trial
 - ``gossip, blocking receive``: the gossip path, but the receiver reads the same ZeroMQ socket with a
   blocking ``recv`` instead of through the asyncio event loop — to show what the node's asyncio
   receive costs.
+
+``--ipc``: every socket of the bench (raw and gossip alike) is a Unix-domain socket (ZeroMQ
+``ipc://``, what ``gossip launch --ipc`` uses) instead of loopback TCP.
 """
 
 from __future__ import annotations
@@ -44,7 +47,15 @@ def _threads() -> None:
     torch.set_num_threads(1)
 
 
-def receiver(ports: Any, plan: list[tuple[str, int, int]]) -> None:
+def bind_any(sock: Any, ipc: str) -> str:
+    """Bind ``sock`` to a fresh loopback TCP port, or to ``ipc`` when given; return the address to dial."""
+    if ipc:
+        sock.bind(ipc)
+        return ipc
+    return f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+
+
+def receiver(ports: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
     """Receive every trial's messages; ack each one on a raw PUSH socket."""
     _threads()
     import zmq
@@ -55,14 +66,14 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]]) -> None:
 
     ctx = zmq.Context()
     pull = ctx.socket(zmq.PULL)
-    raw_port = pull.bind_to_random_port("tcp://127.0.0.1")
+    raw_address = bind_any(pull, ipc and f"{ipc}-raw")
     ack = ctx.socket(zmq.PUSH)
-    ack_port = ack.bind_to_random_port("tcp://127.0.0.1")
+    ack_address = bind_any(ack, ipc and f"{ipc}-ack")
     loop = asyncio.new_event_loop()
     max_n = max(n for _v, n, _k in plan)
-    transport = ZmqTransport(NodeId(1), "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192)
+    transport = ZmqTransport(NodeId(1), f"{ipc}-gossip" if ipc else "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192)
     loop.run_until_complete(transport.start())
-    ports.put((raw_port, ack_port, transport.bound_address))
+    ports.put((raw_address, ack_address, transport.bound_address))
 
     async def gossip_trial(n: int, k: int) -> None:
         expect = Expectation(RUN, FP, n, 2, frozenset({0}), 0, 1 << 40)
@@ -94,7 +105,7 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]]) -> None:
     ctx.term()
 
 
-def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]]) -> None:
+def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
     """Send every trial's messages, one at a time; report each trial's seconds."""
     _threads()
     import torch
@@ -105,19 +116,20 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]]) -> None:
     from gossip.transport import ZmqTransport
     from gossip.wire import Kind, encode
 
-    raw_port, ack_port, gossip_address = ports.get()
+    raw_address, ack_address, gossip_address = ports.get()
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
-    push.connect(f"tcp://127.0.0.1:{raw_port}")
+    push.connect(raw_address)
     ack = ctx.socket(zmq.PULL)
-    ack.connect(f"tcp://127.0.0.1:{ack_port}")
+    ack.connect(ack_address)
     loop = asyncio.new_event_loop()
-    transport = ZmqTransport(NodeId(0), "tcp://127.0.0.1:*", {NodeId(1): gossip_address})
+    transport = ZmqTransport(NodeId(0), f"{ipc}-sender" if ipc else "tcp://127.0.0.1:*", {NodeId(1): gossip_address})
     loop.run_until_complete(transport.start())
     time.sleep(0.5)  # connections up (IMMEDIATE=1 drops messages to a peer not connected yet)
     models = {n: torch.randn(n) for n in {n for _v, n, _k in plan}}
     pool = SnapshotPool()
     raw_header = b"x" * 90  # about the size of gossip's msgpack header
+    retries = 0
 
     for variant, n, k in plan:
         vector = models[n]
@@ -131,11 +143,12 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]]) -> None:
                 if variant != "gossip, no snapshot":
                     frames = pool.track(snapshot, frames)
                 while not transport.send(NodeId(1), frames):
+                    retries += 1
                     time.sleep(0.0005)  # not connected yet or queue full: never in steady state
                 del frames
             ack.recv()
         results.put((variant, n, time.perf_counter() - t0))
-    print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages", file=sys.stderr)
+    print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages; {retries} sends retried", file=sys.stderr)
     loop.run_until_complete(transport.close())
     push.close(linger=1000)
     ack.close(linger=0)
@@ -145,12 +158,14 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--ipc", action="store_true", help="Unix-domain sockets (ipc://) instead of loopback TCP, for every variant")
     args = p.parse_args()
+    ipc = f"ipc://@gossip-bench-{os.getpid()}" if args.ipc else ""
     plan = [(v, n, k) for n, k in SIZES.items() for _ in range(args.repeat + 1) for v in VARIANTS]  # +1: warm-up trial
     spawn = mp.get_context("spawn")
     ports, results = spawn.Queue(), spawn.Queue()
-    rx = spawn.Process(target=receiver, args=(ports, plan))
-    tx = spawn.Process(target=sender, args=(ports, results, plan))
+    rx = spawn.Process(target=receiver, args=(ports, plan, ipc))
+    tx = spawn.Process(target=sender, args=(ports, results, plan, ipc))
     rx.start()
     tx.start()
     times: dict[tuple[str, int], list[float]] = {}
@@ -163,7 +178,7 @@ def main() -> None:
     tx.join()
     rx.join()
 
-    print(f"\nOne model in flight at a time, two processes on loopback TCP; median of {args.repeat} interleaved trials\n")
+    print(f"\nOne model in flight at a time, two processes on {'Unix-domain sockets (ipc)' if ipc else 'loopback TCP'}; median of {args.repeat} interleaved trials\n")
     print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | without snapshot / raw | blocking receive / raw | per message: raw ms | gossip ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n, k in SIZES.items():

@@ -234,6 +234,9 @@ class TransportConfig:
     queue_messages: int = 4  # ZeroMQ high-water mark per peer, in messages (bounds memory)
     max_message_bytes: int = 0  # 0 = model size + header slack; larger frames never reach Python
     wire_dtype: WireDtype = "float32"
+    # sync rounds hand ZeroMQ the live model (models of 1 MiB and more) and mix only once it let go; false:
+    # always send a snapshot copy (the async mode and link emulation always do)
+    zero_copy: bool = True
 
     def __post_init__(self) -> None:
         _check(0 <= self.base_port <= 65535, f"[transport] base_port must be a TCP port, got {self.base_port}")

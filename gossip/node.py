@@ -69,11 +69,11 @@ from gossip.metrics import MetricsServer, NodeMetrics
 from gossip.models import build_model
 from gossip.results import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
 from gossip.schedule import Exchange, Schedule
-from gossip.snapshots import SnapshotPool
+from gossip.snapshots import ZERO_COPY_MIN_BYTES, SnapshotPool, track_live, until_released
 from gossip.state import FlatModel, flatten_, model_hash
 from gossip.topology import Topology, parse_spec
 from gossip.trainer import Evaluation, LocalTrainer, StepResult
-from gossip.transport import Transport
+from gossip.transport import Transport, ZmqTransport
 from gossip.wire import MERGE_KINDS, Expectation, Kind, Message, RejectReason, decode, encode
 
 __all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of"]
@@ -210,6 +210,9 @@ class Node:
         self._layer_var: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._mix_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # pull and scratch of the in-place D-SGD mix
         self.snapshots = SnapshotPool()
+        # sync rounds send the live vector zero-copy (no snapshot) straight to ZeroMQ when it is big enough
+        # to be worth tracking; link emulation holds frames in Python, so it keeps the snapshot
+        self._zero_copy_send = cfg.transport.zero_copy and isinstance(self.transport, ZmqTransport) and self.flat.layout.numel * 4 >= ZERO_COPY_MIN_BYTES
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
@@ -524,20 +527,37 @@ class Node:
         """Send our model to the round's peers (every neighbour by default), then collect the models
         the schedule says will arrive, until the round timeout."""
         t0 = time.perf_counter()
-        # the one copy the socket needs (training must not touch what is in flight), into a reused buffer
-        snapshot = self.snapshots.snapshot(self.flat.vector)
-        frames = self.snapshots.track(snapshot, encode(
+        vector = self.flat.vector
+        dtype = self.cfg.transport.wire_dtype
+        live = self._zero_copy_send or dtype != "float32"  # narrowing makes its own copy: nothing to snapshot
+        # else the one copy the socket needs (training must not touch what is in flight), into a reused buffer
+        payload = vector if live else self.snapshots.snapshot(vector)
+        frames = encode(
             Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
-            payload=snapshot, dtype=self.cfg.transport.wire_dtype, info={"loss": loss} if math.isfinite(loss) else None,
-        ))
+            payload=payload, dtype=dtype, info={"loss": loss} if math.isfinite(loss) else None,
+        )
+        tracker = None
+        if self._zero_copy_send and dtype == "float32":
+            frames, tracker = track_live(frames)
+        elif not live:
+            frames = self.snapshots.track(payload, frames)
         t1 = time.perf_counter()
         for j in self.round_plan.send_to:
             self.send(j, frames)
+        del frames, payload  # the tracked frame must die for its tracker to finish
         t2 = time.perf_counter()
         # not waited for: neighbours that said bye, and neighbours that greeted us from a later round (after
         # a resume): their model of this round is gone with their previous life
         expected = [j for j in self.round_plan.expect_from if j not in self.inbox.gone and self._peer_rounds.get(j, t) <= t]
-        got = await self.inbox.collect(t, expected, time.monotonic() + self.cfg.transport.round_timeout_s)
+        deadline = time.monotonic() + self.cfg.transport.round_timeout_s
+        got = await self.inbox.collect(t, expected, deadline)
+        if tracker is not None:  # mixing writes the vector next: ZeroMQ must be done reading it
+            zmq_transport = self.transport
+            assert isinstance(zmq_transport, ZmqTransport)
+            grace = max(deadline, time.monotonic() + min(1.0, self.cfg.transport.round_timeout_s))
+            send_to = self.round_plan.send_to
+            if not await until_released(tracker, grace, lambda: zmq_transport.drop_queued(send_to)):
+                log.warning("node %s: ZeroMQ still held our round-%d model after dropping what was queued", self.id, t)
         t3 = time.perf_counter()
         self.metrics.wait.observe(t3 - t2)
         return got, {"encode_s": t1 - t0, "send_s": t2 - t1, "wait_s": t3 - t2}
@@ -719,6 +739,7 @@ class Node:
             "peers_were_down": sorted(self.liveness.ever_down),
             "resumed": self.resumed,
             "link_dropped": getattr(self.transport, "dropped", 0),
+            "send_path": "zero-copy" if self._zero_copy_send and self.cfg.training.mode == "sync" else "snapshot",
             **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),
         }
 

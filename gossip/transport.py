@@ -253,6 +253,18 @@ class ZmqTransport:
                 return False
         return True
 
+    def drop_queued(self, peers: Sequence[NodeId]) -> None:
+        """Discard what is still queued to ``peers``: their DEALERs are closed at once and opened again.
+
+        For a peer that stopped reading: its queued model goes (it would be stale anyway) and libzmq
+        releases the buffers it held; the fresh DEALER reconnects by itself.
+        """
+        for peer in peers:
+            dealer = self._dealers.pop(peer, None)
+            if dealer is not None:
+                dealer.close(linger=0)
+                self.connect(peer, self._peer_addresses[peer])
+
     async def recv(self) -> Received:
         router = self._router
         if router is None:
