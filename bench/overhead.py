@@ -7,7 +7,8 @@ data), MLPs of about 10k (64-128-10), 1M (1000-1000-10) and 10M (1000-10000-10) 
 ``--steps`` local steps per round. Every configuration runs twice, interleaved ``--repeat`` times
 (medians), on the same machine in the same minutes:
 
-- **gossip**: the real run, N node processes exchanging models every round;
+- **gossip**: the real run, N node processes exchanging models every round over loopback TCP;
+- **gossip, ipc**: the same over Unix-domain sockets (``gossip launch --ipc``);
 - **local only**: the same N processes and the same local steps with the exchange switched off
   (``schedule.mode = "none"``): the local-training time of a round *on this machine*, time-sharing of
   the cores between N processes included.
@@ -50,7 +51,7 @@ def main() -> None:
     args = p.parse_args()
     names = args.only or list(SIZES)
     steps = [int(s) for s in args.steps.split(",")]
-    arms = {"gossip": {}, "local only": {"schedule.mode": "none"}}
+    arms = {"gossip": {}, "gossip, ipc": {"transport.address_template": "ipc://"}, "local only": {"schedule.mode": "none"}}
     runs: dict[tuple[str, int, str], list] = {}
     for rep in range(args.repeat):
         for name in names:
@@ -65,13 +66,13 @@ def main() -> None:
                     print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {fig.round_ms:.1f} ms/round, "
                           f"CPU {fig.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
     print(f"\n{args.nodes}-node ring on this machine, SGD steps of batch 32; median of {args.repeat} interleaved runs\n")
-    print("| params | local steps | gossip round ms | local-only round ms | overhead, wall | gossip CPU ms/round | local-only CPU ms/round | overhead, CPU |")
+    print("| params | local steps | round ms: gossip / ipc / local only | overhead, wall: gossip | ipc | CPU ms/round: gossip / ipc / local only | overhead, CPU: gossip | ipc |")
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         for k in steps:
-            g, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
-            print(f"| {g.params:,} | {k} | {g.round_ms:.1f} | {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} "
-                  f"| {g.cpu_ms:.2f} | {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} |")
+            g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
+            print(f"| {g.params:,} | {k} | {g.round_ms:.1f} / {i.round_ms:.1f} / {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} | {1 - l.round_ms / i.round_ms:.1%} "
+                  f"| {g.cpu_ms:.2f} / {i.cpu_ms:.2f} / {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} | {1 - l.cpu_ms / i.cpu_ms:.1%} |")
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ every model arrives within the timeout, two runs with the same config give bit-i
 whatever the arrival order. A timeout changes the mix; it is recorded (``missing`` in the round's
 record and ``gossip_peer_missed_rounds_total``), so a divergence between runs is always visible.
 
-Crashes: a node checkpoints every ``checkpoint_every`` rounds. Started with a checkpoint
-(``gossip node --resume``) it restores it, greets its neighbours, learns their round from their
+Crashes: a node checkpoints every ``checkpoint_every`` rounds, at least ``checkpoint_interval_s`` apart.
+Started with a checkpoint (``gossip node --resume``) it restores it, greets its neighbours, learns their round from their
 welcomes and, if it is 2 or more rounds behind, skips to that round instead of replaying rounds whose
 models its neighbours no longer want (:meth:`Node._rejoin_round`). Neighbours need no special case:
 they mixed without it after each round timeout, report it down after a few missed rounds
@@ -210,6 +210,8 @@ class Node:
         self._layer_var: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._mix_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # pull and scratch of the in-place D-SGD mix
         self.snapshots = SnapshotPool()
+        self._checkpointed_at = time.monotonic()  # the start counts: the first periodic checkpoint comes an interval in
+        self.checkpoints_written = 0
         # sync rounds send the live vector zero-copy (no snapshot) straight to ZeroMQ when it is big enough
         # to be worth tracking; link emulation holds frames in Python, so it keeps the snapshot
         self._zero_copy_send = cfg.transport.zero_copy and isinstance(self.transport, ZmqTransport) and self.flat.layout.numel * 4 >= ZERO_COPY_MIN_BYTES
@@ -297,7 +299,9 @@ class Node:
                         accuracy = record["accuracy"]
                     self.write_record(writer, record)
                     every = cfg.training.checkpoint_every
-                    if files and every and (t + 1) % every == 0 and t + 1 < cfg.training.rounds:
+                    if files and every and (t + 1) % every == 0 and t + 1 < cfg.training.rounds and (
+                        time.monotonic() - self._checkpointed_at >= cfg.training.checkpoint_interval_s
+                    ):
                         self._save_checkpoint(files)
             if self._stop:
                 status = "stopped"
@@ -336,6 +340,8 @@ class Node:
     def _save_checkpoint(self, files: NodeFiles) -> None:
         state = checkpoint.Checkpoint(self.flat.vector.numpy(), self.round, self.flat.layout.fingerprint, self.trainer.state())
         checkpoint.save(files.checkpoint, state)
+        self._checkpointed_at = time.monotonic()
+        self.checkpoints_written += 1
 
     def _restore(self) -> int:
         """Load the plan's checkpoint, if any, into the model; returns the round to start from."""
@@ -739,6 +745,7 @@ class Node:
             "peers_were_down": sorted(self.liveness.ever_down),
             "resumed": self.resumed,
             "link_dropped": getattr(self.transport, "dropped", 0),
+            "checkpoints_written": self.checkpoints_written,
             "send_path": "zero-copy" if self._zero_copy_send and self.cfg.training.mode == "sync" else "snapshot",
             **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),
         }

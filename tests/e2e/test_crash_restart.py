@@ -42,7 +42,7 @@ def test_killed_nodes_restart_from_checkpoints_rejoin_at_the_current_round_and_m
     models into one identical model."""
     cfg = load_config(env={}, overrides={
         "run.nodes": N, "topology.spec": "ring", "training.rounds": ROUNDS, "data.dataset": "digits", "model.name": "logreg",
-        "training.local_steps": 2, "training.checkpoint_every": 4, "transport.round_timeout_s": TIMEOUT_S,
+        "training.local_steps": 2, "training.checkpoint_every": 4, "training.checkpoint_interval_s": 0, "transport.round_timeout_s": TIMEOUT_S,
         "merge.enabled": True, "merge.timeout_s": 30.0,
     })
     _resolved, run_dir, topology = prepare_run(cfg, run_dir=tmp_path / "run")

@@ -124,6 +124,18 @@ def test_zero_copy_sends_train_bit_for_bit_like_snapshot_sends(tmp_path: Path) -
     assert hashes[0] == hashes[1]
 
 
+@pytest.mark.parametrize(("interval_s", "written"), [(0, 12), (3600, 1)])
+def test_periodic_checkpoints_are_at_least_the_interval_apart(tmp_path: Path, interval_s: int, written: int) -> None:
+    """checkpoint_every=1 writes a checkpoint after every round, unless checkpoint_interval_s has not passed
+    since the last one (a run of fast rounds would spend its time in fsync); the final one is always written."""
+    run_dir = tmp_path / "run"
+    result = launch(run_dir, "-n", "2", "-t", "complete", "-r", "12", "--dataset", "digits", "--model", "logreg", "--no-report",
+                    "--set", "training.checkpoint_every=1", "--set", f"training.checkpoint_interval_s={interval_s}")
+    assert result.returncode == 0, result.stderr
+    for node in range(2):
+        assert json.loads((run_dir / "nodes" / f"node-{node}.json").read_text())["checkpoints_written"] == written
+
+
 def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path) -> None:
     """SIGINT to the launcher: exit 130, no node process left, no port still bound, records kept."""
     run_dir = tmp_path / "run"

@@ -46,7 +46,7 @@ def test_launcher_restarts_a_killed_node_which_rejoins_and_merges(tmp_path: Path
     with open(log, "wb") as fh:
         launcher = processes.gossip(
             "launch", "-n", str(N), "-t", "ring", "-r", str(ROUNDS), "--dataset", "digits", "--model", "logreg", "--run-dir", str(run_dir),
-            "--no-progress", "--no-report", "--restart", "--set", "transport.round_timeout_s=1", "--set", "training.checkpoint_every=4",
+            "--no-progress", "--no-report", "--restart", "--set", "transport.round_timeout_s=1", "--set", "training.checkpoint_every=4", "--set", "training.checkpoint_interval_s=0",
             "--set", "merge.enabled=true", stdout=fh, stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 120

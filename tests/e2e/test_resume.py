@@ -57,7 +57,7 @@ def test_launcher_killed_at_random_moments_resumes_to_a_clean_complete_run(tmp_p
     run_dir = tmp_path / "run"
     first = [
         "launch", "-n", str(N), "-t", "ring", "-r", str(ROUNDS), "--dataset", "digits", "--model", "logreg", "--local-steps", "2",
-        "--set", "training.checkpoint_every=1", "--set", "transport.round_timeout_s=3", "--run-dir", str(run_dir), "--no-progress", "--no-report",
+        "--set", "training.checkpoint_every=1", "--set", "training.checkpoint_interval_s=0", "--set", "transport.round_timeout_s=3", "--run-dir", str(run_dir), "--no-progress", "--no-report",
     ]
     resume = ["launch", "--resume", str(run_dir), "--no-progress", "--no-report"]
     kills = []
