@@ -633,10 +633,11 @@ class Node:
     # records
 
     def write_record(self, writer: RecordWriter | None, record: dict[str, Any]) -> None:
-        """Append a record to the node's JSONL and log it."""
+        """Append a record to the node's JSONL and log a line a person reads (the JSONL has every field)."""
         if writer:
             writer.write(record)
-        log.info("%s", " ".join(f"{k}={_fmt(v)}" for k, v in record.items() if k not in ("missing", "layer_var", "merged_from")))
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", " ".join(f"{k}={_fmt(record[k])}" for k in _LOGGED if record.get(k) not in (None, [])))
 
     def layer_record(self) -> dict[str, list[float]]:
         """Per-layer weight variance of this round, compact (names are in the node's summary), and to metrics.
@@ -784,7 +785,13 @@ def _compact(values: torch.Tensor) -> list[float]:
     return [float(f"{v:.6g}") for v in values.tolist()]
 
 
+# the per-round log line: what `docker logs` / `kubectl logs` readers look for; the JSONL record has the rest
+_LOGGED = ("node", "round", "loss", "accuracy", "consensus_distance", "comm", "pushed_to", "arrived", "missing", "rejected", "mass", "round_s")
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
     return str(value)

@@ -55,6 +55,13 @@ __all__ = [
 ]
 
 MAX_FRAMES = 4  # the largest legal message is a header plus a few payload frames
+# pyzmq's constants are enum members; plain ints skip an enum operation per call on the per-message path
+_NOBLOCK = int(zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLOUT = int(zmq.POLLOUT)
+_POLLIN = int(zmq.POLLIN)
+YIELD_EVERY = 16  # messages received back to back before the receiver lets the event loop run once
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 
 
@@ -169,8 +176,10 @@ class ZmqTransport:
         self._linger_ms = close_linger_ms
         self._own_context = context is None
         self._ctx = context
-        self._router: zmq.asyncio.Socket | None = None
-        self._router_sync: zmq.Socket[bytes] | None = None  # the same socket, synchronous: drains a message's frames
+        # The ROUTER is a plain socket read with NOBLOCK; the event loop watches its ZeroMQ FD (recv below)
+        self._router: zmq.Socket[bytes] | None = None
+        self._router_fd = -1
+        self._in_a_row = 0  # messages received in a row without waiting
         self._sync_ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         # DEALERs are plain (synchronous) sockets on the same context: a NOBLOCK send must fail
         # right here with zmq.Again, not later inside an asyncio future nobody awaits.
@@ -184,7 +193,7 @@ class ZmqTransport:
         self._sync_ctx = zmq.Context.shadow(self._ctx.underlying)
         if self.curve is not None:
             self._start_zap()
-        router = self._ctx.socket(zmq.ROUTER)
+        router = self._sync_ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
             router.setsockopt(zmq.CURVE_SERVER, 1)
@@ -201,7 +210,7 @@ class ZmqTransport:
                 raise TransportError(f"node {self.me}: address {self.listen} is already in use") from None
             raise TransportError(f"node {self.me}: cannot listen on {self.listen}: {exc.strerror}") from None
         self._router = router
-        self._router_sync = zmq.Socket.shadow(router.underlying)
+        self._router_fd = router.getsockopt(zmq.FD)
         self.bound_address = router.getsockopt(zmq.LAST_ENDPOINT).decode()
         for peer, address in self._peer_addresses.items():
             self.connect(peer, address)
@@ -240,15 +249,15 @@ class ZmqTransport:
         if dealer is None:
             return False
         try:
-            dealer.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+            dealer.send_multipart(frames, flags=_NOBLOCK, copy=False)
         except zmq.Again:
             # libzmq learns that its I/O thread drained the queue from a command it reads at most about
             # once a millisecond on the send path, so a queue already empty can still look full. Reading
             # EVENTS processes pending commands at once; only a queue that is really full drops the message.
-            if not dealer.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+            if not dealer.getsockopt(_EVENTS) & _POLLOUT:
                 return False
             try:
-                dealer.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                dealer.send_multipart(frames, flags=_NOBLOCK, copy=False)
             except zmq.Again:
                 return False
         return True
@@ -269,16 +278,25 @@ class ZmqTransport:
         router = self._router
         if router is None:
             raise TransportError("transport not started")
-        identity = await router.recv(copy=False)
-        # ZeroMQ delivers a multipart message whole: once its first frame is here, the rest is too, so
-        # the rest is read without the asyncio machinery (a third of a small message's receive cost)
-        sync = self._router_sync
-        assert sync is not None
+        if self._in_a_row >= YIELD_EVERY:
+            # a flood never starves the node: after a run of messages that were already waiting, let the
+            # rest of the event loop (the round) run once
+            self._in_a_row = 0
+            await asyncio.sleep(0)
+        while True:
+            try:
+                identity = router.recv(_NOBLOCK, copy=False)
+                self._in_a_row += 1
+                break
+            except zmq.Again:
+                self._in_a_row = 0
+                await self._readable(router)
+        # ZeroMQ delivers a multipart message whole: once its first frame is here, the rest is too
         frames: list[Any] = []
         nbytes = 0
         count = 0
-        while sync.getsockopt(zmq.RCVMORE):
-            frame = sync.recv(zmq.NOBLOCK, copy=False)
+        while router.getsockopt(_RCVMORE):
+            frame = router.recv(_NOBLOCK, copy=False)
             count += 1
             nbytes += len(frame)
             if count <= MAX_FRAMES:
@@ -291,6 +309,31 @@ class ZmqTransport:
         else:
             sender = parse_identity(identity.bytes)
         return Received(sender, frames, nbytes)
+
+    async def _readable(self, router: zmq.Socket[bytes]) -> None:
+        """Return once the ROUTER may have a message (or a spurious wake-up: the caller tries again).
+
+        Why not ``zmq.asyncio``: its futures, callbacks and flag enums cost about a third of a small
+        message's receive (bench/transport.py, blocking-receive column). ZeroMQ's FD is edge-triggered:
+        it turns readable when the socket's state changes, and reading ``EVENTS`` re-arms it. So: watch
+        the FD, then ask ``EVENTS`` before sleeping, else a message that came in between would wait
+        for the next one.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        fd = self._router_fd
+
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            if router.getsockopt(_EVENTS) & _POLLIN:
+                return
+            await waiter
+        finally:
+            loop.remove_reader(fd)
 
     # -- CURVE ---------------------------------------------------------------------------------
 
@@ -335,7 +378,6 @@ class ZmqTransport:
             dealer.close(linger=self._linger_ms)
         self._dealers.clear()
         if self._router is not None:
-            self._router_sync = None  # a shadow owns nothing; closing the router closes it
             self._router.close(linger=0)
             self._router = None
         if self._zap_task is not None:

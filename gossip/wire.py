@@ -80,6 +80,7 @@ class Kind(enum.StrEnum):
 
 
 MERGE_KINDS = frozenset({Kind.MERGE, Kind.MERGE_VIEW, Kind.MERGE_STATS})
+_KINDS = {str(k): k for k in Kind}  # a dict lookup: Kind(text) costs an enum call per message
 _VECTOR_KINDS = frozenset({Kind.MODEL, Kind.MERGE, Kind.MERGE_STATS})
 
 
@@ -194,10 +195,9 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
     if version != PROTOCOL_VERSION:
         raise WireError(RejectReason.BAD_VERSION, f"version {version}")
     kind = _field(header, "kind", str)
-    try:
-        kind_ = Kind(kind)
-    except ValueError:
-        raise WireError(RejectReason.BAD_HEADER, f"unknown kind {kind[:32]!r}") from None
+    kind_ = _KINDS.get(kind)
+    if kind_ is None:
+        raise WireError(RejectReason.BAD_HEADER, f"unknown kind {kind[:32]!r}")
     if _field(header, "run", bytes) != expect.run_id:
         raise WireError(RejectReason.WRONG_RUN)
     src = _field(header, "src", int)
