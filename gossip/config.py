@@ -51,7 +51,7 @@ WeightsKind = Literal["metropolis", "uniform", "max-degree"]
 PartitionKind = Literal["iid", "dirichlet", "shards"]
 InitKind = Literal["shared", "independent"]
 OptimizerKind = Literal["sgd", "adam"]
-WireDtype = Literal["float32", "float16", "bfloat16"]
+WireDtype = Literal["float32", "float16", "bfloat16", "int8"]
 PeersKind = Literal["all", "one-peer-exponential"]
 ModeKind = Literal["sync", "async"]
 RuleKind = Literal["dsgd", "variance", "median", "trimmed-mean", "krum", "multi-krum", "clipped-gossip", "balance"]
@@ -238,7 +238,7 @@ class TransportConfig:
     max_rounds_ahead: int = 2  # buffer neighbours' models this many rounds ahead of ours
     queue_messages: int = 4  # ZeroMQ high-water mark per peer, in messages (bounds memory)
     max_message_bytes: int = 0  # 0 = model size + header slack; larger frames never reach Python
-    wire_dtype: WireDtype = "float32"
+    wire_dtype: WireDtype = "float32"  # int8: block-wise symmetric quantisation (gossip.compression); models stay float32
     # sync rounds hand ZeroMQ the live model (models of 1 MiB and more) and mix only once it let go; false:
     # always send a snapshot copy (the async mode and link emulation always do)
     zero_copy: bool = True

@@ -9,11 +9,12 @@ Wire format v1 (one ZeroMQ multipart message)::
                 src    int    sender node id (must equal the transport identity and be a neighbour)
                 round  int    sender's round
                 fp     bytes  16-byte model fingerprint (must equal ours) — model messages only
-                dtype  str    payload dtype: float32 | float16 | bfloat16
+                dtype  str    payload dtype: float32 | float16 | bfloat16 | int8
                 n      int    payload element count (must equal our model's)
                 info   map    optional str → float scalars (loss, samples): metrics only, never weights
                 w      float  optional push-sum mass (model messages, async push-sum only): 0 < w <= nodes
-    frame 1   the payload: n elements of dtype, little-endian (model, merge, merge_stats), or
+    frame 1   the payload: n elements of dtype, little-endian (model, merge, merge_stats); for int8,
+              ceil(n / 1024) float32 block scales then n int8 values (``gossip.compression``); or
               n bytes of 0/1, one per node of the run (merge_view: the nodes whose model the sender holds)
 
 The merge kinds (the single global merge at the end, ``gossip.merge``) may come from any node of the run,
@@ -41,6 +42,7 @@ import msgpack
 import numpy as np
 import torch
 
+from gossip.compression import dequantise_int8, int8_nbytes, quantise_int8
 from gossip.errors import WireError
 from gossip.ids import NodeId
 
@@ -63,8 +65,8 @@ RUN_ID_BYTES = 8
 FINGERPRINT_BYTES = 16
 MAX_INFO_ITEMS = 16
 
-_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}  # int8 is block-quantised: its size is int8_nbytes(n)
 
 
 class Kind(enum.StrEnum):
@@ -105,6 +107,7 @@ class RejectReason(enum.StrEnum):
     UNAUTHENTICATED = "unauthenticated"  # CURVE handshake with a key that is not a neighbour's
     UNEXPECTED = "unexpected"  # well formed, but not called for: merge disabled, a round we do not wait in
     BAD_MASS = "bad_mass"  # a push-sum mass that is not a finite number in (0, nodes]
+    BAD_SCALE = "bad_scale"  # int8 payload: a negative block scale
 
 
 @dataclass(frozen=True)
@@ -159,13 +162,16 @@ def encode(
         if dtype not in _DTYPES:
             raise ValueError(f"unsupported wire dtype {dtype!r}")
         flat = payload.detach().reshape(-1)
-        if flat.dtype != _DTYPES[dtype]:
-            flat = flat.to(_DTYPES[dtype])
-        flat = flat.contiguous()
         header.update(fp=fingerprint, dtype=dtype, n=flat.numel())
-        # bfloat16 has no numpy dtype: ship its bytes through an int16 view
-        raw = flat.view(torch.int16) if dtype == "bfloat16" else flat
-        frames.append(memoryview(raw.numpy()).cast("B"))
+        if dtype == "int8":  # a fresh buffer: the socket never reads the caller's memory
+            frames.append(quantise_int8(flat))
+        else:
+            if flat.dtype != _DTYPES[dtype]:
+                flat = flat.to(_DTYPES[dtype])
+            flat = flat.contiguous()
+            # bfloat16 has no numpy dtype: ship its bytes through an int16 view
+            raw = flat.view(torch.int16) if dtype == "bfloat16" else flat
+            frames.append(memoryview(raw.numpy()).cast("B"))
     if members is not None:
         header["n"] = len(members)
         frames.append(bytes(1 if m else 0 for m in members))
@@ -238,13 +244,23 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, "element count")
     mass = _mass(header.get("w"), expect.node_count) if kind_ is Kind.MODEL else None
     body = _buffer(frames[1])
-    if len(body) != expect.numel * _ITEMSIZE[dtype]:
+    if len(body) != (int8_nbytes(expect.numel) if dtype == "int8" else expect.numel * _ITEMSIZE[dtype]):
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes")
 
-    payload = _as_float32(body, dtype)
+    payload = _int8_payload(body, expect.numel) if dtype == "int8" else _as_float32(body, dtype)
     if not all_finite(payload):
         raise WireError(RejectReason.NON_FINITE)
     return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body), mass=mass)
+
+
+def _int8_payload(body: memoryview, numel: int) -> torch.Tensor:
+    """Dequantise an int8 payload after checking its scales: finite and >= 0 (the product is checked by the caller)."""
+    scales, payload = dequantise_int8(body, numel)
+    if not all_finite(scales):
+        raise WireError(RejectReason.NON_FINITE, "int8 scale")
+    if bool((scales < 0).any()):
+        raise WireError(RejectReason.BAD_SCALE)
+    return payload
 
 
 def _view(header: Mapping[str, Any], frame: Any, expect: Expectation, src: int, round_: int, info: dict[str, float], head_bytes: int) -> Message:
