@@ -29,6 +29,7 @@ from gossip.errors import ConfigError
 __all__ = [
     "AggregationConfig",
     "ByzantineConfig",
+    "CompressionConfig",
     "DataConfig",
     "FaultsConfig",
     "LinksConfig",
@@ -60,6 +61,7 @@ OutsideKind = Literal["none", "random"]
 VarianceTarget = Literal["others", "self", "conservative"]
 SelfWeightKind = Literal["beta", "mixing"]
 LayersKind = Literal["weights", "all"]
+CompressionKind = Literal["none", "topk"]
 
 
 _MODELS_WITH_HIDDEN = ("mlp", "mlpbn")
@@ -410,6 +412,37 @@ class MergeConfig:
 
 
 @dataclass(frozen=True)
+class CompressionConfig:
+    """Compressed gossip: CHOCO-gossip with top-k differences and error feedback (``gossip.choco``).
+
+    A section of its own rather than a [transport] key: every node must run the same algorithm, and
+    the run id covers every section except [transport], [metrics] and [security] (which may differ
+    per node). ``[transport] wire_dtype`` only narrows the payload of an uncompressed model.
+    """
+
+    method: CompressionKind = "none"  # topk: send top_k(x - x_hat) each round, mix over the public copies
+    topk_fraction: float = 0.05  # share of the parameters sent per round (index + value: 8 bytes each)
+    # consensus step size: x += gamma * sum_j W_ij (x_hat_j - x_hat). Too large and the copies' errors
+    # grow instead of shrinking (CHOCO's gamma bound shrinks with the share sent); too small and the
+    # models drift apart while training. 0 = 4 * topk_fraction, capped at 1: stable for shares
+    # 0.01..0.5 in a consensus simulation on an 8-node ring (6x diverges from 0.1 up); see README.
+    choco_gamma: float = 0.0
+    resync_every: int = 50  # send the public copy in full every this many rounds (recovers lost deltas); 0 = never
+
+    def __post_init__(self) -> None:
+        _check_choice("compression", "method", self.method, CompressionKind)
+        # above 1/2 a delta (8 bytes per entry) is larger than the float32 model it replaces
+        _check(0 < self.topk_fraction <= 0.5, f"[compression] topk_fraction must be in (0, 0.5], got {self.topk_fraction}")
+        _check(0 <= self.choco_gamma <= 1, f"[compression] choco_gamma must be in [0, 1] (0 = 4 * topk_fraction), got {self.choco_gamma}")
+        _check(self.resync_every >= 0, f"[compression] resync_every must be >= 0 (0 = never), got {self.resync_every}")
+
+    @property
+    def gamma(self) -> float:
+        """The consensus step size in use: ``choco_gamma``, or 4 * ``topk_fraction`` (at most 1) when it is 0."""
+        return self.choco_gamma or min(1.0, 4 * self.topk_fraction)
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """The Prometheus endpoint of each node (``/metrics`` and ``/healthz``)."""
 
@@ -508,8 +541,11 @@ class RunConfig:
     merge: MergeConfig = field(default_factory=MergeConfig)
     links: LinksConfig = field(default_factory=LinksConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
 
     def __post_init__(self) -> None:
+        if self.compression.method != "none":
+            self._check_compression()
         if self.training.mode == "async":
             _check(self.schedule.mode == "every", "[schedule] applies to sync rounds; async mode pushes every period_s (set schedule.mode = 'every')")
             _check(self.topology.peers == "all", "[topology] peers = 'one-peer-exponential' needs training.mode = 'sync'")
@@ -528,6 +564,18 @@ class RunConfig:
         if self.topology.peers == "one-peer-exponential":
             _check(self.schedule.mode != "random" and self.schedule.outside != "random",
                    "[schedule] random pull picks its own peer; it does not combine with topology.peers = 'one-peer-exponential'")
+
+    def _check_compression(self) -> None:
+        """CHOCO-gossip mixes public copies with doubly stochastic weights every round: refuse what would break that."""
+        method = f"[compression] method = {self.compression.method!r}"
+        _check(self.training.mode == "sync", f"{method} gossips in synchronous rounds; set training.mode = 'sync'")
+        _check(self.aggregation.rule == "dsgd",
+               f"{method} mixes public copies with the topology's weights; aggregation.rule = {self.aggregation.rule!r} needs whole models (use 'dsgd')")
+        _check(not self.byzantine.nodes, f"{method} trusts every delta (no robust rule); byzantine.nodes must be empty")
+        _check(self.schedule.mode == "every", f"{method} keeps copies in step with a message every round; set schedule.mode = 'every'")
+        _check(self.topology.peers == "all", f"{method} needs every neighbour every round; set topology.peers = 'all'")
+        _check(self.transport.wire_dtype == "float32",
+               f"{method} sends float32 values and float32 resyncs; set transport.wire_dtype = 'float32'")
 
     def replace(self, **changes: Mapping[str, Any]) -> RunConfig:
         """A copy with some keys of some sections changed: ``cfg.replace(training={"lr": 0.1})``."""

@@ -19,7 +19,8 @@ every neighbour every round by default; a round of a sparser schedule in which t
 nor expects anything is local training only (``"comm": "none"`` in its record). ``[training] mode =
 "async"`` replaces the rounds with gossip learning (:meth:`Node.run_async`): push to one random
 neighbour every ``period_s``, merge whatever arrives on receipt. With ``[merge] enabled`` every live
-node ends with the exact average of all live nodes' models (``gossip.merge``).
+node ends with the exact average of all live nodes' models (``gossip.merge``). ``[compression] method =
+"topk"`` replaces step 2's model by a CHOCO-gossip top-k delta and step 4's mix by CHOCO's (``gossip.choco``).
 
 Determinism: batches are seeded per node and aggregation sums in sorted sender order, so as long as
 every model arrives within the timeout, two runs with the same config give bit-identical models
@@ -56,6 +57,7 @@ from gossip import checkpoint
 from gossip.aggregation import DSGD, VarianceCorrected, build_aggregator, layer_segments, layer_variance, weighted_average
 from gossip.aggregation.dsgd import pull_into
 from gossip.asyncgossip import AsyncGossip
+from gossip.choco import ChocoGossip
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import Dataset, load_dataset, load_npz, partition
 from gossip.errors import ConfigError, PeerUnreachable, WireError
@@ -206,6 +208,8 @@ class Node:
             if cfg.merge.enabled else None
         )
         self.merge_outcome: MergeOutcome | None = None
+        # [compression] method = "topk": CHOCO-gossip replaces the model message and the mix (gossip.choco)
+        self.choco = ChocoGossip(self.flat.vector, self.neighbours, cfg.compression) if cfg.compression.method == "topk" else None
         self.accuracy_before_merge: float | None = None
         self._layer_var: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._mix_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # pull and scratch of the in-place D-SGD mix
@@ -455,7 +459,7 @@ class Node:
                 log.warning("node %s: neighbour %s missed %d rounds in a row: down? (round %d)", self.id, event.peer, event.missed, t)
             else:
                 log.warning("node %s: neighbour %s is back in round %d after %d missed rounds", self.id, event.peer, t, event.missed)
-        distance = self.mix(received)
+        distance = self.choco.mix(self.flat.vector, got, self.weights) if self.choco is not None else self.mix(received)
         t_mixed = time.perf_counter()
 
         evaluate = (t + 1) % cfg.training.eval_every == 0 or t == cfg.training.rounds - 1
@@ -533,23 +537,32 @@ class Node:
         """Send our model to the round's peers (every neighbour by default), then collect the models
         the schedule says will arrive, until the round timeout."""
         t0 = time.perf_counter()
-        vector = self.flat.vector
-        dtype = self.cfg.transport.wire_dtype
-        live = self._zero_copy_send or dtype != "float32"  # narrowing makes its own copy: nothing to snapshot
-        # else the one copy the socket needs (training must not touch what is in flight), into a reused buffer
-        payload = vector if live else self.snapshots.snapshot(vector)
-        frames = encode(
-            Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
-            payload=payload, dtype=dtype, info={"loss": loss} if math.isfinite(loss) else None,
-        )
         tracker = None
-        if self._zero_copy_send and dtype == "float32":
-            frames, tracker = track_live(frames)
-        elif not live:
-            frames = self.snapshots.track(payload, frames)
+        if self.choco is not None:  # a top-k delta or a dense resync of our public copy, in fresh buffers
+            out = self.choco.outgoing(self.flat.vector)
+            payload = out.values
+            frames = encode(
+                out.kind, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
+                payload=payload, indices=out.indices, numel=self.flat.layout.numel, info={"loss": loss} if math.isfinite(loss) else None,
+            )
+        else:
+            vector = self.flat.vector
+            dtype = self.cfg.transport.wire_dtype
+            live = self._zero_copy_send or dtype != "float32"  # narrowing makes its own copy: nothing to snapshot
+            # else the one copy the socket needs (training must not touch what is in flight), into a reused buffer
+            payload = vector if live else self.snapshots.snapshot(vector)
+            frames = encode(
+                Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
+                payload=payload, dtype=dtype, info={"loss": loss} if math.isfinite(loss) else None,
+            )
+            if self._zero_copy_send and dtype == "float32":
+                frames, tracker = track_live(frames)
+            elif not live:
+                frames = self.snapshots.track(payload, frames)
         t1 = time.perf_counter()
         for j in self.round_plan.send_to:
-            self.send(j, frames)
+            if not self.send(j, frames) and self.choco is not None:
+                self.choco.resync()  # j's copy of our public copy is now behind
         del frames, payload  # the tracked frame must die for its tracker to finish
         t2 = time.perf_counter()
         # not waited for: neighbours that said bye, and neighbours that greeted us from a later round (after
@@ -692,6 +705,8 @@ class Node:
                 if self.ready:  # a neighbour (re)starting while we run: it learns our round from the welcome
                     log.info("node %s: neighbour %s said hello in our round %d (its round %d)", self.id, message.src, self.round, message.round)
                 self.inbox.mark_back(message.src)
+                if self.choco is not None:  # a restarted neighbour lost its copy of ours
+                    self.choco.resync()
                 self.send(message.src, encode(Kind.WELCOME, src=self.id, round=self.round, run_id=self.run_id))
             elif message.kind is Kind.WELCOME:
                 self._welcomed.add(message.src)
@@ -701,7 +716,9 @@ class Node:
             elif message.kind in MERGE_KINDS:
                 if self.merger is not None:
                     self.merger.deliver(message)
-            elif message.kind is Kind.MODEL:
+            elif message.kind is Kind.DELTA and self.choco is None:
+                self.reject(RejectReason.UNEXPECTED, "delta without compression.method = 'topk'", message.src)
+            elif message.kind in (Kind.MODEL, Kind.DELTA):
                 if self.cfg.training.mode == "async":
                     self.async_gossip.absorb(message)
                 elif not self.schedule.expects(self.id, message.src, message.round):
@@ -749,6 +766,7 @@ class Node:
             "checkpoints_written": self.checkpoints_written,
             "send_path": "zero-copy" if self._zero_copy_send and self.cfg.training.mode == "sync" else "snapshot",
             **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),
+            **({"choco_dense_rounds": self.choco.dense_sent} if self.choco is not None else {}),  # rounds sent in full (resyncs)
         }
 
     @property

@@ -4,18 +4,21 @@ Wire format v1 (one ZeroMQ multipart message)::
 
     frame 0   header, msgpack map, at most MAX_HEADER_BYTES
                 v      int    protocol version (1)
-                kind   str    "hello" | "welcome" | "model" | "bye" | "merge" | "merge_view" | "merge_stats"
+                kind   str    "hello" | "welcome" | "model" | "delta" | "bye" | "merge" | "merge_view" | "merge_stats"
                 run    bytes  8-byte run id (a message from another run is refused)
                 src    int    sender node id (must equal the transport identity and be a neighbour)
                 round  int    sender's round
                 fp     bytes  16-byte model fingerprint (must equal ours) — model messages only
                 dtype  str    payload dtype: float32 | float16 | bfloat16 | int8
                 n      int    payload element count (must equal our model's)
+                k      int    delta only: how many (index, value) pairs follow, 0 <= k <= n
                 info   map    optional str → float scalars (loss, samples): metrics only, never weights
                 w      float  optional push-sum mass (model messages, async push-sum only): 0 < w <= nodes
     frame 1   the payload: n elements of dtype, little-endian (model, merge, merge_stats); for int8,
               ceil(n / 1024) float32 block scales then n int8 values (``gossip.compression``); or
-              n bytes of 0/1, one per node of the run (merge_view: the nodes whose model the sender holds)
+              n bytes of 0/1, one per node of the run (merge_view: the nodes whose model the sender holds), or
+              (delta, CHOCO-gossip's top-k update of the sender's public copy, ``gossip.choco``) k int32
+              indices, strictly increasing in [0, n), then their k float32 values
 
 The merge kinds (the single global merge at the end, ``gossip.merge``) may come from any node of the run,
 not only neighbours, but only when the node has the merge enabled and only for its merge epoch
@@ -74,7 +77,8 @@ class Kind(enum.StrEnum):
 
     HELLO = "hello"  # "I am up": the start-up handshake; carries no payload
     WELCOME = "welcome"  # the answer to a hello, so both sides know the other is up
-    MODEL = "model"  # my model after round `round`'s local steps
+    MODEL = "model"  # my model after round `round`'s local steps (CHOCO-gossip: my public copy, in full)
+    DELTA = "delta"  # CHOCO-gossip: top-k entries to add to my public copy (compression.method = "topk")
     BYE = "bye"  # I am leaving after round `round`; do not wait for me
     MERGE = "merge"  # my final model, for the single global merge (any node of the run may send it)
     MERGE_VIEW = "merge_view"  # the set of nodes whose final model I hold: the merge's agreement step
@@ -83,7 +87,7 @@ class Kind(enum.StrEnum):
 
 MERGE_KINDS = frozenset({Kind.MERGE, Kind.MERGE_VIEW, Kind.MERGE_STATS})
 _KINDS = {str(k): k for k in Kind}  # a dict lookup: Kind(text) costs an enum call per message
-_VECTOR_KINDS = frozenset({Kind.MODEL, Kind.MERGE, Kind.MERGE_STATS})
+_VECTOR_KINDS = frozenset({Kind.MODEL, Kind.DELTA, Kind.MERGE, Kind.MERGE_STATS})
 
 
 class RejectReason(enum.StrEnum):
@@ -108,6 +112,7 @@ class RejectReason(enum.StrEnum):
     UNEXPECTED = "unexpected"  # well formed, but not called for: merge disabled, a round we do not wait in
     BAD_MASS = "bad_mass"  # a push-sum mass that is not a finite number in (0, nodes]
     BAD_SCALE = "bad_scale"  # int8 payload: a negative block scale
+    BAD_INDEX = "bad_index"  # delta: an index out of range, or indices not strictly increasing
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class Message:
     nbytes: int = 0
     mass: float | None = None  # push-sum mass (async push-sum only)
     members: frozenset[NodeId] | None = None  # merge_view: the nodes whose model the sender holds
+    indices: torch.Tensor | None = None  # delta: int32 positions of the ``payload`` values, strictly increasing
 
 
 def encode(
@@ -150,15 +156,23 @@ def encode(
     info: Mapping[str, float] | None = None,
     mass: float | None = None,
     members: tuple[bool, ...] | None = None,
+    indices: torch.Tensor | None = None,
+    numel: int = 0,
 ) -> list[bytes | memoryview]:
     """Frames for one message; the payload frame is a zero-copy view of ``payload`` when it is float32.
 
     The caller must keep ``payload`` unchanged until ZeroMQ has sent it (send a snapshot, not the
-    live training vector): with ``copy=False`` the socket reads the memory later.
+    live training vector): with ``copy=False`` the socket reads the memory later. A delta passes
+    ``indices`` (int32, strictly increasing), ``payload`` (their float32 values) and the model's ``numel``.
     """
     header: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": str(kind), "run": run_id, "src": int(src), "round": int(round)}
     frames: list[bytes | memoryview] = []
-    if payload is not None:
+    if indices is not None:
+        if payload is None or dtype != "float32" or indices.numel() != payload.numel():
+            raise ValueError("a delta needs as many float32 values as indices")
+        header.update(fp=fingerprint, dtype=dtype, n=int(numel), k=indices.numel())
+        frames.append(indices.to(torch.int32).numpy().tobytes() + payload.to(torch.float32).numpy().tobytes())
+    elif payload is not None:
         if dtype not in _DTYPES:
             raise ValueError(f"unsupported wire dtype {dtype!r}")
         flat = payload.detach().reshape(-1)
@@ -244,6 +258,8 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, "element count")
     mass = _mass(header.get("w"), expect.node_count) if kind_ is Kind.MODEL else None
     body = _buffer(frames[1])
+    if kind_ is Kind.DELTA:
+        return _delta(header, body, dtype, expect.numel, src, round_, info, len(head))
     if len(body) != (int8_nbytes(expect.numel) if dtype == "int8" else expect.numel * _ITEMSIZE[dtype]):
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes")
 
@@ -251,6 +267,26 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
     if not all_finite(payload):
         raise WireError(RejectReason.NON_FINITE)
     return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body), mass=mass)
+
+
+def _delta(header: Mapping[str, Any], body: memoryview, dtype: str, numel: int, src: int, round_: int, info: dict[str, float], head_bytes: int) -> Message:
+    """A CHOCO-gossip delta: k int32 indices, strictly increasing in [0, n), then k finite float32 values."""
+    k = _field(header, "k", int)
+    if dtype != "float32":
+        raise WireError(RejectReason.BAD_DTYPE, dtype[:16])
+    if not 0 <= k <= numel:
+        raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"k = {k}")
+    if len(body) != 8 * k:
+        raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes for k = {k}")
+    with warnings.catch_warnings():  # read-only frame, never written: torch cannot know that
+        warnings.simplefilter("ignore", UserWarning)
+        indices = torch.from_numpy(np.frombuffer(body, dtype="<i4", count=k))
+        values = torch.from_numpy(np.frombuffer(body, dtype="<f4", count=k, offset=4 * k))
+    if k and (int(indices[0]) < 0 or int(indices[-1]) >= numel or not bool((indices[1:] > indices[:-1]).all())):
+        raise WireError(RejectReason.BAD_INDEX)
+    if not all_finite(values):
+        raise WireError(RejectReason.NON_FINITE)
+    return Message(Kind.DELTA, NodeId(src), round_, values, info, head_bytes + len(body), indices=indices)
 
 
 def _int8_payload(body: memoryview, numel: int) -> torch.Tensor:

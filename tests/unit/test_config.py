@@ -151,3 +151,51 @@ def test_fault_keys_are_validated(key: str, value: str, message: str) -> None:
     """The checkpoint period, link emulation and straggler knobs refuse out-of-range values with one line."""
     with pytest.raises(ConfigError, match=message):
         load_config(env={}, overrides={key: value})
+
+
+TOPK = {"compression.method": "topk"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({**TOPK, "training.mode": "async"}, "gossips in synchronous rounds"),
+        ({**TOPK, "aggregation.rule": "median"}, "aggregation.rule = 'median' needs whole models"),
+        ({**TOPK, "aggregation.rule": "variance"}, "aggregation.rule = 'variance' needs whole models"),
+        ({**TOPK, "byzantine.nodes": "[1]", "byzantine.attack": "sign-flip"}, "byzantine.nodes must be empty"),
+        ({**TOPK, "schedule.mode": "periodic"}, "set schedule.mode = 'every'"),
+        ({**TOPK, "topology.spec": "one-peer-exponential"}, "set topology.peers = 'all'"),
+        ({**TOPK, "transport.wire_dtype": "int8"}, "set transport.wire_dtype = 'float32'"),
+        ({**TOPK, "compression.topk_fraction": "0.6"}, "topk_fraction must be in (0, 0.5]"),
+        ({**TOPK, "compression.topk_fraction": "0"}, "topk_fraction must be in (0, 0.5]"),
+        ({**TOPK, "compression.choco_gamma": "1.5"}, "choco_gamma must be in [0, 1]"),
+        ({**TOPK, "compression.resync_every": "-1"}, "resync_every must be >= 0"),
+        ({"compression.method": "int8"}, "[compression] method = 'int8' is not one of 'none', 'topk'"),
+    ],
+)
+def test_compression_refuses_what_cannot_work(overrides: dict[str, object], message: str) -> None:
+    """CHOCO-gossip needs synchronous rounds, D-SGD mixing over every neighbour, honest nodes and float32
+    values; anything else is a one-line error, not a run that quietly ignores a setting."""
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, overrides=overrides)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_compression_is_part_of_the_run_id() -> None:
+    """Nodes that gossip compressed and nodes that do not refuse each other's messages (wrong_run)."""
+    from gossip.node import run_id_of
+
+    plain = load_config(env={})
+    assert run_id_of(plain) != run_id_of(load_config(env={}, overrides=TOPK))
+    assert run_id_of(plain) == run_id_of(load_config(env={}, overrides={"transport.wire_dtype": "int8"}))  # an encoding only
+
+
+def test_compression_mistake_on_the_command_line_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """`gossip launch` with a combination CHOCO cannot run stops before starting anything: one line, exit 2."""
+    from gossip.cli import main
+
+    code = main(["launch", "-n", "4", "--set", "compression.method=topk", "--set", "aggregation.rule=krum"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("gossip: error:") and "needs whole models" in err, err
