@@ -31,6 +31,10 @@ def _mutations(header: dict, payload: bytes) -> list[tuple[str, bytes, list[byte
 
     nan = bytearray(payload)
     nan[0:4] = np.array([np.nan], dtype="<f4").tobytes()
+    n = header["n"]
+    negative_scale = np.full(-(-n // 1024), -1.0, dtype="<f4").tobytes() + b"\x01" * n  # int8: scales, then values
+    repeated_index = np.array([5, 5], dtype="<i4").tobytes() + np.ones(2, dtype="<f4").tobytes()
+    fine_delta = np.array([1, 2], dtype="<i4").tobytes() + np.ones(2, dtype="<f4").tobytes()
     return [
         ("bad_version", b"1", [h(v=2), payload]),
         ("unknown_sender", b"7", [h(src=7), payload]),
@@ -45,6 +49,9 @@ def _mutations(header: dict, payload: bytes) -> list[tuple[str, bytes, list[byte
         ("bad_frame_count", b"1", [h(), payload, payload]),
         ("wrong_run", b"1", [h(run=b"\x01" * 8), payload]),
         ("stale_round", b"1", [h(round=0), payload]),
+        ("bad_scale", b"1", [h(dtype="int8"), negative_scale]),
+        ("bad_index", b"1", [h(kind="delta", k=2), repeated_index]),
+        ("unexpected", b"1", [h(kind="delta", k=2), fine_delta]),  # well formed, but this run does not gossip compressed
     ]
 
 
