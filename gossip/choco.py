@@ -64,7 +64,7 @@ class ChocoGossip:
 
     def outgoing(self, model: torch.Tensor) -> Outgoing:
         """This round's message, with our public copy already updated to what its receivers will hold."""
-        periodic = self.cfg.resync_every > 0 and self._since_dense >= self.cfg.resync_every
+        periodic = self._since_dense >= self.cfg.resync_every
         if self._dense_next or periodic:
             self._dense_next = False
             self._since_dense = 1

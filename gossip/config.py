@@ -427,14 +427,17 @@ class CompressionConfig:
     # models drift apart while training. 0 = 4 * topk_fraction, capped at 1: stable for shares
     # 0.01..0.5 in a consensus simulation on an 8-node ring (6x diverges from 0.1 up); see README.
     choco_gamma: float = 0.0
-    resync_every: int = 50  # send the public copy in full every this many rounds (recovers lost deltas); 0 = never
+    # send the public copy in full every this many rounds: the only way back into a receiver's mix after a
+    # loss the sender cannot see (lost on the way, late, refused), so there is no "never"
+    resync_every: int = 50
 
     def __post_init__(self) -> None:
         _check_choice("compression", "method", self.method, CompressionKind)
         # above 1/2 a delta (8 bytes per entry) is larger than the float32 model it replaces
         _check(0 < self.topk_fraction <= 0.5, f"[compression] topk_fraction must be in (0, 0.5], got {self.topk_fraction}")
         _check(0 <= self.choco_gamma <= 1, f"[compression] choco_gamma must be in [0, 1] (0 = 4 * topk_fraction), got {self.choco_gamma}")
-        _check(self.resync_every >= 0, f"[compression] resync_every must be >= 0 (0 = never), got {self.resync_every}")
+        _check(self.resync_every >= 1,
+               f"[compression] resync_every must be >= 1 (without resyncs a lost delta leaves its sender out of the mix for good), got {self.resync_every}")
 
     @property
     def gamma(self) -> float:

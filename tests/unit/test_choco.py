@@ -20,7 +20,7 @@ A, B = NodeId(0), NodeId(1)
 
 
 def cfg(**kw: object) -> CompressionConfig:
-    base: dict[str, object] = {"method": "topk", "topk_fraction": 0.05, "resync_every": 0}
+    base: dict[str, object] = {"method": "topk", "topk_fraction": 0.05, "resync_every": 1000}  # no periodic resync in these tests
     base.update(kw)
     return CompressionConfig(**base)  # type: ignore[arg-type]
 

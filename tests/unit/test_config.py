@@ -169,7 +169,7 @@ TOPK = {"compression.method": "topk"}
         ({**TOPK, "compression.topk_fraction": "0.6"}, "topk_fraction must be in (0, 0.5]"),
         ({**TOPK, "compression.topk_fraction": "0"}, "topk_fraction must be in (0, 0.5]"),
         ({**TOPK, "compression.choco_gamma": "1.5"}, "choco_gamma must be in [0, 1]"),
-        ({**TOPK, "compression.resync_every": "-1"}, "resync_every must be >= 0"),
+        ({**TOPK, "compression.resync_every": "0"}, "resync_every must be >= 1"),
         ({"compression.method": "int8"}, "[compression] method = 'int8' is not one of 'none', 'topk'"),
     ],
 )
