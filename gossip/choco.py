@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -38,15 +39,13 @@ from gossip.wire import Kind, Message
 __all__ = ["ChocoGossip", "Outgoing"]
 
 
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One round's message: a ``model`` (``indices`` None, ``values`` the whole public copy) or a ``delta``."""
 
-    __slots__ = ("indices", "kind", "values")
-
-    def __init__(self, kind: Kind, values: torch.Tensor, indices: torch.Tensor | None) -> None:
-        self.kind = kind
-        self.values = values
-        self.indices = indices
+    kind: Kind
+    values: torch.Tensor
+    indices: torch.Tensor | None
 
 
 class ChocoGossip:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["INT8_BLOCK", "dequantise_int8", "int8_nbytes", "quantise_int8", "top_k"]
+__all__ = ["INT8_BLOCK", "dequantise_int8", "int8_blocks", "int8_nbytes", "quantise_int8", "top_k"]
 
 INT8_BLOCK = 1024
 _QMAX = 127
