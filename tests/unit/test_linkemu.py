@@ -84,9 +84,9 @@ def test_bandwidth_serialises_messages_on_the_link() -> None:
     last one 200 ms after the first send."""
     _emu, starts, delivered = _run(LinkSpec(bandwidth_mbit=1.0), 10, size=2500)
     assert len(delivered) == 10
-    assert delivered[-1] - starts[0] >= 0.199
-    gaps = [b - a for a, b in zip(delivered, delivered[1:], strict=False)]
-    assert min(gaps) >= 0.015
+    # lower bounds only: a loaded machine can deliver late, never early
+    for i, at in enumerate(delivered):
+        assert at - starts[0] >= 0.020 * (i + 1) - 0.001, f"message {i} left the link before its serialisation ended"
 
 
 def test_link_specs_come_from_edge_attributes_then_the_config() -> None:
