@@ -179,6 +179,8 @@ class ZmqTransport:
         # The ROUTER is a plain socket read with NOBLOCK; the event loop watches its ZeroMQ FD (recv below)
         self._router: zmq.Socket[bytes] | None = None
         self._router_fd = -1
+        self._loop: asyncio.AbstractEventLoop | None = None  # watches the ROUTER's FD
+        self._waiter: asyncio.Future[None] | None = None  # recv waiting for the FD
         self._in_a_row = 0  # messages received in a row without waiting
         self._sync_ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         # DEALERs are plain (synchronous) sockets on the same context: a NOBLOCK send must fail
@@ -211,6 +213,8 @@ class ZmqTransport:
             raise TransportError(f"node {self.me}: cannot listen on {self.listen}: {exc.strerror}") from None
         self._router = router
         self._router_fd = router.getsockopt(zmq.FD)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._router_fd, self._wake)
         self.bound_address = router.getsockopt(zmq.LAST_ENDPOINT).decode()
         for peer, address in self._peer_addresses.items():
             self.connect(peer, address)
@@ -313,27 +317,26 @@ class ZmqTransport:
     async def _readable(self, router: zmq.Socket[bytes]) -> None:
         """Return once the ROUTER may have a message (or a spurious wake-up: the caller tries again).
 
-        Why not ``zmq.asyncio``: its futures, callbacks and flag enums cost about a third of a small
-        message's receive (bench/transport.py, blocking-receive column). ZeroMQ's FD is edge-triggered:
-        it turns readable when the socket's state changes, and reading ``EVENTS`` re-arms it. So: watch
-        the FD, then ask ``EVENTS`` before sleeping, else a message that came in between would wait
-        for the next one.
+        Why not ``zmq.asyncio``: its futures, callbacks and flag enums cost a good part of a small
+        message's receive (bench/transport.py). ZeroMQ's FD is edge-triggered: it turns readable when
+        the socket's state changes, and reading ``EVENTS`` re-arms it. The event loop watches the FD
+        for the transport's whole life (:meth:`_wake` reads ``EVENTS``, so a readable FD never spins
+        the loop); here ``EVENTS`` is asked once more before sleeping, else a message that came in
+        since the last wake-up would wait for the next one.
         """
-        loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
-        fd = self._router_fd
-
-        def wake() -> None:
-            if not waiter.done():
-                waiter.set_result(None)
-
-        loop.add_reader(fd, wake)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
         try:
             if router.getsockopt(_EVENTS) & _POLLIN:
                 return
             await waiter
         finally:
-            loop.remove_reader(fd)
+            self._waiter = None
+
+    def _wake(self) -> None:
+        router, waiter = self._router, self._waiter
+        if router is not None and router.getsockopt(_EVENTS) & _POLLIN and waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- CURVE ---------------------------------------------------------------------------------
 
@@ -378,6 +381,8 @@ class ZmqTransport:
             dealer.close(linger=self._linger_ms)
         self._dealers.clear()
         if self._router is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._router_fd)
             self._router.close(linger=0)
             self._router = None
         if self._zap_task is not None:
