@@ -110,8 +110,10 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
 
         generate_keys(out / "keys", topology.n)
         security = dataclasses.replace(security, keys_dir=str(out / "keys"))
-    topo_path = out / "topology.graphml"
+    # The nodes read the JSON (no NetworkX in a node process: ~12 MiB each); the GraphML is for people and tools.
+    topo_path = out / "topology.json"
     save(topology, topo_path)
+    save(topology, out / "topology.graphml")
     resolved = dataclasses.replace(
         cfg,
         run=dataclasses.replace(cfg.run, nodes=topology.n),
@@ -247,6 +249,8 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
     out = out or sys.stderr
     path = Path(run_dir)
     missing = [name for name in ("config.toml", "topology.graphml", "data.npz", "nodes") if not (path / name).exists()]
+    if missing == ["topology.graphml"] and (path / "topology.json").exists():
+        missing = []
     if missing:
         raise ConfigError(f"{path} is not a run directory gossip launch prepared (no {', '.join(missing)}); nothing to resume")
     path = path.resolve()
@@ -254,7 +258,8 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
     from gossip.config import load_config
 
     resolved = load_config(path / "config.toml")
-    topology = parse_spec(str(path / "topology.graphml"), n=resolved.run.nodes or None, seed=resolved.run.seed)
+    topo_file = path / "topology.json" if (path / "topology.json").exists() else path / "topology.graphml"  # older runs: GraphML only
+    topology = parse_spec(str(topo_file), n=resolved.run.nodes or None, seed=resolved.run.seed)
     _wait_ports_free(resolved, topology.n)
     rounds = []
     for i in range(topology.n):
