@@ -191,9 +191,14 @@ class Node:
         self.weights: dict[NodeId, float] = {NodeId(j): float(w) for j, w in row.items() if j != plan.node_id}
         self.run_id = run_id_of(cfg)
         self.flat = build_flat_model(plan)
+        # Keep only this node's training samples: the trainer's tensors share their memory, and the rest of
+        # the training set (N - 1 other shards: 15 MiB for 4000 x 1000 floats) is freed once the caller
+        # lets go of its plan. plan.dataset.x_train[plan.shard] is still this node's data.
         ds = plan.dataset
+        mine = dataclasses.replace(ds, x_train=np.ascontiguousarray(ds.x_train[plan.shard]), y_train=ds.y_train[plan.shard])
+        self.plan = plan = dataclasses.replace(plan, dataset=mine, shard=np.arange(len(plan.shard)))
         self.trainer = LocalTrainer(
-            self.flat.module, ds.x_train[plan.shard], ds.y_train[plan.shard], ds.x_test, ds.y_test,
+            self.flat.module, mine.x_train, mine.y_train, mine.x_test, mine.y_test,
             cfg.training, cfg.data.batch_size, seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
         )
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
