@@ -241,13 +241,15 @@ def test_curve_run_trains_with_keys_made_by_the_launcher(tmp_path: Path) -> None
         assert len(records) == 5 and all(r["arrived"] == 2 for r in records)
 
 
-# Imported by other commands (generators, GraphML, reports, the launcher's Prometheus files), never needed
-# by a node: each costs every node process memory (NetworkX alone ~12 MiB).
-NOT_IN_A_NODE = ("networkx", "yaml", "matplotlib", "sklearn", "mnist1d", "gossip.launch", "gossip.report")
+# Imported by other commands (generators, GraphML, reports, the launcher's Prometheus files, the data
+# split), never needed by a synchronous node: each costs every node process memory (NetworkX ~12 MiB,
+# numpy.random ~3 MiB).
+NOT_IN_A_NODE = ("networkx", "yaml", "matplotlib", "sklearn", "mnist1d", "statistics", "numpy.random", "gossip.launch", "gossip.report")
 
 
 def test_node_processes_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> None:
-    """The launcher hands its nodes topology.json; a node process then never imports NetworkX, YAML or matplotlib.
+    """The launcher hands its nodes topology.json and their data split; a node process then never imports
+    NetworkX, YAML, matplotlib or numpy.random.
 
     Python's own import log (PYTHONPROFILEIMPORTTIME, inherited by the nodes) names every module a
     real node process imported, in its log file.
@@ -260,7 +262,7 @@ def test_node_processes_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> N
     import tomllib
 
     spec = tomllib.loads((run_dir / "config.toml").read_text())["topology"]["spec"]
-    assert spec == str(run_dir / "topology.json") and (run_dir / "topology.graphml").exists()
+    assert spec == str(run_dir / "topology.json") and (run_dir / "topology.graphml").exists() and (run_dir / "shards.npz").exists()
     for node in range(3):
         log = (run_dir / "nodes" / f"node-{node}.log").read_text()
         imported = {line.rsplit("|", 1)[1].strip() for line in log.splitlines() if line.startswith("import time:")}
