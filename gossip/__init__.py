@@ -7,26 +7,64 @@ The curated public API is below (pinned by ``tests/unit/test_public_api.py``); e
 internal and may change.
 """
 
-from gossip.aggregation import DSGD, Aggregator, weighted_average
-from gossip.config import RunConfig, config_to_toml, load_config
-from gossip.data import Dataset, load_dataset, partition
-from gossip.errors import (
-    ConfigError,
-    DataError,
-    GossipError,
-    PeerUnreachable,
-    TopologyError,
-    TransportError,
-    WireError,
-)
-from gossip.ids import NodeId
-from gossip.launch import LaunchResult, launch
-from gossip.models import build_model
-from gossip.node import Node, NodePlan, NodeResult, plan_node
-from gossip.state import FlatModel, flatten_, model_hash
-from gossip.topology import Topology, generate, load, parse_spec
-from gossip.transport import InMemoryNetwork, InMemoryTransport, Transport, ZmqTransport
-from gossip.wire import Kind, Message, RejectReason, decode, encode
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gossip.aggregation import DSGD, Aggregator, weighted_average
+    from gossip.config import RunConfig, config_to_toml, load_config
+    from gossip.data import Dataset, load_dataset, partition
+    from gossip.errors import (
+        ConfigError,
+        DataError,
+        GossipError,
+        PeerUnreachable,
+        TopologyError,
+        TransportError,
+        WireError,
+    )
+    from gossip.ids import NodeId
+    from gossip.launch import LaunchResult, launch
+    from gossip.models import build_model
+    from gossip.node import Node, NodePlan, NodeResult, plan_node
+    from gossip.state import FlatModel, flatten_, model_hash
+    from gossip.topology import Topology, generate, load, parse_spec
+    from gossip.transport import InMemoryNetwork, InMemoryTransport, Transport, ZmqTransport
+    from gossip.wire import Kind, Message, RejectReason, decode, encode
+
+# Where each public name lives. Imported on first use (PEP 562): a node process that imports
+# gossip.node should not also pay for the launcher, YAML and NetworkX just because they are exported here.
+_EXPORTS = {
+    "gossip.aggregation": ("DSGD", "Aggregator", "weighted_average"),
+    "gossip.config": ("RunConfig", "config_to_toml", "load_config"),
+    "gossip.data": ("Dataset", "load_dataset", "partition"),
+    "gossip.errors": ("ConfigError", "DataError", "GossipError", "PeerUnreachable", "TopologyError", "TransportError", "WireError"),
+    "gossip.ids": ("NodeId",),
+    "gossip.launch": ("LaunchResult", "launch"),
+    "gossip.models": ("build_model",),
+    "gossip.node": ("Node", "NodePlan", "NodeResult", "plan_node"),
+    "gossip.state": ("FlatModel", "flatten_", "model_hash"),
+    "gossip.topology": ("Topology", "generate", "load", "parse_spec"),
+    "gossip.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport", "ZmqTransport"),
+    "gossip.wire": ("Kind", "Message", "RejectReason", "decode", "encode"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gossip' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __version__ = "0.1.0"
 

@@ -46,7 +46,7 @@ class AsyncGossip:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.mass = 1.0  # push-sum mass
-        self._rng = np.random.default_rng((node.cfg.run.seed, 0xA5C, int(node.id)))
+        self._rng: np.random.Generator | None = None  # made on the first push: a synchronous run never imports numpy.random (~3 MiB)
         self._absorbing = False
         self._absorbed: list[tuple[NodeId, int, float]] = []  # (sender, bytes, distance) since the last record
 
@@ -88,6 +88,8 @@ class AsyncGossip:
         bytes_out_0 = node.bytes_sent
         step = node.train()
         alive = [j for j in node.neighbours if j not in node.inbox.gone]
+        if self._rng is None:
+            self._rng = np.random.default_rng((node.cfg.run.seed, 0xA5C, int(node.id)))
         target = alive[int(self._rng.integers(len(alive)))] if alive else None
         if target is not None:
             kept, sent = split_mass(self.mass) if node.cfg.training.push_sum else (self.mass, None)

@@ -46,7 +46,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Protocol
 
 import numpy as np
@@ -109,6 +108,8 @@ def alie_z_max(n: int, f: int) -> float:
     q = (n - f - s) / (n - f)
     if not 0 < q < 1:
         raise ValueError(f"ALIE's quantile (n - f - s)/(n - f) = {q:.3f} is outside (0, 1) for n = {n}, f = {f}")
+    from statistics import NormalDist  # here, not at import: statistics pulls in decimal and fractions (~0.5 MiB a node)
+
     return NormalDist().inv_cdf(q)
 
 

@@ -361,6 +361,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
         queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,
     )
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
+    del plan  # the node kept its own shard: drop the rest of the training set
     transport.on_unauthenticated = node.on_unauthenticated
     # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
     server = MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None

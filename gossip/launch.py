@@ -41,9 +41,10 @@ from typing import Any
 from gossip.aggregation.tolerance import check_tolerance
 from gossip.children import die_with_parent
 from gossip.config import RunConfig, config_to_toml
-from gossip.data import load_dataset, partition, save_npz
+from gossip.data import load_dataset, partition, save_npz, save_parts
 from gossip.errors import ConfigError, TransportError
 from gossip.models import build_model
+from gossip.node import shard_key
 from gossip.prometheus import write_run_config
 from gossip.promserver import beside_run
 from gossip.results import NodeFiles, atomic_write_text, iter_new_records, write_json
@@ -83,7 +84,7 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
     topology.mixing_matrix(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
     dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
-    partition(dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None)
+    parts = partition(dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None)
     build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
 
     out = Path(run_dir) if run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{topology.name}")
@@ -110,8 +111,10 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
 
         generate_keys(out / "keys", topology.n)
         security = dataclasses.replace(security, keys_dir=str(out / "keys"))
-    topo_path = out / "topology.graphml"
+    # The nodes read the JSON (no NetworkX in a node process: ~12 MiB each); the GraphML is for people and tools.
+    topo_path = out / "topology.json"
     save(topology, topo_path)
+    save(topology, out / "topology.graphml")
     resolved = dataclasses.replace(
         cfg,
         run=dataclasses.replace(cfg.run, nodes=topology.n),
@@ -124,6 +127,7 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
     if metrics.enabled:
         write_run_config(out, resolved)  # RUN_DIR/prometheus/: scrape config and rules for this run
     save_npz(dataset, out / "data.npz")
+    save_parts(parts, shard_key(resolved, topology.n, len(dataset.y_train)), out / "shards.npz")  # nodes read their part, not recompute it
     (out / "nodes").mkdir(exist_ok=True)
     return resolved, out, topology
 
@@ -247,6 +251,8 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
     out = out or sys.stderr
     path = Path(run_dir)
     missing = [name for name in ("config.toml", "topology.graphml", "data.npz", "nodes") if not (path / name).exists()]
+    if missing == ["topology.graphml"] and (path / "topology.json").exists():
+        missing = []
     if missing:
         raise ConfigError(f"{path} is not a run directory gossip launch prepared (no {', '.join(missing)}); nothing to resume")
     path = path.resolve()
@@ -254,7 +260,8 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
     from gossip.config import load_config
 
     resolved = load_config(path / "config.toml")
-    topology = parse_spec(str(path / "topology.graphml"), n=resolved.run.nodes or None, seed=resolved.run.seed)
+    topo_file = path / "topology.json" if (path / "topology.json").exists() else path / "topology.graphml"  # older runs: GraphML only
+    topology = parse_spec(str(topo_file), n=resolved.run.nodes or None, seed=resolved.run.seed)
     _wait_ports_free(resolved, topology.n)
     rounds = []
     for i in range(topology.n):

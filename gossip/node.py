@@ -59,7 +59,7 @@ from gossip.aggregation.dsgd import pull_into
 from gossip.asyncgossip import AsyncGossip
 from gossip.choco import ChocoGossip
 from gossip.config import RunConfig, config_to_toml
-from gossip.data import Dataset, load_dataset, load_npz, partition
+from gossip.data import Dataset, load_dataset, load_npz, load_part, partition, partition_key
 from gossip.errors import ConfigError, PeerUnreachable, WireError
 from gossip.ids import NodeId
 from gossip.inbox import Inbox
@@ -78,7 +78,7 @@ from gossip.trainer import Evaluation, LocalTrainer, StepResult
 from gossip.transport import Transport, ZmqTransport
 from gossip.wire import MERGE_KINDS, Expectation, Kind, Message, RejectReason, decode, encode
 
-__all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of"]
+__all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of", "shard_key"]
 
 log = logging.getLogger("gossip.node")
 
@@ -124,15 +124,23 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *
         dataset = load_npz(cache)
     else:
         dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
-    parts = partition(
-        dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node,
-        min_size=cfg.data.min_size or None,
-    )
+    shard = load_part(Path(run_dir) / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), node_id, dataset.num_train) if run_dir else None
+    if shard is None:  # no launcher-written split for this config: compute it (the same pure function the launcher ran)
+        shard = partition(
+            dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node,
+            min_size=cfg.data.min_size or None,
+        )[node_id]
     saved = None
     if resume:
         path = NodeFiles(run_dir, node_id).checkpoint
         saved = checkpoint.load(path) if path.exists() else None
-    return NodePlan(NodeId(node_id), cfg, topology, dataset, parts[node_id], Path(run_dir) if run_dir else None, saved)
+    return NodePlan(NodeId(node_id), cfg, topology, dataset, shard, Path(run_dir) if run_dir else None, saved)
+
+
+def shard_key(cfg: RunConfig, n_nodes: int, num_train: int) -> str:
+    """What the data split of a run depends on (see :func:`gossip.data.partition_key`)."""
+    d = cfg.data
+    return partition_key(num_train, n_nodes, d.partition, cfg.run.seed, alpha=d.alpha, shards_per_node=d.shards_per_node, min_size=d.min_size or None)
 
 
 @dataclass(frozen=True)
@@ -191,9 +199,14 @@ class Node:
         self.weights: dict[NodeId, float] = {NodeId(j): float(w) for j, w in row.items() if j != plan.node_id}
         self.run_id = run_id_of(cfg)
         self.flat = build_flat_model(plan)
+        # Keep only this node's training samples: the trainer's tensors share their memory, and the rest of
+        # the training set (N - 1 other shards: 15 MiB for 4000 x 1000 floats) is freed once the caller
+        # lets go of its plan. plan.dataset.x_train[plan.shard] is still this node's data.
         ds = plan.dataset
+        mine = dataclasses.replace(ds, x_train=np.ascontiguousarray(ds.x_train[plan.shard]), y_train=ds.y_train[plan.shard])
+        self.plan = plan = dataclasses.replace(plan, dataset=mine, shard=np.arange(len(plan.shard)))
         self.trainer = LocalTrainer(
-            self.flat.module, ds.x_train[plan.shard], ds.y_train[plan.shard], ds.x_test, ds.y_test,
+            self.flat.module, mine.x_train, mine.y_train, mine.x_test, mine.y_test,
             cfg.training, cfg.data.batch_size, seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
         )
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)

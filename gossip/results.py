@@ -4,8 +4,10 @@ Layout::
 
     RUN_DIR/
       config.toml            the resolved config every node ran with (addresses and ports included)
-      topology.graphml       the exact graph (generators are seeded, but a file removes all doubt)
+      topology.json          the exact graph, as the nodes read it (generators are seeded, but a file removes all doubt)
+      topology.graphml       the same graph for people and tools (yEd, Gephi, NetworkX)
       data.npz               the dataset, generated once by the launcher and read by every node
+      shards.npz             the launcher's split of the training set: node i reads part_i (no need to recompute it)
       nodes/node-<i>.jsonl   one JSON object per round: loss, accuracy, consensus distance, bytes, times
       nodes/node-<i>.json    the node's final summary (written once, atomically)
       nodes/node-<i>.npy     the node's final parameter vector (numpy format, no pickle)

@@ -87,7 +87,7 @@ class Schedule:
         self.tau = max(1, math.ceil(math.log2(self.n))) if self.n > 1 else 1
         if self.peers == "one-peer-exponential":
             missing = [(i, (i + 2**k) % self.n) for i in range(self.n) for k in range(self.tau)
-                       if (i + 2**k) % self.n != i and not topology.graph.has_edge(i, (i + 2**k) % self.n)]
+                       if (i + 2**k) % self.n != i and not topology.has_edge(i, (i + 2**k) % self.n)]
             if missing:
                 u, v = missing[0]
                 raise ConfigError(

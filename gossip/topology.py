@@ -1,15 +1,21 @@
 """The communication graph: who gossips with whom, and the mixing weights every node derives from it.
 
-A :class:`Topology` is a frozen, validated ``nx.Graph`` whose nodes are exactly ``0..N-1``. It comes from a
-seeded generator (:func:`generate`), a file (:func:`load`) or a spec string that names either
+A :class:`Topology` is a frozen, validated, undirected graph whose nodes are exactly ``0..N-1``. It comes
+from a seeded generator (:func:`generate`), a file (:func:`load`) or a spec string that names either
 (:func:`parse_spec`). Every path goes through one validator, so a node never starts on a graph with self
 loops, holes in its ids or a part it cannot reach. Mixing weights are computed here from the graph alone:
 a node never takes a weight (or a degree) from a message.
 
+A topology stores its graph as plain tuples (neighbours, edges, edge and node data), not as an
+``nx.Graph``: importing NetworkX costs every process ~12 MiB, and a node process needs none of it. The
+generators, GraphML and the text edge lists use NetworkX (imported on first use); the JSON format that
+``gossip launch`` hands its nodes (:func:`save` / :func:`load` of ``.json``) and :meth:`Topology.from_edges`
+do not. ``topology.graph`` builds a frozen ``nx.Graph`` on first access, for analysis and drawing.
+
 What the validator does to a graph, and why:
 
 - directed graphs become undirected: D-SGD with Metropolis-Hastings weights needs a symmetric W;
-- parallel edges collapse to one (the last one's attributes win);
+- parallel edges collapse to one (their attributes merge, the last one's win);
 - integer (or integer-string) node ids must be exactly ``0..N-1``; anything else is refused, because a
   silent renumbering would give a node another node's data shard;
 - non-integer ids (GraphML names such as ``"paris"`` or ``"n7"``) are numbered in natural sorted order
@@ -24,54 +30,141 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import json
 import math
 import re
-import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from gossip.errors import TopologyError
 from gossip.ids import NodeId
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["KINDS", "WEIGHT_KINDS", "Topology", "describe", "draw", "generate", "load", "parse_spec", "save"]
 
 WEIGHT_KINDS = ("metropolis", "uniform", "max-degree")
 """Mixing-weight rules (REFERENCES §1.2). Only ``uniform`` needs a regular graph to be doubly stochastic."""
 
-_FILE_SUFFIXES = frozenset({".graphml", ".edges", ".edgelist", ".txt", ".adjacency", ".adj"})
+_FILE_SUFFIXES = frozenset({".graphml", ".json", ".edges", ".edgelist", ".txt", ".adjacency", ".adj"})
+JSON_FORMAT = 1
+"""Version of the JSON topology format (the ``gossip_topology`` key); see ``topologies/README.md``."""
+
+_Edge = tuple[int, int]
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, repr=False)
 class Topology:
-    """A validated, immutable graph over nodes ``0..N-1``. Equal when the name and the edge set are.
+    """A validated, immutable graph over nodes ``0..N-1``. Equal (and hashed) by name and edge set.
 
-    Construct it with any ``nx.Graph`` (directed, multi, string ids): ``__post_init__`` validates it and
-    stores a frozen, undirected copy, so ``topology.graph`` is always safe to share between threads.
+    ``Topology(graph, name)`` takes any ``nx.Graph`` (directed, multi, string ids) and validates it;
+    :meth:`from_edges` builds one from plain ids without NetworkX. Either way the result holds no
+    ``nx.Graph`` until ``topology.graph`` is read, and every attribute is read-only, so a topology is
+    safe to share between threads.
     """
 
-    graph: nx.Graph = field(compare=False)
+    __slots__ = ("name", "n", "_edges", "_order", "_adj", "_edge_data", "_node_data", "_graph")
     name: str
-    _edges: tuple[tuple[int, int], ...] = field(init=False)
+    n: int  # number of nodes N; the ids are 0..N-1
 
-    def __post_init__(self) -> None:
-        graph = _validated(self.graph, self.name)
-        object.__setattr__(self, "graph", graph)
-        object.__setattr__(self, "_edges", tuple(sorted((min(u, v), max(u, v)) for u, v in graph.edges)))
+    def __init__(self, graph: nx.Graph, name: str) -> None:
+        import networkx as nx
+
+        if not isinstance(graph, nx.Graph):
+            raise TypeError(f"Topology needs an nx.Graph, got {type(graph).__name__}")
+        where = f"topology {name}"
+        _need(graph.number_of_nodes() > 0, f"{where} has no nodes")
+        graph = _int_labelled(graph, where)
+        self._fill(name, graph.number_of_nodes(), graph.edges(data=True), {int(i): d for i, d in graph.nodes(data=True)})
+
+    @classmethod
+    def from_edges(
+        cls,
+        n: int,
+        edges: Iterable[tuple[int, int] | tuple[int, int, Mapping[str, Any]]],
+        name: str,
+        node_data: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> Topology:
+        """A topology over ``0..n-1`` from ``(u, v)`` or ``(u, v, data)`` pairs, without NetworkX.
+
+        Same validation as the constructor: ids outside ``0..n-1``, self loops and disconnected
+        graphs are refused; ``(u, v)`` and ``(v, u)`` are one edge, whose data merge.
+        """
+        where = f"topology {name}"
+        _need(isinstance(n, int) and n > 0, f"{where} has no nodes")
+        out = cls.__new__(cls)
+        out._fill(name, n, edges, dict(node_data or {}))
+        return out
+
+    def _fill(self, name: str, n: int, edges: Iterable[Any], node_data: Mapping[int, Mapping[str, Any]]) -> None:
+        where = f"topology {name}"
+        merged: dict[_Edge, dict[str, Any]] = {}
+        loops: set[int] = set()
+        for edge in edges:
+            u, v = (_node_id(x, n, where) for x in edge[:2])
+            if u == v:
+                loops.add(u)
+            merged.setdefault((min(u, v), max(u, v)), {}).update(edge[2] if len(edge) > 2 else {})
+        if loops:
+            more = f" (and {len(loops) - 1} more)" if len(loops) > 1 else ""
+            raise TopologyError(f"{where}: self loop at node {min(loops)}{more}")
+        unknown = sorted(set(node_data) - set(range(n)), key=str)
+        _need(not unknown, f"{where}: node data for {unknown[0] if unknown else ''!r}, which is not in 0..{n - 1}")
+        adj: list[list[int]] = [[] for _ in range(n)]
+        for u, v in merged:
+            adj[u].append(v)
+            adj[v].append(u)
+        _connected(adj, where)
+        put = object.__setattr__
+        put(self, "name", name)
+        put(self, "n", n)
+        put(self, "_edges", tuple(sorted(merged)))
+        put(self, "_order", tuple(merged))  # as given: .graph then iterates (and GraphML lists) edges as NetworkX would
+        put(self, "_adj", tuple(tuple(sorted(a)) for a in adj))
+        put(self, "_edge_data", MappingProxyType({e: MappingProxyType(d) for e, d in merged.items() if d}))
+        put(self, "_node_data", tuple(MappingProxyType(dict(node_data.get(i, {}))) for i in range(n)))
+        put(self, "_graph", None)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"Topology is immutable: cannot set {key!r}")
+
+    def __delattr__(self, key: str) -> None:
+        raise AttributeError(f"Topology is immutable: cannot delete {key!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Topology):
+            return NotImplemented
+        return (self.name, self._edges) == (other.name, other._edges)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self._edges))
 
     def __repr__(self) -> str:
         return f"Topology({self.name!r}, n={self.n}, edges={len(self._edges)})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # __slots__ and a refusing __setattr__: pickle (multiprocessing) rebuilds through from_edges
+        edges = [(u, v, dict(self._edge_data.get((u, v), _EMPTY))) for u, v in self._order]
+        return (_rebuild, (self.n, edges, self.name, {i: dict(d) for i, d in enumerate(self._node_data) if d}))
+
     @property
-    def n(self) -> int:
-        """Number of nodes N; the ids are 0..N-1."""
-        return int(self.graph.number_of_nodes())
+    def graph(self) -> nx.Graph:
+        """The graph as a frozen ``nx.Graph`` (nodes 0..N-1 with their data, edges with theirs), built on first use."""
+        if self._graph is None:
+            import networkx as nx
+
+            graph = nx.Graph()
+            graph.add_nodes_from((i, dict(d)) for i, d in enumerate(self._node_data))
+            graph.add_edges_from((u, v, dict(self._edge_data.get((u, v), _EMPTY))) for u, v in self._order)
+            graph.graph["name"] = self.name
+            object.__setattr__(self, "_graph", nx.freeze(graph))
+        return self._graph
 
     @property
     def edges(self) -> list[tuple[NodeId, NodeId]]:
@@ -80,15 +173,23 @@ class Topology:
 
     def neighbours(self, i: int) -> tuple[NodeId, ...]:
         """The nodes ``i`` exchanges models with, sorted."""
-        return tuple(NodeId(j) for j in sorted(self.graph.adj[self._node(i)]))
+        return tuple(NodeId(j) for j in self._adj[self._node(i)])
 
     def degree(self, i: int) -> int:
         """Number of neighbours of ``i``."""
-        return len(self.graph.adj[self._node(i)])
+        return len(self._adj[self._node(i)])
 
     def degrees(self) -> tuple[int, ...]:
         """Degree of every node, indexed by node id."""
-        return tuple(len(self.graph.adj[i]) for i in range(self.n))
+        return tuple(len(a) for a in self._adj)
+
+    def has_edge(self, u: int, v: int) -> bool:
+        """Whether ``u`` and ``v`` are neighbours."""
+        return v in self._adj[self._node(u)]
+
+    def node_attributes(self, i: int) -> dict[str, object]:
+        """A copy of the data on node ``i``, e.g. its GraphML name as ``"label"``."""
+        return dict(self._node_data[self._node(i)])
 
     def mixing_matrix(self, kind: str = "metropolis") -> np.ndarray:
         """The N×N mixing matrix W (float64, read-only, cached per kind).
@@ -113,7 +214,7 @@ class Topology:
     def mixing_weights(self, i: int, kind: str = "metropolis") -> dict[NodeId, float]:
         """Row ``i`` of W restricted to its support: the neighbours of ``i`` and ``i`` itself."""
         row = self.mixing_matrix(kind)[self._node(i)]
-        return {NodeId(j): float(row[j]) for j in sorted((*self.graph.adj[i], i))}
+        return {NodeId(j): float(row[j]) for j in sorted((*self._adj[i], i))}
 
     def second_eigenvalue(self, kind: str = "metropolis") -> float:
         """max_{k>=2} |lambda_k(W)|: one gossip step multiplies the distance to consensus by at most this."""
@@ -126,40 +227,60 @@ class Topology:
 
     def edge_attributes(self, u: int, v: int) -> dict[str, object]:
         """A copy of the data on edge (u, v), e.g. the link-emulation keys ``delay_ms`` or ``loss``."""
-        if not self.graph.has_edge(u, v):
+        if not (_is_id(u, self.n) and _is_id(v, self.n) and self.has_edge(u, v)):
             raise TopologyError(f"topology {self.name} has no edge ({u}, {v})")
-        return dict(self.graph.edges[u, v])
+        return dict(self._edge_data.get((min(u, v), max(u, v)), _EMPTY))
 
     def _node(self, i: int) -> int:
-        if not (isinstance(i, int | np.integer) and 0 <= i < self.n):
+        if not _is_id(i, self.n):
             raise TopologyError(f"node {i!r} is not in topology {self.name} (ids 0..{self.n - 1})")
         return int(i)
+
+
+def _rebuild(n: int, edges: list[Any], name: str, node_data: dict[int, dict[str, Any]]) -> Topology:
+    return Topology.from_edges(n, edges, name, node_data)
 
 
 # --- validation ---------------------------------------------------------------------------------------
 
 
-def _validated(graph: nx.Graph, name: str) -> nx.Graph:
-    """The one gate every topology passes: a frozen, simple, undirected, connected graph over 0..N-1."""
-    if not isinstance(graph, nx.Graph):
-        raise TypeError(f"Topology needs an nx.Graph, got {type(graph).__name__}")
-    where = f"topology {name}"
-    if graph.number_of_nodes() == 0:
-        raise TopologyError(f"{where} has no nodes")
-    graph = _int_labelled(graph, where)
-    loops = sorted(nx.nodes_with_selfloops(graph))
-    if loops:
-        more = f" (and {len(loops) - 1} more)" if len(loops) > 1 else ""
-        raise TopologyError(f"{where}: self loop at node {loops[0]}{more}")
-    simple = nx.Graph()
-    simple.add_nodes_from(sorted(graph.nodes(data=True)))
-    simple.add_edges_from(graph.edges(data=True))  # undirected; parallel edges collapse
-    if not nx.is_connected(simple):
-        parts = sorted(nx.connected_components(simple), key=min)
+def _nx() -> Any:
+    """NetworkX, imported on first use: generators, GraphML, text edge lists and drawing need it; nodes do not."""
+    import networkx
+
+    return networkx
+
+
+def _is_id(i: object, n: int) -> bool:
+    return isinstance(i, int | np.integer) and not isinstance(i, bool) and 0 <= i < n
+
+
+def _node_id(x: object, n: int, where: str) -> int:
+    if not _is_id(x, n):
+        raise TopologyError(f"{where}: node ids must be 0..{n - 1}: unexpected {x!r}")
+    return int(x)  # type: ignore[call-overload]
+
+
+def _connected(adj: list[list[int]], where: str) -> None:
+    """Refuse a graph with more than one component, naming two of them (the one gate every path passes)."""
+    component = [-1] * len(adj)
+    parts: list[list[int]] = []
+    for start in range(len(adj)):
+        if component[start] >= 0:
+            continue
+        part, stack = [start], [start]
+        component[start] = len(parts)
+        while stack:
+            for j in adj[stack.pop()]:
+                if component[j] < 0:
+                    component[j] = len(parts)
+                    part.append(j)
+                    stack.append(j)
+        parts.append(part)
+    if len(parts) > 1:
         raise TopologyError(
             f"{where} is disconnected: {len(parts)} components, e.g. nodes {_brief(parts[0])} and {_brief(parts[1])}"
         )
-    return nx.freeze(simple)
 
 
 def _int_labelled(graph: nx.Graph, where: str) -> nx.Graph:
@@ -168,7 +289,7 @@ def _int_labelled(graph: nx.Graph, where: str) -> nx.Graph:
     if len(ids) < len(labels):
         # Names, not numbers (GraphML from yEd or Gephi): number them in natural order, remember the name.
         order = sorted(labels, key=_natural)
-        out = nx.relabel_nodes(graph, {label: k for k, label in enumerate(order)})
+        out = _nx().relabel_nodes(graph, {label: k for k, label in enumerate(order)})
         for k, label in enumerate(order):
             out.nodes[k]["label"] = str(label)
         return out
@@ -187,7 +308,7 @@ def _int_labelled(graph: nx.Graph, where: str) -> nx.Graph:
         raise TopologyError(f"{where}: node ids must be 0..{n - 1}: {', '.join(what)}")
     if all(type(label) is int for label in labels):
         return graph
-    return nx.relabel_nodes(graph, dict(zip(labels, ids, strict=True)))
+    return _nx().relabel_nodes(graph, dict(zip(labels, ids, strict=True)))
 
 
 def _natural(label: object) -> list[str | int]:
@@ -257,20 +378,20 @@ def _connected_sample(make: Callable[[int], nx.Graph], seed: int, what: str) -> 
     # Seeds seed, seed+1, ...: deterministic for a given seed, and never a disconnected graph.
     for k in range(100):
         graph = make(seed + k)
-        if nx.is_connected(graph):
+        if _nx().is_connected(graph):
             return graph
     raise TopologyError(f"{what}: no connected graph in 100 seeds from {seed}; use a denser setting")
 
 
 def _ring(n: int, seed: int) -> tuple[nx.Graph, str]:
     _need(n >= 3, f"ring needs n >= 3, got {n}")
-    return nx.cycle_graph(n), f"ring-{n}"
+    return _nx().cycle_graph(n), f"ring-{n}"
 
 
 def _torus(n: int, seed: int, rows: int | None = None, cols: int | None = None) -> tuple[nx.Graph, str]:
     rows, cols = _torus_shape(n, rows, cols)
-    grid = nx.grid_2d_graph(rows, cols, periodic=True)  # rows or cols of 2 would need parallel edges
-    return nx.convert_node_labels_to_integers(grid, ordering="sorted"), f"torus-{rows}x{cols}"
+    grid = _nx().grid_2d_graph(rows, cols, periodic=True)  # rows or cols of 2 would need parallel edges
+    return _nx().convert_node_labels_to_integers(grid, ordering="sorted"), f"torus-{rows}x{cols}"
 
 
 def _torus_shape(n: int, rows: int | None, cols: int | None) -> tuple[int, int]:
@@ -293,39 +414,39 @@ def _torus_shape(n: int, rows: int | None, cols: int | None) -> tuple[int, int]:
 
 
 def _complete(n: int, seed: int) -> tuple[nx.Graph, str]:
-    return nx.complete_graph(n), f"complete-{n}"
+    return _nx().complete_graph(n), f"complete-{n}"
 
 
 def _star(n: int, seed: int) -> tuple[nx.Graph, str]:
-    return nx.star_graph(n - 1), f"star-{n}"  # node 0 is the hub: the federated-learning reference
+    return _nx().star_graph(n - 1), f"star-{n}"  # node 0 is the hub: the federated-learning reference
 
 
 def _erdos_renyi(n: int, seed: int, p: float | None = None) -> tuple[nx.Graph, str]:
     p = min(1.0, 2.0 * math.log(n) / n) if p is None else p
     _need(0.0 < p <= 1.0, f"erdos-renyi needs 0 < p <= 1, got {p}")
-    graph = _connected_sample(lambda s: nx.gnp_random_graph(n, p, seed=s), seed, f"erdos-renyi n={n} p={p:g}")
+    graph = _connected_sample(lambda s: _nx().gnp_random_graph(n, p, seed=s), seed, f"erdos-renyi n={n} p={p:g}")
     return graph, f"erdos-renyi-{n}-p{p:.3g}"
 
 
 def _barabasi_albert(n: int, seed: int, m: int = 2) -> tuple[nx.Graph, str]:
     _need(1 <= m < n, f"barabasi-albert needs 1 <= m < n, got m={m}, n={n}")
-    return nx.barabasi_albert_graph(n, m, seed=seed), f"barabasi-albert-{n}-m{m}"
+    return _nx().barabasi_albert_graph(n, m, seed=seed), f"barabasi-albert-{n}-m{m}"
 
 
 def _exponential(n: int, seed: int) -> tuple[nx.Graph, str]:
     # Ying et al. 2021's static exponential graph, made undirected: i ~ i + 2^k (mod n), k < ceil(log2 n).
-    graph = nx.empty_graph(n)
+    graph = _nx().empty_graph(n)
     graph.add_edges_from((i, (i + 2**k) % n) for i in range(n) for k in range(math.ceil(math.log2(n))))
     return graph, f"exponential-{n}"
 
 
 def _regular(n: int, seed: int, d: int = 4) -> tuple[nx.Graph, str]:
     _need(2 <= d < n and n * d % 2 == 0, f"regular needs 2 <= d < n and n*d even, got n={n}, d={d}")
-    graph = _connected_sample(lambda s: nx.random_regular_graph(d, n, seed=s), seed, f"regular n={n} d={d}")
+    graph = _connected_sample(lambda s: _nx().random_regular_graph(d, n, seed=s), seed, f"regular n={n} d={d}")
     return graph, f"regular-{n}-d{d}"
 
 
-_Generator = Callable[..., tuple[nx.Graph, str]]
+_Generator = Callable[..., "tuple[nx.Graph, str]"]
 _GENERATORS: Mapping[str, tuple[_Generator, Mapping[str, type]]] = MappingProxyType({
     "ring": (_ring, {}),
     "torus": (_torus, {"rows": int, "cols": int}),
@@ -428,11 +549,13 @@ def _sized(topology: Topology, n: int | None, filename: str) -> Topology:
 
 
 def load(path: str | Path) -> Topology:
-    """Read a GraphML file or one of three text edge formats (see ``topologies/README.md``).
+    """Read gossip's JSON, GraphML or one of three text edge formats (see ``topologies/README.md``).
 
-    GraphML is chosen by the ``.graphml`` suffix or a leading ``<``; anything else is parsed as text and
-    its format is detected from the content. The topology is named after the GraphML graph's ``name``
-    attribute when it has one (:func:`save` writes it), else after the file stem.
+    JSON is chosen by the ``.json`` suffix or a leading ``{`` and read without NetworkX (what node
+    processes get); GraphML by the ``.graphml`` suffix or a leading ``<``; anything else is parsed as
+    text and its format is detected from the content. The topology is named after the JSON ``name`` or
+    the GraphML graph's ``name`` attribute when it has one (:func:`save` writes both), else after the
+    file stem.
     """
     path = Path(path)
     if not path.is_file():
@@ -441,10 +564,14 @@ def load(path: str | Path) -> Topology:
         data = path.read_bytes()
     except OSError as exc:
         raise TopologyError(f"cannot read topology file {path}: {exc.strerror}") from None
+    if path.suffix.lower() == ".json" or data.lstrip().startswith(b"{"):
+        return _from_json(data, path)
     if path.suffix.lower() == ".graphml" or data.lstrip().startswith(b"<"):
+        import xml.etree.ElementTree as ET
+
         try:
-            graph = nx.read_graphml(path)
-        except (ET.ParseError, nx.NetworkXError, KeyError, ValueError, TypeError) as exc:
+            graph = _nx().read_graphml(path)
+        except (ET.ParseError, _nx().NetworkXError, KeyError, ValueError, TypeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise TopologyError(f"cannot read {path.name} as GraphML: {first}") from None
         name = graph.graph.get("name")
@@ -457,6 +584,30 @@ def load(path: str | Path) -> Topology:
             raise TopologyError(f"cannot read {path.name}: not a text edge list or GraphML file") from None
         graph = _parse_text(text, path.name)
     return Topology(graph, path.stem)
+
+
+def _from_json(data: bytes, path: Path) -> Topology:
+    """gossip's own format: ``{"gossip_topology": 1, "name", "n", "edges": [[u, v] or [u, v, {data}]], "nodes": {id: {data}}}``."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TopologyError(f"cannot read {path.name} as JSON: {exc}") from None
+    what = f'{path.name} is not a gossip topology file (a JSON object with "gossip_topology": {JSON_FORMAT})'
+    _need(isinstance(doc, dict) and doc.get("gossip_topology") == JSON_FORMAT, what)
+    n, name, edges, nodes = doc.get("n"), doc.get("name", path.stem), doc.get("edges"), doc.get("nodes", {})
+    _need(type(n) is int and n > 0, f'{path.name}: "n" must be a positive integer, got {n!r}')
+    _need(isinstance(name, str) and bool(name.strip()), f'{path.name}: "name" must be a non-empty string')
+    _need(
+        isinstance(edges, list) and all(isinstance(e, list) and (len(e) == 2 or len(e) == 3 and isinstance(e[2], dict)) for e in edges),
+        f'{path.name}: "edges" must be a list of [u, v] or [u, v, {{data}}]',
+    )
+    _need(isinstance(nodes, dict) and all(isinstance(d, dict) for d in nodes.values()), f'{path.name}: "nodes" must map ids to {{data}}')
+    node_data: dict[int, dict[str, Any]] = {}
+    for key, value in nodes.items():
+        i = _as_int(key)
+        _need(i is not None, f'{path.name}: "nodes" key {key!r} is not a node id')
+        node_data[int(i)] = value  # type: ignore[arg-type]
+    return Topology.from_edges(n, [tuple(e) for e in edges], name.strip(), node_data)
 
 
 def _parse_text(text: str, filename: str) -> nx.Graph:
@@ -475,7 +626,7 @@ def _parse_text(text: str, filename: str) -> nx.Graph:
     _need(n >= 1, f"{head}: node count must be >= 1")
     while len(rest) > n and not rest[-1][1]:
         rest.pop()  # trailing blank lines are not nodes
-    graph = nx.empty_graph(n)
+    graph = _nx().empty_graph(n)
     adjacency, why_not = _as_adjacency(rest, n) if len(rest) == n else (None, "")
     if adjacency is not None:
         graph.add_edges_from((i, j) for i, row in enumerate(adjacency) for j in row)
@@ -513,7 +664,7 @@ def _as_adjacency(rows: list[tuple[int, str]], n: int) -> tuple[list[set[int]] |
 
 
 def _parse_nx_edgelist(lines: list[tuple[int, str]], filename: str) -> nx.Graph:
-    graph = nx.Graph()
+    graph = _nx().Graph()
     for k, line in lines:
         if not line:
             continue
@@ -549,16 +700,21 @@ def _ints(tokens: list[str], filename: str, k: int) -> list[int]:
 
 
 def save(topology: Topology, path: str | Path) -> None:
-    """Write ``.graphml``, ``.edges`` (decentralizepy edges), ``.adjacency`` (decentralizepy) or a NetworkX edge list.
+    """Write ``.json`` (gossip's own), ``.graphml``, ``.edges`` (decentralizepy edges), ``.adjacency``
+    (decentralizepy) or a NetworkX edge list.
 
-    The decentralizepy edges format lists every edge in both directions, as decentralizepy itself writes it.
+    JSON and GraphML keep the name and every node and edge attribute. The decentralizepy edges format
+    lists every edge in both directions, as decentralizepy itself writes it.
     """
     path = Path(path)
-    suffix, graph = path.suffix.lower(), topology.graph
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        path.write_text(_to_json(topology), encoding="utf-8")
+        return
     if suffix == ".graphml":
-        named = nx.Graph(graph)
+        named = _nx().Graph(topology.graph)
         named.graph["name"] = topology.name  # so a copy in a run directory still loads as e.g. "torus-4x4"
-        nx.write_graphml(named, path)
+        _nx().write_graphml(named, path)
         return
     if suffix == ".edges":
         body = [f"{i} {j}" for i in range(topology.n) for j in topology.neighbours(i)]
@@ -567,8 +723,27 @@ def save(topology: Topology, path: str | Path) -> None:
         lines = [str(topology.n), *(" ".join(map(str, topology.neighbours(i))) for i in range(topology.n))]
     else:
         lines = [f"# {topology.name}: {topology.n} nodes, {len(topology.edges)} edges (networkx edge list)"]
-        lines += [f"{u} {v} {_plain(graph.edges[u, v])!r}" if graph.edges[u, v] else f"{u} {v}" for u, v in topology.edges]
+        data = {(u, v): topology.edge_attributes(u, v) for u, v in topology.edges}
+        lines += [f"{u} {v} {_plain(data[u, v])!r}" if data[u, v] else f"{u} {v}" for u, v in topology.edges]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _to_json(topology: Topology) -> str:
+    # One edge a line: readable and diffable, and still one json.loads.
+    head = {"gossip_topology": JSON_FORMAT, "name": topology.name, "n": topology.n}
+    edges = []
+    for u, v in topology.edges:
+        data = topology.edge_attributes(u, v)
+        edges.append([u, v, _plain(data)] if data else [u, v])
+    nodes = {str(i): _plain(d) for i in range(topology.n) if (d := topology.node_attributes(i))}
+    try:
+        parts = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()]
+        parts.append('"edges": [\n' + ",\n".join(f"  {json.dumps(e)}" for e in edges) + "\n ]")
+        if nodes:
+            parts.append('"nodes": {\n' + ",\n".join(f"  {json.dumps(k)}: {json.dumps(d)}" for k, d in nodes.items()) + "\n }")
+    except TypeError as exc:
+        raise TopologyError(f"topology {topology.name}: cannot write its data as JSON: {exc}") from None
+    return "{" + ",\n ".join(parts) + "\n}\n"
 
 
 def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -593,11 +768,11 @@ def describe(topology: Topology, kind: str = "metropolis") -> str:
         f"degree        min {min(degrees)}, mean {sum(degrees) / topology.n:.2f}, max {max(degrees)}"
         + (" (regular)" if regular else " (irregular)"),
         f"              {histogram}",
-        f"diameter      {nx.diameter(topology.graph)}",
+        f"diameter      {_nx().diameter(topology.graph)}",
     ]
-    attributed = [e for e in topology.edges if topology.graph.edges[e]]
+    attributed = [e for e in topology.edges if topology.edge_attributes(*e)]
     if attributed:
-        keys = sorted({key for e in attributed for key in topology.graph.edges[e]})
+        keys = sorted({key for e in attributed for key in topology.edge_attributes(*e)})
         out.append(f"edge data     {', '.join(keys)} (on {len(attributed)} of {len(topology.edges)} edges)")
     try:
         matrix = topology.mixing_matrix(kind)
@@ -627,7 +802,7 @@ def _layout(topology: Topology) -> tuple[dict[int, tuple[float, float]], bool]:
         return {hub: (0.0, 0.0)} | {j: (math.sin(a), math.cos(a)) for j, a in angles.items()}, False
     if len(set(topology.degrees())) == 1 or name.startswith(("ring", "exponential", "complete", "regular")):
         return {i: (math.sin(2 * math.pi * i / n), math.cos(2 * math.pi * i / n)) for i in range(n)}, False
-    pos = nx.spring_layout(topology.graph, seed=0)
+    pos = _nx().spring_layout(topology.graph, seed=0)
     return {int(i): (float(xy[0]), float(xy[1])) for i, xy in pos.items()}, False
 
 

@@ -7,7 +7,7 @@ re-exported because only the loaders need them (and the CIFAR fixture writer the
 from __future__ import annotations
 
 from gossip.data.datasets import DATASET_NAMES, Dataset, load_dataset, load_npz, save_npz
-from gossip.data.partition import PARTITION_SCHEMES, label_histogram, partition
+from gossip.data.partition import PARTITION_SCHEMES, label_histogram, load_part, partition, partition_key, save_parts
 
 __all__ = [
     "DATASET_NAMES",
@@ -16,6 +16,9 @@ __all__ = [
     "label_histogram",
     "load_dataset",
     "load_npz",
+    "load_part",
     "partition",
+    "partition_key",
     "save_npz",
+    "save_parts",
 ]

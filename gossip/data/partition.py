@@ -30,13 +30,16 @@ Schemes
 from __future__ import annotations
 
 import difflib
+import json
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from gossip.errors import DataError
 
-__all__ = ["MAX_DIRICHLET_DRAWS", "PARTITION_SCHEMES", "label_histogram", "partition"]
+__all__ = ["MAX_DIRICHLET_DRAWS", "PARTITION_SCHEMES", "label_histogram", "load_part", "partition", "partition_key", "save_parts"]
 
 PARTITION_SCHEMES: tuple[str, ...] = ("iid", "dirichlet", "shards")
 MAX_DIRICHLET_DRAWS = 1000
@@ -108,6 +111,37 @@ def partition(
     if len(result[smallest]) < need:
         raise DataError(f"{scheme} split gives node {smallest} only {len(result[smallest])} samples, fewer than min_size={need}")
     return result
+
+
+# --- a split computed once -------------------------------------------------------------------------------
+# The launcher splits the data and writes every part; a node reads its own instead of recomputing the
+# split, which would import numpy.random (~3 MiB in every node process) for a result the launcher has.
+
+
+def partition_key(num_samples: int, n_nodes: int, scheme: str, seed: int, *, alpha: float, shards_per_node: int, min_size: int | None) -> str:
+    """Everything a split depends on besides the labels themselves, as one string: a cached split is used only when it matches."""
+    return json.dumps([num_samples, n_nodes, scheme, seed, float(alpha), shards_per_node, min_size])
+
+
+def save_parts(parts: Sequence[np.ndarray], key: str, path: str | Path) -> None:
+    """Write a split (uncompressed .npz, no pickle) next to the data it splits, tagged with its :func:`partition_key`."""
+    arrays = {"key": np.asarray(key, dtype=np.str_), **{f"part_{i}": np.asarray(p, dtype=np.int64) for i, p in enumerate(parts)}}
+    with open(path, "wb") as handle:  # a file object: np.savez would append ".npz" to a name
+        np.savez(handle, **arrays)
+
+
+def load_part(path: str | Path, key: str, i: int, num_samples: int) -> np.ndarray | None:
+    """Part ``i`` of a split :func:`save_parts` wrote with the same key; None when there is none (then compute it)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "key" not in archive.files or str(archive["key"]) != key or f"part_{i}" not in archive.files:
+                return None
+            part = archive[f"part_{i}"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    if part.dtype != np.int64 or part.ndim != 1 or (len(part) and not (0 <= int(part.min()) and int(part.max()) < num_samples)):
+        return None
+    return part
 
 
 def _dirichlet(labels: np.ndarray, n: int, alpha: float, need: int, rng: np.random.Generator) -> list[np.ndarray]:

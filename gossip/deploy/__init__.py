@@ -1,7 +1,7 @@
 """``gossip deploy``: render the files that run one gossip run on Docker Compose or Kubernetes.
 
 Every engine gets the same two inputs, shipped as files (a bind mount, a ConfigMap): the run's config
-(``config.toml``) and its exact graph (``topology.graphml``), and every container runs the same daemon,
+(``config.toml``) and its exact graph (``topology.json``), and every container runs the same daemon,
 ``gossip node --config /etc/gossip/config.toml --id N``. Only the naming differs: a node reaches its
 neighbours by DNS name (``node-3`` in compose, ``gossip-3.gossip`` behind a headless Service).
 

@@ -5,7 +5,7 @@ just this command's output)::
 
     docker-compose.yml
     deploy/compose/gossip/config.toml       mounted read-only at /etc/gossip in every node
-    deploy/compose/gossip/topology.graphml
+    deploy/compose/gossip/topology.json
     deploy/compose/prometheus.yml           scrapes node-<i>:9100
 
 Compose idioms and why:
@@ -65,7 +65,7 @@ def render_compose(run: ContainerRun, options: ComposeOptions) -> dict[str, str]
     files = {
         COMPOSE_FILE: dump_yaml([_compose(run, options)], header=header + "\n" + _usage(options)),
         f"{FILES_DIR}/gossip/{CONFIG_FILE}": "".join(f"# {line}\n" for line in header.splitlines()) + run.config_toml,
-        f"{FILES_DIR}/gossip/{TOPOLOGY_FILE}": run.topology_graphml,
+        f"{FILES_DIR}/gossip/{TOPOLOGY_FILE}": run.topology_json,
         f"{FILES_DIR}/prometheus.yml": dump_yaml([_prometheus(run, options)], header=header),
     }
     return files

@@ -87,7 +87,7 @@ def _configmap(run: ContainerRun, options: KubernetesOptions) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"{options.name}-config", "labels": _labels(options)},
-        "data": {CONFIG_FILE: run.config_toml, TOPOLOGY_FILE: run.topology_graphml},
+        "data": {CONFIG_FILE: run.config_toml, TOPOLOGY_FILE: run.topology_json},
     }
 
 

@@ -239,3 +239,32 @@ def test_curve_run_trains_with_keys_made_by_the_launcher(tmp_path: Path) -> None
     for node in range(4):
         records = read_jsonl(run_dir / "nodes" / f"node-{node}.jsonl")
         assert len(records) == 5 and all(r["arrived"] == 2 for r in records)
+
+
+# Imported by other commands (generators, GraphML, reports, the launcher's Prometheus files, the data
+# split), never needed by a synchronous node: each costs every node process memory (NetworkX ~12 MiB,
+# numpy.random ~3 MiB).
+NOT_IN_A_NODE = ("networkx", "yaml", "matplotlib", "sklearn", "mnist1d", "statistics", "numpy.random", "gossip.launch", "gossip.report")
+
+
+def test_node_processes_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> None:
+    """The launcher hands its nodes topology.json and their data split; a node process then never imports
+    NetworkX, YAML, matplotlib or numpy.random.
+
+    Python's own import log (PYTHONPROFILEIMPORTTIME, inherited by the nodes) names every module a
+    real node process imported, in its log file.
+    """
+    run_dir = tmp_path / "run"
+    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "3", "-t", "ring", "-r", "2",
+                        env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| networkx" in result.stderr  # the launcher itself generated the ring with NetworkX
+    import tomllib
+
+    spec = tomllib.loads((run_dir / "config.toml").read_text())["topology"]["spec"]
+    assert spec == str(run_dir / "topology.json") and (run_dir / "topology.graphml").exists() and (run_dir / "shards.npz").exists()
+    for node in range(3):
+        log = (run_dir / "nodes" / f"node-{node}.log").read_text()
+        imported = {line.rsplit("|", 1)[1].strip() for line in log.splitlines() if line.startswith("import time:")}
+        assert "torch" in imported and "gossip.node" in imported, log[-2000:]
+        assert sorted(m for m in imported if m.split(".")[0] in NOT_IN_A_NODE or m in NOT_IN_A_NODE) == []

@@ -70,7 +70,7 @@ def test_nodes_in_separate_namespaces_train_to_completion(tmp_path: Path, proces
     cfg = load_config(env={}, overrides={"run.nodes": HOSTS, "topology.spec": "ring", "training.rounds": ROUNDS, "transport.startup_timeout_s": 60})
     run = prepare(cfg, compose_address_template())
     (tmp_path / "config.toml").write_text(run.config_toml)
-    (tmp_path / "topology.graphml").write_text(run.topology_graphml)
+    (tmp_path / "topology.json").write_text(run.topology_json)
     run_dir = tmp_path / "run"
     logs = {}
 
@@ -80,7 +80,7 @@ def test_nodes_in_separate_namespaces_train_to_completion(tmp_path: Path, proces
         for i in range(HOSTS):
             logs[i] = tmp_path / f"node-{i}.log"
             args = [sys.executable, "-m", "gossip", "node", "--config", str(tmp_path / "config.toml"), "--id", str(i),
-                    "--run-dir", str(run_dir), "--set", f"topology.spec={tmp_path / 'topology.graphml'}", "--hold", "forever"]
+                    "--run-dir", str(run_dir), "--set", f"topology.spec={tmp_path / 'topology.json'}", "--hold", "forever"]
             with open(logs[i], "wb") as log:
                 procs.append(processes.start(net.command(i, args), stdout=log, stderr=subprocess.STDOUT))
 

@@ -60,12 +60,12 @@ def _start_in_fabric(
     overrides.update(dict(s.split("=", 1) for s in sets))
     run = prepare(load_config(env={}, overrides=overrides), compose_address_template())
     (tmp_path / "config.toml").write_text(run.config_toml)
-    (tmp_path / "topology.graphml").write_text(run.topology_graphml)
+    (tmp_path / "topology.json").write_text(run.topology_json)
     run_dir = tmp_path / "run"
     procs = []
     for i in range(N):
         args = [sys.executable, "-m", "gossip", "node", "--config", str(tmp_path / "config.toml"), "--id", str(i), "--run-dir", str(run_dir),
-                "--set", f"topology.spec={tmp_path / 'topology.graphml'}", *(x for kv in node_sets for x in ("--set", kv))]
+                "--set", f"topology.spec={tmp_path / 'topology.json'}", *(x for kv in node_sets for x in ("--set", kv))]
         with open(tmp_path / f"node-{i}.log", "wb") as log:
             procs.append(processes.start(net.command(i, args), stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
     return run_dir, procs
@@ -94,8 +94,8 @@ def test_kernel_loss_and_bandwidth_cap_slow_rounds_but_training_converges(tmp_pa
     assert all(d > 0 for d in dropped), dropped
     records = {i: _records(run_dir, i) for i in range(N)}
     assert all([r["round"] for r in records[i]] == list(range(rounds)) for i in range(N))
-    cfg = load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(tmp_path / "topology.graphml")})
-    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.graphml")), cfg, 0.0)
+    cfg = load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(tmp_path / "topology.json")})
+    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.json")), cfg, 0.0)
     assert summary["accuracy_mean"] > 0.5
     assert summary["missed_messages"] == sum(len(r["missing"]) for i in range(N) for r in records[i])
     norm = float(np.linalg.norm(np.load(run_dir / "nodes" / "node-0.npy", allow_pickle=False)))
@@ -139,8 +139,8 @@ def test_partition_for_several_rounds_then_heal_returns_to_the_pre_partition_con
         during = [r for r in records[a] if cut_round + 2 <= r["round"] < healed_round - 1]
         assert during and all(b in r["missing"] for r in during), during
         assert any(b not in r["missing"] for r in records[a][-5:])  # healed: models cross again
-    cfg = load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(tmp_path / "topology.graphml")})
-    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.graphml")), cfg, 0.0)
+    cfg = load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(tmp_path / "topology.json")})
+    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.json")), cfg, 0.0)
     assert summary["missed_messages"] >= 2 * 2 * 2  # two cut edges, both directions, at least two rounds
     before = [statistics.median(r["consensus_distance"] for r in records[i][cut_at - 4 : cut_at]) for i in range(N)]
     after = [statistics.median(r["consensus_distance"] for r in records[i][-4:]) for i in range(N)]

@@ -37,7 +37,7 @@ def _config(n: int, spec: str, **extra: Any) -> Any:
 
 def _load_container_config(text: str, topology_text: str, tmp_path: Path) -> Any:
     """The rendered config as a node would load it, with the mounted graph file at a local path."""
-    graph = tmp_path / "topology.graphml"
+    graph = tmp_path / "topology.json"
     graph.write_text(topology_text)
     (tmp_path / "config.toml").write_text(text)
     return load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(graph)})
@@ -52,14 +52,14 @@ def test_compose_has_one_service_per_node_named_as_its_peers_dial_it(tmp_path: P
     compose = yaml.safe_load(files["docker-compose.yml"])
     nodes = [s for s in compose["services"] if s.startswith("node-")]
     assert nodes == [f"node-{i}" for i in range(n)]
-    cfg = _load_container_config(files["deploy/compose/gossip/config.toml"], files["deploy/compose/gossip/topology.graphml"], tmp_path)
+    cfg = _load_container_config(files["deploy/compose/gossip/config.toml"], files["deploy/compose/gossip/topology.json"], tmp_path)
     for i in range(n):
         service = compose["services"][f"node-{i}"]
         assert service["command"][service["command"].index("--id") + 1] == str(i)
         assert cfg.transport.address_of(i) == f"tcp://node-{i}:7000"
         assert cfg.metrics.port_of(i) == 9100
     assert cfg.transport.listen_address(0) == "tcp://0.0.0.0:7000" and cfg.metrics.host == "0.0.0.0"
-    assert load(tmp_path / "topology.graphml").edges == run.topology.edges
+    assert load(tmp_path / "topology.json").edges == run.topology.edges
     prom = yaml.safe_load(files["deploy/compose/prometheus.yml"])
     assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == [f"node-{i}:9100" for i in range(n)]
     assert compose["services"]["grafana"]["profiles"] == ["grafana"]
@@ -101,9 +101,9 @@ def test_kubernetes_manifests_pass_the_real_schemas(tmp_path: Path, n: int, spec
     service = docs["service.yaml"]["spec"]
     assert service["clusterIP"] == "None" and service["publishNotReadyAddresses"] is True
     data = docs["configmap.yaml"]["data"]
-    cfg = _load_container_config(data["config.toml"], data["topology.graphml"], tmp_path)
+    cfg = _load_container_config(data["config.toml"], data["topology.json"], tmp_path)
     assert cfg.transport.address_of(n - 1) == f"tcp://gossip-{n - 1}.gossip:7000"
-    assert load(tmp_path / "topology.graphml").n == n
+    assert load(tmp_path / "topology.json").n == n
 
 
 def test_servicemonitor_selects_the_service_and_its_metrics_port() -> None:
@@ -153,7 +153,7 @@ def _header_command(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("target", "engine_files"), [
-    ("docker-compose.yml", ["docker-compose.yml", "deploy/compose/gossip/config.toml", "deploy/compose/gossip/topology.graphml", "deploy/compose/prometheus.yml"]),
+    ("docker-compose.yml", ["docker-compose.yml", "deploy/compose/gossip/config.toml", "deploy/compose/gossip/topology.json", "deploy/compose/prometheus.yml"]),
     ("deploy/k8s/statefulset.yaml", ["configmap.yaml", "service.yaml", "statefulset.yaml", "servicemonitor.yaml", "kustomization.yaml"]),
 ])
 def test_shipped_examples_are_exactly_what_the_command_renders(monkeypatch: pytest.MonkeyPatch, target: str, engine_files: list[str]) -> None:

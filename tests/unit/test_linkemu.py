@@ -13,7 +13,7 @@ from gossip.config import LinksConfig
 from gossip.errors import TopologyError
 from gossip.ids import NodeId
 from gossip.linkemu import LinkEmulator, LinkSpec, emulate_links, link_specs
-from gossip.topology import generate, load
+from gossip.topology import Topology, generate, load
 from gossip.transport import Received
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
@@ -109,8 +109,7 @@ def test_link_specs_come_from_edge_attributes_then_the_config() -> None:
 
 def test_bad_edge_attributes_are_refused_with_the_edge_named() -> None:
     """A loss above 1 on an edge is a TopologyError naming the edge."""
-    ring = generate("ring", 3)
-    ring.graph.edges[0, 1]["loss"] = 1.5
+    ring = Topology.from_edges(3, [(0, 1, {"loss": 1.5}), (1, 2), (0, 2)], "ring-3")
     with pytest.raises(TopologyError, match=r"edge \(0, 1\): loss"):
         link_specs(0, ring, LinksConfig())
 

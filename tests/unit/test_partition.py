@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossip.data import PARTITION_SCHEMES, label_histogram, partition
+from gossip.data import PARTITION_SCHEMES, label_histogram, load_part, partition, partition_key, save_parts
 from gossip.errors import DataError
 
 # Not `import gossip.data.partition as m`: that finds the function gossip.data re-exports under the same name.
@@ -245,3 +246,21 @@ def test_any_split_is_disjoint_complete_or_a_data_error(
 
     assert len(parts) == n_nodes and all(len(p) >= 1 for p in parts)
     assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(len(array)))
+
+
+def test_a_saved_split_is_read_back_only_for_the_same_key(tmp_path: Path) -> None:
+    """The launcher's shards.npz gives a node its part; another key, a missing or corrupt file, or indices
+    outside the training set mean "compute it" (None), never a wrong shard."""
+    labels = np.repeat(np.arange(4), 25)
+    parts = partition(labels, 5, "dirichlet", 3, alpha=0.3)
+    key = partition_key(100, 5, "dirichlet", 3, alpha=0.3, shards_per_node=2, min_size=None)
+    save_parts(parts, key, tmp_path / "shards.npz")
+
+    assert all(np.array_equal(load_part(tmp_path / "shards.npz", key, i, 100), parts[i]) for i in range(5))
+    other = partition_key(100, 5, "dirichlet", 4, alpha=0.3, shards_per_node=2, min_size=None)
+    assert load_part(tmp_path / "shards.npz", other, 0, 100) is None
+    assert load_part(tmp_path / "shards.npz", key, 5, 100) is None
+    assert load_part(tmp_path / "shards.npz", key, 0, 10) is None  # a part that indexes past the data
+    assert load_part(tmp_path / "missing.npz", key, 0, 100) is None
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert load_part(tmp_path / "bad.npz", key, 0, 100) is None

@@ -23,3 +23,19 @@ def test_every_exported_name_exists() -> None:
     """Nothing in __all__ is a dangling name."""
     for name in gossip.__all__:
         assert hasattr(gossip, name), name
+
+
+def test_exports_are_imported_on_first_use() -> None:
+    """``import gossip`` imports no submodule; a name is imported when first read (a node process must not pay for the launcher)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gossip\n"
+        "print(sorted(m for m in sys.modules if m.startswith('gossip.')))\n"
+        "gossip.Topology, gossip.plan_node\n"
+        "print(sorted(m for m in ('networkx', 'yaml', 'gossip.launch', 'gossip.node') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["[]", "['gossip.node']"]
+    assert set(dir(gossip)) >= set(gossip.__all__)

@@ -384,16 +384,16 @@ def test_ring_adjacency_and_ring_edges_are_told_apart_by_symmetry(tmp_path: Path
     assert load(adjacency).edges == load(edges).edges == [(0, 1), (0, 3), (1, 2), (2, 3)]
 
 
-@pytest.mark.parametrize("suffix", [".graphml", ".edges", ".adjacency", ".edgelist", ".txt"])
+@pytest.mark.parametrize("suffix", [".json", ".graphml", ".edges", ".adjacency", ".edgelist", ".txt"])
 @pytest.mark.parametrize("kind", ["torus", "ba"])
 def test_save_then_load_is_the_identity(tmp_path: Path, suffix: str, kind: str) -> None:
-    """save() and load() agree on every format; GraphML also keeps the name, text formats take the file stem."""
+    """save() and load() agree on every format; JSON and GraphML also keep the name, text formats take the file stem."""
     topology = generate(kind, 16)
     save(topology, tmp_path / f"g{suffix}")
 
     again = load(tmp_path / f"g{suffix}")
     assert again.edges == topology.edges
-    assert again.name == (topology.name if suffix == ".graphml" else "g")
+    assert again.name == (topology.name if suffix in (".json", ".graphml") else "g")
 
 
 def test_edge_list_save_writes_numpy_attributes_as_plain_literals(tmp_path: Path) -> None:
@@ -403,9 +403,9 @@ def test_edge_list_save_writes_numpy_attributes_as_plain_literals(tmp_path: Path
     assert load(tmp_path / "pair.edgelist").edge_attributes(0, 1) == {"delay_ms": 2.5}
 
 
-@pytest.mark.parametrize("suffix", [".graphml", ".edgelist"])
+@pytest.mark.parametrize("suffix", [".json", ".graphml", ".edgelist"])
 def test_save_keeps_edge_attributes(tmp_path: Path, suffix: str) -> None:
-    """GraphML and the NetworkX edge list carry edge attributes through a save/load round trip."""
+    """JSON, GraphML and the NetworkX edge list carry edge attributes through a save/load round trip."""
     wan = load(TOPOLOGIES / "wan-8.graphml")
     save(wan, tmp_path / f"wan{suffix}")
 
@@ -573,3 +573,81 @@ def test_draw_writes_a_non_blank_png(
 def test_draw_refuses_nodes_outside_the_topology(tmp_path: Path) -> None:
     """Values or highlights for nodes that do not exist are a mistake, not something to skip silently."""
     assert "node 9 is not in topology ring-4" in refusal(lambda: draw(generate("ring", 4), tmp_path / "x.png", highlight=[9]))
+
+
+# --- JSON and the NetworkX-free path (what node processes use) -------------------------------------
+
+
+def test_json_round_trip_keeps_name_edges_edge_data_and_node_labels(tmp_path: Path) -> None:
+    """A JSON copy is the same topology: name, edges, every edge's data and the GraphML names kept as labels."""
+    cities = Topology(nx.Graph([("paris", "berlin", {"delay_ms": 12.5, "loss": 0.01}), ("berlin", "rome")]), "cities")
+    save(cities, tmp_path / "cities.json")
+
+    again = load(tmp_path / "cities.json")
+    assert again == cities and again.name == "cities"
+    assert [again.node_attributes(i) for i in range(3)] == [{"label": "berlin"}, {"label": "paris"}, {"label": "rome"}]
+    assert again.edge_attributes(0, 1) == {"delay_ms": 12.5, "loss": 0.01} and again.edge_attributes(0, 2) == {}
+    assert nx.utils.graphs_equal(again.graph, cities.graph)
+
+
+def test_from_edges_validates_like_the_constructor() -> None:
+    """The NetworkX-free constructor refuses what Topology(graph) refuses, and merges (u, v) with (v, u)."""
+    assert "self loop at node 2" in refusal(lambda: Topology.from_edges(3, [(0, 1), (1, 2), (2, 2)], "t"))
+    assert "disconnected: 2 components, e.g. nodes {0, 1} and {2, 3}" in refusal(lambda: Topology.from_edges(4, [(0, 1), (2, 3)], "t"))
+    assert "node ids must be 0..2: unexpected 3" in refusal(lambda: Topology.from_edges(3, [(0, 1), (1, 3)], "t"))
+    assert "has no nodes" in refusal(lambda: Topology.from_edges(0, [], "t"))
+
+    pair = Topology.from_edges(2, [(0, 1, {"loss": 0.1}), (1, 0, {"delay_ms": 3.0})], "pair")
+    assert pair.edges == [(0, 1)] and pair.edge_attributes(1, 0) == {"loss": 0.1, "delay_ms": 3.0}
+    assert pair == Topology(nx.Graph([(0, 1)]), "pair")
+
+
+def test_topology_holds_no_graph_until_asked_and_pickles() -> None:
+    """.graph is built on first use (frozen, with the data); a topology survives pickling (multiprocessing)."""
+    import pickle
+
+    wan = load(TOPOLOGIES / "wan-8.graphml")
+    plain = Topology.from_edges(wan.n, [(u, v, wan.edge_attributes(u, v)) for u, v in wan.edges], wan.name)
+    assert object.__getattribute__(plain, "_graph") is None
+    assert nx.is_frozen(plain.graph) and plain.graph.edges[0, 1] == wan.edge_attributes(0, 1)
+    again = pickle.loads(pickle.dumps(wan))
+    assert again == wan and all(again.edge_attributes(u, v) == wan.edge_attributes(u, v) for u, v in wan.edges)
+    with pytest.raises(AttributeError):
+        wan.n = 3  # type: ignore[misc]
+
+
+def test_json_topology_loads_without_importing_networkx(tmp_path: Path) -> None:
+    """What a node does with the launcher's topology.json (parse_spec, neighbours, weights) never imports NetworkX."""
+    import subprocess
+    import sys
+
+    save(load(TOPOLOGIES / "wan-8.graphml"), tmp_path / "topology.json")
+    code = (
+        "import sys\n"
+        "from gossip.topology import parse_spec\n"
+        f"t = parse_spec({str(tmp_path / 'topology.json')!r}, n=8)\n"
+        "print(t.name, t.neighbours(0), round(sum(t.mixing_weights(0).values()), 9), t.edge_attributes(0, 1)['delay_ms'])\n"
+        "print('networkx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    wan = load(TOPOLOGIES / "wan-8.graphml")
+    assert out[0] == f"wan-8 {wan.neighbours(0)} 1.0 {wan.edge_attributes(0, 1)['delay_ms']}"
+    assert out[1] == "False"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "cannot read t.json as JSON"),
+        ('{"n": 3, "edges": []}', 'not a gossip topology file'),
+        ('{"gossip_topology": 1, "n": "3", "edges": []}', '"n" must be a positive integer'),
+        ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1], [1]]}', '"edges" must be a list of [u, v] or [u, v, {data}]'),
+        ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1], [1, 2]], "nodes": {"x": {}}}', '"nodes" key \'x\' is not a node id'),
+        ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1], [1, "2"]]}', "node ids must be 0..2: unexpected '2'"),
+        ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1]]}', "disconnected"),
+    ],
+)
+def test_bad_json_topologies_are_refused_in_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    """A hand-edited JSON topology that is not valid is one TopologyError line naming the problem."""
+    (tmp_path / "t.json").write_text(text)
+    assert expected in refusal(lambda: load(tmp_path / "t.json"))
