@@ -88,43 +88,19 @@ def test_choco_node_rejoining_after_a_crash_is_mixed_in_again() -> None:
     leave it out of their mix meanwhile. Back, it sends its public copy in full, its hello makes the others send
     theirs, and (since its first messages may come too late for neighbours a round ahead) every 5th round is a
     full one anyway. At the end everyone mixes everyone again, on exact copies."""
-    import asyncio
-    import dataclasses
-
-    from gossip import checkpoint
     from gossip.config import load_config
-    from gossip.data import load_dataset, partition
     from gossip.ids import NodeId
-    from gossip.node import NodePlan
-    from gossip.topology import parse_spec
+    from tests.crash_inmemory import crash_and_rejoin, triangle_plans
 
     cfg = load_config(env={}, overrides={
         "run.nodes": 3, "topology.spec": "complete", "training.rounds": 30, "data.dataset": "digits", "model.name": "logreg",
         "transport.round_timeout_s": 0.3, "transport.startup_timeout_s": 5.0, **TOPK, "compression.resync_every": 5,
     })
-    dataset = load_dataset("digits", seed=0)
-    topo = parse_spec(cfg.topology.spec, n=3, seed=0)
-    parts = partition(dataset.y_train, 3, cfg.data.partition, 0)
-    plan = [NodePlan(NodeId(i), cfg, topo, dataset, parts[i], None) for i in range(3)]
-    net = InMemoryNetwork()
 
-    async def main() -> tuple[list[Node], Node]:
-        nodes = [Node(p, net.transport(p.node_id)) for p in plan]
-        tasks = [asyncio.create_task(n.run()) for n in nodes]
-        while nodes[2].round < 3:
-            await asyncio.sleep(0.001)
-        net.down.add(2)  # a crash: nothing more in or out, and no bye
-        tasks[2].cancel()
-        saved = checkpoint.Checkpoint(nodes[2].flat.vector.numpy().copy(), 3, nodes[2].flat.layout.fingerprint, nodes[2].trainer.state())
-        while nodes[0].round < 8:
-            await asyncio.sleep(0.005)
+    def left_out(nodes: list[Node]) -> None:
         assert nodes[0].choco is not None and NodeId(2) not in nodes[0].choco.in_step  # left out while it is gone
-        net.down.discard(2)
-        reborn = Node(dataclasses.replace(plan[2], resume=saved), net.transport(NodeId(2)))
-        await asyncio.gather(tasks[0], tasks[1], reborn.run())
-        return nodes, reborn
 
-    nodes, reborn = asyncio.run(main())
+    nodes, reborn, _net = crash_and_rejoin(triangle_plans(cfg), crash_after=3, rejoin_at=8, while_down=left_out)
     everyone = {0: nodes[0], 1: nodes[1], 2: reborn}
     for i, node in everyone.items():
         assert node.choco is not None and node.choco.in_step == {j for j in everyone if j != i}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import numpy as np
@@ -10,11 +9,9 @@ import pytest
 
 from gossip import checkpoint
 from gossip.config import load_config
-from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
-from gossip.node import Node, NodePlan
-from gossip.topology import parse_spec
-from gossip.transport import InMemoryNetwork
+from gossip.node import Node
+from tests.crash_inmemory import crash_and_rejoin, triangle_plans
 
 ROUNDS = 40
 
@@ -30,28 +27,7 @@ def test_a_crashed_node_resumes_from_its_checkpoint_and_skips_to_its_neighbours_
         "run.nodes": 3, "topology.spec": "complete", "training.rounds": ROUNDS, "data.dataset": "digits", "model.name": "logreg",
         "transport.round_timeout_s": 0.05, "transport.startup_timeout_s": 5.0,
     })
-    dataset = load_dataset("digits", seed=0)
-    topo = parse_spec(cfg.topology.spec, n=3, seed=0)
-    parts = partition(dataset.y_train, 3, cfg.data.partition, 0)
-    plans = [NodePlan(NodeId(i), cfg, topo, dataset, parts[i], None) for i in range(3)]
-    net = InMemoryNetwork()
-
-    async def main() -> tuple[list[Node], Node]:
-        nodes = [Node(p, net.transport(p.node_id)) for p in plans]
-        tasks = [asyncio.create_task(n.run()) for n in nodes]
-        while nodes[2].round < 3:
-            await asyncio.sleep(0.001)
-        net.down.add(2)  # a crash: nothing more in or out, and no bye
-        tasks[2].cancel()
-        saved = checkpoint.Checkpoint(nodes[2].flat.vector.numpy().copy(), 3, nodes[2].flat.layout.fingerprint, nodes[2].trainer.state())
-        while nodes[0].round < 12:
-            await asyncio.sleep(0.005)
-        net.down.discard(2)
-        reborn = Node(dataclasses.replace(plans[2], resume=saved), net.transport(NodeId(2)))
-        await asyncio.gather(tasks[0], tasks[1], reborn.run())
-        return nodes, reborn
-
-    nodes, reborn = asyncio.run(main())
+    nodes, reborn, net = crash_and_rejoin(triangle_plans(cfg), crash_after=3, rejoin_at=12)
     assert reborn.resumed is not None and reborn.resumed["checkpoint_round"] == 3
     assert reborn.resumed["joined_round"] >= 12  # skipped to the neighbours' round: nothing replayed
     assert reborn.round == ROUNDS and nodes[0].round == ROUNDS and nodes[1].round == ROUNDS
@@ -59,7 +35,7 @@ def test_a_crashed_node_resumes_from_its_checkpoint_and_skips_to_its_neighbours_
     assert np.isfinite(reborn.flat.vector.numpy()).all()
 
     # one round behind: catch up in place (a whole-run resume keeps its records contiguous)
-    lagging = Node(dataclasses.replace(plans[2], resume=saved_at(reborn, 7)), net.transport(NodeId(2)))
+    lagging = Node(dataclasses.replace(reborn.plan, resume=saved_at(reborn, 7)), net.transport(NodeId(2)))
     lagging._peer_rounds = {NodeId(0): 8, NodeId(1): 7}
     assert lagging._rejoin_round(7) == 7
     lagging._peer_rounds = {NodeId(0): 9, NodeId(1): 8}
