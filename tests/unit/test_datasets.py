@@ -375,6 +375,21 @@ def test_cifar_batch_accepts_the_numpy1_global_spelling(tmp_path: Path) -> None:
     assert np.array_equal(back, data) and labels.tolist() == [3]
 
 
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_cifar_batch_pickled_by_python3_at_any_protocol_is_read_without_the_pickle_module(tmp_path: Path, protocol: int) -> None:
+    """The reader parses the opcodes itself; batches re-saved by Python 3 (str keys, bytes by BINBYTES or
+    _codecs.encode, frames, memo, STACK_GLOBAL) read back exactly."""
+    data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    path = tmp_path / "b"
+    path.write_bytes(pickle.dumps({"batch_label": "x", "labels": [7, 1], "data": data, "filenames": [b"a.png", b"b.png"]}, protocol=protocol))
+
+    back, labels = read_cifar_batch(path)
+
+    assert np.array_equal(back, data) and back.flags.writeable and labels.tolist() == [7, 1]
+    source = (Path(__file__).resolve().parents[2] / "gossip" / "data" / "files.py").read_text()
+    assert "import pickle" not in source
+
+
 def _malicious_pickles(marker: Path) -> dict[str, bytes]:
     """Pickles that would run code or call non-allowlisted globals if loaded with pickle.load."""
     command = f"touch {marker}".encode()
