@@ -250,9 +250,8 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
     """
     out = out or sys.stderr
     path = Path(run_dir)
-    missing = [name for name in ("config.toml", "topology.graphml", "data.npz", "nodes") if not (path / name).exists()]
-    if missing == ["topology.graphml"] and (path / "topology.json").exists():
-        missing = []
+    topo_file = next((path / name for name in ("topology.json", "topology.graphml") if (path / name).exists()), None)  # older runs: GraphML only
+    missing = [name for name in ("config.toml", "data.npz", "nodes") if not (path / name).exists()] + (["topology"] if topo_file is None else [])
     if missing:
         raise ConfigError(f"{path} is not a run directory gossip launch prepared (no {', '.join(missing)}); nothing to resume")
     path = path.resolve()
@@ -260,8 +259,8 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
     from gossip.config import load_config
 
     resolved = load_config(path / "config.toml")
-    topo_file = path / "topology.json" if (path / "topology.json").exists() else path / "topology.graphml"  # older runs: GraphML only
-    topology = parse_spec(str(topo_file), n=resolved.run.nodes or None, seed=resolved.run.seed)
+    assert topo_file is not None
+    topology = parse_spec(str(topo_file.resolve()), n=resolved.run.nodes or None, seed=resolved.run.seed)
     _wait_ports_free(resolved, topology.n)
     rounds = []
     for i in range(topology.n):
@@ -273,7 +272,7 @@ def resume(run_dir: Path, *, progress: bool | None = None, out: Any = None, keep
 
 def _wait_ports_free(cfg: RunConfig, n: int, timeout_s: float = GRACE_S + 5) -> None:
     """Wait until the run's node and metrics ports are free: the previous nodes may still be writing their last files."""
-    wanted = [(_host_of(a), int(a.rsplit(":", 1)[1])) for a in cfg.transport.addresses]
+    wanted = [(_host_of(a), int(a.rsplit(":", 1)[1])) for a in cfg.transport.addresses if a.startswith("tcp://")]  # ipc names have no port
     if cfg.metrics.enabled:
         wanted += [(cfg.metrics.host, cfg.metrics.port_of(i)) for i in range(n)]
     deadline = time.monotonic() + timeout_s

@@ -14,3 +14,12 @@ def test_picked_ports_avoid_the_ones_already_picked_for_the_run(monkeypatch) -> 
     metrics_ports = launch._ports("127.0.0.1", 30, None, "metrics", avoid=set(node_ports))
     assert not set(node_ports) & set(metrics_ports)
     assert len(set(metrics_ports)) == 30
+
+
+def test_resume_of_an_ipc_run_waits_for_no_port() -> None:
+    """An ipc run's node addresses have no port: waiting for the run's ports to be free passes over them."""
+    from gossip.config import load_config
+
+    cfg = load_config(env={}, overrides={"run.nodes": 3, "transport.address_template": "ipc://", "metrics.enabled": False})
+    cfg = launch.dataclasses.replace(cfg, transport=launch.dataclasses.replace(cfg.transport, addresses=launch.ipc_addresses(3)))
+    launch._wait_ports_free(cfg, 3, timeout_s=0.1)
