@@ -229,9 +229,19 @@ class Node:
         self.snapshots = SnapshotPool()
         self._checkpointed_at = time.monotonic()  # the start counts: the first periodic checkpoint comes an interval in
         self.checkpoints_written = 0
-        # sync rounds send the live vector zero-copy (no snapshot) straight to ZeroMQ when it is big enough
-        # to be worth tracking; link emulation holds frames in Python, so it keeps the snapshot
-        self._zero_copy_send = cfg.transport.zero_copy and isinstance(self.transport, ZmqTransport) and self.flat.layout.numel * 4 >= ZERO_COPY_MIN_BYTES
+        # How a sync round's model leaves, decided once: the live vector zero-copy straight to ZeroMQ when it
+        # is float32 and big enough to be worth tracking (link emulation holds frames in Python: no); a
+        # narrower wire dtype is a fresh copy anyway; else a snapshot the socket can read while we train.
+        if self.choco is not None:
+            self._send_path = "compressed"
+        elif cfg.training.mode != "sync":
+            self._send_path = "snapshot"
+        elif cfg.transport.wire_dtype != "float32":
+            self._send_path = "narrowed"
+        elif cfg.transport.zero_copy and isinstance(self.transport, ZmqTransport) and self.flat.layout.numel * 4 >= ZERO_COPY_MIN_BYTES:
+            self._send_path = "zero-copy"
+        else:
+            self._send_path = "snapshot"
         self._serve_metrics = serve_metrics
         self.metrics_server: MetricsServer | None = None
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
@@ -559,18 +569,15 @@ class Node:
                 payload=payload, indices=out.indices, numel=self.flat.layout.numel, info={"loss": loss} if math.isfinite(loss) else None,
             )
         else:
-            vector = self.flat.vector
-            dtype = self.cfg.transport.wire_dtype
-            live = self._zero_copy_send or dtype != "float32"  # narrowing makes its own copy: nothing to snapshot
-            # else the one copy the socket needs (training must not touch what is in flight), into a reused buffer
-            payload = vector if live else self.snapshots.snapshot(vector)
+            snapshot = self._send_path == "snapshot"  # the one copy the socket needs, into a reused buffer
+            payload = self.snapshots.snapshot(self.flat.vector) if snapshot else self.flat.vector
             frames = encode(
                 Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
-                payload=payload, dtype=dtype, info={"loss": loss} if math.isfinite(loss) else None,
+                payload=payload, dtype=self.cfg.transport.wire_dtype, info={"loss": loss} if math.isfinite(loss) else None,
             )
-            if self._zero_copy_send and dtype == "float32":
+            if self._send_path == "zero-copy":
                 frames, tracker = track_live(frames)
-            elif not live:
+            elif snapshot:
                 frames = self.snapshots.track(payload, frames)
         t1 = time.perf_counter()
         for j in self.round_plan.send_to:
@@ -777,7 +784,7 @@ class Node:
             "resumed": self.resumed,
             "link_dropped": getattr(self.transport, "dropped", 0),
             "checkpoints_written": self.checkpoints_written,
-            "send_path": "zero-copy" if self._zero_copy_send and self.cfg.training.mode == "sync" else "snapshot",
+            "send_path": self._send_path,
             **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),
             **({"choco_dense_rounds": self.choco.dense_sent} if self.choco is not None else {}),  # rounds sent in full (resyncs)
         }
