@@ -65,5 +65,5 @@ def test_choco_survives_lost_messages(tmp_path: Path) -> None:
                               "links.loss": 0.05, "transport.round_timeout_s": 0.5})
     assert result.summary["link_dropped"] > 0 and result.summary["missed_messages"] > 0
     reasons = {reason for n in result.summary["per_node"] for reason in n["rejected"]}
-    assert reasons <= {"stale_round"}, reasons  # a message that outlived its round timeout, never a malformed one
+    assert reasons <= {"stale_round", "future_round"}, reasons  # outside the round window (late, or from a neighbour ahead), never malformed
     assert result.summary["accuracy_mean"] > 0.45, result.summary["accuracy_mean"]
