@@ -13,6 +13,11 @@ data), MLPs of about 10k (64-128-10), 1M (1000-1000-10) and 10M (1000-10000-10) 
   (``schedule.mode = "none"``): the local-training time of a round *on this machine*, time-sharing of
   the cores between N processes included.
 
+- **raw floor** (bench/rawdsgd.py): the same ring, model and local steps in N processes that do
+  nothing but train on a fixed batch, send the live vector zero-copy over raw pyzmq PUSH, block on raw
+  PULL and mix in three passes — no validation, records, event loop or headers — and the same
+  processes with the exchange off: what a D-SGD round of this size costs on this machine at the least.
+
 **Overhead, wall** = 1 − (local-only round time / gossip round time): the issue's "round wall time
 minus its local-training time, as a fraction of the round", with the local-training time measured
 the only fair way on a machine with fewer cores than nodes (a node's own step timer would count the
@@ -20,17 +25,21 @@ minutes its neighbours hold the cores as overhead). **Overhead, CPU** is the sam
 of the CPU a node process burns per round (every thread: ZeroMQ's I/O thread, the receive loop,
 bookkeeping), the part the local-only arm does not burn. What a round moves per node is fixed
 (2 models out, 2 in), so the overhead falls as local work per round grows; the table shows where.
+**Exchange CPU** = CPU per round minus the local-only arm's: what moving and mixing the models costs a
+node, gossip against the raw floor (their ratio is how close gossip is to the wire's limit).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from perfkit import median_figures, ring_workload, run_measured  # noqa: E402
+from rawdsgd import RawFigures, run_raw  # noqa: E402
 
 SIZES = {"10k": (64, (128,)), "1M": (1000, (1000,)), "10M": (1000, (10000,))}  # features, hidden
 BUDGET = {"10k": 0.4, "1M": 4.0, "10M": 60.0}  # rough CPU ms per local step, to size the rounds of a run
@@ -53,6 +62,7 @@ def main() -> None:
     steps = [int(s) for s in args.steps.split(",")]
     arms = {"gossip": {}, "gossip, ipc": {"transport.address_template": "ipc://"}, "local only": {"schedule.mode": "none"}}
     runs: dict[tuple[str, int, str], list] = {}
+    raws: dict[tuple[str, int, str], list[RawFigures]] = {}
     for rep in range(args.repeat):
         for name in names:
             features, hidden = SIZES[name]
@@ -65,6 +75,11 @@ def main() -> None:
                     runs.setdefault((name, k, arm), []).append(fig)
                     print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {fig.round_ms:.1f} ms/round, "
                           f"CPU {fig.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
+                for arm, exchange in (("raw", True), ("raw local only", False)):
+                    raw = run_raw(args.nodes, rounds, features, hidden, k, exchange=exchange)
+                    raws.setdefault((name, k, arm), []).append(raw)
+                    print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {raw.round_ms:.1f} ms/round, "
+                          f"CPU {raw.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
     print(f"\n{args.nodes}-node ring on this machine, SGD steps of batch 32; median of {args.repeat} interleaved runs\n")
     print("| params | local steps | round ms: gossip / ipc / local only | overhead, wall: gossip | ipc | CPU ms/round: gossip / ipc / local only | overhead, CPU: gossip | ipc |")
     print("|---|---|---|---|---|---|---|---|")
@@ -73,6 +88,18 @@ def main() -> None:
             g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
             print(f"| {g.params:,} | {k} | {g.round_ms:.1f} / {i.round_ms:.1f} / {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} | {1 - l.round_ms / i.round_ms:.1%} "
                   f"| {g.cpu_ms:.2f} / {i.cpu_ms:.2f} / {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} | {1 - l.cpu_ms / i.cpu_ms:.1%} |")
+    print("\nThe floor: the same ring with raw pyzmq and a bare mix (bench/rawdsgd.py); exchange CPU = CPU per round above the arm's local-only\n")
+    print("| params | local steps | round ms: raw / raw local only | overhead, wall: raw floor | gossip | exchange CPU ms/round: raw floor | gossip | ipc | raw floor / gossip |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    med = statistics.median
+    for name in names:
+        for k in steps:
+            g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
+            r_ms, r_cpu = (med(f.round_ms for f in raws[(name, k, "raw")]), med(f.cpu_ms for f in raws[(name, k, "raw")]))
+            rl_ms, rl_cpu = (med(f.round_ms for f in raws[(name, k, "raw local only")]), med(f.cpu_ms for f in raws[(name, k, "raw local only")]))
+            raw_x, g_x, i_x = r_cpu - rl_cpu, g.cpu_ms - l.cpu_ms, i.cpu_ms - l.cpu_ms
+            print(f"| {g.params:,} | {k} | {r_ms:.1f} / {rl_ms:.1f} | {1 - rl_ms / r_ms:.1%} | {1 - l.round_ms / g.round_ms:.1%} "
+                  f"| {raw_x:.2f} | {g_x:.2f} | {i_x:.2f} | {raw_x / g_x:.2f} |")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ import torch
 
 from gossip import checkpoint
 from gossip.aggregation import DSGD, VarianceCorrected, build_aggregator, layer_segments, layer_variance, weighted_average
-from gossip.aggregation.dsgd import pull_into
+from gossip.aggregation.dsgd import mix_in_place, pull_into
 from gossip.asyncgossip import AsyncGossip
 from gossip.choco import ChocoGossip
 from gossip.config import RunConfig, config_to_toml
@@ -613,6 +613,9 @@ class Node:
         if type(self.aggregator) is DSGD:  # the common case, in place: x += Σ W_ij (x_j − x), no fresh buffers
             if self._mix_buffers is None:
                 self._mix_buffers = (torch.empty_like(vector), torch.empty_like(vector))
+            before = self._mix_buffers[0].copy_(vector)
+            if mix_in_place(vector, received, weights):
+                return float(torch.linalg.vector_norm(before.sub_(vector)))  # ‖x_new − x_old‖ is the pull's norm
             pull = pull_into(vector, received, weights, *self._mix_buffers)
             vector.add_(pull)
             return float(torch.linalg.vector_norm(pull))

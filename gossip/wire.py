@@ -278,10 +278,8 @@ def _delta(header: Mapping[str, Any], body: memoryview, dtype: str, numel: int, 
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"k = {k}")
     if len(body) != 8 * k:
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes for k = {k}")
-    with warnings.catch_warnings():  # read-only frame, never written: torch cannot know that
-        warnings.simplefilter("ignore", UserWarning)
-        indices = torch.from_numpy(np.frombuffer(body, dtype="<i4", count=k))
-        values = torch.from_numpy(np.frombuffer(body, dtype="<f4", count=k, offset=4 * k))
+    indices = _tensor(body, "<i4", k)
+    values = _tensor(body, "<f4", k, 4 * k)
     if k and (int(indices[0]) < 0 or int(indices[-1]) >= numel or not bool((indices[1:] > indices[:-1]).all())):
         raise WireError(RejectReason.BAD_INDEX)
     if not all_finite(values):
@@ -390,11 +388,23 @@ def _info(raw: Any) -> dict[str, float]:
 
 
 def _as_float32(body: memoryview, dtype: str) -> torch.Tensor:
-    # The frame is read-only and we never write to it; torch warns that it cannot enforce that.
+    if dtype == "float32":
+        return _tensor(body, "<f4")
+    if dtype == "float16":
+        return _tensor(body, "<f2").to(torch.float32)
+    return _tensor(body, "<i2").view(torch.bfloat16).to(torch.float32)
+
+
+def _tensor(body: memoryview, dtype: str, count: int = -1, offset: int = 0) -> torch.Tensor:
+    """A zero-copy tensor over ``body``, which nobody writes.
+
+    ZeroMQ frames are writable buffers. Bytes (the in-memory transport, tests) are not, and torch
+    warns that it cannot enforce read-only: silenced only then, because ``warnings.catch_warnings``
+    costs more than the rest of a small model's decode (bench/transport.py).
+    """
+    array = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
+    if not body.readonly:
+        return torch.from_numpy(array)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        if dtype == "float32":
-            return torch.from_numpy(np.frombuffer(body, dtype="<f4"))
-        if dtype == "float16":
-            return torch.from_numpy(np.frombuffer(body, dtype="<f2")).to(torch.float32)
-        return torch.from_numpy(np.frombuffer(body, dtype="<i2")).view(torch.bfloat16).to(torch.float32)
+        return torch.from_numpy(array)

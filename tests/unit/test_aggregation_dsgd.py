@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from gossip.aggregation import DSGD, weighted_average
+from gossip.aggregation.dsgd import mix_in_place
 from gossip.ids import NodeId
 
 
@@ -53,3 +54,40 @@ def test_ring_mixing_converges_to_the_exact_mean() -> None:
             for i in range(n)
         ]
     assert np.allclose([float(x) for x in xs], (n - 1) / 2, atol=1e-6)
+
+
+def test_mix_in_place_gives_the_weighted_average() -> None:
+    """One lerp per neighbour, with rescaled coefficients, is the D-SGD step (here with uneven weights and a missing neighbour's weight on self)."""
+    g = torch.Generator().manual_seed(1)
+    local = torch.randn(5000, generator=g)
+    received = {NodeId(j): torch.randn(5000, generator=g) for j in (4, 1, 7)}
+    weights = {NodeId(1): 0.2, NodeId(4): 0.15, NodeId(7): 0.3}
+    expected = weighted_average(local, received, weights)
+    assert mix_in_place(local, received, weights)
+    assert torch.allclose(local, expected, rtol=0, atol=1e-6)
+
+
+def test_mix_in_place_refuses_weights_without_a_self_share_and_leaves_the_vector() -> None:
+    """Weights that leave no positive partial self weight (here a first neighbour of weight 0 and no self weight) are refused untouched."""
+    local = torch.ones(4)
+    received = {NodeId(1): torch.zeros(4), NodeId(2): torch.full((4,), 3.0)}
+    assert not mix_in_place(local, received, {NodeId(1): 0.0, NodeId(2): 1.0})
+    assert torch.equal(local, torch.ones(4))
+
+
+def test_mix_in_place_keeps_the_network_mean_over_many_rounds() -> None:
+    """8-node ring, weights 1/3, 1000 rounds on values near 1: the network's mean moves by less than one float32 ulp
+    (1.2e-7) on average and a few at most (measured: 1e-8; the direct form Σ W_ij x_j gives 1e-7 here)."""
+    n, d = 8, 5000
+    g = torch.Generator().manual_seed(2)
+    xs = [1.0 + 0.1 * torch.randn(d, generator=g) for _ in range(n)]
+    start = torch.stack(xs).double().mean(0)
+    for _ in range(1000):
+        new = []
+        for i in range(n):
+            x = xs[i].clone()
+            assert mix_in_place(x, {NodeId((i - 1) % n): xs[(i - 1) % n], NodeId((i + 1) % n): xs[(i + 1) % n]}, {NodeId((i - 1) % n): 1 / 3, NodeId((i + 1) % n): 1 / 3})
+            new.append(x)
+        xs = new
+    drift = torch.stack(xs).double().mean(0) - start
+    assert abs(float(drift.mean())) < 1.2e-7 and float(drift.abs().max()) < 1e-6, (float(drift.mean()), float(drift.abs().max()))

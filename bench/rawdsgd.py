@@ -1,0 +1,126 @@
+"""The floor of a D-SGD round on this machine: the same ring, model and local steps with nothing but raw pyzmq.
+
+Used by bench/overhead.py as the "what the machine allows" arm. N processes (spawned, one torch
+thread each, like gossip's nodes), each holding its MLP's parameters in one contiguous vector
+(``gossip.state.flatten_``, so a model is one frame, as in gossip). A round:
+
+1. ``steps`` SGD steps of batch 32 on a fixed synthetic batch (no data loader: less work than a node does);
+2. the live vector to both ring neighbours, ``send(copy=False, track=True)`` on a PUSH socket per
+   neighbour — one copy less than a snapshot, the same zero-copy path a gossip node takes;
+3. a blocking ``recv(copy=False)`` on one PULL socket per neighbour (lock-step, nothing to validate,
+   no event loop, no header);
+4. wait until ZeroMQ let go of the vector, then ``x ← x/3 + a/3 + b/3`` in place (three passes).
+
+No validation, no bookkeeping, no records, no metrics: what a round costs when the exchange is the
+bare minimum that still moves the models through ZeroMQ and mixes them. ``exchange=False`` skips
+steps 2–4, the same processes' local-only time. Wall time and process CPU (every thread) per
+steady round are the median over nodes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+BATCH = 32
+CLASSES = 10
+
+
+@dataclass(frozen=True)
+class RawFigures:
+    round_ms: float  # wall per steady round, median over nodes
+    cpu_ms: float  # process CPU (all threads) per steady round, median over nodes
+
+
+def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, rounds: int, exchange: bool, ports: Any, results: Any) -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    import zmq
+
+    from gossip.models import build_model
+    from gossip.state import flatten_
+
+    torch.set_num_threads(1)
+    torch.manual_seed(i)
+    model = build_model("mlp", (features,), CLASSES, hidden=hidden)
+    vector = flatten_(model).vector
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.05)
+    x, y = torch.randn(BATCH, features), torch.randint(0, CLASSES, (BATCH,))
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    ctx = zmq.Context()
+    left, right = (i - 1) % n, (i + 1) % n
+    pulls, pushes = {}, {}
+    if exchange:
+        for j in (left, right):
+            pulls[j] = ctx.socket(zmq.PULL)
+        ports.put((i, {j: s.bind_to_random_port("tcp://127.0.0.1") for j, s in pulls.items()}))
+        table: dict[int, dict[int, int]] = {}
+        while len(table) < n:  # every node's ports, relayed by the parent
+            k, p = ports.get()
+            table[k] = p
+        for j in (left, right):
+            pushes[j] = ctx.socket(zmq.PUSH)
+            pushes[j].connect(f"tcp://127.0.0.1:{table[j][i]}")
+        time.sleep(0.5)
+    buf = vector.numpy()
+    stamps: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        for _s in range(steps):
+            opt.zero_grad(set_to_none=False)
+            loss_fn(model(x), y).backward()
+            opt.step()
+        if exchange:
+            trackers = [pushes[j].send(buf, copy=False, track=True) for j in (left, right)]
+            got = [torch.frombuffer(pulls[j].recv(copy=False).buffer, dtype=torch.float32) for j in (left, right)]
+            for t in trackers:
+                t.wait()
+            vector.mul_(1 / 3).add_(got[0], alpha=1 / 3).add_(got[1], alpha=1 / 3)
+        stamps.append((time.perf_counter(), time.process_time()))
+    results.put(stamps)
+    for s in (*pulls.values(), *pushes.values()):
+        s.close(linger=2000)
+    ctx.term()
+
+
+def run_raw(nodes: int, rounds: int, features: int, hidden: tuple[int, ...], steps: int, *, exchange: bool, warmup: float = 0.2) -> RawFigures:
+    """Run the floor once; steady state as in perfkit.run_measured (skip the first 20 %, at least 5 rounds)."""
+    spawn = mp.get_context("spawn")
+    to_parent, results = spawn.Queue(), spawn.Queue()
+    to_children = [spawn.Queue() for _ in range(nodes)]
+    procs = []
+    for i in range(nodes):
+        relay = _Relay(to_parent, to_children[i])
+        procs.append(spawn.Process(target=_node, args=(i, nodes, features, hidden, steps, rounds, exchange, relay, results)))
+    for p in procs:
+        p.start()
+    if exchange:
+        announced = [to_parent.get(timeout=120) for _ in range(nodes)]
+        for q in to_children:
+            for a in announced:
+                q.put(a)
+    stamps = [results.get(timeout=1200) for _ in range(nodes)]
+    for p in procs:
+        p.join(timeout=60)
+    first, last = max(5, int(rounds * warmup)), rounds - 1
+    wall = [(s[last][0] - s[first][0]) / (last - first) for s in stamps]
+    cpu = [(s[last][1] - s[first][1]) / (last - first) for s in stamps]
+    return RawFigures(statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3)
+
+
+class _Relay:
+    """One queue up to the parent, one down from it, as a single picklable object for the child."""
+
+    def __init__(self, up: Any, down: Any) -> None:
+        self.up, self.down = up, down
+
+    def put(self, item: Any) -> None:
+        self.up.put(item)
+
+    def get(self) -> Any:
+        return self.down.get(timeout=120)
