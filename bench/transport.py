@@ -20,6 +20,10 @@ socket (the same ack for every variant), next model. Variants, interleaved trial
   blocking ``recv`` instead of through the asyncio event loop — to show what the node's asyncio
   receive costs.
 
+Every socket of a bench process (raw, ack and gossip's) is on one ZeroMQ context, so one I/O thread
+moves them all, as in a node (with two contexts, gossip's messages and the acks took turns on two
+I/O threads per process, an extra thread wake-up per message that raw did not pay: ~40 µs at 10k).
+
 ``--ipc``: every socket of the bench (raw and gossip alike) is a Unix-domain socket (ZeroMQ
 ``ipc://``, what ``gossip launch --ipc`` uses) instead of loopback TCP.
 """
@@ -62,19 +66,21 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
     """Receive every trial's messages; ack each one on a raw PUSH socket."""
     _threads()
     import zmq
+    import zmq.asyncio
 
     from gossip.ids import NodeId
     from gossip.transport import ZmqTransport
     from gossip.wire import Expectation, decode
 
-    ctx = zmq.Context()
+    actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
+    ctx = zmq.Context.shadow(actx.underlying)
     pull = ctx.socket(zmq.PULL)
     raw_address = bind_any(pull, ipc and f"{ipc}-raw")
     ack = ctx.socket(zmq.PUSH)
     ack_address = bind_any(ack, ipc and f"{ipc}-ack")
     loop = asyncio.new_event_loop()
     max_n = max(n for _v, n, _k in plan)
-    transport = ZmqTransport(NodeId(1), f"{ipc}-gossip" if ipc else "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192)
+    transport = ZmqTransport(NodeId(1), f"{ipc}-gossip" if ipc else "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192, context=actx)
     loop.run_until_complete(transport.start())
     ports.put((raw_address, ack_address, transport.bound_address))
 
@@ -105,7 +111,7 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
     loop.run_until_complete(transport.close())
     pull.close(linger=0)
     ack.close(linger=1000)
-    ctx.term()
+    actx.term()
 
 
 def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
@@ -113,6 +119,7 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     _threads()
     import torch
     import zmq
+    import zmq.asyncio
 
     from gossip.ids import NodeId
     from gossip.snapshots import ZERO_COPY_MIN_BYTES, SnapshotPool, track_live
@@ -120,13 +127,14 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     from gossip.wire import Kind, encode
 
     raw_address, ack_address, gossip_address = ports.get()
-    ctx = zmq.Context()
+    actx = zmq.asyncio.Context()
+    ctx = zmq.Context.shadow(actx.underlying)
     push = ctx.socket(zmq.PUSH)
     push.connect(raw_address)
     ack = ctx.socket(zmq.PULL)
     ack.connect(ack_address)
     loop = asyncio.new_event_loop()
-    transport = ZmqTransport(NodeId(0), f"{ipc}-sender" if ipc else "tcp://127.0.0.1:*", {NodeId(1): gossip_address})
+    transport = ZmqTransport(NodeId(0), f"{ipc}-sender" if ipc else "tcp://127.0.0.1:*", {NodeId(1): gossip_address}, context=actx)
     loop.run_until_complete(transport.start())
     time.sleep(0.5)  # connections up (IMMEDIATE=1 drops messages to a peer not connected yet)
     models = {n: torch.randn(n) for n in {n for _v, n, _k in plan}}
@@ -162,7 +170,7 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     loop.run_until_complete(transport.close())
     push.close(linger=1000)
     ack.close(linger=0)
-    ctx.term()
+    actx.term()
 
 
 def main() -> None:
