@@ -1,6 +1,6 @@
 """Moving a model between two processes: gossip's transport against raw pyzmq PUSH/PULL of the same bytes.
 
-    .venv/bin/python bench/transport.py [--repeat 7] [--ipc]
+    .venv/bin/python bench/transport.py [--repeat 7] [--ipc] [--only 10000]
 
 Two processes, one sender and one receiver, each with one thread for torch. One message in flight at
 a time, the way gossip uses the network (a node sends its model once a round and waits for its
@@ -43,7 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 VARIANTS = ("raw", "gossip", "gossip, snapshot", "gossip, blocking receive")
-SIZES = {10_000: 400, 1_000_000: 40, 10_000_000: 6} if not __import__("os").environ.get("ONLY10K") else {10_000: 400}  # params -> messages per trial
+SIZES = {10_000: 400, 1_000_000: 40, 10_000_000: 6}  # params -> messages per trial
 RUN, FP = b"benchrun", b"F" * 16
 
 
@@ -62,8 +62,8 @@ def bind_any(sock: Any, ipc: str) -> str:
     return f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
 
 
-def receiver(ports: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
-    """Receive every trial's messages; ack each one on a raw PUSH socket."""
+def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
+    """Receive every trial's messages; ack each one on a raw PUSH socket; report each trial's process CPU seconds."""
     _threads()
     import zmq
     import zmq.asyncio
@@ -94,6 +94,7 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
 
     blocking = zmq.Socket.shadow(transport._router.underlying)  # type: ignore[union-attr]  # the same ROUTER, synchronous
     for variant, n, k in plan:
+        c0 = time.process_time()  # every thread: ZeroMQ's I/O thread included; waiting costs nothing
         if variant == "raw":
             for _ in range(k):
                 frames = pull.recv_multipart(copy=False)
@@ -108,6 +109,7 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
                 ack.send(b"k")
         else:
             loop.run_until_complete(gossip_trial(n, k))
+        cpu.put((variant, n, time.process_time() - c0))
     loop.run_until_complete(transport.close())
     pull.close(linger=0)
     ack.close(linger=1000)
@@ -115,7 +117,7 @@ def receiver(ports: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
 
 
 def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
-    """Send every trial's messages, one at a time; report each trial's seconds."""
+    """Send every trial's messages, one at a time; report each trial's seconds and process CPU seconds."""
     _threads()
     import torch
     import zmq
@@ -145,7 +147,7 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     for variant, n, k in plan:
         vector = models[n]
         tracker = None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(k):
             if variant == "raw":
                 push.send_multipart([raw_header, memoryview(vector.numpy()).cast("B")], copy=False)
@@ -165,7 +167,7 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
             ack.recv()
             if variant != "raw" and tracker is not None:
                 tracker.wait(10)  # the node mixes (writes the vector) only once ZeroMQ let go
-        results.put((variant, n, time.perf_counter() - t0))
+        results.put((variant, n, time.perf_counter() - t0, time.process_time() - c0))
     print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages; {retries} sends retried", file=sys.stderr)
     loop.run_until_complete(transport.close())
     push.close(linger=1000)
@@ -177,34 +179,53 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--ipc", action="store_true", help="Unix-domain sockets (ipc://) instead of loopback TCP, for every variant")
+    p.add_argument("--only", type=int, action="append", choices=sorted(SIZES), help="one model size (parameters), repeatable")
     args = p.parse_args()
+    sizes = {n: k for n, k in SIZES.items() if not args.only or n in args.only}
     ipc = f"ipc://@gossip-bench-{os.getpid()}" if args.ipc else ""
-    plan = [(v, n, k) for n, k in SIZES.items() for _ in range(args.repeat + 1) for v in VARIANTS]  # +1: warm-up trial
+    plan = [(v, n, k) for n, k in sizes.items() for _ in range(args.repeat + 1) for v in VARIANTS]  # +1: warm-up trial
     spawn = mp.get_context("spawn")
-    ports, results = spawn.Queue(), spawn.Queue()
-    rx = spawn.Process(target=receiver, args=(ports, plan, ipc))
+    ports, results, rx_cpu = spawn.Queue(), spawn.Queue(), spawn.Queue()
+    rx = spawn.Process(target=receiver, args=(ports, rx_cpu, plan, ipc))
     tx = spawn.Process(target=sender, args=(ports, results, plan, ipc))
     rx.start()
     tx.start()
     times: dict[tuple[str, int], list[float]] = {}
+    tx_cpus: dict[tuple[str, int], list[float]] = {}
+    rx_cpus: dict[tuple[str, int], list[float]] = {}
     seen: dict[tuple[str, int], int] = {}
     for _ in plan:
-        variant, n, seconds = results.get(timeout=600)
+        variant, n, seconds, tx_cpu = results.get(timeout=600)
         seen[(variant, n)] = seen.get((variant, n), 0) + 1
         if seen[(variant, n)] > 1:  # the first trial of each is warm-up
             times.setdefault((variant, n), []).append(seconds)
+            tx_cpus.setdefault((variant, n), []).append(tx_cpu)
+    seen.clear()
+    for _ in plan:
+        variant, n, cpu_s = rx_cpu.get(timeout=600)
+        seen[(variant, n)] = seen.get((variant, n), 0) + 1
+        if seen[(variant, n)] > 1:
+            rx_cpus.setdefault((variant, n), []).append(cpu_s)
     tx.join()
     rx.join()
 
     print(f"\nOne model in flight at a time, two processes on {'Unix-domain sockets (ipc)' if ipc else 'loopback TCP'}; median of {args.repeat} interleaved trials\n")
     print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | with snapshot / raw | blocking receive / raw | per message: raw ms | gossip ms |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for n, k in SIZES.items():
+    for n, k in sizes.items():
         mb = n * 4 / 1e6
         per = {v: statistics.median(times[(v, n)]) / k for v in VARIANTS}
         gbps = {v: n * 4 / per[v] / 1e9 for v in VARIANTS}
         print(f"| {n:,} | {mb:.2f} | {gbps['raw']:.2f} | {gbps['gossip']:.2f} | {per['raw'] / per['gossip']:.2f} "
               f"| {per['raw'] / per['gossip, snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
+
+    print("\nCPU per message, µs (process clocks, every thread; the same trials' medians): where gossip's extra time goes\n")
+    print("| params | sender: raw | gossip | receiver: raw | gossip | blocking receive |")
+    print("|---|---|---|---|---|---|")
+    for n, k in sizes.items():
+        tx = {v: statistics.median(tx_cpus[(v, n)]) / k * 1e6 for v in VARIANTS}
+        rx = {v: statistics.median(rx_cpus[(v, n)]) / k * 1e6 for v in VARIANTS}
+        print(f"| {n:,} | {tx['raw']:.0f} | {tx['gossip']:.0f} | {rx['raw']:.0f} | {rx['gossip']:.0f} | {rx['gossip, blocking receive']:.0f} |")
 
 
 if __name__ == "__main__":
