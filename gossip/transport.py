@@ -57,10 +57,10 @@ __all__ = [
 MAX_FRAMES = 4  # the largest legal message is a header plus a few payload frames
 # pyzmq's constants are enum members; plain ints skip an enum operation per call on the per-message path
 _NOBLOCK = int(zmq.NOBLOCK)
-_RCVMORE = int(zmq.RCVMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLOUT = int(zmq.POLLOUT)
 _POLLIN = int(zmq.POLLIN)
+_SNDMORE = int(zmq.SNDMORE)
 YIELD_EVERY = 16  # messages received back to back before the receiver lets the event loop run once
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 
@@ -253,7 +253,7 @@ class ZmqTransport:
         if dealer is None:
             return False
         try:
-            dealer.send_multipart(frames, flags=_NOBLOCK, copy=False)
+            _send_frames(dealer, frames)
         except zmq.Again:
             # libzmq learns that its I/O thread drained the queue from a command it reads at most about
             # once a millisecond on the send path, so a queue already empty can still look full. Reading
@@ -261,7 +261,7 @@ class ZmqTransport:
             if not dealer.getsockopt(_EVENTS) & _POLLOUT:
                 return False
             try:
-                dealer.send_multipart(frames, flags=_NOBLOCK, copy=False)
+                _send_frames(dealer, frames)
             except zmq.Again:
                 return False
         return True
@@ -287,20 +287,27 @@ class ZmqTransport:
             # rest of the event loop (the round) run once
             self._in_a_row = 0
             await asyncio.sleep(0)
+        # Ask EVENTS before reading instead of reading until zmq.Again: pyzmq builds every exception
+        # with an import and a strerror, which cost more than the question (bench/transport.py, 10k)
         while True:
-            try:
-                identity = router.recv(_NOBLOCK, copy=False)
-                self._in_a_row += 1
-                break
-            except zmq.Again:
-                self._in_a_row = 0
-                await self._readable(router)
-        # ZeroMQ delivers a multipart message whole: once its first frame is here, the rest is too
+            if router.getsockopt(_EVENTS) & _POLLIN:
+                try:
+                    identity = router.recv(_NOBLOCK, copy=False)
+                    break
+                except zmq.Again:  # gone with its peer's connection between the question and the read: wait
+                    pass
+            self._in_a_row = 0
+            await self._readable()
+        self._in_a_row += 1
+        # ZeroMQ delivers a multipart message whole: once its first frame is here, the rest is too.
+        # ``Frame.more`` answers what getsockopt(RCVMORE) would, without a call into the socket.
         frames: list[Any] = []
         nbytes = 0
         count = 0
-        while router.getsockopt(_RCVMORE):
+        more = identity.more
+        while more:
             frame = router.recv(_NOBLOCK, copy=False)
+            more = frame.more
             count += 1
             nbytes += len(frame)
             if count <= MAX_FRAMES:
@@ -314,21 +321,19 @@ class ZmqTransport:
             sender = parse_identity(identity.bytes)
         return Received(sender, frames, nbytes)
 
-    async def _readable(self, router: zmq.Socket[bytes]) -> None:
-        """Return once the ROUTER may have a message (or a spurious wake-up: the caller tries again).
+    async def _readable(self) -> None:
+        """Return once the ROUTER may have a message (or a spurious wake-up: the caller asks again).
 
         Why not ``zmq.asyncio``: its futures, callbacks and flag enums cost a good part of a small
         message's receive (bench/transport.py). ZeroMQ's FD is edge-triggered: it turns readable when
         the socket's state changes, and reading ``EVENTS`` re-arms it. The event loop watches the FD
         for the transport's whole life (:meth:`_wake` reads ``EVENTS``, so a readable FD never spins
-        the loop); here ``EVENTS`` is asked once more before sleeping, else a message that came in
-        since the last wake-up would wait for the next one.
+        the loop); the caller asked ``EVENTS`` just before sleeping here, so a message that came in
+        since the last wake-up does not wait for the next one.
         """
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         try:
-            if router.getsockopt(_EVENTS) & _POLLIN:
-                return
             await waiter
         finally:
             self._waiter = None
@@ -394,6 +399,16 @@ class ZmqTransport:
         if self._own_context and self._ctx is not None:
             self._ctx.term()
             self._ctx = None
+
+
+def _send_frames(socket: zmq.Socket[bytes], frames: Sequence[Any]) -> None:
+    """``send_multipart(frames, NOBLOCK, copy=False)`` with int flags (pyzmq ORs enum flags per call).
+
+    Only the first frame can raise ``zmq.Again``: once it is queued, libzmq takes the rest of the message.
+    """
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        socket.send(frame, _NOBLOCK | _SNDMORE if i < last else _NOBLOCK, copy=False)
 
 
 class InMemoryNetwork:
