@@ -41,10 +41,10 @@ from typing import Any
 from gossip.aggregation.tolerance import check_tolerance
 from gossip.children import die_with_parent
 from gossip.config import RunConfig, config_to_toml
-from gossip.data import load_dataset, partition, save_npz, save_parts
+from gossip.data import load_dataset, save_npz, save_parts
 from gossip.errors import ConfigError, TransportError
 from gossip.models import build_model
-from gossip.node import shard_key
+from gossip.node import shard_key, split_training_set
 from gossip.prometheus import write_run_config
 from gossip.promserver import beside_run
 from gossip.results import NodeFiles, atomic_write_text, iter_new_records, write_json
@@ -84,7 +84,7 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
     topology.mixing_matrix(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
     dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
-    parts = partition(dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None)
+    parts = split_training_set(cfg, topology.n, dataset.y_train)
     build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
 
     out = Path(run_dir) if run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{topology.name}")

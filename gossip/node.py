@@ -78,7 +78,7 @@ from gossip.trainer import Evaluation, LocalTrainer, StepResult
 from gossip.transport import Transport, ZmqTransport
 from gossip.wire import MERGE_KINDS, Expectation, Kind, Message, RejectReason, decode, encode
 
-__all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of", "shard_key"]
+__all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of", "shard_key", "split_training_set"]
 
 log = logging.getLogger("gossip.node")
 
@@ -126,10 +126,7 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *
         dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
     shard = load_part(Path(run_dir) / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), node_id, dataset.num_train) if run_dir else None
     if shard is None:  # no launcher-written split for this config: compute it (the same pure function the launcher ran)
-        shard = partition(
-            dataset.y_train, topology.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha, shards_per_node=cfg.data.shards_per_node,
-            min_size=cfg.data.min_size or None,
-        )[node_id]
+        shard = split_training_set(cfg, topology.n, dataset.y_train)[node_id]
     saved = None
     if resume:
         path = NodeFiles(run_dir, node_id).checkpoint
@@ -137,10 +134,20 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *
     return NodePlan(NodeId(node_id), cfg, topology, dataset, shard, Path(run_dir) if run_dir else None, saved)
 
 
+def _split_args(cfg: RunConfig) -> dict[str, Any]:
+    """How ``cfg`` splits the training set: the arguments :func:`gossip.data.partition` takes after the labels and N."""
+    d = cfg.data
+    return {"scheme": d.partition, "seed": cfg.run.seed, "alpha": d.alpha, "shards_per_node": d.shards_per_node, "min_size": d.min_size or None}
+
+
+def split_training_set(cfg: RunConfig, n_nodes: int, labels: np.ndarray) -> list[np.ndarray]:
+    """Every node's sample indices under ``cfg`` (launcher, node and simulation split alike)."""
+    return partition(labels, n_nodes, **_split_args(cfg))
+
+
 def shard_key(cfg: RunConfig, n_nodes: int, num_train: int) -> str:
     """What the data split of a run depends on (see :func:`gossip.data.partition_key`)."""
-    d = cfg.data
-    return partition_key(num_train, n_nodes, d.partition, cfg.run.seed, alpha=d.alpha, shards_per_node=d.shards_per_node, min_size=d.min_size or None)
+    return partition_key(num_train, n_nodes, **_split_args(cfg))
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,7 @@ class Node:
         self.choco = ChocoGossip(self.flat.vector, self.neighbours, cfg.compression) if cfg.compression.method == "topk" else None
         self.accuracy_before_merge: float | None = None
         self._layer_var: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
-        self._mix_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # pull and scratch of the in-place D-SGD mix
+        self._mix_before: torch.Tensor | None = None  # the vector before the in-place D-SGD mix, for the consensus distance
         self.snapshots = SnapshotPool()
         self._checkpointed_at = time.monotonic()  # the start counts: the first periodic checkpoint comes an interval in
         self.checkpoints_written = 0
@@ -611,12 +618,12 @@ class Node:
         source = self.round_plan.weights if self.round_plan.weights is not None else self.weights
         weights = {j: source[j] for j in received}
         if type(self.aggregator) is DSGD:  # the common case, in place: x += Σ W_ij (x_j − x), no fresh buffers
-            if self._mix_buffers is None:
-                self._mix_buffers = (torch.empty_like(vector), torch.empty_like(vector))
-            before = self._mix_buffers[0].copy_(vector)
-            if mix_in_place(vector, received, weights):
-                return float(torch.linalg.vector_norm(before.sub_(vector)))  # ‖x_new − x_old‖ is the pull's norm
-            pull = pull_into(vector, received, weights, *self._mix_buffers)
+            if self._mix_before is None:
+                self._mix_before = torch.empty_like(vector)
+            if mix_in_place(vector, received, weights, before=self._mix_before):
+                return float(torch.linalg.vector_norm(self._mix_before.sub_(vector)))  # ‖x_new − x_old‖ is the pull's norm
+            # weights with no positive self share (never with the built-in rules): the pull form, one scratch more
+            pull = pull_into(vector, received, weights, self._mix_before, torch.empty_like(vector))
             vector.add_(pull)
             return float(torch.linalg.vector_norm(pull))
         neighbourhood = weighted_average(vector, received, weights)

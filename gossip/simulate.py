@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from gossip.config import RunConfig
-from gossip.data import Dataset, load_dataset, partition
+from gossip.data import Dataset, load_dataset
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
-from gossip.node import NodePlan, build_flat_model
+from gossip.node import NodePlan, build_flat_model, split_training_set
 from gossip.results import RecordWriter, save_vector, write_json
 from gossip.state import Layout, model_hash
 from gossip.topology import Topology, parse_spec
@@ -82,10 +82,7 @@ def simulate(cfg: RunConfig, *, run_dir: str | Path | None = None, dataset: Data
     torch.set_num_threads(max(1, torch.get_num_threads()))
     topo = topology or parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     ds = dataset or load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
-    parts = partition(
-        ds.y_train, topo.n, cfg.data.partition, cfg.run.seed, alpha=cfg.data.alpha,
-        shards_per_node=cfg.data.shards_per_node, min_size=cfg.data.min_size or None,
-    )
+    parts = split_training_set(cfg, topo.n, ds.y_train)
     n = topo.n
     flats = [build_flat_model(NodePlan(NodeId(i), cfg, topo, ds, parts[i], None)) for i in range(n)]
     layout = flats[0].layout

@@ -51,8 +51,13 @@ def pull_into(
     return out
 
 
-def mix_in_place(local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float]) -> bool:
+def mix_in_place(
+    local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float], *, before: torch.Tensor | None = None,
+) -> bool:
     """``local ← local + Σ_j W_ij (x_j − local)`` as one ``lerp_`` per neighbour; ``False`` (untouched) if the weights do not allow it.
+
+    ``before``, if given, receives a copy of ``local`` as it was, once the mix is known to apply (the
+    caller's consensus distance is ``‖before − local‖``).
 
     Why: a node's round at 1M parameters spent ~1 ms in :func:`pull_into` plus the final addition
     (six kernels, sixteen 4 MB streams); a fused lerp reads two vectors and writes one, so two
@@ -74,6 +79,8 @@ def mix_in_place(local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], w
             return False
         coefficients.append(weights[j] / remaining)
         later += weights[j]
+    if before is not None:
+        before.copy_(local)
     for j, c in zip(order, reversed(coefficients), strict=True):
         local.lerp_(received[j], c)
     return True

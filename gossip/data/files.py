@@ -333,8 +333,7 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     raw = _read_bytes(path)
     try:
-        # encoding="bytes" is how the official Python 2 batches must be read: their str objects,
-        # including the array payloads, come back as bytes.
+        # the official batches are Python 2 pickles: their str objects, array payloads included, come back as bytes
         batch = _parse_pickle(raw)
     except Exception as exc:  # whatever a malformed stream makes the parser or numpy raise is a bad file
         raise DataError(f"{path} is not a valid CIFAR-10 batch: {exc}") from exc
