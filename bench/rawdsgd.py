@@ -36,7 +36,7 @@ class RawFigures:
     cpu_ms: float  # process CPU (all threads) per steady round, median over nodes
 
 
-def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, rounds: int, exchange: bool, ports: Any, results: Any) -> None:
+def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, rounds: int, exchange: bool, up: Any, down: Any, results: Any) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     import zmq
@@ -59,10 +59,10 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
     if exchange:
         for j in (left, right):
             pulls[j] = ctx.socket(zmq.PULL)
-        ports.put((i, {j: s.bind_to_random_port("tcp://127.0.0.1") for j, s in pulls.items()}))
+        up.put((i, {j: s.bind_to_random_port("tcp://127.0.0.1") for j, s in pulls.items()}))
         table: dict[int, dict[int, int]] = {}
         while len(table) < n:  # every node's ports, relayed by the parent
-            k, p = ports.get()
+            k, p = down.get(timeout=120)
             table[k] = p
         for j in (left, right):
             pushes[j] = ctx.socket(zmq.PUSH)
@@ -95,8 +95,7 @@ def run_raw(nodes: int, rounds: int, features: int, hidden: tuple[int, ...], ste
     to_children = [spawn.Queue() for _ in range(nodes)]
     procs = []
     for i in range(nodes):
-        relay = _Relay(to_parent, to_children[i])
-        procs.append(spawn.Process(target=_node, args=(i, nodes, features, hidden, steps, rounds, exchange, relay, results)))
+        procs.append(spawn.Process(target=_node, args=(i, nodes, features, hidden, steps, rounds, exchange, to_parent, to_children[i], results)))
     for p in procs:
         p.start()
     if exchange:
@@ -112,15 +111,3 @@ def run_raw(nodes: int, rounds: int, features: int, hidden: tuple[int, ...], ste
     cpu = [(s[last][1] - s[first][1]) / (last - first) for s in stamps]
     return RawFigures(statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3)
 
-
-class _Relay:
-    """One queue up to the parent, one down from it, as a single picklable object for the child."""
-
-    def __init__(self, up: Any, down: Any) -> None:
-        self.up, self.down = up, down
-
-    def put(self, item: Any) -> None:
-        self.up.put(item)
-
-    def get(self) -> Any:
-        return self.down.get(timeout=120)
