@@ -110,4 +110,3 @@ def run_raw(nodes: int, rounds: int, features: int, hidden: tuple[int, ...], ste
     wall = [(s[last][0] - s[first][0]) / (last - first) for s in stamps]
     cpu = [(s[last][1] - s[first][1]) / (last - first) for s in stamps]
     return RawFigures(statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3)
-
