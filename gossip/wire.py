@@ -67,6 +67,7 @@ MAX_HEADER_BYTES = 4096
 RUN_ID_BYTES = 8
 FINGERPRINT_BYTES = 16
 MAX_INFO_ITEMS = 16
+NUMPY_CHECK_BELOW = 1 << 16  # float32 payloads smaller than this are checked for finiteness by numpy
 
 _DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}  # int8 is block-quantised: its size is int8_nbytes(n)
@@ -263,9 +264,12 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
     if len(body) != (int8_nbytes(expect.numel) if dtype == "int8" else expect.numel * _ITEMSIZE[dtype]):
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes")
 
-    payload = _int8_payload(body, expect.numel) if dtype == "int8" else _as_float32(body, dtype)
-    if not all_finite(payload):
-        raise WireError(RejectReason.NON_FINITE)
+    if dtype == "float32":
+        payload = _finite_float32(body)
+    else:
+        payload = _int8_payload(body, expect.numel) if dtype == "int8" else _as_float32(body, dtype)
+        if not all_finite(payload):
+            raise WireError(RejectReason.NON_FINITE)
     return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body), mass=mass)
 
 
@@ -336,10 +340,28 @@ def all_finite(x: torch.Tensor) -> bool:
     return math.isfinite(lo.item()) and math.isfinite(hi.item())  # two Python floats: no tensor ops on 0-d results
 
 
+def _finite_float32(body: memoryview) -> torch.Tensor:
+    """The float32 payload as a zero-copy tensor, once every element is known to be finite.
+
+    Below ``NUMPY_CHECK_BELOW`` elements numpy checks: a model that small costs more in torch's dispatch
+    than in the pass, and a receiver meets it cold (10 k parameters, cold: ``np.isfinite(a).all()`` 9 µs,
+    ``all_finite`` 20 µs; numpy's sum is as fast but warns on inf − inf). Above, torch's vectorised
+    sum reads memory ~3x faster than numpy's float32 sum, and writes no mask.
+    """
+    array = np.frombuffer(body, dtype="<f4")
+    if array.size < NUMPY_CHECK_BELOW:
+        finite = bool(np.isfinite(array).all())
+        payload = _from_numpy(array, body.readonly)
+    else:
+        payload = _from_numpy(array, body.readonly)
+        finite = all_finite(payload)
+    if not finite:
+        raise WireError(RejectReason.NON_FINITE)
+    return payload
+
+
 def _buffer(frame: Any) -> memoryview:
-    """A byte view of a frame: bytes, memoryview or a pyzmq Frame (zero copy)."""
-    if hasattr(frame, "buffer"):
-        frame = frame.buffer
+    """A byte view of a frame: bytes, memoryview or a pyzmq Frame (zero copy; a Frame is a buffer itself)."""
     view = memoryview(frame)
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
@@ -367,7 +389,7 @@ def _unpack_header(head: memoryview) -> Mapping[str, Any]:
 
 def _field(header: Mapping[str, Any], key: str, kind: type) -> Any:
     value = header.get(key)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    if type(value) is not kind:  # msgpack builds exact types; a bool is not an int here
         raise WireError(RejectReason.BAD_HEADER, f"field {key!r}")
     if kind is int and not -(1 << 62) < value < (1 << 62):
         raise WireError(RejectReason.BAD_HEADER, f"field {key!r} out of range")
@@ -402,8 +424,11 @@ def _tensor(body: memoryview, dtype: str, count: int = -1, offset: int = 0) -> t
     warns that it cannot enforce read-only: silenced only then, because ``warnings.catch_warnings``
     costs more than the rest of a small model's decode (bench/transport.py).
     """
-    array = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
-    if not body.readonly:
+    return _from_numpy(np.frombuffer(body, dtype=dtype, count=count, offset=offset), body.readonly)
+
+
+def _from_numpy(array: np.ndarray, readonly: bool) -> torch.Tensor:
+    if not readonly:
         return torch.from_numpy(array)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

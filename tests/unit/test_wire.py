@@ -146,6 +146,19 @@ def test_all_finite_agrees_with_isfinite() -> None:
     assert not all_finite(pair)
 
 
+@pytest.mark.parametrize("numel", [10, (1 << 16) - 1, 1 << 16, 200_000])  # numpy's check below 2^16, torch's from there
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "inf and -inf"])
+def test_non_finite_float32_payloads_are_refused_at_any_size(numel: int, bad: str) -> None:
+    """Both finiteness checks decode uses refuse NaN and ±inf anywhere, and accept huge finite values."""
+    payload = torch.full((numel,), 3.0e38)
+    assert decode(model_frames(payload=payload), expect(numel=numel), 1).payload is not None
+    if bad == "inf and -inf":
+        payload[0], payload[-1] = float("inf"), float("-inf")
+    else:
+        payload[numel // 2] = float(bad)
+    assert reason_of(model_frames(payload=payload), numel=numel) is RejectReason.NON_FINITE
+
+
 def test_decoded_payload_is_zero_copy() -> None:
     """A float32 payload is validated and returned as a view of the frame: nothing proportional to
     the model is copied on receipt."""
