@@ -10,15 +10,19 @@ socket (the same ack for every variant), next model. Variants, interleaved trial
 - ``raw``: pyzmq PUSH → PULL, ``send_multipart([header, payload], copy=False)`` / ``recv_multipart(copy=False)``,
   nothing else: the ceiling;
 - ``gossip``: the real path of a sync node — ``wire.encode`` of the live vector handed to ZeroMQ as a
-  tracked zero-copy frame (models of 1 MiB and more; a clone below, cheaper than tracking), the
-  wait until ZeroMQ released it (a node mixes only then), ``ZmqTransport.send`` (DEALER) →
+  tracked zero-copy frame (models of 1 MiB and more; below, the socket copies it inside ``send``,
+  cheaper than tracking), the wait until ZeroMQ released it (a node mixes only then), ``ZmqTransport.send`` (DEALER) →
   ``ZmqTransport.recv`` (asyncio ROUTER) and ``wire.decode`` with every check (sender, run,
   fingerprint, round window, size, finiteness);
 - ``gossip, snapshot``: the same with a snapshot copy first (pooled above 32 MiB), the path of async
   gossip and link emulation, which cannot wait for ZeroMQ before the model changes;
 - ``gossip, blocking receive``: the gossip path, but the receiver reads the same ZeroMQ socket with a
   blocking ``recv`` instead of through the asyncio event loop — to show what the node's asyncio
-  receive costs.
+  receive costs;
+- ``raw + least checks``: raw pyzmq again, but the sender packs a msgpack header per message and the
+  receiver unpacks it and checks the payload for NaN/inf the way ``wire.decode`` does, and nothing else
+  (no sender, run, round or size checks, no event loop): a floor for any receiver that follows the
+  rule "every input from the network is hostile until validated" in Python.
 
 Every socket of a bench process (raw, ack and gossip's) is on one ZeroMQ context, so one I/O thread
 moves them all, as in a node (with two contexts, gossip's messages and the acks took turns on two
@@ -42,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("raw", "gossip", "gossip, snapshot", "gossip, blocking receive")
+VARIANTS = ("raw", "gossip", "gossip, snapshot", "gossip, blocking receive", "raw + least checks")
 SIZES = {10_000: 400, 1_000_000: 40, 10_000_000: 6}  # params -> messages per trial
 RUN, FP = b"benchrun", b"F" * 16
 
@@ -70,7 +74,11 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 
     from gossip.ids import NodeId
     from gossip.transport import ZmqTransport
-    from gossip.wire import Expectation, decode
+    import msgpack
+    import numpy as np
+    import torch
+
+    from gossip.wire import NUMPY_CHECK_BELOW, Expectation, all_finite, decode
 
     actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
     ctx = zmq.Context.shadow(actx.underlying)
@@ -91,6 +99,14 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
             message = decode(got.frames, expect, got.sender)
             assert message.payload is not None and message.payload.numel() == n
             ack.send(b"k")
+            del got, message  # done with it (a node: once mixed); ZeroMQ may reuse the memory for the next one
+
+    def least_checks(frames: list[Any], n: int) -> torch.Tensor:
+        header = msgpack.unpackb(frames[0])
+        payload = np.frombuffer(frames[1], dtype="<f4")
+        finite = bool(np.isfinite(payload).all()) if n < NUMPY_CHECK_BELOW else all_finite(tensor := torch.from_numpy(payload))
+        assert finite and header["n"] == n
+        return tensor if n >= NUMPY_CHECK_BELOW else torch.from_numpy(payload)
 
     blocking = zmq.Socket.shadow(transport._router.underlying)  # type: ignore[union-attr]  # the same ROUTER, synchronous
     for variant, n, k in plan:
@@ -100,6 +116,11 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
                 frames = pull.recv_multipart(copy=False)
                 assert len(frames[1]) == n * 4
                 ack.send(b"k")
+                del frames
+        elif variant == "raw + least checks":
+            for _ in range(k):
+                least_checks(pull.recv_multipart(copy=False), n)
+                ack.send(b"k")
         elif variant == "gossip, blocking receive":
             expect = Expectation(RUN, FP, n, 2, frozenset({0}), 0, 1 << 40)
             for _ in range(k):
@@ -107,6 +128,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
                 message = decode(frames, expect, int(identity.bytes))
                 assert message.payload is not None
                 ack.send(b"k")
+                del identity, frames, message
         else:
             loop.run_until_complete(gossip_trial(n, k))
         cpu.put((variant, n, time.process_time() - c0))
@@ -124,9 +146,11 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     import zmq.asyncio
 
     from gossip.ids import NodeId
-    from gossip.snapshots import ZERO_COPY_MIN_BYTES, SnapshotPool, track_live
-    from gossip.transport import ZmqTransport
+    from gossip.snapshots import SnapshotPool, track_live
+    from gossip.transport import COPY_BELOW_BYTES, ZmqTransport
     from gossip.wire import Kind, encode
+
+    import msgpack
 
     raw_address, ack_address, gossip_address = ports.get()
     actx = zmq.asyncio.Context()
@@ -151,21 +175,24 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
         for i in range(k):
             if variant == "raw":
                 push.send_multipart([raw_header, memoryview(vector.numpy()).cast("B")], copy=False)
+            elif variant == "raw + least checks":
+                header = msgpack.packb({"v": 1, "kind": "model", "run": RUN, "src": 0, "round": i, "fp": FP, "dtype": "float32", "n": n})
+                push.send_multipart([header, memoryview(vector.numpy()).cast("B")], copy=False)
             else:
-                live = variant != "gossip, snapshot" and n * 4 >= ZERO_COPY_MIN_BYTES
+                live = variant != "gossip, snapshot"
                 payload = vector if live else pool.snapshot(vector)
                 frames = encode(Kind.MODEL, src=0, round=i, run_id=RUN, fingerprint=FP, payload=payload, info={"loss": 1.0})
                 tracker = None
-                if live:
+                if live and n * 4 >= COPY_BELOW_BYTES:
                     frames, tracker = track_live(frames)
-                else:
+                elif not live:
                     frames = pool.track(payload, frames)
                 while not transport.send(NodeId(1), frames):
                     retries += 1
                     time.sleep(0.0005)  # not connected yet or queue full: never in steady state
                 del frames, payload
             ack.recv()
-            if variant != "raw" and tracker is not None:
+            if tracker is not None and not tracker.done:  # as gossip.snapshots.until_released: usually done by now
                 tracker.wait(10)  # the node mixes (writes the vector) only once ZeroMQ let go
         results.put((variant, n, time.perf_counter() - t0, time.process_time() - c0))
     print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages; {retries} sends retried", file=sys.stderr)
@@ -210,22 +237,24 @@ def main() -> None:
     rx.join()
 
     print(f"\nOne model in flight at a time, two processes on {'Unix-domain sockets (ipc)' if ipc else 'loopback TCP'}; median of {args.repeat} interleaved trials\n")
-    print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | with snapshot / raw | blocking receive / raw | per message: raw ms | gossip ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | with snapshot / raw | blocking receive / raw | raw + least checks / raw | per message: raw ms | gossip ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n, k in sizes.items():
         mb = n * 4 / 1e6
         per = {v: statistics.median(times[(v, n)]) / k for v in VARIANTS}
         gbps = {v: n * 4 / per[v] / 1e9 for v in VARIANTS}
         print(f"| {n:,} | {mb:.2f} | {gbps['raw']:.2f} | {gbps['gossip']:.2f} | {per['raw'] / per['gossip']:.2f} "
-              f"| {per['raw'] / per['gossip, snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
+              f"| {per['raw'] / per['gossip, snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] / per['raw + least checks']:.2f} "
+              f"| {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
 
     print("\nCPU per message, µs (process clocks, every thread; the same trials' medians): where gossip's extra time goes\n")
-    print("| params | sender: raw | gossip | receiver: raw | gossip | blocking receive |")
-    print("|---|---|---|---|---|---|")
+    print("| params | sender: raw | gossip | raw + least checks | receiver: raw | gossip | blocking receive | raw + least checks |")
+    print("|---|---|---|---|---|---|---|---|")
     for n, k in sizes.items():
         tx = {v: statistics.median(tx_cpus[(v, n)]) / k * 1e6 for v in VARIANTS}
         rx = {v: statistics.median(rx_cpus[(v, n)]) / k * 1e6 for v in VARIANTS}
-        print(f"| {n:,} | {tx['raw']:.0f} | {tx['gossip']:.0f} | {rx['raw']:.0f} | {rx['gossip']:.0f} | {rx['gossip, blocking receive']:.0f} |")
+        print(f"| {n:,} | {tx['raw']:.0f} | {tx['gossip']:.0f} | {tx['raw + least checks']:.0f} "
+              f"| {rx['raw']:.0f} | {rx['gossip']:.0f} | {rx['gossip, blocking receive']:.0f} | {rx['raw + least checks']:.0f} |")
 
 
 if __name__ == "__main__":

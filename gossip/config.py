@@ -241,8 +241,8 @@ class TransportConfig:
     queue_messages: int = 4  # ZeroMQ high-water mark per peer, in messages (bounds memory)
     max_message_bytes: int = 0  # 0 = model size + header slack; larger frames never reach Python
     wire_dtype: WireDtype = "float32"  # int8: block-wise symmetric quantisation (gossip.compression); models stay float32
-    # sync rounds hand ZeroMQ the live model (models of 1 MiB and more) and mix only once it let go; false:
-    # always send a snapshot copy (the async mode and link emulation always do)
+    # sync rounds hand ZeroMQ the live model: zero-copy from 1 MiB (mixed only once ZeroMQ let go), below
+    # copied by the socket inside send; false: always send a snapshot copy (async and link emulation always do)
     zero_copy: bool = True
 
     def __post_init__(self) -> None:

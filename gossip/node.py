@@ -71,11 +71,11 @@ from gossip.metrics import MetricsServer, NodeMetrics
 from gossip.models import build_model
 from gossip.results import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
 from gossip.schedule import Exchange, Schedule
-from gossip.snapshots import ZERO_COPY_MIN_BYTES, SnapshotPool, track_live, until_released
+from gossip.snapshots import SnapshotPool, track_live, until_released
 from gossip.state import FlatModel, flatten_, model_hash
 from gossip.topology import Topology, parse_spec
 from gossip.trainer import Evaluation, LocalTrainer, StepResult
-from gossip.transport import Transport, ZmqTransport
+from gossip.transport import COPY_BELOW_BYTES, Transport, ZmqTransport
 from gossip.wire import MERGE_KINDS, Expectation, Kind, Message, RejectReason, decode, encode
 
 __all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of", "shard_key", "split_training_set"]
@@ -236,17 +236,19 @@ class Node:
         self.snapshots = SnapshotPool()
         self._checkpointed_at = time.monotonic()  # the start counts: the first periodic checkpoint comes an interval in
         self.checkpoints_written = 0
-        # How a sync round's model leaves, decided once: the live vector zero-copy straight to ZeroMQ when it
-        # is float32 and big enough to be worth tracking (link emulation holds frames in Python: no); a
-        # narrower wire dtype is a fresh copy anyway; else a snapshot the socket can read while we train.
+        # How a sync round's model leaves, decided once. Straight to ZeroMQ when it is float32 (link emulation
+        # holds frames in Python: no): the live vector zero-copy when it is big enough to be worth tracking,
+        # else the live vector that the socket copies inside send (no snapshot of our own: that would be a
+        # second copy). A narrower wire dtype is a fresh copy anyway; else a snapshot the socket can read while we train.
+        direct = cfg.transport.zero_copy and isinstance(self.transport, ZmqTransport)
         if self.choco is not None:
             self._send_path = "compressed"
         elif cfg.training.mode != "sync":
             self._send_path = "snapshot"
         elif cfg.transport.wire_dtype != "float32":
             self._send_path = "narrowed"
-        elif cfg.transport.zero_copy and isinstance(self.transport, ZmqTransport) and self.flat.layout.numel * 4 >= ZERO_COPY_MIN_BYTES:
-            self._send_path = "zero-copy"
+        elif direct:
+            self._send_path = "zero-copy" if self.flat.layout.numel * 4 >= COPY_BELOW_BYTES else "socket-copy"
         else:
             self._send_path = "snapshot"
         self._serve_metrics = serve_metrics

@@ -23,10 +23,7 @@ from typing import Any
 import torch
 import zmq
 
-__all__ = ["ZERO_COPY_MIN_BYTES", "SnapshotPool", "track_live", "until_released"]
-
-# Below this a snapshot (clone) is cheaper than tracking a frame (~16 µs of pyzmq bookkeeping).
-ZERO_COPY_MIN_BYTES = 1 << 20
+__all__ = ["SnapshotPool", "track_live", "until_released"]
 
 
 class SnapshotPool:

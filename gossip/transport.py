@@ -14,8 +14,9 @@ Choices and why:
   the connection instead.
 - A short linger on close (``close_linger_ms``, 1 s): the last round's model still reaches a slower
   neighbour, and shutting down never blocks for long on a dead one.
-- Sends are non-blocking and zero-copy (``copy=False``); pyzmq keeps a reference to each buffer until
-  libzmq has sent it, so the caller passes a snapshot it will not mutate.
+- Sends are non-blocking. A frame of ``COPY_BELOW_BYTES`` (1 MiB) or more is zero-copy: pyzmq keeps a
+  reference to the buffer until libzmq has sent it, so the caller passes memory it will not mutate
+  meanwhile (a snapshot, or a tracked live vector); a smaller frame is copied inside ``send``.
 - Frames are received one by one and at most ``MAX_FRAMES`` are kept: a message with thousands of
   parts is drained and reported as such (``frames=None``), never accumulated in a Python list.
 
@@ -43,6 +44,7 @@ from gossip.errors import TransportError
 from gossip.ids import NodeId
 
 __all__ = [
+    "COPY_BELOW_BYTES",
     "CurveKeys",
     "InMemoryNetwork",
     "InMemoryTransport",
@@ -55,6 +57,11 @@ __all__ = [
 ]
 
 MAX_FRAMES = 4  # the largest legal message is a header plus a few payload frames
+# Frames smaller than this are copied by pyzmq inside ``send`` (its documented ``copy_threshold``, set
+# on every DEALER): a sender may change the memory as soon as ``send`` returns. From here up a frame
+# leaves zero-copy, tracked: one memcpy is cheaper than pyzmq's bookkeeping for a shared buffer (a
+# MessageTracker, and a wake-up of pyzmq's garbage thread when libzmq lets go) until about 1 MiB.
+COPY_BELOW_BYTES = 1 << 20
 # pyzmq's constants are enum members; plain ints skip an enum operation per call on the per-message path
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
@@ -226,6 +233,7 @@ class ZmqTransport:
         if self._sync_ctx is None:
             raise TransportError("transport not started")
         dealer = self._sync_ctx.socket(zmq.DEALER)
+        dealer.copy_threshold = COPY_BELOW_BYTES
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IMMEDIATE, 1)
         dealer.setsockopt(zmq.SNDHWM, self._hwm)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 
 import pytest
 import zmq
@@ -11,7 +12,7 @@ import zmq.asyncio
 
 from gossip.errors import TransportError
 from gossip.ids import NodeId
-from gossip.transport import ZmqTransport, parse_identity
+from gossip.transport import COPY_BELOW_BYTES, ZmqTransport, parse_identity
 from tests.conftest import free_port
 
 
@@ -49,6 +50,39 @@ def test_message_arrives_with_the_senders_identity(zmq_context) -> None:
     assert got.sender == 0
     assert [bytes(f.buffer) for f in got.frames] == [b"header", b"x" * 1000]
     assert got.nbytes == 1006
+
+
+@pytest.mark.parametrize("nbytes", [4 * 10_000, COPY_BELOW_BYTES - 1])
+def test_a_frame_below_the_copy_threshold_is_copied_inside_send(zmq_context, nbytes: int) -> None:
+    """The node sends its live vector when it is small, so send must not return holding that memory.
+
+    Had the frame left zero-copy, pyzmq would still hold a reference to the buffer object when send
+    returns (it lets go only after libzmq sent the message, from another thread that needs the GIL
+    we hold); a copy holds none. Then the bytes are changed, and the peer must get the old ones.
+    """
+    pa, pb = free_port(), free_port()
+    payload = bytearray(range(256)) * (nbytes // 256) + bytearray(nbytes % 256)
+    expected = bytes(payload)
+
+    async def scenario():
+        a = ZmqTransport(NodeId(0), addr(pa), {NodeId(1): addr(pb)}, context=zmq_context)
+        b = ZmqTransport(NodeId(1), addr(pb), {NodeId(0): addr(pa)}, context=zmq_context)
+        await a.start()
+        await b.start()
+        try:
+            view = memoryview(payload)
+            references = sys.getrefcount(view)
+            await _eventually_send(a, 1, [b"header", view])  # returns right after the send that worked
+            held = sys.getrefcount(view) - references
+            payload[:] = bytes(nbytes)  # training writes the vector while the message may still be queued
+            return held, await asyncio.wait_for(b.recv(), 10)
+        finally:
+            await a.close()
+            await b.close()
+
+    held, got = asyncio.run(scenario())
+    assert held == 0
+    assert bytes(got.frames[1].buffer) == expected
 
 
 def test_send_to_a_dead_peer_fails_fast(zmq_context) -> None:
