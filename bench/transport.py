@@ -69,15 +69,14 @@ def bind_any(sock: Any, ipc: str) -> str:
 def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
     """Receive every trial's messages; ack each one on a raw PUSH socket; report each trial's process CPU seconds."""
     _threads()
+    import msgpack
+    import numpy as np
+    import torch
     import zmq
     import zmq.asyncio
 
     from gossip.ids import NodeId
     from gossip.transport import ZmqTransport
-    import msgpack
-    import numpy as np
-    import torch
-
     from gossip.wire import NUMPY_CHECK_BELOW, Expectation, all_finite, decode
 
     actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
@@ -141,6 +140,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str) -> None:
     """Send every trial's messages, one at a time; report each trial's seconds and process CPU seconds."""
     _threads()
+    import msgpack
     import torch
     import zmq
     import zmq.asyncio
@@ -149,8 +149,6 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     from gossip.snapshots import SnapshotPool, track_live
     from gossip.transport import COPY_BELOW_BYTES, ZmqTransport
     from gossip.wire import Kind, encode
-
-    import msgpack
 
     raw_address, ack_address, gossip_address = ports.get()
     actx = zmq.asyncio.Context()

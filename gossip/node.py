@@ -7,7 +7,8 @@ validation in ``gossip.wire``, sockets in ``gossip.transport``. :func:`plan_node
 Synchronous D-SGD round *t* (adapt-then-combine):
 
 1. ``local_steps`` SGD steps on the node's shard;
-2. a snapshot of the parameter vector goes to every neighbour, tagged *t*;
+2. the parameter vector goes to every neighbour, tagged *t* (handed to ZeroMQ live: zero-copy from
+   1 MiB, mixed only once ZeroMQ let go; copied by the socket below);
 3. wait for the neighbours' round-*t* models until ``round_timeout_s``; models for later rounds that
    arrive meanwhile are buffered, models for earlier rounds are dropped and counted (``stale_round``);
 4. mix with the topology's weights over what arrived — a missing neighbour's weight goes back to the

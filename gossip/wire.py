@@ -267,7 +267,7 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
     if dtype == "float32":
         payload = _finite_float32(body)
     else:
-        payload = _int8_payload(body, expect.numel) if dtype == "int8" else _as_float32(body, dtype)
+        payload = _int8_payload(body, expect.numel) if dtype == "int8" else _widened(body, dtype)
         if not all_finite(payload):
             raise WireError(RejectReason.NON_FINITE)
     return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body), mass=mass)
@@ -409,9 +409,8 @@ def _info(raw: Any) -> dict[str, float]:
     return out
 
 
-def _as_float32(body: memoryview, dtype: str) -> torch.Tensor:
-    if dtype == "float32":
-        return _tensor(body, "<f4")
+def _widened(body: memoryview, dtype: str) -> torch.Tensor:
+    """A float16 or bfloat16 payload as a fresh float32 tensor (float32 ones take ``_finite_float32``)."""
     if dtype == "float16":
         return _tensor(body, "<f2").to(torch.float32)
     return _tensor(body, "<i2").view(torch.bfloat16).to(torch.float32)
@@ -428,6 +427,7 @@ def _tensor(body: memoryview, dtype: str, count: int = -1, offset: int = 0) -> t
 
 
 def _from_numpy(array: np.ndarray, readonly: bool) -> torch.Tensor:
+    """``torch.from_numpy``, with torch's warning about read-only memory silenced only for read-only buffers."""
     if not readonly:
         return torch.from_numpy(array)
     with warnings.catch_warnings():
