@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
+from collections.abc import AsyncIterator
 
 import pytest
 import zmq
@@ -20,6 +22,21 @@ def addr(port: int) -> str:
     return f"tcp://127.0.0.1:{port}"
 
 
+@contextlib.asynccontextmanager
+async def linked_pair(context: zmq.asyncio.Context) -> AsyncIterator[tuple[ZmqTransport, ZmqTransport]]:
+    """Started transports of nodes 0 and 1 on loopback, each the other's peer; closed on the way out."""
+    pa, pb = free_port(), free_port()
+    a = ZmqTransport(NodeId(0), addr(pa), {NodeId(1): addr(pb)}, context=context)
+    b = ZmqTransport(NodeId(1), addr(pb), {NodeId(0): addr(pa)}, context=context)
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def _eventually_send(t: ZmqTransport, peer: int, frames: list, tries: int = 200) -> None:
     """IMMEDIATE=1 drops sends until the TCP connection is up; retry briefly."""
     for _ in range(tries):
@@ -31,20 +48,11 @@ async def _eventually_send(t: ZmqTransport, peer: int, frames: list, tries: int 
 
 def test_message_arrives_with_the_senders_identity(zmq_context) -> None:
     """The receiver learns the sender's node id from the transport, not from the message."""
-    pa, pb = free_port(), free_port()
 
     async def scenario():
-        a = ZmqTransport(NodeId(0), addr(pa), {NodeId(1): addr(pb)}, context=zmq_context)
-        b = ZmqTransport(NodeId(1), addr(pb), {NodeId(0): addr(pa)}, context=zmq_context)
-        await a.start()
-        await b.start()
-        try:
+        async with linked_pair(zmq_context) as (a, b):
             await _eventually_send(a, 1, [b"header", b"x" * 1000])
-            got = await asyncio.wait_for(b.recv(), 10)
-            return got
-        finally:
-            await a.close()
-            await b.close()
+            return await asyncio.wait_for(b.recv(), 10)
 
     got = asyncio.run(scenario())
     assert got.sender == 0
@@ -56,29 +64,21 @@ def test_message_arrives_with_the_senders_identity(zmq_context) -> None:
 def test_a_frame_below_the_copy_threshold_is_copied_inside_send(zmq_context, nbytes: int) -> None:
     """The node sends its live vector when it is small, so send must not return holding that memory.
 
-    Had the frame left zero-copy, pyzmq would still hold a reference to the buffer object when send
-    returns (it lets go only after libzmq sent the message, from another thread that needs the GIL
-    we hold); a copy holds none. Then the bytes are changed, and the peer must get the old ones.
+    Had the frame left zero-copy, pyzmq would almost always still hold a reference to the buffer object
+    when send returns (it lets go from another thread, after libzmq sent the message); a copy holds
+    none. Then the bytes are changed, and the peer must get the old ones.
     """
-    pa, pb = free_port(), free_port()
     payload = bytearray(range(256)) * (nbytes // 256) + bytearray(nbytes % 256)
     expected = bytes(payload)
 
     async def scenario():
-        a = ZmqTransport(NodeId(0), addr(pa), {NodeId(1): addr(pb)}, context=zmq_context)
-        b = ZmqTransport(NodeId(1), addr(pb), {NodeId(0): addr(pa)}, context=zmq_context)
-        await a.start()
-        await b.start()
-        try:
+        async with linked_pair(zmq_context) as (a, b):
             view = memoryview(payload)
             references = sys.getrefcount(view)
             await _eventually_send(a, 1, [b"header", view])  # returns right after the send that worked
             held = sys.getrefcount(view) - references
             payload[:] = bytes(nbytes)  # training writes the vector while the message may still be queued
             return held, await asyncio.wait_for(b.recv(), 10)
-        finally:
-            await a.close()
-            await b.close()
 
     held, got = asyncio.run(scenario())
     assert held == 0
