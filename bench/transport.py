@@ -4,8 +4,9 @@
 
 Two processes, one sender and one receiver, each with one thread for torch. One message in flight at
 a time, the way gossip uses the network (a node sends its model once a round and waits for its
-neighbours'): send a model, the receiver takes it and answers with a small ack on a separate raw
-socket (the same ack for every variant), next model. Variants, interleaved trial by trial, medians:
+neighbours'): send a model, the receiver takes it, lets go of it (a node frees a model once mixed, before
+the next round's comes) and answers with a small ack on a separate raw socket (the same ack for every
+variant), next model. Variants, interleaved trial by trial, medians:
 
 - ``raw``: pyzmq PUSH → PULL, ``send_multipart([header, payload], copy=False)`` / ``recv_multipart(copy=False)``,
   nothing else: the ceiling;
@@ -97,8 +98,8 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
             got = await transport.recv()
             message = decode(got.frames, expect, got.sender)
             assert message.payload is not None and message.payload.numel() == n
+            del got, message  # done with it before the next one comes, as a node after its mix
             ack.send(b"k")
-            del got, message  # done with it (a node: once mixed); ZeroMQ may reuse the memory for the next one
 
     def least_checks(frames: list[Any], n: int) -> torch.Tensor:
         header = msgpack.unpackb(frames[0])
@@ -114,8 +115,8 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
             for _ in range(k):
                 frames = pull.recv_multipart(copy=False)
                 assert len(frames[1]) == n * 4
-                ack.send(b"k")
                 del frames
+                ack.send(b"k")
         elif variant == "raw + least checks":
             for _ in range(k):
                 least_checks(pull.recv_multipart(copy=False), n)
@@ -126,8 +127,8 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
                 identity, *frames = blocking.recv_multipart(copy=False)
                 message = decode(frames, expect, int(identity.bytes))
                 assert message.payload is not None
-                ack.send(b"k")
                 del identity, frames, message
+                ack.send(b"k")
         else:
             loop.run_until_complete(gossip_trial(n, k))
         cpu.put((variant, n, time.process_time() - c0))
