@@ -6,7 +6,8 @@ Two processes, one sender and one receiver, each with one thread for torch. One 
 a time, the way gossip uses the network (a node sends its model once a round and waits for its
 neighbours'): send a model, the receiver takes it, lets go of it (a node frees a model once mixed, before
 the next round's comes) and answers with a small ack on a separate raw socket (the same ack for every
-variant), next model. Variants, interleaved trial by trial, medians:
+variant), next model. Variants, interleaved trial by trial; medians, and each variant's ratio to raw
+trial by trial (the two ran seconds apart) with its range, which shows how noisy the run was:
 
 - ``raw``: pyzmq PUSH → PULL, ``send_multipart([header, payload], copy=False)`` / ``recv_multipart(copy=False)``,
   nothing else: the ceiling;
@@ -245,6 +246,17 @@ def main() -> None:
         print(f"| {n:,} | {mb:.2f} | {gbps['raw']:.2f} | {gbps['gossip']:.2f} | {per['raw'] / per['gossip']:.2f} "
               f"| {per['raw'] / per['gossip, snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] / per['raw + least checks']:.2f} "
               f"| {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
+
+    print("\nThe same ratios trial by trial: raw's time over each variant's in the same round of trials (seconds apart),")
+    print("median and range over the trials; a range says how much of a difference the machine's noise can make\n")
+    print("| params | gossip / raw | with snapshot / raw | blocking receive / raw | raw + least checks / raw |")
+    print("|---|---|---|---|---|")
+    for n, _k in sizes.items():
+        cells = []
+        for v in VARIANTS[1:]:
+            paired = [r / t for r, t in zip(times[("raw", n)], times[(v, n)], strict=True)]
+            cells.append(f"{statistics.median(paired):.2f} ({min(paired):.2f}–{max(paired):.2f})")
+        print(f"| {n:,} | " + " | ".join(cells) + " |")
 
     print("\nCPU per message, µs (process clocks, every thread; the same trials' medians): where gossip's extra time goes\n")
     print("| params | sender: raw | gossip | raw + least checks | receiver: raw | gossip | blocking receive | raw + least checks |")
