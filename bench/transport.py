@@ -72,14 +72,13 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
     """Receive every trial's messages; ack each one on a raw PUSH socket; report each trial's process CPU seconds."""
     _threads()
     import msgpack
-    import numpy as np
     import torch
     import zmq
     import zmq.asyncio
 
     from gossip.ids import NodeId
     from gossip.transport import ZmqTransport
-    from gossip.wire import NUMPY_CHECK_BELOW, Expectation, all_finite, decode
+    from gossip.wire import Expectation, _finite_float32, decode
 
     actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
     ctx = zmq.Context.shadow(actx.underlying)
@@ -104,10 +103,9 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 
     def least_checks(frames: list[Any], n: int) -> torch.Tensor:
         header = msgpack.unpackb(frames[0])
-        payload = np.frombuffer(frames[1], dtype="<f4")
-        finite = bool(np.isfinite(payload).all()) if n < NUMPY_CHECK_BELOW else all_finite(tensor := torch.from_numpy(payload))
-        assert finite and header["n"] == n
-        return tensor if n >= NUMPY_CHECK_BELOW else torch.from_numpy(payload)
+        payload = _finite_float32(memoryview(frames[1]))  # decode's own NaN/inf check, raises if it fails
+        assert header["n"] == n
+        return payload
 
     blocking = zmq.Socket.shadow(transport._router.underlying)  # type: ignore[union-attr]  # the same ROUTER, synchronous
     for variant, n, k in plan:
