@@ -16,7 +16,10 @@ data), MLPs of about 10k (64-128-10), 1M (1000-1000-10) and 10M (1000-10000-10) 
 - **raw floor** (bench/rawdsgd.py): the same ring, model and local steps in N processes that do
   nothing but train on a fixed batch, send the live vector zero-copy over raw pyzmq PUSH, block on raw
   PULL and mix in three passes — no validation, records, event loop or headers — and the same
-  processes with the exchange off: what a D-SGD round of this size costs on this machine at the least.
+  processes with the exchange off: what a D-SGD round of this size costs on this machine at the least;
+- **raw + checks**: the raw floor plus what a node cannot skip — decode's NaN/inf check of each
+  received model, the node's lerp mix and the consensus distance every round reports — and nothing
+  else: gossip's gap to this arm is its own machinery (event loop, headers, routing, records, metrics).
 
 **Overhead, wall** = 1 − (local-only round time / gossip round time): the issue's "round wall time
 minus its local-training time, as a fraction of the round", with the local-training time measured
@@ -75,8 +78,8 @@ def main() -> None:
                     runs.setdefault((name, k, arm), []).append(fig)
                     print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {fig.round_ms:.1f} ms/round, "
                           f"CPU {fig.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
-                for arm, exchange in (("raw", True), ("raw local only", False)):
-                    raw = run_raw(args.nodes, rounds, features, hidden, k, exchange=exchange)
+                for arm, exchange, checks in (("raw", True, False), ("raw + checks", True, True), ("raw local only", False, False)):
+                    raw = run_raw(args.nodes, rounds, features, hidden, k, exchange=exchange, checks=checks)
                     raws.setdefault((name, k, arm), []).append(raw)
                     print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {raw.round_ms:.1f} ms/round, "
                           f"CPU {raw.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
@@ -88,18 +91,20 @@ def main() -> None:
             g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
             print(f"| {g.params:,} | {k} | {g.round_ms:.1f} / {i.round_ms:.1f} / {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} | {1 - l.round_ms / i.round_ms:.1%} "
                   f"| {g.cpu_ms:.2f} / {i.cpu_ms:.2f} / {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} | {1 - l.cpu_ms / i.cpu_ms:.1%} |")
-    print("\nThe floor: the same ring with raw pyzmq and a bare mix (bench/rawdsgd.py); exchange CPU = CPU per round above the arm's local-only\n")
-    print("| params | local steps | round ms: raw / raw local only | overhead, wall: raw floor | gossip | exchange CPU ms/round: raw floor | gossip | ipc | raw floor / gossip |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\nThe floor: the same ring with raw pyzmq and a bare mix (bench/rawdsgd.py), and with only the checks and the consensus distance")
+    print("a node cannot skip (raw + checks); exchange CPU = CPU per round above the arm's local-only\n")
+    print("| params | local steps | round ms: raw / raw + checks / raw local only | overhead, wall: raw floor | raw + checks | gossip "
+          "| exchange CPU ms/round: raw floor | raw + checks | gossip | ipc | raw floor / gossip | raw + checks / gossip |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
     for name in names:
         for k in steps:
             g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
-            r_ms, r_cpu = (med(f.round_ms for f in raws[(name, k, "raw")]), med(f.cpu_ms for f in raws[(name, k, "raw")]))
-            rl_ms, rl_cpu = (med(f.round_ms for f in raws[(name, k, "raw local only")]), med(f.cpu_ms for f in raws[(name, k, "raw local only")]))
-            raw_x, g_x, i_x = r_cpu - rl_cpu, g.cpu_ms - l.cpu_ms, i.cpu_ms - l.cpu_ms
-            print(f"| {g.params:,} | {k} | {r_ms:.1f} / {rl_ms:.1f} | {1 - rl_ms / r_ms:.1%} | {1 - l.round_ms / g.round_ms:.1%} "
-                  f"| {raw_x:.2f} | {g_x:.2f} | {i_x:.2f} | {raw_x / g_x:.2f} |")
+            (r_ms, r_cpu), (c_ms, c_cpu), (rl_ms, rl_cpu) = (
+                (med(f.round_ms for f in raws[(name, k, arm)]), med(f.cpu_ms for f in raws[(name, k, arm)])) for arm in ("raw", "raw + checks", "raw local only"))
+            raw_x, c_x, g_x, i_x = r_cpu - rl_cpu, c_cpu - rl_cpu, g.cpu_ms - l.cpu_ms, i.cpu_ms - l.cpu_ms
+            print(f"| {g.params:,} | {k} | {r_ms:.1f} / {c_ms:.1f} / {rl_ms:.1f} | {1 - rl_ms / r_ms:.1%} | {1 - rl_ms / c_ms:.1%} | {1 - l.round_ms / g.round_ms:.1%} "
+                  f"| {raw_x:.2f} | {c_x:.2f} | {g_x:.2f} | {i_x:.2f} | {raw_x / g_x:.2f} | {c_x / g_x:.2f} |")
 
 
 if __name__ == "__main__":

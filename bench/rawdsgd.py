@@ -13,7 +13,11 @@ thread each, like gossip's nodes), each holding its MLP's parameters in one cont
 
 No validation, no bookkeeping, no records, no metrics: what a round costs when the exchange is the
 bare minimum that still moves the models through ZeroMQ and mixes them. ``exchange=False`` skips
-steps 2–4, the same processes' local-only time. Wall time and process CPU (every thread) per
+steps 2–4, the same processes' local-only time. ``checks=True`` adds what a gossip node cannot skip
+and nothing else: every received payload through ``wire.decode``'s own NaN/inf check, the node's mix
+(``mix_in_place``, one lerp per neighbour) and the consensus distance every round reports (a copy of
+the vector before the mix, ``‖before − after‖``) — the floor for a node that validates and reports,
+so gossip's gap to it is its machinery (event loop, headers, routing, records, metrics) alone. Wall time and process CPU (every thread) per
 steady round are the median over nodes.
 """
 
@@ -36,13 +40,15 @@ class RawFigures:
     cpu_ms: float  # process CPU (all threads) per steady round, median over nodes
 
 
-def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, rounds: int, exchange: bool, up: Any, down: Any, results: Any) -> None:
+def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, rounds: int, exchange: bool, checks: bool, up: Any, down: Any, results: Any) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     import zmq
 
+    from gossip.aggregation.dsgd import mix_in_place
     from gossip.models import build_model
     from gossip.state import flatten_
+    from gossip.wire import _finite_float32
 
     torch.set_num_threads(1)
     torch.manual_seed(i)
@@ -69,7 +75,9 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
             pushes[j].connect(f"tcp://127.0.0.1:{table[j][i]}")
         time.sleep(0.5)
     buf = vector.numpy()
+    before = torch.empty_like(vector)
     stamps: list[tuple[float, float]] = []
+    distances: list[float] = []
     for _ in range(rounds):
         for _s in range(steps):
             opt.zero_grad(set_to_none=False)
@@ -77,10 +85,17 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
             opt.step()
         if exchange:
             trackers = [pushes[j].send(buf, copy=False, track=True) for j in (left, right)]
-            got = [torch.frombuffer(pulls[j].recv(copy=False).buffer, dtype=torch.float32) for j in (left, right)]
+            if checks:
+                got = [_finite_float32(memoryview(pulls[j].recv(copy=False))) for j in (left, right)]
+            else:
+                got = [torch.frombuffer(pulls[j].recv(copy=False).buffer, dtype=torch.float32) for j in (left, right)]
             for t in trackers:
                 t.wait()
-            vector.mul_(1 / 3).add_(got[0], alpha=1 / 3).add_(got[1], alpha=1 / 3)
+            if checks:
+                mix_in_place(vector, {left: got[0], right: got[1]}, {left: 1 / 3, right: 1 / 3}, before=before)
+                distances.append(float(torch.linalg.vector_norm(before.sub_(vector))))
+            else:
+                vector.mul_(1 / 3).add_(got[0], alpha=1 / 3).add_(got[1], alpha=1 / 3)
         stamps.append((time.perf_counter(), time.process_time()))
     results.put(stamps)
     for s in (*pulls.values(), *pushes.values()):
@@ -88,14 +103,14 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
     ctx.term()
 
 
-def run_raw(nodes: int, rounds: int, features: int, hidden: tuple[int, ...], steps: int, *, exchange: bool, warmup: float = 0.2) -> RawFigures:
+def run_raw(nodes: int, rounds: int, features: int, hidden: tuple[int, ...], steps: int, *, exchange: bool, checks: bool = False, warmup: float = 0.2) -> RawFigures:
     """Run the floor once; steady state as in perfkit.run_measured (skip the first 20 %, at least 5 rounds)."""
     spawn = mp.get_context("spawn")
     to_parent, results = spawn.Queue(), spawn.Queue()
     to_children = [spawn.Queue() for _ in range(nodes)]
     procs = []
     for i in range(nodes):
-        procs.append(spawn.Process(target=_node, args=(i, nodes, features, hidden, steps, rounds, exchange, to_parent, to_children[i], results)))
+        procs.append(spawn.Process(target=_node, args=(i, nodes, features, hidden, steps, rounds, exchange, checks, to_parent, to_children[i], results)))
     for p in procs:
         p.start()
     if exchange:
