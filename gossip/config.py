@@ -87,10 +87,14 @@ class RunSection:
     seed: int = 0  # one seed for split, init, batches: same config + seed = same results
     name: str = ""  # run directory name; empty = timestamp + topology
     out_dir: str = "runs"  # parent of the run directories gossip launch creates
+    # a node logs a round's line at most this often, plus its first and last round and any round whose
+    # missing neighbours changed (gossip.roundlog); the JSONL has every round. 0 = a line every round.
+    log_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self.nodes >= 0, f"[run] nodes must be >= 0, got {self.nodes}")
         _check(self.seed >= 0, f"[run] seed must be >= 0, got {self.seed}")
+        _check(self.log_interval_s >= 0 and math.isfinite(self.log_interval_s), f"[run] log_interval_s must be a finite number >= 0, got {self.log_interval_s}")
 
 
 @dataclass(frozen=True)

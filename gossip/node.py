@@ -71,6 +71,7 @@ from gossip.merge import GlobalMerge, MergeOutcome, recalibrate_norm_stats, stat
 from gossip.metrics import MetricsServer, NodeMetrics
 from gossip.models import build_model
 from gossip.results import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
+from gossip.roundlog import RoundLines
 from gossip.schedule import Exchange, Schedule
 from gossip.snapshots import SnapshotPool, track_live, until_released
 from gossip.state import FlatModel, flatten_, model_hash
@@ -270,6 +271,7 @@ class Node:
         self._stop = False
         self._welcomed: set[NodeId] = set()  # neighbours that answered our hello: both link directions work
         self._rejects: Counter[str] = Counter()
+        self._round_lines = RoundLines(cfg.run.log_interval_s)
         self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, plan.topology.n)
         self._bytes_in = 0
         self._bytes_out = 0
@@ -340,6 +342,7 @@ class Node:
                         time.monotonic() - self._checkpointed_at >= cfg.training.checkpoint_interval_s
                     ):
                         self._save_checkpoint(files)
+            self._log_last_round()
             if self._stop:
                 status = "stopped"
             self._say(Kind.BYE)
@@ -679,11 +682,17 @@ class Node:
     # records
 
     def write_record(self, writer: RecordWriter | None, record: dict[str, Any]) -> None:
-        """Append a record to the node's JSONL and log a line a person reads (the JSONL has every field)."""
+        """Append a record to the node's JSONL and, when one is due (gossip.roundlog), log a line a person reads."""
         if writer:
             writer.write(record)
-        if log.isEnabledFor(logging.INFO):
-            log.info("%s", " ".join(f"{k}={_fmt(record[k])}" for k in _LOGGED if record.get(k) not in (None, [])))
+        if log.isEnabledFor(logging.INFO) and self._round_lines.due(record):
+            _log_round(record)
+
+    def _log_last_round(self) -> None:
+        """Log the last round's line if it was held back: the log ends where the run ended."""
+        held = self._round_lines.take_held()
+        if held is not None and log.isEnabledFor(logging.INFO):
+            _log_round(held)
 
     def layer_record(self) -> dict[str, list[float]]:
         """Per-layer weight variance of this round, compact (names are in the node's summary), and to metrics.
@@ -838,6 +847,10 @@ def _compact(values: torch.Tensor) -> list[float]:
 
 # the per-round log line: what `docker logs` / `kubectl logs` readers look for; the JSONL record has the rest
 _LOGGED = ("node", "round", "loss", "accuracy", "consensus_distance", "comm", "pushed_to", "arrived", "missing", "rejected", "mass", "round_s")
+
+
+def _log_round(record: Mapping[str, Any]) -> None:
+    log.info("%s", " ".join(f"{k}={_fmt(record[k])}" for k in _LOGGED if record.get(k) not in (None, [])))
 
 
 def _fmt(value: Any) -> str:

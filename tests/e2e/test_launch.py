@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -136,6 +137,20 @@ def test_periodic_checkpoints_are_at_least_the_interval_apart(tmp_path: Path, in
     assert result.returncode == 0, result.stderr
     for node in range(2):
         assert json.loads((run_dir / "nodes" / f"node-{node}.json").read_text())["checkpoints_written"] == written
+
+
+@pytest.mark.parametrize(("interval_s", "logged"), [(0, list(range(12))), (3600, [0, 11])])
+def test_a_node_logs_a_round_line_per_interval_and_always_its_first_and_last(tmp_path: Path, interval_s: int, logged: list[int]) -> None:
+    """run.log_interval_s = 0 logs every round; a long interval logs the first round and, held back until the
+    node stops, the last one — the JSONL still has every round."""
+    run_dir = tmp_path / "run"
+    result = launch(run_dir, "-n", "2", "-t", "complete", "-r", "12", "--dataset", "digits", "--model", "logreg", "--no-report",
+                    "--set", f"run.log_interval_s={interval_s}")
+    assert result.returncode == 0, result.stderr
+    for node in range(2):
+        log = (run_dir / "nodes" / f"node-{node}.log").read_text()
+        assert [int(r) for r in re.findall(rf"gossip\.node node={node} round=(\d+) ", log)] == logged, log[-2000:]
+        assert len(read_jsonl(run_dir / "nodes" / f"node-{node}.jsonl")) == 12
 
 
 def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ def test_config_round_trips_through_toml(tmp_path: Path) -> None:
         ("[trainig]\nlr = 0.1\n", "unknown section [trainig]; did you mean 'training'?"),
         ("[training]\nlr = -1.0\n", "lr must be a finite number >= 0"),
         ("[training]\nrounds = 'ten'\n", "[training] rounds must be an integer"),
+        ("[run]\nlog_interval_s = -1.0\n", "[run] log_interval_s must be a finite number >= 0"),
         ("[data]\npartition = 'zipf'\n", "[data] partition = 'zipf' is not one of"),
         ("[topology]\nweights = 'magic'\n", "[topology] weights = 'magic'"),
         ("[training\nlr = 1\n", "invalid TOML"),
