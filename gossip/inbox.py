@@ -41,9 +41,9 @@ class Inbox:
         self._default_ahead = max_rounds_ahead
         self._current = 0
         self._by_round: dict[int, dict[NodeId, Message]] = {}
-        self._changed = asyncio.Event()
         self.gone: set[NodeId] = set()  # neighbours that said bye: not waited for
         self._stopping = False
+        self._waiting: tuple[int, frozenset[int], asyncio.Future[None]] | None = None  # the collect() in progress
 
     @property
     def current_round(self) -> int:
@@ -59,13 +59,13 @@ class Inbox:
         if message.src not in self._neighbours or not lo <= message.round <= hi:
             return False
         self._by_round.setdefault(message.round, {})[message.src] = message
-        self._changed.set()
+        self._wake_if_complete()
         return True
 
     def mark_gone(self, node: NodeId) -> None:
         """A neighbour announced it left: stop waiting for it."""
         self.gone.add(node)
-        self._changed.set()
+        self._wake_if_complete()
 
     def mark_back(self, node: NodeId) -> None:
         self.gone.discard(node)
@@ -88,13 +88,40 @@ class Inbox:
 
         ``deadline`` is a ``time.monotonic()`` value. Returns what arrived, sorted by sender so that
         whatever order the network delivered in, aggregation sees the same order.
+
+        One future per call, resolved by :meth:`put` (or :meth:`mark_gone`, :meth:`stop`) once the round
+        is complete, and one timer for the deadline: the round wakes once, not once per message with a
+        fresh task per wake (``asyncio.wait_for`` on an event) — ~0.1 ms of a small model's round.
         """
         wanted = frozenset(expected)
-        await wait_until(self._changed, lambda: self._stopping or wanted <= (self._by_round.get(round_, {}).keys() | self.gone), deadline)
+        if not self._complete(round_, wanted) and deadline > time.monotonic():
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiting = (round_, wanted, waiter)
+            timer = loop.call_at(deadline, _resolve, waiter)  # the event loop's clock is time.monotonic()
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiting = None
         got = self._by_round.get(round_, {})
         return {k: got[k] for k in sorted(got)}
+
+    def _complete(self, round_: int, wanted: frozenset[int]) -> bool:
+        return self._stopping or wanted <= (self._by_round.get(round_, {}).keys() | self.gone)
+
+    def _wake_if_complete(self) -> None:
+        if self._waiting is not None:
+            round_, wanted, waiter = self._waiting
+            if self._complete(round_, wanted):
+                _resolve(waiter)
 
     def stop(self) -> None:
         """Make every current and future :meth:`collect` return at once (shutdown)."""
         self._stopping = True
-        self._changed.set()
+        self._wake_if_complete()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -82,3 +82,45 @@ def test_collect_does_not_wait_for_neighbours_that_left() -> None:
         return await inbox.collect(0, [1, 2], time.monotonic() + 30)
 
     assert list(asyncio.run(scenario())) == [1]
+
+
+def test_a_neighbour_leaving_during_collect_ends_the_wait() -> None:
+    """A bye that arrives while the round waits completes it at once: the round does not sit out the deadline."""
+
+    async def scenario() -> tuple[dict, float]:
+        inbox = Inbox([1, 2])
+        inbox.put(msg(1, 0))
+        asyncio.get_running_loop().call_later(0.05, inbox.mark_gone, NodeId(2))
+        start = time.monotonic()
+        got = await inbox.collect(0, [1, 2], time.monotonic() + 30)
+        return got, time.monotonic() - start
+
+    got, waited = asyncio.run(scenario())
+    assert list(got) == [1] and waited < 15
+
+
+def test_stop_during_collect_ends_the_wait_and_later_collects_return_at_once() -> None:
+    """Shutdown (SIGTERM) wakes a waiting round, and a round started afterwards does not wait either."""
+
+    async def scenario() -> float:
+        inbox = Inbox([1, 2])
+        asyncio.get_running_loop().call_later(0.05, inbox.stop)
+        start = time.monotonic()
+        assert await inbox.collect(0, [1, 2], time.monotonic() + 30) == {}
+        assert await inbox.collect(1, [1, 2], time.monotonic() + 30) == {}
+        return time.monotonic() - start
+
+    assert asyncio.run(scenario()) < 15
+
+
+def test_a_message_for_another_round_does_not_end_the_wait() -> None:
+    """Only the awaited round's messages complete it: a neighbour already a round ahead is kept for later."""
+
+    async def scenario() -> tuple[dict, dict]:
+        inbox = Inbox([1])
+        asyncio.get_running_loop().call_soon(inbox.put, msg(1, 1))
+        got = await inbox.collect(0, [1], time.monotonic() + 0.2)
+        return got, inbox.arrived(1)
+
+    got, ahead = asyncio.run(scenario())
+    assert got == {} and list(ahead) == [1]
