@@ -312,7 +312,10 @@ def run_prepared(
     def _on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_signal)
+    # SIGINT too, explicitly: a process started in the background by a shell without job control
+    # inherits SIGINT ignored, and Python then leaves it ignored — `kill -INT` would not stop the run
+    for sig in previous:
+        signal.signal(sig, _on_signal)
     dead: set[int] = set()
     restarted = {c.node: 0 for c in children}
     try:
