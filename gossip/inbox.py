@@ -82,7 +82,11 @@ class Inbox:
         13.2 µs a round).
         """
         wanted = frozenset(expected)
-        if not self._complete(round_, wanted) and deadline > time.monotonic():
+        if self._complete(round_, wanted) or deadline <= time.monotonic():
+            # Still let the event loop run once: a round that never waits (every neighbour gone, or the
+            # models already here) must not starve the receive task or the SIGTERM handler.
+            await asyncio.sleep(0)
+        else:
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiting = (round_, wanted, waiter)

@@ -483,6 +483,7 @@ class Node:
         else:  # a local-only round: nothing to send, nobody to wait for
             got, timing = {}, {"encode_s": 0.0, "send_s": 0.0, "wait_s": 0.0}
             self.metrics.local_only_rounds.inc()
+            await asyncio.sleep(0)  # still serve the event loop (receive task, SIGTERM) once a round
         t_exchanged = time.perf_counter()
         received = {j: m.payload for j, m in got.items() if m.payload is not None}
         missing = [int(j) for j in self.round_plan.expect_from if j not in received]

@@ -153,14 +153,20 @@ def test_a_node_logs_a_round_line_per_interval_and_always_its_first_and_last(tmp
         assert len(read_jsonl(run_dir / "nodes" / f"node-{node}.jsonl")) == 12
 
 
-@pytest.mark.parametrize("inherited", [signal.SIG_DFL, signal.SIG_IGN], ids=["sigint-default", "sigint-ignored"])
-def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path, inherited: signal.Handlers) -> None:
-    """SIGINT to the launcher: exit 130, no node process left, no port still bound, records kept — also when
-    it inherited SIGINT ignored (started in the background by a shell without job control)."""
+@pytest.mark.parametrize(("inherited", "extra"), [
+    (signal.SIG_DFL, ()),
+    (signal.SIG_IGN, ()),
+    (signal.SIG_DFL, ("--set", "schedule.mode=none")),
+], ids=["sigint-default", "sigint-ignored", "local-only-rounds"])
+def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path, inherited: signal.Handlers, extra: tuple[str, ...]) -> None:
+    """SIGINT to the launcher: exit 130, no node process left, no port still bound, records kept, every node
+    'stopped' (it saw its SIGTERM, it was not killed) — also when the launcher inherited SIGINT ignored
+    (started in the background by a shell without job control), and when no round waits for anything
+    (local-only rounds: a node must still serve its event loop, where SIGTERM is handled)."""
     run_dir = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossip", "launch", "--run-dir", str(run_dir), "--no-progress", "-n", "4", "-t", "ring", "-r", "100000"],
+        [sys.executable, "-m", "gossip", "launch", "--run-dir", str(run_dir), "--no-progress", "-n", "4", "-t", "ring", "-r", "100000", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
     )

@@ -124,3 +124,19 @@ def test_a_message_for_another_round_does_not_end_the_wait() -> None:
 
     got, ahead = asyncio.run(scenario())
     assert got == {} and list(ahead) == [1]
+
+
+def test_collect_lets_the_event_loop_run_even_when_it_need_not_wait() -> None:
+    """A round whose models are all here (or whose neighbours all left) still yields once: otherwise a node
+    spinning through such rounds would starve its receive task and never see SIGTERM."""
+
+    async def scenario() -> list[str]:
+        inbox = Inbox([1, 2])
+        inbox.put(msg(1, 0))
+        inbox.mark_gone(NodeId(2))
+        ran: list[str] = []
+        asyncio.get_running_loop().call_soon(ran.append, "other work")
+        await inbox.collect(0, [1, 2], time.monotonic() + 30)
+        return list(ran)  # what ran before collect returned (the loop runs the rest at shutdown)
+
+    assert asyncio.run(scenario()) == ["other work"]
