@@ -18,6 +18,8 @@ from gossip.wire import Message
 
 __all__ = ["Inbox"]
 
+YIELD_EVERY = 8
+
 
 class Inbox:
     """Latest model per (neighbour, round) inside a sliding round window."""
@@ -31,6 +33,7 @@ class Inbox:
         self.gone: set[NodeId] = set()  # neighbours that said bye: not waited for
         self._stopping = False
         self._waiting: tuple[int, frozenset[int], asyncio.Future[None]] | None = None  # the collect() in progress
+        self._unwaited = 0  # collect() calls in a row that returned without waiting
 
     @property
     def current_round(self) -> int:
@@ -83,10 +86,14 @@ class Inbox:
         """
         wanted = frozenset(expected)
         if self._complete(round_, wanted) or deadline <= time.monotonic():
-            # Still let the event loop run once: a round that never waits (every neighbour gone, or the
-            # models already here) must not starve the receive task or the SIGTERM handler.
-            await asyncio.sleep(0)
+            # Rounds that never wait (every neighbour gone, or the models already here) must not starve
+            # the receive task or the SIGTERM handler: every YIELD_EVERY of them in a row lets the loop run.
+            self._unwaited += 1
+            if self._unwaited >= YIELD_EVERY:
+                self._unwaited = 0
+                await asyncio.sleep(0)
         else:
+            self._unwaited = 0
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiting = (round_, wanted, waiter)
