@@ -75,7 +75,7 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
             pushes[j].connect(f"tcp://127.0.0.1:{table[j][i]}")
         time.sleep(0.5)
     buf = vector.numpy()
-    before = torch.empty_like(vector)
+    before = torch.empty_like(vector) if checks else None  # the copy the consensus distance needs
     stamps: list[tuple[float, float]] = []
     for _ in range(rounds):
         for _s in range(steps):
@@ -90,7 +90,7 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
                 got = [torch.frombuffer(pulls[j].recv(copy=False).buffer, dtype=torch.float32) for j in (left, right)]
             for t in trackers:
                 t.wait()
-            if checks:
+            if before is not None:
                 mix_in_place(vector, {left: got[0], right: got[1]}, {left: 1 / 3, right: 1 / 3}, before=before)
                 float(torch.linalg.vector_norm(before.sub_(vector)))  # the consensus distance, as a node reports it
             else:
