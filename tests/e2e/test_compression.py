@@ -62,7 +62,7 @@ def test_choco_survives_lost_messages(tmp_path: Path) -> None:
     the next dense resync (every 10 rounds): losses happen, nothing malformed arrives, and the nodes still learn.
     A lost message costs its receiver a round timeout, hence the short one."""
     result = run(tmp_path, **{"compression.method": "topk", "compression.topk_fraction": 0.1, "compression.resync_every": 10,
-                              "links.loss": 0.05, "transport.round_timeout_s": 0.5})
+                              "links.loss": 0.05, "transport.round_timeout_s": 0.25})
     assert result.summary["link_dropped"] > 0 and result.summary["missed_messages"] > 0
     reasons = {reason for n in result.summary["per_node"] for reason in n["rejected"]}
     assert reasons <= {"stale_round", "future_round"}, reasons  # outside the round window (late, or from a neighbour ahead), never malformed

@@ -31,9 +31,10 @@ def test_emulated_delay_and_loss_show_in_round_times_and_missed_models(tmp_path:
     round takes at least the 100 ms a model needs to arrive; about a quarter of the messages are dropped by the
     senders' emulation (link_dropped), each lost model is a `missing` entry in the receiver's JSONL, and the summary
     totals them. Without emulation nothing is missed (that run waits up to 10 s a round, so a loaded machine cannot
-    make a model late: only a lost one could be missed)."""
+    make a model late: only a lost one could be missed). The shaped run waits 0.75 s, 7.5 times the delay: nearly half of
+its node-rounds lose a model and wait that long."""
     plain = _launch(tmp_path / "plain", "transport.round_timeout_s=10")
-    shaped = _launch(tmp_path / "shaped", "links.delay_ms=100", "links.loss=0.25")
+    shaped = _launch(tmp_path / "shaped", "links.delay_ms=100", "links.loss=0.25", "transport.round_timeout_s=0.75")
 
     def rounds(run: str) -> list[dict]:
         return [r for i in range(N) for r in read_jsonl(tmp_path / run / "nodes" / f"node-{i}.jsonl")]
