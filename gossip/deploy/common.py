@@ -67,7 +67,7 @@ def prepare(cfg: RunConfig, address_template: str) -> ContainerRun:
     ``address_template`` names node ``{id}`` on the engine's network, e.g. ``tcp://node-{id}:7000``.
     """
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
-    topology.mixing_matrix(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
+    topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     dataset = cfg.data.dataset.strip().lower()
     if dataset not in DATASET_NAMES:
         close = difflib.get_close_matches(dataset, DATASET_NAMES, n=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -208,15 +209,45 @@ def test_metropolis_weights_follow_the_max_degree_rule() -> None:
     assert weights == {0: pytest.approx(1 / 8), 3: pytest.approx(7 / 8)}
 
 
+@pytest.mark.parametrize("kind", ["metropolis", "max-degree", "uniform"])
 @pytest.mark.parametrize("make", GRAPHS.values(), ids=GRAPHS.keys())
-def test_mixing_weights_are_the_matrix_row_on_the_closed_neighbourhood(make: Callable[[], Topology]) -> None:
-    """mixing_weights(i) has exactly the keys N_i ∪ {i}, equals row i of W and sums to 1."""
+def test_mixing_weights_are_the_matrix_row_on_the_closed_neighbourhood(make: Callable[[], Topology], kind: str) -> None:
+    """mixing_weights(i) has exactly the keys N_i ∪ {i}, equals row i of W bit for bit and sums to 1, for every kind of weights."""
     topology = make()
+    if kind == "uniform" and len(set(topology.degrees())) > 1:
+        with pytest.raises(TopologyError, match="regular graph"):
+            topology.mixing_weights(0, kind)
+        return
     for i in range(topology.n):
-        weights = topology.mixing_weights(i)
+        weights = topology.mixing_weights(i, kind)
         assert list(weights) == sorted({*topology.neighbours(i), i})
-        assert weights == {j: topology.mixing_matrix()[i, j] for j in weights}
+        assert weights == {j: topology.mixing_matrix(kind)[i, j] for j in weights}
         assert math.isclose(sum(weights.values()), 1.0, abs_tol=1e-12)
+
+
+def test_a_nodes_weights_and_the_weights_check_build_no_n_by_n_matrix() -> None:
+    """Every node needs its row of W and every launch checks the weights: on a 20 000-node ring neither
+    allocates the dense W (3.2 GB), only rows of N (measured with tracemalloc, which numpy reports to)."""
+    topology = parse_spec("ring", n=20_000)
+    tracemalloc.start()
+    try:
+        topology.check_weights("metropolis")
+        weights = topology.mixing_weights(12_345, "metropolis")
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert weights == {12_344: 1 / 3, 12_345: 1 - 2 / 3, 12_346: 1 / 3}
+    assert peak < 20 * 20_000 * 8, peak  # a few rows of N floats at most
+
+
+def test_the_weights_check_refuses_what_the_matrix_refuses() -> None:
+    """check_weights raises the same one-line errors as mixing_matrix: an unknown kind, uniform on an irregular graph."""
+    star = generate("star", 6)
+    for kind, match in (("bogus", "unknown weights"), ("uniform", "regular graph")):
+        with pytest.raises(TopologyError, match=match):
+            star.check_weights(kind)
+        with pytest.raises(TopologyError, match=match):
+            star.mixing_matrix(kind)
 
 
 def test_mixing_matrix_is_cached_and_read_only() -> None:
