@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gossip.aggregation.tolerance import check_tolerance
+from gossip.capacity import check_launch_fits
 from gossip.children import die_with_parent
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import load_dataset, save_npz, save_parts
@@ -81,11 +82,12 @@ def prepare_run(cfg: RunConfig, *, run_dir: str | Path | None = None, base_port:
     Returns the resolved config (topology file, node count, addresses and ports filled in).
     """
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
-    topology.mixing_matrix(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
-    check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
+    topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
+    model = build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
+    check_launch_fits(topology.n, sum(p.numel() for p in model.parameters()), max(topology.degrees(), default=0))
+    check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
     parts = split_training_set(cfg, topology.n, dataset.y_train)
-    build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
 
     out = Path(run_dir) if run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{topology.name}")
     if out.exists() and any(out.iterdir()):

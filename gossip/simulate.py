@@ -26,10 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from gossip.capacity import check_simulation_fits
 from gossip.config import RunConfig
 from gossip.data import Dataset, load_dataset
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
+from gossip.models import build_model
 from gossip.node import NodePlan, build_flat_model, split_training_set
 from gossip.results import RecordWriter, save_vector, write_json
 from gossip.state import Layout, model_hash
@@ -82,7 +84,12 @@ def simulate(cfg: RunConfig, *, run_dir: str | Path | None = None, dataset: Data
     torch.set_num_threads(max(1, torch.get_num_threads()))
     topo = topology or parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     ds = dataset or load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
+    probe = build_model(cfg.model.name, ds.input_shape, ds.num_classes, **cfg.model.options())
+    check_simulation_fits(topo.n, sum(p.numel() for p in probe.parameters()))
     parts = split_training_set(cfg, topo.n, ds.y_train)
+    batches = [_Batches(len(p), cfg.data.batch_size, cfg.run.seed * 1_000_003 + i + 1) for i, p in enumerate(parts)]
+    if len({b.batch for b in batches}) != 1:  # before N models are built: a mistake is refused at once
+        raise ConfigError("simulate needs every shard to hold at least one batch (a shard is smaller than data.batch_size)")
     n = topo.n
     flats = [build_flat_model(NodePlan(NodeId(i), cfg, topo, ds, parts[i], None)) for i in range(n)]
     layout = flats[0].layout
@@ -96,9 +103,6 @@ def simulate(cfg: RunConfig, *, run_dir: str | Path | None = None, dataset: Data
     x_test = torch.from_numpy(ds.x_test)
     y_test = torch.from_numpy(ds.y_test)
     shards = [torch.from_numpy(p) for p in parts]
-    batches = [_Batches(len(p), cfg.data.batch_size, cfg.run.seed * 1_000_003 + i + 1) for i, p in enumerate(parts)]
-    if len({b.batch for b in batches}) != 1:
-        raise ConfigError("simulate needs every shard to hold at least one batch (a shard is smaller than data.batch_size)")
 
     def params_of(x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {s.name: x[s.offset : s.stop].view(s.shape) for s in layout.specs}
