@@ -51,6 +51,14 @@ def test_simulate_cli_writes_a_run_directory(tmp_path: Path) -> None:
     assert len(list((tmp_path / "s" / "nodes").glob("node-*.jsonl"))) == 4
 
 
+def test_a_simulation_too_large_for_the_memory_is_refused_in_one_line(tmp_path: Path) -> None:
+    """100 000 simulated nodes need a 120 GB mixing matrix alone: one line, exit 2, no run directory, no traceback."""
+    r = run_gossip("simulate", "-n", "100000", "-t", "ring", "-r", "1", "--run-dir", str(tmp_path / "s"), timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "simulating 100000 nodes" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "s").exists()
+
+
 def test_models_with_batchnorm_are_refused() -> None:
     """Running statistics cannot be updated under vmap: a model with BatchNorm is refused with one line."""
     from torch import nn
