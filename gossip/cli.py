@@ -198,6 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GossipError as exc:
         print(f"gossip: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # a path the user named (an output directory under /proc, a file where a directory goes, no
+        # permission, a full disk): theirs or their machine's to fix, one line like every other mistake
+        print(f"gossip: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("gossip: interrupted", file=sys.stderr)
         return 130

@@ -34,6 +34,38 @@ def test_topology_show_reads_decentralizepy_files(tmp_path: Path) -> None:
     assert "8" in r.stdout
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("topology", "show", "ring", "-n", "8", "--out", "{bad}/ring.png"),
+        ("keys", "--nodes", "2", "--out", "{bad}"),
+        ("deploy", "compose", "-n", "4", "-t", "ring", "-r", "2", "--out", "{bad}"),
+        ("launch", "-n", "4", "-t", "ring", "-r", "2", "--run-dir", "{bad}"),
+        ("simulate", "-n", "4", "-t", "ring", "-r", "2", "--run-dir", "{bad}"),
+        ("report", "{run}", "--out", "{file}"),
+        ("dashboards", "--deploy-dir", "{bad}"),
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """An output path under /proc (nothing can be created there, even by root), or a file where a directory
+    goes: one line naming the path, exit 2, no traceback — for every command that writes files."""
+    run = tmp_path / "run"
+    (run / "nodes").mkdir(parents=True)
+    (run / "nodes" / "node-0.jsonl").write_text('{"node": 0, "round": 0, "loss": 1.0, "accuracy": 0.5}\n')
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    bad = "/proc/gossip-no-such-dir"
+    argv = [a.replace("{bad}", bad).replace("{run}", str(run)).replace("{file}", str(afile)) for a in args]
+    if args[0] == "dashboards":
+        argv = [a.replace(bad, "/proc") for a in argv]  # an existing directory nothing can be written under
+    r = run_gossip(*argv, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gossip: error: "), r.stderr
+    assert ("/proc" in lines[0] or str(afile) in lines[0]) and "Traceback" not in r.stderr
+
+
 def test_topology_show_unknown_spec_is_one_line(tmp_path: Path) -> None:
     """A typo in a spec is one line and exit 2."""
     r = run_gossip("topology", "show", "torsu", "-n", "9", timeout=120)
