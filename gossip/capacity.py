@@ -1,13 +1,13 @@
 """Will a run fit in this machine's memory? Checked before anything starts.
 
-``gossip launch -n 1000`` on a laptop would start a thousand processes of ~170 MiB each and drive the
+``gossip launch -n 1000`` on a laptop would start a thousand processes of ~165 MiB each and drive the
 machine into swap or the OOM killer, taking the user's other work with it; a slip of the keyboard
 (``-n 100000``) is worse. The launcher and ``gossip simulate`` estimate what the run needs and refuse,
 in one line, a run that cannot fit in the memory available now — they never guess low on purpose, so
 a run they accept may still be tight, but one they refuse would not have fitted.
 
 The figures are measured, not modelled: a node process of the default run (MNIST-1D MLP, ring) has a
-proportional set size of 165–168 MiB (``/proc/PID/smaps_rollup``; shared library pages are counted
+proportional set size of 165–168 MiB (8-node ring, ``/proc/PID/smaps_rollup``; shared library pages are counted
 once across processes there, unlike RSS), of which ~157 MiB is its own heap (torch's and Python's).
 Above that a node holds a few copies of its model: the vector, gradients, the optimiser's momentum,
 the mix buffer, a snapshot, and one received model per neighbour.
@@ -23,7 +23,7 @@ __all__ = ["NODE_BASE_BYTES", "available_bytes", "check_launch_fits", "check_sim
 
 MIB = 1 << 20
 GIB = 1 << 30
-NODE_BASE_BYTES = 160 * MIB  # a node process before its model's copies (measured Pss 165–168 MiB with a 20k model)
+NODE_BASE_BYTES = 160 * MIB  # a node process before its model's copies (measured: Pss 165–168 MiB with the default 15k model)
 MODEL_COPIES = 5  # vector, gradients, momentum, mix buffer, snapshot: plus one per neighbour
 SIMULATION_MODEL_COPIES = 6  # models, gradients, momentum, the mixed models, vmap's temporaries (N × P each)
 

@@ -206,7 +206,7 @@ class Topology:
     def check_weights(self, kind: str) -> None:
         """Raise :class:`TopologyError` unless ``kind`` gives this graph a doubly stochastic W (see :meth:`mixing_matrix`).
 
-        Without building W: a launcher or a deployment of many nodes validates in O(edges), not O(N²) memory.
+        Without building W: a launcher or a deployment of many nodes validates in linear time and memory, not 8·N² bytes.
         """
         if kind not in WEIGHT_KINDS:
             raise TopologyError(f"unknown weights {kind!r}; known: {', '.join(WEIGHT_KINDS)}")
