@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -110,3 +111,25 @@ def test_bad_hold_value_is_a_usage_error() -> None:
     """--hold takes seconds or 'forever'; anything else is one line and exit 2."""
     r = run_gossip("node", "--id", "0", "--hold", "soon", timeout=60)
     assert r.returncode == 2 and "soon" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_node_process_leaves_without_the_interpreters_teardown_once_its_files_and_lines_are_out(tmp_path: Path, processes: Processes) -> None:
+    """`gossip node` as a process's own command ends with os._exit once it is done (a torch process spends
+    seconds of CPU taking its modules apart otherwise): an atexit hook never runs, yet every file and its
+    last stderr line are there. Called in-process with explicit arguments (node 0 here), main returns as usual."""
+    n = 3
+    ports, metrics = [free_port() for _ in range(n)], [free_port() for _ in range(n)]
+    procs, logs = [], []
+    for i in range(n):
+        marker = tmp_path / f"torn-down-{i}"
+        call = "main(sys.argv[1:])" if i == 0 else "main()"
+        code = f"import atexit, pathlib, sys; atexit.register(pathlib.Path({str(marker)!r}).write_text, 'x'); from gossip.cli import main; raise SystemExit({call})"
+        logs.append(tmp_path / f"node-{i}.log")
+        with open(logs[i], "wb") as log:
+            args = ["node", "--id", str(i), "--run-dir", str(tmp_path), *_node_args(n, ports, metrics, "--set", "training.rounds=3")]
+            procs.append(processes.start([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=log))
+    for i, p in enumerate(procs):
+        assert p.wait(timeout=180) == 0, logs[i].read_text()[-2000:]
+        assert json.loads((tmp_path / "nodes" / f"node-{i}.json").read_text())["status"] == "finished"
+        assert f"node {i} finished after 3 rounds" in logs[i].read_text().splitlines()[-1]
+    assert [(tmp_path / f"torn-down-{i}").exists() for i in range(n)] == [True, False, False]
