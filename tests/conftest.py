@@ -29,6 +29,22 @@ def free_port() -> int:
             return port
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The whole session, and every process it starts, caches in a directory of its own ($XDG_CACHE_HOME):
+    tests neither read a cache another run left in the user's home nor write one there. MNIST-1D is then
+    generated once per session (gossip.data.datasets) and read from this cache by every later launch."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from gossip.data import DATASET_NAMES, Dataset, load_dataset, load_npz, save_npz
-from gossip.data.datasets import CIFAR10_FILES, CIFAR10_MEAN, CIFAR10_STD, MNIST_FILES, MNIST_MEAN, MNIST_STD
+from gossip.data import datasets
+from gossip.data.datasets import CIFAR10_FILES, CIFAR10_MEAN, CIFAR10_STD, MNIST1D_ARGS, MNIST_FILES, MNIST_MEAN, MNIST_STD, mnist1d_cache_path
 from gossip.data.files import read_cifar_batch, read_idx, write_idx
 from tests.cifar_fixtures import write_cifar_batch
 from gossip.errors import DataError
@@ -29,13 +30,16 @@ def mnist1d(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     Records what the load left behind so that single tests can assert on it.
     """
     workdir = tmp_path_factory.mktemp("mnist1d_cwd")
+    cache_home = tmp_path_factory.mktemp("mnist1d_cache")  # empty: the load generates, then caches
     py_before, np_before = random.getstate(), np.random.get_state()
     env_before = dict(os.environ)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(workdir)
+        mp.setenv("XDG_CACHE_HOME", str(cache_home))
         dataset = load_dataset("mnist1d")
     return SimpleNamespace(
         dataset=dataset,
+        cache_home=cache_home,
         cwd_files=sorted(p.name for p in workdir.iterdir()),
         py_rng_unchanged=random.getstate() == py_before,
         np_rng_unchanged=all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), np_before, strict=True)),
@@ -113,6 +117,55 @@ def test_mnist1d_is_the_canonical_dataset(mnist1d: SimpleNamespace) -> None:
     counts = np.bincount(mnist1d.dataset.y_train)
 
     assert counts.min() == 394 and counts.max() == 411
+
+
+def _same_data(a: Dataset, b: Dataset) -> bool:
+    arrays = ("x_train", "y_train", "x_test", "y_test")
+    return all(np.array_equal(getattr(a, k), getattr(b, k)) and getattr(a, k).dtype == getattr(b, k).dtype for k in arrays) and (
+        a.name, a.num_classes, a.input_shape) == (b.name, b.num_classes, b.input_shape)
+
+
+def test_mnist1d_is_generated_once_then_read_from_the_users_cache(mnist1d: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first load wrote $XDG_CACHE_HOME/gossip/mnist1d-<key>.npz; the next one reads it (nothing is generated)
+    and gets the same arrays bit for bit."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(mnist1d.cache_home))
+    cached = mnist1d_cache_path()
+    assert cached is not None and cached.parent == mnist1d.cache_home / "gossip" and cached.is_file()
+
+    def no_generation() -> Dataset:
+        raise AssertionError("generated although cached")
+
+    monkeypatch.setattr(datasets, "_generate_mnist1d", no_generation)
+    assert _same_data(load_dataset("mnist1d"), mnist1d.dataset)
+
+
+def test_a_torn_mnist1d_cache_is_made_again(mnist1d: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache file cut short (a crash mid-write on another tool's part, a full disk) is generated anew and rewritten whole."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached = mnist1d_cache_path()
+    assert cached is not None
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"PK\x03\x04 torn")
+    monkeypatch.setattr(datasets, "_generate_mnist1d", lambda: mnist1d.dataset)  # the generation itself is tested above
+    assert _same_data(load_dataset("mnist1d"), mnist1d.dataset)
+    assert _same_data(load_npz(cached), mnist1d.dataset)
+
+
+def test_an_unwritable_mnist1d_cache_is_skipped(mnist1d: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache directory that cannot be made (here a file stands in its way, as a read-only home would) costs a
+    generation each time, never an error."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    monkeypatch.setattr(datasets, "_generate_mnist1d", lambda: mnist1d.dataset)
+    assert _same_data(load_dataset("mnist1d"), mnist1d.dataset)
+
+
+def test_the_mnist1d_cache_key_spells_out_mnist1ds_own_defaults() -> None:
+    """The key is built without importing mnist1d, from MNIST1D_ARGS: they must be the installed mnist1d's defaults."""
+    from mnist1d.data import get_dataset_args
+
+    assert {k: v for k, v in vars(get_dataset_args()).items() if k != "url"} == dict(MNIST1D_ARGS)
 
 
 def test_mnist1d_writes_nothing_to_the_working_directory(mnist1d: SimpleNamespace) -> None:
