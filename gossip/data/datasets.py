@@ -162,7 +162,8 @@ def mnist1d_cache_path() -> Path | None:
     return base / f"mnist1d-{key}.npz"
 
 
-# mnist1d's get_dataset_args() (version 0.0.2): spelled out so a cached copy can be found without importing mnist1d
+# mnist1d's get_dataset_args() (0.0.2.post1) without its download URL: spelled out so that a cached copy is found
+# without importing mnist1d (a test checks they are the installed version's defaults)
 MNIST1D_ARGS: Mapping[str, Any] = MappingProxyType({
     "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60], "scale_coeff": 0.4,
     "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 0.02, "shear_scale": 0.75,
@@ -174,18 +175,12 @@ def _generate_mnist1d() -> Dataset:
     # mnist1d imports matplotlib.pyplot at import time. That does not pick a backend (matplotlib
     # resolves it lazily, on the first figure), so it is harmless headless and we leave MPLBACKEND alone.
     from mnist1d.data import get_dataset_args, make_dataset
-    from mnist1d.utils import ObjectView
 
-    defaults = {k: v for k, v in vars(get_dataset_args()).items() if k != "url"}
-    if defaults != dict(MNIST1D_ARGS):  # another mnist1d: generate with its own defaults, as before
-        args = get_dataset_args()
-    else:
-        args = ObjectView(dict(MNIST1D_ARGS))
     # make_dataset reseeds the *global* random and numpy RNGs (seed 42) and draws from them. Put them
     # back, so loading data does not silently change the caller's random streams.
     py_state, np_state = random.getstate(), np.random.get_state()
     try:
-        raw = make_dataset(args)
+        raw = make_dataset(get_dataset_args())
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
