@@ -230,3 +230,14 @@ def test_compose_example_trains_to_the_end_and_prometheus_scrapes_every_node(ima
     assert up == {f"node-{i}:9100": 1.0 for i in range(len(nodes))}
     final = {r["metric"]["node"]: float(r["value"][1]) for r in project.prometheus("max by (node) (max_over_time(gossip_rounds_total[1h]))")}
     assert final == {str(i): float(rounds) for i in range(len(nodes))}
+
+
+def test_the_image_carries_mnist1d_so_a_node_reads_it_instead_of_making_it(images: dict[str, float]) -> None:
+    """MNIST-1D is generated when the image is built, into $XDG_CACHE_HOME (/opt/gossip/cache): a node on a
+    read-only root, as the non-root user, loads it from there without importing mnist1d at all."""
+    probe = ("import sys; from gossip.data.datasets import load_dataset, mnist1d_cache_path; d = load_dataset('mnist1d'); "
+             "print(mnist1d_cache_path(), 'mnist1d' in sys.modules, d.x_train.shape[0])")
+    r = _run(["docker", "run", "--rm", "--read-only", "--entrypoint", "python", IMAGE, "-c", probe], timeout=120)
+    path, imported, samples = r.stdout.split()
+    assert path.startswith("/opt/gossip/cache/gossip/mnist1d-") and path.endswith(".npz"), r.stdout
+    assert (imported, samples) == ("False", "4000"), r.stdout
