@@ -15,6 +15,7 @@ the mix buffer, a snapshot, and one received model per neighbour.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from gossip.errors import ConfigError
@@ -54,20 +55,25 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
 def check_launch_fits(nodes: int, params: int, max_degree: int, *, available: int | None = None) -> None:
     """Raise :class:`ConfigError` when ``nodes`` node processes cannot fit in the memory available."""
     need = launch_bytes(nodes, params, max_degree)
-    have = available_bytes() if available is None else available
-    if have is not None and need > have:
-        raise ConfigError(
-            f"{nodes} node processes need about {_size(need)} of memory ({_size(need // nodes)} each) but this machine has "
-            f"{_size(have)} available: use fewer nodes, or spread them over hosts (gossip deploy compose|k8s)"
-        )
+    _refuse_beyond(need, available, lambda have: (
+        f"{nodes} node processes need about {_size(need)} of memory ({_size(need // nodes)} each) but this machine has "
+        f"{_size(have)} available: use fewer nodes, or spread them over hosts (gossip deploy compose|k8s)"
+    ))
 
 
 def check_simulation_fits(nodes: int, params: int, *, available: int | None = None) -> None:
     """Raise :class:`ConfigError` when a simulation of ``nodes`` models cannot fit in the memory available."""
     need = simulation_bytes(nodes, params)
+    _refuse_beyond(need, available, lambda have: (
+        f"simulating {nodes} nodes of {params:,} parameters needs about {_size(need)} of memory but this machine has {_size(have)} available: use fewer nodes"
+    ))
+
+
+def _refuse_beyond(need: int, available: int | None, message: Callable[[int], str]) -> None:
+    """Raise ``message(have)`` when ``need`` exceeds what is available (``available``, else MemAvailable); unknown: pass."""
     have = available_bytes() if available is None else available
     if have is not None and need > have:
-        raise ConfigError(f"simulating {nodes} nodes of {params:,} parameters needs about {_size(need)} of memory but this machine has {_size(have)} available: use fewer nodes")
+        raise ConfigError(message(have))
 
 
 def _size(nbytes: int) -> str:
