@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.add_argument("--keep-going", action="store_true", help="when a node dies, let the others finish (the final merge excludes it)")
     p.add_argument(
+        "--spawn", action="store_true",
+        help="start every node as its own `python -m gossip node` process (each imports torch: ~1.5 s of CPU a node) "
+        "instead of forking it from one process that imported torch once (the default)",
+    )
+    p.add_argument(
         "--restart", type=int, nargs="?", const=3, default=0, metavar="N",
         help="restart a node that dies from its checkpoint (gossip node --resume), up to N times per node (default 3)",
     )
@@ -287,7 +292,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         given += ["--ipc"] if args.ipc else []
         if given or args.overrides:
             raise GossipErrorUsage(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
-        result = resume(Path(args.resume), progress=False if args.no_progress else None, keep_going=args.keep_going, restarts=args.restart)
+        result = resume(Path(args.resume), progress=False if args.no_progress else None, keep_going=args.keep_going, restarts=args.restart, spawn=args.spawn)
         if not args.no_report:
             _report_after_launch(result.run_dir, result.exit_code)
         return result.exit_code
@@ -303,7 +308,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         raise GossipErrorUsage(f"--prometheus-port {args.prometheus_port} is not a TCP port")
     result = launch(
         cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
-        prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going, restarts=args.restart,
+        prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going, restarts=args.restart, spawn=args.spawn,
     )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)

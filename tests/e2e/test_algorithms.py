@@ -20,6 +20,7 @@ from gossip.merge import exact_average
 from gossip.node import build_flat_model, plan_node
 from gossip.results import load_vector, read_jsonl
 from tests.conftest import run_gossip
+from tests.procs import node_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -91,18 +92,6 @@ def test_async_gossip_then_merge(tmp_path: Path) -> None:
     assert all(r["comm"] == "push" for r in read_jsonl(run_dir / "nodes" / "node-0.jsonl"))
 
 
-def _pid_of_node(run_dir: Path, node: int) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if str(run_dir).encode() in cmd and b"node" in cmd and b"--id" in cmd and cmd[cmd.index(b"--id") + 1] == str(node).encode():
-                return int(entry.name)
-    return None
-
-
 def test_merge_excludes_a_node_killed_mid_run_and_the_rest_agree(tmp_path: Path) -> None:
     """6 processes on a ring; node 2 is killed with SIGKILL after its third round. The five others finish
     training (waiting out node 2's timeout), then merge: all five hold bit-identical models, equal to the
@@ -118,7 +107,7 @@ def test_merge_excludes_a_node_killed_mid_run_and_the_rest_agree(tmp_path: Path)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and len(read_jsonl(run_dir / "nodes" / "node-2.jsonl")) < 3:
             time.sleep(0.05)
-        pid = _pid_of_node(run_dir, 2)
+        pid = node_pids(run_dir).get(2)
         assert pid is not None, "node 2 is not running"
         os.kill(pid, signal.SIGKILL)
         _out, err = proc.communicate(timeout=300)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from gossip.results import read_jsonl
-from tests.conftest import run_gossip
+from tests.conftest import Processes, run_gossip
+from tests.procs import command_of, node_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -188,6 +189,55 @@ def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path, inherited:
     assert all(n["status"] == "stopped" for n in summary["per_node"])
 
 
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_nodes_are_forks_of_one_warm_server_and_stop_when_the_launcher_is_killed(tmp_path: Path, processes: Processes) -> None:
+    """By default every node is a fork of one server process (the launcher's child) that imported torch once:
+    each node in its own session, named and titled as the `gossip node` command it stands for. A SIGKILL of
+    the launcher still stops every node cleanly: the server leaves with its launcher, and each node gets
+    SIGTERM from the kernel, checkpoints and says it stopped."""
+    run_dir = tmp_path / "run"
+    launcher = processes.gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "4", "-t", "ring", "-r", "100000",
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl") for i in range(4)):
+        assert launcher.poll() is None
+        time.sleep(0.1)
+    nodes = node_pids(run_dir)
+    assert sorted(nodes) == [0, 1, 2, 3]
+    servers = {_parent_of(pid) for pid in nodes.values()}
+    assert len(servers) == 1 and launcher.pid not in servers
+    assert _parent_of(servers.pop()) == launcher.pid
+    for i, pid in nodes.items():
+        assert os.getsid(pid) == pid
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "gossip node"
+        words = command_of(pid)
+        assert words[1:5] == ["-m", "gossip", "node", "--config"] and words[words.index("--id") + 1] == str(i)
+    launcher.kill()
+    launcher.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and node_pids(run_dir):
+        time.sleep(0.1)
+    assert node_pids(run_dir) == {}
+    for i in range(4):
+        assert f"node {i} stopped after" in (run_dir / "nodes" / f"node-{i}.log").read_text()
+        assert (run_dir / "nodes" / f"node-{i}.ckpt.npz").exists()
+
+
+def test_forked_and_spawned_nodes_train_the_same_models(tmp_path: Path) -> None:
+    """A forked node is the same program as `gossip node`: the same seed gives bit-identical final models
+    whether the launcher forks its nodes (the default) or spawns each one (`--spawn`)."""
+    args = ("-n", "4", "-t", "ring", "-r", "6", "--seed", "11", "--no-report")
+    forked, spawned = tmp_path / "forked", tmp_path / "spawned"
+    assert launch(forked, *args).returncode == 0
+    result = launch(spawned, *args, "--spawn")
+    assert result.returncode == 0, result.stderr
+    hashes = [[n["model_hash"] for n in json.loads((d / "summary.json").read_text())["per_node"]] for d in (forked, spawned)]
+    assert hashes[0] == hashes[1] and len(set(hashes[0])) == 4
+
+
 def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
     """A node that cannot start (its port was taken after the run was prepared) fails the whole run:
     exit 1, the node named with the tail of its log, and no process left behind."""
@@ -274,15 +324,25 @@ def test_curve_run_trains_with_keys_made_by_the_launcher(tmp_path: Path) -> None
 NOT_IN_A_NODE = ("networkx", "yaml", "matplotlib", "sklearn", "mnist1d", "statistics", "numpy.random", "gossip.launch", "gossip.report")
 
 
+def _imported(log: str) -> set[str]:
+    """The modules in Python's import log (PYTHONPROFILEIMPORTTIME / -X importtime)."""
+    return {line.rsplit("|", 1)[1].strip() for line in log.splitlines() if line.startswith("import time:")}
+
+
+def _unwanted(imported: set[str]) -> list[str]:
+    return sorted(m for m in imported if m.split(".")[0] in NOT_IN_A_NODE or m in NOT_IN_A_NODE)
+
+
 def test_node_processes_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> None:
     """The launcher hands its nodes topology.json and their data split; a node process then never imports
     NetworkX, YAML, matplotlib or numpy.random.
 
     Python's own import log (PYTHONPROFILEIMPORTTIME, inherited by the nodes) names every module a
-    real node process imported, in its log file.
+    real node process imported, in its log file: here nodes started with ``--spawn``, each its own
+    ``python -m gossip node`` as Compose and Kubernetes run it. (Forked nodes: the next test.)
     """
     run_dir = tmp_path / "run"
-    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "3", "-t", "ring", "-r", "2",
+    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "3", "-t", "ring", "-r", "2", "--spawn",
                         env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| networkx" in result.stderr  # the launcher itself generated the ring with NetworkX
@@ -292,6 +352,28 @@ def test_node_processes_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> N
     assert spec == str(run_dir / "topology.json") and (run_dir / "topology.graphml").exists() and (run_dir / "shards.npz").exists()
     for node in range(3):
         log = (run_dir / "nodes" / f"node-{node}.log").read_text()
-        imported = {line.rsplit("|", 1)[1].strip() for line in log.splitlines() if line.startswith("import time:")}
+        imported = _imported(log)
         assert "torch" in imported and "gossip.node" in imported, log[-2000:]
-        assert sorted(m for m in imported if m.split(".")[0] in NOT_IN_A_NODE or m in NOT_IN_A_NODE) == []
+        assert _unwanted(imported) == []
+
+
+def test_forked_nodes_and_their_fork_server_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> None:
+    """The same for nodes forked from the fork server (the default): what the server preloads, imported in a
+    fresh interpreter, holds torch and the node but none of those modules; nor does any forked node import
+    one after the fork (its own import log, in its log file)."""
+    from gossip.forkserver import PRELOAD
+
+    probe = subprocess.run([sys.executable, "-X", "importtime", "-c", "; ".join(f"import {m}" for m in PRELOAD)],
+                           capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    preloaded = _imported(probe.stderr)
+    assert {"torch", "gossip.node", "gossip.cli"} <= preloaded
+    assert _unwanted(preloaded) == []
+    run_dir = tmp_path / "run"
+    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "3", "-t", "ring", "-r", "2",
+                        env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    for node in range(3):
+        log = (run_dir / "nodes" / f"node-{node}.log").read_text()
+        assert "finished" in log or "stopped" in log, log[-2000:]
+        assert _unwanted(_imported(log)) == [], log[-2000:]

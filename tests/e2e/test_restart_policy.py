@@ -13,28 +13,13 @@ import pytest
 
 from gossip.results import read_jsonl
 from tests.conftest import Processes
+from tests.procs import node_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 N = 6
 ROUNDS = 100  # a restart can take 20 s on a loaded machine: enough rounds left to rejoin mid-run
 VICTIM = 3
-
-
-def _node_pid(launcher: int, node: int) -> int | None:
-    for task in Path(f"/proc/{launcher}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for pid in children:
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"--id" in argv and argv[argv.index(b"--id") + 1] == str(node).encode():
-                return int(pid)
-    return None
 
 
 def test_launcher_restarts_a_killed_node_which_rejoins_and_merges(tmp_path: Path, processes: Processes) -> None:
@@ -53,7 +38,7 @@ def test_launcher_restarts_a_killed_node_which_rejoins_and_merges(tmp_path: Path
     while time.monotonic() < deadline and len(read_jsonl(run_dir / "nodes" / f"node-{VICTIM}.jsonl")) < 9:
         assert launcher.poll() is None, log.read_text()
         time.sleep(0.02)
-    pid = _node_pid(launcher.pid, VICTIM)
+    pid = node_pids(run_dir).get(VICTIM)
     assert pid is not None, log.read_text()
     os.kill(pid, signal.SIGKILL)
     assert launcher.wait(timeout=240) == 0, log.read_text()[-3000:]

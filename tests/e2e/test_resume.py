@@ -17,22 +17,13 @@ import pytest
 from gossip import checkpoint
 from gossip.results import read_jsonl
 from tests.conftest import Processes, run_gossip
+from tests.procs import node_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 N = 4
 KILLS = 2
 ROUNDS = 300  # two kills at most 120 rounds apart land mid-training
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
 
 
 def _wait_gone(pids: list[int], timeout_s: float = 30) -> None:
@@ -74,7 +65,7 @@ def test_launcher_killed_at_random_moments_resumes_to_a_clean_complete_run(tmp_p
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.03))
         assert launcher.poll() is None, f"the run ended before kill {attempt}: raise ROUNDS\n{log.read_text()}"
-        nodes = _children(launcher.pid)
+        nodes = list(node_pids(run_dir).values())
         assert len(nodes) == N, log.read_text()
         launcher.send_signal(signal.SIGKILL)
         if attempt == KILLS - 1:

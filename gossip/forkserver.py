@@ -1,0 +1,147 @@
+"""Start node processes as forks of one warm process that has already imported torch.
+
+Why: a fresh ``python -m gossip node`` spends ~1.5 s of CPU importing torch (and gossip's modules)
+before it reads its config; N of them on a 2-core machine took 6 s to start 8 nodes and 30 s to start
+64 (bench/scale.py), longer than most runs' training. The launcher instead asks a fork server —
+Python's own ``multiprocessing`` forkserver, with gossip's node modules preloaded — for each node: the
+import is paid once per launch, a node is running its own code a few milliseconds after it was asked
+for, and the nodes share torch's pages copy-on-write.
+
+A forked node is the same program as ``gossip node``: it runs ``gossip.cli.main(["node", ...])`` with
+the same arguments, in its own session (a terminal's Ctrl-C reaches only the launcher), with its output
+in the node's log, the launcher's environment (passed with every start, not the one the server was
+started with), and the command line it would have had as its process title (``ps``, ``/proc/PID/cmdline``).
+It dies with the fork server (``PR_SET_PDEATHSIG``), which leaves when the launcher does, so a
+``kill -9`` of the launcher still stops every node. ``gossip launch --spawn`` starts every node as its
+own ``python -m gossip node`` process instead.
+
+What the fork server must not do: create threads (OpenMP, ZeroMQ I/O) or sockets before it forks —
+it only imports. Compose and Kubernetes run ``gossip node`` as the container's command and never
+use it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from multiprocessing.context import ForkServerContext
+from pathlib import Path
+
+__all__ = ["NodeProcess", "start_node_process", "warm_up"]
+
+# Imported once by the fork server: everything a node process needs before its first round.
+PRELOAD = ("gossip.forkserver", "gossip.cli", "gossip.node", "gossip.metrics", "gossip.data")
+# Read by libraries when they load, in the fork server (a node sets torch's threads itself too).
+SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+_context: ForkServerContext | None = None
+
+
+def warm_up() -> None:
+    """Start the fork server now (it imports in the background), so the first node does not wait for it."""
+    _server()
+
+
+def _server() -> ForkServerContext:
+    global _context
+    if _context is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(PRELOAD))
+        saved = {k: os.environ.get(k) for k in SERVER_ENV}
+        os.environ.update(SERVER_ENV)  # the server inherits the environment of this moment
+        try:
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        _context = context
+    return _context
+
+
+class NodeProcess:
+    """A forked node, with the part of :class:`subprocess.Popen`'s interface the launcher uses.
+
+    ``returncode`` follows Popen: the exit code, or minus the signal that killed the process.
+    """
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, args: Sequence[str]) -> None:
+        self._process = process
+        self.args = list(args)
+        self.pid = int(process.pid or 0)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self._process.is_alive():
+            self.returncode = self._process.exitcode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        code = self.poll()
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def start_node_process(argv: Sequence[str], *, log: Path, env: Mapping[str, str], title: Sequence[str]) -> NodeProcess:
+    """Fork ``gossip node`` with ``argv`` (the arguments after ``gossip``) from the warm server."""
+    process = _server().Process(target=_node_main, args=(list(argv), str(log), dict(env), " ".join(title)), daemon=False)
+    process.start()
+    return NodeProcess(process, title)
+
+
+def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> None:  # pragma: no cover - runs in the fork
+    """The forked node: its own session, its log as stdout and stderr, the launcher's environment, then ``gossip node``."""
+    import setproctitle  # before the environment changes: it needs argv and environ where the kernel put them
+
+    setproctitle.setproctitle(title)
+    setproctitle.setthreadtitle("gossip node")  # the short name (ps -o comm, top)
+    os.setsid()
+    from multiprocessing import forkserver
+
+    from gossip.children import die_with_parent
+
+    # multiprocessing gives every fork a copy of the write end of the server's "a client is alive" pipe;
+    # the server leaves (and its forks get their parent-death signal) only once every copy is closed
+    alive = forkserver._forkserver._forkserver_alive_fd
+    if alive is not None:
+        os.close(alive)
+        forkserver._forkserver._forkserver_alive_fd = None
+    die_with_parent()  # with the fork server, which leaves when the launcher does
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # as PYTHONUNBUFFERED for a spawned node
+    os.environ.clear()
+    os.environ.update(env)
+    from gossip import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's way out
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    cli._exit_without_teardown(code)  # the node's files are written; skip finalising torch's modules

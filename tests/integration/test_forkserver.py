@@ -1,0 +1,50 @@
+"""``gossip.forkserver``: real forks of the warm server, seen through the launcher's Popen-like handle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gossip.forkserver import start_node_process
+from tests.conftest import free_port
+
+
+def _waiting_node() -> list[str]:
+    """`gossip node` arguments for node 0 of a 3-node ring whose peers never come: it waits a minute."""
+    ports = [free_port() for _ in range(3)]
+    addresses = ", ".join(f'"tcp://127.0.0.1:{p}"' for p in ports)
+    return ["node", "--id", "0", "--set", "run.nodes=3", "--set", "topology.spec=ring", "--set", f"transport.addresses=[{addresses}]",
+            "--set", "metrics.enabled=false", "--set", "transport.startup_timeout_s=60"]
+
+
+def test_a_forked_node_that_refuses_its_arguments_exits_2_with_the_reason_in_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "node.log"
+    node = start_node_process(["node", "--id", "0", "--config", str(tmp_path / "missing.toml")], log=log, env=dict(os.environ), title=["gossip", "node"])
+    assert node.wait(timeout=60) == 2
+    assert node.poll() == 2
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gossip: error:") and "missing.toml" in lines[0]
+
+
+def test_a_forked_node_killed_by_a_signal_reports_minus_the_signal(tmp_path: Path) -> None:
+    node = start_node_process(_waiting_node(), log=tmp_path / "node.log", env=dict(os.environ), title=["gossip", "node"])
+    with pytest.raises(subprocess.TimeoutExpired):
+        node.wait(timeout=0.5)
+    assert node.poll() is None
+    node.kill()
+    assert node.wait(timeout=30) == -signal.SIGKILL
+    node.send_signal(signal.SIGTERM)  # gone: nothing to signal, no error
+
+
+def test_a_forked_node_reads_the_environment_it_was_started_with(tmp_path: Path) -> None:
+    """The server keeps the environment of its start; each node gets the one the launcher passes. A node
+    without --id reads GOSSIP_NODE_ID: the value in its refusal proves which environment it read."""
+    for value in ("seven", "eight"):  # two nodes of the same server, two environments
+        log = tmp_path / f"{value}.log"
+        node = start_node_process(["node"], log=log, env=dict(os.environ, GOSSIP_NODE_ID=value), title=["gossip", "node"])
+        assert node.wait(timeout=60) == 2
+        assert f"--id '{value}': expected a node number" in log.read_text()
