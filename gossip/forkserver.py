@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
-__all__ = ["NodeProcess", "start_node_process", "warm_up"]
+__all__ = ["NodeProcess", "start_node_process", "stop", "warm_up"]
 
 # Imported once by the fork server: everything a node process needs before its first round.
 PRELOAD = ("gossip.forkserver", "gossip.cli", "gossip.node", "gossip.metrics", "gossip.data")
@@ -45,6 +45,21 @@ _context: ForkServerContext | None = None
 def warm_up() -> None:
     """Start the fork server now (it imports in the background), so the first node does not wait for it."""
     _server()
+
+
+def stop() -> None:
+    """Stop the fork server once a run is over: a launch owns one, so the next launch in this process (a
+    notebook, a benchmark, the tests) starts afresh like a new ``gossip launch`` would, and no idle process
+    holding torch's ~225 MiB outlives the run. Nodes still running get their parent-death signal."""
+    global _context
+    if _context is None:
+        return
+    from multiprocessing import forkserver
+
+    stop_server = getattr(forkserver._forkserver, "_stop", None)  # multiprocessing's own (for its tests), 3.8+
+    if stop_server is not None:
+        stop_server()
+    _context = None
 
 
 def _server() -> ForkServerContext:

@@ -48,6 +48,7 @@ from gossip.config import RunConfig, config_to_toml
 from gossip.data import load_dataset, save_npz, save_parts
 from gossip.errors import ConfigError, TransportError
 from gossip.forkserver import NodeProcess, start_node_process, warm_up
+from gossip.forkserver import stop as stop_fork_server
 from gossip.models import build_model
 from gossip.node import shard_key, split_training_set
 from gossip.prometheus import write_run_config
@@ -374,6 +375,7 @@ def run_prepared(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _stop_all(children)
+        stop_fork_server()
         _poll_records(path, children)
         bar.update(shown)
         bar.close()

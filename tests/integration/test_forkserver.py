@@ -48,3 +48,23 @@ def test_a_forked_node_reads_the_environment_it_was_started_with(tmp_path: Path)
         node = start_node_process(["node"], log=log, env=dict(os.environ, GOSSIP_NODE_ID=value), title=["gossip", "node"])
         assert node.wait(timeout=60) == 2
         assert f"--id '{value}': expected a node number" in log.read_text()
+
+
+def test_a_stopped_server_is_gone_and_the_next_node_starts_a_new_one(tmp_path: Path) -> None:
+    """A launch owns its server: once stopped, its process has exited, and the next start brings up a fresh one."""
+    from multiprocessing import forkserver
+
+    from gossip.forkserver import stop
+
+    def refused(log: Path) -> int:
+        return start_node_process(["node", "--id", "x"], log=log, env=dict(os.environ), title=["gossip", "node"]).wait(timeout=60)
+
+    assert refused(tmp_path / "a.log") == 2
+    first = forkserver._forkserver._forkserver_pid
+    assert first is not None
+    stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
+    assert refused(tmp_path / "b.log") == 2
+    assert forkserver._forkserver._forkserver_pid not in (None, first)
+    stop()
