@@ -62,7 +62,7 @@ def main() -> None:
         dl, dh = PEERS[n]["decentralizepy"]
         ml, mh = PEERS[n]["Murmura"]
         print(f"| {n} | {f.params:,} | {f.round_ms:.1f} | {args.nodes * f.cpu_ms / cores:.1f} | {dl}–{dh} | {ml}–{mh} | {f.round_ms / dh:.2f}–{f.round_ms / dl:.2f} "
-              f"| {f.rss_mib:.0f} | +{f.rss_mib - bare_mib:.0f} | {PEER_RSS_MIB[0]}–{PEER_RSS_MIB[1]} |")
+              f"| {f.rss_mib:.0f} | {f.rss_mib - bare_mib:+.0f} | {PEER_RSS_MIB[0]}–{PEER_RSS_MIB[1]} |")
     print(f"\nCPU-bound ms/round = nodes × CPU per node-round / {cores} cores: the round time if this machine ran nothing else.")
     print(f"Load average before / after: {load_before} / {' '.join(open('/proc/loadavg').read().split()[:3])} (the machine is shared).")
     print(f"bare `python -c \"import torch\"`: {bare_mib:.0f} MiB\n")

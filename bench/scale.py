@@ -76,7 +76,7 @@ def main() -> None:
     for n, f, seconds, rounds, startup in rows:
         reach = f"{seconds:.1f} ({rounds})" if seconds is not None else f"not in {args.rounds} rounds"
         print(f"| {n} | {1e3 / f.round_ms:.1f} | {f.round_ms:.1f} | {n * 1e3 / f.round_ms:.0f} | {reach} | {f.accuracy:.3f} | {startup:.1f} "
-              f"| {f.cpu_ms:.2f} | {f.rss_mib:.0f} | +{f.rss_mib - bare_mib:.0f} | {n * f.rss_mib / 1024:.1f} |")
+              f"| {f.cpu_ms:.2f} | {f.rss_mib:.0f} | {f.rss_mib - bare_mib:+.0f} | {n * f.rss_mib / 1024:.1f} |")
 
 
 if __name__ == "__main__":
