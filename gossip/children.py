@@ -18,7 +18,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """``preexec_fn`` for :class:`subprocess.Popen`: SIGTERM this child when its parent dies (Linux)."""
+    """SIGTERM this process when its parent dies (Linux): a :class:`subprocess.Popen` ``preexec_fn``, and the
+    first thing a node forked by :mod:`gossip.forkserver` does (its parent is then the fork server)."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -43,7 +43,7 @@ _context: ForkServerContext | None = None
 
 
 def warm_up() -> None:
-    """Start the fork server now (it imports in the background), so the first node does not wait for it."""
+    """Start the fork server now: it imports torch while the launcher finishes starting (its Prometheus, if asked for)."""
     _server()
 
 

@@ -22,6 +22,8 @@ def _waiting_node() -> list[str]:
 
 
 def test_a_forked_node_that_refuses_its_arguments_exits_2_with_the_reason_in_its_log(tmp_path: Path) -> None:
+    """A usage error in a fork is what it is in `gossip node`: one line in the node's log, exit code 2 (the code
+    the launcher does not restart)."""
     log = tmp_path / "node.log"
     node = start_node_process(["node", "--id", "0", "--config", str(tmp_path / "missing.toml")], log=log, env=dict(os.environ), title=["gossip", "node"])
     assert node.wait(timeout=60) == 2
@@ -31,6 +33,8 @@ def test_a_forked_node_that_refuses_its_arguments_exits_2_with_the_reason_in_its
 
 
 def test_a_forked_node_killed_by_a_signal_reports_minus_the_signal(tmp_path: Path) -> None:
+    """As Popen: a running node makes ``wait`` time out and ``poll`` say None; killed, its code is minus SIGKILL;
+    signalling it once it is gone is no error."""
     node = start_node_process(_waiting_node(), log=tmp_path / "node.log", env=dict(os.environ), title=["gossip", "node"])
     with pytest.raises(subprocess.TimeoutExpired):
         node.wait(timeout=0.5)
