@@ -4,8 +4,8 @@ Why: a fresh ``python -m gossip node`` spends ~1.5 s of CPU importing torch (and
 before it reads its config; N of them on a 2-core machine took 6 s to start 8 nodes and 30 s to start
 64 (bench/scale.py), longer than most runs' training. The launcher instead asks a fork server —
 Python's own ``multiprocessing`` forkserver, with gossip's node modules preloaded — for each node: the
-import is paid once per launch, a node is running its own code a few milliseconds after it was asked
-for, and the nodes share torch's pages copy-on-write.
+import is paid once per launch, a node has nothing left to import when it starts, and the nodes share
+torch's pages copy-on-write.
 
 A forked node is the same program as ``gossip node``: it runs ``gossip.cli.main(["node", ...])`` with
 the same arguments, in its own session (a terminal's Ctrl-C reaches only the launcher), with its output
@@ -124,11 +124,15 @@ def start_node_process(argv: Sequence[str], *, log: Path, env: Mapping[str, str]
 
 def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> None:  # pragma: no cover - runs in the fork
     """The forked node: its own session, its log as stdout and stderr, the launcher's environment, then ``gossip node``."""
-    import setproctitle  # before the environment changes: it needs argv and environ where the kernel put them
-
-    setproctitle.setproctitle(title)
-    setproctitle.setthreadtitle("gossip node")  # the short name (ps -o comm, top)
+    try:
+        import setproctitle  # before the environment changes: it needs argv and environ where the kernel put them
+    except ImportError:  # installed without its dependencies: the node runs all the same, under the server's title
+        pass
+    else:
+        setproctitle.setproctitle(title)
+        setproctitle.setthreadtitle("gossip node")  # the short name (ps -o comm, top)
     os.setsid()
+    server = os.getppid()
     from multiprocessing import forkserver
 
     from gossip.children import die_with_parent
@@ -140,6 +144,8 @@ def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> No
         os.close(alive)
         forkserver._forkserver._forkserver_alive_fd = None
     die_with_parent()  # with the fork server, which leaves when the launcher does
+    if os.getppid() != server:  # it left before the kernel knew to tell us: nobody will stop this node
+        os._exit(1)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
