@@ -29,6 +29,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
+from multiprocessing import spawn
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
@@ -40,6 +41,7 @@ PRELOAD = ("gossip.forkserver", "gossip.cli", "gossip.node", "gossip.metrics", "
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
 _context: ForkServerContext | None = None
+_preparation_data = spawn.get_preparation_data
 
 
 def warm_up() -> None:
@@ -118,8 +120,27 @@ class NodeProcess:
 def start_node_process(argv: Sequence[str], *, log: Path, env: Mapping[str, str], title: Sequence[str]) -> NodeProcess:
     """Fork ``gossip node`` with ``argv`` (the arguments after ``gossip``) from the warm server."""
     process = _server().Process(target=_node_main, args=(list(argv), str(log), dict(env), " ".join(title)), daemon=False)
-    process.start()
+    original = spawn.get_preparation_data
+    spawn.get_preparation_data = _without_main  # read by multiprocessing's start of the process, just below
+    try:
+        process.start()
+    finally:
+        spawn.get_preparation_data = original
     return NodeProcess(process, title)
+
+
+def _without_main(name: str) -> dict[str, object]:
+    """What multiprocessing sends a new process about its parent, minus the parent's main module.
+
+    multiprocessing runs the parent's ``__main__`` script again in every child (as ``__mp_main__``) so
+    that pickled functions defined there resolve. A node's function lives in this module, and running
+    the launcher's script again would be wrong: a user's script that calls ``gossip.launch.launch`` at
+    top level, without an ``if __name__ == "__main__"`` guard, would launch again inside every node.
+    """
+    data = _preparation_data(name)
+    data.pop("init_main_from_path", None)
+    data.pop("init_main_from_name", None)
+    return data
 
 
 def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> None:  # pragma: no cover - runs in the fork

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,26 @@ def test_a_stopped_server_is_gone_and_the_next_node_starts_a_new_one(tmp_path: P
     assert refused(tmp_path / "b.log") == 2
     assert forkserver._forkserver._forkserver_pid not in (None, first)
     stop()
+
+
+def test_a_forked_node_does_not_run_the_launching_script_again(tmp_path: Path) -> None:
+    """multiprocessing would run the parent's main script again in every child; a script that launches at top level
+    (no ``__main__`` guard) would then launch again inside each node. The script runs once, the node refuses its
+    arguments as usual."""
+    script = tmp_path / "launch_at_top_level.py"
+    marker = tmp_path / "ran"
+    script.write_text(
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from gossip.forkserver import start_node_process, stop\n"
+        f"with open({str(marker)!r}, 'a') as f:\n"
+        "    f.write('ran\\n')\n"
+        f"node = start_node_process(['node', '--id', 'x'], log=Path({str(tmp_path / 'node.log')!r}), env=dict(os.environ), title=['gossip', 'node'])\n"
+        "code = node.wait(timeout=60)\n"
+        "stop()\n"
+        "sys.exit(0 if code == 2 else 1)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert marker.read_text() == "ran\n"
+    assert "expected a node number" in (tmp_path / "node.log").read_text()
