@@ -49,16 +49,26 @@ def warm_up() -> None:
     _server()
 
 
-def stop() -> None:
+def stop(*, kill: bool = False) -> None:
     """Stop the fork server once a run is over: a launch owns one, so the next launch in this process (a
     notebook, a benchmark, the tests) starts afresh like a new ``gossip launch`` would, and no idle process
-    holding torch's ~225 MiB outlives the run. Nodes still running get their parent-death signal."""
+    holding torch's ~225 MiB outlives the run. Nodes still running get their parent-death signal.
+
+    The server notices it should leave only between requests, so one still importing would finish first
+    (~1.5 s): ``kill`` (a launch that was refused) ends it at once instead.
+    """
     global _context
     if _context is None:
         return
     from multiprocessing import forkserver
 
-    stop_server = getattr(forkserver._forkserver, "_stop", None)  # multiprocessing's own (for its tests), 3.8+
+    server = forkserver._forkserver
+    if kill and server._forkserver_pid is not None:
+        try:
+            os.kill(server._forkserver_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    stop_server = getattr(server, "_stop", None)  # multiprocessing's own (for its tests), 3.8+
     if stop_server is not None:
         stop_server()
     _context = None

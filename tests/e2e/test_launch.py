@@ -256,9 +256,9 @@ def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
         thief.bind((host, int(port)))
         thief.listen()
         result = run_prepared(resolved, run_dir, topology, progress=False, out=out)
-    assert result.exit_code == 1
-    assert "node 2 exited with code 2" in out.getvalue()
-    assert "already in use" in out.getvalue()
+    assert result.exit_code == 1, out.getvalue()
+    assert "node 2 exited with code 2" in out.getvalue(), out.getvalue()
+    assert "already in use" in out.getvalue(), out.getvalue()
     assert node_pids_of(run_dir) == []
 
 
