@@ -13,7 +13,8 @@ in the node's log, the launcher's environment (passed with every start, not the 
 started with), and the command line it would have had as its process title (``ps``, ``/proc/PID/cmdline``).
 It dies with the fork server (``PR_SET_PDEATHSIG``), which leaves when the launcher does, so a
 ``kill -9`` of the launcher still stops every node. ``gossip launch --spawn`` starts every node as its
-own ``python -m gossip node`` process instead.
+own ``python -m gossip node`` process instead. The command starts the server as soon as its flags and
+config are valid, before the launcher itself imports torch, so that the two imports run side by side.
 
 What the fork server must not do: create threads (OpenMP, ZeroMQ I/O) or sockets before it forks —
 it only imports. Compose and Kubernetes run ``gossip node`` as the container's command and never
