@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,26 @@ def bare_torch_rss() -> int:
     return int(out.stdout.strip())
 
 
-class RssSampler:
-    """Peak VmRSS of every process whose command line contains ``marker``, sampled in a thread."""
+def pss(pid: str) -> int | None:
+    """Proportional set size of a process, bytes (a page shared by k processes counts 1/k); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
-    def __init__(self, marker: str, period_s: float = 0.2) -> None:
+
+class RssSampler:
+    """Peak VmRSS (or another ``measure`` of a pid, such as :func:`pss`) of every node process whose command
+    line contains ``marker``, sampled in a thread."""
+
+    def __init__(self, marker: str, period_s: float = 0.2, measure: Callable[[str], int | None] = vm_rss) -> None:
         self.marker = marker.encode()
         self.period_s = period_s
+        self.measure = measure
         self.peak: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -82,9 +96,9 @@ class RssSampler:
                 except OSError:
                     continue
                 if self.marker in cmd and b" node" in cmd.replace(b"\0", b" "):
-                    rss = vm_rss(entry)
-                    if rss is not None:
-                        self.peak[int(entry)] = max(rss, self.peak.get(int(entry), 0))
+                    value = self.measure(entry)
+                    if value is not None:
+                        self.peak[int(entry)] = max(value, self.peak.get(int(entry), 0))
 
 
 @dataclass

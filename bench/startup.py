@@ -23,60 +23,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from perfkit import RssSampler, pss  # noqa: E402
 
 from gossip.results import records_by_node  # noqa: E402
 
 WAYS = ("fork", "spawn")
-
-
-def pss_kib(pid: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-class PssSampler:
-    """Largest PSS seen per node process of one run directory (found by its command line)."""
-
-    def __init__(self, marker: str, period_s: float = 0.25) -> None:
-        self.marker = marker.encode()
-        self.period_s = period_s
-        self.peak: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            for entry in os.listdir("/proc"):
-                if not entry.isdigit():
-                    continue
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ")
-                except OSError:
-                    continue
-                if self.marker in cmd and b" gossip node " in cmd:
-                    pss = pss_kib(entry)
-                    if pss is not None:
-                        self.peak[int(entry)] = max(pss, self.peak.get(int(entry), 0))
 
 
 def trial(way: str, nodes: int, rounds: int, tmp: Path) -> tuple[float, float, float]:
@@ -86,14 +43,14 @@ def trial(way: str, nodes: int, rounds: int, tmp: Path) -> tuple[float, float, f
            "--no-progress", "--no-report", "--set", "training.eval_every=1000000", "--set", "transport.startup_timeout_s=600"]
     cmd += ["--spawn"] if way == "spawn" else []
     t0 = time.time()
-    with PssSampler(str(run_dir)) as sampler:
+    with RssSampler(str(run_dir), period_s=0.25, measure=pss) as sampler:
         done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     wall = time.time() - t0
     if done.returncode != 0:
         raise SystemExit(f"{way} N={nodes}: gossip launch failed ({done.returncode}):\n{done.stderr[-2000:]}")
     first_rounds = [records[0]["time"] - records[0]["round_s"] for _node, records in records_by_node(run_dir)]
-    pss = statistics.median(sampler.peak.values()) / 1024 if sampler.peak else float("nan")
-    return max(first_rounds) - t0, wall, pss
+    pss_mib = statistics.median(sampler.peak.values()) / 2**20 if sampler.peak else float("nan")
+    return max(first_rounds) - t0, wall, pss_mib
 
 
 def main() -> None:
