@@ -35,10 +35,19 @@ PHASES = ("train_s", "encode_s", "send_s", "wait_s", "aggregate_s")
 
 def vm_rss(pid: int | str) -> int | None:
     """Resident set size of a process in bytes (VmRSS), or None when it is gone."""
+    return _proc_kib_field(f"/proc/{pid}/status", "VmRSS:")
+
+
+def pss(pid: int | str) -> int | None:
+    """Proportional set size of a process, bytes (a page shared by k processes counts 1/k); None if it is gone."""
+    return _proc_kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def _proc_kib_field(path: str, key: str) -> int | None:
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         return None
@@ -50,18 +59,6 @@ def bare_torch_rss() -> int:
     code = "import torch\nfor l in open('/proc/self/status'):\n    l.startswith('VmRSS:') and print(int(l.split()[1]) * 1024)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return int(out.stdout.strip())
-
-
-def pss(pid: str) -> int | None:
-    """Proportional set size of a process, bytes (a page shared by k processes counts 1/k); None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 class RssSampler:
