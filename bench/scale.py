@@ -6,7 +6,7 @@ N node processes on a ring (weights 1/3), the 64-200-10 MLP on the synthetic set
 IID), one SGD step of batch 32 with momentum 0.9 per round, evaluation every 2 rounds. Each N is one
 short run. Rounds/s is the steady state (warm-up skipped); time to target is from the start of the
 first round to the first evaluation at which the mean accuracy over nodes reaches ``--target``
-(process start-up, which grows with N, is reported apart). RSS is the median over nodes of each node
+(process start-up is reported apart: with nodes forked from the fork server it hardly grows with N). RSS is the median over nodes of each node
 process's peak VmRSS, and its excess over a bare ``python -c "import torch"``.
 
 Oversubscription: 64 processes share 2 cores. Each node runs one compute thread
