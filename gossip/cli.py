@@ -320,17 +320,14 @@ def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) ->
     are known to be valid, since a refused run only wastes that import."""
     from gossip import forkserver
 
-    if args.spawn:
-        import gossip.launch
-
-        return run(gossip.launch)
-    forkserver.warm_up()
+    if not args.spawn:
+        forkserver.warm_up()
     try:
         import gossip.launch
 
         return run(gossip.launch)
     finally:
-        forkserver.stop(kill=True)  # refused after all (a bad topology, say): at once; after a run: already stopped
+        forkserver.stop(kill=True)  # refused after all (a bad topology, say): at once; after a run or with --spawn: nothing to stop
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

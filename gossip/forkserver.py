@@ -38,8 +38,9 @@ __all__ = ["NodeProcess", "start_node_process", "stop", "warm_up"]
 
 # Imported once by the fork server: everything a node process needs before its first round.
 PRELOAD = ("gossip.forkserver", "gossip.cli", "gossip.node", "gossip.metrics", "gossip.data")
-# Read by libraries when they load, in the fork server (a node sets torch's threads itself too).
-SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+# Every node process's environment (spawned or forked, and the fork server's, where libraries read it as
+# they load): one compute thread per process, no display; a node sets torch's threads itself too.
+NODE_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
 _context: ForkServerContext | None = None
 _preparation_data = spawn.get_preparation_data
@@ -80,8 +81,8 @@ def _server() -> ForkServerContext:
     if _context is None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(PRELOAD))
-        saved = {k: os.environ.get(k) for k in SERVER_ENV}
-        os.environ.update(SERVER_ENV)  # the server inherits the environment of this moment
+        saved = {k: os.environ.get(k) for k in NODE_ENV}
+        os.environ.update(NODE_ENV)  # the server inherits the environment of this moment
         try:
             from multiprocessing import forkserver
 

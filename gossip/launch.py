@@ -47,7 +47,7 @@ from gossip.children import die_with_parent
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import load_dataset, save_npz, save_parts
 from gossip.errors import ConfigError, TransportError
-from gossip.forkserver import NodeProcess, start_node_process, warm_up
+from gossip.forkserver import NODE_ENV, NodeProcess, start_node_process, warm_up
 from gossip.forkserver import stop as stop_fork_server
 from gossip.models import build_model
 from gossip.node import shard_key, split_training_set
@@ -209,9 +209,7 @@ def _port_free(host: str, port: int) -> bool:
 
 def node_env() -> dict[str, str]:
     """Environment for node processes: one compute thread each, unbuffered logs."""
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
-    return env
+    return {**os.environ, **NODE_ENV, "PYTHONUNBUFFERED": "1"}
 
 
 def start_node(run_dir: Path, node: int, extra_args: Sequence[str] = (), *, spawn: bool = False) -> subprocess.Popen[bytes] | NodeProcess:

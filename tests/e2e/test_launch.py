@@ -25,20 +25,6 @@ def launch(run_dir: Path, *args: str, timeout: float = 600) -> subprocess.Comple
     return run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", *args, timeout=timeout)
 
 
-def node_pids_of(run_dir: Path) -> list[int]:
-    """PIDs of live processes whose command line mentions this run directory."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(run_dir) in cmd and " node " in cmd:
-                pids.append(int(entry.name))
-    return pids
-
-
 def ports_free(config_text: str) -> bool:
     """No process listens on any node port any more. SO_REUSEADDR, as every server (and libzmq) sets
     it, so connections in TIME_WAIT — the kernel's, not a leak — do not count."""
@@ -71,7 +57,7 @@ def test_four_node_ring_runs_to_the_end(tmp_path: Path) -> None:
         assert records[-1]["bytes_sent"] > 0 and records[-1]["bytes_received"] > 0
     assert "mean accuracy" in result.stderr
     assert (run_dir / "config.toml").exists() and (run_dir / "topology.graphml").exists()
-    assert node_pids_of(run_dir) == []
+    assert node_pids(run_dir) == {}
     assert ports_free((run_dir / "config.toml").read_text())
 
 
@@ -183,7 +169,7 @@ def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path, inherited:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert node_pids_of(run_dir) == []
+    assert node_pids(run_dir) == {}
     assert ports_free((run_dir / "config.toml").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert all(n["status"] == "stopped" for n in summary["per_node"])
@@ -259,7 +245,7 @@ def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
     assert result.exit_code == 1, out.getvalue()
     assert "node 2 exited with code 2" in out.getvalue(), out.getvalue()
     assert "already in use" in out.getvalue(), out.getvalue()
-    assert node_pids_of(run_dir) == []
+    assert node_pids(run_dir) == {}
 
 
 @pytest.mark.parametrize(
