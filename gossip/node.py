@@ -577,27 +577,29 @@ class Node:
         tracker = None
         if self.choco is not None:  # a top-k delta or a dense resync of our public copy, in fresh buffers
             out = self.choco.outgoing(self.flat.vector)
-            payload = out.values
             frames = encode(
                 out.kind, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
-                payload=payload, indices=out.indices, numel=self.flat.layout.numel, info={"loss": loss} if math.isfinite(loss) else None,
+                payload=out.values, indices=out.indices, numel=self.flat.layout.numel, info={"loss": loss} if math.isfinite(loss) else None,
             )
         else:
-            snapshot = self._send_path == "snapshot"  # the one copy the socket needs, into a reused buffer
-            payload = self.snapshots.snapshot(self.flat.vector) if snapshot else self.flat.vector
-            frames = encode(
-                Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
-                payload=payload, dtype=self.cfg.transport.wire_dtype, info={"loss": loss} if math.isfinite(loss) else None,
-            )
-            if self._send_path == "zero-copy":
-                frames, tracker = track_live(frames)
-            elif snapshot:
-                frames = self.snapshots.track(payload, frames)
+            info = {"loss": loss} if math.isfinite(loss) else None
+            fp, dtype = self.flat.layout.fingerprint, self.cfg.transport.wire_dtype
+            if self._send_path == "snapshot":  # the one copy the socket needs, into a reused buffer
+                snapshot = self.snapshots.snapshot(self.flat.vector)
+                frames = encode(Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=fp, payload=snapshot, dtype=dtype, info=info)
+                frames = self.snapshots.track(snapshot, frames)
+                del snapshot
+            elif self._send_path == "narrowed":  # a fresh float16/bfloat16/int8 buffer, made by encode
+                frames = encode(Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=fp, payload=self.flat.vector, dtype=dtype, info=info)
+            else:  # the live vector's bytes, viewed once: copied by the socket below 1 MiB, else tracked zero-copy
+                frames = encode(Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=fp, payload=self.flat.wire_bytes, info=info)
+                if self._send_path == "zero-copy":
+                    frames, tracker = track_live(frames)
         t1 = time.perf_counter()
         for j in self.round_plan.send_to:
             if not self.send(j, frames) and self.choco is not None:
                 self.choco.resync()  # j's copy of our public copy is now behind
-        del frames, payload  # the tracked frame must die for its tracker to finish
+        del frames  # the tracked frame must die for its tracker to finish
         t2 = time.perf_counter()
         # not waited for: neighbours that said bye, and neighbours that greeted us from a later round (after
         # a resume): their model of this round is gone with their previous life

@@ -152,7 +152,7 @@ def encode(
     round: int,
     run_id: bytes,
     fingerprint: bytes = b"",
-    payload: torch.Tensor | None = None,
+    payload: torch.Tensor | memoryview | None = None,
     dtype: str = "float32",
     info: Mapping[str, float] | None = None,
     mass: float | None = None,
@@ -161,6 +161,9 @@ def encode(
     numel: int = 0,
 ) -> list[bytes | memoryview]:
     """Frames for one message; the payload frame is a zero-copy view of ``payload`` when it is float32.
+
+    ``payload`` may also be the bytes of a float32 vector as a memoryview (``FlatModel.wire_bytes``),
+    sent as they are: the form of a node's live model, which costs no torch call per message.
 
     The caller must keep ``payload`` unchanged until ZeroMQ has sent it (send a snapshot, not the
     live training vector): with ``copy=False`` the socket reads the memory later. A delta passes
@@ -173,6 +176,11 @@ def encode(
             raise ValueError("a delta needs as many float32 values as indices")
         header.update(fp=fingerprint, dtype=dtype, n=int(numel), k=indices.numel())
         frames.append(indices.to(torch.int32).numpy().tobytes() + payload.to(torch.float32).numpy().tobytes())
+    elif isinstance(payload, memoryview):  # a float32 vector's bytes (FlatModel.wire_bytes): no torch call
+        if dtype != "float32" or payload.format != "B" or payload.ndim != 1 or len(payload) % 4:
+            raise ValueError("a memoryview payload must be the bytes of a float32 vector")
+        header.update(fp=fingerprint, dtype=dtype, n=len(payload) // 4)
+        frames.append(payload)
     elif payload is not None:
         if dtype not in _DTYPES:
             raise ValueError(f"unsupported wire dtype {dtype!r}")

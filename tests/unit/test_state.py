@@ -37,6 +37,15 @@ def test_optimiser_steps_update_the_vector() -> None:
     assert not torch.equal(flat.vector, start)
 
 
+def test_wire_bytes_are_the_live_vector() -> None:
+    """``wire_bytes`` is a byte view of the vector itself: a training step shows in it without a new view."""
+    flat = flatten_(_net())
+    view = flat.wire_bytes
+    assert view.format == "B" and len(view) == 4 * flat.vector.numel() and flat.wire_bytes is view
+    flat.vector.add_(1.0)
+    assert torch.equal(torch.frombuffer(bytearray(view), dtype=torch.float32), flat.vector)
+
+
 def test_layout_kinds_and_integer_buffers() -> None:
     """Weights (dim ≥ 2), biases, norm parameters and norm statistics are told apart; counters stay out."""
     flat = flatten_(_net())

@@ -60,6 +60,27 @@ def test_payload_frame_is_zero_copy() -> None:
     assert torch.frombuffer(bytearray(frames[1]), dtype=torch.float32)[0] == 42.0
 
 
+def test_a_float32_vectors_bytes_travel_as_they_are() -> None:
+    """A memoryview payload (a node's ``FlatModel.wire_bytes``) is sent without a copy and decodes like the tensor."""
+    vector = torch.linspace(-3, 3, N)
+    view = memoryview(vector.numpy()).cast("B")
+    frames = encode(Kind.MODEL, src=1, round=5, run_id=RUN, fingerprint=FP, payload=view, info={"loss": 0.5})
+    assert frames[1] is view
+    assert frames[0] == model_frames(payload=vector, info={"loss": 0.5})[0]
+    msg = decode(frames, expect(), 1)
+    assert msg.payload is not None and torch.equal(msg.payload, vector)
+
+
+@pytest.mark.parametrize("view, dtype", [
+    (memoryview(torch.zeros(N).numpy()), "float32"),  # a float view, not bytes
+    (memoryview(bytes(4 * N + 2)), "float32"),  # not a whole number of floats
+    (memoryview(bytes(4 * N)), "float16"),  # bytes are sent as they are: float32 only
+])
+def test_a_memoryview_payload_must_be_float32_bytes(view: memoryview, dtype: str) -> None:
+    with pytest.raises(ValueError):
+        encode(Kind.MODEL, src=1, round=5, run_id=RUN, fingerprint=FP, payload=view, dtype=dtype)
+
+
 def test_hello_has_no_payload() -> None:
     """Control messages are a header alone."""
     frames = encode(Kind.HELLO, src=3, round=0, run_id=RUN)
