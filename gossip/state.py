@@ -14,10 +14,10 @@ fingerprint matches, the payload layout is our own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
-import functools
 from dataclasses import dataclass
 from typing import Literal
 

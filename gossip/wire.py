@@ -165,14 +165,15 @@ def encode(
     ``payload`` may also be the bytes of a float32 vector as a memoryview (``FlatModel.wire_bytes``),
     sent as they are: the form of a node's live model, which costs no torch call per message.
 
-    The caller must keep ``payload`` unchanged until ZeroMQ has sent it (send a snapshot, not the
-    live training vector): with ``copy=False`` the socket reads the memory later. A delta passes
+    The caller must keep ``payload`` unchanged until ZeroMQ has sent it (a snapshot, or the live vector
+    of a node that does not write it before ZeroMQ let go: ``gossip.snapshots.track_live``): with
+    ``copy=False`` the socket reads the memory later. A delta passes
     ``indices`` (int32, strictly increasing), ``payload`` (their float32 values) and the model's ``numel``.
     """
     header: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": str(kind), "run": run_id, "src": int(src), "round": int(round)}
     frames: list[bytes | memoryview] = []
     if indices is not None:
-        if payload is None or dtype != "float32" or indices.numel() != payload.numel():
+        if not isinstance(payload, torch.Tensor) or dtype != "float32" or indices.numel() != payload.numel():
             raise ValueError("a delta needs as many float32 values as indices")
         header.update(fp=fingerprint, dtype=dtype, n=int(numel), k=indices.numel())
         frames.append(indices.to(torch.int32).numpy().tobytes() + payload.to(torch.float32).numpy().tobytes())
