@@ -77,6 +77,7 @@ def test_a_float32_vectors_bytes_travel_as_they_are() -> None:
     (memoryview(bytes(4 * N)), "float16"),  # bytes are sent as they are: float32 only
 ])
 def test_a_memoryview_payload_must_be_float32_bytes(view: memoryview, dtype: str) -> None:
+    """Bytes go out as they are, so only a byte view of whole float32 values is taken: anything else is the caller's bug."""
     with pytest.raises(ValueError):
         encode(Kind.MODEL, src=1, round=5, run_id=RUN, fingerprint=FP, payload=view, dtype=dtype)
 
