@@ -96,3 +96,37 @@ def test_a_forked_node_does_not_run_the_launching_script_again(tmp_path: Path) -
     assert done.returncode == 0, done.stderr[-3000:]
     assert marker.read_text() == "ran\n"
     assert "expected a node number" in (tmp_path / "node.log").read_text()
+
+
+def test_without_setproctitle_a_forked_node_runs_under_the_servers_title(tmp_path: Path) -> None:
+    """``setproctitle`` is what names a forked node ``gossip node`` in ``ps``; when it cannot be imported the node
+    still runs (under the fork server's command line) and still refuses bad arguments the usual way."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "setproctitle.py").write_text("raise ImportError('setproctitle is not installed here')\n")
+    script = tmp_path / "start_without_setproctitle.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from gossip.forkserver import start_node_process, stop\n"
+        "from tests.integration.test_forkserver import _waiting_node\n"
+        f"out = Path({str(tmp_path)!r})\n"
+        "refused = start_node_process(['node', '--id', 'x'], log=out / 'refused.log', env=dict(os.environ), title=['gossip', 'node'])\n"
+        "code = refused.wait(timeout=60)\n"
+        "waiting = start_node_process(_waiting_node(), log=out / 'waiting.log', env=dict(os.environ), title=['gossip', 'node', '--id', '0'])\n"
+        "time.sleep(2)\n"
+        "alive = waiting.poll() is None\n"
+        "title = Path(f'/proc/{waiting.pid}/cmdline').read_bytes().replace(b'\\0', b' ').decode()\n"
+        "waiting.kill()\n"
+        "waiting.wait(timeout=30)\n"
+        "stop()\n"
+        "print(code, alive, title)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), str(Path(__file__).resolve().parents[2])]))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    code, alive, title = done.stdout.split(" ", 2)
+    assert (code, alive) == ("2", "True")
+    assert "forkserver" in title and "gossip node" not in title
+    assert "expected a node number" in (tmp_path / "refused.log").read_text()
+    assert "Traceback" not in (tmp_path / "waiting.log").read_text()
