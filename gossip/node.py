@@ -582,19 +582,23 @@ class Node:
                 payload=out.values, indices=out.indices, numel=self.flat.layout.numel, info={"loss": loss} if math.isfinite(loss) else None,
             )
         else:
-            info = {"loss": loss} if math.isfinite(loss) else None
-            fp, dtype = self.flat.layout.fingerprint, self.cfg.transport.wire_dtype
-            if self._send_path == "snapshot":  # the one copy the socket needs, into a reused buffer
-                snapshot = self.snapshots.snapshot(self.flat.vector)
-                frames = encode(Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=fp, payload=snapshot, dtype=dtype, info=info)
-                frames = self.snapshots.track(snapshot, frames)
-                del snapshot
-            elif self._send_path == "narrowed":  # a fresh float16/bfloat16/int8 buffer, made by encode
-                frames = encode(Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=fp, payload=self.flat.vector, dtype=dtype, info=info)
+            snapshot = self.snapshots.snapshot(self.flat.vector) if self._send_path == "snapshot" else None
+            payload: torch.Tensor | memoryview
+            if snapshot is not None:  # the one copy the socket needs, into a reused buffer
+                payload = snapshot
+            elif self._send_path == "narrowed":  # encode makes the float16/bfloat16/int8 copy
+                payload = self.flat.vector
             else:  # the live vector's bytes, viewed once: copied by the socket below 1 MiB, else tracked zero-copy
-                frames = encode(Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=fp, payload=self.flat.wire_bytes, info=info)
-                if self._send_path == "zero-copy":
-                    frames, tracker = track_live(frames)
+                payload = self.flat.wire_bytes
+            frames = encode(
+                Kind.MODEL, src=self.id, round=t, run_id=self.run_id, fingerprint=self.flat.layout.fingerprint,
+                payload=payload, dtype=self.cfg.transport.wire_dtype, info={"loss": loss} if math.isfinite(loss) else None,
+            )
+            if self._send_path == "zero-copy":
+                frames, tracker = track_live(frames)
+            elif snapshot is not None:
+                frames = self.snapshots.track(snapshot, frames)
+            del payload, snapshot
         t1 = time.perf_counter()
         for j in self.round_plan.send_to:
             if not self.send(j, frames) and self.choco is not None:
