@@ -66,9 +66,13 @@ class Layout:
             yield spec, vector[spec.offset : spec.stop].view(spec.shape)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FlatModel:
-    """A module whose floating state lives in one contiguous float32 vector."""
+    """A module whose floating state lives in one contiguous float32 vector.
+
+    Frozen: the vector is updated in place and never replaced, which is what keeps the module's
+    parameters (views of it) and ``wire_bytes`` (a view made once) pointing at the live model.
+    """
 
     module: nn.Module
     vector: torch.Tensor
@@ -80,8 +84,7 @@ class FlatModel:
 
         ``gossip.wire.encode`` takes it as is, so a round's send makes no torch call (detach, reshape,
         ``numpy()`` and the byte view cost ~15 µs a message on a cold cache, more than the rest of
-        ``encode``: bench/transport.py). The vector is updated in place and never replaced, so the
-        view stays valid.
+        ``encode``: bench/transport.py). The model is frozen, so the view stays the live vector's.
         """
         return memoryview(self.vector.numpy()).cast("B")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
 from torch import nn
 
@@ -44,6 +47,8 @@ def test_wire_bytes_are_the_live_vector() -> None:
     assert view.format == "B" and len(view) == 4 * flat.vector.numel() and flat.wire_bytes is view
     flat.vector.add_(1.0)
     assert torch.equal(torch.frombuffer(bytearray(view), dtype=torch.float32), flat.vector)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        flat.vector = torch.zeros_like(flat.vector)  # type: ignore[misc]  # a new vector would leave the view stale
 
 
 def test_layout_kinds_and_integer_buffers() -> None:
