@@ -183,6 +183,11 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     wire_bytes = {n: memoryview(v.numpy()).cast("B") for n, v in models.items()}  # as FlatModel.wire_bytes
     pool = SnapshotPool()
     raw_header = b"x" * 90  # about the size of gossip's msgpack header
+
+    def least_header(round_: int, n: int) -> bytes:
+        """The least-checks variants' header: gossip's fields for a float32 model, nothing else."""
+        return msgpack.packb({"v": 1, "kind": "model", "run": RUN, "src": 0, "round": round_, "fp": FP, "dtype": "float32", "n": n})
+
     retries = 0
 
     for variant, n, k in plan:
@@ -193,12 +198,12 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
             if variant == "raw":
                 push.send_multipart([raw_header, wire_bytes[n]], copy=False)
             elif variant == "raw + least checks":
-                header = msgpack.packb({"v": 1, "kind": "model", "run": RUN, "src": 0, "round": i, "fp": FP, "dtype": "float32", "n": n})
+                header = least_header(i, n)
                 push.send_multipart([header, wire_bytes[n]], copy=False)
             elif variant.startswith("gossip's sockets"):
                 header = raw_header
                 if variant.endswith("least checks"):
-                    header = msgpack.packb({"v": 1, "kind": "model", "run": RUN, "src": 0, "round": i, "fp": FP, "dtype": "float32", "n": n})
+                    header = least_header(i, n)
                 while not transport.send(NodeId(1), [header, wire_bytes[n]]):
                     retries += 1
                     time.sleep(0.0005)

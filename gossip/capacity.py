@@ -66,9 +66,9 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
 def check_launch_fits(nodes: int, params: int, max_degree: int, *, spawn: bool = False, available: int | None = None) -> None:
     """Raise :class:`ConfigError` when ``nodes`` node processes cannot fit in the memory available."""
     need = launch_bytes(nodes, params, max_degree, spawn=spawn)
-    each = _size(_node_bytes(params, max_degree, spawn)) + " each" + ("" if spawn else f", and {_size(FORK_SERVER_BYTES)} for their fork server")
+    server = "" if spawn else f", and {_size(FORK_SERVER_BYTES)} for their fork server"
     _refuse_beyond(need, available, lambda have: (
-        f"{nodes} node processes need about {_size(need)} of memory ({each}) but this machine has "
+        f"{nodes} node processes need about {_size(need)} of memory ({_size(_node_bytes(params, max_degree, spawn))} each{server}) but this machine has "
         f"{_size(have)} available: use fewer nodes, or spread them over hosts (gossip deploy compose|k8s)"
     ))
 
