@@ -119,7 +119,10 @@ def test_partition_for_several_rounds_then_heal_returns_to_the_pre_partition_con
     remove_stale()
     rounds, cut_at, heal_after_s = 40, 8, 5.0
     with Fabric(N) as net:
-        run_dir, procs = _start_in_fabric(net, tmp_path, processes, rounds, "training.lr=0.05")
+        # every node's step takes 0.2 s more: a round of this tiny model is otherwise a few ms, and on a fast or
+        # loaded machine the run could pass round 30 before the iptables rules of the cut were even in place
+        paced = ("faults.slow_nodes=[0, 1, 2, 3]", "faults.step_delay_s=0.2")
+        run_dir, procs = _start_in_fabric(net, tmp_path, processes, rounds, "training.lr=0.05", *paced)
 
         def cut(action: str) -> None:
             for a, b in RING_CUT:
