@@ -313,7 +313,7 @@ class AggregationConfig:
     trim_beta: float = 0.0  # trimmed-mean: trim floor(beta * N) per side of the N inputs; 0 = trim f per side
     krum_m: int = 0  # multi-krum: average the m best-scored inputs; 0 = N - f (Blanchard et al. 2017)
     clip_tau: float = 0.0  # clipped-gossip radius; 0 = adaptive (see clip_rule)
-    clip_rule: ClipRule = "he"  # adaptive radius: He et al.'s formula, or the authors' code's 2nd-largest distance
+    clip_rule: ClipRule = "he"  # adaptive radius: He et al.'s formula, or the (f+1)-th largest distance (f = 1: the authors' code)
     balance_gamma: float = 0.7  # balance: accept a neighbour within gamma * exp(-kappa * t/T) * ||own model||
     balance_kappa: float = 1.0
     balance_alpha: float = 0.5  # balance: weight kept on the own model
