@@ -468,7 +468,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
         # raised once the node was at work (a port taken since the run was planned, neighbours that never answered,
         # EMFILE writing a checkpoint): the machine's or the network's trouble, not a mistake in what the user typed,
         # so not the usage code — a launcher's --restart or a container's restart policy may cure it
-        print(f"gossip: error: node {node_id}: {_error_text(exc)}", file=sys.stderr, flush=True)
+        said = _error_text(exc)  # a TransportError names the node already
+        print(f"gossip: error: {said if said.startswith(f'node {node_id}:') else f'node {node_id}: {said}'}", file=sys.stderr, flush=True)
         return ExitCode.FAILED
 
 
