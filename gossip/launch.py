@@ -444,7 +444,7 @@ def _ending_text(path: Path, child: _Child, code: int, rounds: int, *, tail: boo
         reached = final["rounds_completed"] + final.get("rounds_skipped", 0) if "rounds_completed" in final else child.round
         return f"was stopped by {name} at round {reached} of {rounds}, not by the launcher"
     if code < 0:
-        ended = f"was {_exit_text(code)}"
+        ended = f"died ({_exit_text(code)})"
     else:
         meaning = _EXIT_MEANING.get(code)
         ended = f"exited with code {code}" + (f" ({meaning})" if meaning else "")
