@@ -436,7 +436,7 @@ def read_npz(path: str | Path, keys: Sequence[str], what: str, max_bytes: int = 
 
 def _npy_bytes(archive: zipfile.ZipFile, key: str) -> int:
     """The bytes the .npy member ``key`` declares (shape × itemsize), read from its header alone."""
-    name = f"{key}.npy" if f"{key}.npy" in archive.NameToInfo else key
+    name = f"{key}.npy" if f"{key}.npy" in archive.namelist() else key
     with archive.open(name) as member:
         version = np.lib.format.read_magic(member)  # ValueError unless it is a .npy
         if version == (1, 0):
