@@ -627,13 +627,14 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def _cmd_topology_show(args: argparse.Namespace) -> int:
-    from gossip.topology import describe, draw, parse_spec
+    from gossip.topology import DESCRIBE_MAX_NODES, describe, draw, parse_spec
 
     topo = parse_spec(args.spec, n=args.nodes, seed=args.seed)
     print(describe(topo, args.weights))
     if not args.no_draw:
         out = Path(args.output) if args.output else Path(f"{topo.name}.png")
-        draw(topo, out, title=f"{topo.name}  (spectral gap {topo.spectral_gap(args.weights):.4f}, {args.weights})")
+        gap = f"spectral gap {topo.spectral_gap(args.weights):.4f}, " if topo.n <= DESCRIBE_MAX_NODES else ""
+        draw(topo, out, title=f"{topo.name}  ({gap}{args.weights})")
         print(f"drawing: {out}")
     return 0
 

@@ -22,6 +22,12 @@ What the validator does to a graph, and why:
   (``"n2"`` before ``"n10"``) and the original id is kept as the node attribute ``"label"``;
 - self loops and disconnected graphs are refused. Every refusal is one :class:`TopologyError` line.
 
+Every size is bounded before anything of that size is built: at most :data:`MAX_NODES` nodes and
+:data:`MAX_EDGES` edges from any path (a file, a spec such as ``torus:100000x100000``, a generator), and a
+file is read only if it is a regular file of at most :data:`MAX_FILE_BYTES`, whose structure (JSON
+nesting and values, XML elements and depth, text lines, edge-data literals) is within the caps below. So
+a hostile or mistaken file costs one line, never a traceback, an exhausted memory or a hang.
+
 Text formats and how :func:`load` tells them apart are documented in ``topologies/README.md``.
 """
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import io
 import json
 import math
 import re
@@ -43,11 +50,15 @@ import numpy as np
 
 from gossip.errors import TopologyError
 from gossip.ids import NodeId
+from gossip.inputs import clip, load_json, quote, read_capped, size_text
 
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["KINDS", "WEIGHT_KINDS", "Topology", "describe", "draw", "generate", "load", "parse_spec", "save"]
+__all__ = [
+    "DESCRIBE_MAX_NODES", "KINDS", "MAX_EDGES", "MAX_FILE_BYTES", "MAX_NODES", "WEIGHT_KINDS", "Topology", "describe", "draw", "generate", "load",
+    "parse_spec", "save",
+]
 
 WEIGHT_KINDS = ("metropolis", "uniform", "max-degree")
 """Mixing-weight rules (REFERENCES §1.2). Only ``uniform`` needs a regular graph to be doubly stochastic."""
@@ -55,6 +66,26 @@ WEIGHT_KINDS = ("metropolis", "uniform", "max-degree")
 _FILE_SUFFIXES = frozenset({".graphml", ".json", ".edges", ".edgelist", ".txt", ".adjacency", ".adj"})
 JSON_FORMAT = 1
 """Version of the JSON topology format (the ``gossip_topology`` key); see ``topologies/README.md``."""
+
+MAX_NODES = 10_000
+"""Most nodes of any topology. Each node is a process (or a container); the README's largest deployments are
+thousands of nodes, and ``gossip simulate`` holds an N×N mixing matrix (1.2 GB at this many)."""
+MAX_EDGES = 500_000
+"""Most edges of any topology: the complete graph on 1 000 nodes (499 500), a degree of 100 at 10 000 nodes.
+A loaded topology holds a few hundred bytes per edge, NetworkX (GraphML, text formats) about 1 KB."""
+MAX_FILE_BYTES = 64 << 20
+"""Largest topology file read: the JSON of :data:`MAX_EDGES` edges, each with the four link attributes, fits."""
+MAX_DEPTH = 32
+"""Deepest nesting of a JSON or GraphML topology file (the formats need 4 and 5 levels; edge data may nest lists)."""
+_MAX_JSON_VALUES = 8 * MAX_EDGES  # containers and commas: [u, v, {4 link attributes}] is 7
+_MAX_XML_ELEMENTS = 6 * MAX_EDGES  # <edge> with four <data> children is 5; ~100 bytes each in the tree NetworkX parses
+_MAX_TEXT_LINES = 2 * MAX_EDGES + MAX_NODES + 1_000  # decentralizepy lists each edge twice; comment lines count too
+_MAX_LINE_CHARS = 1 << 16  # an adjacency line lists up to MAX_NODES - 1 ids
+_MAX_EDGE_DATA_CHARS = 1_000  # "{...}" after "u v" in a NetworkX edge list
+_MAX_EDGE_DATA_DEPTH = 8
+_MAX_ID_DIGITS = 18  # an id with more digits is outside 0..MAX_NODES-1 anyway; int() of 4300+ digits raises
+_ID_LIMIT = 10**_MAX_ID_DIGITS
+_NAME = re.compile(r"[^\s./\\][^/\\\x00-\x1f\x7f]{0,63}")  # a name from a file names the run directory
 
 _Edge = tuple[int, int]
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -80,6 +111,7 @@ class Topology:
             raise TypeError(f"Topology needs an nx.Graph, got {type(graph).__name__}")
         where = f"topology {name}"
         _need(graph.number_of_nodes() > 0, f"{where} has no nodes")
+        _check_size(graph.number_of_nodes(), graph.number_of_edges(), where)
         graph = _int_labelled(graph, where)
         self._fill(name, graph.number_of_nodes(), graph.edges(data=True), {int(i): d for i, d in graph.nodes(data=True)})
 
@@ -97,7 +129,8 @@ class Topology:
         graphs are refused; ``(u, v)`` and ``(v, u)`` are one edge, whose data merge.
         """
         where = f"topology {name}"
-        _need(isinstance(n, int) and n > 0, f"{where} has no nodes")
+        _need(isinstance(n, int) and not isinstance(n, bool) and n > 0, f"{where} has no nodes")
+        _check_size(n, 0, where)
         out = cls.__new__(cls)
         out._fill(name, n, edges, dict(node_data or {}))
         return out
@@ -111,11 +144,13 @@ class Topology:
             if u == v:
                 loops.add(u)
             merged.setdefault((min(u, v), max(u, v)), {}).update(edge[2] if len(edge) > 2 else {})
+            if len(merged) > MAX_EDGES:
+                raise TopologyError(f"{where} has more than {MAX_EDGES:,} edges, the most gossip runs")
         if loops:
             more = f" (and {len(loops) - 1} more)" if len(loops) > 1 else ""
             raise TopologyError(f"{where}: self loop at node {min(loops)}{more}")
         unknown = sorted(set(node_data) - set(range(n)), key=str)
-        _need(not unknown, f"{where}: node data for {unknown[0] if unknown else ''!r}, which is not in 0..{n - 1}")
+        _need(not unknown, f"{where}: node data for {_shown(unknown[0]) if unknown else ''}, which is not in 0..{n - 1}")
         adj: list[list[int]] = [[] for _ in range(n)]
         for u, v in merged:
             adj[u].append(v)
@@ -280,8 +315,34 @@ def _is_id(i: object, n: int) -> bool:
 
 def _node_id(x: object, n: int, where: str) -> int:
     if not _is_id(x, n):
-        raise TopologyError(f"{where}: node ids must be 0..{n - 1}: unexpected {x!r}")
+        raise TopologyError(f"{where}: node ids must be 0..{n - 1}: unexpected {_shown(x)}")
     return int(x)  # type: ignore[call-overload]
+
+
+def _check_size(n: int, edges: int, where: str) -> None:
+    """Refuse more than MAX_NODES nodes or MAX_EDGES edges, before anything proportional to them is built."""
+    _need(n <= MAX_NODES, f"{where} has {_count(n)} nodes; gossip runs at most {MAX_NODES:,}")
+    _need(edges <= MAX_EDGES, f"{where} has {_count(edges)} edges; gossip runs at most {MAX_EDGES:,}")
+
+
+def _count(k: int) -> str:
+    """``12,345``, or ``a 31-digit number``: a number as a message shows it (str() of a huge int is long, or raises)."""
+    if abs(k) < _ID_LIMIT:
+        return f"{k:,}"
+    if k.bit_length() <= 13_000:  # under int()'s 4300-digit limit for str
+        return f"a {len(str(abs(k)))}-digit number"
+    return f"a number of about {int(k.bit_length() * math.log10(2))} digits"
+
+
+def _shown(x: object) -> str:
+    """A value from a file as a message quotes it: short, whatever its type and size."""
+    if isinstance(x, int | np.integer) and not isinstance(x, bool):
+        return _count(int(x))
+    if isinstance(x, str):
+        return quote(x)
+    if x is None or isinstance(x, bool | float):
+        return repr(x)
+    return f"a {type(x).__name__}"
 
 
 def _connected(adj: list[list[int]], where: str) -> None:
@@ -308,7 +369,7 @@ def _connected(adj: list[list[int]], where: str) -> None:
 
 def _int_labelled(graph: nx.Graph, where: str) -> nx.Graph:
     labels = list(graph.nodes)
-    ids = [i for i in map(_as_int, labels) if i is not None]
+    ids = [i for i in (_as_int(label, where) for label in labels) if i is not None]
     if len(ids) < len(labels):
         # Names, not numbers (GraphML from yEd or Gephi): number them in natural order, remember the name.
         order = sorted(labels, key=_natural)
@@ -319,7 +380,7 @@ def _int_labelled(graph: nx.Graph, where: str) -> nx.Graph:
     n, have = len(ids), set(ids)
     if len(have) < n:
         dup = next(i for i, count in Counter(ids).items() if count > 1)
-        spellings = " and ".join(repr(label) for label in labels if _as_int(label) == dup)
+        spellings = " and ".join(quote(label) if isinstance(label, str) else repr(label) for label in labels if _as_int(label, where) == dup)
         raise TopologyError(f"{where}: node id {dup} appears twice (as {spellings})")
     missing, unexpected = sorted(set(range(n)) - have), sorted(have - set(range(n)))
     if missing or unexpected:
@@ -334,15 +395,19 @@ def _int_labelled(graph: nx.Graph, where: str) -> nx.Graph:
     return _nx().relabel_nodes(graph, dict(zip(labels, ids, strict=True)))
 
 
-def _natural(label: object) -> list[str | int]:
-    """Sort key that puts "n2" before "n10": digit runs compare as numbers."""
-    return [int(part) if k % 2 else part for k, part in enumerate(re.split(r"(\d+)", str(label)))]
+def _natural(label: object) -> list[str | tuple[int, str]]:
+    """Sort key that puts "n2" before "n10": digit runs compare as numbers (by length, then digits: no int() of a long run)."""
+    parts = re.split(r"(\d+)", str(label))
+    return [(len(part.lstrip("0")), part.lstrip("0")) if k % 2 else part for k, part in enumerate(parts)]
 
 
-def _as_int(label: object) -> int | None:
+def _as_int(label: object, where: str) -> int | None:
+    """An integer id (``3``, ``"3"``, ``" +3 "``), or None for a name. Ids of many digits are refused, not parsed."""
     if isinstance(label, int | np.integer) and not isinstance(label, bool):
         return int(label)
-    if isinstance(label, str) and re.fullmatch(r"\s*[+-]?\d+\s*", label):
+    if isinstance(label, str) and (digits := re.fullmatch(r"\s*[+-]?0*(\d+)\s*", label)):
+        if len(digits[1]) > _MAX_ID_DIGITS:
+            raise TopologyError(f"{where}: node id {quote(label.strip(), 30)} has {len(digits[1]):,} digits; ids are 0..{MAX_NODES - 1:,} at most")
         return int(label)
     return None
 
@@ -489,11 +554,11 @@ def _kind(text: str) -> str:
     kind = _ALIASES.get(text.strip().lower(), text.strip().lower())
     if kind in _GENERATORS:
         return kind
-    close = difflib.get_close_matches(kind, [*_GENERATORS, *_ALIASES], n=1)
+    close = difflib.get_close_matches(kind[:40], [*_GENERATORS, *_ALIASES], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     alias_of = {full: alias for alias, full in _ALIASES.items()}
     known = ", ".join(f"{k} ({alias_of[k]})" if k in alias_of else k for k in _GENERATORS)
-    raise TopologyError(f"unknown topology {text!r}{hint}; known: {known}, or a path to a file")
+    raise TopologyError(f"unknown topology {quote(text)}{hint}; known: {known}, or a path to a file")
 
 
 def generate(kind: str, n: int, seed: int = 0, **params: float) -> Topology:
@@ -501,20 +566,54 @@ def generate(kind: str, n: int, seed: int = 0, **params: float) -> Topology:
 
     Kinds: ring, torus (rows, cols), complete, star, erdos-renyi / er (p), barabasi-albert / ba (m),
     exponential / exp, regular (d). Random kinds retry with seed+1, seed+2, ... until connected.
+    ``n`` is at most :data:`MAX_NODES`, and a graph that would have more than :data:`MAX_EDGES` edges
+    (``complete`` beyond 1 000 nodes, a dense ``er``) is refused before it is built.
     """
     name = _kind(kind)
     make, schema = _GENERATORS[name]
     unknown = sorted(set(params) - set(schema))
     if unknown:
-        raise TopologyError(f"topology {name!r} has no parameter {unknown[0]!r}; it takes {', '.join(schema) or 'none'}")
-    _need(isinstance(n, int) and n >= 2, f"topology {name!r} needs at least 2 nodes, got {n}")
-    args: dict[str, Any] = {}
-    for key, value in params.items():
-        if schema[key] is int:
-            _need(float(value).is_integer(), f"topology {name!r}: {key} must be an integer, got {value}")
-        args[key] = schema[key](value)
+        raise TopologyError(f"topology {name!r} has no parameter {quote(unknown[0])}; it takes {', '.join(schema) or 'none'}")
+    _need(isinstance(n, int) and not isinstance(n, bool) and n >= 2, f"topology {name!r} needs at least 2 nodes, got {_shown(n)}")
+    _need(n <= MAX_NODES, f"topology {name!r}: {_count(n)} nodes; gossip runs at most {MAX_NODES:,}")
+    args = {key: _param(name, key, value, schema[key]) for key, value in params.items()}
+    edges = _edge_estimate(name, n, args)
+    _need(edges <= MAX_EDGES, f"topology {name!r} on {n:,} nodes would have about {edges:,.0f} edges; gossip runs at most {MAX_EDGES:,}")
     graph, label = make(n, seed, **args)
     return Topology(graph, label)
+
+
+def _param(kind: str, key: str, value: object, want: type) -> int | float:
+    """A generator parameter as ``want``: a finite number, and for an int a whole one in 1..MAX_NODES."""
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    _need(ok, f"topology {kind!r}: {key} must be a number, got {_shown(value)}")
+    if want is int:
+        is_whole = isinstance(value, int | np.integer) or math.isfinite(value) and float(value).is_integer()  # type: ignore[arg-type]
+        _need(is_whole, f"topology {kind!r}: {key} must be an integer, got {_shown(value)}")
+        number = int(value)  # type: ignore[arg-type]
+        _need(1 <= number <= MAX_NODES, f"topology {kind!r}: {key} must be in 1..{MAX_NODES:,}, got {_count(number)}")
+        return number
+    _need(isinstance(value, int | np.integer) or math.isfinite(value), f"topology {kind!r}: {key} must be finite, got {value}")  # type: ignore[arg-type]
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        raise TopologyError(f"topology {kind!r}: {key} = {_count(int(value))} is out of range") from None  # type: ignore[call-overload]
+
+
+def _edge_estimate(kind: str, n: int, args: Mapping[str, Any]) -> float:
+    """How many edges ``kind`` builds on ``n`` nodes (expected, for er): refused above MAX_EDGES before building."""
+    if kind == "complete":
+        return n * (n - 1) / 2
+    if kind == "erdos-renyi":
+        p = args.get("p", min(1.0, 2.0 * math.log(n) / n))
+        return max(0.0, min(p, 1.0)) * n * (n - 1) / 2
+    if kind == "barabasi-albert":
+        return args.get("m", 2) * n
+    if kind == "regular":
+        return args.get("d", 4) * n / 2
+    if kind == "exponential":
+        return n * math.ceil(math.log2(n))
+    return 2 * n  # ring, torus, star
 
 
 def parse_spec(spec: str, n: int | None = None, seed: int = 0) -> Topology:
@@ -527,16 +626,21 @@ def parse_spec(spec: str, n: int | None = None, seed: int = 0) -> Topology:
     text = spec.strip()
     _need(bool(text), "topology spec is empty")
     path = Path(text).expanduser()
-    if path.is_file():
+    looks_like_path = "/" in text or path.suffix.lower() in _FILE_SUFFIXES
+    try:
+        is_file, exists = path.is_file(), looks_like_path and path.exists()
+    except OSError:  # a name too long for the file system is not a file (and is refused below as a spec)
+        is_file = exists = False
+    if is_file or exists:  # load() says what is wrong with a directory, a FIFO or a device
         return _sized(load(path), n, path.name)
-    if "/" in text or path.suffix.lower() in _FILE_SUFFIXES:
-        raise TopologyError(f"topology file not found: {text}")
+    if looks_like_path:
+        raise TopologyError(f"topology file not found: {clip(text)}")
     kind_text, _, arg_text = text.partition(":")
     kind = _kind(kind_text)
     params = _parse_params(kind, arg_text.strip())
     if n is None:
-        _need("rows" in params and "cols" in params, f"topology {kind_text!r} needs --nodes")
-        n = int(params["rows"] * params["cols"])
+        _need("rows" in params and "cols" in params, f"topology {quote(kind_text)} needs --nodes")
+        n = int(_param(kind, "rows", params["rows"], int)) * int(_param(kind, "cols", params["cols"], int))
     return generate(kind, n, seed, **params)
 
 
@@ -545,19 +649,21 @@ def _parse_params(kind: str, text: str) -> dict[str, float]:
         return {}
     grid = re.fullmatch(r"(\d+)\s*[xX]\s*(\d+)", text)
     if kind == "torus" and grid:
+        for key, digits in zip(("rows", "cols"), grid.groups(), strict=True):  # int() refuses 4300+ digits
+            _need(len(digits) <= _MAX_ID_DIGITS, f"topology 'torus': {key} has {len(digits):,} digits; it must be in 1..{MAX_NODES:,}")
         return {"rows": int(grid[1]), "cols": int(grid[2])}
     schema = _GENERATORS[kind][1]
-    _need(bool(schema), f"topology {kind!r} takes no parameters, got {text!r}")
+    _need(bool(schema), f"topology {kind!r} takes no parameters, got {quote(text)}")
     params: dict[str, float] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, eq, value = (s.strip() for s in item.partition("="))
         if not (eq and key and value):
             form = "rows x cols (4x4) or " * (kind == "torus") + f"key=value with key in {', '.join(schema)}"
-            raise TopologyError(f"topology {kind!r}: cannot parse {item!r}; write {form}")
+            raise TopologyError(f"topology {kind!r}: cannot parse {quote(item)}; write {form}")
         try:
             params[key] = float(value)
         except ValueError:
-            raise TopologyError(f"topology {kind!r}: {key} must be a number, got {value!r}") from None
+            raise TopologyError(f"topology {kind!r}: {clip(key, 40)} must be a number, got {quote(value)}") from None
     return params
 
 
@@ -578,28 +684,17 @@ def load(path: str | Path) -> Topology:
     processes get); GraphML by the ``.graphml`` suffix or a leading ``<``; anything else is parsed as
     text and its format is detected from the content. The topology is named after the JSON ``name`` or
     the GraphML graph's ``name`` attribute when it has one (:func:`save` writes both), else after the
-    file stem.
+    file stem. Only a regular file of at most :data:`MAX_FILE_BYTES` is read.
     """
     path = Path(path)
-    if not path.is_file():
-        raise TopologyError(f"topology file not found: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TopologyError(f"cannot read topology file {path}: {exc.strerror}") from None
+    data = read_capped(path, MAX_FILE_BYTES, TopologyError, "topology file")
     if path.suffix.lower() == ".json" or data.lstrip().startswith(b"{"):
         return _from_json(data, path)
     if path.suffix.lower() == ".graphml" or data.lstrip().startswith(b"<"):
-        import xml.etree.ElementTree as ET
-
-        try:
-            graph = _nx().read_graphml(path)
-        except (ET.ParseError, _nx().NetworkXError, KeyError, ValueError, TypeError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise TopologyError(f"cannot read {path.name} as GraphML: {first}") from None
+        graph = _read_graphml(data, path.name)
         name = graph.graph.get("name")
         if isinstance(name, str) and name.strip():
-            return Topology(graph, name.strip())
+            return Topology(graph, _file_name(name, path.name, "the graph's name"))
     else:
         try:
             text = data.decode("utf-8")
@@ -609,34 +704,94 @@ def load(path: str | Path) -> Topology:
     return Topology(graph, path.stem)
 
 
+def _file_name(name: str, filename: str, what: str) -> str:
+    """A topology name read from a file: it names the run directory, so no path separators, at most 64 characters."""
+    name = name.strip()
+    rule = "at most 64 characters, no / or \\ or control characters, not starting with '.'"
+    _need(bool(_NAME.fullmatch(name)), f"{filename}: {what} {quote(name)} cannot name a run directory ({rule})")
+    return name
+
+
+def _read_graphml(data: bytes, filename: str) -> nx.Graph:
+    """NetworkX's GraphML reader, after an expat pass that bounds what it would build.
+
+    ``read_graphml`` holds the whole element tree (about 100 bytes an element) and recurses into nested
+    graphs, and XML can declare entities that expand a small file into gigabytes. So the document is
+    first streamed through expat with no tree: more than ``_MAX_XML_ELEMENTS`` elements, nesting deeper
+    than :data:`MAX_DEPTH`, or any DOCTYPE entity declaration is refused before NetworkX sees the file.
+    """
+    import xml.etree.ElementTree as ET
+    from xml.parsers import expat
+
+    class Refused(Exception):
+        pass
+
+    depth = elements = 0
+
+    def start(tag: str, attrs: object) -> None:
+        nonlocal depth, elements
+        depth += 1
+        elements += 1
+        if depth > MAX_DEPTH:
+            raise Refused(f"elements nested deeper than {MAX_DEPTH}")
+        if elements > _MAX_XML_ELEMENTS:
+            raise Refused(f"more than {_MAX_XML_ELEMENTS:,} elements")
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    def entity(*args: object) -> None:
+        raise Refused("it declares an XML entity (GraphML needs none)")
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler, parser.EndElementHandler, parser.EntityDeclHandler = start, end, entity
+    try:
+        parser.Parse(data, True)
+    except Refused as exc:
+        raise TopologyError(f"cannot read {filename} as GraphML: {exc}") from None
+    except expat.ExpatError as exc:
+        raise TopologyError(f"cannot read {filename} as GraphML: {clip(str(exc))}") from None
+    try:
+        return _nx().read_graphml(io.BytesIO(data))
+    except (ET.ParseError, _nx().NetworkXError, KeyError, ValueError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TopologyError(f"cannot read {filename} as GraphML: {clip(first)}") from None
+
+
 def _from_json(data: bytes, path: Path) -> Topology:
     """gossip's own format: ``{"gossip_topology": 1, "name", "n", "edges": [[u, v] or [u, v, {data}]], "nodes": {id: {data}}}``."""
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise TopologyError(f"cannot read {path.name} as JSON: {exc}") from None
+    doc = load_json(data, max_depth=MAX_DEPTH, max_values=_MAX_JSON_VALUES, error=TopologyError, where=f"cannot read {path.name} as JSON")
     what = f'{path.name} is not a gossip topology file (a JSON object with "gossip_topology": {JSON_FORMAT})'
-    _need(isinstance(doc, dict) and doc.get("gossip_topology") == JSON_FORMAT, what)
-    n, name, edges, nodes = doc.get("n"), doc.get("name", path.stem), doc.get("edges"), doc.get("nodes", {})
-    _need(type(n) is int and n > 0, f'{path.name}: "n" must be a positive integer, got {n!r}')
-    _need(isinstance(name, str) and bool(name.strip()), f'{path.name}: "name" must be a non-empty string')
+    _need(isinstance(doc, dict) and type(doc.get("gossip_topology")) is int and doc["gossip_topology"] == JSON_FORMAT, what)
+    n, name, edges, nodes = doc.get("n"), doc.get("name"), doc.get("edges"), doc.get("nodes", {})
+    _need(type(n) is int and n > 0, f'{path.name}: "n" must be a positive integer, got {_shown(n)}')
+    _need(n <= MAX_NODES, f'{path.name}: "n" is {_count(n)}; gossip runs at most {MAX_NODES:,} nodes')
+    _need(name is None or isinstance(name, str), f'{path.name}: "name" must be a string, got {_shown(name)}')
+    name = path.stem if name is None else _file_name(name, path.name, '"name"')
     _need(
         isinstance(edges, list) and all(isinstance(e, list) and (len(e) == 2 or len(e) == 3 and isinstance(e[2], dict)) for e in edges),
         f'{path.name}: "edges" must be a list of [u, v] or [u, v, {{data}}]',
     )
+    _need(len(edges) <= 2 * MAX_EDGES, f'{path.name}: "edges" lists {len(edges):,} edges; gossip runs at most {MAX_EDGES:,}')
     _need(isinstance(nodes, dict) and all(isinstance(d, dict) for d in nodes.values()), f'{path.name}: "nodes" must map ids to {{data}}')
     node_data: dict[int, dict[str, Any]] = {}
     for key, value in nodes.items():
-        i = _as_int(key)
-        _need(i is not None, f'{path.name}: "nodes" key {key!r} is not a node id')
+        i = _as_int(key, path.name)
+        _need(i is not None, f'{path.name}: "nodes" key {quote(key)} is not a node id')
         node_data[int(i)] = value  # type: ignore[arg-type]
-    return Topology.from_edges(n, [tuple(e) for e in edges], name.strip(), node_data)
+    return Topology.from_edges(n, [tuple(e) for e in edges], name, node_data)
 
 
 def _parse_text(text: str, filename: str) -> nx.Graph:
     """Detect and parse one of the three text formats; the rule is spelled out in topologies/README.md."""
+    # Count lines as splitlines() will cut them, before it makes a list of them ("\r\n" is one break).
+    breaks = sum(text.count(c) for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") - text.count("\r\n")
+    _need(breaks < _MAX_TEXT_LINES, f"{filename} has more than {_MAX_TEXT_LINES:,} lines")
     # Comment-only lines vanish; blank lines stay, because in the adjacency format they are nodes.
     lines = [(k, raw.split("#", 1)[0].strip()) for k, raw in enumerate(text.splitlines(), 1) if not raw.lstrip().startswith("#")]
+    long = next(((k, line) for k, line in lines if len(line) > _MAX_LINE_CHARS), None)
+    _need(long is None, f"{filename} line {long[0] if long else 0}: longer than {_MAX_LINE_CHARS:,} characters")
     while lines and not lines[0][1]:
         lines.pop(0)
     _need(bool(lines), f"{filename} is empty")
@@ -644,28 +799,43 @@ def _parse_text(text: str, filename: str) -> nx.Graph:
     if len(first) != 1:
         return _parse_nx_edgelist(lines, filename)
     head = f"{filename} line {lines[0][0]}"
-    _need(first[0].isascii() and first[0].isdigit(), f"{head}: expected a node count or 'u v', got {lines[0][1]!r}")
+    _need(first[0].isascii() and first[0].isdigit(), f"{head}: expected a node count or 'u v', got {quote(lines[0][1])}")
+    _need(len(first[0].lstrip("0")) <= _MAX_ID_DIGITS, f"{head}: node count has {len(first[0]):,} digits; gossip runs at most {MAX_NODES:,} nodes")
     n, rest = int(first[0]), lines[1:]
     _need(n >= 1, f"{head}: node count must be >= 1")
+    _need(n <= MAX_NODES, f"{head}: node count {n:,}; gossip runs at most {MAX_NODES:,} nodes")
     while len(rest) > n and not rest[-1][1]:
         rest.pop()  # trailing blank lines are not nodes
     graph = _nx().empty_graph(n)
     adjacency, why_not = _as_adjacency(rest, n) if len(rest) == n else (None, "")
     if adjacency is not None:
+        edges = sum(map(len, adjacency)) // 2
+        _need(edges <= MAX_EDGES, f"{filename} has {edges:,} edges; gossip runs at most {MAX_EDGES:,}")
         graph.add_edges_from((i, j) for i, row in enumerate(adjacency) for j in row)
         return graph
+    count = 0
     for k, line in rest:
         if not line:
             continue
         ids = _ints(line.split(), filename, k)
         if len(ids) != 2:
             also = f"; nor a symmetric adjacency list ({why_not})" if why_not else ""
-            raise TopologyError(f"{filename} line {k}: expected 'u v', got {line!r}{also}")
+            raise TopologyError(f"{filename} line {k}: expected 'u v', got {quote(line)}{also}")
         bad = [i for i in ids if not 0 <= i < n]
         if bad:
             raise TopologyError(f"{filename} line {k}: node {bad[0]} is outside 0..{n - 1} (the first line says n = {n})")
-        graph.add_edge(*ids)
+        count = _add_edge(graph, (ids[0], ids[1]), {}, count, filename, k)
     return graph
+
+
+def _add_edge(graph: nx.Graph, edge: tuple[int, int], data: Mapping[str, Any], count: int, filename: str, k: int) -> int:
+    """``graph.add_edge``, refusing a new edge past MAX_EDGES (NetworkX spends about 1 KB an edge); returns the new count."""
+    if not graph.has_edge(*edge):
+        count += 1
+        if count > MAX_EDGES:
+            raise TopologyError(f"{filename} line {k}: more than {MAX_EDGES:,} edges; gossip runs at most {MAX_EDGES:,}")
+    graph.add_edge(*edge, **data)
+    return count
 
 
 def _as_adjacency(rows: list[tuple[int, str]], n: int) -> tuple[list[set[int]] | None, str]:
@@ -674,7 +844,7 @@ def _as_adjacency(rows: list[tuple[int, str]], n: int) -> tuple[list[set[int]] |
     for i, (_, line) in enumerate(rows):
         try:
             row = {int(t) for t in line.split()}
-        except ValueError:
+        except ValueError:  # also a run of 4300+ digits
             return None, f"line for node {i} is not integers"
         if i in row or any(not 0 <= j < n for j in row):
             return None, f"node {i} lists itself or an id outside 0..{n - 1}"
@@ -687,39 +857,84 @@ def _as_adjacency(rows: list[tuple[int, str]], n: int) -> tuple[list[set[int]] |
 
 
 def _parse_nx_edgelist(lines: list[tuple[int, str]], filename: str) -> nx.Graph:
-    graph = _nx().Graph()
+    graph, count = _nx().Graph(), 0
     for k, line in lines:
         if not line:
             continue
         parts = line.split(maxsplit=2)
-        _need(len(parts) >= 2, f"{filename} line {k}: expected 'u v [data]', got {line!r}")
+        _need(len(parts) >= 2, f"{filename} line {k}: expected 'u v [data]', got {quote(line)}")
         u, v = _ints(parts[:2], filename, k)
         data: dict[str, Any] = {}
         if len(parts) == 3:
             data = _edge_data(parts[2], filename, k)
-        graph.add_edge(u, v, **data)
+        count = _add_edge(graph, (u, v), data, count, filename, k)
     return graph
 
 
 def _edge_data(text: str, filename: str, k: int) -> dict[str, Any]:
     if text.startswith("{"):
-        try:
-            data = ast.literal_eval(text)  # literals only: a file cannot run code
-        except (ValueError, SyntaxError):
-            data = None
-        _need(isinstance(data, dict), f"{filename} line {k}: edge data {text!r} is not a {{key: value}} dict")
+        data = None
+        if len(text) <= _MAX_EDGE_DATA_CHARS and _plain_literal(text):
+            try:
+                data = ast.literal_eval(text)  # literals only: a file cannot run code
+            except (ValueError, SyntaxError, TypeError):  # TypeError: an unhashable key, as in {[1]: 2}
+                pass
+        if not isinstance(data, dict):
+            rule = f"at most {_MAX_EDGE_DATA_CHARS:,} characters of plain values nested at most {_MAX_EDGE_DATA_DEPTH} deep"
+            raise TopologyError(f"{filename} line {k}: edge data {quote(text, 40)} is not a {{key: value}} dict ({rule})")
         return {str(key): value for key, value in data.items()}
     try:
         return {"weight": float(text)}
     except ValueError:
-        raise TopologyError(f"{filename} line {k}: expected 'u v', 'u v weight' or 'u v {{data}}', got extra {text!r}") from None
+        raise TopologyError(f"{filename} line {k}: expected 'u v', 'u v weight' or 'u v {{data}}', got extra {quote(text)}") from None
+
+
+# One token of a literal: a string (prefixes allowed), a number, a name, or a bracket, comma, colon or sign.
+_LITERAL_TOKEN = re.compile(
+    r"""\s*(?:(?P<str>[bBrRuU]{0,2}(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"))"""
+    r"|(?P<num>(?:0[xXoObB][0-9a-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?[jJ]?))"
+    r"|(?P<name>[A-Za-z_]\w*)|(?P<op>[-+,:{}\[\]()]))"
+)
+
+
+def _plain_literal(text: str) -> bool:
+    """Whether ``text`` is made of the tokens of a literal, with brackets nested at most _MAX_EDGE_DATA_DEPTH deep,
+    signs only in front of numbers, and no name but True, False and None.
+
+    ``ast.literal_eval`` parses before it checks: ``- - - ... 1``, ``1+1+...`` or ``not not ... 1`` a
+    few hundred times, or a few hundred nested brackets, make the parser raise RecursionError or
+    MemoryError (how deep it gets depends on the caller's stack). This scan bounds the depth first, so
+    literal_eval only sees a tree as deep as the brackets allow.
+    """
+    depth, previous, signed, pos = 0, "", False, 0
+    while pos < len(text):
+        match = _LITERAL_TOKEN.match(text, pos)
+        if match is None:
+            return text[pos:].isspace()
+        pos, kind, token = match.end(), match.lastgroup, match[match.lastgroup or 0]
+        if signed and kind != "num":
+            return False
+        signed = token in ("+", "-")
+        if signed and previous not in ("", "{", "[", "(", ",", ":"):
+            return False  # a binary + or -: literal_eval's chains of them are what recurse
+        if kind == "name" and token not in ("True", "False", "None"):
+            return False
+        depth += (token in "{[(") - (token in ")]}") if kind == "op" else 0
+        if not 0 <= depth <= _MAX_EDGE_DATA_DEPTH:
+            return False
+        previous = token
+    return depth == 0 and not signed
 
 
 def _ints(tokens: list[str], filename: str, k: int) -> list[int]:
     try:
-        return [int(t) for t in tokens]
+        ids = [int(t) for t in tokens]  # also ValueError for a run of 4300+ digits
     except ValueError:
-        raise TopologyError(f"{filename} line {k}: node ids must be integers, got {' '.join(tokens)!r}") from None
+        raise TopologyError(f"{filename} line {k}: node ids must be integers, got {quote(' '.join(tokens))}") from None
+    for i in ids:
+        if not -_ID_LIMIT < i < _ID_LIMIT:  # before a message or a set of ids spells it out
+            raise TopologyError(f"{filename} line {k}: node id {_count(i)} is outside 0..{MAX_NODES - 1:,}")
+    return ids
 
 
 def save(topology: Topology, path: str | Path) -> None:
@@ -732,7 +947,10 @@ def save(topology: Topology, path: str | Path) -> None:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        path.write_text(_to_json(topology), encoding="utf-8")
+        text = _to_json(topology)  # ASCII: json.dumps escapes the rest
+        if len(text) > MAX_FILE_BYTES:  # a node process would refuse to load it
+            raise TopologyError(f"topology {topology.name} is {size_text(len(text))} as JSON, more than the {size_text(MAX_FILE_BYTES)} load() reads")
+        path.write_text(text, encoding="utf-8")
         return
     if suffix == ".graphml":
         named = _nx().Graph(topology.graph)
@@ -777,8 +995,15 @@ def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
 # --- presentation --------------------------------------------------------------------------------------
 
 
+DESCRIBE_MAX_NODES = 2_000
+"""Largest topology whose diameter and spectrum :func:`describe` computes, and :func:`draw` lays out by
+simulated springs: both cost O(N²) memory or worse in time (a dense eigendecomposition is O(N³): 80 s at
+5 000 nodes on 2 cores), so a larger graph is described by its degrees and drawn on a circle."""
+
+
 def describe(topology: Topology, kind: str = "metropolis") -> str:
-    """Human-readable summary for ``gossip topology show``: size, degrees, diameter, weights, spectral gap."""
+    """Human-readable summary for ``gossip topology show``: size, degrees, diameter, weights, spectral gap
+    (the last three only up to :data:`DESCRIBE_MAX_NODES` nodes)."""
     degrees = topology.degrees()
     counts = sorted(Counter(degrees).items())
     histogram = ", ".join(f"degree {d}: {c} node{'s' * (c != 1)}" for d, c in counts[:8])
@@ -791,16 +1016,21 @@ def describe(topology: Topology, kind: str = "metropolis") -> str:
         f"degree        min {min(degrees)}, mean {sum(degrees) / topology.n:.2f}, max {max(degrees)}"
         + (" (regular)" if regular else " (irregular)"),
         f"              {histogram}",
-        f"diameter      {_nx().diameter(topology.graph)}",
     ]
+    large = topology.n > DESCRIBE_MAX_NODES
+    skipped = f"not computed above {DESCRIBE_MAX_NODES:,} nodes"
+    out.append(f"diameter      {skipped if large else _nx().diameter(topology.graph)}")
     attributed = [e for e in topology.edges if topology.edge_attributes(*e)]
     if attributed:
         keys = sorted({key for e in attributed for key in topology.edge_attributes(*e)})
         out.append(f"edge data     {', '.join(keys)} (on {len(attributed)} of {len(topology.edges)} edges)")
     try:
-        matrix = topology.mixing_matrix(kind)
+        topology.check_weights(kind)
     except TopologyError as exc:
         return "\n".join([*out, f"weights       {kind}: not usable: {exc}"])
+    if large:
+        return "\n".join([*out, f"weights       {kind}", f"spectral gap  {skipped} (dense N×N eigenvalues)"])
+    matrix = topology.mixing_matrix(kind)
     symmetric = bool(np.allclose(matrix, matrix.T, atol=1e-12))
     doubly = bool(np.allclose(matrix.sum(axis=0), 1.0, atol=1e-12) and np.allclose(matrix.sum(axis=1), 1.0, atol=1e-12))
     facts = ", ".join(["symmetric" if symmetric else "NOT symmetric", "doubly stochastic" if doubly else "NOT doubly stochastic"])
@@ -823,7 +1053,7 @@ def _layout(topology: Topology) -> tuple[dict[int, tuple[float, float]], bool]:
         rim = [i for i in range(n) if i != hub]
         angles = {j: 2 * math.pi * k / len(rim) for k, j in enumerate(rim)}
         return {hub: (0.0, 0.0)} | {j: (math.sin(a), math.cos(a)) for j, a in angles.items()}, False
-    if len(set(topology.degrees())) == 1 or name.startswith(("ring", "exponential", "complete", "regular")):
+    if len(set(topology.degrees())) == 1 or name.startswith(("ring", "exponential", "complete", "regular")) or n > DESCRIBE_MAX_NODES:
         return {i: (math.sin(2 * math.pi * i / n), math.cos(2 * math.pi * i / n)) for i in range(n)}, False
     pos = _nx().spring_layout(topology.graph, seed=0)
     return {int(i): (float(xy[0]), float(xy[1])) for i, xy in pos.items()}, False

@@ -25,7 +25,6 @@ import math
 import os
 import random
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from gossip.data.files import read_cifar_batch, read_idx
+from gossip.data.files import read_cifar_batch, read_idx, read_npz
 from gossip.errors import DataError
 
 __all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "load_dataset", "load_npz", "mnist1d_cache_path", "save_npz"]
 
 NPZ_FORMAT_VERSION = 1
+MAX_CLASSES = 100_000
+"""Most classes a dataset may declare: the model's output layer has one unit per class."""
 
 # The usual normalisation constants: MNIST's pixel mean/std (as in the PyTorch MNIST example), and
 # CIFAR-10's per-channel mean/std over the training set. Some code uses stds (0.2023, 0.1994, 0.2010);
@@ -69,9 +70,12 @@ class Dataset:
     input_shape: tuple[int, ...]  # per-sample shape, e.g. (40,) or (1, 28, 28)
 
     def __post_init__(self) -> None:
-        if self.num_classes < 1:
-            raise DataError(f"dataset {self.name!r}: num_classes must be >= 1, got {self.num_classes}")
+        if not 1 <= self.num_classes <= MAX_CLASSES:
+            raise DataError(f"dataset {self.name!r}: num_classes must be in 1..{MAX_CLASSES:,}, got {self.num_classes:,}")
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            if len(y) == 0:
+                # an empty test set "scores" 0.0 accuracy; an empty training set trains nothing: neither is a run
+                raise DataError(f"dataset {self.name!r} has no {'training' if split == 'train' else 'test'} samples")
             if x.dtype != np.float32 or not x.flags.c_contiguous:
                 raise DataError(f"dataset {self.name!r}: x_{split} must be C-contiguous float32, got {x.dtype}")
             if y.dtype != np.int64 or y.ndim != 1:
@@ -249,6 +253,8 @@ def _load_mnist(root: Path | None, seed: int, options: Mapping[str, Any]) -> Dat
             raise DataError(f"{files[labels_name]}: expected 1-D uint8 labels, got {labels.dtype} {labels.shape}")
         if len(images) != len(labels):
             raise DataError(f"{files[images_name]} has {len(images)} images but {files[labels_name]} has {len(labels)} labels")
+        if len(images) == 0:
+            raise DataError(f"{files[images_name]} holds no images")
         if len(labels) and int(labels.max()) > 9:
             raise DataError(f"{files[labels_name]}: label {int(labels.max())} is outside 0..9")
         # In place in float32: never materialise a float64 copy of 60000 images.
@@ -270,6 +276,8 @@ def _load_cifar10(root: Path | None, seed: int, options: Mapping[str, Any]) -> D
 
     def split(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         batches = [read_cifar_batch(files[n]) for n in names]
+        if not sum(len(labels) for _, labels in batches):
+            raise DataError(f"{' and '.join(str(files[n]) for n in names)} hold no images")
         for n, (_, labels) in zip(names, batches, strict=True):
             if len(labels) and (int(labels.min()) < 0 or int(labels.max()) > 9):
                 raise DataError(f"{files[n]}: labels outside 0..9")
@@ -368,35 +376,28 @@ def save_npz(ds: Dataset, path: str | Path) -> None:
 
 
 def load_npz(path: str | Path) -> Dataset:
-    """Load a dataset cached by :func:`save_npz` (``allow_pickle=False``: the cache holds no objects)."""
+    """Load a dataset cached by :func:`save_npz` (``allow_pickle=False``: the cache holds no objects; at most
+    :data:`~gossip.data.files.MAX_NPZ_BYTES`, checked against the arrays' headers before they are read)."""
     path = Path(path)
-    try:
-        handle = open(path, "rb")  # ours to close: np.load given a name leaks it when the archive is torn
-    except OSError as exc:
-        raise DataError(f"cannot read dataset cache {path}: {exc}") from exc
-    with handle:
-        try:
-            archive = np.load(handle, allow_pickle=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise DataError(f"cannot read dataset cache {path}: {exc}") from exc
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataError(f"{path} is not a gossip dataset cache (a single .npy array, not an .npz archive)")
-        with archive:
-            missing = [k for k in _NPZ_KEYS if k not in archive.files]
-            if missing:
-                raise DataError(f"{path} is not a gossip dataset cache (missing {', '.join(missing)})")
-            try:
-                fields = {k: archive[k] for k in _NPZ_KEYS}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-                raise DataError(f"cannot read dataset cache {path}: {exc}") from exc
+    fields = read_npz(path, _NPZ_KEYS, "dataset cache")
+    missing = [k for k in _NPZ_KEYS if k not in fields]
+    if missing:
+        raise DataError(f"{path} is not a gossip dataset cache (missing {', '.join(missing)})")
+    scalars = {k: fields[k] for k in ("format", "name", "num_classes")}
+    if any(v.ndim != 0 for v in scalars.values()) or fields["input_shape"].ndim != 1 or fields["format"].dtype.kind not in "iu":
+        raise DataError(f"{path} is not a gossip dataset cache (format, name, num_classes and input_shape have the wrong shapes or types)")
     if int(fields["format"]) != NPZ_FORMAT_VERSION:
         raise DataError(f"{path} is dataset cache format {int(fields['format'])}; this gossip reads {NPZ_FORMAT_VERSION}")
+    try:
+        num_classes, input_shape = int(fields["num_classes"]), tuple(int(v) for v in fields["input_shape"])
+    except (TypeError, ValueError):
+        raise DataError(f"{path} is not a gossip dataset cache (num_classes and input_shape must be integers)") from None
     return Dataset(
         name=str(fields["name"]),
         x_train=fields["x_train"],
         y_train=fields["y_train"],
         x_test=fields["x_test"],
         y_test=fields["y_test"],
-        num_classes=int(fields["num_classes"]),
-        input_shape=tuple(int(v) for v in fields["input_shape"]),
+        num_classes=num_classes,
+        input_shape=input_shape,
     )

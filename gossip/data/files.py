@@ -11,6 +11,11 @@ opcodes itself, keeps imported names as inert values and rebuilds only container
 numpy arrays (see its docstring for the threat reasoning). Nothing in the package writes a pickle: the
 test fixture writer lives in ``tests/cifar_fixtures.py``. Both formats may be gzip-compressed;
 compression is detected from the gzip magic bytes.
+
+Every read is bounded before it happens: a file is read only if it is a regular file no larger than its
+format's cap (:data:`MAX_IDX_BYTES`, :data:`MAX_CIFAR_BATCH_BYTES`), and gzip is inflated in a stream
+that stops at the cap, so a small archive that expands to gigabytes costs one line, not the memory.
+For IDX the cap is tighter still: the header says how many bytes follow, and no more are inflated.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import gzip
 import math
 import re
 import struct
+import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from gossip.errors import DataError
+from gossip.inputs import clip, open_capped, read_capped, size_text
 
-__all__ = ["read_cifar_batch", "read_idx", "write_idx"]
+__all__ = ["MAX_CIFAR_BATCH_BYTES", "MAX_IDX_BYTES", "MAX_NPZ_BYTES", "read_cifar_batch", "read_idx", "read_npz", "write_idx"]
 
 # IDX type byte -> big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 _IDX_DTYPES: dict[int, np.dtype[Any]] = {
@@ -44,20 +51,47 @@ _IDX_DTYPES: dict[int, np.dtype[Any]] = {
 _IDX_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 CIFAR_SAMPLE_BYTES = 3 * 32 * 32
+MAX_IDX_BYTES = 256 << 20
+"""Largest IDX file read, after gunzip: MNIST's training images are 47 MB (60 000 × 28 × 28)."""
+MAX_CIFAR_BATCH_BYTES = 64 << 20
+"""Largest CIFAR-10 batch read, after gunzip: each official batch is 31 MB (10 000 × 3 072 bytes and labels)."""
+MAX_NPZ_BYTES = 1 << 30
+"""Largest .npz cache read (a dataset cache, a split): CIFAR-10's dataset cache is 740 MB of float32 images."""
+_IDX_HEADER_MAX = 4 + 4 * 255  # magic, then up to 255 big-endian uint32 dimensions
+_NPY_MAGIC = b"\x93NUMPY"
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped if it starts with the gzip magic."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's content, gunzipped if it starts with the gzip magic; at most ``max_bytes`` either way."""
+    raw = read_capped(path, max_bytes, DataError, "dataset file")
     if not raw.startswith(_GZIP_MAGIC):
         return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path} is a corrupt or truncated gzip file ({exc})") from exc
+    out = _gunzip(raw, max_bytes, path)
+    if len(out) > max_bytes:
+        raise DataError(f"{path} expands to more than {size_text(max_bytes)}, the most gossip reads of such a file")
+    return out
+
+
+def _gunzip(raw: bytes, limit: int, path: Path) -> bytes:
+    """Inflate ``raw`` (gzip, one or more members) up to ``limit + 1`` bytes: one more than ``limit`` says there is more.
+
+    zlib's ``max_length`` bounds what each call produces, so an archive that would expand to gigabytes
+    costs ``limit`` bytes and stops there.
+    """
+    out = bytearray()
+    rest = raw
+    while rest and len(out) <= limit:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise DataError(f"{path} is a corrupt or truncated gzip file ({exc})") from None
+        if len(out) > limit:
+            break
+        if not inflater.eof:  # it took all the input and wants more
+            raise DataError(f"{path} is a corrupt or truncated gzip file (it ends inside a compressed stream)")
+        rest = inflater.unused_data  # a next member, as gzip.decompress reads it
+    return bytes(out)
 
 
 def _write_bytes(path: Path, payload: bytes) -> None:
@@ -77,7 +111,30 @@ def read_idx(path: str | Path) -> np.ndarray:
         (truncated, or trailing bytes).
     """
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = read_capped(path, MAX_IDX_BYTES, DataError, "dataset file")
+    gz = raw.startswith(_GZIP_MAGIC)
+    shape, dtype, expected = _idx_layout(_gunzip(raw, _IDX_HEADER_MAX, path) if gz else raw, path)
+    if expected > MAX_IDX_BYTES:
+        raise DataError(f"{path} declares shape {_brief(shape)} of {dtype.name}, more than {size_text(MAX_IDX_BYTES)}; gossip reads no larger IDX file")
+    if gz:
+        raw = _gunzip(raw, expected, path)  # what the header declares and one byte more, if there is more
+    if len(raw) < expected:
+        raise DataError(f"{path} is truncated: {len(raw)} bytes, shape {_brief(shape)} of {dtype.name} needs {expected}")
+    if len(raw) > expected:
+        extra = "more bytes than its header declares" if gz else f"{len(raw) - expected} trailing bytes"
+        raise DataError(f"{path} has {extra} after shape {_brief(shape)} of {dtype.name}")
+    data = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=expected - math.prod(shape) * dtype.itemsize)
+    # astype copies: the result is writable and owns native-endian memory, not a view of ``raw``.
+    return data.astype(dtype.newbyteorder("=")).reshape(shape)
+
+
+def _brief(shape: tuple[int, ...]) -> str:
+    """A shape in a message: an IDX header may declare 255 dimensions."""
+    return clip(str(shape), 60)
+
+
+def _idx_layout(raw: bytes, path: Path) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """The shape, dtype and total file size (header included) an IDX header declares; DataError when malformed."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path} is not an IDX file (bad magic {raw[:4].hex() or 'empty'})")
     code, ndim = raw[2], raw[3]
@@ -90,14 +147,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is truncated: {len(raw)} bytes, the header alone needs {header_bytes}")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[code]
-    expected = header_bytes + math.prod(shape) * dtype.itemsize
-    if len(raw) < expected:
-        raise DataError(f"{path} is truncated: {len(raw)} bytes, shape {shape} of {dtype.name} needs {expected}")
-    if len(raw) > expected:
-        raise DataError(f"{path} has {len(raw) - expected} trailing bytes after shape {shape} of {dtype.name}")
-    data = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=header_bytes)
-    # astype copies: the result is writable and owns native-endian memory, not a view of ``raw``.
-    return data.astype(dtype.newbyteorder("=")).reshape(shape)
+    return shape, dtype, header_bytes + math.prod(shape) * dtype.itemsize
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:
@@ -127,6 +177,7 @@ class _Global:
 
 _RECONSTRUCT = frozenset({_Global("numpy.core.multiarray", "_reconstruct"), _Global("numpy._core.multiarray", "_reconstruct")})
 _NDARRAY, _DTYPE, _ENCODE = _Global("numpy", "ndarray"), _Global("numpy", "dtype"), _Global("_codecs", "encode")
+_BYTES = frozenset({_Global("__builtin__", "bytes"), _Global("builtins", "bytes")})  # an empty array's payload: bytes()
 _DTYPE_NAME = re.compile(r"[|<>=]?[biuf][1248]")  # plain numeric dtypes: all an image batch needs
 
 
@@ -135,7 +186,7 @@ class _ArrayStub:
 
 
 def _call(func: Any, args: tuple[Any, ...]) -> Any:
-    """``REDUCE``: the three calls an ndarray pickles to, done by hand; anything else is refused."""
+    """``REDUCE``: the calls an ndarray pickles to, done by hand; anything else is refused."""
     if func in _RECONSTRUCT and args[:1] == (_NDARRAY,):
         return _ArrayStub()
     if func == _DTYPE and args and isinstance(args[0], str) and _DTYPE_NAME.fullmatch(args[0]):
@@ -144,7 +195,10 @@ def _call(func: Any, args: tuple[Any, ...]) -> Any:
         return args[0].encode("latin1")  # Python 3 pickles bytes at protocol 2 as _codecs.encode(str, "latin1")
     if func == _ENCODE:
         raise _Refused(f"refusing _codecs.encode with encoding {args[1:2]!r}")
-    raise _Refused(f"refusing to call {func!r} with {len(args)} arguments")
+    if func in _BYTES and args == ():
+        return b""
+    named = func if isinstance(func, _Global) else f"a {type(func).__name__}"  # never the repr of a file's arbitrary value
+    raise _Refused(f"refusing to call {named} with {len(args)} arguments")
 
 
 def _build(target: Any, state: Any) -> Any:
@@ -171,8 +225,8 @@ def _parse_pickle(raw: bytes) -> Any:
     ``REDUCE`` calls it, so a file named ``data_batch_1`` dropped into the data directory (or a
     tampered mirror) could run ``os.system`` the moment it is loaded. This reader is a stack machine
     for the opcodes CIFAR-10's batches use (protocols 2–4): globals stay inert names, and the only
-    calls are the three an ndarray pickles to (``_reconstruct``, ``dtype``, latin-1 ``_codecs.encode``),
-    done here by hand. Anything else is refused before it could matter. Python 2 ``str`` comes back as
+    calls are the four an ndarray pickles to (``_reconstruct``, ``dtype``, latin-1 ``_codecs.encode``,
+    and ``bytes()`` for an empty one), done here by hand. Anything else is refused before it could matter. Python 2 ``str`` comes back as
     ``bytes`` (how the official batches must be read: their payloads are such strings).
     """
     stack: list[Any] = []
@@ -312,7 +366,7 @@ def _parse_pickle(raw: bytes) -> Any:
 
 def _allowed(module: str, name: str) -> _Global:
     found = _Global(module, name)
-    if found in _RECONSTRUCT or found in (_NDARRAY, _DTYPE, _ENCODE):
+    if found in _RECONSTRUCT or found in _BYTES or found in (_NDARRAY, _DTYPE, _ENCODE):
         return found
     raise _Refused(f"refusing to load global {module}.{name}")
 
@@ -331,12 +385,12 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     names any other global is refused with :class:`~gossip.errors.DataError` without running it.
     """
     path = Path(path)
-    raw = _read_bytes(path)
+    raw = _read_bytes(path, MAX_CIFAR_BATCH_BYTES)
     try:
         # the official batches are Python 2 pickles: their str objects, array payloads included, come back as bytes
         batch = _parse_pickle(raw)
     except Exception as exc:  # whatever a malformed stream makes the parser or numpy raise is a bad file
-        raise DataError(f"{path} is not a valid CIFAR-10 batch: {exc}") from exc
+        raise DataError(f"{path} is not a valid CIFAR-10 batch: {clip(str(exc))}") from exc
     if not isinstance(batch, dict):
         raise DataError(f"{path} is not a valid CIFAR-10 batch: expected a dict, got {type(batch).__name__}")
     data, labels = _field(batch, "data"), _field(batch, "labels")
@@ -349,3 +403,46 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if len(label_array) != len(data):
         raise DataError(f"{path}: {len(data)} images but {len(label_array)} labels")
     return np.ascontiguousarray(data), label_array
+
+
+def read_npz(path: str | Path, keys: Sequence[str], what: str, max_bytes: int = MAX_NPZ_BYTES) -> dict[str, np.ndarray]:
+    """The arrays named ``keys`` that the .npz archive at ``path`` holds (``allow_pickle=False``), or one
+    :class:`~gossip.errors.DataError` line naming ``what`` and ``path``.
+
+    numpy allocates whatever an array's .npy header declares before it reads a byte of it, so a small
+    archive could claim terabytes (and a member that is not a .npy comes back as its whole inflated
+    content). Each wanted member's header is read first, and the sizes they declare must add up to at
+    most ``max_bytes``, like the file itself.
+    """
+    path = Path(path)
+    with open_capped(path, max_bytes, DataError, what) as handle:
+        if handle.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+            raise DataError(f"{path} is not a {what} (a single .npy array, not an .npz archive)")
+        handle.seek(0)
+        try:
+            archive = np.load(handle, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"cannot read {what} {path}: {clip(str(exc))}") from None
+        with archive:
+            present = [k for k in keys if k in archive.files]
+            try:
+                declared = sum(_npy_bytes(archive.zip, k) for k in present)
+                if declared > max_bytes:
+                    raise DataError(f"{what} {path} declares {size_text(declared)} of arrays; gossip reads at most {size_text(max_bytes)}")
+                return {k: archive[k] for k in present}
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                raise DataError(f"cannot read {what} {path}: {clip(str(exc))}") from None
+
+
+def _npy_bytes(archive: zipfile.ZipFile, key: str) -> int:
+    """The bytes the .npy member ``key`` declares (shape × itemsize), read from its header alone."""
+    name = f"{key}.npy" if f"{key}.npy" in archive.namelist() else key
+    with archive.open(name) as member:
+        version = np.lib.format.read_magic(member)  # ValueError unless it is a .npy
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"member {key!r} is .npy format {version}, which gossip does not read")
+    return math.prod(shape) * dtype.itemsize

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import difflib
 import json
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from gossip.data.files import read_npz
 from gossip.errors import DataError
 
 __all__ = ["MAX_DIRICHLET_DRAWS", "PARTITION_SCHEMES", "label_histogram", "load_part", "partition", "partition_key", "save_parts"]
@@ -133,11 +133,11 @@ def save_parts(parts: Sequence[np.ndarray], key: str, path: str | Path) -> None:
 def load_part(path: str | Path, key: str, i: int, num_samples: int) -> np.ndarray | None:
     """Part ``i`` of a split :func:`save_parts` wrote with the same key; None when there is none (then compute it)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "key" not in archive.files or str(archive["key"]) != key or f"part_{i}" not in archive.files:
-                return None
-            part = archive[f"part_{i}"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        arrays = read_npz(path, ("key", f"part_{i}"), "split cache")
+    except DataError:  # missing, torn, foreign or too large: the node computes its part
+        return None
+    part = arrays.get(f"part_{i}")
+    if part is None or "key" not in arrays or str(arrays["key"]) != key:
         return None
     if part.dtype != np.int64 or part.ndim != 1 or (len(part) and not (0 <= int(part.min()) and int(part.max()) < num_samples)):
         return None
