@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gossip.config import config_to_toml, load_config  # noqa: E402
+from gossip.errors import ExitCode  # noqa: E402
 from gossip.results import read_jsonl  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
@@ -277,7 +278,8 @@ def main() -> int:
     print(f"rounds: {result['rounds_before_flood']} before, {result['rounds_during_flood']} during the flood, "
           f"{result['rounds_still_advancing_after']} in the 2 s after; VmRSS {rss['start']} KiB at start, peak {rss['peak_sampled']}, "
           f"end {rss['end']} KiB; node exit code {result['node_exit_code']}")
-    ok = result["rounds_during_flood"] > 0 and result["rounds_still_advancing_after"] > 0 and result["unaccounted"] == 0 and result["node_exit_code"] == 0
+    ok = (result["rounds_during_flood"] > 0 and result["rounds_still_advancing_after"] > 0 and result["unaccounted"] == 0
+          and result["node_exit_code"] == ExitCode.TERMINATED)  # our SIGTERM came before its last round: stopped cleanly
     return 0 if ok else 1
 
 

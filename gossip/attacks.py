@@ -17,7 +17,7 @@ sign-flip      −s · x                                                        
                                                                                    epfml ``BitFlippingWorker``
 gaussian       x + σ ξ,  ξ ~ N(0, I)                                               Gaussian noise
 label-flip     x, trained on its own shard with y → K − 1 − y                      data poisoning
-alie           μ(H) − z σ(H) per coordinate, z = z_max(n_i, f_i) or fixed          Baruch et al. 2019
+alie           μ(H) − z σ(H) per coordinate, z = max(0, z_max(n_i, f_i)) or fixed  Baruch et al. 2019
 ipm            −ε · mean(H)                                                        Xie et al. 2019
 dissensus      x_i − ε Σ_{k∈N_i honest} W_ik (x_k − x_i) / Σ_{b∈N_i Byz} W_ib      He et al. 2022
 silent         nothing (from round ``silent_from_round`` on: a crash)              —
@@ -28,7 +28,8 @@ Decentralised adaptations, stated because they are choices:
 - ALIE and IPM compute μ, σ, mean over *all* honest models the attacker received (its own
   neighbourhood, which contains each target), the same statistics for every target. ALIE's
   z_max(n, f) is evaluated per target with n = d_i + 1 (the target's inputs) and f = the number of
-  Byzantine neighbours of i. On small degrees the formula gives z ≈ 0 (n = 5, f = 1 → 0), i.e.
+  Byzantine neighbours of i, with the formula of the epfml code, not the paper's text (see
+  :func:`alie_z_max`), and clamped at 0. On small degrees it gives z ≈ 0 (n = 5, f = 1 → 0), i.e.
   the payload is the honest mean and does no harm; the ClippedGossip runs used a fixed z = 10
   ("ALIE10"), which ``alie_z`` sets.
 - Dissensus needs x_k for every honest neighbour k of the target, but the attacker only sees the
@@ -100,7 +101,15 @@ def flip_labels(y: np.ndarray | torch.Tensor, classes: int) -> np.ndarray | torc
 def alie_z_max(n: int, f: int) -> float:
     """z_max = Φ⁻¹((n − f − s) / (n − f)) with s = floor(n/2 + 1) − f supporters (Baruch et al. 2019).
 
-    As implemented in both epfml Byzantine-robustness repositories; e.g. n = 50, f = 12 → 0.336.
+    Which formula: that of both epfml Byzantine-robustness repositories (the ClippedGossip authors'
+    code, which this project's decentralised attacks follow); e.g. n = 50, f = 12 → 0.336. The
+    paper's text writes Φ⁻¹((n − s)/n), counting the s supporters among all n inputs rather than
+    the n − f honest ones, which gives larger values (n = 50, f = 12 → 0.583; n = 5, f = 1 → 0.253
+    where this gives 0). The ALIE authors' own code takes z as a flag (default 1.5).
+
+    The raw quantile, as the references tabulate it: it is negative when s exceeds half the honest
+    inputs, i.e. for every even n with f = 1 (n = 4 → −0.431, n = 12 → −0.114). :meth:`Alie.z_for`
+    clamps it at 0.
     """
     if not 0 <= f < n:
         raise ValueError(f"ALIE needs 0 <= f < n, got n = {n}, f = {f}")
@@ -226,11 +235,19 @@ class Alie:
     trains: bool = False
 
     def z_for(self, target: Target) -> float:
-        """The fixed z, else z_max for the target's (n, f); 0 where the formula is undefined (n <= 2 or a Byzantine majority)."""
+        """The fixed z, else max(0, z_max) for the target's (n, f); 0 where the formula is undefined (n <= 2 or a Byzantine majority).
+
+        Why clamp: the paper's supporters are honest inputs farther from the mean than the payload,
+        on its side. A payload |z| σ from the mean, on either side, has (n − f)(1 − Φ(|z|)) of them,
+        at most (n − f)/2 (at the mean itself). A negative quantile means s exceeds even that: no
+        payload has s supporters, and the formula's negative z counts the inputs *below* a payload
+        placed above the mean, most of which are not farther out. Clamping keeps the payload where
+        the support is largest, the honest mean; a fixed ``alie_z`` (of either sign) sets any shift.
+        """
         if self.z != 0:
             return self.z
         try:
-            return alie_z_max(target.inputs, len(target.byzantine))
+            return max(0.0, alie_z_max(target.inputs, len(target.byzantine)))
         except ValueError:
             return 0.0
 

@@ -25,14 +25,13 @@ A dense round sets x̂_i = x_i: the residual is flushed. Both kinds travel as fl
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from gossip.compression import top_k
-from gossip.config import CompressionConfig
+from gossip.config import CompressionConfig, share_of
 from gossip.ids import NodeId
 from gossip.wire import Kind, Message
 
@@ -56,7 +55,7 @@ class ChocoGossip:
         self.public = model.detach().clone()  # x̂_i: what every neighbour believes our model is
         self.copies: dict[NodeId, torch.Tensor] = {}  # x̂_j of the neighbours in step with us
         self.neighbours = tuple(neighbours)
-        self.k = max(1, math.ceil(cfg.topk_fraction * model.numel()))
+        self.k = max(1, share_of(cfg.topk_fraction, model.numel(), up=True))  # exact: 0.07 of 100 is 7, not 8
         self._dense_next = True  # the first round is dense: nobody holds a copy yet
         self._since_dense = 0
         self.dense_sent = 0  # rounds that went out in full (records and tests)

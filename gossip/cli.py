@@ -1,8 +1,9 @@
 """The ``gossip`` console script: parse arguments, load config, hand over. No logic of its own.
 
 Every user mistake (bad flag, bad config, unknown topology or dataset, port in use) ends as one line
-``gossip: error: ...`` on stderr and exit code 2 — never a traceback. Anything else is a bug and
-keeps its traceback.
+``gossip: error: ...`` on stderr and exit code 2 — never a traceback. A socket or file error while a
+node runs is one line too, but exit 1: a runtime failure, which a restart may cure. Anything else is a
+bug and keeps its traceback. The exit codes are :class:`gossip.errors.ExitCode`'s table.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from gossip.config import MAX_NODES, MAX_SEED, RunConfig, check_path_text, load_config
-from gossip.errors import GossipError
+from gossip.errors import ExitCode, GossipError, TransportError
 
 __all__ = ["main"]
 
-EXIT_USAGE = 2
+EXIT_USAGE = ExitCode.USAGE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -167,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         "node",
         help="run one node (the daemon behind launch, compose and Kubernetes)",
         description="Run one node of a run: load the shared config, bind, wait for the neighbours, train, "
-        "gossip, and exit 0 when done or on SIGTERM. Environment variables GOSSIP_<SECTION>_<KEY> override "
+        "gossip, and exit 0 when done (143 when SIGTERM stopped it first, 3 when its model diverged, 1 on a runtime "
+        "failure, 2 on a usage error). Environment variables GOSSIP_<SECTION>_<KEY> override "
         "the config; GOSSIP_NODE_ID gives the id.",
     )
     _common_config_args(p)
@@ -277,18 +279,18 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except GossipError as exc:
-        print(f"gossip: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         if exc.filename is None:
             raise
         # a path the user named (an output directory under /proc, a file where a directory goes, no
         # permission, a full disk): theirs or their machine's to fix, one line like every other mistake
-        print(f"gossip: error: {_one_line(f'{exc.filename}: {exc.strerror or exc}')}", file=sys.stderr)
+        print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("gossip: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
@@ -386,8 +388,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _report_after_launch(run_dir: Path, exit_code: int) -> None:
-    """The report of a finished (or failed) run; after Ctrl-C, only how to make it: the user wants out."""
-    if exit_code == 130:
+    """The report of a finished (or failed) run; after Ctrl-C (or SIGTERM), only how to make it: the user wants out."""
+    if exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         print(f"gossip: report skipped; write it with: gossip report {run_dir}", file=sys.stderr)
         return
     from gossip.report import write_report
@@ -465,16 +467,19 @@ def _cmd_node(args: argparse.Namespace) -> int:
     # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
     server = MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
 
+    stopped_by: list[int] = []  # the signal that asked the node to stop, if one did
+
     async def _main() -> int:
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
 
-        def _stop() -> None:
+        def _stop(signum: int) -> None:
+            stopped_by.append(signum)
             node.request_stop()
             stopping.set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, _stop)
+            loop.add_signal_handler(sig, _stop, sig)
         task = asyncio.create_task(node.run())
         await asyncio.sleep(0)
         while not task.done() and not transport.bound_address:
@@ -496,9 +501,35 @@ def _cmd_node(args: argparse.Namespace) -> int:
         finally:
             if server is not None:
                 server.stop()
-        return 0
+        return _node_exit_code(result.status, stopped_by)
 
-    return asyncio.run(_main())
+    try:
+        return asyncio.run(_main())
+    except (TransportError, OSError) as exc:
+        # raised once the node was at work (a port taken since the run was planned, neighbours that never answered,
+        # EMFILE writing a checkpoint): the machine's or the network's trouble, not a mistake in what the user typed,
+        # so not the usage code — a launcher's --restart or a container's restart policy may cure it
+        said = _error_text(exc)  # a TransportError names the node already
+        print(f"gossip: error: {said if said.startswith(f'node {node_id}:') else f'node {node_id}: {said}'}", file=sys.stderr, flush=True)
+        return ExitCode.FAILED
+
+
+def _node_exit_code(status: str, stopped_by: Sequence[int]) -> int:
+    """A node's exit code from how its run ended (:class:`~gossip.errors.ExitCode`): a node stopped by a signal
+    before its last round says which, so that nobody takes an interrupted run for a finished one."""
+    if status == "diverged":
+        return ExitCode.DIVERGED
+    if status == "stopped":
+        return ExitCode.stopped_by(stopped_by[0]) if stopped_by else ExitCode.TERMINATED
+    return ExitCode.FINISHED
+
+
+def _error_text(exc: BaseException) -> str:
+    """An exception as the one line after ``gossip: error:`` (an OSError names its file, as :func:`_run` does),
+    control characters escaped."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return _one_line(f"{exc.filename}: {exc.strerror or exc}")
+    return _one_line(str(exc))
 
 
 def _check_node_fits(cfg: RunConfig) -> None:

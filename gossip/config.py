@@ -205,6 +205,22 @@ def _check_choice(section: str, key: str, value: object, kind: Any) -> None:
     _check(value in choices, f"[{section}] {key} = {_show(value)} is not one of {', '.join(map(repr, choices))}")
 
 
+def share_of(fraction: float, n: int, *, up: bool = False) -> int:
+    """⌊fraction · n⌋ (⌈fraction · n⌉ with ``up``), exact for the fraction as it was written.
+
+    Why: the float product is not the product of the decimals a user writes, so ``int(0.29 * 100)``
+    is 28 and ``math.ceil(0.07 * 100)`` is 8. A float's shortest ``repr`` is the decimal that was
+    typed (TOML, ``--set``), so the count is computed from it in integer arithmetic (no ``fractions``
+    import: it pulls in ``decimal``, ~0.5 MiB in every node). ``fraction`` must be finite.
+    """
+    mantissa, _, exponent = repr(float(fraction)).lower().partition("e")
+    whole, _, decimals = mantissa.partition(".")
+    numerator, denominator = int(whole + decimals), 10 ** len(decimals)
+    shift = int(exponent or 0)
+    numerator, denominator = (numerator * 10**shift, denominator) if shift >= 0 else (numerator, denominator * 10**-shift)
+    return -((-numerator * n) // denominator) if up else (numerator * n) // denominator
+
+
 @dataclass(frozen=True)
 class RunSection:
     """What the run is: its size, its seed, where its results go."""
@@ -323,7 +339,7 @@ class TrainingConfig:
     rounds: int = _int(50, 1, 10_000_000)
     local_steps: int = _int(1, 0, 100_000)  # minibatch steps per round, before the gossip step
     optimizer: OptimizerKind = "sgd"
-    lr: float = _real(0.05, 0, 100)
+    lr: float = _real(0.05, 0, 1e6)  # large values make a run diverge on purpose (tests of the divergence stop)
     momentum: float = _real(0.9, 0, 1, hi_open=True)  # local heavy-ball momentum; its state never travels
     weight_decay: float = _real(0.0, 0, 1)
     eval_every: int = _int(1, 1, 10_000_000)  # evaluate on the test set every k rounds (and always at the last)
@@ -470,7 +486,7 @@ class AggregationConfig:
     trim_beta: float = _real(0.0, 0, 0.5, hi_open=True)  # trimmed-mean: trim floor(beta * N) per side of the N inputs; 0 = trim f per side
     krum_m: int = _int(0, 0, MAX_NODES)  # multi-krum: average the m best-scored inputs; 0 = N - f (Blanchard et al. 2017)
     clip_tau: float = _real(0.0, 0, FOREVER)  # clipped-gossip radius; 0 = adaptive (see clip_rule)
-    clip_rule: ClipRule = "he"  # adaptive radius: He et al.'s formula, or the authors' code's 2nd-largest distance
+    clip_rule: ClipRule = "he"  # adaptive radius: He et al.'s formula, or the (f+1)-th largest distance (f = 1: the authors' code)
     balance_gamma: float = _real(0.7, 0, 1e6, lo_open=True)  # balance: accept a neighbour within gamma * exp(-kappa * t/T) * ||own model||
     balance_kappa: float = _real(1.0, 0, 1e6)
     balance_alpha: float = _real(0.5, 0, 1)  # balance: weight kept on the own model

@@ -13,11 +13,14 @@
 
 User mistakes (every class above but ``WireError``, which never leaves a node): the CLI prints
 ``gossip: error: <message>`` and exits with code 2, never a traceback. Anything else is a bug and keeps
-its traceback.
+its traceback. A ``TransportError`` or ``OSError`` raised while a node runs (after it started its work)
+is not the user's: one line too, but exit 1, a runtime failure (see :class:`ExitCode`).
 """
 
 from __future__ import annotations
 
+import signal
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "DataError",
+    "ExitCode",
     "GossipError",
     "PeerUnreachable",
     "RunDirError",
@@ -74,3 +78,38 @@ class PeerUnreachable(TransportError):
     def __init__(self, missing: list[int], message: str) -> None:
         self.missing = missing
         super().__init__(message)
+
+
+class ExitCode(IntEnum):
+    """How a gossip process ends: the one table the node daemon, the fork server and the launcher share.
+
+    ====  ===========  =============================================================================
+    code  name         meaning (for ``gossip node``; ``gossip launch``: the same, for the run)
+    ====  ===========  =============================================================================
+    0     FINISHED     every round ran (launch: every node finished; with ``--keep-going``, every
+                       node that did not die or get stopped)
+    1     FAILED       a runtime failure: a crash, a socket or file error (a port taken, descriptors
+                       exhausted), neighbours that never answered; a restart may cure it
+    2     USAGE        a user mistake found before any work started (flag, config, topology, data,
+                       a checkpoint of another model): a restart would fail the same way
+    3     DIVERGED     the node's model stopped being finite (usually too high a learning rate): a
+                       restart from its checkpoint would diverge again
+    130   INTERRUPTED  stopped by SIGINT (Ctrl-C) before the last round
+    143   TERMINATED   stopped by SIGTERM before the last round
+    ====  ===========  =============================================================================
+
+    A node killed by a signal it does not handle (SIGKILL, SIGSEGV) has no code of its own: the launcher
+    sees minus the signal, as :class:`subprocess.Popen` reports it.
+    """
+
+    FINISHED = 0
+    FAILED = 1
+    USAGE = 2
+    DIVERGED = 3
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+    @classmethod
+    def stopped_by(cls, signum: int) -> ExitCode:
+        """The code of a node stopped by ``signum`` (SIGINT or SIGTERM) before it finished: 128 + the signal, as a shell reports it."""
+        return cls.INTERRUPTED if signum == signal.SIGINT else cls.TERMINATED

@@ -12,7 +12,10 @@ the same arguments, in its own session (a terminal's Ctrl-C reaches only the lau
 in the node's log, the launcher's environment (passed with every start, not the one the server was
 started with), and the command line it would have had as its process title (``ps``, ``/proc/PID/cmdline``).
 It dies with the fork server (``PR_SET_PDEATHSIG``), which leaves when the launcher does, so a
-``kill -9`` of the launcher still stops every node. ``gossip launch --spawn`` starts every node as its
+``kill -9`` of the launcher still stops every node. A node's exit status reaches the launcher through
+the server (which reaps it); if the server itself dies, the status dies with it — multiprocessing then
+says 255, which no node ever exits with — so :class:`NodeProcess` follows its node by a pidfd instead, and
+:func:`server_death` tells the launcher what happened to the server. ``gossip launch --spawn`` starts every node as its
 own ``python -m gossip node`` process instead. The command starts the server as soon as its flags and
 config are valid, before the launcher itself imports torch, so that the two imports run side by side.
 
@@ -25,22 +28,30 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from multiprocessing import spawn
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
-__all__ = ["NodeProcess", "start_node_process", "stop", "warm_up"]
+from gossip.errors import ExitCode
+
+__all__ = ["NodeProcess", "server_death", "start_node_process", "stop", "warm_up"]
 
 # Imported once by the fork server: everything a node process needs before its first round.
 PRELOAD = ("gossip.forkserver", "gossip.cli", "gossip.node", "gossip.metrics", "gossip.data")
 # Every node process's environment (spawned or forked, and the fork server's, where libraries read it as
 # they load): one compute thread per process, no display; a node sets torch's threads itself too.
 NODE_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+# What multiprocessing reports for a forked process whose status it could not read (the server's pipe
+# closed without one: the server died); never a node's own code (gossip.errors.ExitCode)
+STATUS_LOST = 255
 
 _context: ForkServerContext | None = None
 _preparation_data = spawn.get_preparation_data
@@ -76,6 +87,32 @@ def stop(*, kill: bool = False) -> None:
     _context = None
 
 
+def server_death() -> str | None:
+    """How the fork server of this launch died ("killed by SIGKILL", "exit code 1"), or None while it runs (or none was started).
+
+    Read with ``WNOWAIT``: the server stays a zombie for :func:`stop` (multiprocessing's own stop) to reap.
+    """
+    if _context is None:
+        return None
+    from multiprocessing import forkserver
+
+    pid = forkserver._forkserver._forkserver_pid
+    if pid is None:
+        return None
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped already: multiprocessing noticed first
+        return "gone"
+    if info is None:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        return f"exit code {info.si_status}"
+    try:
+        return f"killed by {signal.Signals(info.si_status).name}"
+    except ValueError:
+        return f"killed by signal {info.si_status}"
+
+
 def _server() -> ForkServerContext:
     global _context
     if _context is None:
@@ -100,7 +137,11 @@ def _server() -> ForkServerContext:
 class NodeProcess:
     """A forked node, with the part of :class:`subprocess.Popen`'s interface the launcher uses.
 
-    ``returncode`` follows Popen: the exit code, or minus the signal that killed the process.
+    ``returncode`` follows Popen: the exit code, or minus the signal that killed the process — or
+    :data:`STATUS_LOST` once the node ended after its fork server died (nobody could tell its status).
+    The node is also held by a pidfd: after the server's death it tells whether the node still runs
+    (it got SIGTERM from the kernel and is writing its files), and signals reach the node, never a
+    process that took its pid since.
     """
 
     def __init__(self, process: multiprocessing.process.BaseProcess, args: Sequence[str]) -> None:
@@ -108,22 +149,55 @@ class NodeProcess:
         self.args = list(args)
         self.pid = int(process.pid or 0)
         self.returncode: int | None = None
+        self.orphaned = False  # the fork server died while the node ran: its status is lost
+        try:
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except (OSError, AttributeError):  # gone already (its status comes through the server), or no pidfd here
+            self._pidfd = None
 
     def poll(self) -> int | None:
-        if self.returncode is None and not self._process.is_alive():
-            self.returncode = self._process.exitcode
-        return self.returncode
+        if self.returncode is not None:
+            return self.returncode
+        if not self.orphaned:
+            if self._process.is_alive():
+                return None
+            code = self._process.exitcode
+            if code != STATUS_LOST or self._pidfd is None or server_death() is None:
+                return self._ended(code)
+            self.orphaned = True
+        return None if self._running() else self._ended(STATUS_LOST)
 
     def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
         self._process.join(timeout)
         code = self.poll()
+        if code is None and self.orphaned and self._pidfd is not None:
+            select.select([self._pidfd], [], [], None if deadline is None else max(0.0, deadline - time.monotonic()))
+            code = self.poll()
         if code is None:
             raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
         return code
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
-            os.kill(self.pid, sig)
+            try:
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, sig)
+                else:
+                    os.kill(self.pid, sig)
+            except ProcessLookupError:  # ended (and was reaped) since the poll
+                pass
+
+    def _running(self) -> bool:
+        assert self._pidfd is not None
+        return not select.select([self._pidfd], [], [], 0)[0]  # a pidfd reads ready once its process ended
+
+    def _ended(self, code: int | None) -> int | None:
+        self.returncode = code
+        if code is not None and self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        return code
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -197,5 +271,5 @@ def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> No
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException:
         traceback.print_exc()
-        code = 1
+        code = ExitCode.FAILED
     cli._exit_without_teardown(code)  # the node's files are written; skip finalising torch's modules

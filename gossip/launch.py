@@ -16,11 +16,25 @@ Process hygiene (no orphans, no leaked ports):
 - one thread per node process (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``): N processes on
   C cores then share the cores instead of oversubscribing them N×C times.
 
-A node that dies stops the whole run (exit 1), unless ``keep_going`` (``--keep-going``): then the
-launcher reports it and lets the others finish — gossip needs no node in particular, and the final
-merge excludes the dead ones. The exit code is then 0 when every surviving node finished. With
-``restarts`` (``--restart``) a node that dies is first started again from its checkpoint (``gossip node
---resume``), like a container restart policy; ``summary.json`` lists the restarts.
+How a run ends (exit codes: :class:`gossip.errors.ExitCode`, read from the nodes' own codes):
+
+- every node finished: 0;
+- a node dies — crashes, is killed, fails at runtime (1), refuses its config (2), or is stopped by a
+  SIGTERM or SIGINT that did not come from the launcher (143, 130) — and the whole run stops, exit 1,
+  unless ``keep_going`` (``--keep-going``): then the launcher reports it and lets the others finish —
+  gossip needs no node in particular, and the final merge excludes the dead ones; the exit code is then
+  0 when every surviving node finished;
+- a node diverges (its model is no longer finite; exit 3): the run stops at once, exit 3, even with
+  ``keep_going`` — the configuration is at fault (usually the learning rate), and the neighbours that
+  mixed its growing model are on the same road;
+- the fork server dies: every node's exit status dies with it, so the launcher reports what each node's
+  summary says (stopped at round t, finished, or lost), exit 1 (0 if every node had finished);
+- the launcher itself gets SIGINT or SIGTERM: it stops every node, exit 130 or 143.
+
+With ``restarts`` (``--restart``) a node that dies is first started again from its checkpoint (``gossip
+node --resume``), like a container restart policy; ``summary.json`` lists the restarts. Not restarted:
+a usage error (it would fail the same way), a divergence (it would diverge again from its checkpoint),
+and a node stopped by SIGTERM or SIGINT (someone asked it to stop; a restart would undo that).
 """
 
 from __future__ import annotations
@@ -47,8 +61,8 @@ from gossip.children import die_with_parent
 from gossip.config import RunConfig, check_path_text, config_to_toml
 from gossip.data import load_dataset, save_npz, save_parts
 from gossip.data.datasets import dataset_shape
-from gossip.errors import ConfigError, TransportError
-from gossip.forkserver import NODE_ENV, NodeProcess, start_node_process, warm_up
+from gossip.errors import ConfigError, ExitCode, TransportError
+from gossip.forkserver import NODE_ENV, NodeProcess, server_death, start_node_process, warm_up
 from gossip.forkserver import stop as stop_fork_server
 from gossip.linkemu import link_specs
 from gossip.models import parameter_count
@@ -61,7 +75,8 @@ from gossip.topology import Topology, parse_spec, save
 __all__ = ["LaunchResult", "launch", "prepare_run", "resume", "run_prepared"]
 
 GRACE_S = 15.0
-EXIT_USAGE = 2  # a node's "you configured me wrong": restarting it would fail the same way
+# a node's exit that a restart would not mend: a usage error or a divergence happens again; a stop by signal was asked for
+NOT_RESTARTED = frozenset({ExitCode.USAGE, ExitCode.DIVERGED, ExitCode.INTERRUPTED, ExitCode.TERMINATED, -signal.SIGINT, -signal.SIGTERM})
 
 
 @dataclass
@@ -362,8 +377,9 @@ def run_prepared(
 ) -> LaunchResult:
     """Start the nodes of a prepared run directory and follow them to the end.
 
-    ``restarts``: a node that dies (crash, SIGKILL, OOM — not a usage error, exit 2) is started again with
-    ``--resume`` up to this many times; it continues from its checkpoint and rejoins at the current round.
+    ``restarts``: a node that dies (crash, SIGKILL, OOM, a runtime failure — not a usage error, a
+    divergence or a stop by signal: see the module docstring) is started again with ``--resume`` up to
+    this many times; it continues from its checkpoint and rejoins at the current round.
     """
     out = out or sys.stderr
     rounds = resolved.training.rounds
@@ -375,12 +391,16 @@ def run_prepared(
     started = time.time()
     children = [_Child(i, start_node(path, i, node_args, spawn=spawn)) for i in range(topology.n)]
     shown = [c for c in children if not resolved.byzantine.is_byzantine(c.node)] or children  # progress = honest nodes
-    interrupted = False
+    interrupted: int | None = None  # the signal that stopped the launcher
     failure: str | None = None
+    failure_code = ExitCode.FAILED
+    server_died: str | None = None
     bar = _Progress(rounds, topology.n, progress, out)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _on_signal(signum: int, _frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = signum
         raise KeyboardInterrupt
 
     # SIGINT too, explicitly: a process started in the background by a shell without job control
@@ -391,11 +411,14 @@ def run_prepared(
     restarted = {c.node: 0 for c in children}
     try:
         while True:
+            server_died = None if spawn else server_death()
+            if server_died is not None:  # its nodes' exit codes died with it: what they did is in their files, read below
+                break
             _poll_records(path, children)
             bar.update(shown)
             codes = [c.proc.poll() for c in children]
             for k, (c, code) in enumerate(zip(children, codes, strict=True)):
-                if code not in (None, 0) and code != EXIT_USAGE and restarted[c.node] < restarts:
+                if code not in (None, 0) and code not in NOT_RESTARTED and restarted[c.node] < restarts:
                     restarted[c.node] += 1
                     print(f"gossip: node {c.node} died ({_exit_text(code)}); restarting it from its checkpoint "
                           f"({restarted[c.node]} of {restarts})", file=out, flush=True)
@@ -403,14 +426,18 @@ def run_prepared(
                     c.offset = 0  # the node cuts its records back to its checkpoint
                     codes[k] = None
             bad = [(c, code) for c, code in zip(children, codes, strict=True) if code not in (None, 0)]
+            diverged = next((c for c, code in bad if code == ExitCode.DIVERGED), None)
+            if diverged is not None:
+                failure, failure_code = _divergence_text(path, diverged.node), ExitCode.DIVERGED
+                break
             if bad and not keep_going:
                 child, code = bad[0]
-                failure = f"node {child.node} exited with code {code}" + _log_tail(path, child.node)
+                failure = f"node {child.node} {_ending_text(path, child, code, rounds)}"
                 break
             for child, code in bad:
                 if child.node not in dead:
                     dead.add(child.node)
-                    print(f"gossip: node {child.node} died ({_exit_text(code)}); the others carry on", file=out, flush=True)
+                    print(f"gossip: node {child.node} {_ending_text(path, child, code, rounds, tail=False)}; the others carry on", file=out, flush=True)
             if len(dead) == len(children):
                 failure = "every node died" + _log_tail(path, children[0].node)
                 break
@@ -418,7 +445,7 @@ def run_prepared(
                 break
             time.sleep(0.2)
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = interrupted or signal.SIGINT
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -432,22 +459,81 @@ def run_prepared(
     summary["restarts"] = {str(i): k for i, k in restarted.items() if k}
     write_json(path / "summary.json", summary)
     print(format_table(summary), file=out)
+    if server_died is not None and not all(n["status"] == "finished" for n in summary["per_node"]):
+        failure = _server_death_text(server_died, summary, path)
     if failure:
         print(f"gossip: error: {failure}", file=out)
-        return LaunchResult(path, 1, summary)
+        return LaunchResult(path, failure_code, summary)
     if interrupted:
         print("gossip: interrupted; every node was stopped. Partial results are in the run directory.", file=out)
-        return LaunchResult(path, 130, summary)
-    return LaunchResult(path, 0, summary)
+        return LaunchResult(path, ExitCode.stopped_by(interrupted), summary)
+    return LaunchResult(path, ExitCode.FINISHED, summary)
+
+
+_EXIT_MEANING: dict[int | None, str] = {ExitCode.FAILED: "a runtime failure", ExitCode.USAGE: "a usage error", ExitCode.DIVERGED: "diverged"}
 
 
 def _exit_text(code: int | None) -> str:
+    """A node's exit status in words, after ``died (...)``."""
+    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        return f"stopped by {signal.Signals(code - 128).name}"
     if code is not None and code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:
             return f"killed by signal {-code}"
-    return f"exit code {code}"
+    meaning = _EXIT_MEANING.get(code)
+    return f"exit code {code}" + (f": {meaning}" if meaning else "")
+
+
+def _ending_text(path: Path, child: _Child, code: int, rounds: int, *, tail: bool = True) -> str:
+    """How a node that ended early ended, after ``node i``: a stop by signal with its round, else its exit and the tail of its log."""
+    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED, -signal.SIGINT, -signal.SIGTERM):
+        name = signal.Signals(code - 128 if code > 0 else -code).name
+        final = _node_final(path, child.node)
+        reached = final["rounds_completed"] + final.get("rounds_skipped", 0) if "rounds_completed" in final else child.round
+        return f"was stopped by {name} at round {reached} of {rounds}, not by the launcher"
+    if code < 0:
+        ended = f"died ({_exit_text(code)})"
+    else:
+        meaning = _EXIT_MEANING.get(code)
+        ended = f"exited with code {code}" + (f" ({meaning})" if meaning else "")
+    return ended + (_log_tail(path, child.node) if tail else "")
+
+
+def _divergence_text(path: Path, node: int) -> str:
+    """``node i diverged at round t (loss x)``, from the node's summary."""
+    diverged = _node_final(path, node).get("diverged") or {}
+    if "round" not in diverged:
+        return f"node {node} diverged: its model is no longer finite; try a lower learning rate (--lr)"
+    loss = diverged.get("loss")
+    said = f"loss {loss:.4g}" if isinstance(loss, (int, float)) else "loss not finite"
+    return f"node {node} diverged at round {diverged['round']} ({said}): its model is no longer finite; try a lower learning rate (--lr)"
+
+
+def _server_death_text(how: str, summary: dict[str, Any], path: Path) -> str:
+    """What became of every node after the fork server died: its exit statuses died with it, the nodes' summaries did not."""
+    fates = []
+    for n in summary["per_node"]:
+        if n["status"] == "stopped":
+            fates.append(f"node {n['node']} stopped at round {n['rounds_completed'] + (n['rounds_skipped'] or 0)}")
+        elif n["status"] == "diverged":
+            fates.append(f"node {n['node']} diverged at round {n['diverged']['round']}")
+        elif n["status"] == "dead":
+            fates.append(f"node {n['node']} was lost (it left no summary)")
+        else:
+            fates.append(f"node {n['node']} {n['status']}")
+    died = f"was {how}" if how.startswith("killed") else f"ended ({how})"
+    return (f"the fork server {died} mid-run, and its nodes got SIGTERM with it: {', '.join(fates)}; "
+            f"continue from their checkpoints with: gossip launch --resume {path}")
+
+
+def _node_final(path: Path, node: int) -> dict[str, Any]:
+    """A node's own summary (``nodes/node-<i>.json``), or {} if it wrote none."""
+    try:
+        return dict(json.loads(NodeFiles(path, node).summary.read_text()))
+    except (OSError, ValueError):
+        return {}
 
 
 def _poll_records(path: Path, children: list[_Child]) -> None:
@@ -544,7 +630,9 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
             {
                 "node": i,
                 "status": final.get("status", "dead"),
-                "rounds_completed": len(records),
+                "rounds_completed": len(records),  # the node's own count too: rounds it ran, one record each
+                "rounds_skipped": final.get("rounds_skipped"),  # rounds a restarted node skipped to rejoin (None: no summary)
+                "diverged": final.get("diverged"),  # {"round", "loss"} of a node whose model stopped being finite
                 "accuracy": final.get("accuracy") if merge else last_eval.get("accuracy"),
                 "accuracy_before_merge": final.get("accuracy_before_merge") if merge else None,
                 "merge_members": merge["members"] if merge else None,

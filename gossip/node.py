@@ -35,6 +35,10 @@ models its neighbours no longer want (:meth:`Node._rejoin_round`). Neighbours ne
 they mixed without it after each round timeout, report it down after a few missed rounds
 (``gossip.liveness``), and mix it in again when its models arrive. ``[links]`` shapes the node's
 out-links (``gossip.linkemu``) and ``[faults]`` can make it a straggler, for experiments.
+
+Divergence: a sync node whose model is no longer finite after its local steps (or after its mix) stops
+there — status ``"diverged"``, its last finite checkpoint kept, a bye so its neighbours stop waiting
+for it — instead of sending models every neighbour refuses, round after round (``gossip node`` exits 3).
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ from gossip.trainer import Evaluation, LocalTrainer, StepResult
 from gossip.transport import COPY_BELOW_BYTES, Transport, ZmqTransport
 from gossip.wire import MERGE_KINDS, Expectation, Kind, Message, RejectReason, decode, encode
 
-__all__ = ["Node", "NodePlan", "NodeResult", "build_flat_model", "message_limit", "plan_node", "run_id_of", "shard_key", "split_training_set"]
+__all__ = ["Diverged", "Node", "NodePlan", "NodeResult", "all_finite", "build_flat_model", "message_limit", "plan_node", "run_id_of", "shard_key", "split_training_set"]
 
 log = logging.getLogger("gossip.node")
 
@@ -152,17 +156,35 @@ def shard_key(cfg: RunConfig, n_nodes: int, num_train: int) -> str:
     return partition_key(num_train, n_nodes, **_split_args(cfg))
 
 
+class Diverged(Exception):
+    """The node's model stopped being finite in round ``round`` (training ``loss``): the round ends there, and the run."""
+
+    def __init__(self, round_: int, loss: float) -> None:
+        super().__init__(f"diverged at round {round_} (loss {loss})")
+        self.round = round_
+        self.loss = loss
+
+
 @dataclass(frozen=True)
 class NodeResult:
     """How a node's run ended."""
 
     node_id: int
-    status: str  # "finished" | "stopped"
-    rounds_completed: int
+    status: str  # "finished" | "stopped" | "diverged"
+    rounds_completed: int  # rounds this node ran to the end, one record each (across restarts; skipped rounds not counted)
     accuracy: float  # of the final model (the merged one when the merge ran)
     model_hash: str
     accuracy_before_merge: float | None = None
     merge_members: tuple[int, ...] | None = None
+    rounds_skipped: int = 0  # rounds a resumed node skipped to rejoin its neighbours (rounds_completed + rounds_skipped = rounds reached)
+    diverged_round: int | None = None  # the round after which the model was no longer finite (status "diverged")
+
+
+def all_finite(vector: torch.Tensor) -> bool:
+    """Whether every value is finite, in one read with no scratch: the sum (0.2 ms at 1M parameters, where
+    ``isfinite(...).all()`` takes 7 ms); only a sum that is not finite — a NaN or an infinity, or finite
+    values large enough to overflow float32 together — gets the exact check."""
+    return math.isfinite(float(vector.sum())) or bool(torch.isfinite(vector).all())
 
 
 def init_seed(cfg: RunConfig, node_id: int) -> int:
@@ -278,6 +300,7 @@ class Node:
         self.liveness = Liveness(self.neighbours)
         self._peer_rounds: dict[NodeId, int] = {}  # the round each neighbour was in when it last greeted us
         self.resumed: dict[str, int] | None = None  # {"checkpoint_round", "joined_round"} after a resume
+        self.diverged: dict[str, Any] | None = None  # {"round", "loss"} once the model is no longer finite
         slow = int(self.id) in cfg.faults.slow_nodes
         self._step_delay_s = cfg.faults.step_delay_s if slow else 0.0
         if plan.resume is not None and plan.resume.fingerprint != self.flat.layout.fingerprint:
@@ -306,8 +329,9 @@ class Node:
         cfg = self.cfg
         files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
         start = self._restore()
+        kept = 0  # records of earlier lives of this node, before its checkpoint
         if files and self.plan.resume is not None:
-            keep_records_before(files.records, start)  # later records are replayed (or skipped), torn ones cut
+            kept = keep_records_before(files.records, start)  # later records are replayed (or skipped), torn ones cut
         writer = RecordWriter(files.records, truncate=self.plan.resume is None) if files else None
 
         await self.transport.start()
@@ -331,24 +355,34 @@ class Node:
                 for t in range(start, cfg.training.rounds):
                     if self._stop:
                         break
-                    record = await self.run_round(t)
+                    try:
+                        record = await self.run_round(t)
+                    except Diverged as exc:  # in its local steps: the round ends there, unrecorded
+                        self.diverged = {"round": exc.round, "loss": exc.loss}
+                        break
                     if t == start and self.resumed is not None:
                         record["resumed"] = dict(self.resumed)
                     if record["accuracy"] is not None:
                         accuracy = record["accuracy"]
                     self.write_record(writer, record)
+                    if not self._finite():  # in the mix (an overflow): caught here for the last round's sake
+                        self.diverged = {"round": t, "loss": record["loss"]}
+                        break
                     every = cfg.training.checkpoint_every
                     if files and every and (t + 1) % every == 0 and t + 1 < cfg.training.rounds and (
                         time.monotonic() - self._checkpointed_at >= cfg.training.checkpoint_interval_s
                     ):
                         self._save_checkpoint(files)
             self._log_last_round()
-            if self._stop:
+            if self.diverged is not None:
+                status = "diverged"
+                log.error("node %s diverged at round %d (loss %s): its model is no longer finite; stopping", self.id, self.diverged["round"], _fmt(self.diverged["loss"]))
+            elif self._stop:
                 status = "stopped"
-            self._say(Kind.BYE)
-            if files:  # the training state; the merged model below goes to node-<i>.npy
+            self._say(Kind.BYE)  # neighbours stop waiting for us at once (a diverged node's models are refused anyway)
+            if files and self.diverged is None:  # the training state (a diverged node keeps its last finite one); the merged model below goes to node-<i>.npy
                 self._save_checkpoint(files)
-            if self.merger is not None and not self._stop:
+            if self.merger is not None and status == "finished":
                 self.accuracy_before_merge = accuracy
                 if files:
                     save_vector(files.premerge, self.flat.vector.numpy())
@@ -365,9 +399,11 @@ class Node:
                 self.metrics_server.stop()
             await self.transport.close()
 
+        completed = kept + self.round - start  # start: where this life's rounds began (after a rejoin's skip)
         result = NodeResult(
-            int(self.id), status, self.round, accuracy, model_hash(self.flat.vector), self.accuracy_before_merge,
-            self.merge_outcome.members if self.merge_outcome else None,
+            int(self.id), status, completed, accuracy, model_hash(self.flat.vector), self.accuracy_before_merge,
+            self.merge_outcome.members if self.merge_outcome else None, self.round - completed,
+            self.diverged["round"] if self.diverged is not None else None,
         )
         if files:
             save_vector(files.model, self.flat.vector.numpy())
@@ -376,6 +412,12 @@ class Node:
 
     # -------------------------------------------------------------------------------------------
     # checkpoints, crash and rejoin
+
+    def _finite(self) -> bool:
+        """Whether the model is still finite, checked after the local steps and at the end of every sync round: a
+        diverged node must stop (:class:`Diverged`), not send models its neighbours refuse while they wait out the
+        round timeout for it, round after round."""
+        return all_finite(self.flat.vector)
 
     def _save_checkpoint(self, files: NodeFiles) -> None:
         state = checkpoint.Checkpoint(self.flat.vector.numpy(), self.round, self.flat.layout.fingerprint, self.trainer.state())
@@ -475,6 +517,8 @@ class Node:
         bytes_out_0 = self._bytes_out
 
         step = self.train()
+        if not self._finite():  # leave before sending models every neighbour refuses (and waits out the round timeout for)
+            raise Diverged(t, step.loss)
         await self.straggle()
         t_trained = time.perf_counter()
         cpu_trained = time.thread_time()
@@ -796,6 +840,8 @@ class Node:
             "node": result.node_id,
             "status": result.status,
             "rounds_completed": result.rounds_completed,
+            "rounds_skipped": result.rounds_skipped,
+            "diverged": self.diverged,  # {"round", "loss"}: the round after which the model was no longer finite
             "accuracy": result.accuracy,
             "model_hash": result.model_hash,
             "bytes_sent": self._bytes_out,

@@ -44,7 +44,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from gossip.config import RunConfig
+from gossip.config import RunConfig, share_of
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
 from gossip.topology import Topology
@@ -81,8 +81,8 @@ class Schedule:
         self.n = topology.n
         self._neighbours = {i: topology.neighbours(i) for i in range(self.n)}
         self._adjacent = {i: frozenset(nbrs) for i, nbrs in self._neighbours.items()}
-        lo = math.floor(self.cfg.window_start * self.rounds)
-        hi = self.rounds if self.cfg.window_end >= 1.0 else math.floor(self.cfg.window_end * self.rounds)
+        lo = share_of(self.cfg.window_start, self.rounds)  # exact: 0.29 of 100 rounds starts at 29, not 28
+        hi = self.rounds if self.cfg.window_end >= 1.0 else share_of(self.cfg.window_end, self.rounds)
         self.window = (lo, max(hi, lo + 1))
         self.tau = max(1, math.ceil(math.log2(self.n))) if self.n > 1 else 1
         if self.peers == "one-peer-exponential":

@@ -11,10 +11,12 @@ The threshold is relative to the node's own model and tightens as training conve
 Defaults γ = 0.7, κ = 1, α = 0.5 are those hard-coded in a third-party implementation (the NEBULA
 platform, ``nebula/core/aggregation/balance.py``); the paper's own defaults could not be read.
 
-Breakdown: no fraction bound — the filter is relative to the node itself, so any number of far-away
-attackers is rejected, while attackers that stay inside the acceptance ball (ALIE-like payloads
-near the honest mean) are averaged in with weight (1 − α)/|accepted| each. Cost O(d P) for d
-arrivals (one norm per neighbour). Fewer arrivals just mean a smaller accepted set.
+Breakdown: no count bound — the filter is relative to the node itself, so any number of far-away
+attackers is rejected, and whatever their number one round moves the node by at most
+(1 − α) · γ e^{−κλ} ‖x_i‖. Attackers that stay inside the acceptance ball (ALIE-like payloads near
+the honest mean) are averaged in with weight (1 − α)/|accepted| each, and a node whose accepted
+set is all Byzantine follows them within that bound every round. Cost O(d P) for d arrivals (one
+norm per neighbour, in float64). Fewer arrivals just mean a smaller accepted set.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from gossip.aggregation.robust import Report, no_report
+from gossip.aggregation.clipping import row_norms
+from gossip.aggregation.robust import Report, mean_rows, no_report
 from gossip.ids import NodeId
 
 __all__ = ["Balance", "balance", "balance_threshold"]
@@ -33,18 +36,18 @@ __all__ = ["Balance", "balance", "balance_threshold"]
 
 def balance_threshold(local: torch.Tensor, gamma: float, kappa: float, progress: float) -> float:
     """γ · exp(−κ · λ) · ‖x_i‖ with λ = ``progress`` in [0, 1]."""
-    return gamma * math.exp(-kappa * progress) * float(torch.linalg.vector_norm(local))
+    return gamma * math.exp(-kappa * progress) * float(torch.linalg.vector_norm(local, dtype=torch.float64))
 
 
 def balance(local: torch.Tensor, neighbours: torch.Tensor, threshold: float, alpha: float) -> tuple[torch.Tensor, int]:
     """Average the own model with the mean of the neighbours within ``threshold``; returns it and the rejected count."""
     if neighbours.shape[0] == 0:
         return local.clone(), 0
-    accepted = torch.linalg.vector_norm(neighbours - local, dim=1) <= threshold
+    accepted = row_norms(neighbours - local) <= threshold
     rejected = int((~accepted).sum())
     if not bool(accepted.any()):
         return local.clone(), rejected
-    return alpha * local + (1.0 - alpha) * neighbours[accepted].mean(dim=0), rejected
+    return alpha * local + (1.0 - alpha) * mean_rows(neighbours[accepted]), rejected
 
 
 @dataclass(frozen=True)

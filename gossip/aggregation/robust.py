@@ -3,10 +3,12 @@
 Each rule runs on the node's own model plus the models that arrived this round, stacked as one
 ``(N, P)`` tensor — row 0 is the node's own model, then the neighbours in sorted id order, so the
 result never depends on arrival order. All are vectorised over the flat parameter vector (one sort
-or one distance matrix, no Python loop over parameters). These rules ignore the mixing weights:
-their robustness comes from treating the N inputs symmetrically. Used decentrally the way the
-ClippedGossip authors' code does (``DeCM``, ``DeTM``, ``DeKrum``; He, Karimireddy & Jaggi 2022):
-what each node needs is a *local* honest majority among its own inputs, not a global one.
+or one distance matrix, no Python loop over parameters), and finite float32 inputs give finite
+results up to the float32 limit (:func:`midpoint`, :func:`mean_rows`, Krum's float64 distances).
+These rules ignore the mixing weights: their robustness comes from treating the N inputs
+symmetrically. Used decentrally the way the ClippedGossip authors' code does (``DeCM``, ``DeTM``,
+``DeKrum``; He, Karimireddy & Jaggi 2022): what each node needs is a *local* honest majority among
+its own inputs, not a global one.
 
 Fewer arrivals than expected (timeouts, a silent neighbour) shrink N. Each rule says below what it
 does when N becomes too small for its guarantee; none of them is ever called with N < 1 (the own
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gossip.config import share_of
 from gossip.ids import NodeId
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "TrimmedMean",
     "coordinate_median",
     "krum_scores",
+    "mean_rows",
+    "midpoint",
     "multi_krum",
     "stack_inputs",
     "trimmed_mean",
@@ -71,6 +76,33 @@ def _rarely_kept(order: torch.Tensor, lo: int, hi: int) -> int:
     return int((kept[1:] < fair / 2).sum())
 
 
+def midpoint(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(a + b) / 2 elementwise, finite for any finite a and b.
+
+    Why: ``a + b`` overflows to inf once the values pass half the largest float (~1.7e38 in float32),
+    and so does ``a + (b - a) / 2`` when they have opposite signs. Halving first cannot overflow and
+    is exact for normal numbers; it is used only where the sum overflowed, so every other result is
+    the correctly rounded ``(a + b) / 2`` (halving first would lose the last bit of subnormals).
+    """
+    total = a + b
+    if bool(torch.isfinite(total).all()):  # the common case, one pass cheaper than the where below
+        return total.mul_(0.5)
+    return torch.where(torch.isfinite(total), total * 0.5, a * 0.5 + b * 0.5)
+
+
+def mean_rows(rows: torch.Tensor) -> torch.Tensor:
+    """The mean of the rows of a ``(k, P)`` stack, summed in float64 and returned in the stack's dtype.
+
+    Why: a float32 sum of finite values above ~1e38 overflows to inf (torch sums float32 in
+    float32), while their mean is finite. Row by row: k is small, and a float64 copy of the whole
+    stack would double the memory of the largest tensor a rule holds.
+    """
+    total = torch.zeros(rows.shape[1:], dtype=torch.float64)
+    for row in rows:
+        total.add_(row)
+    return total.div_(rows.shape[0]).to(rows.dtype)
+
+
 def coordinate_median(inputs: torch.Tensor) -> torch.Tensor:
     """Per coordinate, the median of the N values (mean of the two middle ones when N is even)."""
     return _median_sorted(inputs.sort(dim=0).values, _rows(inputs))
@@ -78,7 +110,7 @@ def coordinate_median(inputs: torch.Tensor) -> torch.Tensor:
 
 def _median_sorted(values: torch.Tensor, n: int) -> torch.Tensor:
     lo, hi = (n - 1) // 2, n // 2
-    return values[lo].clone() if lo == hi else (values[lo] + values[hi]) * 0.5
+    return values[lo].clone() if lo == hi else midpoint(values[lo], values[hi])
 
 
 def trimmed_mean(inputs: torch.Tensor, b: int) -> torch.Tensor:
@@ -86,7 +118,7 @@ def trimmed_mean(inputs: torch.Tensor, b: int) -> torch.Tensor:
     n = _rows(inputs)
     if b < 0 or n - 2 * b < 1:
         raise ValueError(f"trimming {b} per side of {n} inputs leaves nothing to average")
-    return inputs.sort(dim=0).values[b : n - b].mean(dim=0)
+    return mean_rows(inputs.sort(dim=0).values[b : n - b])
 
 
 def krum_scores(inputs: torch.Tensor, f: int) -> torch.Tensor:
@@ -114,7 +146,7 @@ def multi_krum(inputs: torch.Tensor, f: int, m: int) -> tuple[torch.Tensor, torc
     if not 1 <= m <= inputs.shape[0]:
         raise ValueError(f"Multi-Krum m must be in 1..{inputs.shape[0]}, got {m}")
     chosen = torch.argsort(scores, stable=True)[:m]
-    return inputs[chosen].mean(dim=0), chosen
+    return mean_rows(inputs[chosen]), chosen
 
 
 @dataclass(frozen=True)
@@ -141,11 +173,12 @@ class CoordinateMedian:
 class TrimmedMean:
     """Coordinate-wise trimmed mean (Yin et al. 2018): drop b values per side, average the rest.
 
-    ``b = floor(beta * N)`` when ``beta > 0`` (adapts to how many arrived), else ``b = f``.
-    Breakdown: tolerates up to b Byzantine inputs (b/N < 1/2); with at most b of them, every
-    coordinate lies inside the honest values' range. Cost O(N P log N). Too few inputs
-    (N <= 2b, e.g. after timeouts): nothing would be left after trimming, so the node keeps its
-    own model this round and counts every arrival as discarded.
+    ``b = floor(beta * N)`` when ``beta > 0`` (adapts to how many arrived; the floor is exact for
+    β as written, :func:`gossip.config.share_of`), else ``b = f``. Breakdown: tolerates up to b
+    Byzantine inputs (b/N < 1/2); with at most b of them, every coordinate lies inside the honest
+    values' range. Cost O(N P log N). Too few inputs (N <= 2b, e.g. after timeouts): nothing would
+    be left after trimming, so the node keeps its own model this round and counts every arrival as
+    discarded.
     """
 
     f: int
@@ -154,7 +187,7 @@ class TrimmedMean:
 
     def trim(self, n: int) -> int:
         """How many values are dropped per side for ``n`` inputs."""
-        return int(self.beta * n) if self.beta > 0 else self.f
+        return share_of(self.beta, n) if self.beta > 0 else self.f
 
     def aggregate(self, local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float]) -> torch.Tensor:
         inputs = stack_inputs(local, received)
@@ -165,19 +198,24 @@ class TrimmedMean:
             return local.clone()
         values, order = inputs.sort(dim=0)
         self.report(_rarely_kept(order, b, n - b), "discarded")
-        return values[b : n - b].mean(dim=0)
+        return mean_rows(values[b : n - b])
 
 
 @dataclass(frozen=True)
 class Krum:
     """Krum and Multi-Krum (Blanchard, El Mhamdi, Guerraoui & Stainer 2017).
 
-    Scores each input by the summed squared distance to its N - f - 2 nearest others and averages
-    the ``m`` best (``m = 1``: Krum, which returns one of the inputs as is; ``m = 0``: N - f, the
-    usual Multi-Krum choice; m is capped at N - f so a slot that may be Byzantine is never averaged
-    in). Breakdown: needs N >= 2f + 3, i.e. f/N < ~1/2; then every selected input is close to the
-    honest ones (Krum's output lies inside the honest values' range when the attackers are far).
-    Cost O(N^2 P) for the distance matrix.
+    Scores each input by the summed squared distance to its N - f - 2 nearest others (in float64,
+    so no finite float32 input overflows a score into a tie at inf) and averages the ``m`` best
+    (``m = 1``: Krum, which returns one of the inputs as is; ``m = 0``: N - f, the usual Multi-Krum
+    choice; m is capped at N - f). Breakdown: needs N >= 2f + 3 and at most f Byzantine inputs.
+
+    What that buys: at least N - f inputs are honest and m <= N - f, so every selected input,
+    Byzantine or not, scores no worse than the worst-scoring honest input (Krum's single pick: no
+    worse than the best one); a far-away attacker is never selected. It does *not* keep Byzantine
+    inputs out: a payload placed among the honest ones (ALIE's μ − zσ) scores as well as they do
+    and is averaged in, up to min(b, m) of them at weight 1/m each. Cost O(N^2 P) for the distance
+    matrix.
 
     Too few inputs (timeouts shrink N below 2f + 3): Krum's guarantee is void, so the rule falls
     back to the coordinate-wise median while N >= 2f + 1 (still inside the honest range with at

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from gossip import checkpoint
+from gossip.errors import ExitCode
 from gossip.results import read_jsonl
 from gossip.state import model_hash
 from tests.conftest import Processes, free_port, run_gossip
@@ -32,19 +33,21 @@ def _node_args(n: int, ports: list[int], metrics: list[int], *extra: str) -> lis
 
 def test_missing_neighbours_are_named_with_their_addresses_after_the_deadline(tmp_path: Path) -> None:
     """A node whose neighbours never start gives up after startup_timeout_s with one line naming each missing
-    neighbour and the address it tried, and exit code 2 (so an orchestrator's restart policy can act)."""
+    neighbour and the address it tried, and exit code 1: a runtime failure, not a usage error (2), so a restart
+    policy (an orchestrator's, or the launcher's --restart) tries again once the neighbours may be up."""
     ports = [free_port() for _ in range(3)]
     r = run_gossip("node", "--id", "0", *_node_args(3, ports, [free_port() for _ in range(3)], "--set", "transport.startup_timeout_s=2"), timeout=120)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == ExitCode.FAILED, r.stderr
     error = [line for line in r.stderr.splitlines() if line.startswith("gossip: error:")]
     assert len(error) == 1, r.stderr
     assert f"neighbour(s) 1 (tcp://127.0.0.1:{ports[1]}), 2 (tcp://127.0.0.1:{ports[2]}) within 2 s" in error[0]
     assert "Traceback" not in r.stderr
 
 
-def test_sigterm_mid_run_exits_0_with_a_checkpoint_of_the_last_round(tmp_path: Path, processes: Processes) -> None:
-    """SIGTERM during training: every node leaves at the end of its current round with exit 0, status
-    'stopped', and a checkpoint whose round and vector match its records and its summary's model hash."""
+def test_sigterm_mid_run_exits_143_with_a_checkpoint_of_the_last_round(tmp_path: Path, processes: Processes) -> None:
+    """SIGTERM during training: every node leaves at the end of its current round with exit 143 (stopped by
+    SIGTERM before its last round: not 0, which says it finished), status 'stopped', and a checkpoint whose round
+    and vector match its records and its summary's model hash."""
     n = 3
     ports, metrics = [free_port() for _ in range(n)], [free_port() for _ in range(n)]
     logs = [tmp_path / f"node-{i}.log" for i in range(n)]
@@ -60,7 +63,7 @@ def test_sigterm_mid_run_exits_0_with_a_checkpoint_of_the_last_round(tmp_path: P
     for p in procs:
         p.send_signal(signal.SIGTERM)
     for i, p in enumerate(procs):
-        assert p.wait(timeout=90) == 0, logs[i].read_text()[-2000:]
+        assert p.wait(timeout=90) == ExitCode.TERMINATED, logs[i].read_text()[-2000:]
         summary = json.loads((tmp_path / "nodes" / f"node-{i}.json").read_text())
         records = read_jsonl(tmp_path / "nodes" / f"node-{i}.jsonl")
         saved = checkpoint.load(tmp_path / "nodes" / f"node-{i}.ckpt.npz")

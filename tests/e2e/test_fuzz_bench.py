@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 def test_fuzz_bench_accounts_for_every_message_and_the_node_keeps_training(tmp_path: Path) -> None:
     """5 000 mutated messages at a real `gossip node`: the bench exits 0, which it only does when every message
     sent is counted by the node as rejected (by reason) or accepted, rounds advanced during and after the flood,
-    and the node exited 0 on SIGTERM; its RSS grew by less than 20 MiB."""
+    and the node exited cleanly on SIGTERM (143: stopped before its last round); its RSS grew by less than 20 MiB."""
     out = tmp_path / "fuzz.json"
     r = subprocess.run([sys.executable, "bench/fuzz.py", "--messages", "5000", "--seed", "1", "--out", str(out)],
                        cwd=REPO, capture_output=True, text=True, timeout=240)

@@ -226,7 +226,8 @@ def test_forked_and_spawned_nodes_train_the_same_models(tmp_path: Path) -> None:
 
 def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
     """A node that cannot start (its port was taken after the run was prepared) fails the whole run:
-    exit 1, the node named with the tail of its log, and no process left behind."""
+    exit 1, the node named with its exit code (1, a runtime failure: the port was free when the run was planned)
+    and the tail of its log, and no process left behind."""
     import io
     import tomllib
 
@@ -243,7 +244,7 @@ def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
         thief.listen()
         result = run_prepared(resolved, run_dir, topology, progress=False, out=out)
     assert result.exit_code == 1, out.getvalue()
-    assert "node 2 exited with code 2" in out.getvalue(), out.getvalue()
+    assert "node 2 exited with code 1 (a runtime failure)" in out.getvalue(), out.getvalue()
     assert "already in use" in out.getvalue(), out.getvalue()
     assert node_pids(run_dir) == {}
 

@@ -29,11 +29,32 @@ from gossip.topology import parse_spec
 
 @pytest.mark.parametrize(
     ("n", "f", "z"),
-    [(10, 2, 0.0), (12, 1, -0.114), (16, 3, 0.097), (20, 4, 0.157), (25, 5, 0.253), (50, 12, 0.336), (50, 24, 1.426)],
+    [(10, 2, 0.0), (12, 1, -0.114), (16, 3, 0.097), (20, 4, 0.157), (25, 5, 0.253), (50, 12, 0.336), (50, 24, 1.426), (4, 1, -0.431), (5, 1, 0.0)],
 )
 def test_alie_z_max_matches_the_reference_table(n: int, f: int, z: float) -> None:
-    """REFERENCES §4.2: z_max = Φ⁻¹((n - f - s)/(n - f)), s = floor(n/2 + 1) - f (e.g. n = 50, f = 12 → 0.336)."""
+    """REFERENCES §4.2: z_max = Φ⁻¹((n - f - s)/(n - f)), s = floor(n/2 + 1) - f (e.g. n = 50, f = 12 → 0.336).
+    The epfml code's formula, not the paper's Φ⁻¹((n − s)/n), which gives 0.583 and 0.253 for the
+    last cases of 50/12 and 5/1; the raw quantile is negative for even n with f = 1."""
     assert alie_z_max(n, f) == pytest.approx(z, abs=5e-4)
+
+
+@pytest.mark.parametrize(("n", "f"), [(4, 1), (6, 1), (12, 1)])
+def test_alie_role_clamps_a_negative_z_max_to_the_honest_mean(n: int, f: int) -> None:
+    """Even n with f = 1 gives a negative quantile (n = 4: −0.431): the role sends the honest mean (z = 0),
+    not a payload |z| σ above it."""
+    honest = {NodeId(k): torch.randn(8, dtype=torch.float64) for k in (1, 3, 4)}  # what the attacker (node 2) received
+    target = Target(NodeId(1), {NodeId(k): 1 / n for k in range(2, n + 1)}, frozenset({NodeId(2)}))
+    assert target.inputs == n and len(target.byzantine) == f and alie_z_max(n, f) < 0
+    assert Alie().z_for(target) == 0.0
+    out = Alie().payloads(0, torch.zeros(8, dtype=torch.float64), honest, [target])
+    assert torch.allclose(out[NodeId(1)], torch.stack([honest[k] for k in sorted(honest)]).mean(0))
+
+
+def test_alie_role_keeps_a_positive_z_max_and_a_fixed_negative_z() -> None:
+    """The clamp only replaces the formula's negative values: n = 16, f = 3 keeps 0.097, and alie_z = −2 is sent as asked."""
+    deg15 = Target(NodeId(1), {NodeId(k): 1 / 16 for k in range(2, 17)}, frozenset({NodeId(2), NodeId(3), NodeId(4)}))
+    assert Alie().z_for(deg15) == pytest.approx(alie_z_max(16, 3)) and Alie().z_for(deg15) > 0
+    assert Alie(z=-2.0).z_for(deg15) == -2.0
 
 
 def test_alie_z_max_refuses_degenerate_sizes() -> None:

@@ -54,6 +54,14 @@ def test_bad_byzantine_or_rule_settings_are_one_line_errors(overrides: dict[str,
         ({"topology.spec": "torus:4x4", "aggregation.rule": "trimmed-mean", "aggregation.f": 3, "byzantine.nodes": "[0]", "byzantine.attack": "ipm"},
          "rule 'trimmed-mean': trimming 3 per side needs more than 6 inputs, but node 1 has 4 neighbours"),
         ({"topology.spec": "torus:4x4", "aggregation.rule": "clipped-gossip", "aggregation.f": 4}, "adaptive 'he' radius with f = 4 needs more than f neighbours, but node 0"),
+        # the data-dependent radius budgets for f attackers: two in one neighbourhood need f = 2
+        ({"topology.spec": "complete", "run.nodes": 5, "aggregation.rule": "clipped-gossip", "aggregation.clip_rule": "second-largest",
+          "byzantine.nodes": "[3, 4]", "byzantine.attack": "sign-flip"}, "[byzantine] node 0 has 2 Byzantine neighbours (3, 4) but rule 'clipped-gossip' tolerates 1 there"),
+        ({"topology.spec": "ring", "run.nodes": 8, "aggregation.rule": "clipped-gossip", "aggregation.clip_rule": "second-largest", "aggregation.f": 2},
+         "adaptive 'second-largest' radius with f = 2 needs more than f neighbours, but node 0 has 2 neighbours"),
+        # floor(0.29 * 100) = 29 trimmed per side on a 99-neighbour clique: 30 attackers is one too many
+        ({"topology.spec": "complete", "run.nodes": 100, "aggregation.rule": "trimmed-mean", "aggregation.trim_beta": 0.29,
+          "byzantine.nodes": str(list(range(1, 31))), "byzantine.attack": "ipm"}, "node 0 has 30 Byzantine neighbours (1, 2, 3,"),
         ({"topology.spec": "ring", "run.nodes": 8, "byzantine.nodes": "[8]", "byzantine.attack": "ipm"}, "[byzantine] node 8 is not in the topology (nodes 0..7)"),
     ],
 )
@@ -74,6 +82,7 @@ def test_rules_refuse_more_attackers_than_they_tolerate_naming_the_node(override
         {"aggregation.rule": "clipped-gossip", "aggregation.clip_tau": 1.0, "byzantine.nodes": "[0, 5]"},
         {"aggregation.rule": "krum", "byzantine.nodes": "[0, 10]"},  # 0 and 10 share no neighbour on the 4x4 torus
         {"aggregation.rule": "median", "byzantine.nodes": "[0, 5]"},  # 2 of 5 inputs: still an honest majority
+        {"aggregation.rule": "variance", "byzantine.nodes": "[0, 5]"},  # an undefended baseline, like dsgd
     ],
 )
 def test_defensible_placements_pass(overrides: dict[str, object]) -> None:
@@ -81,15 +90,35 @@ def test_defensible_placements_pass(overrides: dict[str, object]) -> None:
     check_tolerance(cfg, parse_spec("torus:4x4"))
 
 
+def test_trimmed_mean_beta_defends_exactly_floor_beta_n_attackers() -> None:
+    """β = 0.29 on a 100-node clique trims ⌊0.29 × 100⌋ = 29 per side, so 29 attackers are defended (30 are refused above)."""
+    cfg = load_config(env={}, overrides={"topology.spec": "complete", "run.nodes": 100, "aggregation.rule": "trimmed-mean", "aggregation.trim_beta": 0.29,
+                                         "byzantine.nodes": str(list(range(1, 30))), "byzantine.attack": "ipm"})
+    check_tolerance(cfg, parse_spec("complete", n=100))
+
+
+@pytest.mark.parametrize("clip_rule", ["he", "second-largest"])
+def test_adaptive_clipping_with_f_2_accepts_two_attackers_in_a_neighbourhood(clip_rule: str) -> None:
+    """5-node clique, attackers 3 and 4: every honest node has 2 Byzantine neighbours of 4, which f = 2 budgets for."""
+    cfg = load_config(env={}, overrides={"topology.spec": "complete", "run.nodes": 5, "aggregation.rule": "clipped-gossip", "aggregation.clip_rule": clip_rule,
+                                         "aggregation.f": 2, "byzantine.nodes": "[3, 4]", "byzantine.attack": "sign-flip"})
+    check_tolerance(cfg, parse_spec("complete", n=5))
+
+
 def test_tolerated_counts() -> None:
-    """Per-rule bounds for N inputs: median (N-1)//2, Krum f iff N >= 2f+3, BALANCE none."""
+    """Per-rule bounds for N inputs: median (N-1)//2, Krum f iff N >= 2f+3, adaptive clipping f iff f < N - 1, BALANCE and fixed τ none."""
     assert tolerated(cfg_of(aggregation__rule="median"), 5) == 2
     assert tolerated(cfg_of(aggregation__rule="median"), 4) == 1
     assert tolerated(cfg_of(aggregation__rule="krum", aggregation__f=1), 5) == 1
     assert tolerated(cfg_of(aggregation__rule="krum", aggregation__f=1), 4) == -1
     assert tolerated(cfg_of(aggregation__rule="trimmed-mean", aggregation__trim_beta=0.25), 8) == 2
+    assert tolerated(cfg_of(aggregation__rule="trimmed-mean", aggregation__trim_beta=0.29), 100) == 29  # exact floor, not int(28.999…)
     assert tolerated(cfg_of(aggregation__rule="balance"), 5) is None
+    assert tolerated(cfg_of(aggregation__rule="clipped-gossip", aggregation__clip_tau=1.0), 5) is None
+    assert tolerated(cfg_of(aggregation__rule="clipped-gossip", aggregation__clip_rule="second-largest", aggregation__f=2), 5) == 2
+    assert tolerated(cfg_of(aggregation__rule="clipped-gossip", aggregation__clip_rule="second-largest", aggregation__f=2), 3) == -1
     assert tolerated(cfg_of(aggregation__rule="dsgd"), 5) == 0
+    assert tolerated(cfg_of(aggregation__rule="variance"), 5) == 0
 
 
 @pytest.mark.slow

@@ -56,6 +56,12 @@ def test_first_round_is_dense_then_deltas_of_k_entries() -> None:
     assert second.kind is Kind.DELTA and second.indices is not None and second.indices.numel() == node.k == 10
 
 
+def test_k_is_the_exact_ceiling_of_the_fraction_as_written() -> None:
+    """k = ⌈f · n⌉ for f as written: 0.07 of 100 entries is 7 (the float product 7.000000000000001 made it 8)."""
+    assert ChocoGossip(torch.zeros(100), [B], cfg(topk_fraction=0.07)).k == 7
+    assert ChocoGossip(torch.zeros(101), [B], cfg(topk_fraction=0.07)).k == 8
+
+
 def test_what_top_k_leaves_out_is_sent_later() -> None:
     """Error feedback: a model that stops changing reaches its public copy exactly after n / k deltas."""
     model = drift(0)

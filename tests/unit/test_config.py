@@ -47,7 +47,7 @@ def test_config_round_trips_through_toml(tmp_path: Path) -> None:
     [
         ("[training]\nlrr = 0.1\n", "unknown key 'lrr' in [training]; did you mean 'lr'?"),
         ("[trainig]\nlr = 0.1\n", "unknown section [trainig]; did you mean 'training'?"),
-        ("[training]\nlr = -1.0\n", "[training] lr must be a number in [0, 100], got -1.0"),
+        ("[training]\nlr = -1.0\n", "[training] lr must be a number in [0, 1000000], got -1.0"),
         ("[training]\nrounds = 'ten'\n", "[training] rounds must be an integer in 1..10000000, got 'ten'"),
         ("[run]\nlog_interval_s = -1.0\n", "[run] log_interval_s must be a number in [0, 86400], got -1.0"),
         ("[data]\npartition = 'zipf'\n", "[data] partition = 'zipf' is not one of"),

@@ -178,7 +178,7 @@ def test_addresses_that_work_are_accepted() -> None:
         ("links.jitter_ms", "1e9", "[links] jitter_ms must be a number in [0, 60000]"),
         ("links.bandwidth_mbit", "1e-9", "[links] bandwidth_mbit must be 0 (unlimited) or at least 0.001 Mbit/s"),
         ("training.weight_decay", "inf", "[training] weight_decay must be a number in [0, 1]"),
-        ("training.lr", "1e300", "[training] lr must be a number in [0, 100]"),
+        ("training.lr", "1e300", "[training] lr must be a number in [0, 1000000]"),
     ],
 )
 def test_settings_that_would_hang_or_blow_up_a_run_are_refused(key: str, value: str, message: str) -> None:

@@ -116,6 +116,12 @@ def test_window_and_periodic_rounds() -> None:
     assert not any(none.exchange(i, t).communicates for i in range(4) for t in range(40))
 
 
+def test_window_bounds_are_exact_shares_of_the_rounds() -> None:
+    """window [0.29, 0.35) of 100 rounds is rounds 29..34: the float product 0.29 × 100 = 28.999… must not start it at 28."""
+    w = schedule("ring", 4, rounds=100, **{"schedule.mode": "window", "schedule.window_start": 0.29, "schedule.window_end": 0.35})
+    assert [t for t in range(100) if w.exchange(0, t).communicates] == list(range(29, 35))
+
+
 @pytest.mark.parametrize("overrides", SCHEDULES)
 def test_horizon_keeps_the_next_communication_rounds(overrides: dict[str, object]) -> None:
     """The inbox window [t, horizon] contains, for every node, its next ``ahead`` rounds with an arrival."""
