@@ -15,17 +15,25 @@ Private_Dirty) was 20 MiB in a 16-node run, the server's RSS 225 MiB, paid once.
 MiB per forked node — Python's reference counting copies a shared page the first time it touches an
 object on it, so a node's private share can grow past what a short run shows.
 Above that a node holds a few copies of its model: the vector, gradients, the optimiser's momentum,
-the mix buffer, a snapshot, and one received model per neighbour.
+the mix buffer, a snapshot, and one received model per neighbour; and the run's whole dataset (a node
+reads the run directory's data.npz, as the launcher holds it while preparing). The callers take the
+parameter count and the dataset's size from the config's numbers (:func:`gossip.models.parameter_count`,
+:func:`gossip.data.datasets.dataset_shape`), so nothing proportional to a mistyped size is allocated
+before the check refuses it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 from gossip.errors import ConfigError
 
-__all__ = ["FORK_SERVER_BYTES", "FORKED_NODE_BYTES", "NODE_BASE_BYTES", "available_bytes", "check_launch_fits", "check_simulation_fits", "launch_bytes", "simulation_bytes"]
+__all__ = [
+    "FORK_SERVER_BYTES", "FORKED_NODE_BYTES", "NODE_BASE_BYTES", "available_bytes", "check_launch_fits", "check_node_fits",
+    "check_simulation_fits", "dataset_bytes", "launch_bytes", "simulation_bytes",
+]
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -36,20 +44,26 @@ MODEL_COPIES = 5  # vector, gradients, momentum, mix buffer, snapshot: plus one 
 SIMULATION_MODEL_COPIES = 6  # models, gradients, momentum, the mixed models, vmap's temporaries (N × P each)
 
 
-def launch_bytes(nodes: int, params: int, max_degree: int, *, spawn: bool = False) -> int:
+def dataset_bytes(input_shape: tuple[int, ...], samples: int) -> int:
+    """A dataset of ``samples`` float32 inputs of ``input_shape`` with int64 labels, in memory."""
+    return samples * (4 * math.prod(input_shape) + 8)
+
+
+def launch_bytes(nodes: int, params: int, max_degree: int, *, spawn: bool = False, data: int = 0) -> int:
     """What ``nodes`` node processes of a ``params``-parameter float32 model need together, at the least:
-    forked from one fork server (the default) or, with ``spawn``, each its own interpreter."""
-    return nodes * _node_bytes(params, max_degree, spawn) + (0 if spawn else FORK_SERVER_BYTES)
+    forked from one fork server (the default) or, with ``spawn``, each its own interpreter. ``data``: the
+    dataset's bytes, held by every node and by the launcher."""
+    return nodes * _node_bytes(params, max_degree, spawn, data) + (0 if spawn else FORK_SERVER_BYTES) + data
 
 
-def _node_bytes(params: int, max_degree: int, spawn: bool) -> int:
-    return (NODE_BASE_BYTES if spawn else FORKED_NODE_BYTES) + 4 * params * (MODEL_COPIES + max_degree)
+def _node_bytes(params: int, max_degree: int, spawn: bool, data: int = 0) -> int:
+    return (NODE_BASE_BYTES if spawn else FORKED_NODE_BYTES) + 4 * params * (MODEL_COPIES + max_degree) + data
 
 
-def simulation_bytes(nodes: int, params: int) -> int:
-    """What ``gossip simulate`` needs: every node's model several times over, and the dense N×N mixing matrix
-    (float64 while it is built, float32 in use)."""
-    return 4 * nodes * params * SIMULATION_MODEL_COPIES + 12 * nodes * nodes
+def simulation_bytes(nodes: int, params: int, data: int = 0) -> int:
+    """What ``gossip simulate`` needs: every node's model several times over, the dense N×N mixing matrix
+    (float64 while it is built, float32 in use), and the dataset once."""
+    return 4 * nodes * params * SIMULATION_MODEL_COPIES + 12 * nodes * nodes + data
 
 
 def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
@@ -63,21 +77,36 @@ def available_bytes(meminfo: str | Path = "/proc/meminfo") -> int | None:
     return None
 
 
-def check_launch_fits(nodes: int, params: int, max_degree: int, *, spawn: bool = False, available: int | None = None) -> None:
+def check_launch_fits(
+    nodes: int, params: int, max_degree: int, *, spawn: bool = False, data: int = 0, available: int | None = None
+) -> None:
     """Raise :class:`ConfigError` when ``nodes`` node processes cannot fit in the memory available."""
-    need = launch_bytes(nodes, params, max_degree, spawn=spawn)
+    need = launch_bytes(nodes, params, max_degree, spawn=spawn, data=data)
     server = "" if spawn else f", and {_size(FORK_SERVER_BYTES)} for their fork server"
     _refuse_beyond(need, available, lambda have: (
-        f"{nodes} node processes need about {_size(need)} of memory ({_size(_node_bytes(params, max_degree, spawn))} each{server}) but this machine has "
+        f"{nodes} node processes need about {_size(need)} of memory ({_size(_node_bytes(params, max_degree, spawn, data))} each{server}) but this machine has "
         f"{_size(have)} available: use fewer nodes, or spread them over hosts (gossip deploy compose|k8s)"
     ))
 
 
-def check_simulation_fits(nodes: int, params: int, *, available: int | None = None) -> None:
+def check_simulation_fits(nodes: int, params: int, *, data: int = 0, available: int | None = None) -> None:
     """Raise :class:`ConfigError` when a simulation of ``nodes`` models cannot fit in the memory available."""
-    need = simulation_bytes(nodes, params)
+    need = simulation_bytes(nodes, params, data)
     _refuse_beyond(need, available, lambda have: (
         f"simulating {nodes} nodes of {params:,} parameters needs about {_size(need)} of memory but this machine has {_size(have)} available: use fewer nodes"
+    ))
+
+
+def check_node_fits(params: int, data: int, *, available: int | None = None) -> None:
+    """Raise :class:`ConfigError` when one running node cannot also hold its model's copies and the dataset.
+
+    For ``gossip node`` on its own (Compose, Kubernetes): its process already exists, so only what it is
+    about to allocate counts.
+    """
+    need = 4 * params * MODEL_COPIES + data
+    _refuse_beyond(need, available, lambda have: (
+        f"this node's model ({params:,} parameters) and dataset need about {_size(need)} of memory but this machine has "
+        f"{_size(have)} available: use a smaller model or dataset"
     ))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from gossip.config import RunConfig, load_config
+from gossip.config import MAX_NODES, MAX_SEED, RunConfig, check_path_text, load_config
 from gossip.errors import ExitCode, GossipError, TransportError
 
 __all__ = ["main"]
@@ -34,7 +34,49 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), pointing at --help."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"gossip: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _one_line(message: str) -> str:
+    """``message`` with control characters escaped: whatever a user typed, an error stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``lo..hi``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is not in {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def _text(text: str) -> str:
+    """An argparse type for a string that ends up in a file: no control characters, no bytes that are not UTF-8."""
+    try:
+        check_path_text("the value", text)
+    except GossipError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return level
 
 
 def _common_config_args(p: argparse.ArgumentParser) -> None:
@@ -82,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common_config_args(p)
     _launch_like_args(p)
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
-    p.add_argument("--base-port", type=int, default=None, help="first TCP port for nodes (default: free ports picked by the OS)")
+    p.add_argument("--base-port", type=_int_in(0, 65535), default=None,
+                   help="first TCP port for nodes, their metrics on the ports after theirs (default or 0: free ports picked by the OS)")
     p.add_argument(
         "--ipc", action="store_true",
         help="nodes talk over Unix-domain sockets (ZeroMQ ipc://) instead of loopback TCP: less CPU per model moved on "
@@ -90,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL")
-    p.add_argument("--prometheus-port", type=int, default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
+    p.add_argument("--prometheus-port", type=_int_in(0, 65535), default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.add_argument("--keep-going", action="store_true", help="when a node dies, let the others finish (the final merge excludes it)")
     p.add_argument(
@@ -99,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of forking it from one process that imported torch once (the default)",
     )
     p.add_argument(
-        "--restart", type=int, nargs="?", const=3, default=0, metavar="N",
+        "--restart", type=_int_in(0, 1000), nargs="?", const=3, default=0, metavar="N",
         help="restart a node that dies from its checkpoint (gossip node --resume), up to N times per node (default 3)",
     )
     p.add_argument(
@@ -132,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common_config_args(p)
     p.add_argument("--id", default=None, help="node id 0..N-1, or 'hostname' to take the trailing number of the host name (StatefulSet pods)")
     p.add_argument("--run-dir", metavar="DIR", help="write this node's records and final model here")
-    p.add_argument("--log-level", default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"), help="logging level (default INFO)")
+    p.add_argument("--log-level", type=_log_level, default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"),
+                   help=f"logging level: {', '.join(_LOG_LEVELS)} (default INFO, or $GOSSIP_LOG_LEVEL)")
     p.add_argument(
         "--hold", metavar="SECONDS|forever", type=_hold_seconds, default=0.0,
         help="after the last round, keep serving /metrics, /healthz and /readyz for SECONDS (so Prometheus scrapes "
@@ -151,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write node-<i>.key (public) and node-<i>.key_secret (mode 0600) for every node: "
         "ZeroMQ certificates for [security] curve = true. Give each node its own secret and every public key.",
     )
-    p.add_argument("-n", "--nodes", type=int, required=True, help="number of nodes")
+    p.add_argument("-n", "--nodes", type=_int_in(1, MAX_NODES), required=True, help="number of nodes")
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the keys into (must not hold keys already)")
     p.set_defaults(handler=_cmd_keys)
 
@@ -166,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a topology's size, degrees and mixing properties, and write a PNG drawing.",
     )
     show.add_argument("spec", metavar="FILE|SPEC", help="a graph file or a generator spec such as ring, torus:4x4, er:p=0.3")
-    show.add_argument("-n", "--nodes", type=int, help="number of nodes for generator specs")
-    show.add_argument("--seed", type=int, default=0, help="seed for random generators")
+    show.add_argument("-n", "--nodes", type=_int_in(1, MAX_NODES), help="number of nodes for generator specs")
+    show.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0, help="seed for random generators")
     show.add_argument("--weights", default="metropolis", choices=["metropolis", "uniform", "max-degree"])
     show.add_argument("-o", "--output", metavar="PNG", help="where to write the drawing (default: <name>.png here)")
     show.add_argument("--no-draw", action="store_true", help="do not write the PNG")
@@ -235,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except GossipError as exc:
-        print(f"gossip: error: {exc}", file=sys.stderr)
+        print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         if exc.filename is None:
@@ -286,8 +330,6 @@ _LAUNCH_FLAGS = {
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
-    if args.restart < 0:
-        raise GossipErrorUsage(f"--restart {args.restart}: the number of restarts per node must be >= 0")
     if args.resume:
         given = [f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None]
         given += ["--ipc"] if args.ipc else []
@@ -303,10 +345,6 @@ def _cmd_launch(args: argparse.Namespace) -> int:
                 raise GossipErrorUsage("--ipc and --base-port exclude each other: ipc sockets have no ports")
             overrides = {**overrides, "transport.address_template": "ipc://"}
         cfg = load_config(args.config, overrides=overrides)
-        if args.base_port is not None and not 0 <= args.base_port <= 65535:
-            raise GossipErrorUsage(f"--base-port {args.base_port} is not a TCP port")
-        if not 0 <= args.prometheus_port <= 65535:
-            raise GossipErrorUsage(f"--prometheus-port {args.prometheus_port} is not a TCP port")
         result = _run_launcher(args, lambda launching: launching.launch(
             cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
             prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going, restarts=args.restart, spawn=args.spawn,
@@ -338,7 +376,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from gossip.simulate import simulate
 
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
-    run_dir = Path(args.run_dir) if args.run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
+    if args.run_dir:
+        check_path_text("--run-dir", args.run_dir)
+    run_dir = Path(args.run_dir) if args.run_dir else cfg.run.directory(f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise GossipErrorUsage(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
     result = simulate(cfg, run_dir=run_dir)
@@ -368,12 +408,12 @@ def _node_id(raw: str | None) -> int:
         raise GossipErrorUsage("no node id: pass --id N (or set GOSSIP_NODE_ID)")
     if raw == "hostname":
         host = socket.gethostname()
-        match = re.search(r"(\d+)$", host)
+        match = re.search(r"([0-9]+)$", host)
         if not match:
             raise GossipErrorUsage(f"--id hostname: host name {host!r} does not end in a number")
         return int(match.group(1))
-    if not raw.isdigit():
-        raise GossipErrorUsage(f"--id {raw!r}: expected a node number or 'hostname'")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+        raise GossipErrorUsage(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}) or 'hostname'")
     return int(raw)
 
 
@@ -398,13 +438,14 @@ def _cmd_node(args: argparse.Namespace) -> int:
     from gossip.node import message_limit, plan_node
     from gossip.transport import ZmqTransport, load_keys
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(1)
     # The process is ours: drop prometheus_client's *_created series (a third more series per node, and
     # Prometheus reads counter resets from the samples themselves).
     prometheus_client.disable_created_metrics()
     node_id = _node_id(args.id)
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
+    _check_node_fits(cfg)
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume)
     neighbours = plan.topology.neighbours(node_id)
     peers = {j: cfg.transport.address_of(j) for j in neighbours}
@@ -484,17 +525,26 @@ def _node_exit_code(status: str, stopped_by: Sequence[int]) -> int:
 
 
 def _error_text(exc: BaseException) -> str:
-    """An exception as the one line after ``gossip: error:`` (an OSError names its file, as :func:`_run` does)."""
+    """An exception as the one line after ``gossip: error:`` (an OSError names its file, as :func:`_run` does),
+    control characters escaped."""
     if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    return str(exc)
+        return _one_line(f"{exc.filename}: {exc.strerror or exc}")
+    return _one_line(str(exc))
+
+
+def _check_node_fits(cfg: RunConfig) -> None:
+    """Refuse, from the config's numbers, a dataset and model this node could not hold, before it loads or builds either."""
+    from gossip.capacity import check_node_fits, dataset_bytes
+    from gossip.data.datasets import dataset_shape
+    from gossip.models import parameter_count
+
+    shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
+    check_node_fits(parameter_count(cfg.model.name, shape, classes, **cfg.model.options()), dataset_bytes(shape, train + test))
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
     from gossip.transport import generate_keys
 
-    if args.nodes < 1:
-        raise GossipErrorUsage(f"--nodes {args.nodes}: need at least one node")
     out = Path(args.out)
     if out.exists() and any(out.glob("node-*.key*")):
         raise GossipErrorUsage(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
@@ -537,19 +587,19 @@ def _deploy_parser(sub: Any) -> None:
         e.add_argument("--dataset", help="mnist1d (default), digits, synthetic, ...")
         e.add_argument("--model", help="mlp (default), cnn1d, ...")
         e.add_argument("-o", "--out", metavar="DIR", default=out, help=f"output directory (default {out})")
-        e.add_argument("--image", default="gossip:latest", help="the gossip image (default gossip:latest)")
+        e.add_argument("--image", type=_text, default="gossip:latest", help="the gossip image (default gossip:latest)")
         e.add_argument("--force", action="store_true", help="overwrite files that differ from what would be written")
         if engine == "compose":
-            e.add_argument("--base-image", default="debian:bookworm-slim", help="default BASE_IMAGE of the build (a registry image; "
+            e.add_argument("--base-image", type=_text, default="debian:bookworm-slim", help="default BASE_IMAGE of the build (a registry image; "
                            "without a registry build one with deploy/docker/debian-base.sh)")
             e.add_argument("--hold", type=_hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)")
-            e.add_argument("--source", metavar="DIR", help="the gossip source checkout: build context and Grafana provisioning (default: this one)")
+            e.add_argument("--source", type=_text, metavar="DIR", help="the gossip source checkout: build context and Grafana provisioning (default: this one)")
             e.set_defaults(handler=_cmd_deploy)
         else:
             e.add_argument("--name", default="gossip", help="StatefulSet and Service name; pods are NAME-0 … (default gossip)")
-            e.add_argument("--cpu", default="500m", help="CPU request per node (default 500m)")
-            e.add_argument("--memory", default="1Gi", help="memory request and limit per node (default 1Gi)")
-            e.add_argument("--storage", default="1Gi", help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)")
+            e.add_argument("--cpu", type=_text, default="500m", help="CPU request per node (default 500m)")
+            e.add_argument("--memory", type=_text, default="1Gi", help="memory request and limit per node (default 1Gi)")
+            e.add_argument("--storage", type=_text, default="1Gi", help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)")
             e.set_defaults(handler=_cmd_deploy)
 
 

@@ -12,10 +12,15 @@ variables (12-factor style, e.g. ``GOSSIP_TRAINING_LR=0.1``), then command-line 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
 import math
+import numbers
 import os
+import re
+import stat
+import string
 import tomllib
 import types
 import typing
@@ -27,6 +32,7 @@ from typing import Any, Literal, get_args, get_origin
 from gossip.errors import ConfigError
 
 __all__ = [
+    "MAX_NODES",
     "AggregationConfig",
     "ByzantineConfig",
     "CompressionConfig",
@@ -44,6 +50,8 @@ __all__ = [
     "TrainingConfig",
     "TransportConfig",
     "VarianceConfig",
+    "check_link_value",
+    "check_path_text",
     "config_to_toml",
     "load_config",
 ]
@@ -69,14 +77,132 @@ _MODELS_WITH_HIDDEN = ("mlp", "mlpbn")
 _SYNTHETIC_DEFAULTS = {"features": 64, "classes": 10, "train": 4000, "test": 1000}
 
 
+MAX_NODES = 100_000  # the most nodes a run may have; the memory check refuses far fewer on one machine
+MAX_SEED = 2**32 - 1  # seeds derived from it (seed * 1_000_003 + node) stay inside torch's 64-bit generator seeds
+MAX_TEXT = 4096  # the longest string setting (PATH_MAX): paths, names, addresses
+MAX_CONFIG_BYTES = 1 << 20  # the largest TOML file (or --set / GOSSIP_* value) read; real configs are a few kB
+DAY_S = 86_400.0
+FOREVER = 1e100  # the bound of attack magnitudes: any finite number an experiment may want to try
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
 
 
+def _show(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error message stays one short line whatever was typed."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _name(text: str) -> str:
+    """A name or path as typed, or its cut-down repr when it holds characters that would break the line."""
+    return text if len(text) <= 200 and text.isprintable() else _show(text, 200)
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else repr(float(x))
+
+
+@dataclass(frozen=True)
+class _Range:
+    """The values a numeric setting may take: every section checks its fields against theirs on load."""
+
+    kind: type  # int or float
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    max_len: int | None = None  # set for a list of such numbers: its longest length
+
+    def __str__(self) -> str:
+        if self.kind is int:
+            return f"{int(self.lo)}..{int(self.hi)}"
+        return f"{'(' if self.lo_open else '['}{_number_text(self.lo)}, {_number_text(self.hi)}{')' if self.hi_open else ']'}"
+
+    def admits(self, value: object) -> bool:
+        """Whether ``value`` is a number of this kind (never a bool, NaN or infinity) inside the range."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False
+        if self.kind is int and not isinstance(value, numbers.Integral):
+            return False
+        if isinstance(value, numbers.Integral):
+            value = int(value)
+        elif not math.isfinite(value):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def checked(self, value: object, where: str) -> Any:
+        """``value`` as the field stores it (a float for a float field, a tuple for a list), or ConfigError naming ``where``."""
+        what = "an integer" if self.kind is int else "a number"
+        if self.max_len is not None:
+            ok = isinstance(value, (tuple, list)) and len(value) <= self.max_len and all(self.admits(v) for v in value)
+            shown = list(value) if isinstance(value, tuple) else value
+            _check(ok, f"{where} must be a list of at most {self.max_len} integers in {self}, got {_show(shown)}")
+            return tuple(int(v) for v in value)  # type: ignore[union-attr]
+        _check(self.admits(value), f"{where} must be {what} in {self}, got {_show(value)}")
+        return float(value) if self.kind is float else int(value)  # type: ignore[arg-type]
+
+
+def _int(default: int, lo: int, hi: int) -> Any:
+    """A field holding an integer in ``lo..hi``."""
+    return field(default=default, metadata={"range": _Range(int, lo, hi)})
+
+
+def _real(default: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A field holding a finite number in ``[lo, hi]`` (or an open end)."""
+    return field(default=default, metadata={"range": _Range(float, lo, hi, lo_open, hi_open)})
+
+
+def _ints(lo: int, hi: int, max_len: int) -> Any:
+    """A field holding a list of at most ``max_len`` integers in ``lo..hi`` (default: empty)."""
+    return field(default=(), metadata={"range": _Range(int, lo, hi, max_len=max_len)})
+
+
+# C0 and C1 control characters (newline, tab, NUL, DEL, ...) and lone surrogates (bytes of invalid UTF-8 on a command line)
+_UNWRITABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _check_text(where: str, text: str) -> None:
+    """Refuse a string that would break a file, a path or an address it ends up in."""
+    _check(len(text) <= MAX_TEXT, f"{where} is longer than {MAX_TEXT} characters")
+    bad = _UNWRITABLE.search(text)
+    if bad is not None:
+        what = "bytes that are not UTF-8" if "\ud800" <= bad.group() <= "\udfff" else "control characters (newline, tab, ...)"
+        raise ConfigError(f"{where} must not contain {what}, got {_show(text)}")
+
+
+def check_path_text(where: str, text: str) -> None:
+    """Refuse a path that a run's files could not hold (a newline in it, say): ConfigError naming ``where``."""
+    _check_text(where, text)
+
+
+def _check_fields(section: Any, name: str) -> None:
+    """Check every field of a section: numbers against their ranges, strings for what files and paths cannot hold.
+
+    Runs first in every section's ``__post_init__``, so the checks after it compare real numbers (never NaN).
+    """
+    for f in fields(section):
+        value = getattr(section, f.name)
+        where = f"[{name}] {f.name}"
+        rng = f.metadata.get("range")
+        if rng is not None:
+            object.__setattr__(section, f.name, rng.checked(value, where))
+        elif isinstance(value, str):
+            _check_text(where, value)
+        elif isinstance(value, tuple):
+            _check(len(value) <= MAX_NODES, f"{where} has more than {MAX_NODES} entries")
+            for item in value:
+                if isinstance(item, str):
+                    _check_text(where, item)
+
+
 def _check_choice(section: str, key: str, value: object, kind: Any) -> None:
     choices = get_args(kind)
-    _check(value in choices, f"[{section}] {key} = {value!r} is not one of {', '.join(map(repr, choices))}")
+    _check(value in choices, f"[{section}] {key} = {_show(value)} is not one of {', '.join(map(repr, choices))}")
 
 
 def share_of(fraction: float, n: int, *, up: bool = False) -> int:
@@ -99,18 +225,30 @@ def share_of(fraction: float, n: int, *, up: bool = False) -> int:
 class RunSection:
     """What the run is: its size, its seed, where its results go."""
 
-    nodes: int = 0  # 0 = take N from a topology file; generators need it set
-    seed: int = 0  # one seed for split, init, batches: same config + seed = same results
-    name: str = ""  # run directory name; empty = timestamp + topology
+    nodes: int = _int(0, 0, MAX_NODES)  # 0 = take N from a topology file; generators need it set
+    seed: int = _int(0, 0, MAX_SEED)  # one seed for split, init, batches: same config + seed = same results
+    name: str = ""  # run directory name (one path component); empty = timestamp + topology
     out_dir: str = "runs"  # parent of the run directories gossip launch creates
     # a node logs a round's line at most this often, plus its first and last round and any round whose
     # missing neighbours changed (gossip.roundlog); the JSONL has every round. 0 = a line every round.
-    log_interval_s: float = 1.0
+    log_interval_s: float = _real(1.0, 0, DAY_S)
 
     def __post_init__(self) -> None:
-        _check(self.nodes >= 0, f"[run] nodes must be >= 0, got {self.nodes}")
-        _check(self.seed >= 0, f"[run] seed must be >= 0, got {self.seed}")
-        _check(self.log_interval_s >= 0 and math.isfinite(self.log_interval_s), f"[run] log_interval_s must be a finite number >= 0, got {self.log_interval_s}")
+        _check_fields(self, "run")
+        _check(self.name not in (".", "..") and "/" not in self.name and "\\" not in self.name,
+               f"[run] name must be one directory name under out_dir (no '/', not '.' or '..'), got {_show(self.name)}")
+
+    def directory(self, fallback: str) -> Path:
+        """The run directory: ``out_dir/name``, or ``out_dir/fallback`` when the name is empty.
+
+        Always a child of ``out_dir``: ``name`` is one path component (checked on load), and the fallback
+        (a timestamp and the topology's name, which a topology file chooses) has every character that could
+        leave ``out_dir`` or break a path replaced.
+        """
+        name = self.name or re.sub(r"[/\\\x00-\x1f\x7f-\x9f\ud800-\udfff]", "_", fallback)[:200]
+        if name in (".", ".."):
+            name = name.replace(".", "_")
+        return Path(self.out_dir) / name
 
 
 @dataclass(frozen=True)
@@ -127,6 +265,7 @@ class TopologyConfig:
     peers: PeersKind = "all"
 
     def __post_init__(self) -> None:
+        _check_fields(self, "topology")
         _check(bool(self.spec.strip()), "[topology] spec is empty")
         if self.spec.strip().lower() == "one-peer-exponential":
             object.__setattr__(self, "spec", "exponential")
@@ -142,30 +281,24 @@ class DataConfig:
     dataset: str = "mnist1d"
     root: str = ""  # directory for file-based datasets (mnist, cifar10)
     partition: PartitionKind = "iid"
-    alpha: float = 0.5  # Dirichlet concentration; smaller = more skewed
-    shards_per_node: int = 2
-    min_size: int = 0  # fewest samples a node may get; 0 = the scheme's default (classes for dirichlet)
-    batch_size: int = 32
+    alpha: float = _real(0.5, 0.001, 1000)  # Dirichlet concentration; smaller = more skewed
+    shards_per_node: int = _int(2, 1, 10_000)
+    min_size: int = _int(0, 0, 10_000_000)  # fewest samples a node may get; 0 = the scheme's default (classes for dirichlet)
+    batch_size: int = _int(32, 1, 1_000_000)
     # The seeded Gaussian-cluster dataset ("synthetic") only: its size and shape. Benchmarks use it to
     # set the input width a model needs (64 features for a 64-200-10 MLP, 1000 for 1000-1000-10).
-    features: int = 64
-    classes: int = 10
-    train_samples: int = 4000
-    test_samples: int = 1000
+    # The launcher also checks that (train + test) x features fits in memory before generating it.
+    features: int = _int(64, 1, 1_000_000)
+    classes: int = _int(10, 2, 100_000)
+    train_samples: int = _int(4000, 1, 10_000_000)
+    test_samples: int = _int(1000, 1, 10_000_000)
 
     def __post_init__(self) -> None:
+        _check_fields(self, "data")
         _check_choice("data", "partition", self.partition, PartitionKind)
-        _check(self.features >= 1, f"[data] features must be >= 1, got {self.features}")
-        _check(self.classes >= 2, f"[data] classes must be >= 2, got {self.classes}")
-        _check(self.train_samples >= 1, f"[data] train_samples must be >= 1, got {self.train_samples}")
-        _check(self.test_samples >= 1, f"[data] test_samples must be >= 1, got {self.test_samples}")
         if self.dataset.strip().lower() != "synthetic":
             changed = [k for k, v in self.dataset_options(all_keys=True).items() if v != _SYNTHETIC_DEFAULTS[k]]
             _check(not changed, f"[data] {changed[0] if changed else ''} applies to dataset = 'synthetic' only, not {self.dataset!r}")
-        _check(self.min_size >= 0, f"[data] min_size must be >= 0, got {self.min_size}")
-        _check(self.alpha > 0, f"[data] alpha must be > 0, got {self.alpha}")
-        _check(self.shards_per_node >= 1, f"[data] shards_per_node must be >= 1, got {self.shards_per_node}")
-        _check(self.batch_size >= 1, f"[data] batch_size must be >= 1, got {self.batch_size}")
 
     def dataset_options(self, *, all_keys: bool = False) -> dict[str, int]:
         """The keyword options ``load_dataset`` takes for this dataset (the synthetic set's sizes; none otherwise)."""
@@ -184,11 +317,13 @@ class ModelConfig:
     init: InitKind = "shared"
     # Hidden layer widths of mlp / mlpbn; empty = the model's default (100, 100). [200] gives the
     # 64-200-10 MLP of the round-time benchmark, [1000] the 1000-1000-10 one.
-    hidden: tuple[int, ...] = ()
+    # Each width 1..1000000, at most 32 layers; the launcher counts the parameters (no model built) and
+    # refuses a model that cannot fit in memory.
+    hidden: tuple[int, ...] = _ints(1, 1_000_000, 32)
 
     def __post_init__(self) -> None:
+        _check_fields(self, "model")
         _check_choice("model", "init", self.init, InitKind)
-        _check(all(h >= 1 for h in self.hidden), f"[model] hidden widths must be >= 1, got {list(self.hidden)}")
         _check(not self.hidden or self.name in _MODELS_WITH_HIDDEN,
                f"[model] hidden applies to {' and '.join(_MODELS_WITH_HIDDEN)} only, not {self.name!r}")
 
@@ -201,44 +336,34 @@ class ModelConfig:
 class TrainingConfig:
     """Local optimisation between two communications (adapt-then-combine D-SGD)."""
 
-    rounds: int = 50
-    local_steps: int = 1  # minibatch steps per round, before the gossip step
+    rounds: int = _int(50, 1, 10_000_000)
+    local_steps: int = _int(1, 0, 100_000)  # minibatch steps per round, before the gossip step
     optimizer: OptimizerKind = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9  # local heavy-ball momentum; its state never travels
-    weight_decay: float = 0.0
-    eval_every: int = 1  # evaluate on the test set every k rounds (and always at the last)
+    lr: float = _real(0.05, 0, 1e6)  # large values make a run diverge on purpose (tests of the divergence stop)
+    momentum: float = _real(0.9, 0, 1, hi_open=True)  # local heavy-ball momentum; its state never travels
+    weight_decay: float = _real(0.0, 0, 1)
+    eval_every: int = _int(1, 1, 10_000_000)  # evaluate on the test set every k rounds (and always at the last)
     # sync: D-SGD rounds (send, wait for the round's models, mix). async: gossip learning after
     # Ormándi et al. 2013 — every period_s a node takes its local steps and pushes its model to one
     # random neighbour; it merges whatever arrives as it arrives. No rounds, no waiting.
     mode: ModeKind = "sync"
-    period_s: float = 0.0  # async: pause between two pushes (0 = as fast as the node trains)
-    duration_s: float = 0.0  # async: time budget; 0 = none (then `rounds` pushes are the budget)
+    period_s: float = _real(0.0, 0, DAY_S)  # async: pause between two pushes (0 = as fast as the node trains)
+    duration_s: float = _real(0.0, 0, 30 * DAY_S)  # async: time budget; 0 = none (then `rounds` pushes are the budget)
     # async: push-sum (Kempe et al. 2003) — a push hands over half the sender's mass w, the receiver
     # weighs models by mass. Keeps the network average exact when sends are one-way.
     push_sum: bool = False
     # sync: write nodes/node-<i>.ckpt.npz every this many rounds (and always at the end or on SIGTERM),
     # so a node killed with SIGKILL restarts (`gossip node --resume`) from at most this many rounds back.
     # 0 = only at the end. A checkpoint is an fsynced temp file renamed over the old one: ~ms per write.
-    checkpoint_every: int = 10
+    checkpoint_every: int = _int(10, 0, 10_000_000)
     # ... and at least this many seconds apart: a run of millisecond rounds would otherwise spend a tenth
     # of its time in fsync (measured: 13 % of a node's samples at 15k parameters). 0 = every checkpoint_every.
-    checkpoint_interval_s: float = 5.0
+    checkpoint_interval_s: float = _real(5.0, 0, DAY_S)
 
     def __post_init__(self) -> None:
-        _check(self.rounds >= 1, f"[training] rounds must be >= 1, got {self.rounds}")
+        _check_fields(self, "training")
         _check_choice("training", "mode", self.mode, ModeKind)
-        _check(self.period_s >= 0 and math.isfinite(self.period_s), f"[training] period_s must be >= 0, got {self.period_s}")
-        _check(self.duration_s >= 0 and math.isfinite(self.duration_s), f"[training] duration_s must be >= 0, got {self.duration_s}")
-        _check(self.local_steps >= 0, f"[training] local_steps must be >= 0, got {self.local_steps}")
         _check_choice("training", "optimizer", self.optimizer, OptimizerKind)
-        _check(self.lr >= 0 and math.isfinite(self.lr), f"[training] lr must be a finite number >= 0, got {self.lr}")
-        _check(0 <= self.momentum < 1, f"[training] momentum must be in [0, 1), got {self.momentum}")
-        _check(self.weight_decay >= 0, f"[training] weight_decay must be >= 0, got {self.weight_decay}")
-        _check(self.eval_every >= 1, f"[training] eval_every must be >= 1, got {self.eval_every}")
-        _check(self.checkpoint_every >= 0, f"[training] checkpoint_every must be >= 0 (0 = only at the end), got {self.checkpoint_every}")
-        _check(self.checkpoint_interval_s >= 0 and math.isfinite(self.checkpoint_interval_s),
-               f"[training] checkpoint_interval_s must be a finite number >= 0, got {self.checkpoint_interval_s}")
 
 
 @dataclass(frozen=True)
@@ -249,33 +374,37 @@ class TransportConfig:
     else ``address_template`` with ``{id}`` and ``{port}`` (= ``base_port + id``) filled in — so a
     compose or Kubernetes deployment names peers by DNS (``tcp://gossip-{id}.gossip:7000``) and a
     laptop by port. ``listen`` overrides what the node binds (``tcp://0.0.0.0:7000`` in a container).
+    Every address is checked: ``tcp://HOST:PORT`` (a port in 1..65535 once filled in, a host without
+    spaces) or ``ipc://PATH`` (at most 107 bytes); a template fills in only ``{id}`` and ``{port}``. The
+    list and node 0's address when the config loads, any other node's when it is asked for (a node
+    asks for its own and its neighbours' before it binds). ``gossip launch`` picks its own addresses
+    (the template gives the host), so only ``gossip node`` uses the template's ports. The template
+    ``ipc://`` alone lets ``gossip launch --ipc`` pick the names.
     """
 
     address_template: str = "tcp://127.0.0.1:{port}"
-    base_port: int = 7000
+    base_port: int = _int(7000, 1, 65535)  # node i gets base_port + i, which must be a port too
     addresses: tuple[str, ...] = ()
     listen: str = ""  # empty = bind the node's own address
-    round_timeout_s: float = 30.0  # wait this long for neighbours' models, then mix what arrived
-    startup_timeout_s: float = 120.0  # deadline for every neighbour to say hello
-    max_rounds_ahead: int = 2  # buffer neighbours' models this many rounds ahead of ours
-    queue_messages: int = 4  # ZeroMQ high-water mark per peer, in messages (bounds memory)
-    max_message_bytes: int = 0  # 0 = model size + header slack; larger frames never reach Python
+    round_timeout_s: float = _real(30.0, 0, DAY_S, lo_open=True)  # wait this long for neighbours' models, then mix what arrived
+    startup_timeout_s: float = _real(120.0, 0, DAY_S, lo_open=True)  # deadline for every neighbour to say hello
+    max_rounds_ahead: int = _int(2, 1, 1000)  # buffer neighbours' models this many rounds ahead of ours
+    queue_messages: int = _int(4, 1, 10_000)  # ZeroMQ high-water mark per peer, in messages (bounds memory)
+    max_message_bytes: int = _int(0, 0, 2**40)  # 0 = model size + header slack; larger frames never reach Python
     wire_dtype: WireDtype = "float32"  # int8: block-wise symmetric quantisation (gossip.compression); models stay float32
     # sync rounds hand ZeroMQ the live model: zero-copy from 1 MiB (mixed only once ZeroMQ let go), below
     # copied by the socket inside send; false: always send a snapshot copy (async and link emulation always do)
     zero_copy: bool = True
 
     def __post_init__(self) -> None:
-        _check(0 <= self.base_port <= 65535, f"[transport] base_port must be a TCP port, got {self.base_port}")
-        _check(self.round_timeout_s > 0, f"[transport] round_timeout_s must be > 0, got {self.round_timeout_s}")
-        _check(self.startup_timeout_s > 0, f"[transport] startup_timeout_s must be > 0, got {self.startup_timeout_s}")
-        _check(self.max_rounds_ahead >= 1, f"[transport] max_rounds_ahead must be >= 1, got {self.max_rounds_ahead}")
-        _check(self.queue_messages >= 1, f"[transport] queue_messages must be >= 1, got {self.queue_messages}")
-        _check(self.max_message_bytes >= 0, "[transport] max_message_bytes must be >= 0")
+        _check_fields(self, "transport")
         _check_choice("transport", "wire_dtype", self.wire_dtype, WireDtype)
-        for text in (self.address_template, *self.addresses, self.listen):
-            if text:
-                _check(text.startswith(("tcp://", "ipc://")), f"[transport] address {text!r} must start with tcp:// or ipc://")
+        for address in self.addresses:
+            _check_endpoint("[transport] addresses", address, address)
+        if self.address_template != "ipc://":
+            self.address_of(0)
+        if self.listen:
+            self.listen_address(0)
 
     def address_of(self, node_id: int) -> str:
         """The address peers use to reach ``node_id``."""
@@ -283,16 +412,60 @@ class TransportConfig:
             if node_id >= len(self.addresses):
                 raise ConfigError(f"[transport] addresses has {len(self.addresses)} entries, no address for node {node_id}")
             return self.addresses[node_id]
-        try:
-            return self.address_template.format(id=node_id, port=self.base_port + node_id)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"[transport] address_template {self.address_template!r}: {exc}") from None
+        return self._fill("address_template", self.address_template, node_id)
 
     def listen_address(self, node_id: int) -> str:
         """The address ``node_id`` binds."""
         if self.listen:
-            return self.listen.format(id=node_id, port=self.base_port + node_id)
+            return self._fill("listen", self.listen, node_id, bind=True)
         return self.address_of(node_id)
+
+    def _fill(self, key: str, template: str, node_id: int, *, bind: bool = False) -> str:
+        """``template`` with ``{id}`` and ``{port}`` (= base_port + id) filled in, checked as an address."""
+        where = f"[transport] {key}"
+        try:
+            parts = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise ConfigError(f"{where} {_show(template)}: {exc}") from None
+        for _text, name, spec, conversion in parts:
+            # no attribute or index look-ups ({id.real}), no conversions, no widths that could build a huge string
+            _check(name is None or (name in ("id", "port") and not conversion and _FORMAT_SPEC.fullmatch(spec or "") is not None),
+                   f"{where} {_show(template)}: only {{id}} and {{port}} can be filled in (e.g. tcp://gossip-{{id}}:7000)")
+        address = template.format(id=node_id, port=self.base_port + node_id)
+        _check_endpoint(where, address, template, node_id=node_id, bind=bind)
+        return address
+
+
+_FORMAT_SPEC = re.compile(r"0?\d{0,2}d?")  # e.g. {id:03d}: zero-padded, at most 99 wide
+_IPC_PATH_BYTES = 107  # sockaddr_un's sun_path holds 108 bytes with the terminating NUL
+
+
+def _check_endpoint(where: str, address: str, source: str, *, node_id: int | None = None, bind: bool = False) -> None:
+    """Refuse an address ZeroMQ cannot bind or connect: ``tcp://HOST:PORT`` or ``ipc://PATH``.
+
+    A bind address may use port ``*`` or 0 (any free port); a peer's address needs a real one.
+    """
+    scheme, sep, rest = address.partition("://")
+    filled = f" (node {node_id}: {_show(address)})" if node_id is not None and address != source else ""
+    problem = ""
+    if not sep or scheme not in ("tcp", "ipc"):
+        problem = "must start with tcp:// or ipc://"
+    elif scheme == "ipc":
+        if not rest:
+            problem = "names no socket path"
+        elif len(rest.encode("utf-8", "surrogatepass")) > _IPC_PATH_BYTES:
+            problem = f"has a socket path longer than {_IPC_PATH_BYTES} bytes"
+    else:
+        host, colon, port = rest.rpartition(":")
+        lowest = 0 if bind else 1
+        if not colon or not host:
+            problem = "needs HOST:PORT after tcp://"
+        elif any(c.isspace() for c in host):
+            problem = "has a space in its host"
+        elif not (bind and port == "*") and not (port.isascii() and port.isdigit() and len(port) <= 5 and lowest <= int(port) <= 65535):
+            problem = f"port {_show(port)} is not in {lowest}..65535"
+    if problem:
+        raise ConfigError(f"{where} {_show(source)}{filled}: {problem}")
 
 
 ClipRule = Literal["he", "second-largest"]
@@ -309,25 +482,19 @@ class AggregationConfig:
     """
 
     rule: RuleKind = "dsgd"  # dsgd | variance (settings in [variance]) | a robust rule (below)
-    f: int = 1  # Byzantine neighbours to tolerate per node (krum, multi-krum, trimmed-mean, adaptive clipping)
-    trim_beta: float = 0.0  # trimmed-mean: trim floor(beta * N) per side of the N inputs; 0 = trim f per side
-    krum_m: int = 0  # multi-krum: average the m best-scored inputs; 0 = N - f (Blanchard et al. 2017)
-    clip_tau: float = 0.0  # clipped-gossip radius; 0 = adaptive (see clip_rule)
+    f: int = _int(1, 0, MAX_NODES)  # Byzantine neighbours to tolerate per node (krum, multi-krum, trimmed-mean, adaptive clipping)
+    trim_beta: float = _real(0.0, 0, 0.5, hi_open=True)  # trimmed-mean: trim floor(beta * N) per side of the N inputs; 0 = trim f per side
+    krum_m: int = _int(0, 0, MAX_NODES)  # multi-krum: average the m best-scored inputs; 0 = N - f (Blanchard et al. 2017)
+    clip_tau: float = _real(0.0, 0, FOREVER)  # clipped-gossip radius; 0 = adaptive (see clip_rule)
     clip_rule: ClipRule = "he"  # adaptive radius: He et al.'s formula, or the (f+1)-th largest distance (f = 1: the authors' code)
-    balance_gamma: float = 0.7  # balance: accept a neighbour within gamma * exp(-kappa * t/T) * ||own model||
-    balance_kappa: float = 1.0
-    balance_alpha: float = 0.5  # balance: weight kept on the own model
+    balance_gamma: float = _real(0.7, 0, 1e6, lo_open=True)  # balance: accept a neighbour within gamma * exp(-kappa * t/T) * ||own model||
+    balance_kappa: float = _real(1.0, 0, 1e6)
+    balance_alpha: float = _real(0.5, 0, 1)  # balance: weight kept on the own model
 
     def __post_init__(self) -> None:
+        _check_fields(self, "aggregation")
         _check_choice("aggregation", "rule", self.rule, RuleKind)
-        _check(self.f >= 0, f"[aggregation] f must be >= 0, got {self.f}")
-        _check(0 <= self.trim_beta < 0.5, f"[aggregation] trim_beta must be in [0, 0.5), got {self.trim_beta}")
-        _check(self.krum_m >= 0, f"[aggregation] krum_m must be >= 0 (0 = N - f), got {self.krum_m}")
-        _check(self.clip_tau >= 0 and math.isfinite(self.clip_tau), f"[aggregation] clip_tau must be a finite number >= 0 (0 = adaptive), got {self.clip_tau}")
         _check_choice("aggregation", "clip_rule", self.clip_rule, ClipRule)
-        _check(self.balance_gamma > 0, f"[aggregation] balance_gamma must be > 0, got {self.balance_gamma}")
-        _check(self.balance_kappa >= 0, f"[aggregation] balance_kappa must be >= 0, got {self.balance_kappa}")
-        _check(0 <= self.balance_alpha <= 1, f"[aggregation] balance_alpha must be in [0, 1], got {self.balance_alpha}")
 
 
 @dataclass(frozen=True)
@@ -338,29 +505,23 @@ class ByzantineConfig:
     must come from the honest nodes' aggregation rule.
     """
 
-    nodes: tuple[int, ...] = ()
+    nodes: tuple[int, ...] = _ints(0, MAX_NODES - 1, MAX_NODES)
     attack: AttackKind = "none"
-    scale: float = 1.0  # sign-flip: send -scale * own model
-    noise_std: float = 1.0  # gaussian: send own model + N(0, noise_std^2 I)
-    alie_z: float = 0.0  # alie: 0 = z_max from Baruch et al.'s formula for the target's (n, f); else this z
-    ipm_epsilon: float = 0.1  # ipm: send -epsilon * mean(honest models received)
-    dissensus_epsilon: float = 1.5  # dissensus: push each target away from its neighbourhood by this factor
-    silent_from_round: int = 0  # silent: stop sending models from this round on (0 = never send; >0 = a crash mid-run)
-    wait_fraction: float = 0.5  # omniscient attacks wait this fraction of round_timeout_s for the honest models
+    # Attack magnitudes may be anything finite (1e39 overflows float32 on purpose: the wire must refuse it).
+    scale: float = _real(1.0, 0, FOREVER, lo_open=True)  # sign-flip: send -scale * own model
+    noise_std: float = _real(1.0, 0, FOREVER)  # gaussian: send own model + N(0, noise_std^2 I)
+    alie_z: float = _real(0.0, -FOREVER, FOREVER)  # alie: 0 = z_max from Baruch et al.'s formula for the target's (n, f); else this z
+    ipm_epsilon: float = _real(0.1, 0, FOREVER, lo_open=True)  # ipm: send -epsilon * mean(honest models received)
+    dissensus_epsilon: float = _real(1.5, 0, FOREVER, lo_open=True)  # dissensus: push each target away from its neighbourhood by this factor
+    silent_from_round: int = _int(0, 0, 10_000_000)  # silent: stop sending models from this round on (0 = never send; >0 = a crash mid-run)
+    wait_fraction: float = _real(0.5, 0, 1, lo_open=True, hi_open=True)  # omniscient attacks wait this fraction of round_timeout_s for the honest models
 
     def __post_init__(self) -> None:
+        _check_fields(self, "byzantine")
         _check_choice("byzantine", "attack", self.attack, AttackKind)
-        _check(all(n >= 0 for n in self.nodes), f"[byzantine] nodes must be node ids >= 0, got {list(self.nodes)}")
-        dupes = sorted({n for n in self.nodes if self.nodes.count(n) > 1})
+        dupes = sorted(n for n, times in collections.Counter(self.nodes).items() if times > 1)
         _check(not dupes, f"[byzantine] nodes lists node {dupes[0] if dupes else ''} twice")
-        _check(not self.nodes or self.attack != "none", f"[byzantine] nodes = {list(self.nodes)} but attack = 'none'; name the attack they play")
-        _check(math.isfinite(self.scale) and self.scale > 0, f"[byzantine] scale must be a finite number > 0, got {self.scale}")
-        _check(math.isfinite(self.noise_std) and self.noise_std >= 0, f"[byzantine] noise_std must be a finite number >= 0, got {self.noise_std}")
-        _check(math.isfinite(self.alie_z), f"[byzantine] alie_z must be finite, got {self.alie_z}")
-        _check(math.isfinite(self.ipm_epsilon) and self.ipm_epsilon > 0, f"[byzantine] ipm_epsilon must be > 0, got {self.ipm_epsilon}")
-        _check(math.isfinite(self.dissensus_epsilon) and self.dissensus_epsilon > 0, f"[byzantine] dissensus_epsilon must be > 0, got {self.dissensus_epsilon}")
-        _check(self.silent_from_round >= 0, f"[byzantine] silent_from_round must be >= 0, got {self.silent_from_round}")
-        _check(0 < self.wait_fraction < 1, f"[byzantine] wait_fraction must be in (0, 1), got {self.wait_fraction}")
+        _check(not self.nodes or self.attack != "none", f"[byzantine] nodes = {_show(list(self.nodes))} but attack = 'none'; name the attack they play")
 
     def is_byzantine(self, node_id: int) -> bool:
         """Whether ``node_id`` plays the attack."""
@@ -377,19 +538,18 @@ class VarianceConfig:
     # beta: the paper's conservative average beta·own + (1-beta)·mean(received).
     # mixing: the D-SGD mixing weights of the topology instead (composes with D-SGD).
     self_weight: SelfWeightKind = "beta"
-    beta: float = 0.5  # own-model weight in the conservative average (paper setup: 0.5)
+    beta: float = _real(0.5, 0, 1, hi_open=True)  # own-model weight in the conservative average (paper setup: 0.5)
     # others: mean variance of the received models (the paper's FollowOthers); self: the node's own
     # model before averaging; conservative: the same beta (or mixing) mix of both.
     target: VarianceTarget = "others"
     layers: LayersKind = "weights"  # weights: tensors of dim >= 2 only; all: biases and norm too
-    eps: float = 0.0  # added to both variances; 1e-4 reproduces DFL_torch, 0 the original C++
+    eps: float = _real(0.0, 0, 1)  # added to both variances; 1e-4 reproduces DFL_torch, 0 the original C++
 
     def __post_init__(self) -> None:
+        _check_fields(self, "variance")
         _check_choice("variance", "self_weight", self.self_weight, SelfWeightKind)
-        _check(0.0 <= self.beta < 1.0, f"[variance] beta must be in [0, 1), got {self.beta}")
         _check_choice("variance", "target", self.target, VarianceTarget)
         _check_choice("variance", "layers", self.layers, LayersKind)
-        _check(self.eps >= 0 and math.isfinite(self.eps), f"[variance] eps must be >= 0, got {self.eps}")
 
 
 @dataclass(frozen=True)
@@ -403,17 +563,16 @@ class ScheduleConfig:
     """
 
     mode: ScheduleKind = "every"
-    period: int = 1
-    probability: float = 0.2
-    window_start: float = 0.0
-    window_end: float = 1.0
+    period: int = _int(1, 1, 10_000_000)
+    probability: float = _real(0.2, 0, 1)
+    window_start: float = _real(0.0, 0, 1)
+    window_end: float = _real(1.0, 0, 1)
     outside: OutsideKind = "none"
 
     def __post_init__(self) -> None:
+        _check_fields(self, "schedule")
         _check_choice("schedule", "mode", self.mode, ScheduleKind)
-        _check(self.period >= 1, f"[schedule] period must be >= 1, got {self.period}")
-        _check(0.0 <= self.probability <= 1.0, f"[schedule] probability must be in [0, 1], got {self.probability}")
-        _check(0.0 <= self.window_start < self.window_end <= 1.0,
+        _check(self.window_start < self.window_end,
                f"[schedule] need 0 <= window_start < window_end <= 1, got {self.window_start}, {self.window_end}")
         _check_choice("schedule", "outside", self.outside, OutsideKind)
 
@@ -423,12 +582,11 @@ class MergeConfig:
     """The single global merge at the end (Zhu et al. 2025): every live node ends with the exact average."""
 
     enabled: bool = False
-    timeout_s: float = 30.0  # per phase: how long to wait for the other nodes' models and views
-    calibration_batches: int = 20  # BatchNorm statistics re-estimated on this many local batches
+    timeout_s: float = _real(30.0, 0, DAY_S, lo_open=True)  # per phase: how long to wait for the other nodes' models and views
+    calibration_batches: int = _int(20, 1, 100_000)  # BatchNorm statistics re-estimated on this many local batches
 
     def __post_init__(self) -> None:
-        _check(self.timeout_s > 0 and math.isfinite(self.timeout_s), f"[merge] timeout_s must be > 0, got {self.timeout_s}")
-        _check(self.calibration_batches >= 1, f"[merge] calibration_batches must be >= 1, got {self.calibration_batches}")
+        _check_fields(self, "merge")
 
 
 @dataclass(frozen=True)
@@ -441,23 +599,22 @@ class CompressionConfig:
     """
 
     method: CompressionKind = "none"  # topk: send top_k(x - x_hat) each round, mix over the public copies
-    topk_fraction: float = 0.05  # share of the parameters sent per round (index + value: 8 bytes each)
+    # share of the parameters sent per round (index + value: 8 bytes each); above 1/2 a delta (8 bytes
+    # per entry) is larger than the float32 model it replaces
+    topk_fraction: float = _real(0.05, 0, 0.5, lo_open=True)
     # consensus step size: x += gamma * sum_j W_ij (x_hat_j - x_hat). Too large and the copies' errors
     # grow instead of shrinking (CHOCO's gamma bound shrinks with the share sent); too small and the
     # models drift apart while training. 0 = 4 * topk_fraction, capped at 1: stable for shares
     # 0.01..0.5 in a consensus simulation on an 8-node ring (6x diverges from 0.1 up); see README.
-    choco_gamma: float = 0.0
+    choco_gamma: float = _real(0.0, 0, 1)
     # send the public copy in full every this many rounds: the only way back into a receiver's mix after a
     # loss the sender cannot see (lost on the way, late, refused), so there is no "never"
-    resync_every: int = 50
+    # (at least 1: without resyncs a lost delta leaves its sender out of the mix for good)
+    resync_every: int = _int(50, 1, 10_000_000)
 
     def __post_init__(self) -> None:
+        _check_fields(self, "compression")
         _check_choice("compression", "method", self.method, CompressionKind)
-        # above 1/2 a delta (8 bytes per entry) is larger than the float32 model it replaces
-        _check(0 < self.topk_fraction <= 0.5, f"[compression] topk_fraction must be in (0, 0.5], got {self.topk_fraction}")
-        _check(0 <= self.choco_gamma <= 1, f"[compression] choco_gamma must be in [0, 1] (0 = 4 * topk_fraction), got {self.choco_gamma}")
-        _check(self.resync_every >= 1,
-               f"[compression] resync_every must be >= 1 (without resyncs a lost delta leaves its sender out of the mix for good), got {self.resync_every}")
 
     @property
     def gamma(self) -> float:
@@ -471,15 +628,16 @@ class MetricsConfig:
 
     enabled: bool = True
     host: str = "127.0.0.1"
-    base_port: int = 9100  # node i serves on base_port + i unless ports or port is given
-    ports: tuple[int, ...] = ()
+    # node i serves on base_port + i (which must be a port too) unless ports or port is given; 0 = any free port
+    base_port: int = _int(9100, 0, 65535)
+    ports: tuple[int, ...] = _ints(0, 65535, MAX_NODES)
     # > 0: every node serves on this one port. For one node per host (containers, pods, network
     # namespaces), where each node has its own address and Prometheus scrapes name:port.
-    port: int = 0
+    port: int = _int(0, 0, 65535)
 
     def __post_init__(self) -> None:
-        _check(0 <= self.base_port <= 65535, f"[metrics] base_port must be a TCP port, got {self.base_port}")
-        _check(0 <= self.port <= 65535, f"[metrics] port must be a TCP port (or 0 for base_port + id), got {self.port}")
+        _check_fields(self, "metrics")
+        _check(bool(self.host) and not any(c.isspace() for c in self.host), f"[metrics] host must be a host name or address, got {_show(self.host)}")
 
     def port_of(self, node_id: int) -> int:
         """The metrics port of ``node_id``."""
@@ -489,7 +647,10 @@ class MetricsConfig:
             if node_id >= len(self.ports):
                 raise ConfigError(f"[metrics] ports has {len(self.ports)} entries, no port for node {node_id}")
             return self.ports[node_id]
-        return self.base_port + node_id if self.base_port else 0
+        if not self.base_port:
+            return 0
+        _check(self.base_port + node_id <= 65535, f"[metrics] base_port {self.base_port} + node {node_id} = {self.base_port + node_id} is past port 65535")
+        return self.base_port + node_id
 
 
 @dataclass(frozen=True)
@@ -502,12 +663,11 @@ class SecurityConfig:
 
     curve: bool = False
     keys_dir: str = ""  # node-<i>.key and node-<i>.key_secret; gossip launch makes them when empty
-    max_messages_per_s: float = 1000.0  # per sender, token bucket; 0 = no limit
-    burst_messages: int = 100
+    max_messages_per_s: float = _real(1000.0, 0, 1e9)  # per sender, token bucket; 0 = no limit
+    burst_messages: int = _int(100, 1, 1_000_000)
 
     def __post_init__(self) -> None:
-        _check(self.max_messages_per_s >= 0, f"[security] max_messages_per_s must be >= 0, got {self.max_messages_per_s}")
-        _check(self.burst_messages >= 1, f"[security] burst_messages must be >= 1, got {self.burst_messages}")
+        _check_fields(self, "security")
 
 
 @dataclass(frozen=True)
@@ -520,29 +680,49 @@ class LinksConfig:
     It needs no root and works anywhere; kernel-level faults (tests/e2e/test_netfaults.py) are the check.
     """
 
+    # The same ranges hold for each edge's attributes, so that no link can hold a run up for long: a
+    # delay of at most a minute, and a rate of at least 1 kbit/s (the launcher also refuses a link on
+    # which no model could arrive within round_timeout_s).
     enabled: bool = True  # apply the topology file's link attributes
-    delay_ms: float = 0.0  # one-way delay added to every message
-    jitter_ms: float = 0.0  # uniform in [-jitter, +jitter] around the delay (never below 0)
-    loss: float = 0.0  # probability that a message is dropped (seeded by run seed, sender, receiver)
-    bandwidth_mbit: float = 0.0  # link rate: a message occupies the link for size / rate; 0 = unlimited
+    delay_ms: float = _real(0.0, 0, 60_000)  # one-way delay added to every message
+    jitter_ms: float = _real(0.0, 0, 60_000)  # uniform in [-jitter, +jitter] around the delay (never below 0)
+    loss: float = _real(0.0, 0, 1)  # probability that a message is dropped (seeded by run seed, sender, receiver)
+    # link rate: a message occupies the link for size / rate; 0 = unlimited, else 0.001 (1 kbit/s) .. 1000000
+    bandwidth_mbit: float = _real(0.0, 0, 1e6)
 
     def __post_init__(self) -> None:
-        for key in ("delay_ms", "jitter_ms", "bandwidth_mbit"):
-            value = getattr(self, key)
-            _check(value >= 0 and math.isfinite(value), f"[links] {key} must be a finite number >= 0, got {value}")
-        _check(0.0 <= self.loss <= 1.0, f"[links] loss must be a probability in [0, 1], got {self.loss}")
+        _check_fields(self, "links")
+        check_link_value("bandwidth_mbit", self.bandwidth_mbit, "[links] bandwidth_mbit")
 
 
 @dataclass(frozen=True)
 class FaultsConfig:
     """Deliberate faults for tests and research: make some nodes stragglers. Never set in production runs."""
 
-    slow_nodes: tuple[int, ...] = ()  # these nodes are stragglers
-    step_delay_s: float = 0.0  # extra seconds each local SGD step of a slow node takes (an await: it still receives)
+    slow_nodes: tuple[int, ...] = _ints(0, MAX_NODES - 1, MAX_NODES)  # these nodes are stragglers
+    step_delay_s: float = _real(0.0, 0, 3600)  # extra seconds each local SGD step of a slow node takes (an await: it still receives)
 
     def __post_init__(self) -> None:
-        _check(all(n >= 0 for n in self.slow_nodes), f"[faults] slow_nodes must be node ids >= 0, got {list(self.slow_nodes)}")
-        _check(self.step_delay_s >= 0 and math.isfinite(self.step_delay_s), f"[faults] step_delay_s must be >= 0, got {self.step_delay_s}")
+        _check_fields(self, "faults")
+
+
+_MIN_BANDWIDTH_MBIT = 0.001
+
+
+def check_link_value(key: str, value: object, where: str) -> float:
+    """A link setting (``[links]`` or an edge's attribute) as a float, or ConfigError naming ``where``.
+
+    One rule for both, so that a topology file cannot set what ``[links]`` refuses: delay and jitter in
+    0..60000 ms, loss a probability, bandwidth 0 (unlimited) or 0.001..1000000 Mbit/s.
+    """
+    number = _range_of(LinksConfig, key).checked(value, where)
+    _check(key != "bandwidth_mbit" or number == 0 or number >= _MIN_BANDWIDTH_MBIT,
+           f"{where} must be 0 (unlimited) or at least {_MIN_BANDWIDTH_MBIT} Mbit/s, got {_show(value)}")
+    return float(number)
+
+
+def _range_of(cls: type, key: str) -> _Range:
+    return next(f.metadata["range"] for f in fields(cls) if f.name == key)
 
 
 @dataclass(frozen=True)
@@ -626,24 +806,66 @@ def load_config(
     _merge(layers, _from_env(os.environ if env is None else env))
     if overrides:
         _merge(layers, _from_dotted(overrides, source="--set"))
-    return _apply(RunConfig(), layers, source=str(path) if path else "config")
+    return _apply(RunConfig(), layers, source=_name(str(path)) if path else "config")
 
 
 def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config path is a directory, not a TOML file: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    data = _parse_toml(_read_capped(path), _name(str(path)))
     for section, values in data.items():
         if not isinstance(values, dict):
-            raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+            raise ConfigError(f"{_name(str(path))}: top-level key {_show(section)} must be a [section]")
     return data
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _read_capped(path: Path) -> str:
+    """The text of a regular file of at most ``MAX_CONFIG_BYTES``; anything else is refused before it is read.
+
+    Opened non-blocking, so that a FIFO with no writer does not hang the open, then checked on the open
+    descriptor: /dev/zero or a pipe would otherwise be read until memory runs out.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {_name(str(path))}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {_name(str(path))}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((what for test, what in _FILE_KINDS if test(info.st_mode)), "not a regular file")
+            raise ConfigError(f"config path {_name(str(path))} is {kind}, not a TOML file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {_name(str(path))} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a run config is a few kB")
+        data = b""
+        while len(data) <= MAX_CONFIG_BYTES:  # a read may return less than asked (/proc, network file systems)
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {_name(str(path))} is larger than {MAX_CONFIG_BYTES // 1024} KiB; a run config is a few kB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{_name(str(path))}: not a UTF-8 text file") from None
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    """``tomllib.loads``, with everything it can raise on hostile text turned into one ConfigError line."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per level of nested arrays and inline tables
+        raise ConfigError(f"{source}: invalid TOML: values nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits (sys.get_int_max_str_digits)
+        raise ConfigError(f"{source}: invalid TOML: {_show(str(exc), 100)}") from None
 
 
 def _section_names() -> list[str]:
@@ -660,7 +882,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         section = next((s for s in sections if rest.startswith(s + "_")), None)
         if section is None:
             raise ConfigError(f"environment variable {name}: no config section matches (sections: {', '.join(sections)})")
-        out.setdefault(section, {})[rest[len(section) + 1:]] = _parse_scalar(raw)
+        out.setdefault(section, {})[rest[len(section) + 1:]] = _parse_scalar(raw, name)
     return out
 
 
@@ -674,16 +896,21 @@ def _from_dotted(overrides: Mapping[str, Any], source: str) -> dict[str, dict[st
         section, sep, key = dotted.partition(".")
         if not sep or not key:
             raise ConfigError(f"{source} {dotted!r}: expected section.key=value, e.g. training.lr=0.1")
-        out.setdefault(section, {})[key] = _parse_scalar(value) if isinstance(value, str) else value
+        out.setdefault(section, {})[key] = _parse_scalar(value, f"{source} {dotted}") if isinstance(value, str) else value
     return out
 
 
-def _parse_scalar(text: str) -> Any:
-    """Parse a string as a TOML value when it is one (``0.1``, ``true``, ``[1, 2]``), else keep the string."""
+def _parse_scalar(text: str, source: str = "value") -> Any:
+    """Parse a string as a TOML value when it is one (``0.1``, ``true``, ``[1, 2]``), else keep the string.
+
+    Exactly one value: ``0.1\n[run]\nseed = 1`` stays a string (which the key's own check then refuses).
+    """
+    _check(len(text) <= MAX_CONFIG_BYTES, f"{source}: value longer than {MAX_CONFIG_BYTES // 1024} KiB")
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        parsed = tomllib.loads(f"v = {text}")
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):
         return text
+    return parsed["v"] if list(parsed) == ["v"] else text
 
 
 def _merge(into: dict[str, dict[str, Any]], layer: Mapping[str, Mapping[str, Any]]) -> None:
@@ -696,7 +923,7 @@ def _apply(base: RunConfig, layers: Mapping[str, Mapping[str, Any]], source: str
     changes: dict[str, Any] = {}
     for section, values in layers.items():
         if section not in sections:
-            raise ConfigError(f"{source}: unknown section [{section}]{_did_you_mean(section, sections)}")
+            raise ConfigError(f"{source}: unknown section [{_name(section)}]{_did_you_mean(section, sections)}")
         current = getattr(base, section)
         changes[section] = _apply_section(current, section, values, source)
     return dataclasses.replace(base, **changes)
@@ -708,13 +935,13 @@ def _apply_section(current: Any, section: str, values: Mapping[str, Any], source
     coerced: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"{source}: unknown key {key!r} in [{section}]{_did_you_mean(key, known)}")
+            raise ConfigError(f"{source}: unknown key {_show(key)} in [{section}]{_did_you_mean(key, known)}")
         coerced[key] = _coerce(value, hints[key], f"[{section}] {key}")
     return dataclasses.replace(current, **coerced)
 
 
 def _did_you_mean(word: str, options: Mapping[str, Any] | Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
+    close = difflib.get_close_matches(word, list(options), n=1) if len(word) <= 100 else []
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -727,7 +954,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {_show(value)}")
         return tuple(_coerce(_parse_scalar(v) if isinstance(v, str) and item_type is not str else v, item_type, where) for v in value)
     if origin in (types.UnionType, typing.Union):
         if value is None:
@@ -736,21 +963,15 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where} must be an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where} must be a number, got {value!r}")
+        raise ConfigError(f"{where} must be true or false, got {_show(value)}")
+    if hint in (int, float):
+        return value  # the section checks it against the field's range, and names the range
     if hint is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{where} must be a string, got {value!r}")
+        raise ConfigError(f"{where} must be a string, got {_show(value)}")
     return value
 
 
@@ -777,10 +998,21 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
+        return '"' + _TOML_ESCAPE.sub(_toml_escape, value) + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if value is None:
         raise ConfigError("None cannot be written to TOML")
     raise ConfigError(f"cannot write {type(value).__name__} to TOML")
+
+
+# What a TOML basic string cannot hold as itself: the quote, the backslash and control characters.
+_TOML_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f\ud800-\udfff]')
+_TOML_SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if "\ud800" <= char <= "\udfff":  # no TOML escape (nor UTF-8) can write half a character
+        raise ConfigError("a string with bytes that are not UTF-8 cannot be written to TOML")
+    return _TOML_SHORT.get(char) or f"\\u{ord(char):04x}"

@@ -56,14 +56,16 @@ from pathlib import Path
 from typing import Any
 
 from gossip.aggregation.tolerance import check_tolerance
-from gossip.capacity import check_launch_fits
+from gossip.capacity import check_launch_fits, dataset_bytes
 from gossip.children import die_with_parent
-from gossip.config import RunConfig, config_to_toml
+from gossip.config import RunConfig, check_path_text, config_to_toml
 from gossip.data import load_dataset, save_npz, save_parts
+from gossip.data.datasets import dataset_shape
 from gossip.errors import ConfigError, ExitCode, TransportError
 from gossip.forkserver import NODE_ENV, NodeProcess, server_death, start_node_process, warm_up
 from gossip.forkserver import stop as stop_fork_server
-from gossip.models import build_model
+from gossip.linkemu import link_specs
+from gossip.models import parameter_count
 from gossip.node import shard_key, split_training_set
 from gossip.prometheus import write_run_config
 from gossip.promserver import beside_run
@@ -104,20 +106,30 @@ def prepare_run(
     ``spawn``: the nodes will each be their own interpreter, not forks (the memory check counts them so).
 
     Returns the resolved config (topology file, node count, addresses and ports filled in).
+
+    Nothing is written, and nothing proportional to a size in the config is allocated, before every check
+    has passed: the memory check runs on the config's numbers first (a graph, a dataset or a model of a
+    mistyped size is never built), then on the graph's degrees.
     """
+    if run_dir is not None:
+        check_path_text("--run-dir", str(run_dir))
+    shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
+    data = dataset_bytes(shape, train + test)
+    params = parameter_count(cfg.model.name, shape, classes, **cfg.model.options())
+    check_launch_fits(max(cfg.run.nodes, 1), params, 0, spawn=spawn, data=data)  # a lower bound: degrees only add
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
+    check_launch_fits(topology.n, params, max(topology.degrees(), default=0), spawn=spawn, data=data)
     dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
-    model = build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
-    check_launch_fits(topology.n, sum(p.numel() for p in model.parameters()), max(topology.degrees(), default=0), spawn=spawn)
     check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
+    check_links(cfg, topology, params)
+    _check_base_port(base_port, topology.n, cfg.metrics.enabled)
     parts = split_training_set(cfg, topology.n, dataset.y_train)
 
-    out = Path(run_dir) if run_dir else Path(cfg.run.out_dir) / (cfg.run.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{topology.name}")
+    out = Path(run_dir) if run_dir else cfg.run.directory(f"{time.strftime('%Y%m%d-%H%M%S')}-{topology.name}")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"run directory {out} already exists and is not empty; choose another --run-dir or --name")
-    out.mkdir(parents=True, exist_ok=True)
-    out = out.resolve()
+    check_path_text("run directory", str(out.resolve()))  # it is written into config.toml, so it must be writable there
 
     host = _host_of(cfg.transport.address_template)
     if cfg.transport.address_template.startswith("ipc://"):
@@ -130,6 +142,8 @@ def prepare_run(
     if metrics.enabled:
         mports = _ports(metrics.host, topology.n, (base_port + topology.n) if base_port else None, "metrics", avoid=set(ports))
         metrics = dataclasses.replace(metrics, ports=tuple(mports))
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
 
     security = cfg.security
     if security.curve and not security.keys_dir:
@@ -156,6 +170,42 @@ def prepare_run(
     save_parts(parts, shard_key(resolved, topology.n, len(dataset.y_train)), out / "shards.npz")  # nodes read their part, not recompute it
     (out / "nodes").mkdir(exist_ok=True)
     return resolved, out, topology
+
+
+def _check_base_port(base_port: int | None, n: int, metrics: bool) -> None:
+    """``--base-port B``: the nodes get ports B..B+n-1 and their metrics the n after those; every one must be a port."""
+    if not base_port:
+        return  # free ports, picked below
+    last = base_port + (2 * n if metrics else n) - 1
+    if base_port < 1 or last > 65535:
+        raise ConfigError(f"--base-port {base_port}: {n} nodes {'and their metrics ' if metrics else ''}need ports {base_port}..{last}, past 65535")
+
+
+# bytes per value on the wire, for the smallest message a node sends (int8 adds block scales; compressed rounds send deltas)
+_WIRE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
+
+def check_links(cfg: RunConfig, topology: Topology, params: int) -> None:
+    """Refuse emulated links (``[links]`` or edge attributes) on which no model could arrive within its round.
+
+    Every edge's attributes are checked against ``[links]``' ranges first (a TopologyError names the edge).
+    In sync rounds a model later than ``round_timeout_s`` is never mixed: a link whose delay (less its
+    jitter) plus the time to serialise the smallest message a node sends is that long would only make
+    every round wait out its timeout. A lower bound, like the memory check: a run it refuses could not work.
+    """
+    smallest = params * _WIRE_BYTES[cfg.transport.wire_dtype]
+    if cfg.compression.method != "none":
+        smallest = max(1, int(params * cfg.compression.topk_fraction)) * 8
+    timeout = cfg.transport.round_timeout_s
+    for i in range(topology.n):
+        for j, spec in link_specs(i, topology, cfg.links).items():
+            wire_s = smallest * 8 / (spec.bandwidth_mbit * 1e6) if spec.bandwidth_mbit else 0.0
+            seconds = max(0.0, spec.delay_ms - spec.jitter_ms) / 1000 + wire_s
+            if cfg.training.mode == "sync" and seconds >= timeout:
+                raise ConfigError(
+                    f"edge ({i}, {j}): a model of at least {smallest} bytes takes {seconds:.3g} s to arrive (delay_ms = {spec.delay_ms:g}, "
+                    f"bandwidth_mbit = {spec.bandwidth_mbit:g}) but transport.round_timeout_s = {timeout:g}: no model would arrive in its round"
+                )
 
 
 def ipc_addresses(count: int) -> tuple[str, ...]:

@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gossip.config import LinksConfig
-from gossip.errors import TopologyError
+from gossip.config import LinksConfig, check_link_value
+from gossip.errors import ConfigError, TopologyError
 from gossip.ids import NodeId
 from gossip.topology import Topology
 from gossip.transport import Received, Transport
@@ -59,20 +59,26 @@ class LinkSpec:
 
 
 def link_specs(me: int, topology: Topology, cfg: LinksConfig) -> dict[NodeId, LinkSpec]:
-    """The spec of each of ``me``'s out-links: the edge's attributes (when enabled), else ``cfg``'s values."""
+    """The spec of each of ``me``'s out-links: the edge's attributes (when enabled), else ``cfg``'s values.
+
+    An edge's attribute must lie in the range ``[links]`` allows for the same key (see
+    :func:`gossip.config.check_link_value`): a file cannot make a link that holds a run up for hours.
+    """
     out: dict[NodeId, LinkSpec] = {}
     for j in topology.neighbours(me):
         attrs = topology.edge_attributes(me, j) if cfg.enabled else {}
         values: dict[str, float] = {}
         for key in _KEYS:
             raw = attrs.get(key, getattr(cfg, key))
+            if isinstance(raw, str):  # GraphML and edge-list attributes may arrive as text
+                try:
+                    raw = float(raw)
+                except ValueError:
+                    pass
             try:
-                value = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise TopologyError(f"edge ({me}, {j}): {key} = {raw!r} is not a number") from None
-            if not value >= 0 or (key == "loss" and value > 1):
-                raise TopologyError(f"edge ({me}, {j}): {key} = {value} is out of range")
-            values[key] = value
+                values[key] = check_link_value(key, raw, f"edge ({me}, {j}): {key}")
+            except ConfigError as exc:
+                raise TopologyError(str(exc)) from None
         spec = LinkSpec(**values)
         if spec.active:
             out[NodeId(j)] = spec

@@ -38,7 +38,7 @@ from torch import nn
 
 from gossip.errors import ConfigError
 
-__all__ = ["build_model", "count_parameters", "model_names"]
+__all__ = ["build_model", "count_parameters", "model_names", "parameter_count"]
 
 
 class MLP(nn.Module):
@@ -244,3 +244,14 @@ def _init_weights(model: nn.Module) -> None:
 def count_parameters(model: nn.Module) -> int:
     """Number of scalar parameters (trainable or not; buffers such as BatchNorm statistics excluded)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def parameter_count(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> int:
+    """The number of parameters :func:`build_model` would give, found without allocating them.
+
+    The model is built on PyTorch's meta device (shapes, no storage), so a typo such as ``hidden = [100000000]``
+    costs nothing here and the memory check can refuse it before any real model exists. Refuses what
+    :func:`build_model` refuses.
+    """
+    with torch.device("meta"):
+        return count_parameters(build_model(name, input_shape, num_classes, **options))

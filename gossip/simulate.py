@@ -26,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from gossip.capacity import check_simulation_fits
+from gossip.capacity import check_simulation_fits, dataset_bytes
 from gossip.config import RunConfig
 from gossip.data import Dataset, load_dataset
+from gossip.data.datasets import dataset_shape
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
-from gossip.models import build_model
+from gossip.models import parameter_count
 from gossip.node import NodePlan, build_flat_model, split_training_set
 from gossip.results import RecordWriter, save_vector, write_json
 from gossip.state import Layout, model_hash
@@ -82,10 +83,17 @@ def simulate(cfg: RunConfig, *, run_dir: str | Path | None = None, dataset: Data
     """Run ``cfg``'s D-SGD in one process; write per-node records to ``run_dir`` when given."""
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    # sized from the config's numbers first: no graph, dataset or model of a mistyped size is built before the check
+    if dataset is not None:
+        shape, classes, data = dataset.input_shape, dataset.num_classes, 0  # already in memory
+    else:
+        shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
+        data = dataset_bytes(shape, train + test)
+    params = parameter_count(cfg.model.name, shape, classes, **cfg.model.options())
+    check_simulation_fits(topology.n if topology else max(cfg.run.nodes, 1), params, data=data)
     topo = topology or parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
+    check_simulation_fits(topo.n, params, data=data)
     ds = dataset or load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
-    probe = build_model(cfg.model.name, ds.input_shape, ds.num_classes, **cfg.model.options())
-    check_simulation_fits(topo.n, sum(p.numel() for p in probe.parameters()))
     parts = split_training_set(cfg, topo.n, ds.y_train)
     batches = [_Batches(len(p), cfg.data.batch_size, cfg.run.seed * 1_000_003 + i + 1) for i, p in enumerate(parts)]
     if len({b.batch for b in batches}) != 1:  # before N models are built: a mistake is refused at once

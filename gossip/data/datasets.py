@@ -36,7 +36,7 @@ import numpy as np
 from gossip.data.files import read_cifar_batch, read_idx, read_npz
 from gossip.errors import DataError
 
-__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "load_dataset", "load_npz", "mnist1d_cache_path", "save_npz"]
+__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "dataset_shape", "load_dataset", "load_npz", "mnist1d_cache_path", "save_npz"]
 
 NPZ_FORMAT_VERSION = 1
 MAX_CLASSES = 100_000
@@ -118,14 +118,46 @@ def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **opt
     key = str(name).strip().lower()
     loader = _LOADERS.get(key)
     if loader is None:
-        close = difflib.get_close_matches(key, DATASET_NAMES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(f"unknown dataset {name!r}{hint}; known: {', '.join(DATASET_NAMES)}")
+        raise _unknown(name)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     if options and key != "synthetic":
         raise DataError(f"dataset {key!r} takes no options, got {', '.join(sorted(options))}")
     return loader(None if root is None or str(root) == "" else Path(root), int(seed), options)
+
+
+def _unknown(name: str) -> DataError:
+    key = str(name).strip().lower()
+    close = difflib.get_close_matches(key, DATASET_NAMES, n=1) if len(key) <= 100 else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+    return DataError(f"unknown dataset {shown}{hint}; known: {', '.join(DATASET_NAMES)}")
+
+
+# (input_shape, classes, train, test) of the datasets whose size is fixed (the table above; MNIST and CIFAR-10:
+# the published files)
+_SHAPES: Mapping[str, tuple[tuple[int, ...], int, int, int]] = MappingProxyType({
+    "mnist1d": ((40,), 10, 4000, 1000),
+    "digits": ((64,), 10, 1437, 360),
+    "mnist": ((1, 28, 28), 10, 60000, 10000),
+    "cifar10": ((3, 32, 32), 10, 50000, 10000),
+})
+
+
+def dataset_shape(name: str, **options: Any) -> tuple[tuple[int, ...], int, int, int]:
+    """``(input_shape, classes, train, test)`` of dataset ``name`` from its name and options alone.
+
+    What the memory checks and the model's size need before anything is loaded or generated: a synthetic
+    set of 10 million samples of a million features is refused from these numbers, not by running out
+    of memory while drawing it.
+    """
+    key = str(name).strip().lower()
+    if key == "synthetic":
+        opts = {**SYNTHETIC_DEFAULTS, **options}
+        return (int(opts["features"]),), int(opts["classes"]), int(opts["train"]), int(opts["test"])
+    if key not in _SHAPES:
+        raise _unknown(name)
+    return _SHAPES[key]
 
 
 def _load_mnist1d(root: Path | None, seed: int, options: Mapping[str, Any]) -> Dataset:

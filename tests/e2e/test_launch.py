@@ -261,7 +261,7 @@ def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
         (("-n", "4", "-t", "ring", "--config", "{badtoml}"), "invalid TOML"),
         (("-n", "4", "-t", "ring", "--dataset", "mnist"), "mnist"),
         (("-n", "4", "-t", "ring", "--base-port", "{busy}"), "already in use"),
-        (("-n", "4", "-t", "ring", "--rounds", "0"), "rounds must be >= 1"),
+        (("-n", "4", "-t", "ring", "--rounds", "0"), "[training] rounds must be an integer in 1..10000000, got 0"),
         (("-n", "4", "-t", "ring", "--bogus"), "unrecognized arguments"),
         (("-n", "4", "-t", "ring", "--ipc", "--base-port", "7000"), "exclude each other"),
         (("-n", "10000", "-t", "ring", "--rounds", "1"), "10000 node processes need about"),
