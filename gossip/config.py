@@ -77,7 +77,7 @@ _MODELS_WITH_HIDDEN = ("mlp", "mlpbn")
 _SYNTHETIC_DEFAULTS = {"features": 64, "classes": 10, "train": 4000, "test": 1000}
 
 
-MAX_NODES = 100_000  # the most nodes a run may have; the memory check refuses far fewer on one machine
+MAX_NODES = 10_000  # the most nodes a run may have (a process or container each); the memory check refuses far fewer on one machine
 MAX_SEED = 2**32 - 1  # seeds derived from it (seed * 1_000_003 + node) stay inside torch's 64-bit generator seeds
 MAX_TEXT = 4096  # the longest string setting (PATH_MAX): paths, names, addresses
 MAX_CONFIG_BYTES = 1 << 20  # the largest TOML file (or --set / GOSSIP_* value) read; real configs are a few kB

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gossip.config import MAX_NODES as CONFIG_MAX_NODES
 from gossip.errors import TopologyError
 from gossip.ids import NodeId
 from gossip.inputs import clip, load_json, quote, read_capped, size_text
@@ -67,8 +68,8 @@ _FILE_SUFFIXES = frozenset({".graphml", ".json", ".edges", ".edgelist", ".txt", 
 JSON_FORMAT = 1
 """Version of the JSON topology format (the ``gossip_topology`` key); see ``topologies/README.md``."""
 
-MAX_NODES = 10_000
-"""Most nodes of any topology. Each node is a process (or a container); the README's largest deployments are
+MAX_NODES = CONFIG_MAX_NODES
+"""Most nodes of any topology (``gossip.config.MAX_NODES``, the same bound as ``[run] nodes``). Each node is a process (or a container); the README's largest deployments are
 thousands of nodes, and ``gossip simulate`` holds an N×N mixing matrix (1.2 GB at this many)."""
 MAX_EDGES = 500_000
 """Most edges of any topology: the complete graph on 1 000 nodes (499 500), a degree of 100 at 10 000 nodes.

@@ -23,7 +23,7 @@ def cfg_of(**overrides: object) -> RunConfig:
         ({"byzantine.nodes": "[1]", "byzantine.attack": "teleport"}, "[byzantine] attack = 'teleport' is not one of 'none', 'sign-flip'"),
         ({"byzantine.nodes": "[1, 2]"}, "[byzantine] nodes = [1, 2] but attack = 'none'"),
         ({"byzantine.nodes": "[1, 1]", "byzantine.attack": "ipm"}, "[byzantine] nodes lists node 1 twice"),
-        ({"byzantine.nodes": "[-1]", "byzantine.attack": "ipm"}, "[byzantine] nodes must be a list of at most 100000 integers in 0..99999, got [-1]"),
+        ({"byzantine.nodes": "[-1]", "byzantine.attack": "ipm"}, "[byzantine] nodes must be a list of at most 10000 integers in 0..9999, got [-1]"),
         ({"aggregation.rule": "bulyan"}, "[aggregation] rule = 'bulyan' is not one of 'dsgd', 'variance', 'median'"),
         ({"aggregation.trim_beta": "0.5"}, "[aggregation] trim_beta must be a number in [0, 0.5), got 0.5"),
         ({"aggregation.clip_rule": "median"}, "[aggregation] clip_rule = 'median'"),

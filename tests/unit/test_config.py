@@ -145,7 +145,7 @@ def test_bad_model_and_synthetic_options_are_one_line_errors(overrides: dict[str
         ("links.loss", "1.5", "loss must be a number in \\[0, 1\\], got 1.5"),
         ("links.delay_ms", "-3", "delay_ms must be a number in \\[0, 60000\\], got -3"),
         ("faults.step_delay_s", "-0.1", "step_delay_s must be a number in \\[0, 3600\\], got -0.1"),
-        ("faults.slow_nodes", "[-1]", "slow_nodes must be a list of at most 100000 integers in 0..99999, got \\[-1\\]"),
+        ("faults.slow_nodes", "[-1]", "slow_nodes must be a list of at most 10000 integers in 0..9999, got \\[-1\\]"),
     ],
 )
 def test_fault_keys_are_validated(key: str, value: str, message: str) -> None:
