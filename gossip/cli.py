@@ -439,6 +439,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
     from gossip.transport import ZmqTransport, load_keys
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    # matplotlib (imported by mnist1d) logs its font-cache rebuild at INFO on a cold cache: not the node's news
+    logging.getLogger("matplotlib").setLevel(max(logging.WARNING, logging.getLogger().level))
     torch.set_num_threads(1)
     # The process is ours: drop prometheus_client's *_created series (a third more series per node, and
     # Prometheus reads counter resets from the samples themselves).

@@ -120,8 +120,8 @@ def prepare_run(
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     check_launch_fits(topology.n, params, max(topology.degrees(), default=0), spawn=spawn, data=data)
-    dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
     check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
+    dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
     check_links(cfg, topology, params)
     _check_base_port(base_port, topology.n, cfg.metrics.enabled)
     parts = split_training_set(cfg, topology.n, dataset.y_train)
