@@ -265,7 +265,7 @@ def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
         (("-n", "4", "-t", "ring", "--bogus"), "unrecognized arguments"),
         (("-n", "4", "-t", "ring", "--ipc", "--base-port", "7000"), "exclude each other"),
         (("-n", "10000", "-t", "ring", "--rounds", "1"), "10000 node processes need about"),
-        (("-n", "100000", "-t", "ring", "--rounds", "1"), "100,000 nodes; gossip runs at most 10,000"),
+        (("-n", "100000", "-t", "ring", "--rounds", "1"), "[run] nodes must be an integer in 0..10000, got 100000"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
