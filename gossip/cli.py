@@ -392,6 +392,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     import torch
 
     from gossip.byzantine import build_node
+    from gossip.connections import raise_descriptor_limit, size_limits
     from gossip.metrics import MetricsServer
     from gossip.node import message_limit, plan_node
     from gossip.transport import ZmqTransport, load_keys
@@ -402,6 +403,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
     # Prometheus reads counter resets from the samples themselves).
     prometheus_client.disable_created_metrics()
     node_id = _node_id(args.id)
+    # Peers' connections take descriptors: use what the hard limit allows (gossip.connections keeps a reserve)
+    raise_descriptor_limit()
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume)
     neighbours = plan.topology.neighbours(node_id)
@@ -414,13 +417,21 @@ def _cmd_node(args: argparse.Namespace) -> int:
         # accepts only merge messages from a node that is not a neighbour)
         admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
         curve = load_keys(cfg.security.keys_dir, node_id, admitted)
+    # every node of the run may connect when the merge is on (it is all-to-all), else the neighbours
+    connecting = plan.topology.n - 1 if cfg.merge.enabled else len(neighbours)
+    max_frame_bytes = message_limit(plan)
+    limits = size_limits(
+        connecting, max_frame_bytes, cfg.transport.queue_messages, handshake_timeout_s=cfg.security.handshake_timeout_s,
+        max_connections=cfg.security.max_connections, max_per_address=cfg.security.max_connections_per_address,
+    )
     transport = ZmqTransport(
         plan.node_id, cfg.transport.listen_address(node_id), peers,
-        queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,
+        queue_messages=cfg.transport.queue_messages, max_message_bytes=max_frame_bytes, curve=curve, limits=limits,
     )
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     del plan  # the node kept its own shard: drop the rest of the training set
     transport.on_unauthenticated = node.on_unauthenticated
+    transport.on_refused = node.metrics.connection_refused
     # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
     server = MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
 

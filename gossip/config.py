@@ -488,10 +488,20 @@ class SecurityConfig:
     keys_dir: str = ""  # node-<i>.key and node-<i>.key_secret; gossip launch makes them when empty
     max_messages_per_s: float = 1000.0  # per sender, token bucket; 0 = no limit
     burst_messages: int = 100
+    # inbound connections a node holds at once (gossip.connections); 0 = sized from the peers and `ulimit -n`
+    max_connections: int = 0
+    max_connections_per_address: int = 0  # 0 = the number of nodes that may connect, plus 8
+    handshake_timeout_s: float = 10.0  # a connection that has not finished its ZeroMQ (and CURVE) handshake by then is closed
 
     def __post_init__(self) -> None:
         _check(self.max_messages_per_s >= 0, f"[security] max_messages_per_s must be >= 0, got {self.max_messages_per_s}")
         _check(self.burst_messages >= 1, f"[security] burst_messages must be >= 1, got {self.burst_messages}")
+        _check(self.max_connections >= 0, f"[security] max_connections must be >= 0, got {self.max_connections}")
+        _check(self.max_connections_per_address >= 0, f"[security] max_connections_per_address must be >= 0, got {self.max_connections_per_address}")
+        _check(
+            math.isfinite(self.handshake_timeout_s) and self.handshake_timeout_s > 0,
+            f"[security] handshake_timeout_s must be a number of seconds > 0, got {self.handshake_timeout_s}",
+        )
 
 
 @dataclass(frozen=True)
