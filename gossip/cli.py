@@ -531,6 +531,11 @@ def _deploy_parser(sub: Any) -> None:
             e.add_argument("--cpu", default="500m", help="CPU request per node (default 500m)")
             e.add_argument("--memory", default="1Gi", help="memory request and limit per node (default 1Gi)")
             e.add_argument("--storage", default="1Gi", help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)")
+            e.add_argument(
+                "--no-curve", action="store_true",
+                help="links in the clear: only where nothing but the run's pods can reach them (a NetworkPolicy); "
+                "by default every link is encrypted and authenticated with CURVE, keys made in OUT/keys",
+            )
             e.set_defaults(handler=_cmd_deploy)
 
 
@@ -552,9 +557,10 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     if args.deploy_command == "k8s":
         if not _K8S_NAME.fullmatch(args.name):
             raise GossipErrorUsage(f"--name {args.name!r}: use lowercase letters, digits and '-', at most 42 characters")
-        run = prepare(cfg, k8s_address_template(args.name))
+        run = prepare(cfg, k8s_address_template(args.name), curve=not args.no_curve)
         k8s = KubernetesOptions(
-            command=_deploy_command(args), name=args.name, image=args.image, cpu=args.cpu, memory=args.memory, storage=args.storage
+            command=_deploy_command(args), name=args.name, image=args.image, cpu=args.cpu, memory=args.memory, storage=args.storage,
+            curve=not args.no_curve,
         )
         return out, render_kubernetes(run, k8s)
     source = Path(args.source) if args.source else Path(__file__).resolve().parents[1]
@@ -575,7 +581,32 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     written = write_files(out, files, force=args.force)
     nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
     print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
+    if args.deploy_command == "k8s" and not args.no_curve:
+        _deploy_keys(out / "keys", files)
     return 0
+
+
+def _deploy_keys(keys: Path, files: dict[str, str]) -> None:
+    """Make the CURVE key pairs the kustomization reads that are missing; existing ones stay (pods use them)."""
+    import yaml
+    import zmq.auth
+
+    kustomization = yaml.safe_load(files["kustomization.yaml"])
+    wanted = sorted({Path(f).name.split(".")[0] for gen in kustomization.get("secretGenerator", []) for f in gen["files"]})
+    made = []
+    for name in wanted:
+        public, secret = keys / f"{name}.key", keys / f"{name}.key_secret"
+        if public.exists() and secret.exists():
+            continue
+        if public.exists() or secret.exists():
+            raise GossipErrorUsage(f"{keys} holds half of {name}'s key pair; remove {public.name} and {secret.name} to make a new one")
+        keys.mkdir(parents=True, exist_ok=True)
+        zmq.auth.create_certificates(str(keys), name)
+        secret.chmod(0o600)
+        made.append(name)
+    if made:
+        (keys / ".gitignore").write_text("# CURVE secret keys: never commit them\n*\n")
+        print(f"gossip: CURVE key pairs for {len(made)} node(s) written to {keys} (secret keys: keep them out of version control)")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
