@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 # Descriptors kept free for the node's own use whatever peers do: checkpoint and record files, the
 # run directory, logs, the metrics endpoint's connections, ZeroMQ's internal sockets. A node opens a
 # handful at a time; the rest absorbs the connections libzmq accepts before the guard refuses them.
+# Why a margin under the cap, not a spare descriptor closed before each write: under a flood libzmq
+# retries accept() as soon as it fails, so a descriptor freed for a write goes to the next accept.
 DESCRIPTOR_RESERVE = 128
 SCAN_INTERVAL_S = 0.02  # how often the guard reads each connection's byte counters
 # Each value is a label of gossip_connections_refused_total{reason=...}
