@@ -23,6 +23,7 @@ refusals through a callback (a Prometheus counter, which is thread-safe).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -209,8 +210,8 @@ class ConnectionGuard:
                         self._accepted(value)
                     elif kind == zmq.EVENT_DISCONNECTED:
                         self._disconnected(value, timed_out=last_failed)
-                    elif kind == zmq.EVENT_ACCEPT_FAILED:
-                        self._refuse_count("descriptors")
+                    elif kind == zmq.EVENT_ACCEPT_FAILED and value in (errno.EMFILE, errno.ENFILE):
+                        self._refuse_count("descriptors")  # the value is accept()'s errno
                     last_failed = kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                 if time.monotonic() >= next_scan:
                     self._scan()
