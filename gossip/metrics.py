@@ -23,6 +23,7 @@ Adding a metric (e.g. a per-layer variance gauge, labelled by layer name: bounde
 
 from __future__ import annotations
 
+import collections
 import selectors
 import socket
 import threading
@@ -311,19 +312,15 @@ class MetricsServer:
                 while not self._stopping.is_set():
                     now = time.monotonic()
                     timeout = min((c.deadline for c in open_.values()), default=now + 1.0) - now
-                    for key, _mask in selector.select(max(0.0, timeout)):
-                        sock = key.fileobj
-                        if sock is self._listener:
-                            self._accept(selector, open_)
-                        elif sock is not self._waker[0]:
-                            conn = open_.get(sock)  # type: ignore[call-overload]
-                            if conn is None:
-                                continue
-                            writing = conn.response is not None
-                            if not self._step(conn):
-                                self._close(selector, open_, conn)
-                            elif not writing and conn.response is not None:
-                                selector.modify(conn.sock, selectors.EVENT_WRITE, None)
+                    ready = [key.fileobj for key, _mask in selector.select(max(0.0, timeout))]
+                    # the open connections first: a request that arrived is served before new
+                    # connections can push its connection out
+                    for sock in ready:
+                        conn = open_.get(sock)  # type: ignore[call-overload]
+                        if conn is not None:
+                            self._advance(selector, open_, conn)
+                    if self._listener in ready:
+                        self._accept(selector, open_)
                     now = time.monotonic()
                     for conn in [c for c in open_.values() if c.deadline <= now]:
                         self._close(selector, open_, conn)
@@ -331,21 +328,30 @@ class MetricsServer:
                 for conn in list(open_.values()):
                     self._close(selector, open_, conn)
 
+    def _advance(self, selector: selectors.BaseSelector, open_: dict[socket.socket, _HttpConnection], conn: _HttpConnection) -> None:
+        """Read or write what ``conn``'s socket allows; close it when done, watch for writing once answered."""
+        reading = conn.response is None
+        if not self._step(conn):
+            self._close(selector, open_, conn)
+        elif reading and conn.response is not None:
+            selector.modify(conn.sock, selectors.EVENT_WRITE, None)
+
     def _accept(self, selector: selectors.BaseSelector, open_: dict[socket.socket, _HttpConnection]) -> None:
         assert self._listener is not None
         for _ in range(self.MAX_CONNECTIONS):  # a bounded batch, then the loop serves the open ones
             try:
-                sock, _peer = self._listener.accept()
+                sock, peer = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # out of descriptors, or the client gave up already: try again next turn
                 return
             if len(open_) >= self.MAX_CONNECTIONS:
-                self._close(selector, open_, next(iter(open_.values())))
+                self._close(selector, open_, _victim(open_))
             sock.setblocking(False)
-            conn = _HttpConnection(sock, time.monotonic() + self.READ_TIMEOUT_S)
+            conn = _HttpConnection(sock, str(peer[0]) if isinstance(peer, tuple) else "", time.monotonic() + self.READ_TIMEOUT_S)
             open_[sock] = conn
             selector.register(sock, selectors.EVENT_READ, None)
+            self._advance(selector, open_, conn)  # a client usually sends its request with the connection
 
     def _step(self, conn: _HttpConnection) -> bool:
         """Read or write what the socket allows; False when the connection is done (or broken)."""
@@ -403,8 +409,9 @@ class MetricsServer:
 class _HttpConnection:
     """One client of the metrics endpoint: what it sent so far, what is left to send it, its deadline."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, address: str, deadline: float) -> None:
         self.sock = sock
+        self.address = address
         self.deadline = deadline
         self.request = bytearray()
         self.response: bytes | None = None
@@ -412,6 +419,15 @@ class _HttpConnection:
     def respond(self, response: bytes, timeout_s: float) -> None:
         self.response = response
         self.deadline = time.monotonic() + timeout_s
+
+
+def _victim(open_: dict[socket.socket, _HttpConnection]) -> _HttpConnection:
+    """The connection to close for a new one: the oldest still sending its request, from the address that
+    holds the most (a client elsewhere, a Prometheus, keeps its place in a flood from one address)."""
+    reading = [c for c in open_.values() if c.response is None] or list(open_.values())
+    held = collections.Counter(c.address for c in reading)
+    busiest = max(held.values())
+    return next(c for c in reading if held[c.address] == busiest)
 
 
 def _head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:

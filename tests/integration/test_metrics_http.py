@@ -207,3 +207,36 @@ def test_requests_it_does_not_serve_get_an_error_status(served: tuple[NodeMetric
         while chunk := s.recv(4096):
             reply += chunk
     assert reply.startswith(f"HTTP/1.1 {status} ".encode()), reply[:60]
+
+
+@pytest.mark.slow
+def test_a_scraper_keeps_its_place_in_a_flood_from_another_address() -> None:
+    """While 1,000 half-sent requests a second come from 127.0.0.1, scrapes from 127.0.0.2 are all
+    answered: the connection a new one displaces is taken from the address that holds the most."""
+    import http.client
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    server = MetricsServer(NodeMetrics(3, [2, 4]), "0.0.0.0", free_port(), lambda: True)
+    server.start()
+    answered, failed = 0, []
+    try:
+        for _ in range(2):
+            attack = subprocess.Popen([sys.executable, "-m", "tests.attacks", "slow-http", "--port", str(server.port), "--count", "1000", "--hold", "1"],
+                                      cwd=REPO, stdout=subprocess.DEVNULL)
+            while attack.poll() is None:
+                scrape = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10, source_address=("127.0.0.2", 0))
+                try:
+                    scrape.request("GET", "/metrics")
+                    answered += scrape.getresponse().status == 200
+                except OSError as exc:
+                    failed.append(repr(exc))
+                finally:
+                    scrape.close()
+            attack.wait()
+    finally:
+        server.stop()
+    assert answered > 50 and not failed, (answered, failed[:3])
