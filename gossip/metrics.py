@@ -230,10 +230,11 @@ class MetricsServer:
     Why not prometheus_client's server: it starts a thread per connection and never times a request
     out, so clients that send half a request pile up threads and descriptors until the node dies (1,004
     half-sent requests: 1,002 threads). Here one thread runs a selector loop over non-blocking sockets:
-    at most ``MAX_CONNECTIONS`` open at once (a new one closes the oldest), a request must arrive whole
-    within ``READ_TIMEOUT_S`` and fit in ``MAX_REQUEST_BYTES``, and the response must be taken within
-    ``WRITE_TIMEOUT_S``. Each response closes its connection. A scrape takes milliseconds, so a flood of
-    slow clients delays it by one turn of the loop, not by their timeouts.
+    at most ``MAX_CONNECTIONS`` open at once (a new one displaces an unfinished request, see
+    :func:`_victim`), a request must arrive whole within ``READ_TIMEOUT_S`` and fit in
+    ``MAX_REQUEST_BYTES``, and the response must be taken within ``WRITE_TIMEOUT_S``. Each response
+    closes its connection. A scrape takes milliseconds, so a flood of slow clients delays it by one
+    turn of the loop, not by their timeouts.
     """
 
     MAX_CONNECTIONS = 16
