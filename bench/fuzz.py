@@ -151,12 +151,13 @@ async def fuzz(messages: int, seed: int, work: Path) -> dict[str, Any]:
         node = subprocess.Popen([sys.executable, "-m", "gossip", "node", "--config", str(work / "run.toml"), "--id", "0", "--run-dir", str(run_dir)],
                                 stdout=log, stderr=log, env=env, cwd=REPO, start_new_session=True)
     ctx = zmq.asyncio.Context()
-    inbound = ctx.socket(zmq.ROUTER)
+    inbound = ctx.socket(zmq.PULL)
     inbound.bind(f"tcp://127.0.0.1:{p1}")
+    envelope: dict[zmq.asyncio.Socket, bytes] = {}  # the id each connection claims in its envelope frame
 
     def dealer(identity: bytes) -> zmq.asyncio.Socket:
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.IDENTITY, identity)
+        s = ctx.socket(zmq.PUSH)
+        envelope[s] = identity
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.SNDHWM, 16)  # short queue: the echoed model must not wait behind thousands of fuzz messages
         s.connect(f"tcp://127.0.0.1:{p0}")
@@ -178,12 +179,12 @@ async def fuzz(messages: int, seed: int, work: Path) -> dict[str, Any]:
                 continue
             header = msgpack.unpackb(head, raw=False)
             if header["kind"] == "hello":
-                await me.send_multipart([msgpack.packb(dict(header, src=1, kind="welcome"), use_bin_type=True)])
+                await me.send_multipart([b"1", msgpack.packb(dict(header, src=1, kind="welcome"), use_bin_type=True)])
                 legit += 1
             elif header["kind"] == "model" and echo:
                 mine = dict(header, src=1)
                 latest["header"], latest["payload"] = mine, bytes(rest[0])
-                await me.send_multipart([msgpack.packb(mine, use_bin_type=True), rest[0]])
+                await me.send_multipart([b"1", msgpack.packb(mine, use_bin_type=True), rest[0]])
                 legit += 1
                 if header["round"] >= 3:
                     started.set()
@@ -202,7 +203,7 @@ async def fuzz(messages: int, seed: int, work: Path) -> dict[str, Any]:
             base = dict(latest["header"], round=latest["header"]["round"] + 1)
             category, frames = mut.make(base, latest["payload"])
             sock = me if k % 10 else (stranger if k % 20 else nobody)
-            await sock.send_multipart(frames)
+            await sock.send_multipart([envelope[sock], *frames])
             sent[category] += 1
             if k % 20 == 0:  # a send that does not block never yields: let the player echo node 0's models
                 await asyncio.sleep(0)

@@ -14,8 +14,8 @@ trial by trial (the two ran seconds apart) with its range, which shows how noisy
 - ``gossip``: the real path of a sync node — ``wire.encode`` of the live vector's bytes (viewed once, as
   ``FlatModel.wire_bytes``) handed to ZeroMQ as a
   tracked zero-copy frame (models of 1 MiB and more; below, the socket copies it inside ``send``,
-  cheaper than tracking), the wait until ZeroMQ released it (a node mixes only then), ``ZmqTransport.send`` (DEALER) →
-  ``ZmqTransport.recv`` (asyncio ROUTER) and ``wire.decode`` with every check (sender, run,
+  cheaper than tracking), the wait until ZeroMQ released it (a node mixes only then), ``ZmqTransport.send`` (PUSH) →
+  ``ZmqTransport.recv`` (asyncio PULL) and ``wire.decode`` with every check (sender, run,
   fingerprint, round window, size, finiteness);
 - ``gossip, snapshot``: the same with a snapshot copy first (pooled above 32 MiB), the path of async
   gossip and link emulation, which cannot wait for ZeroMQ before the model changes;
@@ -27,8 +27,8 @@ trial by trial (the two ran seconds apart) with its range, which shows how noisy
   (no sender, run, round or size checks, no event loop): a floor for any receiver that follows the
   rule "every input from the network is hostile until validated" in Python;
 - ``gossip's sockets``: raw bytes (the raw variant's frames, no encode or decode, a blocking receive)
-  through the transport's own DEALER and ROUTER, with its options — high-water marks of 4 (a node's
-  memory per peer is bounded), ``IMMEDIATE``, the copy below 1 MiB, the routing frame: what gossip's
+  through the transport's own PUSH and PULL, with its options — high-water marks of 4 (a node's
+  memory per peer is bounded), ``IMMEDIATE``, the copy below 1 MiB, the envelope frame: what gossip's
   socket choices cost by themselves;
 - ``gossip's sockets + least checks``: those sockets carrying the least-checks messages — the floor for
   a node that keeps gossip's memory bounds and validates what it receives, with no event loop and no
@@ -84,6 +84,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
     import zmq
     import zmq.asyncio
 
+    from gossip.connections import size_limits
     from gossip.ids import NodeId
     from gossip.transport import ZmqTransport
     from gossip.wire import Expectation, _finite_float32, decode
@@ -96,7 +97,11 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
     ack_address = bind_any(ack, ipc and f"{ipc}-ack")
     loop = asyncio.new_event_loop()
     max_n = max(n for _v, n, _k in plan)
-    transport = ZmqTransport(NodeId(1), f"{ipc}-gossip" if ipc else "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192, context=actx)
+    # with the connection guard a node runs (gossip.connections): it reads each message's source descriptor
+    limits = size_limits(1, max_n * 4 + 8192, 4, handshake_timeout_s=10.0)
+    transport = ZmqTransport(
+        NodeId(1), f"{ipc}-gossip" if ipc else "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192, context=actx, limits=limits
+    )
     loop.run_until_complete(transport.start())
     ports.put((raw_address, ack_address, transport.bound_address))
 
@@ -115,7 +120,9 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
         assert header["n"] == n
         return payload
 
-    blocking = zmq.Socket.shadow(transport._router.underlying)  # type: ignore[union-attr]  # the same ROUTER, synchronous
+    assert transport.guard is not None
+    delivered = transport.guard.delivered
+    blocking = zmq.Socket.shadow(transport._inbound.underlying)  # type: ignore[union-attr]  # the same PULL, synchronous
     for variant, n, k in plan:
         c0 = time.process_time()  # every thread: ZeroMQ's I/O thread included; waiting costs nothing
         if variant == "raw":
@@ -132,6 +139,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
             checks = variant.endswith("least checks")
             for _ in range(k):
                 identity, *frames = blocking.recv_multipart(copy=False)
+                delivered(identity.get(zmq.SRCFD))  # what ZmqTransport.recv tells its connection guard
                 if checks:
                     least_checks(frames, n)
                 else:
@@ -142,6 +150,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
             expect = Expectation(RUN, FP, n, 2, frozenset({0}), 0, 1 << 40)
             for _ in range(k):
                 identity, *frames = blocking.recv_multipart(copy=False)
+                delivered(identity.get(zmq.SRCFD))
                 message = decode(frames, expect, int(identity.bytes))
                 assert message.payload is not None
                 del identity, frames, message

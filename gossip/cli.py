@@ -434,6 +434,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     import torch
 
     from gossip.byzantine import build_node
+    from gossip.connections import raise_descriptor_limit, size_limits
     from gossip.metrics import MetricsServer
     from gossip.node import message_limit, plan_node
     from gossip.transport import ZmqTransport, load_keys
@@ -446,6 +447,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
     # Prometheus reads counter resets from the samples themselves).
     prometheus_client.disable_created_metrics()
     node_id = _node_id(args.id)
+    # Peers' connections take descriptors: use what the hard limit allows (gossip.connections keeps a reserve)
+    raise_descriptor_limit()
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
     _check_node_fits(cfg)
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume)
@@ -459,13 +462,21 @@ def _cmd_node(args: argparse.Namespace) -> int:
         # accepts only merge messages from a node that is not a neighbour)
         admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
         curve = load_keys(cfg.security.keys_dir, node_id, admitted)
+    # every node of the run may connect when the merge is on (it is all-to-all), else the neighbours
+    connecting = plan.topology.n - 1 if cfg.merge.enabled else len(neighbours)
+    max_frame_bytes = message_limit(plan)
+    limits = size_limits(
+        connecting, max_frame_bytes, cfg.transport.queue_messages, handshake_timeout_s=cfg.security.handshake_timeout_s,
+        max_connections=cfg.security.max_connections, max_per_address=cfg.security.max_connections_per_address,
+    )
     transport = ZmqTransport(
         plan.node_id, cfg.transport.listen_address(node_id), peers,
-        queue_messages=cfg.transport.queue_messages, max_message_bytes=message_limit(plan), curve=curve,
+        queue_messages=cfg.transport.queue_messages, max_message_bytes=max_frame_bytes, curve=curve, limits=limits,
     )
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     del plan  # the node kept its own shard: drop the rest of the training set
     transport.on_unauthenticated = node.on_unauthenticated
+    transport.on_refused = node.metrics.connection_refused
     # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
     server = MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
 
@@ -602,6 +613,11 @@ def _deploy_parser(sub: Any) -> None:
             e.add_argument("--cpu", type=_text, default="500m", help="CPU request per node (default 500m)")
             e.add_argument("--memory", type=_text, default="1Gi", help="memory request and limit per node (default 1Gi)")
             e.add_argument("--storage", type=_text, default="1Gi", help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)")
+            e.add_argument(
+                "--no-curve", action="store_true",
+                help="links in the clear: only where nothing but the run's pods can reach them (a NetworkPolicy); "
+                "by default every link is encrypted and authenticated with CURVE, keys made in OUT/keys",
+            )
             e.set_defaults(handler=_cmd_deploy)
 
 
@@ -623,9 +639,10 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     if args.deploy_command == "k8s":
         if not _K8S_NAME.fullmatch(args.name):
             raise GossipErrorUsage(f"--name {args.name!r}: use lowercase letters, digits and '-', at most 42 characters")
-        run = prepare(cfg, k8s_address_template(args.name))
+        run = prepare(cfg, k8s_address_template(args.name), curve=not args.no_curve)
         k8s = KubernetesOptions(
-            command=_deploy_command(args), name=args.name, image=args.image, cpu=args.cpu, memory=args.memory, storage=args.storage
+            command=_deploy_command(args), name=args.name, image=args.image, cpu=args.cpu, memory=args.memory, storage=args.storage,
+            curve=not args.no_curve,
         )
         return out, render_kubernetes(run, k8s)
     source = Path(args.source) if args.source else Path(__file__).resolve().parents[1]
@@ -646,7 +663,32 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     written = write_files(out, files, force=args.force)
     nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
     print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
+    if args.deploy_command == "k8s" and not args.no_curve:
+        _deploy_keys(out / "keys", files)
     return 0
+
+
+def _deploy_keys(keys: Path, files: dict[str, str]) -> None:
+    """Make the CURVE key pairs the kustomization reads that are missing; existing ones stay (pods use them)."""
+    import yaml
+    import zmq.auth
+
+    kustomization = yaml.safe_load(files["kustomization.yaml"])
+    wanted = sorted({Path(f).name.split(".")[0] for gen in kustomization.get("secretGenerator", []) for f in gen["files"]})
+    made = []
+    for name in wanted:
+        public, secret = keys / f"{name}.key", keys / f"{name}.key_secret"
+        if public.exists() and secret.exists():
+            continue
+        if public.exists() or secret.exists():
+            raise GossipErrorUsage(f"{keys} holds half of {name}'s key pair; remove {public.name} and {secret.name} to make a new one")
+        keys.mkdir(parents=True, exist_ok=True)
+        zmq.auth.create_certificates(str(keys), name)
+        secret.chmod(0o600)
+        made.append(name)
+    if made:
+        (keys / ".gitignore").write_text("# CURVE secret keys: never commit them\n*\n")
+        print(f"gossip: CURVE key pairs for {len(made)} node(s) written to {keys} (secret keys: keep them out of version control)")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -665,6 +665,11 @@ class SecurityConfig:
     keys_dir: str = ""  # node-<i>.key and node-<i>.key_secret; gossip launch makes them when empty
     max_messages_per_s: float = _real(1000.0, 0, 1e9)  # per sender, token bucket; 0 = no limit
     burst_messages: int = _int(100, 1, 1_000_000)
+    # inbound connections a node holds at once (gossip.connections); 0 = sized from the peers and `ulimit -n`
+    max_connections: int = _int(0, 0, 1_000_000)
+    max_connections_per_address: int = _int(0, 0, 1_000_000)  # 0 = the number of nodes that may connect, plus 8
+    # a connection that has not finished its ZeroMQ (and CURVE) handshake by then is closed
+    handshake_timeout_s: float = _real(10.0, 0, 3600, lo_open=True)
 
     def __post_init__(self) -> None:
         _check_fields(self, "security")

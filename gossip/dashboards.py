@@ -417,11 +417,16 @@ def node_detail() -> Dashboard:
         Row("Refusals"),
         Panel(
             "Rejected messages by reason", "Messages per second dropped by validation.",
-            (Query(f"rate(gossip_messages_rejected_total{{{NODE}}}{RATE})", "{{reason}}"),),
+            (Query(f"rate(gossip_messages_rejected_total{{{NODE}}}{RATE})", "{{reason}}"),), width=8,
+        ),
+        Panel(
+            "Refused connections by reason", "Inbound connections per second the node shut down (over a cap, an unfinished message, "
+            "no handshake in time) or could not accept (descriptors): 0 unless someone hammers its port.",
+            (Query(f"rate(gossip_connections_refused_total{{{NODE}}}{RATE})", "{{reason}}"),), width=8,
         ),
         Panel(
             "Robust aggregation", "Neighbour models per second a robust rule discarded or clipped (always 0 under plain D-SGD).",
-            (Query(f"rate(gossip_aggregation_inputs_discarded_total{{{NODE}}}{RATE})", "{{aggregator}} {{action}}"),),
+            (Query(f"rate(gossip_aggregation_inputs_discarded_total{{{NODE}}}{RATE})", "{{aggregator}} {{action}}"),), width=8,
         ),
     )
     return Dashboard(

@@ -1,12 +1,21 @@
 """Move frames between nodes: the ``Transport`` seam, ZeroMQ for real, an in-memory double for unit tests.
 
-Socket shape (after decentralizepy's TCP.py, without its flaws): one bound ROUTER receives from
-everybody; one DEALER per peer sends. The DEALER's routing id is the sender's node id, so the ROUTER
-learns who sent each message from the transport itself (and, with CURVE, from the authenticated key),
-never from the message body alone.
+Socket shape (after decentralizepy's TCP.py, without its flaws): one bound PULL receives from
+everybody; one PUSH per peer sends. Every message starts with an envelope frame, the sender's node
+id, which the transport hands up as the sender (with CURVE: the owner of the authenticated key
+instead), so the node checks it against the header's ``src``.
 
 Choices and why:
-- ``IMMEDIATE=1`` on DEALERs: a message to a peer that is down fails at once instead of queueing
+- PULL/PUSH, not ROUTER/DEALER: a ROUTER files each connection under the routing id the *peer*
+  chose, and never reads again from a connection whose id it already holds (or handed over):
+  that connection's engine stops at the high-water mark, never notices its peer closing, and keeps
+  its descriptor until the socket closes (libzmq issues 3238 and 4407; 400 reconnects under one
+  id left 361 descriptors open). A PULL reads every connection in turn, so each one is closed when
+  its peer goes. The node never answers through the inbound socket, so nothing is lost.
+- A :class:`~gossip.connections.ConnectionGuard` thread caps the connections the PULL holds (per
+  peer address and in total, sized from the descriptor limit), refuses a connection that streams an
+  unfinished message, and ``HANDSHAKE_IVL`` closes one that never finishes its ZMTP handshake.
+- ``IMMEDIATE=1`` on PUSH sockets: a message to a peer that is down fails at once instead of queueing
   without bound; the node counts it and moves on (a dead neighbour costs a timeout, not memory).
 - Small high-water marks (``queue_messages``) on both sides: memory per peer is bounded by a few
   models, whatever a peer sends.
@@ -20,10 +29,10 @@ Choices and why:
 - Frames are received one by one and at most ``MAX_FRAMES`` are kept: a message with thousands of
   parts is drained and reported as such (``frames=None``), never accumulated in a Python list.
 
-CURVE (optional, :class:`CurveKeys`): the ROUTER is a CURVE server and every DEALER a CURVE client
+CURVE (optional, :class:`CurveKeys`): the PULL is a CURVE server and every PUSH a CURVE client
 that knows its peer's public key. A ZAP handler in the same context admits only the public keys of
 the configured neighbours and tags each connection with the owner's node id (ZeroMQ's ``User-Id``),
-which then *is* the sender — the routing id is ignored. An unknown key never completes the
+which then *is* the sender — the envelope is ignored. An unknown key never completes the
 handshake; ``on_unauthenticated`` is called so the node can count it.
 """
 
@@ -40,11 +49,13 @@ from typing import Any, Protocol
 import zmq
 import zmq.asyncio
 
+from gossip.connections import ConnectionGuard, ConnectionLimits
 from gossip.errors import TransportError
 from gossip.ids import NodeId
 
 __all__ = [
     "COPY_BELOW_BYTES",
+    "ConnectionLimits",
     "CurveKeys",
     "InMemoryNetwork",
     "InMemoryTransport",
@@ -58,7 +69,7 @@ __all__ = [
 
 MAX_FRAMES = 4  # the largest legal message is a header plus a few payload frames
 # Frames smaller than this are copied by pyzmq inside ``send`` (its documented ``copy_threshold``, set
-# on every DEALER): a sender may change the memory as soon as ``send`` returns. From here up a frame
+# on every PUSH): a sender may change the memory as soon as ``send`` returns. From here up a frame
 # leaves zero-copy, tracked: one memcpy is cheaper than pyzmq's bookkeeping for a shared buffer (a
 # MessageTracker, and a wake-up of pyzmq's garbage thread when libzmq lets go) until about 1 MiB.
 COPY_BELOW_BYTES = 1 << 20
@@ -68,6 +79,7 @@ _EVENTS = int(zmq.EVENTS)
 _POLLOUT = int(zmq.POLLOUT)
 _POLLIN = int(zmq.POLLIN)
 _SNDMORE = int(zmq.SNDMORE)
+_SRCFD = int(zmq.SRCFD)
 YIELD_EVERY = 16  # messages received back to back before the receiver lets the event loop run once
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 
@@ -143,19 +155,24 @@ class Transport(Protocol):
 
 
 def identity_of(node_id: int) -> bytes:
-    """The routing id a node's DEALERs present: its decimal id."""
+    """The envelope a node's messages start with: its decimal id."""
     return str(int(node_id)).encode()
 
 
 def parse_identity(identity: bytes) -> int | None:
-    """The node id in a routing id, or ``None`` for anything that is not a short decimal number."""
+    """The node id in an envelope, or ``None`` for anything that is not a short decimal number."""
     if not 0 < len(identity) <= 7 or not identity.isdigit():
         return None
     return int(identity)
 
 
 class ZmqTransport:
-    """ZeroMQ over TCP (or ipc): a ROUTER bound at ``listen``, a DEALER per peer."""
+    """ZeroMQ over TCP (or ipc): a PULL bound at ``listen``, a PUSH per peer.
+
+    ``limits`` bounds what the PULL accepts (:mod:`gossip.connections`; ``None``: only the handshake
+    deadline of 30 s that libzmq applies by default); ``on_refused(reason)``, when set, is told of
+    each refused connection, from the guard's thread.
+    """
 
     def __init__(
         self,
@@ -169,10 +186,15 @@ class ZmqTransport:
         close_linger_ms: int = 1000,
         curve: CurveKeys | None = None,
         on_unauthenticated: Callable[[], None] | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self.me = me
         self.curve = curve
         self.on_unauthenticated = on_unauthenticated
+        self.limits = limits
+        self.on_refused: Callable[[str], None] | None = None
+        self.guard: ConnectionGuard | None = None
+        self._envelope = identity_of(me)
         self._key_owner: dict[bytes, int] = {}
         self._zap: zmq.asyncio.Socket | None = None
         self._zap_task: asyncio.Task[None] | None = None
@@ -183,112 +205,123 @@ class ZmqTransport:
         self._linger_ms = close_linger_ms
         self._own_context = context is None
         self._ctx = context
-        # The ROUTER is a plain socket read with NOBLOCK; the event loop watches its ZeroMQ FD (recv below)
-        self._router: zmq.Socket[bytes] | None = None
-        self._router_fd = -1
-        self._loop: asyncio.AbstractEventLoop | None = None  # watches the ROUTER's FD
+        # The PULL is a plain socket read with NOBLOCK; the event loop watches its ZeroMQ FD (recv below)
+        self._inbound: zmq.Socket[bytes] | None = None
+        self._inbound_fd = -1
+        self._loop: asyncio.AbstractEventLoop | None = None  # watches the PULL's FD
         self._waiter: asyncio.Future[None] | None = None  # recv waiting for the FD
         self._in_a_row = 0  # messages received in a row without waiting
         self._sync_ctx: zmq.Context[zmq.Socket[bytes]] | None = None
-        # DEALERs are plain (synchronous) sockets on the same context: a NOBLOCK send must fail
+        # PUSH sockets are plain (synchronous) sockets on the same context: a NOBLOCK send must fail
         # right here with zmq.Again, not later inside an asyncio future nobody awaits.
-        self._dealers: dict[NodeId, zmq.Socket[bytes]] = {}
+        self._outbound: dict[NodeId, zmq.Socket[bytes]] = {}
         self.bound_address = ""
 
     async def start(self) -> None:
-        """Bind the ROUTER and connect a DEALER to every peer; raises TransportError if the port is taken."""
+        """Bind the PULL and connect a PUSH to every peer; raises TransportError if the port is taken."""
         if self._ctx is None:
             self._ctx = zmq.asyncio.Context()
         self._sync_ctx = zmq.Context.shadow(self._ctx.underlying)
         if self.curve is not None:
             self._start_zap()
-        router = self._sync_ctx.socket(zmq.ROUTER)
-        router.setsockopt(zmq.LINGER, 0)
+        inbound = self._sync_ctx.socket(zmq.PULL)
+        inbound.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
-            router.setsockopt(zmq.CURVE_SERVER, 1)
-            router.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
-            router.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
-        router.setsockopt(zmq.RCVHWM, self._hwm)
-        router.setsockopt(zmq.MAXMSGSIZE, self._max_bytes)
-        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer takes its identity back
+            inbound.setsockopt(zmq.CURVE_SERVER, 1)
+            inbound.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
+            inbound.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
+        inbound.setsockopt(zmq.RCVHWM, self._hwm)
+        inbound.setsockopt(zmq.MAXMSGSIZE, self._max_bytes)
+        if self.limits is not None:
+            inbound.setsockopt(zmq.HANDSHAKE_IVL, max(1, int(self.limits.handshake_timeout_s * 1000)))
+            # watching from before the bind: no accepted connection goes unseen
+            self.guard = ConnectionGuard(inbound, self.limits, self._refused)
         try:
-            router.bind(self.listen)
+            inbound.bind(self.listen)
         except zmq.ZMQError as exc:
-            router.close(linger=0)
+            if self.guard is not None:
+                self.guard.stop()
+                self.guard = None
+            inbound.close(linger=0)
             if exc.errno == errno.EADDRINUSE:
                 raise TransportError(f"node {self.me}: address {self.listen} is already in use") from None
             raise TransportError(f"node {self.me}: cannot listen on {self.listen}: {exc.strerror}") from None
-        self._router = router
-        self._router_fd = router.getsockopt(zmq.FD)
+        if self.guard is not None:
+            self.guard.start()
+        self._inbound = inbound
+        self._inbound_fd = inbound.getsockopt(zmq.FD)
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._router_fd, self._wake)
-        self.bound_address = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self._loop.add_reader(self._inbound_fd, self._wake)
+        self.bound_address = inbound.getsockopt(zmq.LAST_ENDPOINT).decode()
         for peer, address in self._peer_addresses.items():
             self.connect(peer, address)
 
+    def _refused(self, reason: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(reason)
+
     def connect(self, peer: NodeId, address: str) -> None:
-        """Open (or keep) a DEALER to ``peer``; libzmq reconnects by itself if the peer restarts."""
-        if peer in self._dealers:
+        """Open (or keep) a PUSH to ``peer``; libzmq reconnects by itself if the peer restarts."""
+        if peer in self._outbound:
             return
         if self._sync_ctx is None:
             raise TransportError("transport not started")
-        dealer = self._sync_ctx.socket(zmq.DEALER)
-        dealer.copy_threshold = COPY_BELOW_BYTES
-        dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt(zmq.IMMEDIATE, 1)
-        dealer.setsockopt(zmq.SNDHWM, self._hwm)
-        dealer.setsockopt(zmq.RECONNECT_IVL, 100)
-        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        dealer.setsockopt(zmq.IDENTITY, identity_of(self.me))
+        push = self._sync_ctx.socket(zmq.PUSH)
+        push.copy_threshold = COPY_BELOW_BYTES
+        push.setsockopt(zmq.LINGER, 0)
+        push.setsockopt(zmq.IMMEDIATE, 1)
+        push.setsockopt(zmq.SNDHWM, self._hwm)
+        push.setsockopt(zmq.RECONNECT_IVL, 100)
+        push.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         if self.curve is not None:
             server_key = self.curve.peers.get(int(peer))
             if server_key is None:
-                dealer.close(linger=0)
+                push.close(linger=0)
                 raise TransportError(f"node {self.me}: no CURVE public key for node {peer}")
-            dealer.setsockopt(zmq.CURVE_SERVERKEY, server_key)
-            dealer.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
-            dealer.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
+            push.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+            push.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
+            push.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
         try:
-            dealer.connect(address)
+            push.connect(address)
         except zmq.ZMQError as exc:
-            dealer.close(linger=0)
+            push.close(linger=0)
             raise TransportError(f"node {self.me}: bad address for node {peer}: {address} ({exc.strerror})") from None
         self._peer_addresses[peer] = address
-        self._dealers[peer] = dealer
+        self._outbound[peer] = push
 
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
-        dealer = self._dealers.get(peer)
-        if dealer is None:
+        push = self._outbound.get(peer)
+        if push is None:
             return False
         try:
-            _send_frames(dealer, frames)
+            _send_frames(push, self._envelope, frames)
         except zmq.Again:
             # libzmq learns that its I/O thread drained the queue from a command it reads at most about
             # once a millisecond on the send path, so a queue already empty can still look full. Reading
             # EVENTS processes pending commands at once; only a queue that is really full drops the message.
-            if not dealer.getsockopt(_EVENTS) & _POLLOUT:
+            if not push.getsockopt(_EVENTS) & _POLLOUT:
                 return False
             try:
-                _send_frames(dealer, frames)
+                _send_frames(push, self._envelope, frames)
             except zmq.Again:
                 return False
         return True
 
     def drop_queued(self, peers: Sequence[NodeId]) -> None:
-        """Discard what is still queued to ``peers``: their DEALERs are closed at once and opened again.
+        """Discard what is still queued to ``peers``: their PUSH sockets are closed at once and opened again.
 
         For a peer that stopped reading: its queued model goes (it would be stale anyway) and libzmq
-        releases the buffers it held; the fresh DEALER reconnects by itself.
+        releases the buffers it held; the fresh PUSH reconnects by itself.
         """
         for peer in peers:
-            dealer = self._dealers.pop(peer, None)
-            if dealer is not None:
-                dealer.close(linger=0)
+            push = self._outbound.pop(peer, None)
+            if push is not None:
+                push.close(linger=0)
                 self.connect(peer, self._peer_addresses[peer])
 
     async def recv(self) -> Received:
-        router = self._router
-        if router is None:
+        inbound = self._inbound
+        if inbound is None:
             raise TransportError("transport not started")
         if self._in_a_row >= YIELD_EVERY:
             # a flood never starves the node: after a run of messages that were already waiting, let the
@@ -298,23 +331,25 @@ class ZmqTransport:
         # Ask EVENTS before reading instead of reading until zmq.Again: pyzmq builds every exception
         # with an import and a strerror, which cost more than the question (bench/transport.py, 10k)
         while True:
-            if router.getsockopt(_EVENTS) & _POLLIN:
+            if inbound.getsockopt(_EVENTS) & _POLLIN:
                 try:
-                    identity = router.recv(_NOBLOCK, copy=False)
+                    envelope = inbound.recv(_NOBLOCK, copy=False)
                     break
                 except zmq.Again:  # gone with its peer's connection between the question and the read: wait
                     pass
             self._in_a_row = 0
             await self._readable()
         self._in_a_row += 1
+        if self.guard is not None:
+            self.guard.delivered(envelope.get(_SRCFD))  # the connection it came from finished a message
         # ZeroMQ delivers a multipart message whole: once its first frame is here, the rest is too.
         # ``Frame.more`` answers what getsockopt(RCVMORE) would, without a call into the socket.
         frames: list[Any] = []
         nbytes = 0
         count = 0
-        more = identity.more
+        more = envelope.more
         while more:
-            frame = router.recv(_NOBLOCK, copy=False)
+            frame = inbound.recv(_NOBLOCK, copy=False)
             more = frame.more
             count += 1
             nbytes += len(frame)
@@ -323,14 +358,14 @@ class ZmqTransport:
         if count > MAX_FRAMES:
             frames = []  # too many parts: drained, not kept; gossip.wire reports bad_frame_count
         if self.curve is not None:
-            user = frames[0].get("User-Id") if frames else identity.get("User-Id")
+            user = envelope.get("User-Id")
             sender = parse_identity(user.encode()) if user else None
         else:
-            sender = parse_identity(identity.bytes)
+            sender = parse_identity(envelope.bytes)
         return Received(sender, frames, nbytes)
 
     async def _readable(self) -> None:
-        """Return once the ROUTER may have a message (or a spurious wake-up: the caller asks again).
+        """Return once the PULL may have a message (or a spurious wake-up: the caller asks again).
 
         Why not ``zmq.asyncio``: its futures, callbacks and flag enums cost a good part of a small
         message's receive (bench/transport.py). ZeroMQ's FD is edge-triggered: it turns readable when
@@ -347,8 +382,8 @@ class ZmqTransport:
             self._waiter = None
 
     def _wake(self) -> None:
-        router, waiter = self._router, self._waiter
-        if router is not None and router.getsockopt(_EVENTS) & _POLLIN and waiter is not None and not waiter.done():
+        inbound, waiter = self._inbound, self._waiter
+        if inbound is not None and inbound.getsockopt(_EVENTS) & _POLLIN and waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     # -- CURVE ---------------------------------------------------------------------------------
@@ -390,14 +425,17 @@ class ZmqTransport:
 
     async def close(self) -> None:
         """Close every socket; queued outgoing messages get ``close_linger_ms`` to leave, no more."""
-        for dealer in self._dealers.values():
-            dealer.close(linger=self._linger_ms)
-        self._dealers.clear()
-        if self._router is not None:
+        for push in self._outbound.values():
+            push.close(linger=self._linger_ms)
+        self._outbound.clear()
+        if self._inbound is not None:
             if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._router_fd)
-            self._router.close(linger=0)
-            self._router = None
+                self._loop.remove_reader(self._inbound_fd)
+            if self.guard is not None:
+                self.guard.stop()
+                self.guard = None
+            self._inbound.close(linger=0)
+            self._inbound = None
         if self._zap_task is not None:
             self._zap_task.cancel()
             self._zap_task = None
@@ -409,11 +447,12 @@ class ZmqTransport:
             self._ctx = None
 
 
-def _send_frames(socket: zmq.Socket[bytes], frames: Sequence[Any]) -> None:
-    """``send_multipart(frames, NOBLOCK, copy=False)`` with int flags (pyzmq ORs enum flags per call).
+def _send_frames(socket: zmq.Socket[bytes], envelope: bytes, frames: Sequence[Any]) -> None:
+    """``send_multipart([envelope, *frames], NOBLOCK, copy=False)`` with int flags (pyzmq ORs enum flags per call).
 
     Only the first frame can raise ``zmq.Again``: once it is queued, libzmq takes the rest of the message.
     """
+    socket.send(envelope, _NOBLOCK | _SNDMORE)
     last = len(frames) - 1
     for i, frame in enumerate(frames):
         socket.send(frame, _NOBLOCK | _SNDMORE if i < last else _NOBLOCK, copy=False)

@@ -28,6 +28,7 @@ from gossip.topology import Topology, parse_spec, save
 __all__ = [
     "CONFIG_DIR",
     "CONFIG_FILE",
+    "KEYS_DIR",
     "METRICS_PORT",
     "NODE_PORT",
     "RUN_DIR",
@@ -45,6 +46,7 @@ CONFIG_DIR = "/etc/gossip"  # where the config and the graph are mounted, read-o
 CONFIG_FILE = "config.toml"
 TOPOLOGY_FILE = "topology.json"  # read without NetworkX: ~12 MiB less in every container
 RUN_DIR = "/var/lib/gossip/run"  # a volume: records, final model, checkpoint, summary
+KEYS_DIR = "/etc/gossip-keys"  # CURVE key files (gossip keys), mounted read-only when [security] curve is on
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,11 @@ class ContainerRun:
         return self.topology.n
 
 
-def prepare(cfg: RunConfig, address_template: str) -> ContainerRun:
+def prepare(cfg: RunConfig, address_template: str, *, curve: bool = False) -> ContainerRun:
     """Validate what a user can get wrong before any file is written, then rewrite the config for containers.
 
-    ``address_template`` names node ``{id}`` on the engine's network, e.g. ``tcp://node-{id}:7000``.
+    ``address_template`` names node ``{id}`` on the engine's network, e.g. ``tcp://node-{id}:7000``;
+    ``curve``: every link encrypted and authenticated, keys read from :data:`KEYS_DIR`.
     """
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
@@ -81,6 +84,7 @@ def prepare(cfg: RunConfig, address_template: str) -> ContainerRun:
         topology=dataclasses.replace(cfg.topology, spec=f"{CONFIG_DIR}/{TOPOLOGY_FILE}"),
         transport=dataclasses.replace(cfg.transport, address_template=address_template, addresses=(), listen=f"tcp://0.0.0.0:{NODE_PORT}"),
         metrics=dataclasses.replace(cfg.metrics, enabled=True, host="0.0.0.0", port=METRICS_PORT, ports=()),
+        security=dataclasses.replace(cfg.security, curve=True, keys_dir=KEYS_DIR) if curve else cfg.security,
     )
     return ContainerRun(container, topology, config_to_toml(container), _topology_file(topology))
 

@@ -20,6 +20,12 @@ Choices and why:
 - The config's hash is a pod annotation: ``kubectl apply`` after a config change rolls every pod.
 - Pods run as the image's non-root user (10001), read-only root filesystem, no capabilities, no service
   account token; results and checkpoints go to a per-pod volume claim (or an emptyDir with ``storage=""``).
+- CURVE is on (``curve``, the default): pods of a cluster are reachable from every other pod unless a
+  NetworkPolicy says otherwise, and a node in the clear trusts whoever connects. The keys are files
+  next to the manifests (``keys/``, made by ``gossip deploy k8s``) that kustomize's secretGenerator
+  turns into a Secret mounted read-only in every pod; its name carries a hash of the keys, so new keys
+  roll the pods. Every pod can read every node's secret key: CURVE here keeps out whoever is not a
+  pod of the run, not a compromised pod.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from gossip.deploy.common import CONFIG_DIR, CONFIG_FILE, METRICS_PORT, NODE_PORT, RUN_DIR, TOPOLOGY_FILE, ContainerRun, dump_yaml, node_args
+from gossip.deploy.common import CONFIG_DIR, CONFIG_FILE, KEYS_DIR, METRICS_PORT, NODE_PORT, RUN_DIR, TOPOLOGY_FILE, ContainerRun, dump_yaml, node_args
 
-__all__ = ["KubernetesOptions", "k8s_address_template", "render_kubernetes"]
+__all__ = ["KEYS_SUBDIR", "KubernetesOptions", "k8s_address_template", "render_kubernetes"]
 
 USER_ID = 10001  # the image's gossip user (deploy/docker/Dockerfile)
+KEYS_SUBDIR = "keys"  # next to the manifests: node-<i>.key and node-<i>.key_secret, for the secretGenerator
 
 
 def k8s_address_template(name: str) -> str:
@@ -51,6 +58,7 @@ class KubernetesOptions:
     memory: str = "1Gi"  # request and limit
     storage: str = "1Gi"  # per-pod volume claim for results and checkpoints; "" = emptyDir
     scrape_interval_s: int = 5
+    curve: bool = True  # encrypt and authenticate every link; keys from KEYS_SUBDIR via a Secret
 
 
 def render_kubernetes(run: ContainerRun, options: KubernetesOptions) -> dict[str, str]:
@@ -66,11 +74,17 @@ def render_kubernetes(run: ContainerRun, options: KubernetesOptions) -> dict[str
     out["servicemonitor.yaml"] = dump_yaml(
         [_servicemonitor(options)], header=header + "\nNeeds the Prometheus operator's CRDs: kubectl apply -f servicemonitor.yaml"
     )
-    out["kustomization.yaml"] = dump_yaml(
-        [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": list(files)}],
-        header=header + "\nkubectl apply -k <this directory>   (servicemonitor.yaml is left out: it needs the Prometheus operator)",
-    )
+    kustomization: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": list(files)}
+    note = "\nkubectl apply -k <this directory>   (servicemonitor.yaml is left out: it needs the Prometheus operator)"
+    if options.curve:
+        kustomization["secretGenerator"] = [{"name": f"{options.name}-keys", "files": _key_files(run.n)}]
+        note += f"\nThe CURVE keys come from {KEYS_SUBDIR}/ (gossip keys --nodes {run.n} --out {KEYS_SUBDIR}); keep them out of version control."
+    out["kustomization.yaml"] = dump_yaml([kustomization], header=header + note)
     return out
+
+
+def _key_files(n: int) -> list[str]:
+    return [f"{KEYS_SUBDIR}/node-{i}.{kind}" for i in range(n) for kind in ("key", "key_secret")]
 
 
 def _labels(options: KubernetesOptions) -> dict[str, str]:
@@ -117,6 +131,15 @@ def _statefulset(run: ContainerRun, options: KubernetesOptions, config_hash: str
     ]
     if not options.storage:
         volumes.append({"name": "run", "emptyDir": {}})
+    mounts = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "run", "mountPath": RUN_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if options.curve:
+        # 0440 and the pod's fsGroup: the node's user reads the keys, nobody else in the pod does
+        volumes.append({"name": "keys", "secret": {"secretName": f"{options.name}-keys", "defaultMode": 0o440}})
+        mounts.append({"name": "keys", "mountPath": KEYS_DIR, "readOnly": True})
     container = {
         "name": "node",
         "image": options.image,
@@ -138,11 +161,7 @@ def _statefulset(run: ContainerRun, options: KubernetesOptions, config_hash: str
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "run", "mountPath": RUN_DIR},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
     }
     spec: dict[str, Any] = {
         "serviceName": options.name,

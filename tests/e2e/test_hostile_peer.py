@@ -78,18 +78,18 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
 
     async def play_node_1() -> None:
         ctx = zmq.asyncio.Context()
-        inbound = ctx.socket(zmq.ROUTER)
+        inbound = ctx.socket(zmq.PULL)
         inbound.bind(f"tcp://127.0.0.1:{p1}")
         dealers: dict[bytes, zmq.asyncio.Socket] = {}
 
-        def dealer(identity: bytes) -> zmq.asyncio.Socket:
+        async def send(identity: bytes, frames: list[bytes]) -> None:
+            """``frames`` from a connection of its own whose envelope claims ``identity``."""
             if identity not in dealers:
-                s = ctx.socket(zmq.DEALER)
-                s.setsockopt(zmq.IDENTITY, identity)
+                s = ctx.socket(zmq.PUSH)
                 s.setsockopt(zmq.LINGER, 0)
                 s.connect(f"tcp://127.0.0.1:{p0}")
                 dealers[identity] = s
-            return dealers[identity]
+            await dealers[identity].send_multipart([identity, *frames])
 
         try:
             bad_sent = 0
@@ -97,18 +97,18 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
                 _ident, head, *rest = await asyncio.wait_for(inbound.recv_multipart(), 120)
                 header = msgpack.unpackb(head, raw=False)
                 if header["kind"] == "hello":
-                    await dealer(b"1").send_multipart([msgpack.packb(dict(header, src=1, kind="welcome"), use_bin_type=True)])
+                    await send(b"1", [msgpack.packb(dict(header, src=1, kind="welcome"), use_bin_type=True)])
                 elif header["kind"] == "model":
                     payload = rest[0]
                     mine = dict(header, src=1)
                     if header["round"] >= 1:
                         for _reason, identity, frames in _mutations(mine, payload):
-                            await dealer(identity).send_multipart(frames)
+                            await send(identity, frames)
                             bad_sent += 1
                         # A frame over MAXMSGSIZE (from a stranger's connection): libzmq drops that
                         # connection before Python sees anything; the node must not notice.
-                        await dealer(b"9").send_multipart([msgpack.packb(mine, use_bin_type=True), payload * 3])
-                    await dealer(b"1").send_multipart([msgpack.packb(mine, use_bin_type=True), payload])
+                        await send(b"9", [msgpack.packb(mine, use_bin_type=True), payload * 3])
+                    await send(b"1", [msgpack.packb(mine, use_bin_type=True), payload])
                     if header["round"] == ROUNDS - 3:
                         await asyncio.sleep(0.5)
                         text = urllib.request.urlopen(f"http://127.0.0.1:{m0}/metrics", timeout=10).read().decode()
@@ -161,38 +161,38 @@ def test_curve_refuses_strangers_and_impostors(tmp_path: Path, processes: Proces
 
     async def play_node_1() -> None:
         ctx = zmq.asyncio.Context()
-        inbound = ctx.socket(zmq.ROUTER)
+        inbound = ctx.socket(zmq.PULL)
         inbound.setsockopt(zmq.CURVE_SERVER, 1)
         inbound.setsockopt(zmq.CURVE_PUBLICKEY, mine.public)
         inbound.setsockopt(zmq.CURVE_SECRETKEY, mine.secret)
         inbound.bind(f"tcp://127.0.0.1:{p1}")
 
-        def client(public: bytes, secret: bytes, identity: bytes) -> zmq.asyncio.Socket:
-            s = ctx.socket(zmq.DEALER)
+        def client(public: bytes, secret: bytes) -> zmq.asyncio.Socket:
+            s = ctx.socket(zmq.PUSH)
             s.setsockopt(zmq.CURVE_SERVERKEY, mine.peers[0])
             s.setsockopt(zmq.CURVE_PUBLICKEY, public)
             s.setsockopt(zmq.CURVE_SECRETKEY, secret)
-            s.setsockopt(zmq.IDENTITY, identity)
             s.setsockopt(zmq.LINGER, 0)
             s.connect(f"tcp://127.0.0.1:{p0}")
             return s
 
-        me = client(mine.public, mine.secret, b"1")
-        stranger = client(*zmq.curve_keypair(), b"1")  # a valid-looking node 1, but an unknown key
+        me = client(mine.public, mine.secret)
+        stranger = client(*zmq.curve_keypair())  # a valid-looking node 1 (its envelope says 1), but an unknown key
         try:
             while True:
                 _ident, head, *rest = await asyncio.wait_for(inbound.recv_multipart(), 120)
                 header = msgpack.unpackb(head, raw=False)
                 if header["kind"] == "hello":
-                    await me.send_multipart([msgpack.packb(dict(header, src=1, kind="welcome"), use_bin_type=True)])
+                    await me.send_multipart([b"1", msgpack.packb(dict(header, src=1, kind="welcome"), use_bin_type=True)])
                 elif header["kind"] == "model":
                     ours = dict(header, src=1)
                     try:  # after a refused handshake the stranger may have no connection to queue on
-                        await stranger.send_multipart([msgpack.packb(ours, use_bin_type=True), rest[0]], flags=zmq.NOBLOCK)
+                        await stranger.send_multipart([b"1", msgpack.packb(ours, use_bin_type=True), rest[0]], flags=zmq.NOBLOCK)
                     except zmq.Again:
                         pass
-                    await me.send_multipart([msgpack.packb(dict(header, src=0), use_bin_type=True), rest[0]])  # impostor
-                    await me.send_multipart([msgpack.packb(ours, use_bin_type=True), rest[0]])
+                    # impostor: header and envelope both claim node 0, but the key is node 1's
+                    await me.send_multipart([b"0", msgpack.packb(dict(header, src=0), use_bin_type=True), rest[0]])
+                    await me.send_multipart([b"1", msgpack.packb(ours, use_bin_type=True), rest[0]])
                     if header["round"] == 5:
                         await asyncio.sleep(0.5)
                         text = urllib.request.urlopen(f"http://127.0.0.1:{m0}/metrics", timeout=10).read().decode()

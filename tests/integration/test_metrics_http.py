@@ -39,6 +39,7 @@ EXPECTED = {
     "gossip_peer_missed_rounds": "counter",
     "gossip_peer_last_seen_round": "gauge",
     "gossip_messages_rejected": "counter",
+    "gossip_connections_refused": "counter",
     "gossip_aggregation_inputs_discarded": "counter",
     "gossip_local_only_rounds": "counter",
     "gossip_layer_weight_variance": "gauge",
@@ -150,3 +151,92 @@ def test_promtool_accepts_the_exposition(served: tuple[NodeMetrics, str, list[bo
     result = subprocess.run([require("promtool"), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+
+def test_slow_clients_hold_no_thread_and_a_scrape_still_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 clients that send half a request: the endpoint keeps one thread, holds at most
+    MAX_CONNECTIONS of them (a newer one closes the oldest), closes the rest at the read deadline,
+    and answers a normal scrape meanwhile."""
+    import socket
+    import threading
+    import time
+
+    monkeypatch.setattr(MetricsServer, "READ_TIMEOUT_S", 0.5)
+    server = MetricsServer(NodeMetrics(3, [2, 4]), "127.0.0.1", free_port(), lambda: True)
+    threads_before = threading.active_count()
+    server.start()
+    try:
+        slow = []
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.settimeout(None)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        status, text = _get(f"http://127.0.0.1:{server.port}/metrics")
+        assert status == 200 and "gossip_rounds_total" in text
+        assert threading.active_count() == threads_before + 1
+        time.sleep(1.0)  # past the read deadline
+        closed = 0
+        for s in slow:
+            try:
+                closed += s.recv(4096, socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed += 1
+            s.close()
+        assert closed == 200
+    finally:
+        server.stop()
+    assert threading.active_count() == threads_before
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 405), (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431), (b"nonsense\r\n\r\n", 400)],
+)
+def test_requests_it_does_not_serve_get_an_error_status(served: tuple[NodeMetrics, str, list[bool]], request_bytes: bytes, status: int) -> None:
+    """A method other than GET/HEAD, headers over 8 KiB, or a malformed request line: an HTTP error, then closed."""
+    import socket
+
+    _, url, _ = served
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request_bytes)
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode()), reply[:60]
+
+
+@pytest.mark.slow
+def test_a_scraper_keeps_its_place_in_a_flood_from_another_address() -> None:
+    """While 1,000 half-sent requests a second come from 127.0.0.1, scrapes from 127.0.0.2 are all
+    answered: the connection a new one displaces is taken from the address that holds the most."""
+    import http.client
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    server = MetricsServer(NodeMetrics(3, [2, 4]), "0.0.0.0", free_port(), lambda: True)
+    server.start()
+    answered, failed = 0, []
+    try:
+        for _ in range(2):
+            attack = subprocess.Popen([sys.executable, "-m", "tests.attacks", "slow-http", "--port", str(server.port), "--count", "1000", "--hold", "1"],
+                                      cwd=REPO, stdout=subprocess.DEVNULL)
+            while attack.poll() is None:
+                scrape = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10, source_address=("127.0.0.2", 0))
+                try:
+                    scrape.request("GET", "/metrics")
+                    answered += scrape.getresponse().status == 200
+                except OSError as exc:
+                    failed.append(repr(exc))
+                finally:
+                    scrape.close()
+            attack.wait()
+    finally:
+        server.stop()
+    assert answered > 50 and not failed, (answered, failed[:3])

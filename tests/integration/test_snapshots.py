@@ -144,7 +144,7 @@ def test_a_peer_that_stops_reading_loses_the_model_and_lets_the_vector_go() -> N
 
     port = free_port()
     peer = subprocess.Popen(
-        [sys.executable, "-c", f"import zmq,time; s=zmq.Context().socket(zmq.ROUTER); s.bind('tcp://127.0.0.1:{port}'); print('up', flush=True); time.sleep(600)"],
+        [sys.executable, "-c", f"import zmq,time; s=zmq.Context().socket(zmq.PULL); s.bind('tcp://127.0.0.1:{port}'); print('up', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )
     try:

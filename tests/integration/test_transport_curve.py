@@ -61,16 +61,15 @@ def test_stranger_key_is_refused_and_reported(keys: Path, tmp_path: Path) -> Non
         a = ZmqTransport(NodeId(0), addr(p0), {}, curve=load_keys(keys, 0, [1]), on_unauthenticated=lambda: refused.append(1))
         await a.start()
         ctx = zmq.asyncio.Context()
-        stranger = ctx.socket(zmq.DEALER)
+        stranger = ctx.socket(zmq.PUSH)
         public, secret = zmq.curve_keypair()
         stranger.setsockopt(zmq.CURVE_SERVERKEY, load_keys(keys, 1, [0]).peers[0])
         stranger.setsockopt(zmq.CURVE_PUBLICKEY, public)
         stranger.setsockopt(zmq.CURVE_SECRETKEY, secret)
-        stranger.setsockopt(zmq.IDENTITY, b"1")  # claims to be node 1: the routing id is not trusted
         stranger.setsockopt(zmq.LINGER, 0)
         stranger.connect(addr(p0))
         try:
-            await stranger.send_multipart([b"let me in"])
+            await stranger.send_multipart([b"1", b"let me in"])  # claims to be node 1: the envelope is not trusted
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(a.recv(), 1.5)
         finally:

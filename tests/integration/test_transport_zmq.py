@@ -122,15 +122,13 @@ def test_oversized_frame_never_reaches_python(zmq_context) -> None:
     async def scenario():
         a = ZmqTransport(NodeId(0), addr(pa), {}, max_message_bytes=1024, context=zmq_context)
         await a.start()
-        bad = zmq_context.socket(zmq.DEALER)
-        bad.setsockopt(zmq.IDENTITY, b"1")
+        bad = zmq_context.socket(zmq.PUSH)
         bad.connect(addr(pa))
-        good = zmq_context.socket(zmq.DEALER)
-        good.setsockopt(zmq.IDENTITY, b"2")
+        good = zmq_context.socket(zmq.PUSH)
         good.connect(addr(pa))
         try:
-            await bad.send_multipart([b"h", b"x" * 100_000])
-            await good.send_multipart([b"h", b"ok"])
+            await bad.send_multipart([b"1", b"h", b"x" * 100_000])
+            await good.send_multipart([b"2", b"h", b"ok"])
             got = await asyncio.wait_for(a.recv(), 10)
             return got
         finally:

@@ -133,17 +133,64 @@ def test_a_broken_manifest_is_caught_by_the_validator() -> None:
         kubernetes_validate.validate(sts, K8S_VERSIONS[-1], strict=True)
 
 
-def test_kustomize_builds_the_shipped_manifests() -> None:
-    """`kubectl kustomize deploy/k8s` (offline) yields exactly the ConfigMap, Service and StatefulSet files."""
+def test_kustomize_builds_the_shipped_manifests(tmp_path: Path) -> None:
+    """`kubectl kustomize` (offline) of the shipped deploy/k8s, once its CURVE keys are made, yields exactly
+    the ConfigMap, Service and StatefulSet files, plus the keys' Secret that the pods mount (by the
+    hashed name kustomize gives it)."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.fail("kubectl is not installed (needed to check the kustomization offline)")
-    out = subprocess.run([kubectl, "kustomize", str(REPO / "deploy" / "k8s")], capture_output=True, text=True, timeout=120)
+    k8s = tmp_path / "k8s"
+    shutil.copytree(REPO / "deploy" / "k8s", k8s, ignore=shutil.ignore_patterns("keys"))
+    assert cli.main(["keys", "--nodes", "4", "--out", str(k8s / "keys")]) == 0
+    out = subprocess.run([kubectl, "kustomize", str(k8s)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     built = {d["kind"]: d for d in yaml.safe_load_all(out.stdout)}
     shipped = {d["kind"]: d for name in ("configmap.yaml", "service.yaml", "statefulset.yaml")
                for d in [yaml.safe_load((REPO / "deploy" / "k8s" / name).read_text())]}
+    secret = built.pop("Secret")
+    assert sorted(secret["data"]) == sorted(f"node-{i}.{kind}" for i in range(4) for kind in ("key", "key_secret"))
+    volume = next(v for v in built["StatefulSet"]["spec"]["template"]["spec"]["volumes"] if v["name"] == "keys")
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"] != "gossip-keys"  # hashed: new keys roll the pods
+    volume["secret"]["secretName"] = "gossip-keys"
     assert built == shipped
+
+
+def test_kubernetes_runs_curve_by_default_with_keys_made_once(tmp_path: Path) -> None:
+    """`gossip deploy k8s` turns CURVE on (keys read from the mounted Secret), makes each node's key pair
+    once (secret keys 0600, the directory ignoring itself for git), keeps them on a second render, and
+    adds only the missing ones when the run grows; the node loads them."""
+    from gossip.deploy.common import KEYS_DIR
+    from gossip.transport import load_keys
+
+    args = ["deploy", "k8s", "-t", "ring", "-n", "4", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    configmap = yaml.safe_load((tmp_path / "configmap.yaml").read_text())
+    (tmp_path / "cfg").mkdir()
+    cfg = _load_container_config(configmap["data"]["config.toml"], configmap["data"]["topology.json"], tmp_path / "cfg")
+    assert cfg.security.curve and cfg.security.keys_dir == KEYS_DIR
+    pod = yaml.safe_load((tmp_path / "statefulset.yaml").read_text())["spec"]["template"]["spec"]
+    assert {"name": "keys", "mountPath": KEYS_DIR, "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    keys = tmp_path / "keys"
+    first = {p.name: p.read_bytes() for p in keys.glob("node-*")}
+    assert len(first) == 8 and all((keys / f"node-{i}.key_secret").stat().st_mode & 0o777 == 0o600 for i in range(4))
+    assert (keys / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert cli.main(args) == 0
+    assert {p.name: p.read_bytes() for p in keys.glob("node-*")} == first
+    assert cli.main([*args, "-n", "6", "--force"]) == 0
+    now = {p.name: p.read_bytes() for p in keys.glob("node-*")}
+    assert len(now) == 12 and all(now[name] == data for name, data in first.items())
+    assert load_keys(keys, 5, [0, 4]).peers[0] == load_keys(keys, 1, [0]).peers[0]
+
+
+def test_kubernetes_without_curve_has_no_keys(tmp_path: Path) -> None:
+    """`--no-curve` (links in the clear, for a namespace a NetworkPolicy closes): no Secret, no keys made."""
+    assert cli.main(["deploy", "k8s", "-t", "ring", "-n", "4", "--no-curve", "--out", str(tmp_path)]) == 0
+    assert "secretGenerator" not in yaml.safe_load((tmp_path / "kustomization.yaml").read_text())
+    assert "keys" not in (tmp_path / "statefulset.yaml").read_text()
+    assert not (tmp_path / "keys").exists()
+    configmap = yaml.safe_load((tmp_path / "configmap.yaml").read_text())
+    assert "curve = false" in configmap["data"]["config.toml"]
 
 
 def _header_command(path: Path) -> list[str]:
