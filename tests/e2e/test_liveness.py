@@ -1,12 +1,13 @@
-"""Liveness and recovery on real processes: forged control messages, a paused node. Each run is paced (every local
-step waits 0.05 s, as a real model's step takes time) so that a fault lands mid-run, and each asserts that the run
-ends within a stated bound of an undisturbed run of the same pace: the median round before the fault times the
-number of rounds, plus the fault's own length, plus slack."""
+"""Liveness and recovery on real processes: forged control messages, a paused node, a resume after everything was
+killed. Each run is paced (every local step waits 0.05 s, as a real model's step takes time) so that a fault lands
+mid-run, and each asserts that the run ends within a stated bound of an undisturbed run of the same pace: the median
+round before the fault times the number of rounds, plus the fault's own length, plus slack."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -148,3 +149,58 @@ def test_a_paused_node_skips_ahead_and_the_run_loses_about_the_pause(tmp_path: P
         assert sum(victim in r["missing"] for r in records[j][-20:]) <= 5, (j, [r["missing"] for r in records[j][-20:]])
     print(f"training {span:.1f} s, undisturbed pace {undisturbed:.1f} s, pause {pause_s} s; node {victim} skipped {skips}")
 
+
+def test_a_resume_after_everything_was_killed_agrees_on_one_start_round(tmp_path: Path, processes: Processes) -> None:
+    """An 8-node ring checkpointing every 10 rounds. Once every node has a checkpoint, nodes 2, 4, 5, 6 and 7's are
+    copied aside; later SIGKILL reaches every node, the launcher and its fork server at once, and the copies are put
+    back: the checkpoints are then at two rounds far apart, and nodes 5 and 6 have no neighbour at the later one.
+    `gossip launch --resume` agrees on the latest checkpoint's round: every node resumed from the older one joins
+    there (its first record says so), every node ends at the last round, and the resumed part trains within 20 s of
+    an undisturbed run at the same pace."""
+    n, rounds, old_nodes = 8, 200, (2, 4, 5, 6, 7)
+    launcher, run_dir, log = _launch(processes, tmp_path, n, rounds, "training.checkpoint_every=10", "training.checkpoint_interval_s=0")
+    ckpt = {i: run_dir / "nodes" / f"node-{i}.ckpt.npz" for i in range(n)}
+    _wait_rounds(run_dir, range(n), 25, launcher, log)
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for i in old_nodes:
+        shutil.copy(ckpt[i], saved / ckpt[i].name)  # written by rename: a copy is a whole checkpoint
+    _wait_rounds(run_dir, range(n), 90, launcher, log)
+    pids = node_pids(run_dir)
+    assert len(pids) == n
+    for pid in pids.values():  # before the fork server dies: its death would SIGTERM them into a fresh checkpoint
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and its fork server
+    launcher.wait()
+    deadline = time.monotonic() + 30
+    while node_pids(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for i in old_nodes:
+        shutil.copy(saved / ckpt[i].name, ckpt[i])
+    from gossip import checkpoint
+
+    at = [checkpoint.load(ckpt[i]).round for i in range(n)]
+    latest = max(at)
+    assert latest - max(at[i] for i in old_nodes) >= 30, at
+
+    log2 = tmp_path / "resume.log"
+    with open(log2, "wb") as fh:
+        resumed = processes.gossip("launch", "--resume", str(run_dir), "--no-progress", "--no-report", stdout=fh, stderr=subprocess.STDOUT)
+    bound = 120
+    try:
+        code = resumed.wait(timeout=bound)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the resumed run did not end within {bound} s; checkpoints were at {at}")
+    assert code == 0, log2.read_text()[-3000:]
+    assert f"the run continues at round {latest}" in log2.read_text()
+    for i in range(n):
+        records = _records(run_dir, i)
+        assert [r["round"] for r in records] == _rounds_run(records) and records[-1]["round"] == rounds - 1, i
+        if i in old_nodes:
+            first = next(r for r in records if "resumed" in r)
+            assert first["resumed"] == {"checkpoint_round": at[i], "joined_round": latest}, first
+    after = [r for i in range(n) for r in _records(run_dir, i) if r["round"] >= latest]
+    span = max(r["time"] for r in after) - min(r["time"] for r in after)
+    undisturbed = (rounds - latest) * statistics.median(r["round_s"] for i in range(n) for r in _records(run_dir, i) if r["round"] < 25)
+    assert span <= undisturbed + SLACK_S, (span, undisturbed, at)
+    print(f"checkpoints at {at}; resumed part trained in {span:.1f} s, undisturbed pace {undisturbed:.1f} s")
