@@ -654,15 +654,22 @@ class Node:
                 frames = self.snapshots.track(snapshot, frames)
             del payload, snapshot
         t1 = time.perf_counter()
+        unsent = []
         for j in self.round_plan.send_to:
-            if not self.send(j, frames) and self.choco is not None:
-                self.choco.resync()  # j's copy of our public copy is now behind
+            if not self.send(j, frames):
+                unsent.append(j)  # no connection, or its queue is full: it is gone or not reading
+                if self.choco is not None:
+                    self.choco.resync()  # j's copy of our public copy is now behind
         del frames  # the tracked frame must die for its tracker to finish
         t2 = time.perf_counter()
         # Who is waited for how long (gossip.liveness): neighbours in good standing until the round timeout,
-        # late ones (missed their last round) for the late wait, the down and those past this round not at
-        # all, nor neighbours that said bye. Everything that arrived by then is mixed either way.
+        # late ones (missed their last round, or our model could not be handed to them) for the late wait,
+        # the down and those past this round not at all, nor neighbours that said bye. Everything that
+        # arrived by then is mixed either way.
         patient, late = self.liveness.waits(t, [j for j in self.round_plan.expect_from if j not in self.inbox.gone])
+        if unsent:
+            late += [j for j in patient if j in unsent]
+            patient = [j for j in patient if j not in unsent]
         now = time.monotonic()
         deadline = now + self.cfg.transport.round_timeout_s
         if late:
@@ -902,6 +909,8 @@ class Node:
             self.liveness.heard(message.src, message.round, self.round)
             if message.src in self.inbox.gone:
                 self.inbox.mark_back(message.src)
+            if message.round > self.inbox.current_round:
+                self.inbox.mark_passed(message.src)
             lo, hi = self.inbox.window()
             if message.round < lo:
                 self.reject(RejectReason.STALE_ROUND, f"round {message.round} < {lo}", message.src)

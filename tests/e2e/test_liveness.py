@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import zmq
 
+from gossip import checkpoint
 from gossip.config import load_config
 from gossip.node import run_id_of
 from gossip.results import read_jsonl
@@ -177,8 +178,6 @@ def test_a_resume_after_everything_was_killed_agrees_on_one_start_round(tmp_path
         time.sleep(0.05)
     for i in old_nodes:
         shutil.copy(saved / ckpt[i].name, ckpt[i])
-    from gossip import checkpoint
-
     at = [checkpoint.load(ckpt[i]).round for i in range(n)]
     latest = max(at)
     assert latest - max(at[i] for i in old_nodes) >= 30, at
