@@ -116,6 +116,5 @@ def test_killed_nodes_restart_from_checkpoints_rejoin_at_the_current_round_and_m
     assert len({n["model_hash"] for n in summary["per_node"]}) == 1
     missed = {dead: [sum(dead in r["missing"] for r in read_jsonl(run_dir / "nodes" / f"node-{j}.jsonl")) for j in ((dead - 1) % N, (dead + 1) % N)]
               for dead in KILLED}
-    print(f"checkpoints {saved_round}, killed after {killed_at} records, rejoined at "
-          f"{ {i: json.loads((run_dir / 'nodes' / f'node-{i}.json').read_text())['resumed']['joined_round'] for i in KILLED} }; "
-          f"rounds their neighbours missed them: {missed}")
+    joined = {i: json.loads((run_dir / "nodes" / f"node-{i}.json").read_text())["resumed"]["joined_round"] for i in KILLED}
+    print(f"checkpoints {saved_round}, killed after {killed_at} records, rejoined at {joined}; rounds their neighbours missed them: {missed}")
