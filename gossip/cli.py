@@ -187,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from this node's checkpoint in --run-dir (nodes/node-<i>.ckpt.npz; none: from scratch) and rejoin "
         "the running network at its current round (after a crash; [training] checkpoint_every sets how often it is written)",
     )
+    p.add_argument(
+        "--join-round", type=int, default=None, metavar="ROUND",
+        help="with --resume: the round the whole run resumes at (gossip launch --resume passes the run's latest checkpoint); "
+        "a checkpoint older by more than [transport] max_rounds_ahead skips to it instead of asking the neighbours",
+    )
     p.set_defaults(handler=_cmd_node)
 
     p = sub.add_parser(
@@ -451,7 +456,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     raise_descriptor_limit()
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
     _check_node_fits(cfg)
-    plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume)
+    plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume, join_round=args.join_round)
     neighbours = plan.topology.neighbours(node_id)
     peers = {j: cfg.transport.address_of(j) for j in neighbours}
     curve = None

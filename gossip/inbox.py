@@ -31,6 +31,7 @@ class Inbox:
         self._current = 0
         self._by_round: dict[int, dict[NodeId, Message]] = {}
         self.gone: set[NodeId] = set()  # neighbours that said bye: not waited for
+        self._passed: set[NodeId] = set()  # neighbours that sent a later round's model: not waited for in this one
         self._stopping = False
         self._waiting: tuple[int, frozenset[int], asyncio.Future[None]] | None = None  # the collect() in progress
         self._unwaited = 0  # collect() calls in a row that returned without waiting
@@ -60,6 +61,12 @@ class Inbox:
     def mark_back(self, node: NodeId) -> None:
         self.gone.discard(node)
 
+    def mark_passed(self, node: NodeId) -> None:
+        """``node`` sent a model of a round after the current one: its model of this round is here or lost
+        (a link delivers in order), so a collect of this round stops waiting for it."""
+        self._passed.add(node)
+        self._wake_if_complete()
+
     def advance(self, round_: int, until: int | None = None) -> None:
         """Move the window to ``[round_, until]`` (default ``round_ + max_rounds_ahead``); older rounds are dropped.
 
@@ -67,6 +74,7 @@ class Inbox:
         """
         self._current = round_
         self._ahead = (until - round_) if until is not None else self._default_ahead
+        self._passed.clear()
         for r in [r for r in self._by_round if r < round_]:
             del self._by_round[r]
 
@@ -107,7 +115,7 @@ class Inbox:
         return {k: got[k] for k in sorted(got)}
 
     def _complete(self, round_: int, wanted: frozenset[int]) -> bool:
-        return self._stopping or wanted <= (self._by_round.get(round_, {}).keys() | self.gone)
+        return self._stopping or wanted <= (self._by_round.get(round_, {}).keys() | self.gone | self._passed)
 
     def _wake_if_complete(self) -> None:
         if self._waiting is not None:

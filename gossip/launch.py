@@ -332,7 +332,9 @@ def resume(
     ``checkpoint_every`` rounds old. Either way the run directory holds all that is needed: the resolved
     config (same ports), the topology, the data, and per node a checkpoint and the records up to it.
     Each node cuts its JSONL back to its checkpoint (records after it are redone, a torn line is dropped)
-    and appends from there.
+    and appends from there. The run agrees on one start round, the latest checkpoint's (``gossip node
+    --join-round``): a node whose checkpoint is older by more than ``max_rounds_ahead`` skips to it (its first
+    record says ``resumed: {checkpoint_round, joined_round}``); one closer catches up in place.
     """
     out = out or sys.stderr
     path = Path(run_dir)
@@ -352,8 +354,12 @@ def resume(
     for i in range(topology.n):
         ckpt = NodeFiles(path, i).checkpoint
         rounds.append(load_checkpoint(ckpt).round if ckpt.exists() else 0)
-    print(f"gossip: resuming {path}: checkpoints at rounds {rounds}", file=out, flush=True)
-    return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, node_args=("--resume",), restarts=restarts, spawn=spawn)
+    # One start round for all: the latest checkpoint. A node further behind it than its inbox window skips there
+    # (gossip.node); asking the neighbours instead splits the ring when a neighbourhood resumes from the same older round.
+    agreed = min(max(rounds, default=0), resolved.training.rounds)
+    print(f"gossip: resuming {path}: checkpoints at rounds {rounds}; the run continues at round {agreed}", file=out, flush=True)
+    node_args = ("--resume", "--join-round", str(agreed))
+    return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, node_args=node_args, restarts=restarts, spawn=spawn)
 
 
 def _wait_ports_free(cfg: RunConfig, n: int, timeout_s: float = GRACE_S + 5) -> None:
@@ -631,7 +637,6 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
                 "node": i,
                 "status": final.get("status", "dead"),
                 "rounds_completed": len(records),  # the node's own count too: rounds it ran, one record each
-                "rounds_skipped": final.get("rounds_skipped"),  # rounds a restarted node skipped to rejoin (None: no summary)
                 "diverged": final.get("diverged"),  # {"round", "loss"} of a node whose model stopped being finite
                 "accuracy": final.get("accuracy") if merge else last_eval.get("accuracy"),
                 "accuracy_before_merge": final.get("accuracy_before_merge") if merge else None,
@@ -643,6 +648,7 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
                 "bytes_received": sum(r["bytes_received"] for r in records),
                 "rejected": final.get("rejected", {}),
                 "missed": sum(len(r.get("missing", ())) for r in records),  # neighbour models that missed their round
+                "rounds_skipped": rounds_skipped(records),  # not run: skipped to the neighbours' round (resumed, or late)
                 "link_dropped": final.get("link_dropped", 0),  # messages this node's link emulation lost
                 "peers_were_down": final.get("peers_were_down", []),
                 "model_hash": final.get("model_hash"),
@@ -675,12 +681,24 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float) -> 
         "byzantine": {"nodes": sorted(byzantine), "attack": cfg.byzantine.attack} if byzantine else None,
         "dead_nodes": [n["node"] for n in nodes if n["status"] == "dead"],
         "missed_messages": sum(n["missed"] for n in nodes),
+        "rounds_skipped": sum(n["rounds_skipped"] for n in nodes),
         "link_dropped": sum(n["link_dropped"] for n in nodes),
         "mode": cfg.training.mode,
         "schedule": cfg.schedule.mode,
         **merge,
         "per_node": nodes,
     }
+
+
+def rounds_skipped(records: Sequence[dict[str, Any]]) -> int:
+    """Rounds a node's records jump over: a resume's skip to the run's round, and a late node's catch-up."""
+    total = 0
+    for r in records:
+        for key, origin in (("resumed", "checkpoint_round"), ("skipped", "from_round")):
+            jump = r.get(key)
+            if jump:
+                total += max(0, jump["joined_round"] - jump[origin])
+    return total
 
 
 def _merge_summary(nodes: list[dict[str, Any]]) -> dict[str, Any]:

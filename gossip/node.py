@@ -9,7 +9,8 @@ Synchronous D-SGD round *t* (adapt-then-combine):
 1. ``local_steps`` SGD steps on the node's shard;
 2. the parameter vector goes to every neighbour, tagged *t* (handed to ZeroMQ live: zero-copy from
    1 MiB, mixed only once ZeroMQ let go; copied by the socket below);
-3. wait for the neighbours' round-*t* models until ``round_timeout_s``; models for later rounds that
+3. wait for the neighbours' round-*t* models until ``round_timeout_s`` (a neighbour that missed its last
+   round: a shorter wait; one that is down: none, ``gossip.liveness``); models for later rounds that
    arrive meanwhile are buffered, models for earlier rounds are dropped and counted (``stale_round``);
 4. mix with the topology's weights over what arrived — a missing neighbour's weight goes back to the
    node itself;
@@ -30,11 +31,13 @@ record and ``gossip_peer_missed_rounds_total``), so a divergence between runs is
 
 Crashes: a node checkpoints every ``checkpoint_every`` rounds, at least ``checkpoint_interval_s`` apart.
 Started with a checkpoint (``gossip node --resume``) it restores it, greets its neighbours, learns their round from their
-welcomes and, if it is 2 or more rounds behind, skips to that round instead of replaying rounds whose
-models its neighbours no longer want (:meth:`Node._rejoin_round`). Neighbours need no special case:
-they mixed without it after each round timeout, report it down after a few missed rounds
-(``gossip.liveness``), and mix it in again when its models arrive. ``[links]`` shapes the node's
-out-links (``gossip.linkemu``) and ``[faults]`` can make it a straggler, for experiments.
+welcomes (or takes the round ``gossip launch --resume`` agreed on) and, if that is beyond its inbox window,
+skips to it instead of replaying rounds whose models its neighbours no longer want
+(:meth:`Node._rejoin_round`). A running node that falls that far behind (paused, starved) skips the same
+way once every live neighbour has shown a later round (:meth:`Node._catch_up`). Neighbours need no
+special case: they wait for a neighbour that stopped sending once for the round timeout, then briefly,
+then not at all until its models arrive again (``gossip.liveness``), and report it down and back.
+``[links]`` shapes the node's out-links (``gossip.linkemu``) and ``[faults]`` can make it a straggler, for experiments.
 
 Divergence: a sync node whose model is no longer finite after its local steps (or after its mix) stops
 there — status ``"diverged"``, its last finite checkpoint kept, a bye so its neighbours stop waiting
@@ -89,7 +92,9 @@ __all__ = ["Diverged", "Node", "NodePlan", "NodeResult", "all_finite", "build_fl
 log = logging.getLogger("gossip.node")
 
 HEADER_SLACK_BYTES = 8192
-REJOIN_AFTER_ROUNDS = 2  # a resumed node this many rounds behind its neighbours skips to their round
+PROBE_EVERY_S = 1.0  # a neighbour that is down gets a hello this often: it re-opens its link to us if it is alive
+REOPEN_EVERY_S = 2.0  # a running node re-opens its link to a neighbour that says hello at most this often
+WELCOME_WINDOW_S = 5.0  # a welcome counts this long (or two round timeouts) after our last hello to its sender
 
 
 def run_id_of(cfg: RunConfig) -> bytes:
@@ -113,15 +118,23 @@ class NodePlan:
     shard: np.ndarray  # indices of this node's training samples
     run_dir: Path | None
     resume: checkpoint.Checkpoint | None = None  # start from this state (gossip node --resume)
+    join_round: int | None = None  # the round a resumed run agreed on (gossip launch --resume); None: ask the neighbours
 
 
-def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *, resume: bool = False) -> NodePlan:
+def plan_node(
+    cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *, resume: bool = False, join_round: int | None = None
+) -> NodePlan:
     """Load the topology and the data for ``node_id`` (the data cache in ``run_dir`` if there is one).
 
-    With ``resume``, also the node's checkpoint in ``run_dir`` when there is one (none: a fresh start).
+    With ``resume``, also the node's checkpoint in ``run_dir`` when there is one (none: a fresh start), and
+    ``join_round``, the round the whole run resumes at (a checkpoint that far behind skips to it).
     """
     if resume and not run_dir:
         raise ConfigError("--resume needs --run-dir: the checkpoint is nodes/node-<i>.ckpt.npz there")
+    if join_round is not None and not resume:
+        raise ConfigError("--join-round needs --resume: it says where a resumed run continues")
+    if join_round is not None and not 0 <= join_round <= cfg.training.rounds:
+        raise ConfigError(f"--join-round {join_round} is outside the run's rounds 0..{cfg.training.rounds}")
     topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
     if not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
@@ -137,7 +150,7 @@ def plan_node(cfg: RunConfig, node_id: int, run_dir: str | Path | None = None, *
     if resume:
         path = NodeFiles(run_dir, node_id).checkpoint
         saved = checkpoint.load(path) if path.exists() else None
-    return NodePlan(NodeId(node_id), cfg, topology, dataset, shard, Path(run_dir) if run_dir else None, saved)
+    return NodePlan(NodeId(node_id), cfg, topology, dataset, shard, Path(run_dir) if run_dir else None, saved, join_round)
 
 
 def _split_args(cfg: RunConfig) -> dict[str, Any]:
@@ -176,7 +189,7 @@ class NodeResult:
     model_hash: str
     accuracy_before_merge: float | None = None
     merge_members: tuple[int, ...] | None = None
-    rounds_skipped: int = 0  # rounds a resumed node skipped to rejoin its neighbours (rounds_completed + rounds_skipped = rounds reached)
+    rounds_skipped: int = 0  # rounds skipped to catch up with the neighbours (a resume, a pause, a lag) (rounds_completed + rounds_skipped = rounds reached)
     diverged_round: int | None = None  # the round after which the model was no longer finite (status "diverged")
 
 
@@ -283,9 +296,9 @@ class Node:
         self.expect = Expectation(
             run_id=self.run_id, fingerprint=self.flat.layout.fingerprint, numel=self.flat.layout.numel,
             node_count=plan.topology.n, neighbours=frozenset(self.neighbours),
-            # before round 0 (during the handshake) a neighbour may already be sending: keep what the
-            # schedule says we will wait for (a pulled node runs ahead of its pullers from the start)
-            round_min=0, round_max=self._first_horizon() if cfg.training.mode == "sync" else 1 << 62,
+            # any round of the run: the inbox keeps the rounds of its window, and a model from outside it
+            # still shows where its sender is (a late node skips ahead on that); the node counts it refused
+            round_min=0, round_max=cfg.training.rounds - 1 if cfg.training.mode == "sync" else 1 << 62,
             merge_epoch=cfg.training.rounds if cfg.merge.enabled else -1,
         )
         self.round = 0
@@ -297,10 +310,14 @@ class Node:
         self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, plan.topology.n)
         self._bytes_in = 0
         self._bytes_out = 0
-        self.liveness = Liveness(self.neighbours)
-        self._peer_rounds: dict[NodeId, int] = {}  # the round each neighbour was in when it last greeted us
+        self.liveness = Liveness(self.neighbours)  # misses, late waits, and the round each neighbour last showed
+        self._ahead: dict[NodeId, Message] = {}  # each neighbour's latest model from beyond our window, for when we get there
+        self._hello_at: dict[NodeId, float] = {}  # when we last said hello to a neighbour: its welcome is due
+        self._reopened_at: dict[NodeId, float] = {}  # when we last re-opened our link to a neighbour
         self.resumed: dict[str, int] | None = None  # {"checkpoint_round", "joined_round"} after a resume
         self.diverged: dict[str, Any] | None = None  # {"round", "loss"} once the model is no longer finite
+        self._skipped: dict[str, int] | None = None  # {"from_round", "joined_round"} of a skip, for the next record
+        self._late_wait_s: float | None = None  # this round's wait for late neighbours (None: none was late)
         slow = int(self.id) in cfg.faults.slow_nodes
         self._step_delay_s = cfg.faults.step_delay_s if slow else 0.0
         if plan.resume is not None and plan.resume.fingerprint != self.flat.layout.fingerprint:
@@ -330,6 +347,7 @@ class Node:
         files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
         start = self._restore()
         kept = 0  # records of earlier lives of this node, before its checkpoint
+        ran = 0  # rounds this life ran (a record each); skipped rounds are not among them
         if files and self.plan.resume is not None:
             kept = keep_records_before(files.records, start)  # later records are replayed (or skipped), torn ones cut
         writer = RecordWriter(files.records, truncate=self.plan.resume is None) if files else None
@@ -351,17 +369,20 @@ class Node:
             if cfg.training.mode == "async":
                 accuracy = await self.run_async(writer)
             else:
-                start = self._rejoin_round(start)
-                for t in range(start, cfg.training.rounds):
-                    if self._stop:
-                        break
+                t = self._rejoin_round(start)
+                first = True
+                while not self._stop and (t := self._catch_up(t)) < cfg.training.rounds:
                     try:
                         record = await self.run_round(t)
                     except Diverged as exc:  # in its local steps: the round ends there, unrecorded
                         self.diverged = {"round": exc.round, "loss": exc.loss}
                         break
-                    if t == start and self.resumed is not None:
+                    ran += 1
+                    if first and self.resumed is not None:
                         record["resumed"] = dict(self.resumed)
+                    first = False
+                    if self._skipped is not None:
+                        record["skipped"], self._skipped = self._skipped, None
                     if record["accuracy"] is not None:
                         accuracy = record["accuracy"]
                     self.write_record(writer, record)
@@ -373,6 +394,7 @@ class Node:
                         time.monotonic() - self._checkpointed_at >= cfg.training.checkpoint_interval_s
                     ):
                         self._save_checkpoint(files)
+                    t += 1
             self._log_last_round()
             if self.diverged is not None:
                 status = "diverged"
@@ -399,7 +421,7 @@ class Node:
                 self.metrics_server.stop()
             await self.transport.close()
 
-        completed = kept + self.round - start  # start: where this life's rounds began (after a rejoin's skip)
+        completed = kept + (ran if cfg.training.mode != "async" else self.round - start)
         result = NodeResult(
             int(self.id), status, completed, accuracy, model_hash(self.flat.vector), self.accuracy_before_merge,
             self.merge_outcome.members if self.merge_outcome else None, self.round - completed,
@@ -438,31 +460,58 @@ class Node:
         start = min(saved.round, self.cfg.training.rounds)
         self.round = start
         if self.cfg.training.mode == "sync":
-            horizon = self.schedule.horizon(self.id, start, self.cfg.transport.max_rounds_ahead)
-            self.inbox.advance(start, until=horizon)
-            self.expect = dataclasses.replace(self.expect, round_min=start, round_max=horizon)
+            self.inbox.advance(start, until=self.schedule.horizon(self.id, start, self.cfg.transport.max_rounds_ahead))
         log.info("node %s: resuming from its checkpoint of round %d", self.id, saved.round)
         return start
 
     def _rejoin_round(self, start: int) -> int:
-        """After a resume: the round to continue at — the neighbours' current round if we are far behind.
+        """After a resume: the round to continue at — the run's round if we are far behind.
 
-        The neighbours' rounds come from their welcomes (a welcome carries the round its sender is in).
-        Being one round behind costs one round timeout and keeps the record contiguous (a whole-run
-        resume, where every node restarts from about the same round); from ``REJOIN_AFTER_ROUNDS``
-        behind, replaying would cost a timeout per round — our models would be stale for neighbours that
-        moved on — so the node skips to their round (the crash-and-restart case).
+        The run's round is the one ``gossip launch --resume`` agreed on (the latest checkpoint of the
+        run, ``plan.join_round``) or, for a node restarted alone, the lowest round its live neighbours
+        greeted us from (a welcome carries the round its sender is in; the lowest, so that one forged
+        welcome cannot move us). Inside our inbox window (``max_rounds_ahead``) the node catches up in
+        place: a few rounds alone, and the record stays contiguous (a whole-run resume, where every
+        node restarts from about the same round); beyond it, replaying would leave our models stale
+        for neighbours that moved on, so the node skips to that round (as :meth:`_catch_up` does).
         """
         if self.plan.resume is None:
             return start
-        current = max(self._peer_rounds.values(), default=start)
-        joined = current if current - start >= REJOIN_AFTER_ROUNDS else start
-        joined = min(joined, self.cfg.training.rounds)
+        current = max(self.plan.join_round or start, self.liveness.ahead(self.inbox.gone) or start)
+        joined = min(current, self.cfg.training.rounds) if self._far_behind(start, current) else start
         self.resumed = {"checkpoint_round": self.plan.resume.round, "joined_round": joined}
         if joined != start:
-            log.warning("node %s: neighbours are at round %d, %d rounds past our checkpoint: skipping to round %d", self.id, current, current - start, joined)
-            self.round = joined
+            log.warning("node %s: the run is at round %d, %d rounds past our checkpoint: skipping to round %d", self.id, current, current - start, joined)
+            self._skip_to(joined)
         return joined
+
+    def _catch_up(self, t: int) -> int:
+        """Before round ``t``: the round to run — a later one when every live neighbour is past our inbox window.
+
+        A node that was paused (SIGSTOP, a long GC, a swapped-out host) or fell behind finds its
+        neighbours' models refused as too far ahead; replaying the rounds in between would leave it
+        behind for good, its models stale for everyone. It skips, like a resumed node, to the lowest
+        round its live neighbours (not down, not gone) have shown, so one neighbour's claim alone —
+        a forged one included — never moves a node whose other neighbours are at its round.
+        """
+        target = self.liveness.ahead(self.inbox.gone)
+        if target is None or not self._far_behind(t, target):
+            return t
+        target = min(target, self.cfg.training.rounds)
+        log.warning("node %s: every live neighbour is at round %d or later, %d rounds ahead of us: skipping to round %d", self.id, target, target - t, target)
+        self._skipped = {"from_round": t, "joined_round": target}
+        self._skip_to(target)
+        return target
+
+    def _far_behind(self, t: int, target: int) -> bool:
+        """Is ``target`` beyond the inbox window of round ``t`` — further ahead than the schedule lets a neighbour be?"""
+        return target > self.schedule.horizon(self.id, t, self.cfg.transport.max_rounds_ahead)
+
+    def _skip_to(self, r: int) -> None:
+        self.round = r
+        self.metrics.round.set(r)
+        if self.choco is not None:  # neighbours missed our deltas of the rounds we skip: send in full
+            self.choco.resync()
 
     # -------------------------------------------------------------------------------------------
     # start-up
@@ -496,7 +545,7 @@ class Node:
                     f"(transport.startup_timeout_s); are they running, and do those names resolve from here?",
                 )
             for j in missing:
-                self.send(j, encode(Kind.HELLO, src=self.id, round=self.round, run_id=self.run_id))
+                self._say_hello(j)
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
 
@@ -513,7 +562,8 @@ class Node:
         self.round_plan = self.schedule.exchange(self.id, t)
         horizon = self.schedule.horizon(self.id, t, cfg.transport.max_rounds_ahead)
         self.inbox.advance(t, until=horizon)
-        self.expect = dataclasses.replace(self.expect, round_min=t, round_max=horizon)
+        self._take_ahead()
+        self._late_wait_s = None
         bytes_out_0 = self._bytes_out
 
         step = self.train()
@@ -540,6 +590,7 @@ class Node:
                 log.warning("node %s: neighbour %s missed %d rounds in a row: down? (round %d)", self.id, event.peer, event.missed, t)
             else:
                 log.warning("node %s: neighbour %s is back in round %d after %d missed rounds", self.id, event.peer, t, event.missed)
+        self._probe_down()
         distance = self.choco.mix(self.flat.vector, got, self.weights) if self.choco is not None else self.mix(received)
         t_mixed = time.perf_counter()
 
@@ -550,6 +601,8 @@ class Node:
 
         self.metrics.rounds.inc()
         self.metrics.round_duration.observe(t_end - t_start)
+        if self.round_plan.communicates:
+            self.liveness.round_took(t_end - t_start)
         self.metrics.consensus_distance.set(distance)
         self.metrics.peers_alive.set(len(received))
         self.observe(step, evaluation)
@@ -572,6 +625,7 @@ class Node:
             "encode_s": timing["encode_s"],
             "send_s": timing["send_s"],
             "wait_s": timing["wait_s"],
+            "late_wait_s": self._late_wait_s,  # how long the round waited for neighbours that missed their last round
             "aggregate_s": t_mixed - t_exchanged,
             "eval_s": t_end - t_mixed,
             # CPU seconds of the round's thread and of its local steps: on a machine with fewer cores
@@ -644,16 +698,28 @@ class Node:
                 frames = self.snapshots.track(snapshot, frames)
             del payload, snapshot
         t1 = time.perf_counter()
+        unsent = []
         for j in self.round_plan.send_to:
-            if not self.send(j, frames) and self.choco is not None:
-                self.choco.resync()  # j's copy of our public copy is now behind
+            if not self.send(j, frames):
+                unsent.append(j)  # no connection, or its queue is full: it is gone or not reading
+                if self.choco is not None:
+                    self.choco.resync()  # j's copy of our public copy is now behind
         del frames  # the tracked frame must die for its tracker to finish
         t2 = time.perf_counter()
-        # not waited for: neighbours that said bye, and neighbours that greeted us from a later round (after
-        # a resume): their model of this round is gone with their previous life
-        expected = [j for j in self.round_plan.expect_from if j not in self.inbox.gone and self._peer_rounds.get(j, t) <= t]
-        deadline = time.monotonic() + self.cfg.transport.round_timeout_s
-        got = await self.inbox.collect(t, expected, deadline)
+        # Who is waited for how long (gossip.liveness): neighbours in good standing until the round timeout,
+        # late ones (missed their last round, or our model could not be handed to them) for the late wait,
+        # the down and those past this round not at all, nor neighbours that said bye. Everything that
+        # arrived by then is mixed either way.
+        patient, late = self.liveness.waits(t, [j for j in self.round_plan.expect_from if j not in self.inbox.gone])
+        if unsent:
+            late += [j for j in patient if j in unsent]
+            patient = [j for j in patient if j not in unsent]
+        now = time.monotonic()
+        deadline = now + self.cfg.transport.round_timeout_s
+        if late:
+            self._late_wait_s = self.liveness.late_wait_s(self.cfg.transport.round_timeout_s)
+            await self.inbox.collect(t, [*patient, *late], min(deadline, now + self._late_wait_s))
+        got = await self.inbox.collect(t, patient, deadline)
         if tracker is not None:  # mixing writes the vector next: ZeroMQ must be done reading it
             zmq_transport = self.transport
             assert isinstance(zmq_transport, ZmqTransport)
@@ -780,6 +846,59 @@ class Node:
         for j in self.neighbours:
             self.send(j, encode(kind, src=self.id, round=self.round, run_id=self.run_id))
 
+    def _say_hello(self, peer: NodeId) -> None:
+        """Greet ``peer``: its welcome is expected for a while (an unasked welcome is refused)."""
+        self._hello_at[peer] = time.monotonic()
+        self.send(peer, encode(Kind.HELLO, src=self.id, round=self.round, run_id=self.run_id))
+
+    def _probe_down(self) -> None:
+        """Say hello to the neighbours that are down and silent, once every ``PROBE_EVERY_S``.
+
+        A neighbour that is alive but whose models do not reach us (its link to us was taken over by
+        an impostor without CURVE: the ROUTER handed the identity to the impostor, and the real
+        neighbour's sends vanish) re-opens its link when greeted (see :meth:`_greeted`); a dead one
+        costs a send that fails at once. One we still hear (a straggler) is left alone.
+        """
+        now = time.monotonic()
+        for j in self.liveness.silent(self.round):
+            peer = NodeId(j)
+            if now - self._hello_at.get(peer, -math.inf) >= PROBE_EVERY_S:
+                self._say_hello(peer)
+
+    def _greeted(self, peer: NodeId) -> None:
+        """A neighbour said hello while we run: it restarted, or it stopped hearing us. Re-open our link to it.
+
+        Our DEALER may look connected and still deliver nothing (an impostor took the identity over at
+        the peer's ROUTER, or the peer restarted): a fresh one connects again and takes the identity
+        back. At most once every ``REOPEN_EVERY_S``, so a hello repeated during a handshake does not
+        keep tearing the fresh link down; the welcome sent on a link still connecting may be lost, and
+        the peer's next hello gets it.
+        """
+        now = time.monotonic()
+        if now - self._reopened_at.get(peer, -math.inf) >= REOPEN_EVERY_S and isinstance(self.transport, ZmqTransport):
+            self._reopened_at[peer] = now
+            self.transport.drop_queued([peer])
+
+    def _take_ahead(self) -> None:
+        """Move the models that came too early for our window into the inbox once the window reaches them."""
+        if not self._ahead:
+            return
+        lo, hi = self.inbox.window()
+        for j, message in list(self._ahead.items()):
+            if message.round < lo:
+                del self._ahead[j]
+            elif message.round <= hi:
+                del self._ahead[j]
+                if self.schedule.expects(self.id, message.src, message.round):
+                    self.inbox.put(message)
+
+    def _claim_ok(self, message: Message) -> bool:
+        """A hello's or welcome's round must lie inside the run; refused (and counted) otherwise."""
+        if 0 <= message.round <= self.cfg.training.rounds:
+            return True
+        self.reject(RejectReason.FUTURE_ROUND if message.round > 0 else RejectReason.STALE_ROUND, f"{message.kind} round {message.round}", message.src)
+        return False
+
     async def _receive_loop(self) -> None:
         """Validate everything that arrives; a bad message is counted and dropped, never raised."""
         while True:
@@ -792,33 +911,63 @@ class Node:
             except WireError as exc:
                 self.reject(exc.reason, exc.detail, received.sender)
                 continue
-            self._bytes_in += received.nbytes
-            self.metrics.received(message.src, received.nbytes, message.round)
-            if message.kind is Kind.HELLO:
-                if self.ready:  # a neighbour (re)starting while we run: it learns our round from the welcome
-                    log.info("node %s: neighbour %s said hello in our round %d (its round %d)", self.id, message.src, self.round, message.round)
+            if self._deliver(message):  # counted as received only when the node kept it, else under its refusal
+                self._bytes_in += received.nbytes
+                self.metrics.received(message.src, received.nbytes, message.round)
+
+    def _deliver(self, message: Message) -> bool:
+        """Act on a valid message; False when the node refused it after all (counted under the reason)."""
+        if message.kind is Kind.HELLO:
+            if not self._claim_ok(message):
+                return False
+            if self.ready:  # a neighbour (re)starting while we run: it learns our round from the welcome
+                log.info("node %s: neighbour %s said hello in our round %d (its round %d)", self.id, message.src, self.round, message.round)
+                self._greeted(message.src)
+            self.inbox.mark_back(message.src)
+            self.liveness.heard(message.src, message.round, self.round)
+            if self.choco is not None:  # a restarted neighbour lost its copy of ours
+                self.choco.resync()
+            self.send(message.src, encode(Kind.WELCOME, src=self.id, round=self.round, run_id=self.run_id))
+        elif message.kind is Kind.WELCOME:
+            asked = self._hello_at.get(message.src)
+            if asked is None or time.monotonic() - asked > max(WELCOME_WINDOW_S, 2 * self.cfg.transport.round_timeout_s):
+                self.reject(RejectReason.UNEXPECTED, "welcome without our hello", message.src)
+                return False
+            if not self._claim_ok(message):
+                return False
+            self._welcomed.add(message.src)
+            self.liveness.heard(message.src, message.round, self.round)
+        elif message.kind is Kind.BYE:  # until its next model: one that says bye and keeps sending is back
+            self.inbox.mark_gone(message.src)
+        elif message.kind in MERGE_KINDS:
+            if self.merger is not None:
+                self.merger.deliver(message)
+        elif message.kind is Kind.DELTA and self.choco is None:
+            self.reject(RejectReason.UNEXPECTED, "delta without compression.method = 'topk'", message.src)
+            return False
+        elif message.kind in (Kind.MODEL, Kind.DELTA):
+            if self.cfg.training.mode == "async":
+                self.async_gossip.absorb(message)
+                return True
+            # a valid model of any round shows where its sender is, and that it is still there
+            self.liveness.heard(message.src, message.round, self.round)
+            if message.src in self.inbox.gone:
                 self.inbox.mark_back(message.src)
-                if self.choco is not None:  # a restarted neighbour lost its copy of ours
-                    self.choco.resync()
-                self.send(message.src, encode(Kind.WELCOME, src=self.id, round=self.round, run_id=self.run_id))
-            elif message.kind is Kind.WELCOME:
-                self._welcomed.add(message.src)
-                self._peer_rounds[message.src] = message.round
-            elif message.kind is Kind.BYE:
-                self.inbox.mark_gone(message.src)
-            elif message.kind in MERGE_KINDS:
-                if self.merger is not None:
-                    self.merger.deliver(message)
-            elif message.kind is Kind.DELTA and self.choco is None:
-                self.reject(RejectReason.UNEXPECTED, "delta without compression.method = 'topk'", message.src)
-            elif message.kind in (Kind.MODEL, Kind.DELTA):
-                if self.cfg.training.mode == "async":
-                    self.async_gossip.absorb(message)
-                elif not self.schedule.expects(self.id, message.src, message.round):
-                    self.reject(RejectReason.UNEXPECTED, f"round {message.round}", message.src)
-                elif not self.inbox.put(message):
-                    lo, _hi = self.inbox.window()
-                    self.reject(RejectReason.STALE_ROUND if message.round < lo else RejectReason.FUTURE_ROUND, "", message.src)
+            if message.round > self.inbox.current_round:
+                self.inbox.mark_passed(message.src)
+            lo, hi = self.inbox.window()
+            if message.round < lo:
+                self.reject(RejectReason.STALE_ROUND, f"round {message.round} < {lo}", message.src)
+                return False
+            if message.round > hi:
+                self._ahead[message.src] = message  # the latest one: if we skip ahead, it may be the round we land in
+                self.reject(RejectReason.FUTURE_ROUND, f"round {message.round} > {hi}", message.src)
+                return False
+            if not self.schedule.expects(self.id, message.src, message.round):
+                self.reject(RejectReason.UNEXPECTED, f"round {message.round}", message.src)
+                return False
+            self.inbox.put(message)
+        return True
 
     def on_unauthenticated(self) -> None:
         """The transport refused a CURVE handshake from a key that is not a neighbour's."""

@@ -18,8 +18,9 @@ from tests.procs import node_pids
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 N = 6
-ROUNDS = 100  # a restart can take 20 s on a loaded machine: enough rounds left to rejoin mid-run
+ROUNDS = 150  # paced at 0.1 s a round: a restart can take 10 s on a loaded machine, and 14 s of rounds are left to rejoin
 VICTIM = 3
+PACED = ("faults.slow_nodes=[0, 1, 2, 3, 4, 5]", "faults.step_delay_s=0.1")  # a dead neighbour no longer slows the rounds
 
 
 def test_launcher_restarts_a_killed_node_which_rejoins_and_merges(tmp_path: Path, processes: Processes) -> None:
@@ -32,7 +33,7 @@ def test_launcher_restarts_a_killed_node_which_rejoins_and_merges(tmp_path: Path
         launcher = processes.gossip(
             "launch", "-n", str(N), "-t", "ring", "-r", str(ROUNDS), "--dataset", "digits", "--model", "logreg", "--run-dir", str(run_dir),
             "--no-progress", "--no-report", "--restart", "--set", "transport.round_timeout_s=1", "--set", "training.checkpoint_every=4", "--set", "training.checkpoint_interval_s=0",
-            "--set", "merge.enabled=true", stdout=fh, stderr=subprocess.STDOUT,
+            "--set", "merge.enabled=true", *(x for p in PACED for x in ("--set", p)), stdout=fh, stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(read_jsonl(run_dir / "nodes" / f"node-{VICTIM}.jsonl")) < 9:

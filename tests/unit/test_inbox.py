@@ -141,3 +141,21 @@ def test_rounds_that_need_not_wait_still_let_the_event_loop_run() -> None:
         return list(ran)  # what ran before the last collect returned (the loop runs the rest at shutdown)
 
     assert asyncio.run(scenario()) == ["other work"]
+
+
+def test_collect_stops_waiting_for_a_neighbour_that_sent_a_later_round() -> None:
+    """A neighbour whose later round's model came is marked passed: its model of this round is here or lost (a
+    link delivers in order), so collect() returns without it; the mark ends with the round."""
+
+    async def scenario() -> float:
+        inbox = Inbox([1, 2])
+        inbox.put(msg(1, 0))
+        asyncio.get_running_loop().call_later(0.05, inbox.mark_passed, NodeId(2))
+        start = time.monotonic()
+        got = await inbox.collect(0, [1, 2], time.monotonic() + 10)
+        assert list(got) == [1]
+        inbox.advance(1)
+        assert await inbox.collect(1, [2], time.monotonic() + 0.05) == {}  # waited the deadline again
+        return time.monotonic() - start
+
+    assert asyncio.run(scenario()) < 5

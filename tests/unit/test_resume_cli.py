@@ -17,11 +17,13 @@ from gossip.cli import main
         (["launch", "--resume", "{tmp}", "--set", "training.lr=1"], "drop --set"),
         (["launch", "--restart", "-1", "-n", "4"], "argument --restart: -1 is not in 0..1000"),
         (["node", "--id", "0", "--resume", "--set", "run.nodes=4"], "--resume needs --run-dir"),
+        (["node", "--id", "0", "--join-round", "5", "--run-dir", "{tmp}", "--set", "run.nodes=4"], "--join-round needs --resume"),
+        (["node", "--id", "0", "--resume", "--join-round", "999", "--run-dir", "{tmp}", "--set", "run.nodes=4"], "--join-round 999 is outside"),
     ],
 )
 def test_resume_mistakes_are_one_line_and_exit_2(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A missing run directory, run flags next to --resume, a negative --restart, and a node --resume without a run
-    directory are user errors: `gossip: error: ...` on one line, exit code 2, no traceback."""
+    """A missing run directory, run flags next to --resume, a negative --restart, a node --resume without a run
+    directory, and a --join-round without --resume or outside the run are user errors: `gossip: error: ...` on one line, exit code 2, no traceback."""
     try:
         code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     except SystemExit as exc:  # argparse errors exit from inside main
