@@ -18,19 +18,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.baseline import train_centrally  # noqa: E402
-from gossip.config import load_config  # noqa: E402
-from gossip.data import load_dataset  # noqa: E402
-from gossip.launch import launch  # noqa: E402
-from gossip.results import records_by_node  # noqa: E402
+from gossip.config import load_config
+from gossip.data import load_dataset
+from gossip.results.rundir import records_by_node
+from gossip.run.central import train_centrally
+from gossip.run.launch import launch
 
 OUT = Path(__file__).resolve().parent / "out"
 
 
 def run(model: str, nodes: int, rounds: int, lr: float, topology: str) -> dict:
     overrides = {
-        "run.nodes": nodes, "topology.spec": topology, "training.rounds": rounds, "model.name": model,
-        "training.lr": lr, "training.momentum": 0.9, "data.batch_size": 25, "training.eval_every": max(1, rounds // 25),
+        "run.nodes": nodes,
+        "topology.spec": topology,
+        "training.rounds": rounds,
+        "model.name": model,
+        "training.lr": lr,
+        "training.momentum": 0.9,
+        "data.batch_size": 25,
+        "training.eval_every": max(1, rounds // 25),
     }
     cfg = load_config(env={}, overrides=overrides)
     tmp = Path(tempfile.mkdtemp(prefix="gossip-bench-"))
@@ -46,14 +52,24 @@ def run(model: str, nodes: int, rounds: int, lr: float, topology: str) -> dict:
                 per_round.setdefault(r["round"] + 1, []).append(r["accuracy"])
     dec_curve = sorted((k, statistics.mean(v)) for k, v in per_round.items())
     t1 = time.perf_counter()
-    central = train_centrally(cfg, load_dataset(cfg.data.dataset, seed=cfg.run.seed, **cfg.data.dataset_options()), nodes, eval_every=max(1, rounds // 25))
+    central = train_centrally(
+        cfg, load_dataset(cfg.data.dataset, seed=cfg.run.seed, **cfg.data.dataset_options()), nodes, eval_every=max(1, rounds // 25)
+    )
     central_wall = time.perf_counter() - t1
     shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "model": model, "nodes": nodes, "topology": topology, "rounds": rounds, "epochs": central.epochs,
-        "decentralised_mean": result.summary["accuracy_mean"], "decentralised_std": result.summary["accuracy_std"],
-        "central": central.final.accuracy, "wall_s": wall, "central_wall_s": central_wall,
-        "dec_curve": dec_curve, "central_curve": list(central.curve),
+        "model": model,
+        "nodes": nodes,
+        "topology": topology,
+        "rounds": rounds,
+        "epochs": central.epochs,
+        "decentralised_mean": result.summary["accuracy_mean"],
+        "decentralised_std": result.summary["accuracy_std"],
+        "central": central.final.accuracy,
+        "wall_s": wall,
+        "central_wall_s": central_wall,
+        "dec_curve": dec_curve,
+        "central_curve": list(central.curve),
     }
 
 
@@ -85,10 +101,14 @@ def main() -> None:
     args = p.parse_args()
     OUT.mkdir(exist_ok=True)
     rows = [run(m, args.nodes, args.rounds, args.lr, args.topology) for m in (args.model or ["mlp", "cnn1d"])]
-    print(f"{'model':<7} {'nodes':>5} {'topology':<9} {'epochs':>6} {'decentralised (mean ± std)':>27} {'central':>8} {'gap':>7} {'wall s':>7}")
+    print(
+        f"{'model':<7} {'nodes':>5} {'topology':<9} {'epochs':>6} {'decentralised (mean ± std)':>27} {'central':>8} {'gap':>7} {'wall s':>7}"
+    )
     for r in rows:
         gap = r["central"] - r["decentralised_mean"]
-        print(f"{r['model']:<7} {r['nodes']:>5} {r['topology']:<9} {r['epochs']:>6.0f} {r['decentralised_mean']:>19.4f} ± {r['decentralised_std']:.4f} {r['central']:>8.4f} {gap:>+7.4f} {r['wall_s']:>7.1f}")
+        print(
+            f"{r['model']:<7} {r['nodes']:>5} {r['topology']:<9} {r['epochs']:>6.0f} {r['decentralised_mean']:>19.4f} ± {r['decentralised_std']:.4f} {r['central']:>8.4f} {gap:>+7.4f} {r['wall_s']:>7.1f}"
+        )
         plot(r, OUT / f"accuracy-{r['model']}.png")
     (OUT / "accuracy.json").write_text(json.dumps(rows, indent=1))
 

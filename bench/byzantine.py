@@ -28,10 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.config import RunConfig, load_config  # noqa: E402
-from gossip.errors import ConfigError  # noqa: E402
-from gossip.launch import launch  # noqa: E402
-from gossip.topology import parse_spec  # noqa: E402
+from gossip.config import RunConfig, load_config
+from gossip.errors import ConfigError
+from gossip.run.launch import launch
+from gossip.topology.graph import parse_spec
 
 OUT = Path(__file__).resolve().parent / "out"
 RULES = "dsgd,median,trimmed-mean,krum,multi-krum,clipped-gossip,clipped-gossip:clip_rule=second-largest,balance"
@@ -95,17 +95,26 @@ def run_cell(base: dict[str, Any], rule: str, attack: str) -> dict[str, Any]:
     misses = honest_misses(result.run_dir, set(cfg.byzantine.nodes))
     shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "rule": rule, "attack": attack, "exit_code": result.exit_code, "accuracy": s["accuracy_mean"], "accuracy_min": s["accuracy_min"],
-        "consensus": s["consensus_distance_honest"], "honest_misses": misses, "wall_s": wall,
+        "rule": rule,
+        "attack": attack,
+        "exit_code": result.exit_code,
+        "accuracy": s["accuracy_mean"],
+        "accuracy_min": s["accuracy_min"],
+        "consensus": s["consensus_distance_honest"],
+        "honest_misses": misses,
+        "wall_s": wall,
     }
 
 
 def honest_misses(run_dir: Path, byzantine: set[int]) -> int:
     """Honest models that missed an honest node's round timeout (spurious timeouts of a loaded machine)."""
-    from gossip.results import records_by_node
+    from gossip.results.rundir import records_by_node
 
     return sum(
-        sum(1 for j in r.get("missing", []) if j not in byzantine) for node, records in records_by_node(run_dir) if node not in byzantine for r in records
+        sum(1 for j in r.get("missing", []) if j not in byzantine)
+        for node, records in records_by_node(run_dir)
+        if node not in byzantine
+        for r in records
     )
 
 
@@ -150,7 +159,10 @@ def heatmap(rows: list[dict[str, Any]], rules: list[str], attacks: list[str], pa
     cons = np.array([[cell.get((ru, a), {}).get("consensus") or np.nan for a in attacks] for ru in rules], dtype=float)
     fig = Figure(figsize=(3 + 1.15 * len(attacks), 2 + 0.5 * len(rules) * 2), dpi=110)
     FigureCanvasAgg(fig)
-    panels = [(acc, "final mean accuracy of honest nodes", "viridis", False), (cons, "honest consensus distance (log10 colour)", "magma_r", True)]
+    panels = [
+        (acc, "final mean accuracy of honest nodes", "viridis", False),
+        (cons, "honest consensus distance (log10 colour)", "magma_r", True),
+    ]
     for k, (data, label, cmap, log) in enumerate(panels):
         ax = fig.add_subplot(2, 1, k + 1)
         shown = np.log10(np.clip(data, 1e-6, None)) if log else data
@@ -182,8 +194,18 @@ def main() -> None:
     p.add_argument("--byzantine", default="0,1,10", help="attacker node ids")
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--round-timeout", type=float, default=3.0, help="seconds to wait for neighbours' models (generous: a loaded machine must not time out)")
-    p.add_argument("--silent-timeout", type=float, default=1.0, help="round timeout of the 'silent' cells: the attack costs its neighbours this much every round")
+    p.add_argument(
+        "--round-timeout",
+        type=float,
+        default=3.0,
+        help="seconds to wait for neighbours' models (generous: a loaded machine must not time out)",
+    )
+    p.add_argument(
+        "--silent-timeout",
+        type=float,
+        default=1.0,
+        help="round timeout of the 'silent' cells: the attack costs its neighbours this much every round",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(OUT / "byzantine"), help="output path prefix (.json, .png, .md)")
     p.add_argument("--replot", metavar="JSON", help="only redraw the tables and the heat map of a grid saved earlier")
@@ -198,9 +220,17 @@ def main() -> None:
         report(rows, rules, attacks, Path(args.out), saved["setting"], saved["args"])
         return
     base: dict[str, Any] = {
-        "run.nodes": args.nodes, "run.seed": args.seed, "topology.spec": args.topology, "training.rounds": args.rounds,
-        "training.lr": args.lr, "training.momentum": 0.9, "data.batch_size": 25, "training.eval_every": max(1, args.rounds // 4),
-        "metrics.enabled": False, "transport.round_timeout_s": args.round_timeout, "byzantine.nodes": f"[{args.byzantine}]",
+        "run.nodes": args.nodes,
+        "run.seed": args.seed,
+        "topology.spec": args.topology,
+        "training.rounds": args.rounds,
+        "training.lr": args.lr,
+        "training.momentum": 0.9,
+        "data.batch_size": 25,
+        "training.eval_every": max(1, args.rounds // 4),
+        "metrics.enabled": False,
+        "transport.round_timeout_s": args.round_timeout,
+        "byzantine.nodes": f"[{args.byzantine}]",
         "byzantine.attack": "sign-flip",
     }
     worst = placement_report(load_config(env={}, overrides=base))

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/choco_gamma.py [--nodes 8] [--rounds 200] [--dim 2000]
 
-One process, no network: N :class:`~gossip.choco.ChocoGossip` objects on a ring (Metropolis weights
+One process, no network: N :class:`~gossip.node.choco.ChocoGossip` objects on a ring (Metropolis weights
 1/3) exchange their messages directly, starting from independent Gaussian vectors. Prints the final
 spread max|x_i − mean| relative to the initial one for γ = c · topk_fraction (resync_every 50):
 below 1 the nodes agree, above 1 the copies' errors grow. This chose the default γ = 4f.
@@ -18,10 +18,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.choco import ChocoGossip  # noqa: E402
-from gossip.config import CompressionConfig  # noqa: E402
-from gossip.ids import NodeId  # noqa: E402
-from gossip.wire import Message  # noqa: E402
+from gossip.config import CompressionConfig
+from gossip.ids import NodeId
+from gossip.net.wire import Message
+from gossip.node.choco import ChocoGossip
 
 
 def spread_after(nodes: int, rounds: int, dim: int, fraction: float, gamma: float) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runkit import run_arm  # noqa: E402
+from runkit import run_arm
 
 
 def main() -> None:
@@ -36,16 +36,25 @@ def main() -> None:
     p.add_argument("--topk-only", action="store_true", help="only float32 (the reference) and the CHOCO arms")
     args = p.parse_args()
     base = {
-        "run.nodes": args.nodes, "topology.spec": "ring", "training.rounds": args.rounds, "training.momentum": 0.9,
-        "training.lr": 0.05, "training.eval_every": max(1, args.rounds // 10), "metrics.enabled": False,
+        "run.nodes": args.nodes,
+        "topology.spec": "ring",
+        "training.rounds": args.rounds,
+        "training.momentum": 0.9,
+        "training.lr": 0.05,
+        "training.eval_every": max(1, args.rounds // 10),
+        "metrics.enabled": False,
     }
     dtypes = ("float32",) if args.topk_only else ("float32", "float16", "bfloat16", "int8")
     arms = [(dtype, {"transport.wire_dtype": dtype}) for dtype in dtypes]
     fractions = [float(f) for f in args.fractions.split(",")]
     gammas = [float(g) for g in args.gammas.split(",")]
     arms += [
-        (f"topk {f:g}, CHOCO γ = {g or min(1.0, 4 * f):g}", {"compression.method": "topk", "compression.topk_fraction": f, "compression.choco_gamma": g})
-        for f in fractions for g in gammas
+        (
+            f"topk {f:g}, CHOCO γ = {g or min(1.0, 4 * f):g}",
+            {"compression.method": "topk", "compression.topk_fraction": f, "compression.choco_gamma": g},
+        )
+        for f in fractions
+        for g in gammas
     ]
     rows = []
     for name, over in arms:
@@ -57,8 +66,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for r in rows:
         acc = r["summary"]["accuracy_mean"]
-        print(f"| {r['name']} | {r['mb_sent_per_node']:.2f} | {r['mb_sent_per_node'] / ref['mb_sent_per_node']:.3f} | {acc:.4f} "
-              f"| {acc - ref['summary']['accuracy_mean']:+.4f} | {r['wall_s']:.1f} |")
+        print(
+            f"| {r['name']} | {r['mb_sent_per_node']:.2f} | {r['mb_sent_per_node'] / ref['mb_sent_per_node']:.3f} | {acc:.4f} "
+            f"| {acc - ref['summary']['accuracy_mean']:+.4f} | {r['wall_s']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from perfkit import RunFigures, median_figures, ring_workload, run_measured  # noqa: E402
+from perfkit import RunFigures, median_figures, ring_workload, run_measured
 
 WORKLOADS = {"small": (64, (200,)), "large": (1000, (1000,))}
 
@@ -35,12 +35,16 @@ def main() -> None:
     for r in range(args.repeat):
         for name, (features, hidden) in WORKLOADS.items():
             for curve in (False, True):
-                figures = run_measured(f"{name}{' curve' if curve else ''}", ring_workload(
-                    args.nodes, rounds[name], features, hidden, **{"security.curve": curve}))
+                figures = run_measured(
+                    f"{name}{' curve' if curve else ''}",
+                    ring_workload(args.nodes, rounds[name], features, hidden, **{"security.curve": curve}),
+                )
                 runs.setdefault((name, curve), []).append(figures)
                 print(f"  repeat {r + 1}: {name:5} curve={curve!s:5} {figures.round_ms:.2f} ms/round", file=sys.stderr, flush=True)
     print(f"\n{args.nodes} nodes on a ring, medians of {args.repeat} interleaved runs\n")
-    print("| model | params | ms/round plain | ms/round CURVE | CURVE / plain | send+wait ms plain | send+wait ms CURVE | CPU ms/round plain | CPU ms/round CURVE |")
+    print(
+        "| model | params | ms/round plain | ms/round CURVE | CURVE / plain | send+wait ms plain | send+wait ms CURVE | CPU ms/round plain | CPU ms/round CURVE |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name in WORKLOADS:
         plain, curve = median_figures(runs[(name, False)]), median_figures(runs[(name, True)])

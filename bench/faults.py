@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.results import read_jsonl  # noqa: E402
+from gossip.results.rundir import read_jsonl
 
 # spec, nodes, two non-adjacent victims, the paused node, the nodes resumed from an older checkpoint
 TOPOLOGIES = {
@@ -96,7 +96,9 @@ def _rounds_done(run_dir: Path, node: int) -> int:
 def _launch(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
     with open(log, "ab") as fh:
-        return subprocess.Popen([sys.executable, "-m", "gossip", *args], stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "gossip", *args], stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
 
 def _wait_for(run_dir: Path, nodes: Sequence[int], rounds: int, proc: subprocess.Popen[bytes], timeout_s: float = 600) -> None:
@@ -123,13 +125,36 @@ def run_arm(fault: str, base: Sequence[str], run_dir: Path, inject: Injector) ->
     summary = json.loads((run_dir / "summary.json").read_text())
     finished = [n["accuracy"] for n in summary["per_node"] if n["status"] == "finished" and n["accuracy"] is not None]
     note = next((line.split(": ", 2)[-1] for line in log.read_text().splitlines() if "checkpoints at rounds" in line), "")
-    return Arm(fault, wall, _training_s(run_dir, resumed_at), sum(finished) / len(finished) if finished else None,
-               summary["missed_messages"], summary.get("rounds_skipped", 0), tuple(codes), note)
+    return Arm(
+        fault,
+        wall,
+        _training_s(run_dir, resumed_at),
+        sum(finished) / len(finished) if finished else None,
+        summary["missed_messages"],
+        summary.get("rounds_skipped", 0),
+        tuple(codes),
+        note,
+    )
 
 
-def arms(spec: str, nodes: int, victims: tuple[int, int], paused: int, older: tuple[int, ...], args: argparse.Namespace, root: Path) -> list[Arm]:
-    base = ["launch", "-n", str(nodes), "-t", spec, "-r", str(args.rounds), "--no-progress", "--no-report", "--set", f"transport.round_timeout_s={args.timeout}",
-            "--set", "training.checkpoint_interval_s=1"]
+def arms(
+    spec: str, nodes: int, victims: tuple[int, int], paused: int, older: tuple[int, ...], args: argparse.Namespace, root: Path
+) -> list[Arm]:
+    base = [
+        "launch",
+        "-n",
+        str(nodes),
+        "-t",
+        spec,
+        "-r",
+        str(args.rounds),
+        "--no-progress",
+        "--no-report",
+        "--set",
+        f"transport.round_timeout_s={args.timeout}",
+        "--set",
+        "training.checkpoint_interval_s=1",
+    ]
     quarter, half = args.rounds // 4, args.rounds // 2
     out = []
 
@@ -144,6 +169,7 @@ def arms(spec: str, nodes: int, victims: tuple[int, int], paused: int, older: tu
             time.sleep(args.pause)
             os.kill(pid, signal.SIGCONT)
             return [], proc
+
         return inject
 
     def kill_two(run_dir: Path) -> Injector:
@@ -153,6 +179,7 @@ def arms(spec: str, nodes: int, victims: tuple[int, int], paused: int, older: tu
             for v in victims:
                 os.kill(pids[v], signal.SIGKILL)
             return [], proc
+
         return inject
 
     def kill_all_and_resume(run_dir: Path) -> Injector:
@@ -171,7 +198,10 @@ def arms(spec: str, nodes: int, victims: tuple[int, int], paused: int, older: tu
             first = proc.wait()
             for i, data in saved.items():
                 ckpt[i].write_bytes(data)
-            return [first], _launch(["launch", "--resume", str(run_dir), "--no-progress", "--no-report"], run_dir.parent / f"{run_dir.name}.log")
+            return [first], _launch(
+                ["launch", "--resume", str(run_dir), "--no-progress", "--no-report"], run_dir.parent / f"{run_dir.name}.log"
+            )
+
         return inject
 
     for fault, extra, make in (
@@ -183,9 +213,12 @@ def arms(spec: str, nodes: int, victims: tuple[int, int], paused: int, older: tu
     ):
         run_dir = root / f"{spec}-{nodes}-{len(out)}"
         arm = run_arm(fault, [*base, *extra], run_dir, make(run_dir))
-        print(f"  {spec}-{nodes} {fault}: {arm.wall_s:.1f} s ({arm.training_s:.1f} s training), accuracy {arm.accuracy}, missed {arm.missed}, "
-              f"skipped {arm.skipped}, exit {arm.exit_codes}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {spec}-{nodes} {fault}: {arm.wall_s:.1f} s ({arm.training_s:.1f} s training), accuracy {arm.accuracy}, missed {arm.missed}, "
+            f"skipped {arm.skipped}, exit {arm.exit_codes}",
+            file=sys.stderr,
+            flush=True,
+        )
         out.append(arm)
     return out
 
@@ -205,15 +238,21 @@ def main() -> None:
         spec, nodes, victims, paused, older = TOPOLOGIES[name]
         results[f"{spec}-{nodes}"] = (victims, paused, arms(spec, nodes, victims, paused, older, args, root))
 
-    print(f"\n{args.rounds} rounds, MNIST-1D, MLP, round timeout {args.timeout:g} s; faults at round {args.rounds // 4} "
-          f"(kill everything: round {args.rounds // 2})\n")
+    print(
+        f"\n{args.rounds} rounds, MNIST-1D, MLP, round timeout {args.timeout:g} s; faults at round {args.rounds // 4} "
+        f"(kill everything: round {args.rounds // 2})\n"
+    )
     print("| topology | fault | wall s | training s | accuracy | models missed | rounds skipped | exit codes |")
     print("|---|---|---|---|---|---|---|---|")
     for topo, (victims, paused, rows) in results.items():
         for a in rows:
-            who = f" (node {paused})" if a.fault.startswith("SIGSTOP") else f" (nodes {victims[0]}, {victims[1]})" if "two" in a.fault else ""
+            who = (
+                f" (node {paused})" if a.fault.startswith("SIGSTOP") else f" (nodes {victims[0]}, {victims[1]})" if "two" in a.fault else ""
+            )
             acc = f"{a.accuracy:.3f}" if a.accuracy is not None else "-"
-            print(f"| {topo} | {a.fault}{who} | {a.wall_s:.1f} | {a.training_s:.1f} | {acc} | {a.missed} | {a.skipped} | {', '.join(map(str, a.exit_codes))} |")
+            print(
+                f"| {topo} | {a.fault}{who} | {a.wall_s:.1f} | {a.training_s:.1f} | {acc} | {a.missed} | {a.skipped} | {', '.join(map(str, a.exit_codes))} |"
+            )
     for topo, (_v, _p, rows) in results.items():
         for a in rows:
             if a.note:

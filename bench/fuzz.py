@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from gossip.config import config_to_toml, load_config  # noqa: E402
 from gossip.errors import ExitCode  # noqa: E402
-from gossip.results import read_jsonl  # noqa: E402
+from gossip.results.rundir import read_jsonl  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 MAX_FRAME = 4000  # below the node's MAXMSGSIZE (logreg on digits: 650 floats + 8 KiB slack)
@@ -83,15 +83,43 @@ class Mutator:
 
     def _junk(self) -> Any:
         r = self.rng
-        return r.choice([
-            None, True, -1, 1 << 63, r.randint(-(1 << 40), 1 << 40), r.random() * 1e300, float("nan"), "x" * r.randint(0, 300),
-            r.randbytes(r.randint(0, 80)), [1, 2, 3], {"a": 1}, list(range(40)),
-        ])
+        return r.choice(
+            [
+                None,
+                True,
+                -1,
+                1 << 63,
+                r.randint(-(1 << 40), 1 << 40),
+                r.random() * 1e300,
+                float("nan"),
+                "x" * r.randint(0, 300),
+                r.randbytes(r.randint(0, 80)),
+                [1, 2, 3],
+                {"a": 1},
+                list(range(40)),
+            ]
+        )
 
     def make(self, header: dict[str, Any], payload: bytes) -> tuple[str, list[bytes]]:
         r = self.rng
-        kind = r.choice(["random_frames", "byte_flip_header", "mutate_field", "drop_field", "extra_fields", "wrong_size", "non_finite",
-                         "bad_dtype", "round_window", "merge_kind", "unknown_kind", "too_many_frames", "empty", "not_a_map"])
+        kind = r.choice(
+            [
+                "random_frames",
+                "byte_flip_header",
+                "mutate_field",
+                "drop_field",
+                "extra_fields",
+                "wrong_size",
+                "non_finite",
+                "bad_dtype",
+                "round_window",
+                "merge_kind",
+                "unknown_kind",
+                "too_many_frames",
+                "empty",
+                "not_a_map",
+            ]
+        )
         pack = lambda d: msgpack.packb(d, use_bin_type=True)  # noqa: E731
         if kind == "random_frames":
             return kind, [r.randbytes(r.randint(0, MAX_FRAME)) for _ in range(r.randint(1, 3))]
@@ -139,17 +167,33 @@ class Mutator:
 
 async def fuzz(messages: int, seed: int, work: Path) -> dict[str, Any]:
     p0, p1, m0 = free_port(), free_port(), free_port()
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 2, "topology.spec": "complete", "training.rounds": 1_000_000, "data.dataset": "digits", "model.name": "logreg",
-        "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"], "transport.round_timeout_s": 5.0,
-        "metrics.ports": [m0, free_port()], "security.max_messages_per_s": 1e6, "security.burst_messages": 1_000_000,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 2,
+            "topology.spec": "complete",
+            "training.rounds": 1_000_000,
+            "data.dataset": "digits",
+            "model.name": "logreg",
+            "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"],
+            "transport.round_timeout_s": 5.0,
+            "metrics.ports": [m0, free_port()],
+            "security.max_messages_per_s": 1e6,
+            "security.burst_messages": 1_000_000,
+        },
+    )
     (work / "run.toml").write_text(config_to_toml(cfg))
     run_dir = work / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     with open(work / "node0.log", "wb") as log:
-        node = subprocess.Popen([sys.executable, "-m", "gossip", "node", "--config", str(work / "run.toml"), "--id", "0", "--run-dir", str(run_dir)],
-                                stdout=log, stderr=log, env=env, cwd=REPO, start_new_session=True)
+        node = subprocess.Popen(
+            [sys.executable, "-m", "gossip", "node", "--config", str(work / "run.toml"), "--id", "0", "--run-dir", str(run_dir)],
+            stdout=log,
+            stderr=log,
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+        )
     ctx = zmq.asyncio.Context()
     inbound = ctx.socket(zmq.PULL)
     inbound.bind(f"tcp://127.0.0.1:{p1}")
@@ -265,8 +309,10 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"sent {result['messages_fuzz']} malformed + {result['messages_legit']} legitimate messages in {result['flood_s']:.1f} s "
-          f"({result['messages_per_s']:.0f}/s)")
+    print(
+        f"sent {result['messages_fuzz']} malformed + {result['messages_legit']} legitimate messages in {result['flood_s']:.1f} s "
+        f"({result['messages_per_s']:.0f}/s)"
+    )
     print(f"{'category':<20} {'sent':>8}")
     for k, v in result["sent_by_category"].items():
         print(f"{k:<20} {v:>8}")
@@ -276,11 +322,17 @@ def main() -> int:
     print(f"{'accepted (node 1)':<20} {result['accepted_from_node_1']:>8}")
     print(f"{'unaccounted':<20} {result['unaccounted']:>8}")
     rss = result["rss_kib"]
-    print(f"rounds: {result['rounds_before_flood']} before, {result['rounds_during_flood']} during the flood, "
-          f"{result['rounds_still_advancing_after']} in the 2 s after; VmRSS {rss['start']} KiB at start, peak {rss['peak_sampled']}, "
-          f"end {rss['end']} KiB; node exit code {result['node_exit_code']}")
-    ok = (result["rounds_during_flood"] > 0 and result["rounds_still_advancing_after"] > 0 and result["unaccounted"] == 0
-          and result["node_exit_code"] == ExitCode.TERMINATED)  # our SIGTERM came before its last round: stopped cleanly
+    print(
+        f"rounds: {result['rounds_before_flood']} before, {result['rounds_during_flood']} during the flood, "
+        f"{result['rounds_still_advancing_after']} in the 2 s after; VmRSS {rss['start']} KiB at start, peak {rss['peak_sampled']}, "
+        f"end {rss['end']} KiB; node exit code {result['node_exit_code']}"
+    )
+    ok = (
+        result["rounds_during_flood"] > 0
+        and result["rounds_still_advancing_after"] > 0
+        and result["unaccounted"] == 0
+        and result["node_exit_code"] == ExitCode.TERMINATED
+    )  # our SIGTERM came before its last round: stopped cleanly
     return 0 if ok else 1
 
 

@@ -41,8 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from perfkit import median_figures, ring_workload, run_measured  # noqa: E402
-from rawdsgd import RawFigures, run_raw  # noqa: E402
+from perfkit import median_figures, ring_workload, run_measured
+from rawdsgd import RawFigures, run_raw
 
 SIZES = {"10k": (64, (128,)), "1M": (1000, (1000,)), "10M": (1000, (10000,))}  # features, hidden
 BUDGET = {"10k": 0.4, "1M": 4.0, "10M": 60.0}  # rough CPU ms per local step, to size the rounds of a run
@@ -72,39 +72,64 @@ def main() -> None:
             for k in steps:
                 rounds = rounds_for(name, k, args.nodes)
                 for arm, extra in arms.items():
-                    work = ring_workload(args.nodes, rounds, features, hidden, **{
-                        "data.train_samples": 4000, "data.test_samples": 200, "training.local_steps": k, **extra})
+                    work = ring_workload(
+                        args.nodes,
+                        rounds,
+                        features,
+                        hidden,
+                        **{"data.train_samples": 4000, "data.test_samples": 200, "training.local_steps": k, **extra},
+                    )
                     fig = run_measured(f"{name} {k} steps {arm}", work)
                     runs.setdefault((name, k, arm), []).append(fig)
-                    print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {fig.round_ms:.1f} ms/round, "
-                          f"CPU {fig.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
+                    print(
+                        f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {fig.round_ms:.1f} ms/round, "
+                        f"CPU {fig.cpu_ms:.1f} ms/round",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 for arm, exchange, checks in (("raw", True, False), ("raw + checks", True, True), ("raw local only", False, False)):
                     raw = run_raw(args.nodes, rounds, features, hidden, k, exchange=exchange, checks=checks)
                     raws.setdefault((name, k, arm), []).append(raw)
-                    print(f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {raw.round_ms:.1f} ms/round, "
-                          f"CPU {raw.cpu_ms:.1f} ms/round", file=sys.stderr, flush=True)
+                    print(
+                        f"  repeat {rep + 1}/{args.repeat} {name}, {k} steps, {arm}: {raw.round_ms:.1f} ms/round, "
+                        f"CPU {raw.cpu_ms:.1f} ms/round",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     print(f"\n{args.nodes}-node ring on this machine, SGD steps of batch 32; median of {args.repeat} interleaved runs\n")
-    print("| params | local steps | round ms: gossip / ipc / local only | overhead, wall: gossip | ipc | CPU ms/round: gossip / ipc / local only | overhead, CPU: gossip | ipc |")
+    print(
+        "| params | local steps | round ms: gossip / ipc / local only | overhead, wall: gossip | ipc | CPU ms/round: gossip / ipc / local only | overhead, CPU: gossip | ipc |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         for k in steps:
             g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
-            print(f"| {g.params:,} | {k} | {g.round_ms:.1f} / {i.round_ms:.1f} / {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} | {1 - l.round_ms / i.round_ms:.1%} "
-                  f"| {g.cpu_ms:.2f} / {i.cpu_ms:.2f} / {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} | {1 - l.cpu_ms / i.cpu_ms:.1%} |")
-    print("\nThe floor: the same ring with raw pyzmq and a bare mix (bench/rawdsgd.py), and with only the checks and the consensus distance")
+            print(
+                f"| {g.params:,} | {k} | {g.round_ms:.1f} / {i.round_ms:.1f} / {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} | {1 - l.round_ms / i.round_ms:.1%} "
+                f"| {g.cpu_ms:.2f} / {i.cpu_ms:.2f} / {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} | {1 - l.cpu_ms / i.cpu_ms:.1%} |"
+            )
+    print(
+        "\nThe floor: the same ring with raw pyzmq and a bare mix (bench/rawdsgd.py), and with only the checks and the consensus distance"
+    )
     print("a node cannot skip (raw + checks); exchange CPU = CPU per round above the arm's local-only\n")
-    print("| params | local steps | round ms: raw / raw + checks / raw local only | overhead, wall: raw floor | raw + checks | gossip "
-          "| exchange CPU ms/round: raw floor | raw + checks | gossip | ipc | raw floor / gossip | raw + checks / gossip |")
+    print(
+        "| params | local steps | round ms: raw / raw + checks / raw local only | overhead, wall: raw floor | raw + checks | gossip "
+        "| exchange CPU ms/round: raw floor | raw + checks | gossip | ipc | raw floor / gossip | raw + checks / gossip |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
     for name in names:
         for k in steps:
             g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
             (r_ms, r_cpu), (c_ms, c_cpu), (rl_ms, rl_cpu) = (
-                (med(f.round_ms for f in raws[(name, k, arm)]), med(f.cpu_ms for f in raws[(name, k, arm)])) for arm in ("raw", "raw + checks", "raw local only"))
+                (med(f.round_ms for f in raws[(name, k, arm)]), med(f.cpu_ms for f in raws[(name, k, arm)]))
+                for arm in ("raw", "raw + checks", "raw local only")
+            )
             raw_x, c_x, g_x, i_x = r_cpu - rl_cpu, c_cpu - rl_cpu, g.cpu_ms - l.cpu_ms, i.cpu_ms - l.cpu_ms
-            print(f"| {g.params:,} | {k} | {r_ms:.1f} / {c_ms:.1f} / {rl_ms:.1f} | {1 - rl_ms / r_ms:.1%} | {1 - rl_ms / c_ms:.1%} | {1 - l.round_ms / g.round_ms:.1%} "
-                  f"| {raw_x:.2f} | {c_x:.2f} | {g_x:.2f} | {i_x:.2f} | {raw_x / g_x:.2f} | {c_x / g_x:.2f} |")
+            print(
+                f"| {g.params:,} | {k} | {r_ms:.1f} / {c_ms:.1f} / {rl_ms:.1f} | {1 - rl_ms / r_ms:.1%} | {1 - rl_ms / c_ms:.1%} | {1 - l.round_ms / g.round_ms:.1%} "
+                f"| {raw_x:.2f} | {c_x:.2f} | {g_x:.2f} | {i_x:.2f} | {raw_x / g_x:.2f} | {c_x / g_x:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.config import load_config  # noqa: E402
-from gossip.launch import launch  # noqa: E402
-from gossip.results import records_by_node  # noqa: E402
+from gossip.config import load_config
+from gossip.results.rundir import records_by_node
+from gossip.run.launch import launch
 
 MiB = 1024 * 1024
 # The parts of a round, in order, as the node records them (seconds).
@@ -57,7 +57,9 @@ def _proc_kib_field(path: str, key: str) -> int | None:
 def bare_torch_rss() -> int:
     """VmRSS of a bare ``python -c "import torch"`` process: the floor every node pays."""
     code = "import torch\nfor l in open('/proc/self/status'):\n    l.startswith('VmRSS:') and print(int(l.split()[1]) * 1024)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     return int(out.stdout.strip())
 
 
@@ -163,13 +165,18 @@ def run_measured(name: str, overrides: Mapping[str, Any], *, warmup: float = 0.2
                 accuracy.setdefault(r["round"] + 1, []).append(r["accuracy"])
     params = _parameters(run_dir)
     figures = RunFigures(
-        name=name, nodes=cfg.run.nodes, params=params,
+        name=name,
+        nodes=cfg.run.nodes,
+        params=params,
         round_ms=statistics.median(per_node_round) * 1e3,
         phases_ms={p: statistics.median(v) * 1e3 for p, v in per_node_phase.items()},
-        cpu_ms=statistics.median(cpu) * 1e3, train_cpu_ms=statistics.median(train_cpu) * 1e3,
+        cpu_ms=statistics.median(cpu) * 1e3,
+        train_cpu_ms=statistics.median(train_cpu) * 1e3,
         rss_mib=statistics.median(sampler.peak.values()) / MiB if sampler.peak else float("nan"),
-        wall_s=wall, accuracy=result.summary.get("accuracy_mean"),
-        curve=sorted((k, statistics.mean(v)) for k, v in accuracy.items()), summary=result.summary,
+        wall_s=wall,
+        accuracy=result.summary.get("accuracy_mean"),
+        curve=sorted((k, statistics.mean(v)) for k, v in accuracy.items()),
+        summary=result.summary,
     )
     if len(sampler.peak) != cfg.run.nodes:
         print(f"  note: {name}: RSS sampled for {len(sampler.peak)} of {cfg.run.nodes} node processes", file=sys.stderr)
@@ -188,11 +195,15 @@ def median_figures(runs: Sequence[RunFigures]) -> RunFigures:
     """Field-wise median of repeated runs of one workload."""
     med = statistics.median
     return RunFigures(
-        name=runs[0].name, nodes=runs[0].nodes, params=runs[0].params,
+        name=runs[0].name,
+        nodes=runs[0].nodes,
+        params=runs[0].params,
         round_ms=med(r.round_ms for r in runs),
         phases_ms={p: med(r.phases_ms[p] for r in runs) for p in PHASES},
-        cpu_ms=med(r.cpu_ms for r in runs), train_cpu_ms=med(r.train_cpu_ms for r in runs),
-        rss_mib=med(r.rss_mib for r in runs), wall_s=med(r.wall_s for r in runs),
+        cpu_ms=med(r.cpu_ms for r in runs),
+        train_cpu_ms=med(r.train_cpu_ms for r in runs),
+        rss_mib=med(r.rss_mib for r in runs),
+        wall_s=med(r.wall_s for r in runs),
         accuracy=med(r.accuracy for r in runs if r.accuracy is not None) if any(r.accuracy is not None for r in runs) else None,
         curve=runs[0].curve,
     )
@@ -205,9 +216,19 @@ def ring_workload(nodes: int, rounds: int, features: int, hidden: Sequence[int],
     systems we compare with.
     """
     return {
-        "run.nodes": nodes, "topology.spec": "ring", "topology.weights": "uniform",
-        "training.rounds": rounds, "training.local_steps": 1, "training.lr": 0.05, "training.momentum": 0.0,
-        "training.eval_every": rounds, "data.batch_size": 32,
-        "data.dataset": "synthetic", "data.features": features, "model.name": "mlp", "model.hidden": list(hidden),
-        "metrics.enabled": False, **extra,
+        "run.nodes": nodes,
+        "topology.spec": "ring",
+        "topology.weights": "uniform",
+        "training.rounds": rounds,
+        "training.local_steps": 1,
+        "training.lr": 0.05,
+        "training.momentum": 0.0,
+        "training.eval_every": rounds,
+        "data.batch_size": 32,
+        "data.dataset": "synthetic",
+        "data.features": features,
+        "model.name": "mlp",
+        "model.hidden": list(hidden),
+        "metrics.enabled": False,
+        **extra,
     }

@@ -2,7 +2,7 @@
 
 Used by bench/overhead.py as the "what the machine allows" arm. N processes (spawned, one torch
 thread each, like gossip's nodes), each holding its MLP's parameters in one contiguous vector
-(``gossip.state.flatten_``, so a model is one frame, as in gossip). A round:
+(``gossip.learn.flat.flatten_``, so a model is one frame, as in gossip). A round:
 
 1. ``steps`` SGD steps of batch 32 on a fixed synthetic batch (no data loader: less work than a node does);
 2. the live vector to both ring neighbours, ``send(copy=False, track=True)`` on a PUSH socket per
@@ -40,15 +40,27 @@ class RawFigures:
     cpu_ms: float  # process CPU (all threads) per steady round, median over nodes
 
 
-def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, rounds: int, exchange: bool, checks: bool, up: Any, down: Any, results: Any) -> None:
+def _node(
+    i: int,
+    n: int,
+    features: int,
+    hidden: tuple[int, ...],
+    steps: int,
+    rounds: int,
+    exchange: bool,
+    checks: bool,
+    up: Any,
+    down: Any,
+    results: Any,
+) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
     import zmq
 
-    from gossip.aggregation.dsgd import mix_in_place
-    from gossip.models import build_model
-    from gossip.state import flatten_
-    from gossip.wire import _finite_float32
+    from gossip.algorithms.dsgd import mix_in_place
+    from gossip.learn.flat import flatten_
+    from gossip.learn.models import build_model
+    from gossip.net.wire import _finite_float32
 
     torch.set_num_threads(1)
     torch.manual_seed(i)
@@ -102,14 +114,28 @@ def _node(i: int, n: int, features: int, hidden: tuple[int, ...], steps: int, ro
     ctx.term()
 
 
-def run_raw(nodes: int, rounds: int, features: int, hidden: tuple[int, ...], steps: int, *, exchange: bool, checks: bool = False, warmup: float = 0.2) -> RawFigures:
+def run_raw(
+    nodes: int,
+    rounds: int,
+    features: int,
+    hidden: tuple[int, ...],
+    steps: int,
+    *,
+    exchange: bool,
+    checks: bool = False,
+    warmup: float = 0.2,
+) -> RawFigures:
     """Run the floor once; steady state as in perfkit.run_measured (skip the first 20 %, at least 5 rounds)."""
     spawn = mp.get_context("spawn")
     to_parent, results = spawn.Queue(), spawn.Queue()
     to_children = [spawn.Queue() for _ in range(nodes)]
     procs = []
     for i in range(nodes):
-        procs.append(spawn.Process(target=_node, args=(i, nodes, features, hidden, steps, rounds, exchange, checks, to_parent, to_children[i], results)))
+        procs.append(
+            spawn.Process(
+                target=_node, args=(i, nodes, features, hidden, steps, rounds, exchange, checks, to_parent, to_children[i], results)
+            )
+        )
     for p in procs:
         p.start()
     if exchange:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from perfkit import PHASES, bare_torch_rss, median_figures, ring_workload, run_measured  # noqa: E402
+from perfkit import PHASES, bare_torch_rss, median_figures, ring_workload, run_measured
 
 # Measured on this machine (2 cores) by whoever filed the issue; ms per round, MiB per node.
 PEERS = {
@@ -50,29 +50,46 @@ def main() -> None:
             features, hidden = WORKLOADS[name]
             fig = run_measured(name, ring_workload(args.nodes, rounds[name], features, hidden))
             runs[name].append(fig)
-            print(f"  repeat {rep + 1}/{args.repeat} {name}: {fig.round_ms:.2f} ms/round, RSS {fig.rss_mib:.0f} MiB", file=sys.stderr, flush=True)
+            print(
+                f"  repeat {rep + 1}/{args.repeat} {name}: {fig.round_ms:.2f} ms/round, RSS {fig.rss_mib:.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
     bare_mib = sorted(bare)[len(bare) // 2] / 2**20
     med = {n: median_figures(r) for n, r in runs.items()}
 
-    print(f"\n{args.nodes} nodes, ring, weights 1/3, 1 SGD step of batch 32 per round, synthetic data; median of {args.repeat} interleaved runs\n")
+    print(
+        f"\n{args.nodes} nodes, ring, weights 1/3, 1 SGD step of batch 32 per round, synthetic data; median of {args.repeat} interleaved runs\n"
+    )
     cores = os.cpu_count() or 1
-    print(f"| workload | params | gossip ms/round | CPU-bound ms/round | decentralizepy | Murmura | gossip / decentralizepy | RSS MiB/node | above bare torch | peers' RSS |")
+    print(
+        "| workload | params | gossip ms/round | CPU-bound ms/round | decentralizepy | Murmura | gossip / decentralizepy | RSS MiB/node | above bare torch | peers' RSS |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, f in med.items():
         dl, dh = PEERS[n]["decentralizepy"]
         ml, mh = PEERS[n]["Murmura"]
-        print(f"| {n} | {f.params:,} | {f.round_ms:.1f} | {args.nodes * f.cpu_ms / cores:.1f} | {dl}–{dh} | {ml}–{mh} | {f.round_ms / dh:.2f}–{f.round_ms / dl:.2f} "
-              f"| {f.rss_mib:.0f} | {f.rss_mib - bare_mib:+.0f} | {PEER_RSS_MIB[0]}–{PEER_RSS_MIB[1]} |")
+        print(
+            f"| {n} | {f.params:,} | {f.round_ms:.1f} | {args.nodes * f.cpu_ms / cores:.1f} | {dl}–{dh} | {ml}–{mh} | {f.round_ms / dh:.2f}–{f.round_ms / dl:.2f} "
+            f"| {f.rss_mib:.0f} | {f.rss_mib - bare_mib:+.0f} | {PEER_RSS_MIB[0]}–{PEER_RSS_MIB[1]} |"
+        )
     print(f"\nCPU-bound ms/round = nodes × CPU per node-round / {cores} cores: the round time if this machine ran nothing else.")
     print(f"Load average before / after: {load_before} / {' '.join(open('/proc/loadavg').read().split()[:3])} (the machine is shared).")
-    print(f"bare `python -c \"import torch\"`: {bare_mib:.0f} MiB\n")
+    print(f'bare `python -c "import torch"`: {bare_mib:.0f} MiB\n')
     print("Breakdown of a round (ms, mean per steady round, median over nodes and repeats):\n")
-    print("| workload | round | " + " | ".join(p.removesuffix("_s") for p in PHASES) + " | rest | CPU/round | train CPU | non-training CPU share |")
+    print(
+        "| workload | round | "
+        + " | ".join(p.removesuffix("_s") for p in PHASES)
+        + " | rest | CPU/round | train CPU | non-training CPU share |"
+    )
     print("|---|---|" + "---|" * (len(PHASES) + 4))
     for n, f in med.items():
         rest = f.round_ms - sum(f.phases_ms.values())
-        print(f"| {n} | {f.round_ms:.2f} | " + " | ".join(f"{f.phases_ms[p]:.2f}" for p in PHASES)
-              + f" | {rest:.2f} | {f.cpu_ms:.2f} | {f.train_cpu_ms:.2f} | {f.overhead_cpu:.1%} |")
+        print(
+            f"| {n} | {f.round_ms:.2f} | "
+            + " | ".join(f"{f.phases_ms[p]:.2f}" for p in PHASES)
+            + f" | {rest:.2f} | {f.cpu_ms:.2f} | {f.train_cpu_ms:.2f} | {f.overhead_cpu:.1%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.config import load_config  # noqa: E402
-from gossip.launch import launch  # noqa: E402
-from gossip.results import records_by_node  # noqa: E402
+from gossip.config import load_config
+from gossip.results.rundir import records_by_node
+from gossip.run.launch import launch
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -62,7 +62,15 @@ def rounds_to(curve: Sequence[tuple[int, float]], target: float) -> int | None:
     return next((k for k, acc in curve if acc >= target), None)
 
 
-def plot(series: Mapping[str, Sequence[tuple[int, float]]], path: Path, *, title: str, ylabel: str, logy: bool = False, hline: float | None = None) -> None:
+def plot(
+    series: Mapping[str, Sequence[tuple[int, float]]],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str,
+    logy: bool = False,
+    hline: float | None = None,
+) -> None:
     """One PNG with a line per series."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perfkit import bare_torch_rss, ring_workload, run_measured  # noqa: E402
+from perfkit import bare_torch_rss, ring_workload, run_measured
 
-from gossip.results import records_by_node  # noqa: E402
+from gossip.results.rundir import records_by_node
 
 
 def time_to_target(run_dir: Path, target: float) -> tuple[float | None, int | None, float]:
@@ -57,10 +57,20 @@ def main() -> None:
     bare_mib = bare_torch_rss() / 2**20
     rows = []
     for n in args.nodes:
-        overrides = ring_workload(n, args.rounds, 64, (200,), **{
-            "training.momentum": 0.9, "training.eval_every": 2, "data.train_samples": 8000, "data.test_samples": 1000,
-            "transport.round_timeout_s": 120.0, "transport.startup_timeout_s": 600.0,
-        })
+        overrides = ring_workload(
+            n,
+            args.rounds,
+            64,
+            (200,),
+            **{
+                "training.momentum": 0.9,
+                "training.eval_every": 2,
+                "data.train_samples": 8000,
+                "data.test_samples": 1000,
+                "transport.round_timeout_s": 120.0,
+                "transport.startup_timeout_s": 600.0,
+            },
+        )
         fig = run_measured(f"N={n}", overrides, keep=True)
         run_dir = Path(fig.summary["run_dir"])
         seconds, rounds, t0 = time_to_target(run_dir, args.target)
@@ -71,12 +81,16 @@ def main() -> None:
 
         shutil.rmtree(run_dir.parent, ignore_errors=True)
     print(f"\nring, 64-200-10 MLP, synthetic data, 1 SGD step of batch 32 per round; bare torch {bare_mib:.0f} MiB; 2 cores\n")
-    print(f"| nodes | rounds/s | ms/round | node-rounds/s | time to {args.target:.0%} s (round) | final accuracy | start-up s | CPU/round/node ms | RSS MiB/node | above bare torch | total RSS GiB |")
+    print(
+        f"| nodes | rounds/s | ms/round | node-rounds/s | time to {args.target:.0%} s (round) | final accuracy | start-up s | CPU/round/node ms | RSS MiB/node | above bare torch | total RSS GiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n, f, seconds, rounds, startup in rows:
         reach = f"{seconds:.1f} ({rounds})" if seconds is not None else f"not in {args.rounds} rounds"
-        print(f"| {n} | {1e3 / f.round_ms:.1f} | {f.round_ms:.1f} | {n * 1e3 / f.round_ms:.0f} | {reach} | {f.accuracy:.3f} | {startup:.1f} "
-              f"| {f.cpu_ms:.2f} | {f.rss_mib:.0f} | {f.rss_mib - bare_mib:+.0f} | {n * f.rss_mib / 1024:.1f} |")
+        print(
+            f"| {n} | {1e3 / f.round_ms:.1f} | {f.round_ms:.1f} | {n * 1e3 / f.round_ms:.0f} | {reach} | {f.accuracy:.3f} | {startup:.1f} "
+            f"| {f.cpu_ms:.2f} | {f.rss_mib:.0f} | {f.rss_mib - bare_mib:+.0f} | {n * f.rss_mib / 1024:.1f} |"
+        )
 
 
 if __name__ == "__main__":

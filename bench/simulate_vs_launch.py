@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.config import load_config  # noqa: E402
-from gossip.launch import launch  # noqa: E402
-from gossip.results import records_by_node  # noqa: E402
-from gossip.simulate import simulate  # noqa: E402
+from gossip.config import load_config
+from gossip.results.rundir import records_by_node
+from gossip.run.launch import launch
+from gossip.run.simulate import simulate
 
 
 def curve(run_dir: Path) -> dict[int, float]:
@@ -48,10 +48,19 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
-    cfg = load_config(env={}, overrides={
-        "run.nodes": args.nodes, "topology.spec": "ring", "training.rounds": args.rounds, "training.momentum": 0.9,
-        "training.lr": 0.05, "data.batch_size": 32, "training.eval_every": max(1, args.rounds // 10), "metrics.enabled": False,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": args.nodes,
+            "topology.spec": "ring",
+            "training.rounds": args.rounds,
+            "training.momentum": 0.9,
+            "training.lr": 0.05,
+            "data.batch_size": 32,
+            "training.eval_every": max(1, args.rounds // 10),
+            "metrics.enabled": False,
+        },
+    )
     walls: dict[str, list[float]] = {"launch": [], "launch, rounds only": [], "simulate": []}
     curves: dict[str, dict[int, float]] = {}
     for _ in range(args.repeat):

@@ -41,11 +41,23 @@ def main() -> None:
     args = p.parse_args()
 
     common = {
-        "run.nodes": args.nodes, "run.seed": args.seed, "topology.spec": "complete", "topology.weights": "uniform",
-        "data.partition": "dirichlet", "data.alpha": args.alpha, "model.name": args.model, "training.rounds": args.rounds,
-        "training.local_steps": args.local_steps, "training.lr": args.lr, "training.momentum": args.momentum,
-        "data.batch_size": args.batch_size, "training.eval_every": max(1, args.rounds // 40), "merge.enabled": True,
-        "metrics.enabled": False, "transport.round_timeout_s": 60.0, "merge.timeout_s": 120.0,
+        "run.nodes": args.nodes,
+        "run.seed": args.seed,
+        "topology.spec": "complete",
+        "topology.weights": "uniform",
+        "data.partition": "dirichlet",
+        "data.alpha": args.alpha,
+        "model.name": args.model,
+        "training.rounds": args.rounds,
+        "training.local_steps": args.local_steps,
+        "training.lr": args.lr,
+        "training.momentum": args.momentum,
+        "data.batch_size": args.batch_size,
+        "training.eval_every": max(1, args.rounds // 40),
+        "merge.enabled": True,
+        "metrics.enabled": False,
+        "transport.round_timeout_s": 60.0,
+        "merge.timeout_s": 120.0,
     }
     sparse = {"schedule.probability": args.probability}
     w = args.window
@@ -53,11 +65,28 @@ def main() -> None:
         (f"sparse p={args.probability}", {**common, **sparse, "schedule.mode": "random"}),
         ("server (exact average each round)", {**common, "schedule.mode": "every"}),
         ("zero-comm (local training)", {**common, "schedule.mode": "none"}),
-        (f"early window [0, {w:g}) + sparse", {**common, **sparse, "schedule.mode": "window", "schedule.window_start": 0.0,
-                                                 "schedule.window_end": w, "schedule.outside": "random"}),
-        (f"late window [{1 - 2 * w:g}, {1 - w:g}) + sparse", {**common, **sparse, "schedule.mode": "window",
-                                                            "schedule.window_start": 1 - 2 * w, "schedule.window_end": 1 - w,
-                                                            "schedule.outside": "random"}),
+        (
+            f"early window [0, {w:g}) + sparse",
+            {
+                **common,
+                **sparse,
+                "schedule.mode": "window",
+                "schedule.window_start": 0.0,
+                "schedule.window_end": w,
+                "schedule.outside": "random",
+            },
+        ),
+        (
+            f"late window [{1 - 2 * w:g}, {1 - w:g}) + sparse",
+            {
+                **common,
+                **sparse,
+                "schedule.mode": "window",
+                "schedule.window_start": 1 - 2 * w,
+                "schedule.window_end": 1 - w,
+                "schedule.outside": "random",
+            },
+        ),
     ]
     rows = []
     for name, overrides in arms:
@@ -65,21 +94,31 @@ def main() -> None:
         rows.append(row)
         print(f"  done {name}: {row['wall_s']:.0f} s", flush=True)
 
-    print(f"\n{args.nodes} nodes, complete graph, MNIST-1D Dirichlet alpha={args.alpha}, {args.model}, shared init, "
-          f"{args.rounds} rounds × {args.local_steps} local steps, SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size}")
-    print("| arm | mean local accuracy before merge (± std) | merged model accuracy | gain | merged models identical | MB sent per node | wall s |")
+    print(
+        f"\n{args.nodes} nodes, complete graph, MNIST-1D Dirichlet alpha={args.alpha}, {args.model}, shared init, "
+        f"{args.rounds} rounds × {args.local_steps} local steps, SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size}"
+    )
+    print(
+        "| arm | mean local accuracy before merge (± std) | merged model accuracy | gain | merged models identical | MB sent per node | wall s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         s = r["summary"]
         before, merged = s["accuracy_before_merge_mean"], s["merged_accuracy"]
         spread = _std([n["accuracy_before_merge"] for n in s["per_node"] if n["accuracy_before_merge"] is not None])
-        print(f"| {r['name']} | {before:.4f} ± {spread:.4f} | {merged:.4f} | {merged - before:+.4f} | {s['merge_agreed']} | "
-              f"{r['mb_sent_per_node']:.2f} | {r['wall_s']:.0f} |")
+        print(
+            f"| {r['name']} | {before:.4f} ± {spread:.4f} | {merged:.4f} | {merged - before:+.4f} | {s['merge_agreed']} | "
+            f"{r['mb_sent_per_node']:.2f} | {r['wall_s']:.0f} |"
+        )
     series = {}
     for r in rows:
         series[f"{r['name']}: local models"] = r["curve"]
-    plot(series, OUT / "single_merge.png", title=f"MNIST-1D Dirichlet {args.alpha}, {args.nodes} nodes (× = merged model)",
-         ylabel="mean test accuracy of the local models")
+    plot(
+        series,
+        OUT / "single_merge.png",
+        title=f"MNIST-1D Dirichlet {args.alpha}, {args.nodes} nodes (× = merged model)",
+        ylabel="mean test accuracy of the local models",
+    )
     _mark_merged(rows, OUT / "single_merge.png", args)
     (OUT / "single_merge.json").write_text(json.dumps(rows, indent=1, default=str))
 

@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from perfkit import RssSampler, pss  # noqa: E402
+from perfkit import RssSampler, pss
 
-from gossip.results import records_by_node  # noqa: E402
+from gossip.results.rundir import records_by_node
 
 WAYS = ("fork", "spawn")
 
@@ -39,8 +39,26 @@ WAYS = ("fork", "spawn")
 def trial(way: str, nodes: int, rounds: int, tmp: Path) -> tuple[float, float, float]:
     """(start-up s, wall s, PSS MiB per node) of one ``gossip launch``."""
     run_dir = tmp / f"{way}-{nodes}-{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "gossip", "launch", "-n", str(nodes), "-t", "ring", "-r", str(rounds), "--run-dir", str(run_dir),
-           "--no-progress", "--no-report", "--set", "training.eval_every=1000000", "--set", "transport.startup_timeout_s=600"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gossip",
+        "launch",
+        "-n",
+        str(nodes),
+        "-t",
+        "ring",
+        "-r",
+        str(rounds),
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "--set",
+        "training.eval_every=1000000",
+        "--set",
+        "transport.startup_timeout_s=600",
+    ]
     cmd += ["--spawn"] if way == "spawn" else []
     t0 = time.time()
     with RssSampler(str(run_dir), period_s=0.25, measure=pss) as sampler:
@@ -67,13 +85,17 @@ def main() -> None:
                     figures.setdefault((way, n), []).append(trial(way, n, args.rounds, Path(tmp)))
                     s, w, m = figures[(way, n)][-1]
                     print(f"  N={n} {way}: start-up {s:.1f} s, wall {w:.1f} s, PSS {m:.0f} MiB/node", file=sys.stderr, flush=True)
-    print(f"\n`gossip launch` of an N-node ring, {args.rounds} rounds of the default MNIST-1D MLP; median of {args.repeat} trials per way, alternating; 2 cores\n")
+    print(
+        f"\n`gossip launch` of an N-node ring, {args.rounds} rounds of the default MNIST-1D MLP; median of {args.repeat} trials per way, alternating; 2 cores\n"
+    )
     print("| nodes | start-up s: fork | spawn | fork / spawn | wall s: fork | spawn | fork / spawn | PSS MiB/node: fork | spawn |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in args.nodes:
         f = [statistics.median(x) for x in zip(*figures[("fork", n)], strict=True)]
         s = [statistics.median(x) for x in zip(*figures[("spawn", n)], strict=True)]
-        print(f"| {n} | {f[0]:.1f} | {s[0]:.1f} | {f[0] / s[0]:.2f} | {f[1]:.1f} | {s[1]:.1f} | {f[1] / s[1]:.2f} | {f[2]:.0f} | {s[2]:.0f} |")
+        print(
+            f"| {n} | {f[0]:.1f} | {s[0]:.1f} | {f[0] / s[0]:.2f} | {f[1]:.1f} | {s[1]:.1f} | {f[1] / s[1]:.2f} | {f[2]:.0f} | {s[2]:.0f} |"
+        )
 
 
 if __name__ == "__main__":

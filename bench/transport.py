@@ -56,7 +56,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-VARIANTS = ("raw", "gossip", "gossip, snapshot", "gossip, blocking receive", "raw + least checks", "gossip's sockets", "gossip's sockets + least checks")
+VARIANTS = (
+    "raw",
+    "gossip",
+    "gossip, snapshot",
+    "gossip, blocking receive",
+    "raw + least checks",
+    "gossip's sockets",
+    "gossip's sockets + least checks",
+)
 SIZES = {10_000: 400, 1_000_000: 40, 10_000_000: 6}  # params -> messages per trial
 RUN, FP = b"benchrun", b"F" * 16
 
@@ -84,10 +92,10 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
     import zmq
     import zmq.asyncio
 
-    from gossip.connections import size_limits
     from gossip.ids import NodeId
-    from gossip.transport import ZmqTransport
-    from gossip.wire import Expectation, _finite_float32, decode
+    from gossip.net.connections import size_limits
+    from gossip.net.transport import ZmqTransport
+    from gossip.net.wire import Expectation, _finite_float32, decode
 
     actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
     ctx = zmq.Context.shadow(actx.underlying)
@@ -97,7 +105,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
     ack_address = bind_any(ack, ipc and f"{ipc}-ack")
     loop = asyncio.new_event_loop()
     max_n = max(n for _v, n, _k in plan)
-    # with the connection guard a node runs (gossip.connections): it reads each message's source descriptor
+    # with the connection guard a node runs (gossip.net.connections): it reads each message's source descriptor
     limits = size_limits(1, max_n * 4 + 8192, 4, handshake_timeout_s=10.0)
     transport = ZmqTransport(
         NodeId(1), f"{ipc}-gossip" if ipc else "tcp://127.0.0.1:*", {}, max_message_bytes=max_n * 4 + 8192, context=actx, limits=limits
@@ -173,9 +181,9 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
     import zmq.asyncio
 
     from gossip.ids import NodeId
-    from gossip.snapshots import SnapshotPool, track_live
-    from gossip.transport import COPY_BELOW_BYTES, ZmqTransport
-    from gossip.wire import Kind, encode
+    from gossip.net.sendbuffers import SnapshotPool, track_live
+    from gossip.net.transport import COPY_BELOW_BYTES, ZmqTransport
+    from gossip.net.wire import Kind, encode
 
     raw_address, ack_address, gossip_address = ports.get()
     actx = zmq.asyncio.Context()
@@ -230,10 +238,13 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
                     time.sleep(0.0005)  # not connected yet or queue full: never in steady state
                 del frames, payload
             ack.recv()
-            if tracker is not None and not tracker.done:  # as gossip.snapshots.until_released: usually done by now
+            if tracker is not None and not tracker.done:  # as gossip.net.sendbuffers.until_released: usually done by now
                 tracker.wait(10)  # the node mixes (writes the vector) only once ZeroMQ let go
         results.put((variant, n, time.perf_counter() - t0, time.process_time() - c0))
-    print(f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages; {retries} sends retried", file=sys.stderr)
+    print(
+        f"  sender: {pool.allocations} send buffers allocated for {sum(k for v, _n, k in plan if v != 'raw')} gossip messages; {retries} sends retried",
+        file=sys.stderr,
+    )
     loop.run_until_complete(transport.close())
     push.close(linger=1000)
     ack.close(linger=0)
@@ -274,16 +285,22 @@ def main() -> None:
     tx.join()
     rx.join()
 
-    print(f"\nOne model in flight at a time, two processes on {'Unix-domain sockets (ipc)' if ipc else 'loopback TCP'}; median of {args.repeat} interleaved trials\n")
-    print("| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | with snapshot / raw | blocking receive / raw | raw + least checks / raw | per message: raw ms | gossip ms |")
+    print(
+        f"\nOne model in flight at a time, two processes on {'Unix-domain sockets (ipc)' if ipc else 'loopback TCP'}; median of {args.repeat} interleaved trials\n"
+    )
+    print(
+        "| params | MB | raw pyzmq GB/s | gossip GB/s | gossip / raw | with snapshot / raw | blocking receive / raw | raw + least checks / raw | per message: raw ms | gossip ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for n, k in sizes.items():
         mb = n * 4 / 1e6
         per = {v: statistics.median(times[(v, n)]) / k for v in VARIANTS}
         gbps = {v: n * 4 / per[v] / 1e9 for v in VARIANTS}
-        print(f"| {n:,} | {mb:.2f} | {gbps['raw']:.2f} | {gbps['gossip']:.2f} | {per['raw'] / per['gossip']:.2f} "
-              f"| {per['raw'] / per['gossip, snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] / per['raw + least checks']:.2f} "
-              f"| {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |")
+        print(
+            f"| {n:,} | {mb:.2f} | {gbps['raw']:.2f} | {gbps['gossip']:.2f} | {per['raw'] / per['gossip']:.2f} "
+            f"| {per['raw'] / per['gossip, snapshot']:.2f} | {per['raw'] / per['gossip, blocking receive']:.2f} | {per['raw'] / per['raw + least checks']:.2f} "
+            f"| {per['raw'] * 1e3:.3f} | {per['gossip'] * 1e3:.3f} |"
+        )
 
     print("\nThe same ratios trial by trial: raw's time over each variant's in the same round of trials (seconds apart),")
     print("median and range over the trials; a range says how much of a difference the machine's noise can make\n")
@@ -302,8 +319,10 @@ def main() -> None:
     for n, k in sizes.items():
         tx = {v: statistics.median(tx_cpus[(v, n)]) / k * 1e6 for v in VARIANTS}
         rx = {v: statistics.median(rx_cpus[(v, n)]) / k * 1e6 for v in VARIANTS}
-        print(f"| {n:,} | {tx['raw']:.0f} | {tx['gossip']:.0f} | {tx['raw + least checks']:.0f} "
-              f"| {rx['raw']:.0f} | {rx['gossip']:.0f} | {rx['gossip, blocking receive']:.0f} | {rx['raw + least checks']:.0f} |")
+        print(
+            f"| {n:,} | {tx['raw']:.0f} | {tx['gossip']:.0f} | {tx['raw + least checks']:.0f} "
+            f"| {rx['raw']:.0f} | {rx['gossip']:.0f} | {rx['gossip, blocking receive']:.0f} | {rx['raw + least checks']:.0f} |"
+        )
 
     print("\nWhat the goal (>= 0.9 of raw) leaves: a message may take at most raw's time / 0.9, about 11 % more than raw.")
     print("Per message, µs above raw (medians of the same trials): the socket choices alone, those sockets carrying")
@@ -314,8 +333,10 @@ def main() -> None:
     for n, k in sizes.items():
         per = {v: statistics.median(times[(v, n)]) / k * 1e6 for v in VARIANTS}
         sockets, floor = "gossip's sockets", "gossip's sockets + least checks"
-        print(f"| {n:,} | {per['raw']:.0f} | {per['raw'] / 0.9 - per['raw']:.0f} | {per[sockets] - per['raw']:+.0f} "
-              f"| {per[floor] - per['raw']:+.0f} | {per['gossip'] - per['raw']:+.0f} | {per['raw'] / per[floor]:.2f} |")
+        print(
+            f"| {n:,} | {per['raw']:.0f} | {per['raw'] / 0.9 - per['raw']:.0f} | {per[sockets] - per['raw']:+.0f} "
+            f"| {per[floor] - per['raw']:+.0f} | {per['gossip'] - per['raw']:+.0f} | {per['raw'] / per[floor]:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ def xavier_variance(model: str) -> float:
     """Variance of Xavier-uniform init for the model's first weight tensor: 2 / (fan_in + fan_out)."""
     import torch
 
-    from gossip.models import build_model
-    from gossip.state import flatten_
+    from gossip.learn.flat import flatten_
+    from gossip.learn.models import build_model
 
     spec = flatten_(build_model(model, (40,), 10)).layout.of_kind("weight")[0]
     fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(spec.shape))
@@ -58,9 +58,16 @@ def main() -> None:
     args = p.parse_args()
 
     common = {
-        "run.nodes": args.nodes, "run.seed": args.seed, "training.rounds": args.rounds, "model.name": args.model,
-        "model.init": "independent", "training.lr": args.lr, "training.momentum": args.momentum,
-        "data.batch_size": args.batch_size, "training.eval_every": max(1, args.rounds // 60), "metrics.enabled": False,
+        "run.nodes": args.nodes,
+        "run.seed": args.seed,
+        "training.rounds": args.rounds,
+        "model.name": args.model,
+        "model.init": "independent",
+        "training.lr": args.lr,
+        "training.momentum": args.momentum,
+        "data.batch_size": args.batch_size,
+        "training.eval_every": max(1, args.rounds // 60),
+        "metrics.enabled": False,
         "transport.round_timeout_s": 60.0,
     }
     regular = {"topology.spec": f"regular:d={args.degree}", "topology.weights": "uniform"}
@@ -68,7 +75,10 @@ def main() -> None:
         ("(a) plain averaging", {**common, **regular}),
         ("(b) variance-corrected", {**common, **regular, "aggregation.rule": "variance", "variance.self_weight": "mixing"}),
         ("(b') paper VC, beta 0.5", {**common, **regular, "aggregation.rule": "variance", "variance.self_weight": "beta"}),
-        ("(c) server: exact avg, shared init", {**common, "topology.spec": "complete", "topology.weights": "uniform", "model.init": "shared"}),
+        (
+            "(c) server: exact avg, shared init",
+            {**common, "topology.spec": "complete", "topology.weights": "uniform", "model.init": "shared"},
+        ),
         ("(c') exact avg, independent init", {**common, "topology.spec": "complete", "topology.weights": "uniform"}),
     ]
     rows = []
@@ -78,21 +88,37 @@ def main() -> None:
         print(f"  done {name}: {row['wall_s']:.0f} s", flush=True)
 
     xavier = xavier_variance(args.model)
-    print(f"\n{args.nodes} nodes, regular d={args.degree}, MNIST-1D IID, {args.model}, independent init, {args.rounds} rounds, "
-          f"SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size}")
+    print(
+        f"\n{args.nodes} nodes, regular d={args.degree}, MNIST-1D IID, {args.model}, independent init, {args.rounds} rounds, "
+        f"SGD lr {args.lr} momentum {args.momentum}, batch {args.batch_size}"
+    )
     quarter, half = args.rounds // 4, args.rounds // 2
-    print(f"| arm | rounds to {args.target:.2f} | acc @ {quarter} | acc @ {half} | final acc | layer-1 var after round 1 / Xavier | MB sent per node | wall s |")
+    print(
+        f"| arm | rounds to {args.target:.2f} | acc @ {quarter} | acc @ {half} | final acc | layer-1 var after round 1 / Xavier | MB sent per node | wall s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         reach = rounds_to(r["curve"], args.target)
         ratio = r["variance"][0][1] / xavier if r["variance"] else float("nan")
-        print(f"| {r['name']} | {reach if reach is not None else 'never'} | {accuracy_at(r['curve'], quarter):.4f} | "
-              f"{accuracy_at(r['curve'], half):.4f} | {r['summary']['accuracy_mean']:.4f} | {ratio:.3f} | "
-              f"{r['mb_sent_per_node']:.1f} | {r['wall_s']:.0f} |")
-    plot({r["name"]: r["curve"] for r in rows}, OUT / "vanishing_variance.png",
-         title=f"MNIST-1D, {args.nodes} nodes, independent init", ylabel="mean test accuracy of the nodes", hline=args.target)
-    plot({r["name"]: r["variance"] for r in rows}, OUT / "vanishing_variance_layer.png",
-         title="first layer: element variance after mixing (mean over nodes)", ylabel="variance", logy=True)
+        print(
+            f"| {r['name']} | {reach if reach is not None else 'never'} | {accuracy_at(r['curve'], quarter):.4f} | "
+            f"{accuracy_at(r['curve'], half):.4f} | {r['summary']['accuracy_mean']:.4f} | {ratio:.3f} | "
+            f"{r['mb_sent_per_node']:.1f} | {r['wall_s']:.0f} |"
+        )
+    plot(
+        {r["name"]: r["curve"] for r in rows},
+        OUT / "vanishing_variance.png",
+        title=f"MNIST-1D, {args.nodes} nodes, independent init",
+        ylabel="mean test accuracy of the nodes",
+        hline=args.target,
+    )
+    plot(
+        {r["name"]: r["variance"] for r in rows},
+        OUT / "vanishing_variance_layer.png",
+        title="first layer: element variance after mixing (mean over nodes)",
+        ylabel="variance",
+        logy=True,
+    )
     (OUT / "vanishing_variance.json").write_text(json.dumps(rows, indent=1, default=str))
 
 

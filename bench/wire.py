@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gossip.snapshots import SnapshotPool  # noqa: E402
-from gossip.wire import Expectation, Kind, all_finite, decode, encode  # noqa: E402
+from gossip.net.sendbuffers import SnapshotPool
+from gossip.net.wire import Expectation, Kind, all_finite, decode, encode
 
 RUN = b"benchrun"
 FP = b"F" * 16
@@ -46,8 +46,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=30)
     args = p.parse_args()
     torch.set_num_threads(1)
-    print(f"{'params':>10} {'MB':>7} {'memcpy ms':>10} {'clone+encode ms':>16} {'pooled+encode ms':>17} {'pooled/clone':>13} {'decode ms':>10} "
-          f"{'(pooled+dec)/memcpy':>20} {'zero-copy':>10}")
+    print(
+        f"{'params':>10} {'MB':>7} {'memcpy ms':>10} {'clone+encode ms':>16} {'pooled+encode ms':>17} {'pooled/clone':>13} {'decode ms':>10} "
+        f"{'(pooled+dec)/memcpy':>20} {'zero-copy':>10}"
+    )
     checks: dict[int, tuple[float, float, float]] = {}
     for n in (10_000, 1_000_000, 10_000_000):
         vector = torch.randn(n)
@@ -82,8 +84,10 @@ def main() -> None:
         msg = decode(f, expect, 1)
         frame_address = np.frombuffer(f[1], dtype=np.uint8).ctypes.data
         shares = frame_address == snapshot.data_ptr() and msg.payload is not None and msg.payload.data_ptr() == snapshot.data_ptr()
-        print(f"{n:>10,} {n * 4 / 1e6:>7.2f} {t_copy * 1e3:>10.3f} {t_enc * 1e3:>16.3f} {t_pool * 1e3:>17.3f} {t_pool / t_enc:>13.2f} {t_dec * 1e3:>10.3f} "
-              f"{(t_pool + t_dec) / t_copy:>20.2f} {'yes' if shares else 'NO':>10}")
+        print(
+            f"{n:>10,} {n * 4 / 1e6:>7.2f} {t_copy * 1e3:>10.3f} {t_enc * 1e3:>16.3f} {t_pool * 1e3:>17.3f} {t_pool / t_enc:>13.2f} {t_dec * 1e3:>10.3f} "
+            f"{(t_pool + t_dec) / t_copy:>20.2f} {'yes' if shares else 'NO':>10}"
+        )
         checks[n] = finiteness_checks(vector, args.repeat)
     print("\nThe receiver's finiteness check (ms; all_finite is what decode runs: a sum, exact fallback only when it is not finite)")
     print(f"{'params':>10} {'isfinite().all()':>17} {'aminmax':>10} {'all_finite':>11} {'all_finite/aminmax':>19}")

@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gossip.aggregation import DSGD, Aggregator, weighted_average
+    from gossip.algorithms import DSGD, Aggregator, weighted_average
     from gossip.config import RunConfig, config_to_toml, load_config
     from gossip.data import Dataset, load_dataset, partition
     from gossip.errors import (
@@ -26,29 +26,29 @@ if TYPE_CHECKING:
         WireError,
     )
     from gossip.ids import NodeId
-    from gossip.launch import LaunchResult, launch
-    from gossip.models import build_model
-    from gossip.node import Node, NodePlan, NodeResult, plan_node
-    from gossip.state import FlatModel, flatten_, model_hash
-    from gossip.topology import Topology, generate, load, parse_spec
-    from gossip.transport import InMemoryNetwork, InMemoryTransport, Transport, ZmqTransport
-    from gossip.wire import Kind, Message, RejectReason, decode, encode
+    from gossip.learn.flat import FlatModel, flatten_, model_hash
+    from gossip.learn.models import build_model
+    from gossip.net.transport import InMemoryNetwork, InMemoryTransport, Transport, ZmqTransport
+    from gossip.net.wire import Kind, Message, RejectReason, decode, encode
+    from gossip.node.node import Node, NodePlan, NodeResult, plan_node
+    from gossip.run.launch import LaunchResult, launch
+    from gossip.topology.graph import Topology, generate, load, parse_spec
 
 # Where each public name lives. Imported on first use (PEP 562): a node process that imports
-# gossip.node should not also pay for the launcher, YAML and NetworkX just because they are exported here.
+# gossip.node.node should not also pay for the launcher, YAML and NetworkX just because they are exported here.
 _EXPORTS = {
-    "gossip.aggregation": ("DSGD", "Aggregator", "weighted_average"),
+    "gossip.algorithms": ("DSGD", "Aggregator", "weighted_average"),
     "gossip.config": ("RunConfig", "config_to_toml", "load_config"),
     "gossip.data": ("Dataset", "load_dataset", "partition"),
     "gossip.errors": ("ConfigError", "DataError", "GossipError", "PeerUnreachable", "TopologyError", "TransportError", "WireError"),
     "gossip.ids": ("NodeId",),
-    "gossip.launch": ("LaunchResult", "launch"),
-    "gossip.models": ("build_model",),
-    "gossip.node": ("Node", "NodePlan", "NodeResult", "plan_node"),
-    "gossip.state": ("FlatModel", "flatten_", "model_hash"),
-    "gossip.topology": ("Topology", "generate", "load", "parse_spec"),
-    "gossip.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport", "ZmqTransport"),
-    "gossip.wire": ("Kind", "Message", "RejectReason", "decode", "encode"),
+    "gossip.run.launch": ("LaunchResult", "launch"),
+    "gossip.learn.models": ("build_model",),
+    "gossip.node.node": ("Node", "NodePlan", "NodeResult", "plan_node"),
+    "gossip.learn.flat": ("FlatModel", "flatten_", "model_hash"),
+    "gossip.topology.graph": ("Topology", "generate", "load", "parse_spec"),
+    "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport", "ZmqTransport"),
+    "gossip.net.wire": ("Kind", "Message", "RejectReason", "decode", "encode"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -88,8 +88,8 @@ __all__ = [
     "PeerUnreachable",
     "RejectReason",
     "RunConfig",
-    "TopologyError",
     "Topology",
+    "TopologyError",
     "Transport",
     "TransportError",
     "WireError",

@@ -82,7 +82,11 @@ def _log_level(text: str) -> str:
 def _common_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML run config (see README 'Configuration'); flags override it")
     p.add_argument(
-        "--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
         help="override one config key, e.g. --set training.lr=0.1 (repeatable)",
     )
 
@@ -90,7 +94,12 @@ def _common_config_args(p: argparse.ArgumentParser) -> None:
 def _launch_like_args(p: argparse.ArgumentParser) -> None:
     """The experiment flags shared by launch and simulate (shortcuts for config keys)."""
     p.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
-    p.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], complete, er[:p=P], ba[:m=M], regular[:d=D], exponential, one-peer-exponential, or a graph file")
+    p.add_argument(
+        "-t",
+        "--topology",
+        metavar="SPEC",
+        help="ring, torus[:RxC], complete, er[:p=P], ba[:m=M], regular[:d=D], exponential, one-peer-exponential, or a graph file",
+    )
     p.add_argument("-r", "--rounds", type=int, help="communication rounds")
     p.add_argument("--weights", choices=["metropolis", "uniform", "max-degree"], help="mixing weights (default metropolis)")
     p.add_argument("--dataset", help="mnist1d (default), digits, mnist, cifar10, synthetic")
@@ -124,29 +133,45 @@ def build_parser() -> argparse.ArgumentParser:
     _common_config_args(p)
     _launch_like_args(p)
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
-    p.add_argument("--base-port", type=_int_in(0, 65535), default=None,
-                   help="first TCP port for nodes, their metrics on the ports after theirs (default or 0: free ports picked by the OS)")
     p.add_argument(
-        "--ipc", action="store_true",
+        "--base-port",
+        type=_int_in(0, 65535),
+        default=None,
+        help="first TCP port for nodes, their metrics on the ports after theirs (default or 0: free ports picked by the OS)",
+    )
+    p.add_argument(
+        "--ipc",
+        action="store_true",
         help="nodes talk over Unix-domain sockets (ZeroMQ ipc://) instead of loopback TCP: less CPU per model moved on "
         "one machine; TCP (the default) is what a real network does",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL")
-    p.add_argument("--prometheus-port", type=_int_in(0, 65535), default=0, metavar="PORT", help="port of that Prometheus (default: a free port)")
+    p.add_argument(
+        "--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL"
+    )
+    p.add_argument(
+        "--prometheus-port", type=_int_in(0, 65535), default=0, metavar="PORT", help="port of that Prometheus (default: a free port)"
+    )
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.add_argument("--keep-going", action="store_true", help="when a node dies, let the others finish (the final merge excludes it)")
     p.add_argument(
-        "--spawn", action="store_true",
+        "--spawn",
+        action="store_true",
         help="start every node as its own `python -m gossip node` process (each imports torch: ~1.5 s of CPU a node) "
         "instead of forking it from one process that imported torch once (the default)",
     )
     p.add_argument(
-        "--restart", type=_int_in(0, 1000), nargs="?", const=3, default=0, metavar="N",
+        "--restart",
+        type=_int_in(0, 1000),
+        nargs="?",
+        const=3,
+        default=0,
+        metavar="N",
         help="restart a node that dies from its checkpoint (gossip node --resume), up to N times per node (default 3)",
     )
     p.add_argument(
-        "--resume", metavar="RUN_DIR",
+        "--resume",
+        metavar="RUN_DIR",
         help="continue a run whose launcher was killed: restart every node of RUN_DIR from its checkpoint (its config, "
         "ports and topology; other run flags are refused)",
     )
@@ -173,22 +198,35 @@ def build_parser() -> argparse.ArgumentParser:
         "the config; GOSSIP_NODE_ID gives the id.",
     )
     _common_config_args(p)
-    p.add_argument("--id", default=None, help="node id 0..N-1, or 'hostname' to take the trailing number of the host name (StatefulSet pods)")
-    p.add_argument("--run-dir", metavar="DIR", help="write this node's records and final model here")
-    p.add_argument("--log-level", type=_log_level, default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"),
-                   help=f"logging level: {', '.join(_LOG_LEVELS)} (default INFO, or $GOSSIP_LOG_LEVEL)")
     p.add_argument(
-        "--hold", metavar="SECONDS|forever", type=_hold_seconds, default=0.0,
+        "--id", default=None, help="node id 0..N-1, or 'hostname' to take the trailing number of the host name (StatefulSet pods)"
+    )
+    p.add_argument("--run-dir", metavar="DIR", help="write this node's records and final model here")
+    p.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"),
+        help=f"logging level: {', '.join(_LOG_LEVELS)} (default INFO, or $GOSSIP_LOG_LEVEL)",
+    )
+    p.add_argument(
+        "--hold",
+        metavar="SECONDS|forever",
+        type=_hold_seconds,
+        default=0.0,
         help="after the last round, keep serving /metrics, /healthz and /readyz for SECONDS (so Prometheus scrapes "
         "the final values) or, with 'forever', until SIGTERM (StatefulSet pods, which are restarted when they exit)",
     )
     p.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="start from this node's checkpoint in --run-dir (nodes/node-<i>.ckpt.npz; none: from scratch) and rejoin "
         "the running network at its current round (after a crash; [training] checkpoint_every sets how often it is written)",
     )
     p.add_argument(
-        "--join-round", type=int, default=None, metavar="ROUND",
+        "--join-round",
+        type=int,
+        default=None,
+        metavar="ROUND",
         help="with --resume: the round the whole run resumes at (gossip launch --resume passes the run's latest checkpoint); "
         "a checkpoint older by more than [transport] max_rounds_ahead skips to it instead of asking the neighbours",
     )
@@ -236,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dashboards",
         help="regenerate the Grafana dashboards and Prometheus configs/rules under deploy/",
         description="Write the generated observability files (deploy/grafana/dashboards/*.json, deploy/prometheus/*.yml and "
-        "deploy/prometheus/rules/*.yml) from the code that defines them (gossip/dashboards.py, gossip/prometheus.py, gossip/rules.py).",
+        "deploy/prometheus/rules/*.yml) from the code that defines them (gossip/ops/dashboards.py, gossip/ops/prometheus.py, gossip/ops/alerts.py).",
     )
     p.add_argument("--deploy-dir", metavar="DIR", default="deploy", help="the deploy/ directory to write into (default: ./deploy)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is missing or out of date")
@@ -336,13 +374,22 @@ _LAUNCH_FLAGS = {
 
 def _cmd_launch(args: argparse.Namespace) -> int:
     if args.resume:
-        given = [f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None]
+        given = [
+            f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None
+        ]
         given += ["--ipc"] if args.ipc else []
         if given or args.overrides:
             raise GossipErrorUsage(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
-        result = _run_launcher(args, lambda launching: launching.resume(
-            Path(args.resume), progress=False if args.no_progress else None, keep_going=args.keep_going, restarts=args.restart, spawn=args.spawn,
-        ))
+        result = _run_launcher(
+            args,
+            lambda launching: launching.resume(
+                Path(args.resume),
+                progress=False if args.no_progress else None,
+                keep_going=args.keep_going,
+                restarts=args.restart,
+                spawn=args.spawn,
+            ),
+        )
     else:
         overrides = _overrides(args, _LAUNCH_FLAGS)
         if args.ipc:
@@ -350,10 +397,20 @@ def _cmd_launch(args: argparse.Namespace) -> int:
                 raise GossipErrorUsage("--ipc and --base-port exclude each other: ipc sockets have no ports")
             overrides = {**overrides, "transport.address_template": "ipc://"}
         cfg = load_config(args.config, overrides=overrides)
-        result = _run_launcher(args, lambda launching: launching.launch(
-            cfg, run_dir=args.run_dir, base_port=args.base_port or None, progress=False if args.no_progress else None,
-            prometheus=args.prometheus, prometheus_port=args.prometheus_port, keep_going=args.keep_going, restarts=args.restart, spawn=args.spawn,
-        ))
+        result = _run_launcher(
+            args,
+            lambda launching: launching.launch(
+                cfg,
+                run_dir=args.run_dir,
+                base_port=args.base_port or None,
+                progress=False if args.no_progress else None,
+                prometheus=args.prometheus,
+                prometheus_port=args.prometheus_port,
+                keep_going=args.keep_going,
+                restarts=args.restart,
+                spawn=args.spawn,
+            ),
+        )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
     return result.exit_code
@@ -363,14 +420,14 @@ def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) ->
     """Import the launcher (torch with it) and run it, with the fork server started first so that its own
     import of torch runs beside the launcher's (~1.3 s each, on two cores) — once the flags and the config
     are known to be valid, since a refused run only wastes that import."""
-    from gossip import forkserver
+    from gossip.run import forkserver
 
     if not args.spawn:
         forkserver.warm_up()
     try:
-        import gossip.launch
+        import gossip.run.launch
 
-        return run(gossip.launch)
+        return run(gossip.run.launch)
     finally:
         forkserver.stop(kill=True)  # refused after all (a bad topology, say): at once; after a run or with --spawn: nothing to stop
 
@@ -378,7 +435,7 @@ def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) ->
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import time as _time
 
-    from gossip.simulate import simulate
+    from gossip.run.simulate import simulate
 
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.run_dir:
@@ -388,7 +445,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise GossipErrorUsage(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
     result = simulate(cfg, run_dir=run_dir)
     print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
-    print(f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})")
+    print(
+        f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})"
+    )
     return 0
 
 
@@ -397,7 +456,7 @@ def _report_after_launch(run_dir: Path, exit_code: int) -> None:
     if exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         print(f"gossip: report skipped; write it with: gossip report {run_dir}", file=sys.stderr)
         return
-    from gossip.report import write_report
+    from gossip.results.report import write_report
 
     try:
         paths = write_report(run_dir)
@@ -438,11 +497,11 @@ def _cmd_node(args: argparse.Namespace) -> int:
     import prometheus_client
     import torch
 
-    from gossip.byzantine import build_node
-    from gossip.connections import raise_descriptor_limit, size_limits
-    from gossip.metrics import MetricsServer
-    from gossip.node import message_limit, plan_node
-    from gossip.transport import ZmqTransport, load_keys
+    from gossip.net.connections import raise_descriptor_limit, size_limits
+    from gossip.net.transport import ZmqTransport, load_keys
+    from gossip.node.byzantine import build_node
+    from gossip.node.node import message_limit, plan_node
+    from gossip.ops.metrics import MetricsServer
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     # matplotlib (imported by mnist1d) logs its font-cache rebuild at INFO on a cold cache: not the node's news
@@ -452,7 +511,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     # Prometheus reads counter resets from the samples themselves).
     prometheus_client.disable_created_metrics()
     node_id = _node_id(args.id)
-    # Peers' connections take descriptors: use what the hard limit allows (gossip.connections keeps a reserve)
+    # Peers' connections take descriptors: use what the hard limit allows (gossip.net.connections keeps a reserve)
     raise_descriptor_limit()
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
     _check_node_fits(cfg)
@@ -471,19 +530,30 @@ def _cmd_node(args: argparse.Namespace) -> int:
     connecting = plan.topology.n - 1 if cfg.merge.enabled else len(neighbours)
     max_frame_bytes = message_limit(plan)
     limits = size_limits(
-        connecting, max_frame_bytes, cfg.transport.queue_messages, handshake_timeout_s=cfg.security.handshake_timeout_s,
-        max_connections=cfg.security.max_connections, max_per_address=cfg.security.max_connections_per_address,
+        connecting,
+        max_frame_bytes,
+        cfg.transport.queue_messages,
+        handshake_timeout_s=cfg.security.handshake_timeout_s,
+        max_connections=cfg.security.max_connections,
+        max_per_address=cfg.security.max_connections_per_address,
     )
     transport = ZmqTransport(
-        plan.node_id, cfg.transport.listen_address(node_id), peers,
-        queue_messages=cfg.transport.queue_messages, max_message_bytes=max_frame_bytes, curve=curve, limits=limits,
+        plan.node_id,
+        cfg.transport.listen_address(node_id),
+        peers,
+        queue_messages=cfg.transport.queue_messages,
+        max_message_bytes=max_frame_bytes,
+        curve=curve,
+        limits=limits,
     )
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     del plan  # the node kept its own shard: drop the rest of the training set
     transport.on_unauthenticated = node.on_unauthenticated
     transport.on_refused = node.metrics.connection_refused
     # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
-    server = MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
+    server = (
+        MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
+    )
 
     stopped_by: list[int] = []  # the signal that asked the node to stop, if one did
 
@@ -509,9 +579,17 @@ def _cmd_node(args: argparse.Namespace) -> int:
             print(f"node {node_id} metrics on http://{cfg.metrics.host}:{server.port}/metrics", file=sys.stderr, flush=True)
         try:
             result = await task
-            print(f"node {node_id} {result.status} after {result.rounds_completed} rounds, accuracy {result.accuracy:.4f}, model {result.model_hash}", file=sys.stderr, flush=True)
+            print(
+                f"node {node_id} {result.status} after {result.rounds_completed} rounds, accuracy {result.accuracy:.4f}, model {result.model_hash}",
+                file=sys.stderr,
+                flush=True,
+            )
             if server is not None and result.status == "finished" and args.hold > 0:
-                print(f"node {node_id} holding /metrics {'until SIGTERM' if math.isinf(args.hold) else f'for {args.hold:g} s'}", file=sys.stderr, flush=True)
+                print(
+                    f"node {node_id} holding /metrics {'until SIGTERM' if math.isinf(args.hold) else f'for {args.hold:g} s'}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 try:
                     await asyncio.wait_for(stopping.wait(), None if math.isinf(args.hold) else args.hold)
                 except TimeoutError:
@@ -552,16 +630,16 @@ def _error_text(exc: BaseException) -> str:
 
 def _check_node_fits(cfg: RunConfig) -> None:
     """Refuse, from the config's numbers, a dataset and model this node could not hold, before it loads or builds either."""
-    from gossip.capacity import check_node_fits, dataset_bytes
     from gossip.data.datasets import dataset_shape
-    from gossip.models import parameter_count
+    from gossip.learn.models import parameter_count
+    from gossip.run.capacity import check_node_fits, dataset_bytes
 
     shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
     check_node_fits(parameter_count(cfg.model.name, shape, classes, **cfg.model.options()), dataset_bytes(shape, train + test))
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from gossip.transport import generate_keys
+    from gossip.net.transport import generate_keys
 
     out = Path(args.out)
     if out.exists() and any(out.glob("node-*.key*")):
@@ -608,18 +686,35 @@ def _deploy_parser(sub: Any) -> None:
         e.add_argument("--image", type=_text, default="gossip:latest", help="the gossip image (default gossip:latest)")
         e.add_argument("--force", action="store_true", help="overwrite files that differ from what would be written")
         if engine == "compose":
-            e.add_argument("--base-image", type=_text, default="debian:bookworm-slim", help="default BASE_IMAGE of the build (a registry image; "
-                           "without a registry build one with deploy/docker/debian-base.sh)")
-            e.add_argument("--hold", type=_hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)")
-            e.add_argument("--source", type=_text, metavar="DIR", help="the gossip source checkout: build context and Grafana provisioning (default: this one)")
+            e.add_argument(
+                "--base-image",
+                type=_text,
+                default="debian:bookworm-slim",
+                help="default BASE_IMAGE of the build (a registry image; without a registry build one with deploy/docker/debian-base.sh)",
+            )
+            e.add_argument(
+                "--hold", type=_hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)"
+            )
+            e.add_argument(
+                "--source",
+                type=_text,
+                metavar="DIR",
+                help="the gossip source checkout: build context and Grafana provisioning (default: this one)",
+            )
             e.set_defaults(handler=_cmd_deploy)
         else:
             e.add_argument("--name", default="gossip", help="StatefulSet and Service name; pods are NAME-0 … (default gossip)")
             e.add_argument("--cpu", type=_text, default="500m", help="CPU request per node (default 500m)")
             e.add_argument("--memory", type=_text, default="1Gi", help="memory request and limit per node (default 1Gi)")
-            e.add_argument("--storage", type=_text, default="1Gi", help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)")
             e.add_argument(
-                "--no-curve", action="store_true",
+                "--storage",
+                type=_text,
+                default="1Gi",
+                help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)",
+            )
+            e.add_argument(
+                "--no-curve",
+                action="store_true",
                 help="links in the clear: only where nothing but the run's pods can reach them (a NetworkPolicy); "
                 "by default every link is encrypted and authenticated with CURVE, keys made in OUT/keys",
             )
@@ -635,9 +730,9 @@ def _deploy_command(args: argparse.Namespace) -> str:
 
 def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     """The files ``gossip deploy compose|k8s`` would write, and where; writes nothing (the tests pin the shipped ones)."""
-    from gossip.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
-    from gossip.deploy.compose import compose_address_template, source_relative_to
-    from gossip.deploy.kubernetes import k8s_address_template
+    from gossip.run.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
+    from gossip.run.deploy.compose import compose_address_template, source_relative_to
+    from gossip.run.deploy.kubernetes import k8s_address_template
 
     out = Path(args.out)
     cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
@@ -646,7 +741,12 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
             raise GossipErrorUsage(f"--name {args.name!r}: use lowercase letters, digits and '-', at most 42 characters")
         run = prepare(cfg, k8s_address_template(args.name), curve=not args.no_curve)
         k8s = KubernetesOptions(
-            command=_deploy_command(args), name=args.name, image=args.image, cpu=args.cpu, memory=args.memory, storage=args.storage,
+            command=_deploy_command(args),
+            name=args.name,
+            image=args.image,
+            cpu=args.cpu,
+            memory=args.memory,
+            storage=args.storage,
             curve=not args.no_curve,
         )
         return out, render_kubernetes(run, k8s)
@@ -662,7 +762,7 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from gossip.deploy import write_files
+    from gossip.run.deploy import write_files
 
     out, files = render_deploy(args)
     written = write_files(out, files, force=args.force)
@@ -697,7 +797,7 @@ def _deploy_keys(keys: Path, files: dict[str, str]) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from gossip.report import write_report
+    from gossip.results.report import write_report
 
     for path in write_report(args.run_dir, args.output):
         print(path)
@@ -705,7 +805,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboards(args: argparse.Namespace) -> int:
-    from gossip.monitoring import stale_files, write_generated
+    from gossip.ops.generated import stale_files, write_generated
 
     deploy = Path(args.deploy_dir)
     if not deploy.is_dir():
@@ -726,7 +826,7 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def _cmd_topology_show(args: argparse.Namespace) -> int:
-    from gossip.topology import DESCRIBE_MAX_NODES, describe, draw, parse_spec
+    from gossip.topology.graph import DESCRIBE_MAX_NODES, describe, draw, parse_spec
 
     topo = parse_spec(args.spec, n=args.nodes, seed=args.seed)
     print(describe(topo, args.weights))

@@ -230,13 +230,15 @@ class RunSection:
     name: str = ""  # run directory name (one path component); empty = timestamp + topology
     out_dir: str = "runs"  # parent of the run directories gossip launch creates
     # a node logs a round's line at most this often, plus its first and last round and any round whose
-    # missing neighbours changed (gossip.roundlog); the JSONL has every round. 0 = a line every round.
+    # missing neighbours changed (gossip.node.roundlog); the JSONL has every round. 0 = a line every round.
     log_interval_s: float = _real(1.0, 0, DAY_S)
 
     def __post_init__(self) -> None:
         _check_fields(self, "run")
-        _check(self.name not in (".", "..") and "/" not in self.name and "\\" not in self.name,
-               f"[run] name must be one directory name under out_dir (no '/', not '.' or '..'), got {_show(self.name)}")
+        _check(
+            self.name not in (".", "..") and "/" not in self.name and "\\" not in self.name,
+            f"[run] name must be one directory name under out_dir (no '/', not '.' or '..'), got {_show(self.name)}",
+        )
 
     def directory(self, fallback: str) -> Path:
         """The run directory: ``out_dir/name``, or ``out_dir/fallback`` when the name is empty.
@@ -324,8 +326,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "model")
         _check_choice("model", "init", self.init, InitKind)
-        _check(not self.hidden or self.name in _MODELS_WITH_HIDDEN,
-               f"[model] hidden applies to {' and '.join(_MODELS_WITH_HIDDEN)} only, not {self.name!r}")
+        _check(
+            not self.hidden or self.name in _MODELS_WITH_HIDDEN,
+            f"[model] hidden applies to {' and '.join(_MODELS_WITH_HIDDEN)} only, not {self.name!r}",
+        )
 
     def options(self) -> dict[str, tuple[int, ...]]:
         """The keyword options ``build_model`` takes for this model (``hidden`` when set)."""
@@ -391,7 +395,7 @@ class TransportConfig:
     max_rounds_ahead: int = _int(2, 1, 1000)  # buffer neighbours' models this many rounds ahead of ours
     queue_messages: int = _int(4, 1, 10_000)  # ZeroMQ high-water mark per peer, in messages (bounds memory)
     max_message_bytes: int = _int(0, 0, 2**40)  # 0 = model size + header slack; larger frames never reach Python
-    wire_dtype: WireDtype = "float32"  # int8: block-wise symmetric quantisation (gossip.compression); models stay float32
+    wire_dtype: WireDtype = "float32"  # int8: block-wise symmetric quantisation (gossip.net.codec); models stay float32
     # sync rounds hand ZeroMQ the live model: zero-copy from 1 MiB (mixed only once ZeroMQ let go), below
     # copied by the socket inside send; false: always send a snapshot copy (async and link emulation always do)
     zero_copy: bool = True
@@ -429,8 +433,10 @@ class TransportConfig:
             raise ConfigError(f"{where} {_show(template)}: {exc}") from None
         for _text, name, spec, conversion in parts:
             # no attribute or index look-ups ({id.real}), no conversions, no widths that could build a huge string
-            _check(name is None or (name in ("id", "port") and not conversion and _FORMAT_SPEC.fullmatch(spec or "") is not None),
-                   f"{where} {_show(template)}: only {{id}} and {{port}} can be filled in (e.g. tcp://gossip-{{id}}:7000)")
+            _check(
+                name is None or (name in ("id", "port") and not conversion and _FORMAT_SPEC.fullmatch(spec or "") is not None),
+                f"{where} {_show(template)}: only {{id}} and {{port}} can be filled in (e.g. tcp://gossip-{{id}}:7000)",
+            )
         address = template.format(id=node_id, port=self.base_port + node_id)
         _check_endpoint(where, address, template, node_id=node_id, bind=bind)
         return address
@@ -476,7 +482,7 @@ AttackKind = Literal["none", "sign-flip", "gaussian", "label-flip", "alie", "ipm
 class AggregationConfig:
     """How a node combines its model with what arrived (default: D-SGD mixing with the topology's weights).
 
-    The robust rules (``gossip/aggregation/robust.py``) run on the node's own model plus the models
+    The robust rules (``gossip/algorithms/robust.py``) run on the node's own model plus the models
     that arrived this round; ``f`` is the number of Byzantine *neighbours* each node must tolerate
     (a local bound: launch refuses a run in which some node's degree cannot support it).
     """
@@ -499,7 +505,7 @@ class AggregationConfig:
 
 @dataclass(frozen=True)
 class ByzantineConfig:
-    """Which nodes misbehave and how (``gossip/attacks.py``); empty ``nodes`` = an honest run.
+    """Which nodes misbehave and how (``gossip/algorithms/attacks.py``); empty ``nodes`` = an honest run.
 
     Attackers speak the same wire protocol as everyone else and never flag themselves: the defence
     must come from the honest nodes' aggregation rule.
@@ -512,16 +518,23 @@ class ByzantineConfig:
     noise_std: float = _real(1.0, 0, FOREVER)  # gaussian: send own model + N(0, noise_std^2 I)
     alie_z: float = _real(0.0, -FOREVER, FOREVER)  # alie: 0 = z_max from Baruch et al.'s formula for the target's (n, f); else this z
     ipm_epsilon: float = _real(0.1, 0, FOREVER, lo_open=True)  # ipm: send -epsilon * mean(honest models received)
-    dissensus_epsilon: float = _real(1.5, 0, FOREVER, lo_open=True)  # dissensus: push each target away from its neighbourhood by this factor
+    dissensus_epsilon: float = _real(
+        1.5, 0, FOREVER, lo_open=True
+    )  # dissensus: push each target away from its neighbourhood by this factor
     silent_from_round: int = _int(0, 0, 10_000_000)  # silent: stop sending models from this round on (0 = never send; >0 = a crash mid-run)
-    wait_fraction: float = _real(0.5, 0, 1, lo_open=True, hi_open=True)  # omniscient attacks wait this fraction of round_timeout_s for the honest models
+    wait_fraction: float = _real(
+        0.5, 0, 1, lo_open=True, hi_open=True
+    )  # omniscient attacks wait this fraction of round_timeout_s for the honest models
 
     def __post_init__(self) -> None:
         _check_fields(self, "byzantine")
         _check_choice("byzantine", "attack", self.attack, AttackKind)
         dupes = sorted(n for n, times in collections.Counter(self.nodes).items() if times > 1)
         _check(not dupes, f"[byzantine] nodes lists node {dupes[0] if dupes else ''} twice")
-        _check(not self.nodes or self.attack != "none", f"[byzantine] nodes = {_show(list(self.nodes))} but attack = 'none'; name the attack they play")
+        _check(
+            not self.nodes or self.attack != "none",
+            f"[byzantine] nodes = {_show(list(self.nodes))} but attack = 'none'; name the attack they play",
+        )
 
     def is_byzantine(self, node_id: int) -> bool:
         """Whether ``node_id`` plays the attack."""
@@ -532,7 +545,7 @@ class ByzantineConfig:
 class VarianceConfig:
     """Variance-corrected averaging (Tian et al. 2024), used when ``[aggregation] rule = "variance"``.
 
-    See ``gossip/aggregation/variance.py`` for the rule and the reasons behind each default.
+    See ``gossip/algorithms/variance.py`` for the rule and the reasons behind each default.
     """
 
     # beta: the paper's conservative average beta·own + (1-beta)·mean(received).
@@ -572,8 +585,10 @@ class ScheduleConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "schedule")
         _check_choice("schedule", "mode", self.mode, ScheduleKind)
-        _check(self.window_start < self.window_end,
-               f"[schedule] need 0 <= window_start < window_end <= 1, got {self.window_start}, {self.window_end}")
+        _check(
+            self.window_start < self.window_end,
+            f"[schedule] need 0 <= window_start < window_end <= 1, got {self.window_start}, {self.window_end}",
+        )
         _check_choice("schedule", "outside", self.outside, OutsideKind)
 
 
@@ -591,7 +606,7 @@ class MergeConfig:
 
 @dataclass(frozen=True)
 class CompressionConfig:
-    """Compressed gossip: CHOCO-gossip with top-k differences and error feedback (``gossip.choco``).
+    """Compressed gossip: CHOCO-gossip with top-k differences and error feedback (``gossip.node.choco``).
 
     A section of its own rather than a [transport] key: every node must run the same algorithm, and
     the run id covers every section except [transport], [metrics] and [security] (which may differ
@@ -637,7 +652,10 @@ class MetricsConfig:
 
     def __post_init__(self) -> None:
         _check_fields(self, "metrics")
-        _check(bool(self.host) and not any(c.isspace() for c in self.host), f"[metrics] host must be a host name or address, got {_show(self.host)}")
+        _check(
+            bool(self.host) and not any(c.isspace() for c in self.host),
+            f"[metrics] host must be a host name or address, got {_show(self.host)}",
+        )
 
     def port_of(self, node_id: int) -> int:
         """The metrics port of ``node_id``."""
@@ -649,7 +667,10 @@ class MetricsConfig:
             return self.ports[node_id]
         if not self.base_port:
             return 0
-        _check(self.base_port + node_id <= 65535, f"[metrics] base_port {self.base_port} + node {node_id} = {self.base_port + node_id} is past port 65535")
+        _check(
+            self.base_port + node_id <= 65535,
+            f"[metrics] base_port {self.base_port} + node {node_id} = {self.base_port + node_id} is past port 65535",
+        )
         return self.base_port + node_id
 
 
@@ -665,7 +686,7 @@ class SecurityConfig:
     keys_dir: str = ""  # node-<i>.key and node-<i>.key_secret; gossip launch makes them when empty
     max_messages_per_s: float = _real(1000.0, 0, 1e9)  # per sender, token bucket; 0 = no limit
     burst_messages: int = _int(100, 1, 1_000_000)
-    # inbound connections a node holds at once (gossip.connections); 0 = sized from the peers and `ulimit -n`
+    # inbound connections a node holds at once (gossip.net.connections); 0 = sized from the peers and `ulimit -n`
     max_connections: int = _int(0, 0, 1_000_000)
     max_connections_per_address: int = _int(0, 0, 1_000_000)  # 0 = the number of nodes that may connect, plus 8
     # a connection that has not finished its ZeroMQ (and CURVE) handshake by then is closed
@@ -677,7 +698,7 @@ class SecurityConfig:
 
 @dataclass(frozen=True)
 class LinksConfig:
-    """Link emulation by the sending node (``gossip/linkemu.py``): delay, jitter, loss and bandwidth per edge.
+    """Link emulation by the sending node (``gossip/net/linkemu.py``): delay, jitter, loss and bandwidth per edge.
 
     Each edge's own GraphML attributes (``delay_ms``, ``jitter_ms``, ``loss``, ``bandwidth_mbit``; see
     topologies/README.md) apply when ``enabled``; the values here apply to every edge that does not carry
@@ -721,8 +742,10 @@ def check_link_value(key: str, value: object, where: str) -> float:
     0..60000 ms, loss a probability, bandwidth 0 (unlimited) or 0.001..1000000 Mbit/s.
     """
     number = _range_of(LinksConfig, key).checked(value, where)
-    _check(key != "bandwidth_mbit" or number == 0 or number >= _MIN_BANDWIDTH_MBIT,
-           f"{where} must be 0 (unlimited) or at least {_MIN_BANDWIDTH_MBIT} Mbit/s, got {_show(value)}")
+    _check(
+        key != "bandwidth_mbit" or number == 0 or number >= _MIN_BANDWIDTH_MBIT,
+        f"{where} must be 0 (unlimited) or at least {_MIN_BANDWIDTH_MBIT} Mbit/s, got {_show(value)}",
+    )
     return float(number)
 
 
@@ -755,35 +778,53 @@ class RunConfig:
         if self.compression.method != "none":
             self._check_compression()
         if self.training.mode == "async":
-            _check(self.schedule.mode == "every", "[schedule] applies to sync rounds; async mode pushes every period_s (set schedule.mode = 'every')")
+            _check(
+                self.schedule.mode == "every",
+                "[schedule] applies to sync rounds; async mode pushes every period_s (set schedule.mode = 'every')",
+            )
             _check(self.topology.peers == "all", "[topology] peers = 'one-peer-exponential' needs training.mode = 'sync'")
-            _check(not (self.training.push_sum and self.aggregation.rule == "variance" and self.variance.self_weight == "beta"),
-                   "[training] push_sum weighs models by mass; [variance] self_weight = 'beta' would replace those weights (use 'mixing')")
+            _check(
+                not (self.training.push_sum and self.aggregation.rule == "variance" and self.variance.self_weight == "beta"),
+                "[training] push_sum weighs models by mass; [variance] self_weight = 'beta' would replace those weights (use 'mixing')",
+            )
             # a robust rule needs a round's set of inputs; async merges one model at a time, and the
             # attacker role is played in synchronous rounds (an async "attacker" would quietly be honest)
-            _check(self.aggregation.rule in ("dsgd", "variance"),
-                   f"[aggregation] rule = {self.aggregation.rule!r} needs a round's set of models; async mode merges one at a time (use training.mode = 'sync')")
+            _check(
+                self.aggregation.rule in ("dsgd", "variance"),
+                f"[aggregation] rule = {self.aggregation.rule!r} needs a round's set of models; async mode merges one at a time (use training.mode = 'sync')",
+            )
             _check(not self.byzantine.nodes, "[byzantine] attacks are played in synchronous rounds; set training.mode = 'sync'")
         else:
-            _check(not self.training.push_sum, "[training] push_sum needs mode = 'async' (sync rounds keep the average with doubly stochastic weights)")
+            _check(
+                not self.training.push_sum,
+                "[training] push_sum needs mode = 'async' (sync rounds keep the average with doubly stochastic weights)",
+            )
         # the merge is an exact average of every model by design: one attacker would poison every node
-        _check(not (self.merge.enabled and self.byzantine.nodes),
-               "[merge] the single global merge averages every model and is not Byzantine-robust; disable merge.enabled or byzantine.nodes")
+        _check(
+            not (self.merge.enabled and self.byzantine.nodes),
+            "[merge] the single global merge averages every model and is not Byzantine-robust; disable merge.enabled or byzantine.nodes",
+        )
         if self.topology.peers == "one-peer-exponential":
-            _check(self.schedule.mode != "random" and self.schedule.outside != "random",
-                   "[schedule] random pull picks its own peer; it does not combine with topology.peers = 'one-peer-exponential'")
+            _check(
+                self.schedule.mode != "random" and self.schedule.outside != "random",
+                "[schedule] random pull picks its own peer; it does not combine with topology.peers = 'one-peer-exponential'",
+            )
 
     def _check_compression(self) -> None:
         """CHOCO-gossip mixes public copies with doubly stochastic weights every round: refuse what would break that."""
         method = f"[compression] method = {self.compression.method!r}"
         _check(self.training.mode == "sync", f"{method} gossips in synchronous rounds; set training.mode = 'sync'")
-        _check(self.aggregation.rule == "dsgd",
-               f"{method} mixes public copies with the topology's weights; aggregation.rule = {self.aggregation.rule!r} needs whole models (use 'dsgd')")
+        _check(
+            self.aggregation.rule == "dsgd",
+            f"{method} mixes public copies with the topology's weights; aggregation.rule = {self.aggregation.rule!r} needs whole models (use 'dsgd')",
+        )
         _check(not self.byzantine.nodes, f"{method} trusts every delta (no robust rule); byzantine.nodes must be empty")
         _check(self.schedule.mode == "every", f"{method} keeps copies in step with a message every round; set schedule.mode = 'every'")
         _check(self.topology.peers == "all", f"{method} needs every neighbour every round; set topology.peers = 'all'")
-        _check(self.transport.wire_dtype == "float32",
-               f"{method} sends float32 values and float32 resyncs; set transport.wire_dtype = 'float32'")
+        _check(
+            self.transport.wire_dtype == "float32",
+            f"{method} sends float32 values and float32 resyncs; set transport.wire_dtype = 'float32'",
+        )
 
     def replace(self, **changes: Mapping[str, Any]) -> RunConfig:
         """A copy with some keys of some sections changed: ``cfg.replace(training={"lr": 0.1})``."""
@@ -822,8 +863,13 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
     return data
 
 
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _read_capped(path: Path) -> str:
@@ -883,11 +929,11 @@ def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     for name, raw in env.items():
         if not name.startswith("GOSSIP_") or name in _ENV_NOT_CONFIG:
             continue
-        rest = name[len("GOSSIP_"):].lower()
+        rest = name[len("GOSSIP_") :].lower()
         section = next((s for s in sections if rest.startswith(s + "_")), None)
         if section is None:
             raise ConfigError(f"environment variable {name}: no config section matches (sections: {', '.join(sections)})")
-        out.setdefault(section, {})[rest[len(section) + 1:]] = _parse_scalar(raw, name)
+        out.setdefault(section, {})[rest[len(section) + 1 :]] = _parse_scalar(raw, name)
     return out
 
 

@@ -24,7 +24,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gossip.wire import RejectReason
+    from gossip.net.wire import RejectReason
 
 __all__ = [
     "ConfigError",

@@ -67,8 +67,13 @@ def flood(host: str, port: int, count: int, hold_s: float) -> dict[str, object]:
         time.sleep(0.05)
     for s in conns:
         s.close()
-    return {"opened": len(conns), "failed": failed, "closed_by_node": len(closed_at), "still_open": len(open_now),
-            "closed_within_s": round(max(closed_at), 2) if closed_at else None}
+    return {
+        "opened": len(conns),
+        "failed": failed,
+        "closed_by_node": len(closed_at),
+        "still_open": len(open_now),
+        "closed_within_s": round(max(closed_at), 2) if closed_at else None,
+    }
 
 
 def reconnects(host: str, port: int, count: int, queued: int, socket_type: str) -> dict[str, object]:

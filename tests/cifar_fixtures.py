@@ -39,4 +39,3 @@ def write_cifar_batch(
     payload = pickle.dumps(batch, protocol=2)
     path = Path(path)
     path.write_bytes(gzip.compress(payload, mtime=0) if path.suffix == ".gz" else payload)
-

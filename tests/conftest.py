@@ -19,8 +19,8 @@ _HANDED_OUT: set[int] = set()
 
 def free_port() -> int:
     """A free TCP port on 127.0.0.1, below the ephemeral range (so no other process is handed it by
-    the kernel before our node binds it; see gossip.launch._ports) and never the same twice here."""
-    from gossip.launch import _ports
+    the kernel before our node binds it; see gossip.run.launch._ports) and never the same twice here."""
+    from gossip.run.launch import _ports
 
     while True:
         port = _ports("127.0.0.1", 1, None, "test")[0]
@@ -96,11 +96,19 @@ def processes() -> Iterator[Processes]:
         procs.cleanup()
 
 
-def run_gossip(*args: str, timeout: float = 600, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_gossip(
+    *args: str, timeout: float = 600, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the gossip CLI to completion in a subprocess; returns its exit code and output."""
     full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
     if env:
         full_env.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "gossip", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "gossip", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
     )

@@ -6,13 +6,13 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 
-from gossip import checkpoint
 from gossip.config import RunConfig
 from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
-from gossip.node import Node, NodePlan
-from gossip.topology import parse_spec
-from gossip.transport import InMemoryNetwork
+from gossip.net.transport import InMemoryNetwork
+from gossip.node import checkpoint
+from gossip.node.node import Node, NodePlan
+from gossip.topology.graph import parse_spec
 
 
 def triangle_plans(cfg: RunConfig) -> list[NodePlan]:
@@ -24,7 +24,11 @@ def triangle_plans(cfg: RunConfig) -> list[NodePlan]:
 
 
 def crash_and_rejoin(
-    plans: list[NodePlan], *, crash_after: int, rejoin_at: int, while_down: Callable[[list[Node]], None] | None = None,
+    plans: list[NodePlan],
+    *,
+    crash_after: int,
+    rejoin_at: int,
+    while_down: Callable[[list[Node]], None] | None = None,
 ) -> tuple[list[Node], Node, InMemoryNetwork]:
     """Run every node; node 2 vanishes without a bye after round ``crash_after`` (its task is cancelled, its
     messages dropped) and a new node 2, built from a checkpoint of that round, starts once node 0 reached
@@ -39,7 +43,9 @@ def crash_and_rejoin(
             await asyncio.sleep(0.001)
         net.down.add(2)  # a crash: nothing more in or out, and no bye
         tasks[2].cancel()
-        saved = checkpoint.Checkpoint(nodes[2].flat.vector.numpy().copy(), crash_after, nodes[2].flat.layout.fingerprint, nodes[2].trainer.state())
+        saved = checkpoint.Checkpoint(
+            nodes[2].flat.vector.numpy().copy(), crash_after, nodes[2].flat.layout.fingerprint, nodes[2].trainer.state()
+        )
         while nodes[0].round < rejoin_at:
             await asyncio.sleep(0.005)
         if while_down is not None:

@@ -63,9 +63,9 @@ def remove_stale() -> list[str]:
     removed = []
     for ns in _namespaces():
         head = ns.split("-", 1)[0]
-        if not (head.startswith(PREFIX) and head[len(PREFIX):].isdigit()):
+        if not (head.startswith(PREFIX) and head[len(PREFIX) :].isdigit()):
             continue
-        if _alive(int(head[len(PREFIX):])):
+        if _alive(int(head[len(PREFIX) :])):
             continue
         _ip("netns", "del", ns, check=False)
         shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)

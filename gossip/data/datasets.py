@@ -52,9 +52,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 
-SYNTHETIC_DEFAULTS: Mapping[str, float] = MappingProxyType(
-    {"features": 64, "classes": 10, "train": 4000, "test": 1000, "separation": 5.0}
-)
+SYNTHETIC_DEFAULTS: Mapping[str, float] = MappingProxyType({"features": 64, "classes": 10, "train": 4000, "test": 1000, "separation": 5.0})
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, so a generated __eq__ would be wrong
@@ -136,12 +134,14 @@ def _unknown(name: str) -> DataError:
 
 # (input_shape, classes, train, test) of the datasets whose size is fixed (the table above; MNIST and CIFAR-10:
 # the published files)
-_SHAPES: Mapping[str, tuple[tuple[int, ...], int, int, int]] = MappingProxyType({
-    "mnist1d": ((40,), 10, 4000, 1000),
-    "digits": ((64,), 10, 1437, 360),
-    "mnist": ((1, 28, 28), 10, 60000, 10000),
-    "cifar10": ((3, 32, 32), 10, 50000, 10000),
-})
+_SHAPES: Mapping[str, tuple[tuple[int, ...], int, int, int]] = MappingProxyType(
+    {
+        "mnist1d": ((40,), 10, 4000, 1000),
+        "digits": ((64,), 10, 1437, 360),
+        "mnist": ((1, 28, 28), 10, 60000, 10000),
+        "cifar10": ((3, 32, 32), 10, 50000, 10000),
+    }
+)
 
 
 def dataset_shape(name: str, **options: Any) -> tuple[tuple[int, ...], int, int, int]:
@@ -200,11 +200,22 @@ def mnist1d_cache_path() -> Path | None:
 
 # mnist1d's get_dataset_args() (0.0.2.post1) without its download URL: spelled out so that a cached copy is found
 # without importing mnist1d (a test checks they are the installed version's defaults)
-MNIST1D_ARGS: Mapping[str, Any] = MappingProxyType({
-    "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60], "scale_coeff": 0.4,
-    "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 0.02, "shear_scale": 0.75,
-    "shuffle_seq": False, "final_seq_length": 40, "seed": 42,
-})
+MNIST1D_ARGS: Mapping[str, Any] = MappingProxyType(
+    {
+        "num_samples": 5000,
+        "train_split": 0.8,
+        "template_len": 12,
+        "padding": [36, 60],
+        "scale_coeff": 0.4,
+        "max_translation": 48,
+        "corr_noise_scale": 0.25,
+        "iid_noise_scale": 0.02,
+        "shear_scale": 0.75,
+        "shuffle_seq": False,
+        "final_seq_length": 40,
+        "seed": 42,
+    }
+)
 
 
 def _generate_mnist1d() -> Dataset:

@@ -115,7 +115,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     gz = raw.startswith(_GZIP_MAGIC)
     shape, dtype, expected = _idx_layout(_gunzip(raw, _IDX_HEADER_MAX, path) if gz else raw, path)
     if expected > MAX_IDX_BYTES:
-        raise DataError(f"{path} declares shape {_brief(shape)} of {dtype.name}, more than {size_text(MAX_IDX_BYTES)}; gossip reads no larger IDX file")
+        raise DataError(
+            f"{path} declares shape {_brief(shape)} of {dtype.name}, more than {size_text(MAX_IDX_BYTES)}; gossip reads no larger IDX file"
+        )
     if gz:
         raw = _gunzip(raw, expected, path)  # what the header declares and one byte more, if there is more
     if len(raw) < expected:
@@ -207,8 +209,12 @@ def _build(target: Any, state: Any) -> Any:
         return target.newbyteorder(state[1]) if state[1] in "<>" else target
     if isinstance(target, _ArrayStub) and isinstance(state, tuple) and len(state) == 5:
         _version, shape, dtype, fortran, payload = state
-        if not (isinstance(shape, tuple) and all(isinstance(d, int) and d >= 0 for d in shape)
-                and isinstance(dtype, np.dtype) and isinstance(payload, (bytes, str))):
+        if not (
+            isinstance(shape, tuple)
+            and all(isinstance(d, int) and d >= 0 for d in shape)
+            and isinstance(dtype, np.dtype)
+            and isinstance(payload, (bytes, str))
+        ):
             raise _Refused("malformed array state")
         raw = payload.encode("latin1") if isinstance(payload, str) else payload
         count = math.prod(shape)
@@ -238,7 +244,7 @@ def _parse_pickle(raw: bytes) -> Any:
         nonlocal pos
         if pos + n > len(raw):
             raise _Refused("truncated")
-        out = raw[pos:pos + n]
+        out = raw[pos : pos + n]
         pos += n
         return out
 

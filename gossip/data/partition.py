@@ -118,7 +118,9 @@ def partition(
 # split, which would import numpy.random (~3 MiB in every node process) for a result the launcher has.
 
 
-def partition_key(num_samples: int, n_nodes: int, scheme: str, seed: int, *, alpha: float, shards_per_node: int, min_size: int | None) -> str:
+def partition_key(
+    num_samples: int, n_nodes: int, scheme: str, seed: int, *, alpha: float, shards_per_node: int, min_size: int | None
+) -> str:
     """Everything a split depends on besides the labels themselves, as one string: a cached split is used only when it matches."""
     return json.dumps([num_samples, n_nodes, scheme, seed, float(alpha), shards_per_node, min_size])
 

@@ -30,7 +30,7 @@ import pytest
 import torch
 import yaml
 
-from gossip.state import model_hash
+from gossip.learn.flat import model_hash
 from tests.conftest import REPO, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.e2e]
@@ -43,7 +43,9 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 INSTALL_HINT = "run `bash deploy/system-deps.sh` (installs docker.io, docker-compose and debootstrap, and starts dockerd)"
 
 
-def _run(args: list[str], *, timeout: float = 900, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], *, timeout: float = 900, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -99,11 +101,37 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     seconds["base"] = time.monotonic() - t
     ctx = _build_context(tmp_path_factory.mktemp("docker"))
     t = time.monotonic()
-    _run(["docker", "build", "-q", "-f", str(ctx / "deploy" / "docker" / "Dockerfile"), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", IMAGE, str(ctx)])
+    _run(
+        [
+            "docker",
+            "build",
+            "-q",
+            "-f",
+            str(ctx / "deploy" / "docker" / "Dockerfile"),
+            "--build-arg",
+            f"BASE_IMAGE={BASE_IMAGE}",
+            "-t",
+            IMAGE,
+            str(ctx),
+        ]
+    )
     seconds["gossip"] = time.monotonic() - t
     t = time.monotonic()
     compose_dir = REPO / "deploy" / "compose"
-    _run(["docker", "build", "-q", "-f", str(compose_dir / "prometheus-debian.Dockerfile"), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", PROMETHEUS_IMAGE, str(compose_dir)])
+    _run(
+        [
+            "docker",
+            "build",
+            "-q",
+            "-f",
+            str(compose_dir / "prometheus-debian.Dockerfile"),
+            "--build-arg",
+            f"BASE_IMAGE={BASE_IMAGE}",
+            "-t",
+            PROMETHEUS_IMAGE,
+            str(compose_dir),
+        ]
+    )
     seconds["prometheus"] = time.monotonic() - t
     print(f"image builds: {', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}")
     return seconds
@@ -122,8 +150,17 @@ class Project:
             GOSSIP_PROMETHEUS_IMAGE=PROMETHEUS_IMAGE,
             GOSSIP_PROMETHEUS_PORT=str(prometheus_port),
         )
-        self.base = ["docker-compose", "--project-directory", str(REPO), "-p", name,
-                     "-f", str(REPO / "docker-compose.yml"), "-f", str(REPO / "deploy" / "compose" / "docker-compose.test.yml")]
+        self.base = [
+            "docker-compose",
+            "--project-directory",
+            str(REPO),
+            "-p",
+            name,
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "-f",
+            str(REPO / "deploy" / "compose" / "docker-compose.test.yml"),
+        ]
 
     def __call__(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run([*self.base, *args], timeout=timeout, env=self.env, check=check)
@@ -135,8 +172,17 @@ class Project:
 
     def services_created(self) -> list[str]:
         """Services of this project that have a container, whatever its state."""
-        out = _run(["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={self.name}",
-                    "--format", '{{.Label "com.docker.compose.service"}}']).stdout
+        out = _run(
+            [
+                "docker",
+                "ps",
+                "-a",
+                "--filter",
+                f"label=com.docker.compose.project={self.name}",
+                "--format",
+                '{{.Label "com.docker.compose.service"}}',
+            ]
+        ).stdout
         return out.split()
 
     def prometheus(self, query: str) -> list[dict[str, Any]]:
@@ -228,15 +274,19 @@ def test_compose_example_trains_to_the_end_and_prometheus_scrapes_every_node(ima
 
     up = {r["metric"]["instance"]: float(r["value"][1]) for r in project.prometheus('max_over_time(up{job="gossip"}[1h])')}
     assert up == {f"node-{i}:9100": 1.0 for i in range(len(nodes))}
-    final = {r["metric"]["node"]: float(r["value"][1]) for r in project.prometheus("max by (node) (max_over_time(gossip_rounds_total[1h]))")}
+    final = {
+        r["metric"]["node"]: float(r["value"][1]) for r in project.prometheus("max by (node) (max_over_time(gossip_rounds_total[1h]))")
+    }
     assert final == {str(i): float(rounds) for i in range(len(nodes))}
 
 
 def test_the_image_carries_mnist1d_so_a_node_reads_it_instead_of_making_it(images: dict[str, float]) -> None:
     """MNIST-1D is generated when the image is built, into $XDG_CACHE_HOME (/opt/gossip/cache): a node on a
     read-only root, as the non-root user, loads it from there without importing mnist1d at all."""
-    probe = ("import sys; from gossip.data.datasets import load_dataset, mnist1d_cache_path; d = load_dataset('mnist1d'); "
-             "print(mnist1d_cache_path(), 'mnist1d' in sys.modules, d.x_train.shape[0])")
+    probe = (
+        "import sys; from gossip.data.datasets import load_dataset, mnist1d_cache_path; d = load_dataset('mnist1d'); "
+        "print(mnist1d_cache_path(), 'mnist1d' in sys.modules, d.x_train.shape[0])"
+    )
     r = _run(["docker", "run", "--rm", "--read-only", "--entrypoint", "python", IMAGE, "-c", probe], timeout=120)
     path, imported, samples = r.stdout.split()
     assert path.startswith("/opt/gossip/cache/gossip/mnist1d-") and path.endswith(".npz"), r.stdout

@@ -16,9 +16,9 @@ import torch
 
 from gossip.config import load_config
 from gossip.ids import NodeId
-from gossip.merge import exact_average
-from gossip.node import build_flat_model, plan_node
-from gossip.results import load_vector, read_jsonl
+from gossip.node.merge import exact_average
+from gossip.node.node import build_flat_model, plan_node
+from gossip.results.rundir import load_vector, read_jsonl
 from tests.conftest import run_gossip
 from tests.procs import node_pids
 
@@ -45,8 +45,25 @@ def test_one_peer_exponential_is_the_exact_average_after_log2n_rounds(tmp_path: 
     """8 processes, lr 0, random independent initial vectors: after log2 8 = 3 one-peer rounds (and
     after 6) every node holds the network average to float32 precision — REFERENCES §8 row 4."""
     run_dir = tmp_path / "run"
-    launch(run_dir, "-n", "8", "-t", "one-peer-exponential", "-r", str(rounds), "--model", "vector", "--lr", "0",
-           "--local-steps", "0", "--set", "model.init=independent", "--set", "training.eval_every=1000")
+    launch(
+        run_dir,
+        "-n",
+        "8",
+        "-t",
+        "one-peer-exponential",
+        "-r",
+        str(rounds),
+        "--model",
+        "vector",
+        "--lr",
+        "0",
+        "--local-steps",
+        "0",
+        "--set",
+        "model.init=independent",
+        "--set",
+        "training.eval_every=1000",
+    )
     start, end = initial_vectors(run_dir, 8), final_vectors(run_dir, range(8))
     assert np.abs(start - start.mean(0)).max() > 1.0
     assert np.abs(end - start.mean(0)).max() < 1e-5
@@ -58,8 +75,21 @@ def test_variance_corrected_run_hits_the_target_every_round(tmp_path: Path) -> N
     """6 processes, independent init, rule = variance: each round's record shows the averaged layer
     variance below the target and the corrected one equal to it; the run learns."""
     run_dir = tmp_path / "run"
-    launch(run_dir, "-n", "6", "-t", "ring", "-r", "20", "--lr", "0.05", "--set", "aggregation.rule=variance",
-           "--set", "model.init=independent")
+    launch(
+        run_dir,
+        "-n",
+        "6",
+        "-t",
+        "ring",
+        "-r",
+        "20",
+        "--lr",
+        "0.05",
+        "--set",
+        "aggregation.rule=variance",
+        "--set",
+        "model.init=independent",
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["aggregation"] == "variance" and summary["accuracy_mean"] > 0.15
     node_summary = json.loads((run_dir / "nodes" / "node-0.json").read_text())
@@ -76,10 +106,35 @@ def test_async_gossip_then_merge(tmp_path: Path) -> None:
     """4 processes in async mode (150 pushes, one every 20 ms: seconds of overlap even on a loaded machine; merge on receipt, variance-corrected, lr 0), then
     the global merge: the models came closer without rounds, and all end bit-identical."""
     run_dir = tmp_path / "run"
-    launch(run_dir, "-n", "4", "-t", "ring", "-r", "150", "--model", "vector", "--lr", "0", "--local-steps", "0",
-           "--set", "model.init=independent", "--set", "training.mode=async", "--set", "training.period_s=0.02",
-           "--set", "merge.enabled=true", "--set", "aggregation.rule=variance", "--set", "variance.self_weight=mixing",
-           "--set", "variance.layers=all")
+    launch(
+        run_dir,
+        "-n",
+        "4",
+        "-t",
+        "ring",
+        "-r",
+        "150",
+        "--model",
+        "vector",
+        "--lr",
+        "0",
+        "--local-steps",
+        "0",
+        "--set",
+        "model.init=independent",
+        "--set",
+        "training.mode=async",
+        "--set",
+        "training.period_s=0.02",
+        "--set",
+        "merge.enabled=true",
+        "--set",
+        "aggregation.rule=variance",
+        "--set",
+        "variance.self_weight=mixing",
+        "--set",
+        "variance.layers=all",
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["mode"] == "async" and summary["merge_agreed"] and summary["merge_members"] == [0, 1, 2, 3]
     start, pre = initial_vectors(run_dir, 4), final_vectors(run_dir, range(4), "premerge.npy")
@@ -99,10 +154,31 @@ def test_merge_excludes_a_node_killed_mid_run_and_the_rest_agree(tmp_path: Path)
     has one merged hash, the members, and node 2 as dead."""
     run_dir = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
-    args = ["-n", "6", "-t", "ring", "-r", "10", "--lr", "0.05", "--set", "transport.round_timeout_s=1.0",
-            "--set", "merge.enabled=true", "--set", "merge.timeout_s=6", "--keep-going"]
-    proc = subprocess.Popen([sys.executable, "-m", "gossip", "launch", "--run-dir", str(run_dir), "--no-progress", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    args = [
+        "-n",
+        "6",
+        "-t",
+        "ring",
+        "-r",
+        "10",
+        "--lr",
+        "0.05",
+        "--set",
+        "transport.round_timeout_s=1.0",
+        "--set",
+        "merge.enabled=true",
+        "--set",
+        "merge.timeout_s=6",
+        "--keep-going",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gossip", "launch", "--run-dir", str(run_dir), "--no-progress", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and len(read_jsonl(run_dir / "nodes" / "node-2.jsonl")) < 3:

@@ -39,15 +39,21 @@ def fixture(tmp_path: Path, kind: str) -> Path:
         path.write_text("0 1 {'a': " + "-" * 5000 + "1}\n1 2\n")
     elif kind == "entity-graphml":
         path = where / "lol.graphml"
-        path.write_text('<?xml version="1.0"?><!DOCTYPE g [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-                        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault="undirected"><node id="&b;"/></graph></graphml>')
+        path.write_text(
+            '<?xml version="1.0"?><!DOCTYPE g [<!ENTITY a "aaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+            '<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault="undirected"><node id="&b;"/></graph></graphml>'
+        )
     elif kind == "fifo":
         path = where / "pipe.json"
         os.mkfifo(path)
     elif kind in ("mnist-no-test", "mnist-gzip-bomb"):
         rng = np.random.default_rng(0)
-        arrays = (rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), rng.integers(0, 10, 20).astype(np.uint8),
-                  np.zeros((0 if kind == "mnist-no-test" else 5, 28, 28), dtype=np.uint8), np.zeros(0 if kind == "mnist-no-test" else 5, dtype=np.uint8))
+        arrays = (
+            rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, 20).astype(np.uint8),
+            np.zeros((0 if kind == "mnist-no-test" else 5, 28, 28), dtype=np.uint8),
+            np.zeros(0 if kind == "mnist-no-test" else 5, dtype=np.uint8),
+        )
         for name, array in zip(MNIST_FILES, arrays, strict=True):
             write_idx(where / name, array)
         if kind == "mnist-gzip-bomb":  # the header says 20 images; the stream goes on for 512 MiB (about 0.5 MB gzipped)
@@ -106,7 +112,9 @@ def test_topology_show_refuses_a_bad_topology_file_in_one_line(tmp_path: Path, k
     ],
     ids=["deep-json", "mnist-no-test", "mnist-gzip-bomb"],
 )
-def test_launch_refuses_bad_input_files_before_writing_a_run(tmp_path: Path, request: pytest.FixtureRequest, args: tuple[str, ...], expected: str) -> None:
+def test_launch_refuses_bad_input_files_before_writing_a_run(
+    tmp_path: Path, request: pytest.FixtureRequest, args: tuple[str, ...], expected: str
+) -> None:
     """`gossip launch` with a bad topology file or dataset: one line, exit 2, no run directory. An MNIST
     directory without test images used to train and report accuracy 0.0000; a gzip that inflates past
     its header used to be inflated whole (4.4 GB peak for a 2 GiB stream)."""

@@ -9,15 +9,21 @@ from pathlib import Path
 import pytest
 
 from gossip.config import load_config
-from gossip.launch import launch
-from gossip.report import attackers_of
+from gossip.results.report import attackers_of
+from gossip.run.launch import launch
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 BASE = {
-    "run.nodes": 8, "topology.spec": "exponential", "training.rounds": 100, "training.lr": 0.05, "training.momentum": 0.9,
-    "data.batch_size": 25, "training.eval_every": 50, "metrics.enabled": False,
+    "run.nodes": 8,
+    "topology.spec": "exponential",
+    "training.rounds": 100,
+    "training.lr": 0.05,
+    "training.momentum": 0.9,
+    "data.batch_size": 25,
+    "training.eval_every": 50,
+    "metrics.enabled": False,
 }
 ATTACK = {"byzantine.nodes": "[3]", "byzantine.attack": "sign-flip"}
 
@@ -57,8 +63,20 @@ def test_sign_flip_breaks_plain_gossip_but_not_trimmed_mean(tmp_path: Path) -> N
 # Two sign-flip attackers (3, 4) in every honest node's neighbourhood of a 5-node clique, with the
 # data-dependent clipping radius of the authors' code
 TWO_ATTACKERS = [
-    "--nodes", "5", "--topology", "complete", "--set", "aggregation.rule=clipped-gossip", "--set", "aggregation.clip_rule=second-largest",
-    "--set", "byzantine.nodes=[3,4]", "--set", "byzantine.attack=sign-flip", "--set", "metrics.enabled=false",
+    "--nodes",
+    "5",
+    "--topology",
+    "complete",
+    "--set",
+    "aggregation.rule=clipped-gossip",
+    "--set",
+    "aggregation.clip_rule=second-largest",
+    "--set",
+    "byzantine.nodes=[3,4]",
+    "--set",
+    "byzantine.attack=sign-flip",
+    "--set",
+    "metrics.enabled=false",
 ]
 
 

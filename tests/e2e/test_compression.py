@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from gossip.config import load_config
-from gossip.launch import LaunchResult, launch
-from gossip.results import NodeFiles
+from gossip.results.rundir import NodeFiles
+from gossip.run.launch import LaunchResult, launch
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -23,10 +23,19 @@ NODES, ROUNDS = 8, 200
 
 
 def run(tmp_path: Path, **overrides: Any) -> LaunchResult:
-    cfg = load_config(env={}, overrides={
-        "run.nodes": NODES, "topology.spec": "ring", "training.rounds": ROUNDS, "training.lr": 0.05, "training.momentum": 0.9,
-        "training.eval_every": 50, "metrics.enabled": False, **overrides,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": NODES,
+            "topology.spec": "ring",
+            "training.rounds": ROUNDS,
+            "training.lr": 0.05,
+            "training.momentum": 0.9,
+            "training.eval_every": 50,
+            "metrics.enabled": False,
+            **overrides,
+        },
+    )
     result = launch(cfg, run_dir=tmp_path / "run", progress=False, out=io.StringIO())
     assert result.exit_code == 0
     return result
@@ -61,9 +70,19 @@ def test_choco_survives_lost_messages(tmp_path: Path) -> None:
     """With 5% of messages lost by the links (senders cannot tell), receivers leave the senders out until
     the next dense resync (every 10 rounds): losses happen, nothing malformed arrives, and the nodes still learn.
     A lost message costs its receiver a round timeout, hence the short one."""
-    result = run(tmp_path, **{"compression.method": "topk", "compression.topk_fraction": 0.1, "compression.resync_every": 10,
-                              "links.loss": 0.05, "transport.round_timeout_s": 0.25})
+    result = run(
+        tmp_path,
+        **{
+            "compression.method": "topk",
+            "compression.topk_fraction": 0.1,
+            "compression.resync_every": 10,
+            "links.loss": 0.05,
+            "transport.round_timeout_s": 0.25,
+        },
+    )
     assert result.summary["link_dropped"] > 0 and result.summary["missed_messages"] > 0
     reasons = {reason for n in result.summary["per_node"] for reason in n["rejected"]}
-    assert reasons <= {"stale_round", "future_round"}, reasons  # outside the round window (late, or from a neighbour ahead), never malformed
+    assert reasons <= {"stale_round", "future_round"}, (
+        reasons
+    )  # outside the round window (late, or from a neighbour ahead), never malformed
     assert result.summary["accuracy_mean"] > 0.45, result.summary["accuracy_mean"]

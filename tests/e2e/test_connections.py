@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from gossip.config import config_to_toml, load_config
-from gossip.results import read_jsonl
+from gossip.results.rundir import read_jsonl
 from tests.conftest import REPO, Processes, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -97,7 +97,9 @@ def _scrape(port: int) -> tuple[dict[str, float], float]:
 
 def _tail(tmp_path: Path) -> str:
     """The last lines of both nodes' logs, for a failure message."""
-    return "\n".join(f"{name}: ...\n" + "".join((tmp_path / name).read_text().splitlines(keepends=True)[-8:]) for name in ("node0.log", "node1.log"))
+    return "\n".join(
+        f"{name}: ...\n" + "".join((tmp_path / name).read_text().splitlines(keepends=True)[-8:]) for name in ("node0.log", "node1.log")
+    )
 
 
 def _records(run_dir: Path) -> list[dict[str, object]]:
@@ -109,13 +111,23 @@ def run_pair(tmp_path: Path, processes: Processes, attack: list[str] | None, *, 
     """Two paced nodes; ``attack`` (``tests/attacks.py`` arguments, ``{node}``/``{metrics}`` for node 0's
     ports) starts once node 0 recorded 5 rounds; ``nofile``: node 0's ``ulimit -n``."""
     p0, p1, m0, m1 = free_port(), free_port(), free_port(), free_port()
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 2, "topology.spec": "complete", "training.rounds": ROUNDS, "training.local_steps": 1,
-        "training.checkpoint_every": 1, "training.checkpoint_interval_s": 0.0,
-        "faults.slow_nodes": [0, 1], "faults.step_delay_s": 0.05,
-        "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"], "transport.round_timeout_s": 20.0,
-        "metrics.ports": [m0, m1], "security.handshake_timeout_s": HANDSHAKE_TIMEOUT_S,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 2,
+            "topology.spec": "complete",
+            "training.rounds": ROUNDS,
+            "training.local_steps": 1,
+            "training.checkpoint_every": 1,
+            "training.checkpoint_interval_s": 0.0,
+            "faults.slow_nodes": [0, 1],
+            "faults.step_delay_s": 0.05,
+            "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"],
+            "transport.round_timeout_s": 20.0,
+            "metrics.ports": [m0, m1],
+            "security.handshake_timeout_s": HANDSHAKE_TIMEOUT_S,
+        },
+    )
     config = tmp_path / "run.toml"
     config.write_text(config_to_toml(cfg))
     run_dir = tmp_path / "run"
@@ -125,8 +137,20 @@ def run_pair(tmp_path: Path, processes: Processes, attack: list[str] | None, *, 
 
     with open(tmp_path / "node0.log", "wb") as log0, open(tmp_path / "node1.log", "wb") as log1:
         # --hold: /metrics stays up after the last round, for the scrape at the end
-        node0 = processes.gossip("node", "--config", str(config), "--id", "0", "--run-dir", str(run_dir), "--hold", "forever",
-                                 stdout=log0, stderr=log0, preexec_fn=limit if nofile else None)
+        node0 = processes.gossip(
+            "node",
+            "--config",
+            str(config),
+            "--id",
+            "0",
+            "--run-dir",
+            str(run_dir),
+            "--hold",
+            "forever",
+            stdout=log0,
+            stderr=log0,
+            preexec_fn=limit if nofile else None,
+        )
         processes.gossip("node", "--config", str(config), "--id", "1", "--run-dir", str(run_dir), stdout=log1, stderr=log1)
     deadline = time.monotonic() + 120
     while len(_records(run_dir)) < 5:
@@ -226,12 +250,16 @@ def test_slow_metrics_clients_cost_no_threads_and_few_descriptors(tmp_path: Path
 
 
 @pytest.mark.parametrize("socket_type", ["PUSH", "DEALER"])
-def test_reconnects_under_one_routing_id_leave_no_descriptors(tmp_path: Path, processes: Processes, undisturbed: Outcome, socket_type: str) -> None:
+def test_reconnects_under_one_routing_id_leave_no_descriptors(
+    tmp_path: Path, processes: Processes, undisturbed: Outcome, socket_type: str
+) -> None:
     """400 connections under routing id "same", each queueing messages and closing after 5 ms: every
     descriptor is given back (a ROUTER kept each duplicate connection open for good: 47 → 408), and the
     messages that arrived are counted as rejected. A DEALER is refused at the handshake (the node's
     socket is a PULL) and leaves nothing behind either."""
-    out = run_pair(tmp_path, processes, ["reconnects", "--port", "{node}", "--count", "400", "--queued", "200", "--socket-type", socket_type])
+    out = run_pair(
+        tmp_path, processes, ["reconnects", "--port", "{node}", "--count", "400", "--queued", "200", "--socket-type", socket_type]
+    )
     _finished_in_time(out, undisturbed)
     assert out.after_attack_fds <= max(out.before.fds) + 8, (max(out.before.fds), out.after_attack_fds)
     if socket_type == "PUSH":
@@ -244,7 +272,9 @@ def test_an_endless_multipart_message_is_cut_off(tmp_path: Path, processes: Proc
     the issue's 5,242 × 60 kB; and empty frames, which cost libzmq ~30 bytes of memory per wire
     byte): the node shuts it down once it holds more than the largest legal backlog, and its RSS grows
     by less than 100 MB (the unbounded node grew by the whole stream)."""
-    out = run_pair(tmp_path, processes, ["endless", "--port", "{node}", "--frame-bytes", str(frame_bytes), "--seconds", "8", "--max-mb", "320"])
+    out = run_pair(
+        tmp_path, processes, ["endless", "--port", "{node}", "--frame-bytes", str(frame_bytes), "--seconds", "8", "--max-mb", "320"]
+    )
     _finished_in_time(out, undisturbed)
     assert out.refused["unfinished_message"] == 1, out.refused
     # The node stopped taking the stream (a reset, or a closed window until the kernel drops the orphan)

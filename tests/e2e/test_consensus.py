@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from gossip.config import load_config
-from gossip.node import build_flat_model, plan_node
-from gossip.results import load_vector, read_jsonl
-from gossip.topology import parse_spec
+from gossip.node.node import build_flat_model, plan_node
+from gossip.results.rundir import load_vector, read_jsonl
+from gossip.topology.graph import parse_spec
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -32,9 +32,26 @@ def test_average_preserved_and_contraction_matches_lambda2(tmp_path: Path, spec:
     """
     run_dir = tmp_path / "run"
     result = run_gossip(
-        "launch", "--run-dir", str(run_dir), "--no-progress", "-n", str(nodes), "-t", spec, "-r", str(ROUNDS),
-        "--model", "vector", "--lr", "0", "--local-steps", "0", "--set", "model.init=independent",
-        "--set", "training.eval_every=1000",
+        "launch",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "-n",
+        str(nodes),
+        "-t",
+        spec,
+        "-r",
+        str(ROUNDS),
+        "--model",
+        "vector",
+        "--lr",
+        "0",
+        "--local-steps",
+        "0",
+        "--set",
+        "model.init=independent",
+        "--set",
+        "training.eval_every=1000",
     )
     assert result.returncode == 0, result.stderr
     cfg = load_config(run_dir / "config.toml", env={})

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gossip import checkpoint
 from gossip.config import load_config
-from gossip.launch import prepare_run, summarise
-from gossip.results import read_jsonl
+from gossip.node import checkpoint
+from gossip.results.rundir import read_jsonl
+from gossip.run.launch import prepare_run, summarise
 from tests.conftest import Processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -27,7 +27,19 @@ TIMEOUT_S = 1.0
 
 
 def _node_cmd(run_dir: Path, i: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "gossip", "node", "--config", str(run_dir / "config.toml"), "--id", str(i), "--run-dir", str(run_dir), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "gossip",
+        "node",
+        "--config",
+        str(run_dir / "config.toml"),
+        "--id",
+        str(i),
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
 
 
 def _rounds_done(run_dir: Path, i: int) -> int:
@@ -40,14 +52,26 @@ def test_killed_nodes_restart_from_checkpoints_rejoin_at_the_current_round_and_m
     with `gossip node --resume`, each loads its last periodic checkpoint, learns the neighbours' round from their
     welcomes and skips ahead instead of replaying; every node finishes, and the global merge averages all 8
     models into one identical model."""
-    cfg = load_config(env={}, overrides={
-        "run.nodes": N, "topology.spec": "ring", "training.rounds": ROUNDS, "data.dataset": "digits", "model.name": "logreg",
-        "training.local_steps": 2, "training.checkpoint_every": 4, "training.checkpoint_interval_s": 0, "transport.round_timeout_s": TIMEOUT_S,
-        "merge.enabled": True, "merge.timeout_s": 30.0,
-        # every step 0.1 s longer: a dead neighbour costs a few rounds, not a timeout each, and the tiny model's
-        # rounds would otherwise end the run before the restarted processes have imported torch
-        "faults.slow_nodes": list(range(N)), "faults.step_delay_s": 0.1,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": N,
+            "topology.spec": "ring",
+            "training.rounds": ROUNDS,
+            "data.dataset": "digits",
+            "model.name": "logreg",
+            "training.local_steps": 2,
+            "training.checkpoint_every": 4,
+            "training.checkpoint_interval_s": 0,
+            "transport.round_timeout_s": TIMEOUT_S,
+            "merge.enabled": True,
+            "merge.timeout_s": 30.0,
+            # every step 0.1 s longer: a dead neighbour costs a few rounds, not a timeout each, and the tiny model's
+            # rounds would otherwise end the run before the restarted processes have imported torch
+            "faults.slow_nodes": list(range(N)),
+            "faults.step_delay_s": 0.1,
+        },
+    )
     _resolved, run_dir, topology = prepare_run(cfg, run_dir=tmp_path / "run")
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -114,7 +138,13 @@ def test_killed_nodes_restart_from_checkpoints_rejoin_at_the_current_round_and_m
     assert summary["merge_agreed"] is True
     assert summary["merge_members"] == list(range(N))
     assert len({n["model_hash"] for n in summary["per_node"]}) == 1
-    missed = {dead: [sum(dead in r["missing"] for r in read_jsonl(run_dir / "nodes" / f"node-{j}.jsonl")) for j in ((dead - 1) % N, (dead + 1) % N)]
-              for dead in KILLED}
+    missed = {
+        dead: [
+            sum(dead in r["missing"] for r in read_jsonl(run_dir / "nodes" / f"node-{j}.jsonl")) for j in ((dead - 1) % N, (dead + 1) % N)
+        ]
+        for dead in KILLED
+    }
     joined = {i: json.loads((run_dir / "nodes" / f"node-{i}.json").read_text())["resumed"]["joined_round"] for i in KILLED}
-    print(f"checkpoints {saved_round}, killed after {killed_at} records, rejoined at {joined}; rounds their neighbours missed them: {missed}")
+    print(
+        f"checkpoints {saved_round}, killed after {killed_at} records, rejoined at {joined}; rounds their neighbours missed them: {missed}"
+    )

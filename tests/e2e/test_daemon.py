@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gossip import checkpoint
 from gossip.errors import ExitCode
-from gossip.results import read_jsonl
-from gossip.state import model_hash
+from gossip.learn.flat import model_hash
+from gossip.node import checkpoint
+from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes, free_port, run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -26,8 +26,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 def _node_args(n: int, ports: list[int], metrics: list[int], *extra: str) -> list[str]:
     addresses = ", ".join(f'"tcp://127.0.0.1:{p}"' for p in ports)
     return [
-        "--set", f"run.nodes={n}", "--set", "topology.spec=ring", "--set", f"transport.addresses=[{addresses}]",
-        "--set", f"metrics.ports=[{', '.join(map(str, metrics))}]", *extra,
+        "--set",
+        f"run.nodes={n}",
+        "--set",
+        "topology.spec=ring",
+        "--set",
+        f"transport.addresses=[{addresses}]",
+        "--set",
+        f"metrics.ports=[{', '.join(map(str, metrics))}]",
+        *extra,
     ]
 
 
@@ -36,7 +43,9 @@ def test_missing_neighbours_are_named_with_their_addresses_after_the_deadline(tm
     neighbour and the address it tried, and exit code 1: a runtime failure, not a usage error (2), so a restart
     policy (an orchestrator's, or the launcher's --restart) tries again once the neighbours may be up."""
     ports = [free_port() for _ in range(3)]
-    r = run_gossip("node", "--id", "0", *_node_args(3, ports, [free_port() for _ in range(3)], "--set", "transport.startup_timeout_s=2"), timeout=120)
+    r = run_gossip(
+        "node", "--id", "0", *_node_args(3, ports, [free_port() for _ in range(3)], "--set", "transport.startup_timeout_s=2"), timeout=120
+    )
     assert r.returncode == ExitCode.FAILED, r.stderr
     error = [line for line in r.stderr.splitlines() if line.startswith("gossip: error:")]
     assert len(error) == 1, r.stderr
@@ -116,7 +125,9 @@ def test_bad_hold_value_is_a_usage_error() -> None:
     assert r.returncode == 2 and "soon" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_a_node_process_leaves_without_the_interpreters_teardown_once_its_files_and_lines_are_out(tmp_path: Path, processes: Processes) -> None:
+def test_a_node_process_leaves_without_the_interpreters_teardown_once_its_files_and_lines_are_out(
+    tmp_path: Path, processes: Processes
+) -> None:
     """`gossip node` as a process's own command ends with os._exit once it is done (a torch process spends
     seconds of CPU taking its modules apart otherwise): an atexit hook never runs, yet every file and its
     last stderr line are there. Called in-process with explicit arguments (node 0 here), main returns as usual."""

@@ -19,8 +19,13 @@ def test_fuzz_bench_accounts_for_every_message_and_the_node_keeps_training(tmp_p
     sent is counted by the node as rejected (by reason) or accepted, rounds advanced during and after the flood,
     and the node exited cleanly on SIGTERM (143: stopped before its last round); its RSS grew by less than 20 MiB."""
     out = tmp_path / "fuzz.json"
-    r = subprocess.run([sys.executable, "bench/fuzz.py", "--messages", "5000", "--seed", "1", "--out", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=240)
+    r = subprocess.run(
+        [sys.executable, "bench/fuzz.py", "--messages", "5000", "--seed", "1", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["unaccounted"] == 0 and result["messages_fuzz"] == 5000

@@ -14,7 +14,7 @@ import zmq
 import zmq.asyncio
 
 from gossip.config import config_to_toml, load_config
-from gossip.results import read_jsonl
+from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -24,6 +24,7 @@ ROUNDS = 14
 
 def _mutations(header: dict, payload: bytes) -> list[tuple[str, bytes, list[bytes]]]:
     """(expected reason, DEALER identity, frames) for each kind of bad message we send."""
+
     def h(**kw: object) -> bytes:
         d = dict(header)
         d.update(kw)
@@ -60,14 +61,20 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
     message of each kind into every round. Node 0 must finish every round, mix only valid models,
     and count each rejection under its reason in /metrics and in its summary."""
     p0, p1, m0 = free_port(), free_port(), free_port()
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 2, "topology.spec": "complete", "training.rounds": ROUNDS,
-        "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"],
-        "transport.round_timeout_s": 20.0, "metrics.ports": [m0, free_port()],
-        # This peer floods on purpose (14 messages a round); the rate limit would rightly drop some
-        # of its valid models too. Validation is what this test pins, so the limit is off here.
-        "security.max_messages_per_s": 0.0,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 2,
+            "topology.spec": "complete",
+            "training.rounds": ROUNDS,
+            "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"],
+            "transport.round_timeout_s": 20.0,
+            "metrics.ports": [m0, free_port()],
+            # This peer floods on purpose (14 messages a round); the rate limit would rightly drop some
+            # of its valid models too. Validation is what this test pins, so the limit is off here.
+            "security.max_messages_per_s": 0.0,
+        },
+    )
     config = tmp_path / "run.toml"
     config.write_text(config_to_toml(cfg))
     run_dir = tmp_path / "run"
@@ -141,16 +148,25 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
 def test_curve_refuses_strangers_and_impostors(tmp_path: Path, processes: Processes) -> None:
     """With CURVE on, a stranger's key never gets in and a known neighbour claiming another node's id
     is refused: node 0 trains on, and /metrics counts `unauthenticated` and `sender_mismatch`."""
-    from gossip.transport import generate_keys, load_keys
+    from gossip.net.transport import generate_keys, load_keys
 
     keys = tmp_path / "keys"
     generate_keys(keys, 2)
     p0, p1, m0 = free_port(), free_port(), free_port()
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 2, "topology.spec": "complete", "training.rounds": 8, "model.name": "logreg",
-        "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"], "transport.round_timeout_s": 20.0,
-        "metrics.ports": [m0, free_port()], "security.curve": True, "security.keys_dir": str(keys),
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 2,
+            "topology.spec": "complete",
+            "training.rounds": 8,
+            "model.name": "logreg",
+            "transport.addresses": [f"tcp://127.0.0.1:{p0}", f"tcp://127.0.0.1:{p1}"],
+            "transport.round_timeout_s": 20.0,
+            "metrics.ports": [m0, free_port()],
+            "security.curve": True,
+            "security.keys_dir": str(keys),
+        },
+    )
     config = tmp_path / "run.toml"
     config.write_text(config_to_toml(cfg))
     run_dir = tmp_path / "run"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.results import read_jsonl
+from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes, run_gossip
 from tests.procs import command_of, node_pids
 
@@ -99,8 +99,25 @@ def test_direct_sends_train_bit_for_bit_like_snapshot_sends(tmp_path: Path, dire
     """By default a sync node hands ZeroMQ its live vector: a 1.2 MB model zero-copy (mixed only once
     ZeroMQ let go), a 120 kB one copied by the socket inside send. Either run is bit for bit the run that
     sends a snapshot copy of its own: no model was torn in flight."""
-    args = ("-n", "4", "-t", "ring", "-r", "6", "--seed", "2", "--dataset", "synthetic", "--no-report",
-            "--set", "data.features=1000", "--set", f"model.hidden=[{hidden}]", "--set", "data.train_samples=2000")
+    args = (
+        "-n",
+        "4",
+        "-t",
+        "ring",
+        "-r",
+        "6",
+        "--seed",
+        "2",
+        "--dataset",
+        "synthetic",
+        "--no-report",
+        "--set",
+        "data.features=1000",
+        "--set",
+        f"model.hidden=[{hidden}]",
+        "--set",
+        "data.train_samples=2000",
+    )
     runs = {direct: tmp_path / "direct", "snapshot": tmp_path / "snap"}
     for path, run_dir in runs.items():
         extra = () if path == direct else ("--set", "transport.zero_copy=false")
@@ -119,8 +136,24 @@ def test_periodic_checkpoints_are_at_least_the_interval_apart(tmp_path: Path, in
     """checkpoint_every=1 writes a checkpoint after every round, unless checkpoint_interval_s has not passed
     since the last one (a run of fast rounds would spend its time in fsync); the final one is always written."""
     run_dir = tmp_path / "run"
-    result = launch(run_dir, "-n", "2", "-t", "complete", "-r", "12", "--dataset", "digits", "--model", "logreg", "--no-report",
-                    "--set", "training.checkpoint_every=1", "--set", f"training.checkpoint_interval_s={interval_s}")
+    result = launch(
+        run_dir,
+        "-n",
+        "2",
+        "-t",
+        "complete",
+        "-r",
+        "12",
+        "--dataset",
+        "digits",
+        "--model",
+        "logreg",
+        "--no-report",
+        "--set",
+        "training.checkpoint_every=1",
+        "--set",
+        f"training.checkpoint_interval_s={interval_s}",
+    )
     assert result.returncode == 0, result.stderr
     for node in range(2):
         assert json.loads((run_dir / "nodes" / f"node-{node}.json").read_text())["checkpoints_written"] == written
@@ -131,8 +164,22 @@ def test_a_node_logs_a_round_line_per_interval_and_always_its_first_and_last(tmp
     """run.log_interval_s = 0 logs every round; a long interval logs the first round and, held back until the
     node stops, the last one — the JSONL still has every round."""
     run_dir = tmp_path / "run"
-    result = launch(run_dir, "-n", "2", "-t", "complete", "-r", "12", "--dataset", "digits", "--model", "logreg", "--no-report",
-                    "--set", f"run.log_interval_s={interval_s}")
+    result = launch(
+        run_dir,
+        "-n",
+        "2",
+        "-t",
+        "complete",
+        "-r",
+        "12",
+        "--dataset",
+        "digits",
+        "--model",
+        "logreg",
+        "--no-report",
+        "--set",
+        f"run.log_interval_s={interval_s}",
+    )
     assert result.returncode == 0, result.stderr
     for node in range(2):
         log = (run_dir / "nodes" / f"node-{node}.log").read_text()
@@ -140,11 +187,15 @@ def test_a_node_logs_a_round_line_per_interval_and_always_its_first_and_last(tmp
         assert len(read_jsonl(run_dir / "nodes" / f"node-{node}.jsonl")) == 12
 
 
-@pytest.mark.parametrize(("inherited", "extra"), [
-    (signal.SIG_DFL, ()),
-    (signal.SIG_IGN, ()),
-    (signal.SIG_DFL, ("--set", "schedule.mode=none")),
-], ids=["sigint-default", "sigint-ignored", "local-only-rounds"])
+@pytest.mark.parametrize(
+    ("inherited", "extra"),
+    [
+        (signal.SIG_DFL, ()),
+        (signal.SIG_IGN, ()),
+        (signal.SIG_DFL, ("--set", "schedule.mode=none")),
+    ],
+    ids=["sigint-default", "sigint-ignored", "local-only-rounds"],
+)
 def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path, inherited: signal.Handlers, extra: tuple[str, ...]) -> None:
     """SIGINT to the launcher: exit 130, no node process left, no port still bound, records kept, every node
     'stopped' (it saw its SIGTERM, it was not killed) — also when the launcher inherited SIGINT ignored
@@ -153,8 +204,27 @@ def test_ctrl_c_stops_every_node_and_frees_every_port(tmp_path: Path, inherited:
     run_dir = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossip", "launch", "--run-dir", str(run_dir), "--no-progress", "-n", "4", "-t", "ring", "-r", "100000", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gossip",
+            "launch",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            "-n",
+            "4",
+            "-t",
+            "ring",
+            "-r",
+            "100000",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, inherited),
     )
     try:
@@ -185,8 +255,21 @@ def test_nodes_are_forks_of_one_warm_server_and_stop_when_the_launcher_is_killed
     the launcher still stops every node cleanly: the server leaves with its launcher, and each node gets
     SIGTERM from the kernel, checkpoints and says it stopped."""
     run_dir = tmp_path / "run"
-    launcher = processes.gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "4", "-t", "ring", "-r", "100000",
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    launcher = processes.gossip(
+        "launch",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "-n",
+        "4",
+        "-t",
+        "ring",
+        "-r",
+        "100000",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl") for i in range(4)):
         assert launcher.poll() is None
@@ -232,7 +315,7 @@ def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
     import tomllib
 
     from gossip.config import load_config
-    from gossip.launch import prepare_run, run_prepared
+    from gossip.run.launch import prepare_run, run_prepared
 
     cfg = load_config(env={}, overrides={"run.nodes": 4, "topology.spec": "ring", "training.rounds": 50})
     resolved, run_dir, topology = prepare_run(cfg, run_dir=tmp_path / "run")
@@ -309,7 +392,17 @@ def test_curve_run_trains_with_keys_made_by_the_launcher(tmp_path: Path) -> None
 # Imported by other commands (generators, GraphML, reports, the launcher's Prometheus files, the data
 # split), never needed by a synchronous node: each costs every node process memory (NetworkX ~12 MiB,
 # numpy.random ~3 MiB).
-NOT_IN_A_NODE = ("networkx", "yaml", "matplotlib", "sklearn", "mnist1d", "statistics", "numpy.random", "gossip.launch", "gossip.report")
+NOT_IN_A_NODE = (
+    "networkx",
+    "yaml",
+    "matplotlib",
+    "sklearn",
+    "mnist1d",
+    "statistics",
+    "numpy.random",
+    "gossip.run.launch",
+    "gossip.results.report",
+)
 
 
 def _imported(log: str) -> set[str]:
@@ -330,8 +423,21 @@ def test_node_processes_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> N
     ``python -m gossip node`` as Compose and Kubernetes run it. (Forked nodes: the next test.)
     """
     run_dir = tmp_path / "run"
-    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "3", "-t", "ring", "-r", "2", "--spawn",
-                        env={"PYTHONPROFILEIMPORTTIME": "1"})
+    result = run_gossip(
+        "launch",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "-n",
+        "3",
+        "-t",
+        "ring",
+        "-r",
+        "2",
+        "--spawn",
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| networkx" in result.stderr  # the launcher itself generated the ring with NetworkX
     import tomllib
@@ -341,7 +447,7 @@ def test_node_processes_import_no_networkx_yaml_or_plotting(tmp_path: Path) -> N
     for node in range(3):
         log = (run_dir / "nodes" / f"node-{node}.log").read_text()
         imported = _imported(log)
-        assert "torch" in imported and "gossip.node" in imported, log[-2000:]
+        assert "torch" in imported and "gossip.node.node" in imported, log[-2000:]
         assert _unwanted(imported) == []
 
 
@@ -349,17 +455,34 @@ def test_forked_nodes_and_their_fork_server_import_no_networkx_yaml_or_plotting(
     """The same for nodes forked from the fork server (the default): what the server preloads, imported in a
     fresh interpreter, holds torch and the node but none of those modules; nor does any forked node import
     one after the fork (its own import log, in its log file)."""
-    from gossip.forkserver import PRELOAD
+    from gossip.run.forkserver import PRELOAD
 
-    probe = subprocess.run([sys.executable, "-X", "importtime", "-c", "; ".join(f"import {m}" for m in PRELOAD)],
-                           capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    probe = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "; ".join(f"import {m}" for m in PRELOAD)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert probe.returncode == 0, probe.stderr[-2000:]
     preloaded = _imported(probe.stderr)
-    assert {"torch", "gossip.node", "gossip.cli"} <= preloaded
+    assert {"torch", "gossip.node.node", "gossip.cli"} <= preloaded
     assert _unwanted(preloaded) == []
     run_dir = tmp_path / "run"
-    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "-n", "3", "-t", "ring", "-r", "2",
-                        env={"PYTHONPROFILEIMPORTTIME": "1"})
+    result = run_gossip(
+        "launch",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "-n",
+        "3",
+        "-t",
+        "ring",
+        "-r",
+        "2",
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for node in range(3):
         log = (run_dir / "nodes" / f"node-{node}.log").read_text()

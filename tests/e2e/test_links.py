@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.results import read_jsonl
+from gossip.results.rundir import read_jsonl
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -19,8 +19,25 @@ ROUNDS = 20
 
 def _launch(run_dir: Path, *sets: str) -> dict:
     r = run_gossip(
-        "launch", "-n", str(N), "-t", "ring", "-r", str(ROUNDS), "--dataset", "digits", "--model", "logreg", "--run-dir", str(run_dir),
-        "--no-progress", "--no-report", "--set", "transport.round_timeout_s=1.5", *(x for s in sets for x in ("--set", s)), timeout=300,
+        "launch",
+        "-n",
+        str(N),
+        "-t",
+        "ring",
+        "-r",
+        str(ROUNDS),
+        "--dataset",
+        "digits",
+        "--model",
+        "logreg",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "--set",
+        "transport.round_timeout_s=1.5",
+        *(x for s in sets for x in ("--set", s)),
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads((run_dir / "summary.json").read_text())
@@ -28,11 +45,11 @@ def _launch(run_dir: Path, *sets: str) -> dict:
 
 def test_emulated_delay_and_loss_show_in_round_times_and_missed_models(tmp_path: Path) -> None:
     """Same run twice, plain and with [links] delay_ms = 100, loss = 0.25 on every edge. With emulation the mean
-    round takes at least the 100 ms a model needs to arrive; about a quarter of the messages are dropped by the
-    senders' emulation (link_dropped), each lost model is a `missing` entry in the receiver's JSONL, and the summary
-    totals them. Without emulation nothing is missed (that run waits up to 10 s a round, so a loaded machine cannot
-    make a model late: only a lost one could be missed). The shaped run waits 0.75 s, 7.5 times the delay: nearly half of
-its node-rounds lose a model and wait that long."""
+        round takes at least the 100 ms a model needs to arrive; about a quarter of the messages are dropped by the
+        senders' emulation (link_dropped), each lost model is a `missing` entry in the receiver's JSONL, and the summary
+        totals them. Without emulation nothing is missed (that run waits up to 10 s a round, so a loaded machine cannot
+        make a model late: only a lost one could be missed). The shaped run waits 0.75 s, 7.5 times the delay: nearly half of
+    its node-rounds lose a model and wait that long."""
     plain = _launch(tmp_path / "plain", "transport.round_timeout_s=10")
     shaped = _launch(tmp_path / "shaped", "links.delay_ms=100", "links.loss=0.25", "transport.round_timeout_s=0.75")
 
@@ -53,8 +70,10 @@ its node-rounds lose a model and wait that long."""
     # every lost model is missed (a round that waited out the timeout can make a neighbour's model late too)
     assert 0.1 <= missed / expected <= 0.5 and missed >= 0.7 * shaped["link_dropped"], (missed, shaped["link_dropped"])
     assert shaped["missed_messages"] == missed and plain["missed_messages"] == 0 and plain["link_dropped"] == 0
-    print(f"plain median round {plain_s:.3f} s, delay 100 ms + loss 0.25: {shaped_s:.3f} s ({complete_s:.3f} s in rounds with nothing lost), "
-          f"missed {missed}/{expected} models, link_dropped {shaped['link_dropped']}")
+    print(
+        f"plain median round {plain_s:.3f} s, delay 100 ms + loss 0.25: {shaped_s:.3f} s ({complete_s:.3f} s in rounds with nothing lost), "
+        f"missed {missed}/{expected} models, link_dropped {shaped['link_dropped']}"
+    )
 
 
 def test_emulated_bandwidth_cap_serialises_each_model_on_its_link(tmp_path: Path) -> None:

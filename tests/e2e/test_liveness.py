@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import zmq
 
-from gossip import checkpoint
 from gossip.config import load_config
-from gossip.node import run_id_of
-from gossip.results import read_jsonl
-from gossip.wire import Kind, encode
+from gossip.net.wire import Kind, encode
+from gossip.node import checkpoint
+from gossip.node.node import run_id_of
+from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes
 from tests.procs import node_pids
 
@@ -37,9 +37,30 @@ def _launch(processes: Processes, tmp_path: Path, n: int, rounds: int, *sets: st
     log = tmp_path / "launch.log"
     with open(log, "wb") as fh:
         launcher = processes.gossip(
-            "launch", "-n", str(n), "-t", "ring", "-r", str(rounds), "--dataset", "digits", "--model", "logreg", "--run-dir", str(run_dir),
-            "--no-progress", "--no-report", "--set", f"faults.slow_nodes={list(range(n))}", "--set", f"faults.step_delay_s={PACE_S}",
-            "--set", f"transport.round_timeout_s={TIMEOUT_S}", *(x for s in sets for x in ("--set", s)), stdout=fh, stderr=subprocess.STDOUT,
+            "launch",
+            "-n",
+            str(n),
+            "-t",
+            "ring",
+            "-r",
+            str(rounds),
+            "--dataset",
+            "digits",
+            "--model",
+            "logreg",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            "--no-report",
+            "--set",
+            f"faults.slow_nodes={list(range(n))}",
+            "--set",
+            f"faults.step_delay_s={PACE_S}",
+            "--set",
+            f"transport.round_timeout_s={TIMEOUT_S}",
+            *(x for s in sets for x in ("--set", s)),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     return launcher, run_dir, log
 
@@ -48,7 +69,9 @@ def _records(run_dir: Path, i: int) -> list[dict]:
     return read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl")
 
 
-def _wait_rounds(run_dir: Path, nodes: range | list[int], at_least: int, launcher: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
+def _wait_rounds(
+    run_dir: Path, nodes: range | list[int], at_least: int, launcher: subprocess.Popen[bytes], log: Path, timeout_s: float = 120
+) -> None:
     deadline = time.monotonic() + timeout_s
     while min(len(_records(run_dir, i)) for i in nodes) < at_least:
         assert launcher.poll() is None, log.read_text()[-3000:]
@@ -109,8 +132,10 @@ def test_forged_bye_and_welcome_from_an_impostor_of_a_neighbour_have_a_bounded_e
     assert rejected.get("unexpected", 0) + rejected.get("future_round", 0) >= 1, rejected
     span, undisturbed = _span_s(run_dir, n), _undisturbed_s(run_dir, n, attack_at, rounds)
     assert span <= undisturbed + SLACK_S, (span, undisturbed)
-    print(f"training {span:.1f} s, undisturbed pace {undisturbed:.1f} s; node 1 missing at node 0 in "
-          f"{sum(1 in r['missing'] for r in records)} rounds")
+    print(
+        f"training {span:.1f} s, undisturbed pace {undisturbed:.1f} s; node 1 missing at node 0 in "
+        f"{sum(1 in r['missing'] for r in records)} rounds"
+    )
 
 
 def test_a_paused_node_skips_ahead_and_the_run_loses_about_the_pause(tmp_path: Path, processes: Processes) -> None:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from gossip import checkpoint
 from gossip.config import load_config
-from gossip.deploy import prepare
-from gossip.deploy.compose import compose_address_template
-from gossip.results import read_jsonl
+from gossip.node import checkpoint
+from gossip.results.rundir import read_jsonl
+from gossip.run.deploy import prepare
+from gossip.run.deploy.compose import compose_address_template
 from tests.conftest import Processes
 from tests.netns import NETNS_ETC, Fabric, remove_stale
 
@@ -67,7 +67,9 @@ def test_nodes_in_separate_namespaces_train_to_completion(tmp_path: Path, proces
     ends each with exit 0 and a checkpoint; every namespace and /etc/netns entry is gone afterwards."""
     _require_netns()
     remove_stale()
-    cfg = load_config(env={}, overrides={"run.nodes": HOSTS, "topology.spec": "ring", "training.rounds": ROUNDS, "transport.startup_timeout_s": 60})
+    cfg = load_config(
+        env={}, overrides={"run.nodes": HOSTS, "topology.spec": "ring", "training.rounds": ROUNDS, "transport.startup_timeout_s": 60}
+    )
     run = prepare(cfg, compose_address_template())
     (tmp_path / "config.toml").write_text(run.config_toml)
     (tmp_path / "topology.json").write_text(run.topology_json)
@@ -79,8 +81,22 @@ def test_nodes_in_separate_namespaces_train_to_completion(tmp_path: Path, proces
         procs = []
         for i in range(HOSTS):
             logs[i] = tmp_path / f"node-{i}.log"
-            args = [sys.executable, "-m", "gossip", "node", "--config", str(tmp_path / "config.toml"), "--id", str(i),
-                    "--run-dir", str(run_dir), "--set", f"topology.spec={tmp_path / 'topology.json'}", "--hold", "forever"]
+            args = [
+                sys.executable,
+                "-m",
+                "gossip",
+                "node",
+                "--config",
+                str(tmp_path / "config.toml"),
+                "--id",
+                str(i),
+                "--run-dir",
+                str(run_dir),
+                "--set",
+                f"topology.spec={tmp_path / 'topology.json'}",
+                "--hold",
+                "forever",
+            ]
             with open(logs[i], "wb") as log:
                 procs.append(processes.start(net.command(i, args), stdout=log, stderr=subprocess.STDOUT))
 
@@ -106,7 +122,7 @@ def test_nodes_in_separate_namespaces_train_to_completion(tmp_path: Path, proces
             summary = json.loads(summaries[i].read_text())
             assert _tx_bytes(net, i) >= summary["bytes_sent"] > 0
             p.send_signal(signal.SIGTERM)
-        for i, p in enumerate(procs):
+        for p in procs:
             assert p.wait(timeout=60) == 0, tail()
 
     assert net.exists() == [] and not any((NETNS_ETC / net.ns(i)).exists() for i in range(HOSTS))

@@ -1,7 +1,7 @@
 """Network faults below the application, on real processes: packet loss and a bandwidth cap in the kernel
 (iptables statistic, tc tbf) and a partition that heals (iptables DROP), with nodes in network namespaces
 (tests/netns.py); and a 100 ms delay from a user-space TCP relay (tests/relay.py: this kernel has no netem),
-compared with the same delay emulated by the sending node ([links], gossip/linkemu.py)."""
+compared with the same delay emulated by the sending node ([links], gossip/net/linkemu.py)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from gossip.config import load_config
-from gossip.deploy import prepare
-from gossip.deploy.compose import compose_address_template
-from gossip.launch import summarise
-from gossip.results import read_jsonl
-from gossip.topology import parse_spec
+from gossip.results.rundir import read_jsonl
+from gossip.run.deploy import prepare
+from gossip.run.deploy.compose import compose_address_template
+from gossip.run.launch import summarise
+from gossip.topology.graph import parse_spec
 from tests.conftest import REPO, Processes
 from tests.netns import Fabric, remove_stale
 
@@ -55,8 +55,16 @@ def _start_in_fabric(
     """The compose-rendered config, one `gossip node` per namespace (peers by name, node-<i>:7000); ``node_sets``
     are per-process overrides that stay out of the run id (transport keys)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    overrides = {"run.nodes": N, "topology.spec": "ring", "training.rounds": rounds, "data.dataset": "digits", "model.name": "logreg",
-                 "transport.startup_timeout_s": 60, "transport.round_timeout_s": 1.0, "training.checkpoint_every": 0}
+    overrides = {
+        "run.nodes": N,
+        "topology.spec": "ring",
+        "training.rounds": rounds,
+        "data.dataset": "digits",
+        "model.name": "logreg",
+        "transport.startup_timeout_s": 60,
+        "transport.round_timeout_s": 1.0,
+        "training.checkpoint_every": 0,
+    }
     overrides.update(dict(s.split("=", 1) for s in sets))
     run = prepare(load_config(env={}, overrides=overrides), compose_address_template())
     (tmp_path / "config.toml").write_text(run.config_toml)
@@ -64,8 +72,21 @@ def _start_in_fabric(
     run_dir = tmp_path / "run"
     procs = []
     for i in range(N):
-        args = [sys.executable, "-m", "gossip", "node", "--config", str(tmp_path / "config.toml"), "--id", str(i), "--run-dir", str(run_dir),
-                "--set", f"topology.spec={tmp_path / 'topology.json'}", *(x for kv in node_sets for x in ("--set", kv))]
+        args = [
+            sys.executable,
+            "-m",
+            "gossip",
+            "node",
+            "--config",
+            str(tmp_path / "config.toml"),
+            "--id",
+            str(i),
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            f"topology.spec={tmp_path / 'topology.json'}",
+            *(x for kv in node_sets for x in ("--set", kv)),
+        ]
         with open(tmp_path / f"node-{i}.log", "wb") as log:
             procs.append(processes.start(net.command(i, args), stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
     return run_dir, procs
@@ -85,7 +106,22 @@ def test_kernel_loss_and_bandwidth_cap_slow_rounds_but_training_converges(tmp_pa
     rounds = 25
     with Fabric(N) as net:
         for i in range(N):
-            net.run(i, "iptables", "-A", "OUTPUT", "-o", net.host_iface, "-m", "statistic", "--mode", "random", "--probability", "0.1", "-j", "DROP")
+            net.run(
+                i,
+                "iptables",
+                "-A",
+                "OUTPUT",
+                "-o",
+                net.host_iface,
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.1",
+                "-j",
+                "DROP",
+            )
             net.run(i, "tc", "qdisc", "add", "dev", net.host_iface, "root", "tbf", "rate", "8mbit", "burst", "32kbit", "latency", "50ms")
         # a lost segment comes back after TCP's retransmission timeout (200 ms, doubling): 3 s lets three losses in a
         # row arrive within the round, so a model misses its round only on a rare burst, however loaded the machine
@@ -102,9 +138,11 @@ def test_kernel_loss_and_bandwidth_cap_slow_rounds_but_training_converges(tmp_pa
     assert summary["missed_messages"] == sum(len(r["missing"]) for i in range(N) for r in records[i])
     norm = float(np.linalg.norm(np.load(run_dir / "nodes" / "node-0.npy", allow_pickle=False)))
     assert summary["consensus_distance_honest"] < 0.05 * norm, (summary["consensus_distance_honest"], norm)  # they agree
-    print(f"packets dropped per node {dropped}; missed models {summary['missed_messages']}; accuracy {summary['accuracy_mean']:.3f}; "
-          f"final spread {summary['consensus_distance_honest']:.4f} (model norm {norm:.2f}); "
-          f"median round {statistics.median(r['round_s'] for i in range(N) for r in records[i]):.3f} s")
+    print(
+        f"packets dropped per node {dropped}; missed models {summary['missed_messages']}; accuracy {summary['accuracy_mean']:.3f}; "
+        f"final spread {summary['consensus_distance_honest']:.4f} (model norm {norm:.2f}); "
+        f"median round {statistics.median(r['round_s'] for i in range(N) for r in records[i]):.3f} s"
+    )
 
 
 @pytest.mark.slow
@@ -151,8 +189,10 @@ def test_partition_for_several_rounds_then_heal_returns_to_the_pre_partition_con
     after = [statistics.median(r["consensus_distance"] for r in records[i][-4:]) for i in range(N)]
     assert all(a <= 1.5 * b for a, b in zip(after, before, strict=True)), (before, after)
     assert summary["accuracy_mean"] > 0.5
-    print(f"cut in rounds {cut_round}..{healed_round}; missed models {summary['missed_messages']}; "
-          f"consensus distance before {[round(x, 4) for x in before]}, at the end {[round(x, 4) for x in after]}")
+    print(
+        f"cut in rounds {cut_round}..{healed_round}; missed models {summary['missed_messages']}; "
+        f"consensus distance before {[round(x, 4) for x in before]}, at the end {[round(x, 4) for x in after]}"
+    )
 
 
 @pytest.mark.slow
@@ -167,13 +207,39 @@ def test_relay_delay_and_emulated_delay_lengthen_rounds_alike(tmp_path: Path, pr
     remove_stale()
     rounds = 12
     with Fabric(N) as net:
-        relays = [processes.start(net.command(i, [sys.executable, "-m", "tests.relay", "--delay-ms", "100", "--jitter-ms", "10", "--seed", str(i),
-                                                  "0.0.0.0:7001=127.0.0.1:7000"]), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-                  for i in range(N)]
+        relays = [
+            processes.start(
+                net.command(
+                    i,
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.relay",
+                        "--delay-ms",
+                        "100",
+                        "--jitter-ms",
+                        "10",
+                        "--seed",
+                        str(i),
+                        "0.0.0.0:7001=127.0.0.1:7000",
+                    ],
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+            for i in range(N)
+        ]
         for r in relays:
             assert r.stdout is not None and r.stdout.readline().strip() == b"relay ready"
-        relayed_dir, procs = _start_in_fabric(net, tmp_path / "relay", processes, rounds, "transport.round_timeout_s=2",
-                                              node_sets=("transport.address_template=tcp://node-{id}:7001",))
+        relayed_dir, procs = _start_in_fabric(
+            net,
+            tmp_path / "relay",
+            processes,
+            rounds,
+            "transport.round_timeout_s=2",
+            node_sets=("transport.address_template=tcp://node-{id}:7001",),
+        )
         for i, p in enumerate(procs):
             assert p.wait(timeout=180) == 0, (tmp_path / "relay" / f"node-{i}.log").read_text()[-2000:]
         for r in relays:
@@ -181,8 +247,9 @@ def test_relay_delay_and_emulated_delay_lengthen_rounds_alike(tmp_path: Path, pr
             r.wait()
             assert r.stdout is not None
             r.stdout.close()
-        emulated_dir, procs = _start_in_fabric(net, tmp_path / "emulated", processes, rounds, "transport.round_timeout_s=2",
-                                               "links.delay_ms=100", "links.jitter_ms=10")
+        emulated_dir, procs = _start_in_fabric(
+            net, tmp_path / "emulated", processes, rounds, "transport.round_timeout_s=2", "links.delay_ms=100", "links.jitter_ms=10"
+        )
         for i, p in enumerate(procs):
             assert p.wait(timeout=180) == 0, (tmp_path / "emulated" / f"node-{i}.log").read_text()[-2000:]
     relayed = [r for i in range(N) for r in _records(relayed_dir, i)]

@@ -31,11 +31,11 @@ from typing import IO
 
 import pytest
 
-from gossip.dashboards import DASHBOARDS, Dashboard
-from gossip.prometheus import LAUNCH_SCRAPE_INTERVAL_S, run_prometheus_dir
-from gossip.promserver import PrometheusServer
-from gossip.results import read_jsonl
-from gossip.rules import ALERTS, RECORDINGS
+from gossip.ops.alerts import ALERTS, RECORDINGS
+from gossip.ops.dashboards import DASHBOARDS, Dashboard
+from gossip.ops.prometheus import LAUNCH_SCRAPE_INTERVAL_S, run_prometheus_dir
+from gossip.results.rundir import read_jsonl
+from gossip.run.promserver import PrometheusServer
 from tests.conftest import run_gossip
 from tests.prom import PromAPI, require
 
@@ -87,9 +87,29 @@ def observed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservedR
     run_dir = tmp_path_factory.mktemp("observed") / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gossip", "launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "--prometheus",
-         "-n", str(NODES), "-t", "ring", "-r", "1000000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gossip",
+            "launch",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            "--no-report",
+            "--prometheus",
+            "-n",
+            str(NODES),
+            "-t",
+            "ring",
+            "-r",
+            "1000000",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=_follow, args=(proc.stderr, lines), daemon=True)
@@ -133,7 +153,9 @@ def history(observed_run: ObservedRun, tmp_path_factory: pytest.TempPathFactory)
         starts[node] = records[WARMUP_ROUNDS]["time"]
         ends[node] = records[-1]["time"]
     begin, end = max(starts.values()), min(ends.values())
-    assert end - begin > 4 * LAUNCH_SCRAPE_INTERVAL_S, f"the run was too short to observe: {end - begin:.1f} s with every node past round {WARMUP_ROUNDS}"
+    assert end - begin > 4 * LAUNCH_SCRAPE_INTERVAL_S, (
+        f"the run was too short to observe: {end - begin:.1f} s with every node past round {WARMUP_ROUNDS}"
+    )
     at = (begin + end) / 2
     work = tmp_path_factory.mktemp("history")
     config = work / "prometheus.yml"
@@ -161,7 +183,21 @@ def test_launch_prometheus_prints_its_url_and_stops_it_at_the_end(tmp_path: Path
     gone when the launcher returns (that it scrapes is what the tests below prove)."""
     require("prometheus")
     run_dir = tmp_path / "run"
-    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "--prometheus", "-n", "3", "-t", "ring", "-r", "30", timeout=600)
+    result = run_gossip(
+        "launch",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "--prometheus",
+        "-n",
+        "3",
+        "-t",
+        "ring",
+        "-r",
+        "30",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     match = re.search(r"gossip: prometheus on (http://127\.0\.0\.1:\d+) ", result.stderr)
     assert match, result.stderr
@@ -257,6 +293,6 @@ def test_every_alert_evaluates_stays_silent_on_a_healthy_run_and_has_its_signals
             problems.append(f"alert {alert.name}: {body.get('error')}")
         elif body["data"]["result"]:
             problems.append(f"alert {alert.name} would fire on a healthy run: {body['data']['result']}")
-        for signal in alert.signals:
-            problems += _check(api, signal, at, f"alert {alert.name} signal", per_node=True)
+        for expr in alert.signals:
+            problems += _check(api, expr, at, f"alert {alert.name} signal", per_node=True)
     assert not problems, "\n".join(problems)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.report import FIGURE_DPI, FIGURE_SIZE_IN
+from gossip.results.report import FIGURE_DPI, FIGURE_SIZE_IN
 from tests.conftest import run_gossip
 from tests.prom import assert_real_plot, red_pixels
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 NODES = 4
 ROUNDS = 12
 PLOT_SIZE = (int(FIGURE_SIZE_IN[0] * FIGURE_DPI), int(FIGURE_SIZE_IN[1] * FIGURE_DPI))
-TOPOLOGY_SIZE = (600, 600)  # gossip.topology.draw's fixed size
+TOPOLOGY_SIZE = (600, 600)  # gossip.topology.graph.draw's fixed size
 FIGURES = ("accuracy.png", "loss.png", "consensus.png", "bytes.png")
 
 
@@ -30,7 +30,9 @@ FIGURES = ("accuracy.png", "loss.png", "consensus.png", "bytes.png")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A real 4-node ring run, launched with the defaults (so with its report)."""
     run_dir = tmp_path_factory.mktemp("report") / "run"
-    result = run_gossip("launch", "--run-dir", str(run_dir), "--no-progress", "-n", str(NODES), "-t", "ring", "-r", str(ROUNDS), "--seed", "1", timeout=900)
+    result = run_gossip(
+        "launch", "--run-dir", str(run_dir), "--no-progress", "-n", str(NODES), "-t", "ring", "-r", str(ROUNDS), "--seed", "1", timeout=900
+    )
     assert result.returncode == 0, result.stderr
     return run_dir, result
 
@@ -87,8 +89,20 @@ def test_launch_without_prometheus_carries_on_and_no_report_writes_none(tmp_path
     empty = tmp_path / "bin"
     empty.mkdir()
     result = run_gossip(
-        "launch", "--run-dir", str(run_dir), "--no-progress", "--no-report", "--prometheus", "-n", "2", "-t", "complete", "-r", "2",
-        timeout=600, env={"PATH": str(empty)},
+        "launch",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "--prometheus",
+        "-n",
+        "2",
+        "-t",
+        "complete",
+        "-r",
+        "2",
+        timeout=600,
+        env={"PATH": str(empty)},
     )
     assert result.returncode == 0, result.stderr
     about = [line for line in result.stderr.replace(str(tmp_path), "<tmp>").splitlines() if "prometheus" in line.lower()]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.results import read_jsonl
+from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes
 from tests.procs import node_pids
 
@@ -31,9 +31,33 @@ def test_launcher_restarts_a_killed_node_which_rejoins_and_merges(tmp_path: Path
     log = tmp_path / "launch.log"
     with open(log, "wb") as fh:
         launcher = processes.gossip(
-            "launch", "-n", str(N), "-t", "ring", "-r", str(ROUNDS), "--dataset", "digits", "--model", "logreg", "--run-dir", str(run_dir),
-            "--no-progress", "--no-report", "--restart", "--set", "transport.round_timeout_s=1", "--set", "training.checkpoint_every=4", "--set", "training.checkpoint_interval_s=0",
-            "--set", "merge.enabled=true", *(x for p in PACED for x in ("--set", p)), stdout=fh, stderr=subprocess.STDOUT,
+            "launch",
+            "-n",
+            str(N),
+            "-t",
+            "ring",
+            "-r",
+            str(ROUNDS),
+            "--dataset",
+            "digits",
+            "--model",
+            "logreg",
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            "--no-report",
+            "--restart",
+            "--set",
+            "transport.round_timeout_s=1",
+            "--set",
+            "training.checkpoint_every=4",
+            "--set",
+            "training.checkpoint_interval_s=0",
+            "--set",
+            "merge.enabled=true",
+            *(x for p in PACED for x in ("--set", p)),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(read_jsonl(run_dir / "nodes" / f"node-{VICTIM}.jsonl")) < 9:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gossip import checkpoint
-from gossip.results import read_jsonl
+from gossip.node import checkpoint
+from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes, run_gossip
 from tests.procs import node_pids
 
@@ -47,8 +47,29 @@ def test_launcher_killed_at_random_moments_resumes_to_a_clean_complete_run(tmp_p
     rng = random.Random(8)
     run_dir = tmp_path / "run"
     first = [
-        "launch", "-n", str(N), "-t", "ring", "-r", str(ROUNDS), "--dataset", "digits", "--model", "logreg", "--local-steps", "2",
-        "--set", "training.checkpoint_every=1", "--set", "training.checkpoint_interval_s=0", "--set", "transport.round_timeout_s=3", "--run-dir", str(run_dir), "--no-progress", "--no-report",
+        "launch",
+        "-n",
+        str(N),
+        "-t",
+        "ring",
+        "-r",
+        str(ROUNDS),
+        "--dataset",
+        "digits",
+        "--model",
+        "logreg",
+        "--local-steps",
+        "2",
+        "--set",
+        "training.checkpoint_every=1",
+        "--set",
+        "training.checkpoint_interval_s=0",
+        "--set",
+        "transport.round_timeout_s=3",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
     ]
     resume = ["launch", "--resume", str(run_dir), "--no-progress", "--no-report"]
     kills = []

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gossip.config import load_config
-from gossip.launch import launch
-from gossip.results import records_by_node
+from gossip.results.rundir import records_by_node
+from gossip.run.launch import launch
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -25,12 +25,25 @@ def test_round_time_workload_records_a_breakdown_that_sums_within_the_round(tmp_
     every round's record has each phase, the phases sum to at most the round's duration, the training
     CPU is part of the round's CPU, and the process CPU clock only moves forward."""
     rounds = 30
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 8, "topology.spec": "ring", "topology.weights": "uniform", "training.rounds": rounds,
-        "training.local_steps": 1, "training.momentum": 0.0, "training.eval_every": rounds, "data.batch_size": 32,
-        "data.dataset": "synthetic", "data.features": 64, "data.train_samples": 800, "data.test_samples": 100,
-        "model.hidden": [200], "metrics.enabled": False,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 8,
+            "topology.spec": "ring",
+            "topology.weights": "uniform",
+            "training.rounds": rounds,
+            "training.local_steps": 1,
+            "training.momentum": 0.0,
+            "training.eval_every": rounds,
+            "data.batch_size": 32,
+            "data.dataset": "synthetic",
+            "data.features": 64,
+            "data.train_samples": 800,
+            "data.test_samples": 100,
+            "model.hidden": [200],
+            "metrics.enabled": False,
+        },
+    )
     result = launch(cfg, run_dir=tmp_path / "run", progress=False, out=io.StringIO())
     assert result.exit_code == 0
     nodes = list(records_by_node(tmp_path / "run"))
@@ -46,4 +59,4 @@ def test_round_time_workload_records_a_breakdown_that_sums_within_the_round(tmp_
         assert clocks == sorted(clocks)
         summary = json.loads((tmp_path / "run" / "nodes" / f"node-{node}.json").read_text())
         assert summary["parameters"] == 64 * 200 + 200 + 200 * 10 + 10
-        assert summary["send_buffers_allocated"] == 0  # 60 kB: cloned, not pooled (see gossip.snapshots)
+        assert summary["send_buffers_allocated"] == 0  # 60 kB: cloned, not pooled (see gossip.net.sendbuffers)

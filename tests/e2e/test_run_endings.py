@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gossip.errors import ExitCode
-from gossip.results import read_jsonl
+from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes
 from tests.procs import node_pids
 
@@ -33,7 +33,9 @@ def _launch(processes: Processes, run_dir: Path, log: Path, *args: str) -> subpr
         return processes.gossip("launch", "--run-dir", str(run_dir), *args, stdout=fh, stderr=subprocess.STDOUT)
 
 
-def _wait_for_rounds(run_dir: Path, launcher: subprocess.Popen[bytes], log: Path, nodes: range, rounds: int, timeout_s: float = 120) -> None:
+def _wait_for_rounds(
+    run_dir: Path, launcher: subprocess.Popen[bytes], log: Path, nodes: range, rounds: int, timeout_s: float = 120
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not all(len(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl")) >= rounds for i in nodes):
         assert launcher.poll() is None, log.read_text()[-3000:]
@@ -76,8 +78,24 @@ def test_an_os_error_while_a_node_runs_is_a_restartable_failure_not_a_usage_erro
     failure), not 2 (a usage error). So `--restart` starts it again from its checkpoint and the run finishes, exit 0."""
     run_dir, log = tmp_path / "run", tmp_path / "launch.log"
     launcher = _launch(
-        processes, run_dir, log, "-n", "4", "-t", "ring", "-r", "120", *TINY, *PACED, "--restart",
-        "--set", "training.checkpoint_every=3", "--set", "training.checkpoint_interval_s=0", "--set", "transport.round_timeout_s=1",
+        processes,
+        run_dir,
+        log,
+        "-n",
+        "4",
+        "-t",
+        "ring",
+        "-r",
+        "120",
+        *TINY,
+        *PACED,
+        "--restart",
+        "--set",
+        "training.checkpoint_every=3",
+        "--set",
+        "training.checkpoint_interval_s=0",
+        "--set",
+        "transport.round_timeout_s=1",
     )
     _wait_for_rounds(run_dir, launcher, log, range(4), 4)
     pid = node_pids(run_dir)[2]
@@ -140,8 +158,24 @@ def test_rounds_completed_agree_between_node_and_run_summaries_after_a_restart(t
     rounds, every = 60, 6
     run_dir, log = tmp_path / "run", tmp_path / "launch.log"
     launcher = _launch(
-        processes, run_dir, log, "-n", "4", "-t", "ring", "-r", str(rounds), *TINY, *PACED, "--restart",
-        "--set", f"training.checkpoint_every={every}", "--set", "training.checkpoint_interval_s=0", "--set", "transport.round_timeout_s=1",
+        processes,
+        run_dir,
+        log,
+        "-n",
+        "4",
+        "-t",
+        "ring",
+        "-r",
+        str(rounds),
+        *TINY,
+        *PACED,
+        "--restart",
+        "--set",
+        f"training.checkpoint_every={every}",
+        "--set",
+        "training.checkpoint_interval_s=0",
+        "--set",
+        "transport.round_timeout_s=1",
     )
     records = run_dir / "nodes" / "node-2.jsonl"
     deadline = time.monotonic() + 120

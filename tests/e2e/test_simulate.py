@@ -10,9 +10,9 @@ import pytest
 
 from gossip.config import load_config
 from gossip.errors import ConfigError
-from gossip.launch import launch
-from gossip.results import records_by_node
-from gossip.simulate import simulate
+from gossip.results.rundir import records_by_node
+from gossip.run.launch import launch
+from gossip.run.simulate import simulate
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -29,10 +29,18 @@ def test_simulation_matches_the_real_run(tmp_path: Path) -> None:
     """Same config (5-node ring, digits, mlp, momentum): per node and per evaluation, the
     simulated accuracy is within 1.5 points of the multi-process run's. The two differ only by float
     rounding in the mix (a matrix product vs the difference form), which the assertion bounds."""
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 5, "topology.spec": "ring", "training.rounds": 40, "data.dataset": "digits",
-        "model.name": "mlp", "training.eval_every": 10, "training.lr": 0.05,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 5,
+            "topology.spec": "ring",
+            "training.rounds": 40,
+            "data.dataset": "digits",
+            "model.name": "mlp",
+            "training.eval_every": 10,
+            "training.lr": 0.05,
+        },
+    )
     real = launch(cfg, run_dir=tmp_path / "real", progress=False, out=io.StringIO())
     assert real.exit_code == 0
     sim = simulate(cfg, run_dir=tmp_path / "sim")
@@ -45,7 +53,22 @@ def test_simulation_matches_the_real_run(tmp_path: Path) -> None:
 
 def test_simulate_cli_writes_a_run_directory(tmp_path: Path) -> None:
     """The console script runs a simulation and prints the mean accuracy."""
-    r = run_gossip("simulate", "-n", "4", "-t", "complete", "-r", "5", "--dataset", "digits", "--model", "logreg", "--run-dir", str(tmp_path / "s"), timeout=300)
+    r = run_gossip(
+        "simulate",
+        "-n",
+        "4",
+        "-t",
+        "complete",
+        "-r",
+        "5",
+        "--dataset",
+        "digits",
+        "--model",
+        "logreg",
+        "--run-dir",
+        str(tmp_path / "s"),
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "mean accuracy" in r.stdout
     assert len(list((tmp_path / "s" / "nodes").glob("node-*.jsonl"))) == 4
@@ -54,7 +77,20 @@ def test_simulate_cli_writes_a_run_directory(tmp_path: Path) -> None:
 def test_a_simulation_too_large_for_the_memory_is_refused_in_one_line(tmp_path: Path) -> None:
     """10 000 simulated nodes (the most a topology has) of a 16M-parameter MLP need 3.9 TB: one line, exit 2, no
     run directory, no traceback."""
-    r = run_gossip("simulate", "-n", "10000", "-t", "ring", "-r", "1", "--set", "model.hidden=[4000, 4000]", "--run-dir", str(tmp_path / "s"), timeout=300)
+    r = run_gossip(
+        "simulate",
+        "-n",
+        "10000",
+        "-t",
+        "ring",
+        "-r",
+        "1",
+        "--set",
+        "model.hidden=[4000, 4000]",
+        "--run-dir",
+        str(tmp_path / "s"),
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "simulating 10000 nodes" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "s").exists()
@@ -64,8 +100,8 @@ def test_models_with_batchnorm_are_refused() -> None:
     """Running statistics cannot be updated under vmap: a model with BatchNorm is refused with one line."""
     from torch import nn
 
-    from gossip.simulate import _check_supported
-    from gossip.state import flatten_
+    from gossip.learn.flat import flatten_
+    from gossip.run.simulate import _check_supported
 
     cfg = load_config(env={})
     layout = flatten_(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))).layout
@@ -81,8 +117,8 @@ def test_algorithms_it_does_not_model_are_refused(overrides: dict) -> None:
     """Schedules, the one-peer graph, async mode and the merge are not simulated: refused, not ignored."""
     from torch import nn
 
-    from gossip.simulate import _check_supported
-    from gossip.state import flatten_
+    from gossip.learn.flat import flatten_
+    from gossip.run.simulate import _check_supported
 
     cfg = load_config(env={}, overrides=overrides)
     with pytest.raises(ConfigError, match="synchronous D-SGD"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.results import read_jsonl
+from gossip.results.rundir import read_jsonl
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -20,8 +20,25 @@ SLOW = 0
 
 def _launch(run_dir: Path, rounds: int, *sets: str) -> dict:
     r = run_gossip(
-        "launch", "-n", str(N), "-t", "ring", "-r", str(rounds), "--dataset", "digits", "--model", "logreg", "--run-dir", str(run_dir),
-        "--no-progress", "--no-report", "--set", f"faults.slow_nodes=[{SLOW}]", *(x for s in sets for x in ("--set", s)), timeout=300,
+        "launch",
+        "-n",
+        str(N),
+        "-t",
+        "ring",
+        "-r",
+        str(rounds),
+        "--dataset",
+        "digits",
+        "--model",
+        "logreg",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--no-report",
+        "--set",
+        f"faults.slow_nodes=[{SLOW}]",
+        *(x for s in sets for x in ("--set", s)),
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads((run_dir / "summary.json").read_text())
@@ -63,7 +80,12 @@ def test_async_straggler_pushes_less_and_nobody_waits(tmp_path: Path) -> None:
     half the pushes of the slowest other node (so sends at most half the bytes), still merges what reaches it,
     and every node runs for the same budget."""
     summary = _launch(
-        tmp_path / "run", 100_000, "training.mode=async", "training.duration_s=6", "training.period_s=0.05", "faults.step_delay_s=0.3",
+        tmp_path / "run",
+        100_000,
+        "training.mode=async",
+        "training.duration_s=6",
+        "training.period_s=0.05",
+        "faults.step_delay_s=0.3",
         "training.eval_every=1000000",
     )
     records = {i: read_jsonl(tmp_path / "run" / "nodes" / f"node-{i}.jsonl") for i in range(N)}

@@ -15,11 +15,11 @@ import torch
 from gossip.config import RunConfig, load_config
 from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
-from gossip.merge import exact_average
-from gossip.node import Node, NodePlan
-from gossip.state import model_hash
-from gossip.topology import parse_spec
-from gossip.transport import InMemoryNetwork
+from gossip.learn.flat import model_hash
+from gossip.net.transport import InMemoryNetwork
+from gossip.node.merge import exact_average
+from gossip.node.node import Node, NodePlan
+from gossip.topology.graph import parse_spec
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,16 @@ def digits():
 
 
 def config(**overrides: object) -> RunConfig:
-    base = {"run.nodes": 4, "topology.spec": "ring", "training.rounds": 5, "model.name": "logreg", "metrics.enabled": False,
-            "transport.round_timeout_s": 30.0, "transport.startup_timeout_s": 30.0, "merge.timeout_s": 30.0}
+    base = {
+        "run.nodes": 4,
+        "topology.spec": "ring",
+        "training.rounds": 5,
+        "model.name": "logreg",
+        "metrics.enabled": False,
+        "transport.round_timeout_s": 30.0,
+        "transport.startup_timeout_s": 30.0,
+        "merge.timeout_s": 30.0,
+    }
     base.update(overrides)
     return load_config(env={}, overrides=base)
 
@@ -69,8 +77,18 @@ def run_all(nodes: list[Node]) -> list:
 
 def test_one_peer_exponential_averages_exactly_in_log2n_rounds(digits) -> None:
     """8 nodes, lr 0, independent init: after 3 one-peer rounds every node holds the network average."""
-    cfg = config(**{"run.nodes": 8, "topology.spec": "one-peer-exponential", "training.rounds": 3, "training.lr": 0.0,
-                    "training.local_steps": 0, "model.init": "independent", "model.name": "vector", "training.eval_every": 100})
+    cfg = config(
+        **{
+            "run.nodes": 8,
+            "topology.spec": "one-peer-exponential",
+            "training.rounds": 3,
+            "training.lr": 0.0,
+            "training.local_steps": 0,
+            "model.init": "independent",
+            "model.name": "vector",
+            "training.eval_every": 100,
+        }
+    )
     nodes = make_nodes(cfg, digits, InMemoryNetwork())
     start = torch.stack([n.flat.vector.clone() for n in nodes])
     run_all(nodes)
@@ -83,8 +101,16 @@ def test_one_peer_exponential_averages_exactly_in_log2n_rounds(digits) -> None:
 def test_merge_gives_every_node_the_exact_average(digits, schedule: str) -> None:
     """Training then the global merge: bit-identical models everywhere, the exact average of the
     models the nodes ended training with (zero-communication included)."""
-    cfg = config(**{"merge.enabled": True, "schedule.mode": schedule, "model.init": "independent", "training.lr": 0.0,
-                    "training.local_steps": 0, "training.rounds": 2})
+    cfg = config(
+        **{
+            "merge.enabled": True,
+            "schedule.mode": schedule,
+            "model.init": "independent",
+            "training.lr": 0.0,
+            "training.local_steps": 0,
+            "training.rounds": 2,
+        }
+    )
     nodes = make_nodes(cfg, digits, InMemoryNetwork())
     start = {n.id: n.flat.vector.clone() for n in nodes}
     results = run_all(nodes)
@@ -98,8 +124,16 @@ def test_merge_gives_every_node_the_exact_average(digits, schedule: str) -> None
 def test_merge_re_estimates_batchnorm_statistics_identically(digits) -> None:
     """A model with BatchNorm: the merged parameters are the average, the running statistics are the
     average of every node's re-estimate on its own data — and still identical on every node."""
-    cfg = config(**{"merge.enabled": True, "model.name": "mlpbn", "data.partition": "dirichlet", "data.alpha": 0.3,
-                    "training.rounds": 3, "merge.calibration_batches": 5})
+    cfg = config(
+        **{
+            "merge.enabled": True,
+            "model.name": "mlpbn",
+            "data.partition": "dirichlet",
+            "data.alpha": 0.3,
+            "training.rounds": 3,
+            "merge.calibration_batches": 5,
+        }
+    )
     nodes = make_nodes(cfg, digits, InMemoryNetwork())
     results = run_all(nodes)
     assert len({r.model_hash for r in results}) == 1
@@ -122,8 +156,18 @@ def test_random_pull_schedule_records_local_and_pull_rounds(digits) -> None:
 
 def test_async_gossip_merges_on_receipt(digits) -> None:
     """Async mode, lr 0: nodes push and merge without rounds; the models move towards each other."""
-    cfg = config(**{"training.mode": "async", "training.rounds": 40, "training.lr": 0.0, "training.local_steps": 0,
-                    "model.init": "independent", "model.name": "vector", "training.period_s": 0.005, "training.eval_every": 1000})
+    cfg = config(
+        **{
+            "training.mode": "async",
+            "training.rounds": 40,
+            "training.lr": 0.0,
+            "training.local_steps": 0,
+            "model.init": "independent",
+            "model.name": "vector",
+            "training.period_s": 0.005,
+            "training.eval_every": 1000,
+        }
+    )
     nodes = make_nodes(cfg, digits, InMemoryNetwork())
     start = torch.stack([n.flat.vector.clone() for n in nodes])
     results = run_all(nodes)
@@ -153,8 +197,15 @@ def test_random_pull_keeps_models_from_neighbours_far_ahead(digits) -> None:
     Node 0 starts late (the others run ahead while it is still in its handshake) and is slow: every
     pull still gets its model, nothing is refused."""
     # the timeout only matters if a model is lost: then the wait shows up as a miss
-    cfg = config(**{"schedule.mode": "random", "schedule.probability": 0.2, "training.rounds": 30, "topology.spec": "complete",
-                    "transport.round_timeout_s": 20.0})
+    cfg = config(
+        **{
+            "schedule.mode": "random",
+            "schedule.probability": 0.2,
+            "training.rounds": 30,
+            "topology.spec": "complete",
+            "transport.round_timeout_s": 20.0,
+        }
+    )
 
     class Slow(Node):
         async def run_round(self, t: int) -> dict:

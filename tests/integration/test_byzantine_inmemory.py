@@ -11,15 +11,15 @@ from collections.abc import Mapping
 import pytest
 import torch
 
-from gossip.attacks import alie, neighbourhood_pull
-from gossip.byzantine import ByzantineNode, build_node
+from gossip.algorithms.attacks import alie, neighbourhood_pull
 from gossip.config import RunConfig, load_config
 from gossip.data import load_dataset, partition
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
-from gossip.node import Node, NodePlan
-from gossip.topology import parse_spec
-from gossip.transport import InMemoryNetwork
+from gossip.net.transport import InMemoryNetwork
+from gossip.node.byzantine import ByzantineNode, build_node
+from gossip.node.node import Node, NodePlan
+from gossip.topology.graph import parse_spec
 
 
 class RecordingNode(Node):
@@ -45,8 +45,16 @@ def digits():
 
 
 def config(**overrides: object) -> RunConfig:
-    base = {"run.nodes": 5, "topology.spec": "complete", "training.rounds": 3, "model.name": "logreg", "metrics.enabled": False,
-            "training.lr": 0.1, "transport.round_timeout_s": 10.0, "transport.startup_timeout_s": 5.0}
+    base = {
+        "run.nodes": 5,
+        "topology.spec": "complete",
+        "training.rounds": 3,
+        "model.name": "logreg",
+        "metrics.enabled": False,
+        "training.lr": 0.1,
+        "transport.round_timeout_s": 10.0,
+        "transport.startup_timeout_s": 5.0,
+    }
     base.update(overrides)
     return load_config(env={}, overrides=base)
 
@@ -117,7 +125,15 @@ def test_label_flipping_attacker_trains_on_relabelled_data(digits) -> None:
 def test_silent_attacker_is_mixed_out_after_each_timeout(digits) -> None:
     """A silent node handshakes, then never sends a model: its neighbours wait out the timeout each
     round, record it missing, and finish every round."""
-    cfg = config(**{"run.nodes": 4, "topology.spec": "ring", "byzantine.nodes": "[1]", "byzantine.attack": "silent", "transport.round_timeout_s": 0.3})
+    cfg = config(
+        **{
+            "run.nodes": 4,
+            "topology.spec": "ring",
+            "byzantine.nodes": "[1]",
+            "byzantine.attack": "silent",
+            "transport.round_timeout_s": 0.3,
+        }
+    )
     nodes = build(cfg, digits)
     results = run_all(nodes)
     assert all(r.status == "finished" and r.rounds_completed == 3 for r in results)
@@ -128,8 +144,15 @@ def test_silent_attacker_is_mixed_out_after_each_timeout(digits) -> None:
 def test_non_finite_payloads_are_stopped_by_the_wire_and_never_reach_the_rule(digits) -> None:
     """A sign flip scaled past float32's range sends ±inf: every honest neighbour rejects it as
     non_finite (counted), mixes without it, and its model stays finite."""
-    cfg = config(**{"byzantine.nodes": "[0]", "byzantine.attack": "sign-flip", "byzantine.scale": 1e39, "aggregation.rule": "median",
-                    "transport.round_timeout_s": 0.5})
+    cfg = config(
+        **{
+            "byzantine.nodes": "[0]",
+            "byzantine.attack": "sign-flip",
+            "byzantine.scale": 1e39,
+            "aggregation.rule": "median",
+            "transport.round_timeout_s": 0.5,
+        }
+    )
     nodes = build(cfg, digits)
     run_all(nodes)
     for n in nodes[1:]:
@@ -152,7 +175,9 @@ def test_discarded_inputs_reach_the_nodes_metrics(digits) -> None:
 
 def test_build_node_refuses_an_indefensible_run(digits) -> None:
     """The process-level check: a node of a run whose rule cannot defend some node refuses before any I/O."""
-    cfg = config(**{"run.nodes": 8, "topology.spec": "ring", "aggregation.rule": "median", "byzantine.nodes": "[2, 4]", "byzantine.attack": "ipm"})
+    cfg = config(
+        **{"run.nodes": 8, "topology.spec": "ring", "aggregation.rule": "median", "byzantine.nodes": "[2, 4]", "byzantine.attack": "ipm"}
+    )
     topo = parse_spec("ring", n=8)
     parts = partition(digits.y_train, 8, "iid", 0)
     with pytest.raises(ConfigError, match="node 3 has 2 Byzantine neighbours"):

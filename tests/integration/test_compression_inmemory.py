@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gossip.node import Node
-from gossip.transport import InMemoryNetwork
+from gossip.net.transport import InMemoryNetwork
+from gossip.node.node import Node
 from tests.integration.test_node_inmemory import config, plans, run_all
 
 TOPK = {"compression.method": "topk", "compression.topk_fraction": 0.05}
@@ -24,8 +24,19 @@ def digits():
 
 def consensus_run(digits, drop: float = 0.0, **overrides: object) -> tuple[list[Node], torch.Tensor]:
     """Five nodes on a ring, independent inits, no training: only gossip moves the models."""
-    cfg = config(**{"run.nodes": 5, "training.rounds": 150, "training.lr": 0.0, "training.local_steps": 0, "model.init": "independent",
-                    "training.eval_every": 1000, "transport.round_timeout_s": 0.2, **TOPK, **overrides})
+    cfg = config(
+        **{
+            "run.nodes": 5,
+            "training.rounds": 150,
+            "training.lr": 0.0,
+            "training.local_steps": 0,
+            "model.init": "independent",
+            "training.eval_every": 1000,
+            "transport.round_timeout_s": 0.2,
+            **TOPK,
+            **overrides,
+        }
+    )
     net = InMemoryNetwork(drop=drop, seed=1)
     nodes = [Node(p, net.transport(p.node_id)) for p in plans(cfg, digits)]
     start = torch.stack([n.flat.vector.clone() for n in nodes])
@@ -98,10 +109,20 @@ def test_choco_node_rejoining_after_a_crash_is_mixed_in_again() -> None:
     from gossip.ids import NodeId
     from tests.crash_inmemory import crash_and_rejoin, triangle_plans
 
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 3, "topology.spec": "complete", "training.rounds": 30, "data.dataset": "digits", "model.name": "logreg",
-        "transport.round_timeout_s": 0.3, "transport.startup_timeout_s": 5.0, **TOPK, "compression.resync_every": 5,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 3,
+            "topology.spec": "complete",
+            "training.rounds": 30,
+            "data.dataset": "digits",
+            "model.name": "logreg",
+            "transport.round_timeout_s": 0.3,
+            "transport.startup_timeout_s": 5.0,
+            **TOPK,
+            "compression.resync_every": 5,
+        },
+    )
 
     def left_out(nodes: list[Node]) -> None:
         assert nodes[0].choco is not None and NodeId(2) not in nodes[0].choco.in_step  # left out while it is gone

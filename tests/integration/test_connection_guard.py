@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 import zmq
 
-from gossip.connections import ConnectionLimits, size_limits
 from gossip.ids import NodeId
-from gossip.transport import ZmqTransport
+from gossip.net.connections import ConnectionLimits, size_limits
+from gossip.net.transport import ZmqTransport
 from tests.attacks import zmtp_greeting
 from tests.conftest import REPO
 
@@ -113,7 +113,16 @@ def test_an_endless_message_is_cut_off() -> None:
     async def scenario() -> tuple[Counter[str], dict[str, object], bytes]:
         async with guarded(limits, max_message_bytes=70_000) as (t, port, refused):
             attacker = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.attacks", "endless", "--port", str(port), "--seconds", "3", cwd=REPO, stdout=asyncio.subprocess.PIPE
+                sys.executable,
+                "-m",
+                "tests.attacks",
+                "endless",
+                "--port",
+                str(port),
+                "--seconds",
+                "3",
+                cwd=REPO,
+                stdout=asyncio.subprocess.PIPE,
             )
             out, _ = await attacker.communicate()
             ctx = zmq.Context.shadow(t._ctx.underlying)  # type: ignore[union-attr]
@@ -193,7 +202,7 @@ def test_size_limits_leave_the_reserve_free_under_a_low_descriptor_limit() -> No
     the reserve; one address may hold every peer plus room for reconnects."""
     code = (
         "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256));"
-        "from gossip.connections import size_limits, open_descriptors, DESCRIPTOR_RESERVE as R;"
+        "from gossip.net.connections import size_limits, open_descriptors, DESCRIPTOR_RESERVE as R;"
         "open_now = open_descriptors(); l = size_limits(100, 1000, 4, handshake_timeout_s=5);"
         "print(l.max_connections, 256 - open_now - 100 - R, l.max_per_address)"
     )

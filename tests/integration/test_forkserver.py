@@ -1,4 +1,4 @@
-"""``gossip.forkserver``: real forks of the warm server, seen through the launcher's Popen-like handle."""
+"""``gossip.run.forkserver``: real forks of the warm server, seen through the launcher's Popen-like handle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.forkserver import start_node_process
+from gossip.run.forkserver import start_node_process
 from tests.conftest import free_port
 
 
@@ -18,15 +18,30 @@ def _waiting_node() -> list[str]:
     """`gossip node` arguments for node 0 of a 3-node ring whose peers never come: it waits a minute."""
     ports = [free_port() for _ in range(3)]
     addresses = ", ".join(f'"tcp://127.0.0.1:{p}"' for p in ports)
-    return ["node", "--id", "0", "--set", "run.nodes=3", "--set", "topology.spec=ring", "--set", f"transport.addresses=[{addresses}]",
-            "--set", "metrics.enabled=false", "--set", "transport.startup_timeout_s=60"]
+    return [
+        "node",
+        "--id",
+        "0",
+        "--set",
+        "run.nodes=3",
+        "--set",
+        "topology.spec=ring",
+        "--set",
+        f"transport.addresses=[{addresses}]",
+        "--set",
+        "metrics.enabled=false",
+        "--set",
+        "transport.startup_timeout_s=60",
+    ]
 
 
 def test_a_forked_node_that_refuses_its_arguments_exits_2_with_the_reason_in_its_log(tmp_path: Path) -> None:
     """A usage error in a fork is what it is in `gossip node`: one line in the node's log, exit code 2 (the code
     the launcher does not restart)."""
     log = tmp_path / "node.log"
-    node = start_node_process(["node", "--id", "0", "--config", str(tmp_path / "missing.toml")], log=log, env=dict(os.environ), title=["gossip", "node"])
+    node = start_node_process(
+        ["node", "--id", "0", "--config", str(tmp_path / "missing.toml")], log=log, env=dict(os.environ), title=["gossip", "node"]
+    )
     assert node.wait(timeout=60) == 2
     assert node.poll() == 2
     lines = log.read_text().splitlines()
@@ -59,7 +74,7 @@ def test_a_stopped_server_is_gone_and_the_next_node_starts_a_new_one(tmp_path: P
     """A launch owns its server: once stopped, its process has exited, and the next start brings up a fresh one."""
     from multiprocessing import forkserver
 
-    from gossip.forkserver import stop
+    from gossip.run.forkserver import stop
 
     def refused(log: Path) -> int:
         return start_node_process(["node", "--id", "x"], log=log, env=dict(os.environ), title=["gossip", "node"]).wait(timeout=60)
@@ -84,7 +99,7 @@ def test_a_forked_node_does_not_run_the_launching_script_again(tmp_path: Path) -
     script.write_text(
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from gossip.forkserver import start_node_process, stop\n"
+        "from gossip.run.forkserver import start_node_process, stop\n"
         f"with open({str(marker)!r}, 'a') as f:\n"
         "    f.write('ran\\n')\n"
         f"node = start_node_process(['node', '--id', 'x'], log=Path({str(tmp_path / 'node.log')!r}), env=dict(os.environ), title=['gossip', 'node'])\n"
@@ -108,7 +123,7 @@ def test_without_setproctitle_a_forked_node_runs_under_the_servers_title(tmp_pat
     script.write_text(
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from gossip.forkserver import start_node_process, stop\n"
+        "from gossip.run.forkserver import start_node_process, stop\n"
         "from tests.integration.test_forkserver import _waiting_node\n"
         f"out = Path({str(tmp_path)!r})\n"
         "refused = start_node_process(['node', '--id', 'x'], log=out / 'refused.log', env=dict(os.environ), title=['gossip', 'node'])\n"

@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from gossip.metrics import MetricsServer, NodeMetrics
-from gossip.wire import RejectReason
+from gossip.net.wire import RejectReason
+from gossip.ops.metrics import MetricsServer, NodeMetrics
 from tests.conftest import free_port
 from tests.prom import require
 
@@ -47,8 +47,15 @@ EXPECTED = {
     "gossip_merge_duration_seconds": "gauge",
 }
 BOUNDED_LABELS = {"node", "peer", "reason", "aggregator", "action", "le"}
-MEASURED = ("gossip_train_loss", "gossip_test_accuracy", "gossip_test_loss", "gossip_consensus_distance",
-            "gossip_layer_weight_variance", "gossip_merge_members", "gossip_merge_duration_seconds")
+MEASURED = (
+    "gossip_train_loss",
+    "gossip_test_accuracy",
+    "gossip_test_loss",
+    "gossip_consensus_distance",
+    "gossip_layer_weight_variance",
+    "gossip_merge_members",
+    "gossip_merge_duration_seconds",
+)
 
 
 @pytest.fixture
@@ -193,9 +200,15 @@ def test_slow_clients_hold_no_thread_and_a_scrape_still_answers(monkeypatch: pyt
 
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
-    [(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 405), (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431), (b"nonsense\r\n\r\n", 400)],
+    [
+        (b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"nonsense\r\n\r\n", 400),
+    ],
 )
-def test_requests_it_does_not_serve_get_an_error_status(served: tuple[NodeMetrics, str, list[bool]], request_bytes: bytes, status: int) -> None:
+def test_requests_it_does_not_serve_get_an_error_status(
+    served: tuple[NodeMetrics, str, list[bool]], request_bytes: bytes, status: int
+) -> None:
     """A method other than GET/HEAD, headers over 8 KiB, or a malformed request line: an HTTP error, then closed."""
     import socket
 
@@ -216,7 +229,6 @@ def test_a_scraper_keeps_its_place_in_a_flood_from_another_address() -> None:
     import http.client
     import subprocess
     import sys
-    import time
 
     from tests.conftest import REPO
 
@@ -225,8 +237,11 @@ def test_a_scraper_keeps_its_place_in_a_flood_from_another_address() -> None:
     answered, failed = 0, []
     try:
         for _ in range(2):
-            attack = subprocess.Popen([sys.executable, "-m", "tests.attacks", "slow-http", "--port", str(server.port), "--count", "1000", "--hold", "1"],
-                                      cwd=REPO, stdout=subprocess.DEVNULL)
+            attack = subprocess.Popen(
+                [sys.executable, "-m", "tests.attacks", "slow-http", "--port", str(server.port), "--count", "1000", "--hold", "1"],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+            )
             while attack.poll() is None:
                 scrape = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10, source_address=("127.0.0.2", 0))
                 try:

@@ -15,9 +15,9 @@ import torch
 from gossip.config import RunConfig, load_config
 from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
-from gossip.node import Node, NodePlan
-from gossip.topology import parse_spec
-from gossip.transport import InMemoryNetwork
+from gossip.net.transport import InMemoryNetwork
+from gossip.node.node import Node, NodePlan
+from gossip.topology.graph import parse_spec
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +39,31 @@ def run_all(nodes: list[Node]) -> list:
 
 
 def config(**overrides: object) -> RunConfig:
-    base = {"run.nodes": 4, "topology.spec": "ring", "training.rounds": 5, "model.name": "logreg", "metrics.enabled": False,
-            "transport.round_timeout_s": 5.0, "transport.startup_timeout_s": 5.0}
+    base = {
+        "run.nodes": 4,
+        "topology.spec": "ring",
+        "training.rounds": 5,
+        "model.name": "logreg",
+        "metrics.enabled": False,
+        "transport.round_timeout_s": 5.0,
+        "transport.startup_timeout_s": 5.0,
+    }
     base.update(overrides)
     return load_config(env={}, overrides=base)
 
 
 def test_lr_zero_ring_reaches_consensus_on_the_mean(digits) -> None:
     """With no training, repeated mixing drives every node to the average of the initial models."""
-    cfg = config(**{"run.nodes": 5, "training.rounds": 80, "training.lr": 0.0, "training.local_steps": 0, "model.init": "independent",
-                    "training.eval_every": 1000})
+    cfg = config(
+        **{
+            "run.nodes": 5,
+            "training.rounds": 80,
+            "training.lr": 0.0,
+            "training.local_steps": 0,
+            "model.init": "independent",
+            "training.eval_every": 1000,
+        }
+    )
     net = InMemoryNetwork()
     nodes = [Node(p, net.transport(p.node_id)) for p in plans(cfg, digits)]
     start = torch.stack([n.flat.vector.clone() for n in nodes])

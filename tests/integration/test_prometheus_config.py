@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from gossip.config import load_config
-from gossip.launch import prepare_run
-from gossip.prometheus import JOB, k8s_config, run_prometheus_dir
-from gossip.promserver import PrometheusServer
-from gossip.rules import ALERTS
+from gossip.ops.alerts import ALERTS
+from gossip.ops.prometheus import JOB, k8s_config, run_prometheus_dir
+from gossip.run.launch import prepare_run
+from gossip.run.promserver import PrometheusServer
 from tests.conftest import REPO
 from tests.prom import PromAPI, require
 
@@ -69,7 +69,9 @@ def test_promtool_accepts_the_kubernetes_config_relabelling(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _pod(name: str, ip: str, *, scrape: str | None, port: str | None = "9100", phase: str = "Running", path: str | None = None) -> dict[str, Any]:
+def _pod(
+    name: str, ip: str, *, scrape: str | None, port: str | None = "9100", phase: str = "Running", path: str | None = None
+) -> dict[str, Any]:
     labels = {
         "__address__": f"{ip}:7000",  # the pod's first container port, as role-pod discovery gives it
         "__meta_kubernetes_namespace": "gossip",

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gossip import checkpoint
 from gossip.config import load_config
 from gossip.ids import NodeId
-from gossip.node import Node
+from gossip.node import checkpoint
+from gossip.node.node import Node
 from tests.crash_inmemory import crash_and_rejoin, triangle_plans
 
 ROUNDS = 40
@@ -23,10 +23,18 @@ def test_a_crashed_node_resumes_from_its_checkpoint_and_skips_to_its_neighbours_
     dropped). Nodes 0 and 1 go on after each round timeout and report it down. A new node 2 built from the round-3
     checkpoint learns their round from the welcomes, skips ahead (no replay), and every node finishes; when it
     is inside its inbox window of them it does not skip, nor when only one neighbour is far ahead."""
-    cfg = load_config(env={}, overrides={
-        "run.nodes": 3, "topology.spec": "complete", "training.rounds": ROUNDS, "data.dataset": "digits", "model.name": "logreg",
-        "transport.round_timeout_s": 0.05, "transport.startup_timeout_s": 5.0,
-    })
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 3,
+            "topology.spec": "complete",
+            "training.rounds": ROUNDS,
+            "data.dataset": "digits",
+            "model.name": "logreg",
+            "transport.round_timeout_s": 0.05,
+            "transport.startup_timeout_s": 5.0,
+        },
+    )
     nodes, reborn, net = crash_and_rejoin(triangle_plans(cfg), crash_after=3, rejoin_at=12)
     assert reborn.resumed is not None and reborn.resumed["checkpoint_round"] == 3
     assert reborn.resumed["joined_round"] >= 12  # skipped to the neighbours' round: nothing replayed

@@ -7,13 +7,13 @@ import time
 import torch
 import zmq
 
-from gossip.snapshots import SnapshotPool
-from gossip.wire import Expectation, Kind, decode, encode
+from gossip.net.sendbuffers import SnapshotPool
+from gossip.net.wire import Expectation, Kind, decode, encode
 
 RUN, FP = b"snaprun!", b"F" * 16
 
 
-def _wait(cond, timeout_s: float = 10.0) -> bool:  # noqa: ANN001
+def _wait(cond, timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not cond():
         if time.monotonic() > deadline:
@@ -91,8 +91,8 @@ def test_live_vector_is_released_once_the_peer_has_it_and_arrives_intact() -> No
     import zmq.asyncio
 
     from gossip.ids import NodeId
-    from gossip.snapshots import track_live, until_released
-    from gossip.transport import ZmqTransport
+    from gossip.net.sendbuffers import track_live, until_released
+    from gossip.net.transport import ZmqTransport
 
     async def scenario() -> tuple[bool, bool, list[int]]:
         ctx = zmq.asyncio.Context()
@@ -138,14 +138,19 @@ def test_a_peer_that_stops_reading_loses_the_model_and_lets_the_vector_go() -> N
     import zmq.asyncio
 
     from gossip.ids import NodeId
-    from gossip.snapshots import track_live, until_released
-    from gossip.transport import ZmqTransport
+    from gossip.net.sendbuffers import track_live, until_released
+    from gossip.net.transport import ZmqTransport
     from tests.conftest import free_port
 
     port = free_port()
     peer = subprocess.Popen(
-        [sys.executable, "-c", f"import zmq,time; s=zmq.Context().socket(zmq.PULL); s.bind('tcp://127.0.0.1:{port}'); print('up', flush=True); time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import zmq,time; s=zmq.Context().socket(zmq.PULL); s.bind('tcp://127.0.0.1:{port}'); print('up', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert peer.stdout is not None and peer.stdout.readline().strip() == "up"

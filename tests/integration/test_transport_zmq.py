@@ -14,7 +14,7 @@ import zmq.asyncio
 
 from gossip.errors import TransportError
 from gossip.ids import NodeId
-from gossip.transport import COPY_BELOW_BYTES, ZmqTransport, parse_identity
+from gossip.net.transport import COPY_BELOW_BYTES, ZmqTransport, parse_identity
 from tests.conftest import free_port
 
 
@@ -140,7 +140,10 @@ def test_oversized_frame_never_reaches_python(zmq_context) -> None:
     assert got.sender == 2
 
 
-@pytest.mark.parametrize(("raw", "expected"), [(b"3", 3), (b"0", 0), (b"1234567", 1234567), (b"", None), (b"\x00abcd", None), (b"-1", None), (b"12345678", None), (b"3a", None)])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(b"3", 3), (b"0", 0), (b"1234567", 1234567), (b"", None), (b"\x00abcd", None), (b"-1", None), (b"12345678", None), (b"3a", None)],
+)
 def test_parse_identity(raw: bytes, expected: int | None) -> None:
     """Only short decimal routing ids are node ids; zmq's random ids and junk are not."""
     assert parse_identity(raw) == expected

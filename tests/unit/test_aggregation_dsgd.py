@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gossip.aggregation import DSGD, weighted_average
-from gossip.aggregation.dsgd import mix_in_place
+from gossip.algorithms import DSGD, weighted_average
+from gossip.algorithms.dsgd import mix_in_place
 from gossip.ids import NodeId
 
 
@@ -50,7 +50,11 @@ def test_ring_mixing_converges_to_the_exact_mean() -> None:
     xs = [torch.tensor([float(i)]) for i in range(n)]
     for _ in range(400):
         xs = [
-            weighted_average(xs[i], {NodeId((i - 1) % n): xs[(i - 1) % n], NodeId((i + 1) % n): xs[(i + 1) % n]}, {NodeId((i - 1) % n): 1 / 3, NodeId((i + 1) % n): 1 / 3})
+            weighted_average(
+                xs[i],
+                {NodeId((i - 1) % n): xs[(i - 1) % n], NodeId((i + 1) % n): xs[(i + 1) % n]},
+                {NodeId((i - 1) % n): 1 / 3, NodeId((i + 1) % n): 1 / 3},
+            )
             for i in range(n)
         ]
     assert np.allclose([float(x) for x in xs], (n - 1) / 2, atol=1e-6)
@@ -86,7 +90,11 @@ def test_mix_in_place_keeps_the_network_mean_over_many_rounds() -> None:
         new = []
         for i in range(n):
             x = xs[i].clone()
-            assert mix_in_place(x, {NodeId((i - 1) % n): xs[(i - 1) % n], NodeId((i + 1) % n): xs[(i + 1) % n]}, {NodeId((i - 1) % n): 1 / 3, NodeId((i + 1) % n): 1 / 3})
+            assert mix_in_place(
+                x,
+                {NodeId((i - 1) % n): xs[(i - 1) % n], NodeId((i + 1) % n): xs[(i + 1) % n]},
+                {NodeId((i - 1) % n): 1 / 3, NodeId((i + 1) % n): 1 / 3},
+            )
             new.append(x)
         xs = new
     drift = torch.stack(xs).double().mean(0) - start

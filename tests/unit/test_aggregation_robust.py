@@ -10,13 +10,13 @@ import pytest
 import torch
 from scipy import stats
 
-from gossip.aggregation import DSGD, Balance, ClippedGossip, CoordinateMedian, Krum, TrimmedMean, build_aggregator, weighted_average
-from gossip.aggregation.clipping import clip_rows, he_radius
-from gossip.aggregation.filters import balance_threshold
-from gossip.aggregation.robust import coordinate_median, krum_scores, midpoint, multi_krum, stack_inputs, trimmed_mean
+from gossip.algorithms import DSGD, Balance, ClippedGossip, CoordinateMedian, Krum, TrimmedMean, build_aggregator, weighted_average
+from gossip.algorithms.balance import balance_threshold
+from gossip.algorithms.clipped_gossip import clip_rows, he_radius
+from gossip.algorithms.robust import coordinate_median, krum_scores, midpoint, multi_krum, stack_inputs, trimmed_mean
 from gossip.config import AggregationConfig
 from gossip.ids import NodeId
-from gossip.state import Layout
+from gossip.learn.flat import Layout
 
 P = 300
 
@@ -151,7 +151,9 @@ def test_median_of_an_even_count_is_the_mean_of_the_two_middle_values() -> None:
     np.testing.assert_allclose(coordinate_median(x).numpy(), np.median(x.numpy(), axis=0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("make", [lambda r: CoordinateMedian(report=r), lambda r: TrimmedMean(f=1, report=r)], ids=["median", "trimmed-mean"])
+@pytest.mark.parametrize(
+    "make", [lambda r: CoordinateMedian(report=r), lambda r: TrimmedMean(f=1, report=r)], ids=["median", "trimmed-mean"]
+)
 def test_coordinate_rules_flag_a_far_outlier_and_not_honest_neighbours(make) -> None:
     """The discarded count names the outlier (dropped in almost every coordinate), not the honest ones."""
     tally = Tally()
@@ -184,7 +186,9 @@ def test_pure_functions_refuse_an_empty_stack() -> None:
         multi_krum(torch.randn(5, 3), 1, 6)
 
 
-@pytest.mark.parametrize("rule", [CoordinateMedian(), TrimmedMean(f=1), Krum(f=1), Krum(f=1, m=0), ClippedGossip(), ClippedGossip(tau=0.5), Balance()])
+@pytest.mark.parametrize(
+    "rule", [CoordinateMedian(), TrimmedMean(f=1), Krum(f=1), Krum(f=1, m=0), ClippedGossip(), ClippedGossip(tau=0.5), Balance()]
+)
 def test_result_does_not_depend_on_arrival_order_and_inputs_are_untouched(rule) -> None:
     """Inputs are stacked in sorted id order, so a dict built in another order gives a bit-identical result."""
     local, received = honest_and_byzantine(5, 1, "sign-flip")
@@ -290,7 +294,15 @@ def test_balance_threshold_tightens_with_progress() -> None:
 
 @pytest.mark.parametrize(
     ("rule", "kind"),
-    [("dsgd", DSGD), ("median", CoordinateMedian), ("trimmed-mean", TrimmedMean), ("krum", Krum), ("multi-krum", Krum), ("clipped-gossip", ClippedGossip), ("balance", Balance)],
+    [
+        ("dsgd", DSGD),
+        ("median", CoordinateMedian),
+        ("trimmed-mean", TrimmedMean),
+        ("krum", Krum),
+        ("multi-krum", Krum),
+        ("clipped-gossip", ClippedGossip),
+        ("balance", Balance),
+    ],
 )
 def test_build_aggregator_knows_every_rule(rule: str, kind: type) -> None:
     """Every configurable rule name builds its class, with its parameters."""
@@ -343,6 +355,7 @@ def test_a_rule_holds_with_its_tolerated_count_and_breaks_with_one_more(name: st
     """The table's count is exact: with b attackers the node moves by less than the honest spread
     (~2.5 here) however far away they are (1e3 to 1e12); with b + 1 it follows them. (The adaptive
     clipping radii: the attackers then set the radius to their own distance and are never clipped.)"""
+
     def move(n_byz: int, magnitude: float) -> float:
         local, received, _ = far_attackers(n_honest, n_byz, magnitude)
         weights = {j: 1 / (len(received) + 1) for j in received}
@@ -381,7 +394,6 @@ def test_adaptive_radius_with_at_most_f_attackers_is_bounded_by_the_honest_dista
     """With b ≤ f attackers (any magnitude) the radius never exceeds the farthest honest neighbour's
     distance D ("second-largest") or D·sqrt((1 − δ)/δ) ("he"), so each attacker's pull is bounded too."""
     g = torch.Generator().manual_seed(f)
-    local = torch.zeros(P)
     honest = {NodeId(j): torch.randn(P, generator=g) * j for j in range(1, f + 3)}
     for b in range(f + 1):
         received = {**honest, **{NodeId(100 + k): torch.full((P,), 10.0 ** (6 + k)) for k in range(b)}}
@@ -399,9 +411,16 @@ def test_second_largest_with_f_2_clips_two_attackers() -> None:
     honest neighbour's distance (the authors' second-largest would let the nearer attacker through)."""
     tally = Tally()
     local = torch.zeros(2)
-    received = {NodeId(1): torch.tensor([1.0, 0.0]), NodeId(2): torch.tensor([0.0, 2.0]), NodeId(3): torch.tensor([-100.0, 0.0]), NodeId(4): torch.tensor([0.0, -1000.0])}
+    received = {
+        NodeId(1): torch.tensor([1.0, 0.0]),
+        NodeId(2): torch.tensor([0.0, 2.0]),
+        NodeId(3): torch.tensor([-100.0, 0.0]),
+        NodeId(4): torch.tensor([0.0, -1000.0]),
+    }
     out = ClippedGossip(rule="second-largest", f=2, report=tally).aggregate(local, received, {j: 0.2 for j in received})
-    assert torch.allclose(out, 0.2 * (torch.tensor([1.0, 0.0]) + torch.tensor([0.0, 2.0]) + torch.tensor([-2.0, 0.0]) + torch.tensor([0.0, -2.0])))
+    assert torch.allclose(
+        out, 0.2 * (torch.tensor([1.0, 0.0]) + torch.tensor([0.0, 2.0]) + torch.tensor([-2.0, 0.0]) + torch.tensor([0.0, -2.0]))
+    )
     assert tally.calls == [(2, "clipped")]
 
 
@@ -421,7 +440,9 @@ def test_second_largest_with_f_0_is_plain_gossip() -> None:
     """f = 0 budgets for no attacker: nothing is clipped, as with the "he" radius at δ = 0."""
     local, received = honest_and_byzantine(4, 1, "huge")
     weights = {j: 0.2 for j in received}
-    assert torch.allclose(ClippedGossip(rule="second-largest", f=0).aggregate(local, received, weights), weighted_average(local, received, weights))
+    assert torch.allclose(
+        ClippedGossip(rule="second-largest", f=0).aggregate(local, received, weights), weighted_average(local, received, weights)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -430,7 +451,7 @@ def test_second_largest_with_f_0_is_plain_gossip() -> None:
 
 def alie_neighbourhood(n_honest: int, n_byz: int, seed: int = 0) -> tuple[torch.Tensor, dict[NodeId, torch.Tensor]]:
     """Own model + honest neighbours, then ``n_byz`` ALIE payloads μ − z σ with z = z_max(N, f)."""
-    from gossip.attacks import alie, alie_z_max
+    from gossip.algorithms.attacks import alie, alie_z_max
 
     local, received = honest_and_byzantine(n_honest, 0, "huge", seed=seed)
     honest = torch.stack([local, *received.values()])

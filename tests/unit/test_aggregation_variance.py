@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gossip.aggregation import build_aggregator, weighted_average
-from gossip.aggregation.variance import (
+from gossip.algorithms import build_aggregator, weighted_average
+from gossip.algorithms.variance import (
     VarianceCorrected,
     layer_segments,
     layer_variance,
@@ -17,7 +17,7 @@ from gossip.aggregation.variance import (
 )
 from gossip.config import AggregationConfig, VarianceConfig
 from gossip.ids import NodeId
-from gossip.state import FlatModel, flatten_
+from gossip.learn.flat import FlatModel, flatten_
 
 
 def lenet_head(seed: int) -> FlatModel:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gossip.aggregation import weighted_average
-from gossip.attacks import (
+from gossip.algorithms import weighted_average
+from gossip.algorithms.attacks import (
     Alie,
     Dissensus,
     GaussianNoise,
@@ -24,12 +24,22 @@ from gossip.attacks import (
 )
 from gossip.config import ByzantineConfig
 from gossip.ids import NodeId
-from gossip.topology import parse_spec
+from gossip.topology.graph import parse_spec
 
 
 @pytest.mark.parametrize(
     ("n", "f", "z"),
-    [(10, 2, 0.0), (12, 1, -0.114), (16, 3, 0.097), (20, 4, 0.157), (25, 5, 0.253), (50, 12, 0.336), (50, 24, 1.426), (4, 1, -0.431), (5, 1, 0.0)],
+    [
+        (10, 2, 0.0),
+        (12, 1, -0.114),
+        (16, 3, 0.097),
+        (20, 4, 0.157),
+        (25, 5, 0.253),
+        (50, 12, 0.336),
+        (50, 24, 1.426),
+        (4, 1, -0.431),
+        (5, 1, 0.0),
+    ],
 )
 def test_alie_z_max_matches_the_reference_table(n: int, f: int, z: float) -> None:
     """REFERENCES §4.2: z_max = Φ⁻¹((n - f - s)/(n - f)), s = floor(n/2 + 1) - f (e.g. n = 50, f = 12 → 0.336).
@@ -88,7 +98,9 @@ def test_alie_role_uses_the_targets_local_n_and_f() -> None:
 def test_ipm_payload_is_minus_epsilon_times_the_honest_mean() -> None:
     honest = torch.randn(4, 10)
     assert torch.allclose(ipm(honest, 0.1), -0.1 * honest.mean(0))
-    out = Ipm(0.5).payloads(0, torch.zeros(10), {NodeId(j): honest[j] for j in range(4)}, [Target(NodeId(0), {NodeId(9): 0.5}, frozenset({NodeId(9)}))])
+    out = Ipm(0.5).payloads(
+        0, torch.zeros(10), {NodeId(j): honest[j] for j in range(4)}, [Target(NodeId(0), {NodeId(9): 0.5}, frozenset({NodeId(9)}))]
+    )
     assert torch.allclose(out[NodeId(0)], -0.5 * honest.mean(0))
 
 
@@ -134,7 +146,9 @@ def test_dissensus_net_effect_on_a_dsgd_target_is_one_minus_epsilon_times_its_pu
     g = torch.Generator().manual_seed(0)
     x = {NodeId(k): torch.randn(20, generator=g, dtype=torch.float64) for k in range(n) if k not in attackers}
     attack = Dissensus(1.5)
-    payloads = {b: attack.payloads(0, torch.zeros(20, dtype=torch.float64), x, _targets_from("complete", n, attackers, b)) for b in attackers}
+    payloads = {
+        b: attack.payloads(0, torch.zeros(20, dtype=torch.float64), x, _targets_from("complete", n, attackers, b)) for b in attackers
+    }
     for i in x:
         row = parse_spec("complete", n=n).mixing_weights(i, "metropolis")
         weights = {NodeId(k): float(w) for k, w in row.items() if k != i}
@@ -147,7 +161,7 @@ def test_dissensus_net_effect_on_a_dsgd_target_is_one_minus_epsilon_times_its_pu
 
 def test_dissensus_estimates_the_honest_models_it_cannot_see() -> None:
     """On a torus the attacker shares no neighbour with its target: every x_k is replaced by the mean of
-    the honest models the attacker received (an estimate, documented in gossip.attacks)."""
+    the honest models the attacker received (an estimate, documented in gossip.algorithms.attacks)."""
     targets = _targets_from("torus:4x4", 16, {0}, 0)
     honest = {t.id: torch.randn(5, dtype=torch.float64) for t in targets}
     out = Dissensus(1.5).payloads(0, torch.zeros(5, dtype=torch.float64), honest, targets)

@@ -1,4 +1,4 @@
-"""Runs that cannot fit in memory are refused before anything starts (gossip.capacity)."""
+"""Runs that cannot fit in memory are refused before anything starts (gossip.run.capacity)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gossip.capacity import (
+from gossip.errors import ConfigError
+from gossip.run.capacity import (
     FORK_SERVER_BYTES,
     FORKED_NODE_BYTES,
     NODE_BASE_BYTES,
@@ -16,7 +17,6 @@ from gossip.capacity import (
     launch_bytes,
     simulation_bytes,
 )
-from gossip.errors import ConfigError
 
 GIB = 1 << 30
 
@@ -36,7 +36,9 @@ def test_forked_nodes_are_counted_with_their_own_pages_and_one_fork_server() -> 
     the server): refused with 16 GiB free, with those figures; 400 of them fit, where 400 spawned would not."""
     with pytest.raises(ConfigError) as refused:
         check_launch_fits(1000, 20_000, 2, available=16 * GIB)
-    assert str(refused.value).startswith("1000 node processes need about 32.0 GiB of memory (33 MiB each, and 240 MiB for their fork server)")
+    assert str(refused.value).startswith(
+        "1000 node processes need about 32.0 GiB of memory (33 MiB each, and 240 MiB for their fork server)"
+    )
     check_launch_fits(400, 20_000, 2, available=16 * GIB)
     with pytest.raises(ConfigError):
         check_launch_fits(400, 20_000, 2, spawn=True, available=16 * GIB)
@@ -47,7 +49,7 @@ def test_forked_nodes_are_counted_with_their_own_pages_and_one_fork_server() -> 
 def test_a_launch_that_fits_passes_and_an_unknown_amount_of_memory_is_not_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     """64 processes of the default model fit in 16 GiB; where the kernel does not say (no MemAvailable), nothing is refused."""
     check_launch_fits(64, 20_000, 2, available=16 * GIB)
-    monkeypatch.setattr("gossip.capacity.available_bytes", lambda: None)
+    monkeypatch.setattr("gossip.run.capacity.available_bytes", lambda: None)
     check_launch_fits(10**6, 20_000, 2)
     check_simulation_fits(10**6, 10**6)
 
@@ -56,7 +58,11 @@ def test_what_a_node_needs_grows_with_its_model_and_its_neighbours() -> None:
     """A node holds its base, five copies of its model and one per neighbour: a 1M model on a ring adds 28 MB per node."""
     assert launch_bytes(1, 0, 2, spawn=True) == NODE_BASE_BYTES
     assert launch_bytes(1, 1_000_000, 2, spawn=True) - launch_bytes(1, 0, 2, spawn=True) == 4 * 1_000_000 * 7
-    assert launch_bytes(8, 1_000_000, 4, spawn=True) == 8 * launch_bytes(1, 1_000_000, 4, spawn=True) > 8 * launch_bytes(1, 1_000_000, 2, spawn=True)
+    assert (
+        launch_bytes(8, 1_000_000, 4, spawn=True)
+        == 8 * launch_bytes(1, 1_000_000, 4, spawn=True)
+        > 8 * launch_bytes(1, 1_000_000, 2, spawn=True)
+    )
 
 
 def test_a_simulation_counts_the_dense_mixing_matrix() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gossip import checkpoint
 from gossip.errors import ConfigError
+from gossip.node import checkpoint
 
 FP = bytes(range(16))
 
@@ -72,7 +72,7 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
 def test_records_are_cut_back_to_the_checkpoint_and_a_torn_line_is_dropped(tmp_path: Path) -> None:
     """keep_records_before keeps complete records of earlier rounds only: later rounds (to be redone after a
     resume) and a torn last line (a writer killed mid-line) are removed, and appending continues cleanly."""
-    from gossip.results import RecordWriter, keep_records_before, read_jsonl
+    from gossip.results.rundir import RecordWriter, keep_records_before, read_jsonl
 
     path = tmp_path / "node-0.jsonl"
     writer = RecordWriter(path, truncate=True)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from gossip.choco import ChocoGossip
 from gossip.config import CompressionConfig
 from gossip.errors import WireError
 from gossip.ids import NodeId
-from gossip.wire import Expectation, Kind, Message, RejectReason, decode, encode
+from gossip.net.wire import Expectation, Kind, Message, RejectReason, decode, encode
+from gossip.node.choco import ChocoGossip
 
 RUN = b"R" * 8
 FP = b"F" * 16
@@ -129,8 +129,16 @@ def test_gamma_defaults_to_four_times_the_share_sent() -> None:
 
 
 def delta_frames(indices: list[int], values: list[float], **header: object) -> list:
-    frames = encode(Kind.DELTA, src=0, round=3, run_id=RUN, fingerprint=FP, payload=torch.tensor(values, dtype=torch.float32),
-                    indices=torch.tensor(indices, dtype=torch.int32), numel=N)
+    frames = encode(
+        Kind.DELTA,
+        src=0,
+        round=3,
+        run_id=RUN,
+        fingerprint=FP,
+        payload=torch.tensor(values, dtype=torch.float32),
+        indices=torch.tensor(indices, dtype=torch.int32),
+        numel=N,
+    )
     if header:
         frames[0] = msgpack.packb({**msgpack.unpackb(frames[0]), **header})
     return frames

@@ -48,7 +48,9 @@ def test_every_numeric_setting_declares_its_range() -> None:
 
 
 @pytest.mark.parametrize(("section", "field", "hint"), NUMERIC, ids=[f"{s}.{f.name}" for s, f, _ in NUMERIC])
-def test_every_numeric_setting_refuses_what_is_not_a_number_in_its_range(section: str, field: dataclasses.Field[typing.Any], hint: object) -> None:
+def test_every_numeric_setting_refuses_what_is_not_a_number_in_its_range(
+    section: str, field: dataclasses.Field[typing.Any], hint: object
+) -> None:
     """NaN, infinity, a bool, text, values past either end (and an open end itself) are refused, each in one line that
     names the key and its range; an integer setting refuses a float."""
     rng = field.metadata["range"]
@@ -70,7 +72,9 @@ def test_a_range_message_reads_like_the_documentation() -> None:
     assert _refusal({"training.rounds": "nan"}) == "[training] rounds must be an integer in 1..10000000, got nan"
     assert _refusal({"training.momentum": "1"}) == "[training] momentum must be a number in [0, 1), got 1"
     assert _refusal({"transport.queue_messages": "1e20"}) == "[transport] queue_messages must be an integer in 1..10000, got 1e+20"
-    assert _refusal({"model.hidden": "[100000000]"}) == "[model] hidden must be a list of at most 32 integers in 1..1000000, got [100000000]"
+    assert (
+        _refusal({"model.hidden": "[100000000]"}) == "[model] hidden must be a list of at most 32 integers in 1..1000000, got [100000000]"
+    )
     assert _refusal({"data.alpha": "1e-300"}) == "[data] alpha must be a number in [0.001, 1000], got 1e-300"
 
 
@@ -153,7 +157,9 @@ def test_a_port_past_65535_for_a_later_node_is_refused_when_that_address_is_aske
     when it looks up its own or a neighbour's address (before it binds), not an OverflowError from the socket."""
     cfg = load_config(env={}, overrides={"transport.base_port": 65530, "metrics.base_port": 65530})
     assert cfg.transport.address_of(5) == "tcp://127.0.0.1:65535" and cfg.metrics.port_of(5) == 65535
-    with pytest.raises(ConfigError, match=r"^\[transport\] address_template .* \(node 9: 'tcp://127.0.0.1:65539'\): port '65539' is not in 1..65535$"):
+    with pytest.raises(
+        ConfigError, match=r"^\[transport\] address_template .* \(node 9: 'tcp://127.0.0.1:65539'\): port '65539' is not in 1..65535$"
+    ):
         cfg.transport.address_of(9)
     with pytest.raises(ConfigError, match=r"^\[transport\] listen 'tcp://\*:\{port\}' \(node 6: 'tcp://\*:65536'\)"):
         cfg.replace(transport={"listen": "tcp://*:{port}"}).transport.listen_address(6)
@@ -238,7 +244,7 @@ def test_a_set_value_is_one_toml_value_or_a_string() -> None:
 
 def test_odd_but_writable_text_round_trips_through_config_toml(tmp_path: Path) -> None:
     """Quotes, backslashes, non-ASCII and Unicode line separators are written escaped and read back equal."""
-    odd = 'q"uo\\te \u00e9\u2028\u4e2d \'x\''
+    odd = "q\"uo\\te \u00e9\u2028\u4e2d 'x'"
     cfg = RunConfig().replace(data={"root": odd}, run={"name": 'r\u00e9sum\u00e9 "1"', "out_dir": odd})
     assert cfg.data.root == odd
     path = tmp_path / "config.toml"

@@ -36,10 +36,39 @@ pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")  
 MIB = 1 << 20
 KEYS = [f"{s.name}.{f.name}" for s in dataclasses.fields(RunConfig) for f in dataclasses.fields(s.default_factory)]  # type: ignore[misc]
 ODD_TEXT = [
-    "nan", "inf", "-inf", "1e20", "1e-300", "-0", "0x10", "[1, 2]", "[[[1]]]", "[]", "'x'", '"a\\nb"', "ring", "torus:4x4",
-    "tcp://h:{port}", "tcp://h h:{port}", "ipc://", "ipc://@x-{id}", "../x", "a/b", ".", "\udcff", "{id}", "{port.real}", "true",
-    "é\u2028中", "\x00", "a\nb", "{a = 1}", "1979-05-27",
-    "[" * 1500, "9" * 4400, "x" * 4200,  # deeper than tomllib recurses, longer than int() parses, longer than a text setting
+    "nan",
+    "inf",
+    "-inf",
+    "1e20",
+    "1e-300",
+    "-0",
+    "0x10",
+    "[1, 2]",
+    "[[[1]]]",
+    "[]",
+    "'x'",
+    '"a\\nb"',
+    "ring",
+    "torus:4x4",
+    "tcp://h:{port}",
+    "tcp://h h:{port}",
+    "ipc://",
+    "ipc://@x-{id}",
+    "../x",
+    "a/b",
+    ".",
+    "\udcff",
+    "{id}",
+    "{port.real}",
+    "true",
+    "é\u2028中",
+    "\x00",
+    "a\nb",
+    "{a = 1}",
+    "1979-05-27",
+    "[" * 1500,
+    "9" * 4400,
+    "x" * 4200,  # deeper than tomllib recurses, longer than int() parses, longer than a text setting
 ]
 scalars = st.one_of(
     st.integers(-(2**70), 2**70),
@@ -49,7 +78,9 @@ scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(ODD_TEXT),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8
+)
 writable_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=20)
 
 
@@ -143,17 +174,25 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return '"' + "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}" for c in value if not "\ud800" <= c <= "\udfff") + '"'
+        return (
+            '"'
+            + "".join(c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}" for c in value if not "\ud800" <= c <= "\udfff")
+            + '"'
+        )
     if isinstance(value, list):
         return "[" + ", ".join(map(_toml_value, value)) + "]"
     return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
 
 
 sections = st.sampled_from([f.name for f in dataclasses.fields(RunConfig)] + ["bogus", "training.sub"])
+
+
 def _line(section: str) -> st.SearchStrategy[tuple[str, str]]:
     keys = [k.split(".")[1] for k in KEYS if k.startswith(section + ".")] + ["lrr"]
     return st.sampled_from(keys).flatmap(
-        lambda key: st.tuples(st.just(key), IN_RANGE.get(f"{section}.{key}", values).map(_toml_value) | values.map(_toml_value) | st.sampled_from(ODD_TEXT))
+        lambda key: st.tuples(
+            st.just(key), IN_RANGE.get(f"{section}.{key}", values).map(_toml_value) | values.map(_toml_value) | st.sampled_from(ODD_TEXT)
+        )
     )
 
 
@@ -179,14 +218,16 @@ def test_any_toml_file_loads_to_a_config_that_round_trips_or_one_config_error_li
 
 
 # a run that prepares, then up to three settings drawn from values that are sometimes valid, sometimes extreme
-PLAN_BASE = st.fixed_dictionaries({
-    "run.nodes": st.integers(2, 8),
-    "topology.spec": st.sampled_from(["ring", "complete", "star"]),
-    "data.dataset": st.just("digits"),  # in memory in ~50 ms (MNIST-1D is generated once per session: seconds)
-    "model.name": st.sampled_from(["logreg", "mlp"]),
-    "data.partition": st.sampled_from(["iid", "dirichlet", "shards"]),
-    "run.name": st.sampled_from(["", "mine", "é x 'q' \"d\""]),
-})
+PLAN_BASE = st.fixed_dictionaries(
+    {
+        "run.nodes": st.integers(2, 8),
+        "topology.spec": st.sampled_from(["ring", "complete", "star"]),
+        "data.dataset": st.just("digits"),  # in memory in ~50 ms (MNIST-1D is generated once per session: seconds)
+        "model.name": st.sampled_from(["logreg", "mlp"]),
+        "data.partition": st.sampled_from(["iid", "dirichlet", "shards"]),
+        "run.name": st.sampled_from(["", "mine", "é x 'q' \"d\""]),
+    }
+)
 PLAN_WILD: dict[str, st.SearchStrategy[Any]] = {
     "run.nodes": st.integers(0, 12) | st.sampled_from([100, 5000, 100_000, 10**9]),
     "run.seed": st.integers(0, 2**33),
@@ -207,9 +248,9 @@ PLAN_WILD: dict[str, st.SearchStrategy[Any]] = {
     "byzantine.nodes": st.lists(st.integers(0, 15), max_size=2),
     "byzantine.attack": st.sampled_from(["none", "sign-flip"]),
 }
-plans = st.tuples(PLAN_BASE, st.lists(st.sampled_from(sorted(PLAN_WILD)).flatmap(lambda k: st.tuples(st.just(k), PLAN_WILD[k])), max_size=3)).map(
-    lambda base_wild: {**base_wild[0], **dict(base_wild[1])}
-)
+plans = st.tuples(
+    PLAN_BASE, st.lists(st.sampled_from(sorted(PLAN_WILD)).flatmap(lambda k: st.tuples(st.just(k), PLAN_WILD[k])), max_size=3)
+).map(lambda base_wild: {**base_wild[0], **dict(base_wild[1])})
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -222,7 +263,7 @@ def test_the_launchers_preparation_gives_a_run_inside_out_dir_or_one_error_line(
     memory said to be available: a run directory inside out_dir whose config.toml loads back to the resolved config,
     or one ConfigError/TopologyError/DataError line, having written nothing. Sizes the memory check refuses are never
     allocated first (traced peak under 256 MiB)."""
-    from gossip.launch import prepare_run
+    from gossip.run.launch import prepare_run
 
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(tmp) / "runs"
@@ -230,7 +271,7 @@ def test_the_launchers_preparation_gives_a_run_inside_out_dir_or_one_error_line(
         cfg = _load_or_refuse(lambda: load_config(env={}, overrides=given_overrides))
         if cfg is None:
             return
-        with mock.patch("gossip.capacity.available_bytes", return_value=512 * MIB):
+        with mock.patch("gossip.run.capacity.available_bytes", return_value=512 * MIB):
             try:
                 with bounded(120.0, 256 * MIB):
                     resolved, run_dir, _topology = prepare_run(cfg)

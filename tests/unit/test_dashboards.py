@@ -17,10 +17,10 @@ import yaml
 from prometheus_client import generate_latest
 
 from gossip.cli import main
-from gossip.dashboards import DASHBOARDS, GRID_WIDTH, Dashboard
-from gossip.metrics import NodeMetrics
-from gossip.monitoring import generated_files, stale_files
-from gossip.rules import ALERTS, RECORDINGS
+from gossip.ops.alerts import ALERTS, RECORDINGS
+from gossip.ops.dashboards import DASHBOARDS, GRID_WIDTH, Dashboard
+from gossip.ops.generated import generated_files, stale_files
+from gossip.ops.metrics import NodeMetrics
 from tests.conftest import REPO
 
 DEPLOY = REPO / "deploy"

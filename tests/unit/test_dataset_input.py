@@ -62,8 +62,12 @@ def gzip_of(head: bytes, zeros: int) -> bytes:
 
 def write_mnist(directory: Path, n_train: int = 20, n_test: int = 10) -> None:
     rng = np.random.default_rng(0)
-    arrays = (rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train).astype(np.uint8),
-              rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test).astype(np.uint8))
+    arrays = (
+        rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_train).astype(np.uint8),
+        rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_test).astype(np.uint8),
+    )
     directory.mkdir(parents=True, exist_ok=True)
     for name, array in zip(MNIST_FILES, arrays, strict=True):
         write_idx(directory / name, array)
@@ -103,8 +107,13 @@ def test_a_cifar_directory_without_test_images_is_refused(tmp_path: Path) -> Non
 def test_a_dataset_value_that_cannot_be_trained_and_scored_is_refused(change: dict[str, object], message: str) -> None:
     """Every loader (and a cache) goes through Dataset, which refuses empty splits and impossible class counts."""
     fields: dict[str, object] = {
-        "name": "t", "x_train": np.zeros((4, 2), dtype=np.float32), "y_train": np.array([0, 1, 2, 0]),
-        "x_test": np.zeros((1, 2), dtype=np.float32), "y_test": np.zeros(1, dtype=np.int64), "num_classes": 3, "input_shape": (2,),
+        "name": "t",
+        "x_train": np.zeros((4, 2), dtype=np.float32),
+        "y_train": np.array([0, 1, 2, 0]),
+        "x_test": np.zeros((1, 2), dtype=np.float32),
+        "y_test": np.zeros(1, dtype=np.int64),
+        "num_classes": 3,
+        "input_shape": (2,),
     }
 
     assert message in refusal(lambda: Dataset(**{**fields, **change}))  # type: ignore[arg-type]

@@ -12,12 +12,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gossip.data import DATASET_NAMES, Dataset, load_dataset, load_npz, save_npz
-from gossip.data import datasets
-from gossip.data.datasets import CIFAR10_FILES, CIFAR10_MEAN, CIFAR10_STD, MNIST1D_ARGS, MNIST_FILES, MNIST_MEAN, MNIST_STD, mnist1d_cache_path
+from gossip.data import DATASET_NAMES, Dataset, datasets, load_dataset, load_npz, save_npz
+from gossip.data.datasets import (
+    CIFAR10_FILES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    MNIST1D_ARGS,
+    MNIST_FILES,
+    MNIST_MEAN,
+    MNIST_STD,
+    mnist1d_cache_path,
+)
 from gossip.data.files import read_cifar_batch, read_idx, write_idx
-from tests.cifar_fixtures import write_cifar_batch
 from gossip.errors import DataError
+from tests.cifar_fixtures import write_cifar_batch
 
 # ------------------------------------------------------------------------------------------------
 # fixtures
@@ -122,7 +130,10 @@ def test_mnist1d_is_the_canonical_dataset(mnist1d: SimpleNamespace) -> None:
 def _same_data(a: Dataset, b: Dataset) -> bool:
     arrays = ("x_train", "y_train", "x_test", "y_test")
     return all(np.array_equal(getattr(a, k), getattr(b, k)) and getattr(a, k).dtype == getattr(b, k).dtype for k in arrays) and (
-        a.name, a.num_classes, a.input_shape) == (b.name, b.num_classes, b.input_shape)
+        a.name,
+        a.num_classes,
+        a.input_shape,
+    ) == (b.name, b.num_classes, b.input_shape)
 
 
 def test_mnist1d_is_generated_once_then_read_from_the_users_cache(mnist1d: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,12 +332,12 @@ def test_idx_header_is_the_real_format(tmp_path: Path) -> None:
 
     raw = (tmp_path / "x").read_bytes()
 
-    assert raw[:16] == bytes.fromhex("00000803" "00000002" "0000001c" "0000001c")
+    assert raw[:16] == bytes.fromhex("00000803000000020000001c0000001c")
     assert len(raw) == 16 + 2 * 28 * 28
 
 
 def _valid_idx() -> bytes:
-    return bytes.fromhex("00000801" "00000004") + b"\x01\x02\x03\x04"
+    return bytes.fromhex("0000080100000004") + b"\x01\x02\x03\x04"
 
 
 @pytest.mark.parametrize(
@@ -334,9 +345,9 @@ def _valid_idx() -> bytes:
     [
         (b"", "not an IDX file"),
         (b"PK\x03\x04" + bytes(8), "not an IDX file"),
-        (bytes.fromhex("00000f01" "00000004") + bytes(4), "unknown IDX type"),
+        (bytes.fromhex("00000f0100000004") + bytes(4), "unknown IDX type"),
         (bytes.fromhex("00000800"), "0 dimensions"),
-        (bytes.fromhex("00000803" "00000002"), "header alone"),
+        (bytes.fromhex("0000080300000002"), "header alone"),
         (_valid_idx()[:-1], "truncated"),
         (_valid_idx() + b"\x00", "trailing bytes"),
         (gzip.compress(_valid_idx())[:-6], "corrupt or truncated gzip"),
@@ -434,7 +445,9 @@ def test_cifar_batch_pickled_by_python3_at_any_protocol_is_read_without_the_pick
     _codecs.encode, frames, memo, STACK_GLOBAL) read back exactly."""
     data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
     path = tmp_path / "b"
-    path.write_bytes(pickle.dumps({"batch_label": "x", "labels": [7, 1], "data": data, "filenames": [b"a.png", b"b.png"]}, protocol=protocol))
+    path.write_bytes(
+        pickle.dumps({"batch_label": "x", "labels": [7, 1], "data": data, "filenames": [b"a.png", b"b.png"]}, protocol=protocol)
+    )
 
     back, labels = read_cifar_batch(path)
 
@@ -450,7 +463,7 @@ def _malicious_pickles(marker: Path) -> dict[str, bytes]:
         # protocol 0: GLOBAL os.system, MARK, STRING, TUPLE, REDUCE
         "os.system": b"cos\nsystem\n(S'" + command + b"'\ntR.",
         "posix.system": b"cposix\nsystem\n(S'" + command + b"'\ntR.",
-        "builtins.exec": b"cbuiltins\nexec\n(S'open(" + repr(str(marker)).encode() + b", \"w\")'\ntR.",
+        "builtins.exec": b"cbuiltins\nexec\n(S'open(" + repr(str(marker)).encode() + b', "w")\'\ntR.',
         "numpy.load": b"cnumpy\nload\n(S'" + str(marker).encode() + b"'\ntR.",
         "codecs-by-name": b"c_codecs\nencode\n(Vx\nVrot13\ntR.",
     }
@@ -464,7 +477,7 @@ def test_cifar_batch_with_a_malicious_global_is_refused_and_not_run(tmp_path: Pa
     _write_cifar(data_dir)
     (data_dir / "data_batch_2").write_bytes(_malicious_pickles(marker)[payload])
 
-    with pytest.raises(DataError, match="data_batch_2 .*refusing"):
+    with pytest.raises(DataError, match=r"data_batch_2 .*refusing"):
         load_dataset("cifar10", root=data_dir)
 
     assert not marker.exists()

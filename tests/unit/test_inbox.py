@@ -8,8 +8,8 @@ import time
 import torch
 
 from gossip.ids import NodeId
-from gossip.inbox import YIELD_EVERY, Inbox
-from gossip.wire import Kind, Message
+from gossip.net.wire import Kind, Message
+from gossip.node.inbox import YIELD_EVERY, Inbox
 
 
 def msg(src: int, round_: int, value: float = 0.0) -> Message:

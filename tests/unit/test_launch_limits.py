@@ -14,8 +14,8 @@ import pytest
 
 from gossip.config import load_config
 from gossip.errors import ConfigError, TopologyError
-from gossip.launch import prepare_run
-from gossip.topology import Topology, save
+from gossip.run.launch import prepare_run
+from gossip.topology.graph import Topology, save
 
 
 def _topology_file(tmp_path: Path, name: str, edge_data: dict[str, object] | None = None) -> Path:
@@ -29,7 +29,9 @@ def _topology_file(tmp_path: Path, name: str, edge_data: dict[str, object] | Non
 
 
 def _config(tmp_path: Path, **overrides: object) -> object:
-    return load_config(env={}, overrides={"run.out_dir": str(tmp_path / "runs"), "metrics.enabled": False, "training.rounds": 2, **overrides})
+    return load_config(
+        env={}, overrides={"run.out_dir": str(tmp_path / "runs"), "metrics.enabled": False, "training.rounds": 2, **overrides}
+    )
 
 
 @pytest.mark.parametrize("name", ["../../z", "../../../../tmp/escaped", "a/../../b"])
@@ -61,7 +63,9 @@ def test_base_port_past_65535_for_the_last_node_is_refused_before_anything_is_wr
         ({"loss": "nan"}, TopologyError, r"^edge \(0, 1\): loss must be a number in \[0, 1\], got nan$"),
     ],
 )
-def test_a_link_no_model_could_cross_in_time_is_refused(tmp_path: Path, edge: dict[str, object], error: type[Exception], message: str) -> None:
+def test_a_link_no_model_could_cross_in_time_is_refused(
+    tmp_path: Path, edge: dict[str, object], error: type[Exception], message: str
+) -> None:
     """Edge attributes get [links]' ranges, and in sync rounds a link slower than round_timeout_s for the smallest
     message is refused up front: every round would otherwise wait out its timeout for a model that never arrives."""
     cfg = _config(tmp_path, **{"topology.spec": str(_topology_file(tmp_path, "wan", edge))})

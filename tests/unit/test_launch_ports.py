@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-launch = importlib.import_module("gossip.launch")  # the package re-exports a function of the same name
+launch = importlib.import_module("gossip.run.launch")  # the package re-exports a function of the same name
 
 
 def test_picked_ports_avoid_the_ones_already_picked_for_the_run(monkeypatch) -> None:

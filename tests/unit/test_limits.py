@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gossip.limits import RateLimiter
+from gossip.net.ratelimit import RateLimiter
 
 
 def test_burst_then_refuse_then_refill() -> None:

@@ -12,9 +12,9 @@ import pytest
 from gossip.config import LinksConfig
 from gossip.errors import TopologyError
 from gossip.ids import NodeId
-from gossip.linkemu import LinkEmulator, LinkSpec, emulate_links, link_specs
-from gossip.topology import Topology, generate, load
-from gossip.transport import Received
+from gossip.net.linkemu import LinkEmulator, LinkSpec, emulate_links, link_specs
+from gossip.net.transport import Received
+from gossip.topology.graph import Topology, generate, load
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -39,7 +39,9 @@ class _Recorder:
     async def close(self) -> None: ...
 
 
-def _run(spec: LinkSpec, messages: int, size: int = 100, seed: int = 0, gap_s: float = 0.0) -> tuple[LinkEmulator, list[float], list[float]]:
+def _run(
+    spec: LinkSpec, messages: int, size: int = 100, seed: int = 0, gap_s: float = 0.0
+) -> tuple[LinkEmulator, list[float], list[float]]:
     """Send ``messages`` to peer 1 through the emulator; returns it, the send times and the hand-over times."""
     inner = _Recorder()
     emu = LinkEmulator(inner, 0, {NodeId(1): spec}, seed=seed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gossip.liveness import DOWN_AFTER, LATE_WAIT_FACTOR, LATE_WAIT_MIN_S, Liveness
+from gossip.node.liveness import DOWN_AFTER, LATE_WAIT_FACTOR, LATE_WAIT_MIN_S, Liveness
 
 
 def test_a_neighbour_is_down_after_consecutive_misses_and_back_when_its_model_arrives() -> None:

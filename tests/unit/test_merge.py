@@ -7,12 +7,12 @@ import itertools
 import numpy as np
 import torch
 
-from gossip.aggregation.pushsum import absorb_weights, split_mass
-from gossip.aggregation import weighted_average
+from gossip.algorithms import weighted_average
+from gossip.algorithms.pushsum import absorb_weights, split_mass
 from gossip.ids import NodeId
-from gossip.merge import agreed_members, exact_average, recalibrate_norm_stats, stat_mask_of
-from gossip.models import build_model
-from gossip.state import flatten_
+from gossip.learn.flat import flatten_
+from gossip.learn.models import build_model
+from gossip.node.merge import agreed_members, exact_average, recalibrate_norm_stats, stat_mask_of
 
 
 def test_exact_average_is_the_float64_mean_whatever_the_arrival_order() -> None:
@@ -28,7 +28,11 @@ def test_exact_average_is_the_float64_mean_whatever_the_arrival_order() -> None:
 def test_agreed_members_is_the_intersection_of_the_views() -> None:
     """A model one node missed is dropped by everyone: the set every node holds."""
     own = frozenset(map(NodeId, {0, 1, 3, 4}))
-    views = {NodeId(1): frozenset(map(NodeId, {0, 1, 3, 4})), NodeId(3): frozenset(map(NodeId, {0, 1, 3})), NodeId(4): frozenset(map(NodeId, {0, 1, 3, 4, 5}))}
+    views = {
+        NodeId(1): frozenset(map(NodeId, {0, 1, 3, 4})),
+        NodeId(3): frozenset(map(NodeId, {0, 1, 3})),
+        NodeId(4): frozenset(map(NodeId, {0, 1, 3, 4, 5})),
+    }
     assert agreed_members(own, views) == {0, 1, 3}
     assert agreed_members(own, {}) == own
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from gossip.metrics import NodeMetrics
+from gossip.ops.metrics import NodeMetrics
 
 
 def test_layer_variance_series_are_absent_until_measured_then_follow_updates() -> None:

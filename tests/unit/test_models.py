@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from gossip.errors import ConfigError
-from gossip.models import build_model, count_parameters, model_names
+from gossip.learn.models import build_model, count_parameters, model_names
 
 SUPPORTED = [
     ("mlp", (40,)),

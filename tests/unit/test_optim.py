@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from gossip.optim import FlatOptimizer, flat_prefix
-from gossip.state import flatten_
+from gossip.learn.flat import flatten_
+from gossip.learn.optim import FlatOptimizer, flat_prefix
 
 
 def _pair(seed: int) -> tuple[nn.Module, nn.Module]:
@@ -34,8 +34,11 @@ def test_matches_torch_optim(kind: str, momentum: float, weight_decay: float) ->
     vector = flat_prefix(params)
     assert vector is not None and vector.numel() == sum(p.numel() for p in params)
     opt = FlatOptimizer(params, vector, kind=kind, lr=0.05, momentum=momentum, weight_decay=weight_decay)
-    torch_opt = (torch.optim.SGD(ref.parameters(), lr=0.05, momentum=momentum, weight_decay=weight_decay) if kind == "sgd"
-                 else torch.optim.Adam(ref.parameters(), lr=0.05, weight_decay=weight_decay))
+    torch_opt = (
+        torch.optim.SGD(ref.parameters(), lr=0.05, momentum=momentum, weight_decay=weight_decay)
+        if kind == "sgd"
+        else torch.optim.Adam(ref.parameters(), lr=0.05, weight_decay=weight_decay)
+    )
     gen = torch.Generator().manual_seed(1)
     for _ in range(10):
         x, y = torch.randn(8, 6, generator=gen), torch.randint(0, 3, (8,), generator=gen)
@@ -72,8 +75,8 @@ def test_a_node_trainer_does_not_import_the_compiler_stack() -> None:
     code = (
         "import sys\n"
         "from gossip.config import load_config\n"
-        "from gossip.node import plan_node, build_flat_model\n"
-        "from gossip.trainer import LocalTrainer\n"
+        "from gossip.node.node import plan_node, build_flat_model\n"
+        "from gossip.learn.trainer import LocalTrainer\n"
         "cfg = load_config(env={}, overrides={'run.nodes': 3, 'data.dataset': 'synthetic', 'data.train_samples': 64, 'data.test_samples': 8})\n"
         "plan = plan_node(cfg, 0)\n"
         "flat = build_flat_model(plan)\n"

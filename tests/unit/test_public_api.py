@@ -5,11 +5,45 @@ from __future__ import annotations
 import gossip
 
 EXPECTED = {
-    "DSGD", "Aggregator", "ConfigError", "DataError", "Dataset", "FlatModel", "GossipError", "InMemoryNetwork",
-    "InMemoryTransport", "Kind", "LaunchResult", "Message", "Node", "NodeId", "NodePlan", "NodeResult",
-    "PeerUnreachable", "RejectReason", "RunConfig", "TopologyError", "Topology", "Transport", "TransportError",
-    "WireError", "ZmqTransport", "build_model", "config_to_toml", "decode", "encode", "flatten_", "generate",
-    "launch", "load", "load_config", "load_dataset", "model_hash", "parse_spec", "partition", "plan_node",
+    "DSGD",
+    "Aggregator",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "FlatModel",
+    "GossipError",
+    "InMemoryNetwork",
+    "InMemoryTransport",
+    "Kind",
+    "LaunchResult",
+    "Message",
+    "Node",
+    "NodeId",
+    "NodePlan",
+    "NodeResult",
+    "PeerUnreachable",
+    "RejectReason",
+    "RunConfig",
+    "TopologyError",
+    "Topology",
+    "Transport",
+    "TransportError",
+    "WireError",
+    "ZmqTransport",
+    "build_model",
+    "config_to_toml",
+    "decode",
+    "encode",
+    "flatten_",
+    "generate",
+    "launch",
+    "load",
+    "load_config",
+    "load_dataset",
+    "model_hash",
+    "parse_spec",
+    "partition",
+    "plan_node",
     "weighted_average",
 }
 
@@ -34,8 +68,8 @@ def test_exports_are_imported_on_first_use() -> None:
         "import sys, gossip\n"
         "print(sorted(m for m in sys.modules if m.startswith('gossip.')))\n"
         "gossip.Topology, gossip.plan_node\n"
-        "print(sorted(m for m in ('networkx', 'yaml', 'gossip.launch', 'gossip.node') if m in sys.modules))\n"
+        "print(sorted(m for m in ('networkx', 'yaml', 'gossip.run.launch', 'gossip.node.node') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out == ["[]", "['gossip.node']"]
+    assert out == ["[]", "['gossip.node.node']"]
     assert set(dir(gossip)) >= set(gossip.__all__)

@@ -1,7 +1,7 @@
 """``gossip report`` on run directories the tests write by hand: user mistakes, partial runs, edge cases.
 
 Real runs are reported in tests/e2e/test_report.py; here the input files are written directly (in
-the formats gossip.results defines) to reach cases a healthy run never produces.
+the formats gossip.results.rundir defines) to reach cases a healthy run never produces.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from gossip.cli import main
 from gossip.errors import RunDirError
-from gossip.report import FIGURE_DPI, FIGURE_SIZE_IN, attackers_of, write_report
-from gossip.results import RecordWriter
+from gossip.results.report import FIGURE_DPI, FIGURE_SIZE_IN, attackers_of, write_report
+from gossip.results.rundir import RecordWriter
 from tests.prom import assert_real_image, assert_real_plot, red_pixels
 
 PLOT_SIZE = (int(FIGURE_SIZE_IN[0] * FIGURE_DPI), int(FIGURE_SIZE_IN[1] * FIGURE_DPI))
@@ -29,11 +29,18 @@ def _write_run(run_dir: Path, nodes: int, rounds: int, *, eval_every: int = 1, d
             evaluated = (t + 1) % eval_every == 0
             writer.write(
                 {
-                    "node": node, "round": t, "time": 1000.0 + t, "loss": 2.3 / (1 + t) + 0.01 * node,
+                    "node": node,
+                    "round": t,
+                    "time": 1000.0 + t,
+                    "loss": 2.3 / (1 + t) + 0.01 * node,
                     "accuracy": 0.1 + 0.8 * t / rounds - 0.01 * node if evaluated else None,
                     "test_loss": 2.2 / (1 + t) if evaluated else None,
                     "consensus_distance": distance if distance is not None else math.exp(-t / 3) * (1 + node / 10),
-                    "arrived": 2, "missing": [], "bytes_sent": (1000 + node) * wire, "bytes_received": 1000 * wire, "rejected": 0,
+                    "arrived": 2,
+                    "missing": [],
+                    "bytes_sent": (1000 + node) * wire,
+                    "bytes_received": 1000 * wire,
+                    "rejected": 0,
                 }
             )
         writer.close()
@@ -49,7 +56,9 @@ def _write_run(run_dir: Path, nodes: int, rounds: int, *, eval_every: int = 1, d
     ],
     ids=["missing", "a-file", "no-records", "empty-records"],
 )
-def test_report_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], make: object, message: str) -> None:
+def test_report_user_mistakes_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: object, message: str
+) -> None:
     """A path that is not a run (or a run with nothing recorded yet): one line, exit 2, no traceback."""
     run_dir = tmp_path / "run"
     make(run_dir)  # type: ignore[operator]
@@ -60,8 +69,13 @@ def test_report_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, capsys: py
 
 @pytest.mark.parametrize(
     ("summary", "expected"),
-    [({}, set()), ({"byzantine": [1, 3]}, {1, 3}), ({"byzantine": {"attackers": [2], "attack": "sign_flip"}}, {2}),
-     ({"byzantine": {"nodes": [0, 5], "attack": "alie"}}, {0, 5}), ({"byzantine": None}, set())],
+    [
+        ({}, set()),
+        ({"byzantine": [1, 3]}, {1, 3}),
+        ({"byzantine": {"attackers": [2], "attack": "sign_flip"}}, {2}),
+        ({"byzantine": {"nodes": [0, 5], "attack": "alie"}}, {0, 5}),
+        ({"byzantine": None}, set()),
+    ],
 )
 def test_attackers_are_read_from_either_shape(summary: dict[str, object], expected: set[int]) -> None:
     """summary["byzantine"] names attackers as a list of ids, {"nodes": [...]} (gossip launch) or {"attackers": [...]}; absent means none."""

@@ -18,7 +18,10 @@ from gossip.cli import main
         (["launch", "--restart", "-1", "-n", "4"], "argument --restart: -1 is not in 0..1000"),
         (["node", "--id", "0", "--resume", "--set", "run.nodes=4"], "--resume needs --run-dir"),
         (["node", "--id", "0", "--join-round", "5", "--run-dir", "{tmp}", "--set", "run.nodes=4"], "--join-round needs --resume"),
-        (["node", "--id", "0", "--resume", "--join-round", "999", "--run-dir", "{tmp}", "--set", "run.nodes=4"], "--join-round 999 is outside"),
+        (
+            ["node", "--id", "0", "--resume", "--join-round", "999", "--run-dir", "{tmp}", "--set", "run.nodes=4"],
+            "--join-round 999 is outside",
+        ),
     ],
 )
 def test_resume_mistakes_are_one_line_and_exit_2(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gossip.roundlog import RoundLines
+from gossip.node.roundlog import RoundLines
 
 
 class Clock:

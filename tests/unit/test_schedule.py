@@ -7,8 +7,8 @@ import pytest
 
 from gossip.config import RunConfig, load_config
 from gossip.errors import ConfigError
-from gossip.schedule import Schedule
-from gossip.topology import parse_spec
+from gossip.topology.graph import parse_spec
+from gossip.topology.schedule import Schedule
 
 
 def schedule(spec: str, n: int, rounds: int = 40, **overrides: object) -> Schedule:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from gossip.state import flatten_, model_hash
+from gossip.learn.flat import flatten_, model_hash
 
 
 def _net(hidden: int = 8) -> nn.Module:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gossip.errors import TopologyError
-from gossip.topology import KINDS, Topology, describe, draw, generate, load, parse_spec, save
+from gossip.topology.graph import KINDS, Topology, describe, draw, generate, load, parse_spec, save
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -566,8 +566,16 @@ def test_describe_reports_size_degrees_and_spectral_gap() -> None:
     """describe() gives nodes, edges, the degree histogram, the diameter and the spectral gap."""
     text = describe(generate("ring", 16))
 
-    for fragment in ["ring-16", "nodes         16", "edges         16", "degree 2: 16 nodes", "(regular)", "diameter      8",
-                     "metropolis (symmetric, doubly stochastic)", "spectral gap  0.0507"]:
+    for fragment in [
+        "ring-16",
+        "nodes         16",
+        "edges         16",
+        "degree 2: 16 nodes",
+        "(regular)",
+        "diameter      8",
+        "metropolis (symmetric, doubly stochastic)",
+        "spectral gap  0.0507",
+    ]:
         assert fragment in text
 
 
@@ -656,7 +664,7 @@ def test_json_topology_loads_without_importing_networkx(tmp_path: Path) -> None:
     save(load(TOPOLOGIES / "wan-8.graphml"), tmp_path / "topology.json")
     code = (
         "import sys\n"
-        "from gossip.topology import parse_spec\n"
+        "from gossip.topology.graph import parse_spec\n"
         f"t = parse_spec({str(tmp_path / 'topology.json')!r}, n=8)\n"
         "print(t.name, t.neighbours(0), round(sum(t.mixing_weights(0).values()), 9), t.edge_attributes(0, 1)['delay_ms'])\n"
         "print('networkx' in sys.modules)\n"
@@ -671,10 +679,10 @@ def test_json_topology_loads_without_importing_networkx(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("{not json", "cannot read t.json as JSON"),
-        ('{"n": 3, "edges": []}', 'not a gossip topology file'),
+        ('{"n": 3, "edges": []}', "not a gossip topology file"),
         ('{"gossip_topology": 1, "n": "3", "edges": []}', '"n" must be a positive integer'),
         ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1], [1]]}', '"edges" must be a list of [u, v] or [u, v, {data}]'),
-        ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1], [1, 2]], "nodes": {"x": {}}}', '"nodes" key \'x\' is not a node id'),
+        ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1], [1, 2]], "nodes": {"x": {}}}', "\"nodes\" key 'x' is not a node id"),
         ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1], [1, "2"]]}', "node ids must be 0..2: unexpected '2'"),
         ('{"gossip_topology": 1, "n": 3, "edges": [[0, 1]]}', "disconnected"),
     ],

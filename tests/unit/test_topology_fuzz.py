@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossip.errors import TopologyError
-from gossip.topology import MAX_EDGES, MAX_NODES, Topology, load
+from gossip.topology.graph import MAX_EDGES, MAX_NODES, Topology, load
 
 PEAK_BYTES = 64 << 20  # per example: the inputs are a few KB; a regression that builds by N allocates far more
 SETTINGS = settings(
@@ -35,6 +35,7 @@ SETTINGS = settings(
 )
 
 # --- strategies ------------------------------------------------------------------------------------------
+
 
 def mostly(usual: st.SearchStrategy[object], *odd: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
     """``usual`` three times in four, else one of ``odd``: enough valid structure to reach the deeper checks."""
@@ -71,13 +72,22 @@ def mutated(draw: st.DrawFn, text: str) -> bytes:
 def json_files(draw: st.DrawFn) -> bytes:
     """gossip JSON topologies: plausible ones and broken ones (any key may hold any JSON value)."""
     n = draw(mostly(st.integers(1, 10), huge, json_value))
-    edge = mostly(st.tuples(node_id, node_id).map(list), st.tuples(node_id, node_id, st.dictionaries(odd_text, json_value, max_size=2)).map(list), st.lists(json_value, max_size=4))
+    edge = mostly(
+        st.tuples(node_id, node_id).map(list),
+        st.tuples(node_id, node_id, st.dictionaries(odd_text, json_value, max_size=2)).map(list),
+        st.lists(json_value, max_size=4),
+    )
     edges = draw(mostly(st.lists(edge, max_size=20), json_value))
     doc: dict[str, object] = {"gossip_topology": draw(mostly(st.just(1), json_value)), "n": n, "edges": edges}
     if draw(st.booleans()):
         doc["name"] = draw(mostly(word, odd_text, json_value))
     if draw(st.booleans()):
-        doc["nodes"] = draw(mostly(st.dictionaries(mostly(small.map(str), odd_text, huge.map(str)), st.dictionaries(word, json_value, max_size=2), max_size=4), json_value))
+        doc["nodes"] = draw(
+            mostly(
+                st.dictionaries(mostly(small.map(str), odd_text, huge.map(str)), st.dictionaries(word, json_value, max_size=2), max_size=4),
+                json_value,
+            )
+        )
     return draw(mutated(json.dumps(doc, allow_nan=True)))
 
 
@@ -88,13 +98,25 @@ def _attr(value: object) -> str:
 @st.composite
 def graphml_files(draw: st.DrawFn) -> bytes:
     """GraphML: random ids (numbers, names, huge digit strings), typed keys with random values, nested graphs."""
-    ids = draw(mostly(st.lists(small.map(str), min_size=1, max_size=12, unique=True), st.lists(st.one_of(small.map(str), huge.map(str), word, odd_text, st.just("9" * 5000)), min_size=1, max_size=12)))
+    ids = draw(
+        mostly(
+            st.lists(small.map(str), min_size=1, max_size=12, unique=True),
+            st.lists(st.one_of(small.map(str), huge.map(str), word, odd_text, st.just("9" * 5000)), min_size=1, max_size=12),
+        )
+    )
     types = draw(st.lists(st.sampled_from(["int", "long", "double", "float", "boolean", "string", "nonsense"]), max_size=3))
-    keys = "".join(f'<key id="d{k}" for="{draw(st.sampled_from(["edge", "node", "graph", "all"]))}" attr.name="{_attr(draw(mostly(word, odd_text)))}" attr.type="{t}"/>' for k, t in enumerate(types))
+    keys = "".join(
+        f'<key id="d{k}" for="{draw(st.sampled_from(["edge", "node", "graph", "all"]))}" attr.name="{_attr(draw(mostly(word, odd_text)))}" attr.type="{t}"/>'
+        for k, t in enumerate(types)
+    )
     nodes = "".join(f'<node id="{_attr(i)}"/>' for i in ids)
     edges = []
     for _ in range(draw(st.integers(0, 20))):
-        data = "".join(f'<data key="d{k}">{_attr(draw(mostly(st.one_of(small, st.floats(0, 100), word), scalar)))}</data>' for k in range(len(types)) if draw(st.booleans()))
+        data = "".join(
+            f'<data key="d{k}">{_attr(draw(mostly(st.one_of(small, st.floats(0, 100), word), scalar)))}</data>'
+            for k in range(len(types))
+            if draw(st.booleans())
+        )
         source, target = draw(st.sampled_from(ids)), draw(mostly(st.sampled_from(ids), word, odd_text))
         edges.append(f'<edge source="{_attr(source)}" target="{_attr(target)}">{data}</edge>')
     nested = draw(st.integers(0, 3_000)) if draw(st.integers(0, 4)) == 0 else 0
@@ -105,7 +127,9 @@ def graphml_files(draw: st.DrawFn) -> bytes:
 
 
 literal = st.recursive(
-    st.one_of(scalar.map(repr), st.sampled_from(["-" * 900 + "1", "1" + "+1" * 400, "not " * 300 + "1", "True.real", "1e-5", "-0x1f", "b'x'"])),
+    st.one_of(
+        scalar.map(repr), st.sampled_from(["-" * 900 + "1", "1" + "+1" * 400, "not " * 300 + "1", "True.real", "1e-5", "-0x1f", "b'x'"])
+    ),
     lambda inner: st.one_of(
         st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
         st.lists(st.tuples(odd_text.map(repr), inner), max_size=3).map(lambda kv: "{" + ", ".join(f"{k}: {v}" for k, v in kv) + "}"),
@@ -179,7 +203,13 @@ def loads_or_refuses(path: Path, data: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("suffix", "files"),
-    [(".json", json_files()), (".graphml", graphml_files()), (".edgelist", text_files()), (".edges", text_files()), (".txt", st.binary(max_size=512))],
+    [
+        (".json", json_files()),
+        (".graphml", graphml_files()),
+        (".edgelist", text_files()),
+        (".edges", text_files()),
+        (".txt", st.binary(max_size=512)),
+    ],
     ids=["json", "graphml", "edgelist", "edges", "bytes"],
 )
 def test_any_generated_file_loads_or_is_refused_in_one_line(scratch: Path, suffix: str, files: st.SearchStrategy[bytes]) -> None:

@@ -14,9 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from gossip import topology as topo
 from gossip.errors import TopologyError
-from gossip.topology import DESCRIBE_MAX_NODES, MAX_DEPTH, MAX_EDGES, MAX_FILE_BYTES, MAX_NODES, describe, generate, load, parse_spec, save
+from gossip.topology import graph as topo
+from gossip.topology.graph import (
+    DESCRIBE_MAX_NODES,
+    MAX_DEPTH,
+    MAX_EDGES,
+    MAX_FILE_BYTES,
+    MAX_NODES,
+    describe,
+    generate,
+    load,
+    parse_spec,
+    save,
+)
 
 GRAPHML_HEAD = '<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault="undirected">'
 GRAPHML_TAIL = "</graph></graphml>"
@@ -55,12 +66,27 @@ def json_doc(body: str) -> str:
         ("n.edges", "9" * 5000 + "\n0 1\n", "line 1: node count has 5,000 digits"),
         ("n.edgelist", "0 1\n1 99999999999999999999999\n", "line 2: node id a 23-digit number is outside 0..9,999"),
         ("n.edgelist", "0 1\n1 " + "9" * 5000 + "\n", "line 2: node ids must be integers"),
-        ("n.graphml", GRAPHML_HEAD + '<node id="0"/><node id="' + "1" * 5000 + '"/>' + GRAPHML_TAIL, "has 5,000 digits; ids are 0..9,999 at most"),
+        (
+            "n.graphml",
+            GRAPHML_HEAD + '<node id="0"/><node id="' + "1" * 5000 + '"/>' + GRAPHML_TAIL,
+            "has 5,000 digits; ids are 0..9,999 at most",
+        ),
         ("n.json", json_doc('"n": 2, "edges": [[0, 1]], "nodes": {"' + "1" * 5000 + '": {}}'), "has 5,000 digits"),
         ("n.json", json_doc('"n": 2, "edges": [[0, 123456789012345678901234567890]]'), "unexpected a 30-digit number"),
     ],
-    ids=["json-1e9-int", "json-30-digits", "json-float", "json-bool", "edges-count", "edges-count-5000-digits",
-         "edgelist-23-digit-id", "edgelist-5000-digit-id", "graphml-5000-digit-id", "json-node-key-5000-digits", "json-30-digit-edge"],
+    ids=[
+        "json-1e9-int",
+        "json-30-digits",
+        "json-float",
+        "json-bool",
+        "edges-count",
+        "edges-count-5000-digits",
+        "edgelist-23-digit-id",
+        "edgelist-5000-digit-id",
+        "graphml-5000-digit-id",
+        "json-node-key-5000-digits",
+        "json-30-digit-edge",
+    ],
 )
 def test_a_count_or_id_out_of_range_is_refused_before_anything_is_built(tmp_path: Path, name: str, text: str, expected: str) -> None:
     """Node counts and ids from every format are integers within MAX_NODES, checked before a structure of
@@ -161,7 +187,9 @@ def test_graphml_entity_declarations_are_refused(tmp_path: Path) -> None:
     assert "declares an XML entity" in refusal(lambda: load(path))
 
 
-def test_graphml_with_more_elements_than_the_cap_is_refused_before_networkx_parses_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_graphml_with_more_elements_than_the_cap_is_refused_before_networkx_parses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Elements are counted by a streaming pass; NetworkX's tree costs ~100 bytes an element."""
     monkeypatch.setattr(topo, "_MAX_XML_ELEMENTS", 50)
     path = write(tmp_path, "wide.graphml", GRAPHML_HEAD + "<x/>" * 60 + GRAPHML_TAIL)
@@ -199,7 +227,13 @@ def test_a_name_with_spaces_and_punctuation_is_a_name(tmp_path: Path) -> None:
 def test_a_graphml_name_attribute_is_checked_the_same_way(tmp_path: Path) -> None:
     """GraphML's graph-level name is a file's word too."""
     key = '<key id="n" for="graph" attr.name="name" attr.type="string"/>'
-    path = write(tmp_path, "t.graphml", GRAPHML_HEAD.replace("<graph ", key + "<graph ") + '<data key="n">../up</data><node id="0"/><node id="1"/><edge source="0" target="1"/>' + GRAPHML_TAIL)
+    path = write(
+        tmp_path,
+        "t.graphml",
+        GRAPHML_HEAD.replace("<graph ", key + "<graph ")
+        + '<data key="n">../up</data><node id="0"/><node id="1"/><edge source="0" target="1"/>'
+        + GRAPHML_TAIL,
+    )
 
     assert "the graph's name '../up'" in refusal(lambda: load(path))
 
@@ -270,8 +304,21 @@ def test_save_refuses_json_that_load_would_refuse(tmp_path: Path, monkeypatch: p
         ("x" * 5000, 8, "unknown topology 'xxxxxxxx"),
         ("a/" * 3000 + "t.json", None, "topology file not found"),
     ],
-    ids=["torus-huge", "torus-5000-digits", "torus-1e200", "torus-inf", "ring-1e30", "ring-max+1", "complete-5000",
-         "er-dense", "regular-huge-d", "ba-nan", "er-inf", "long-name", "long-path"],
+    ids=[
+        "torus-huge",
+        "torus-5000-digits",
+        "torus-1e200",
+        "torus-inf",
+        "ring-1e30",
+        "ring-max+1",
+        "complete-5000",
+        "er-dense",
+        "regular-huge-d",
+        "ba-nan",
+        "er-inf",
+        "long-name",
+        "long-path",
+    ],
 )
 def test_a_spec_too_large_is_refused_before_building(spec: str, n: int | None, expected: str) -> None:
     """Generator sizes are integers within MAX_NODES and the graph within MAX_EDGES, checked before building:
@@ -305,9 +352,16 @@ def test_the_largest_topology_is_described_without_a_dense_matrix() -> None:
 def test_the_documented_limits_are_the_codes() -> None:
     """topologies/README.md states every cap; a change to a constant that leaves the table behind fails here."""
     text = (Path(__file__).resolve().parents[2] / "topologies" / "README.md").read_text()
-    stated = [f"{MAX_NODES:,} (`MAX_NODES`)", f"{MAX_EDGES:,} (`MAX_EDGES`)", f"at most {MAX_FILE_BYTES >> 20} MiB",
-              f"nested at most {MAX_DEPTH} deep, at most {topo._MAX_JSON_VALUES:,} containers", f"at most {topo._MAX_XML_ELEMENTS:,} elements",
-              f"at most {topo._MAX_TEXT_LINES:,} lines of at most {topo._MAX_LINE_CHARS:,} characters",
-              f"at most {topo._MAX_EDGE_DATA_CHARS:,} characters", f"nested at most {topo._MAX_EDGE_DATA_DEPTH} deep", f"up to {DESCRIBE_MAX_NODES:,} nodes"]
+    stated = [
+        f"{MAX_NODES:,} (`MAX_NODES`)",
+        f"{MAX_EDGES:,} (`MAX_EDGES`)",
+        f"at most {MAX_FILE_BYTES >> 20} MiB",
+        f"nested at most {MAX_DEPTH} deep, at most {topo._MAX_JSON_VALUES:,} containers",
+        f"at most {topo._MAX_XML_ELEMENTS:,} elements",
+        f"at most {topo._MAX_TEXT_LINES:,} lines of at most {topo._MAX_LINE_CHARS:,} characters",
+        f"at most {topo._MAX_EDGE_DATA_CHARS:,} characters",
+        f"nested at most {topo._MAX_EDGE_DATA_DEPTH} deep",
+        f"up to {DESCRIBE_MAX_NODES:,} nodes",
+    ]
     missing = [s for s in stated if s not in text]
     assert not missing, missing

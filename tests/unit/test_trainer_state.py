@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from gossip import checkpoint
 from gossip.config import TrainingConfig
-from gossip.trainer import LocalTrainer
+from gossip.learn.trainer import LocalTrainer
+from gossip.node import checkpoint
 
 
 def _trainer(optimizer: str, seed: int = 5) -> tuple[LocalTrainer, torch.nn.Module]:
@@ -60,8 +60,8 @@ def test_training_state_of_another_model_is_refused() -> None:
 def test_the_flat_vector_optimiser_of_a_node_restores_bit_for_bit(optimizer: str) -> None:
     """The same with a node's model (parameters tiling one flat vector, so the FlatOptimizer): restored buffers and
     step count give the same next steps."""
-    from gossip.optim import FlatOptimizer
-    from gossip.state import flatten_
+    from gossip.learn.flat import flatten_
+    from gossip.learn.optim import FlatOptimizer
 
     def build(seed: int) -> tuple[LocalTrainer, torch.Tensor]:
         torch.manual_seed(0)

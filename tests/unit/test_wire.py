@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gossip.errors import WireError
-from gossip.wire import MAX_HEADER_BYTES, Expectation, Kind, RejectReason, decode, encode
+from gossip.net.wire import MAX_HEADER_BYTES, Expectation, Kind, RejectReason, decode, encode
 
 RUN = b"R" * 8
 FP = b"F" * 16
@@ -71,11 +71,14 @@ def test_a_float32_vectors_bytes_travel_as_they_are() -> None:
     assert msg.payload is not None and torch.equal(msg.payload, vector)
 
 
-@pytest.mark.parametrize("view, dtype", [
-    (memoryview(torch.zeros(N).numpy()), "float32"),  # a float view, not bytes
-    (memoryview(bytes(4 * N + 2)), "float32"),  # not a whole number of floats
-    (memoryview(bytes(4 * N)), "float16"),  # bytes are sent as they are: float32 only
-])
+@pytest.mark.parametrize(
+    "view, dtype",
+    [
+        (memoryview(torch.zeros(N).numpy()), "float32"),  # a float view, not bytes
+        (memoryview(bytes(4 * N + 2)), "float32"),  # not a whole number of floats
+        (memoryview(bytes(4 * N)), "float16"),  # bytes are sent as they are: float32 only
+    ],
+)
 def test_a_memoryview_payload_must_be_float32_bytes(view: memoryview, dtype: str) -> None:
     """Bytes go out as they are, so only a byte view of whole float32 values is taken: anything else is the caller's bug."""
     with pytest.raises(ValueError):
@@ -116,9 +119,27 @@ def test_hello_has_no_payload() -> None:
         (lambda: model_frames(payload=torch.tensor([float("inf")] + [0.0] * (N - 1))), 1, RejectReason.NON_FINITE),
     ],
     ids=[
-        "no-frames", "extra-frame", "huge-header", "not-msgpack", "not-a-map", "unknown-kind", "mistyped-src",
-        "version", "other-run", "no-identity", "id-out-of-range", "spoofed-src", "not-neighbour",
-        "fingerprint", "stale", "future", "float64", "count", "truncated", "nan", "inf",
+        "no-frames",
+        "extra-frame",
+        "huge-header",
+        "not-msgpack",
+        "not-a-map",
+        "unknown-kind",
+        "mistyped-src",
+        "version",
+        "other-run",
+        "no-identity",
+        "id-out-of-range",
+        "spoofed-src",
+        "not-neighbour",
+        "fingerprint",
+        "stale",
+        "future",
+        "float64",
+        "count",
+        "truncated",
+        "nan",
+        "inf",
     ],
 )
 def test_each_bad_message_has_its_reason(frames, sender, reason) -> None:
@@ -140,8 +161,15 @@ def test_random_bytes_only_ever_raise_wire_error(frames: list[bytes], sender: in
 @given(
     st.dictionaries(
         st.sampled_from(["v", "kind", "run", "src", "round", "fp", "dtype", "n", "info", "zz"]),
-        st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(max_size=10), st.binary(max_size=20), st.floats(), st.none(), st.booleans(),
-                  st.dictionaries(st.text(max_size=5), st.floats(), max_size=3)),
+        st.one_of(
+            st.integers(-(2**63), 2**64 - 1),
+            st.text(max_size=10),
+            st.binary(max_size=20),
+            st.floats(),
+            st.none(),
+            st.booleans(),
+            st.dictionaries(st.text(max_size=5), st.floats(), max_size=3),
+        ),
     ),
     st.binary(max_size=64),
 )
@@ -155,7 +183,7 @@ def test_random_headers_only_ever_raise_wire_error(header: dict, body: bytes) ->
 
 def test_all_finite_agrees_with_isfinite() -> None:
     """The one-pass finiteness check is exact, including huge finite values and ±inf pairs."""
-    from gossip.wire import all_finite
+    from gossip.net.wire import all_finite
 
     big = torch.full((1000,), 3.0e38)
     assert all_finite(big)
