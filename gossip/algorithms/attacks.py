@@ -175,9 +175,18 @@ class Target:
 class Attack(Protocol):
     """A Byzantine behaviour: what to send to each honest neighbour in round ``t``."""
 
-    name: str
-    omniscient: bool  # wait for the honest neighbours' round-t models before crafting
-    trains: bool  # take the local SGD steps (the attacker's own model matters to its payload)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def omniscient(self) -> bool:
+        """Wait for the honest neighbours' round-t models before crafting."""
+        ...
+
+    @property
+    def trains(self) -> bool:
+        """Take the local SGD steps (the attacker's own model matters to its payload)."""
+        ...
 
     def payloads(
         self, t: int, own: torch.Tensor, honest: Mapping[NodeId, torch.Tensor], targets: Sequence[Target]

@@ -61,7 +61,8 @@ __all__ = ["ClippedGossip", "clip_rows", "he_radius", "order_radius", "row_norms
 
 def row_norms(rows: torch.Tensor) -> torch.Tensor:
     """Euclidean norm of each row, in float64: finite for any finite float32 rows (their float32 norm is not)."""
-    return torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
+    norms: torch.Tensor = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float64)
+    return norms
 
 
 def clip_rows(diffs: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -410,7 +410,7 @@ def save_npz(ds: Dataset, path: str | Path) -> None:
         with os.fdopen(fd, "wb") as handle:
             # A file object, not a name: np.savez appends ".npz" to names that lack it. No array here
             # has dtype object (Dataset checks the dtypes), so nothing is pickled.
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs type savez's **kwds as its bool flag
         os.chmod(tmp, 0o644)  # mkstemp makes it 0600; node processes may run as another user
         os.replace(tmp, path)
     except BaseException:

@@ -129,7 +129,7 @@ def save_parts(parts: Sequence[np.ndarray], key: str, path: str | Path) -> None:
     """Write a split (uncompressed .npz, no pickle) next to the data it splits, tagged with its :func:`partition_key`."""
     arrays = {"key": np.asarray(key, dtype=np.str_), **{f"part_{i}": np.asarray(p, dtype=np.int64) for i, p in enumerate(parts)}}
     with open(path, "wb") as handle:  # a file object: np.savez would append ".npz" to a name
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs type savez's **kwds as its bool flag
 
 
 def load_part(path: str | Path, key: str, i: int, num_samples: int) -> np.ndarray | None:

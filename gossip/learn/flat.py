@@ -86,7 +86,7 @@ class FlatModel:
         ``numpy()`` and the byte view cost ~15 µs a message on a cold cache, more than the rest of
         ``encode``: bench/transport.py). The model is frozen, so the view stays the live vector's.
         """
-        return memoryview(self.vector.numpy()).cast("B")
+        return memoryview(self.vector.numpy()).cast("B")  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
 
 
 def _kind(module: nn.Module, attr: str, is_buffer: bool, tensor: torch.Tensor) -> TensorKind:

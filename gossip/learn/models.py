@@ -55,7 +55,8 @@ class MLP(nn.Module):
         x = x.flatten(1)
         for layer in self.hidden:
             x = torch.relu(layer(x))
-        return self.out(x)
+        logits: torch.Tensor = self.out(x)
+        return logits
 
 
 class MLPBN(nn.Module):
@@ -72,7 +73,8 @@ class MLPBN(nn.Module):
         x = x.flatten(1)
         for layer, norm in zip(self.hidden, self.norms, strict=True):
             x = torch.relu(norm(layer(x)))
-        return self.out(x)
+        logits: torch.Tensor = self.out(x)
+        return logits
 
 
 class CNN1d(nn.Module):
@@ -90,7 +92,8 @@ class CNN1d(nn.Module):
         x = torch.relu(self.conv1(x))
         x = torch.relu(self.conv2(x))
         x = torch.relu(self.conv3(x))
-        return self.out(x.flatten(1))
+        logits: torch.Tensor = self.out(x.flatten(1))
+        return logits
 
 
 class CNN(nn.Module):
@@ -112,7 +115,8 @@ class CNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2)
         x = nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
-        return self.out(torch.relu(self.fc(x.flatten(1))))
+        logits: torch.Tensor = self.out(torch.relu(self.fc(x.flatten(1))))
+        return logits
 
 
 class LogReg(nn.Module):
@@ -123,7 +127,8 @@ class LogReg(nn.Module):
         self.linear = nn.Linear(in_features, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.flatten(1))
+        logits: torch.Tensor = self.linear(x.flatten(1))
+        return logits
 
 
 class Vector(nn.Module):

@@ -41,7 +41,9 @@ def flat_prefix(params: Sequence[nn.Parameter]) -> torch.Tensor | None:
             return None
         expected += p.numel()
     start = first.storage_offset()
-    return torch.empty(0, dtype=torch.float32).set_(first.untyped_storage(), start, (expected - start,))
+    view = torch.empty(0, dtype=torch.float32)
+    view.set_(first.untyped_storage(), start, (expected - start,), (1,))
+    return view
 
 
 class FlatOptimizer:

@@ -195,7 +195,7 @@ def encode(
             flat = flat.contiguous()
             # bfloat16 has no numpy dtype: ship its bytes through an int16 view
             raw = flat.view(torch.int16) if dtype == "bfloat16" else flat
-            frames.append(memoryview(raw.numpy()).cast("B"))
+            frames.append(memoryview(raw.numpy()).cast("B"))  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
     if members is not None:
         header["n"] = len(members)
         frames.append(bytes(1 if m else 0 for m in members))
@@ -399,7 +399,7 @@ def _field(header: Mapping[str, Any], key: str, kind: type) -> Any:
     value = header.get(key)
     if type(value) is not kind:  # msgpack builds exact types; a bool is not an int here
         raise WireError(RejectReason.BAD_HEADER, f"field {key!r}")
-    if kind is int and not -(1 << 62) < value < (1 << 62):
+    if isinstance(value, int) and not -(1 << 62) < value < (1 << 62):
         raise WireError(RejectReason.BAD_HEADER, f"field {key!r} out of range")
     return value
 

@@ -168,7 +168,8 @@ def save_vector(path: str | Path, vector: np.ndarray) -> None:
 
 
 def load_vector(path: str | Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    vector: np.ndarray = np.load(path, allow_pickle=False)
+    return vector
 
 
 def _jsonable(obj: Any) -> Any:

@@ -169,8 +169,8 @@ class Schedule:
         if self.dense(t):
             if self.peers == "one-peer-exponential":
                 src_of_i = (i - 2 ** (self.dense_index(t) % self.tau)) % self.n
-                return src == src_of_i and src_of_i != i
-            return src in self._adjacent[i]
+                return bool(src == src_of_i and src_of_i != i)
+            return bool(src in self._adjacent[i])
         return self._sparse(t) and self.pull(i, t) == src
 
     def horizon(self, i: int, t: int, ahead: int) -> int:
