@@ -41,7 +41,16 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 say "installing gossip and its test extras into .venv (torch==2.13.0, CPU)"
-.venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
+# pip's own failure shows whole; otherwise only its warnings, less one per configured package directory that does not exist
+pip_err=$(mktemp)
+if ! .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]' 2>"$pip_err"; then
+  cat "$pip_err" >&2
+  rm -f "$pip_err"
+  echo "tests/run.sh: error: pip could not install gossip's test environment (see above)" >&2
+  exit 1
+fi
+grep -v "is ignored: it is neither a file nor a directory" "$pip_err" >&2 || true
+rm -f "$pip_err"
 
 if [ "$setup_only" = 1 ]; then
   say "set-up done"
