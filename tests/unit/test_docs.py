@@ -21,6 +21,9 @@ _HISTORY = {
     "an issue number": re.compile(r"\bissue #?\d+\b", re.IGNORECASE),
     "a before/after timing": re.compile(r"\bbefore\b[^.]{0,160}\bit took\b", re.IGNORECASE),
 }
+# A file of the repository named in backticks (`gossip/node/inbox.py`); bench/out/ holds what benches write, not in git.
+_REPO_PATH = re.compile(r"`((?:gossip|bench|tests|deploy|topologies|docs)/[\w./-]*)`")
+_GENERATED = ("bench/out/",)
 _MERGE_MARKERS = re.compile(r"<!--\s*(BEGIN|END)\b|^(<<<<<<<|>>>>>>>|=======)( |$)", re.MULTILINE)
 
 
@@ -87,6 +90,22 @@ def test_every_relative_link_resolves_to_a_file_and_heading(page: Path) -> None:
     assert broken_links(page) == []
 
 
+def missing_paths(page: Path, root: Path = REPO) -> list[str]:
+    """Each repository path a page names in backticks that does not exist (a module that moved, a file renamed)."""
+    missing = []
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
+        for path in _REPO_PATH.findall(line):
+            if not path.startswith(_GENERATED) and not (root / path).exists():
+                missing.append(f"{page.relative_to(root)}:{number}: {path}")
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_every_file_a_page_names_exists(page: Path) -> None:
+    """A path like `gossip/node/inbox.py` in a page is a file of the repository: a moved module fails here until the page follows."""
+    assert missing_paths(page) == []
+
+
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)
 def test_no_page_narrates_history_or_keeps_merge_markers(page: Path) -> None:
     """Docs say what the product is now: no 'stop N', issue numbers or 'before ... it took', no merge markers."""
@@ -108,7 +127,7 @@ def test_each_page_has_exactly_one_title(page: Path) -> None:
     assert len(titles) == 1 and page.read_text(encoding="utf-8").startswith(titles[0])
 
 
-def test_the_checks_catch_a_broken_link_a_missing_heading_and_history(tmp_path: Path) -> None:
+def test_the_checks_catch_a_broken_link_a_missing_heading_a_missing_file_and_history(tmp_path: Path) -> None:
     """The checkers are not vacuous: a page with each fault is reported, code blocks are left alone."""
     (tmp_path / "other.md").write_text("# Other\n\n## Some `code` heading\n", encoding="utf-8")
     page = tmp_path / "page.md"
@@ -118,6 +137,8 @@ def test_the_checks_catch_a_broken_link_a_missing_heading_and_history(tmp_path: 
     )
     broken = [entry.split(": ", 1)[1] for entry in broken_links(page, root=tmp_path)]
     assert broken == ["missing.md (no such file)", "other.md#nowhere (no heading #nowhere in other.md)"]
+    page.write_text("# Page\n\nSee `gossip/nowhere.py` and `bench/out/plot.png`.\n", encoding="utf-8")
+    assert [entry.split(": ", 1)[1] for entry in missing_paths(page, root=tmp_path)] == ["gossip/nowhere.py"]
     assert _HISTORY["a numbered stop"].search("measured in stop 14's run")
     assert _HISTORY["a before/after timing"].search("before the fork server it took 35 s")
     assert _MERGE_MARKERS.search("<!-- BEGIN deploy -->")
