@@ -162,6 +162,28 @@ def _section(name: str, section: object, open_choices: dict[tuple[str, str], tup
     return out + [""]
 
 
+def _example(defaults: RunConfig, open_choices: dict[tuple[str, str], tuple[str, ...]]) -> list[str]:
+    """Every key of every section at its default, what it allows in a comment: a file to copy and trim."""
+    out = [
+        "## A complete file",
+        "",
+        "Every key at its default, with what it allows; copy it, keep the keys you change "
+        "(`RUN_DIR/config.toml` of any run is the same with that run's values):",
+        "",
+        "```toml",
+    ]
+    for section in dataclasses.fields(RunConfig):
+        values = getattr(defaults, section.name)
+        hints = typing.get_type_hints(type(values))
+        out.append(f"[{section.name}]")
+        for f in dataclasses.fields(values):
+            allowed = _allowed(f, hints[f.name], open_choices.get((section.name, f.name))).replace("`", "")
+            line = f"{f.name} = {_toml(getattr(values, f.name))}"
+            out.append(f"{line}  # {allowed}" if allowed else line)
+        out.append("")
+    return out[:-1] + ["```", ""]
+
+
 def render() -> str:
     """The whole page, as it should be committed."""
     defaults = RunConfig()
@@ -171,11 +193,12 @@ def render() -> str:
         "# Configuration reference",
         "",
         INTRO.format(command=COMMAND),
-        "Sections: " + ", ".join(f"[`[{n}]`](#{n})" for n in names) + ".",
+        "Sections: " + ", ".join(f"[`[{n}]`](#{n})" for n in names) + "; [a complete file](#a-complete-file).",
         "",
     ]
     for name in names:
         out += _section(name, getattr(defaults, name), open_choices)
+    out += _example(defaults, open_choices)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
