@@ -274,13 +274,13 @@ def test_float_bounds_are_finite_everywhere() -> None:
         assert all(rng.admits(v) for v in value) if isinstance(value, tuple) else rng.admits(value), (section, f.name)
 
 
-def test_the_readme_configuration_block_loads_and_states_each_shown_range() -> None:
-    """The README's example config is a valid config, and every number it shows carries its range, as the code
-    declares it, in its comment."""
+def test_the_documented_example_config_loads_and_states_each_shown_range() -> None:
+    """The configuration reference's complete example file (docs/operate/configuration.md) is a valid config, and
+    every number it shows carries its range, as the code declares it, in its comment."""
     import re
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("## Configuration", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "operate" / "configuration.md").read_text()
+    block = page.split("## A complete file", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "readme.toml").write_text(block)
         load_config(Path(tmp) / "readme.toml", env={})
