@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, CI's .ci/run): sets up this machine from nothing, then runs every check CI runs.
 #
-#   bash tests/run.sh                  # set-up, then lint-imports, ruff, and the whole pytest suite
+#   bash tests/run.sh                  # set-up, then lint-imports, ruff, mypy and the whole pytest suite
 #   bash tests/run.sh -m "not slow"    # arguments after the set-up go to pytest
 #   bash tests/run.sh --setup-only     # the set-up alone: system services and the venv
 #
@@ -68,6 +68,7 @@ check() {  # check NAME COMMAND...: run it, remember NAME when it fails
 check lint-imports .venv/bin/lint-imports
 check "ruff check" .venv/bin/ruff check gossip tests bench
 check "ruff format" .venv/bin/ruff format --check gossip tests bench
+check mypy .venv/bin/mypy
 check pytest .venv/bin/python -m pytest "$@"
 
 if [ ${#failed[@]} -gt 0 ]; then
