@@ -23,18 +23,16 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from gossip.config import MAX_NODES, MAX_SEED, RunConfig, check_path_text, load_config
-from gossip.errors import ExitCode, GossipError, TransportError
+from gossip.errors import ExitCode, GossipError, TransportError, UsageError
 
 __all__ = ["main"]
-
-EXIT_USAGE = ExitCode.USAGE
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), pointing at --help."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"gossip: error: {_one_line(message)} (see {self.prog} --help)\n")
+        self.exit(ExitCode.USAGE, f"gossip: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -323,14 +321,14 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.handler(args))
     except GossipError as exc:
         print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except OSError as exc:
         if exc.filename is None:
             raise
         # a path the user named (an output directory under /proc, a file where a directory goes, no
         # permission, a full disk): theirs or their machine's to fix, one line like every other mistake
         print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("gossip: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -341,17 +339,13 @@ def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise GossipErrorUsage(f"--set {item!r}: expected SECTION.KEY=VALUE")
+            raise UsageError(f"--set {item!r}: expected SECTION.KEY=VALUE")
         out[key.strip()] = value.strip()
     for attr, dotted in flags.items():
         value = getattr(args, attr, None)
         if value is not None:
             out[dotted] = value
     return out
-
-
-class GossipErrorUsage(GossipError):
-    """A malformed command-line value."""
 
 
 _LAUNCH_FLAGS = {
@@ -379,7 +373,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         ]
         given += ["--ipc"] if args.ipc else []
         if given or args.overrides:
-            raise GossipErrorUsage(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
+            raise UsageError(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
         result = _run_launcher(
             args,
             lambda launching: launching.resume(
@@ -394,7 +388,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         overrides = _overrides(args, _LAUNCH_FLAGS)
         if args.ipc:
             if args.base_port is not None:
-                raise GossipErrorUsage("--ipc and --base-port exclude each other: ipc sockets have no ports")
+                raise UsageError("--ipc and --base-port exclude each other: ipc sockets have no ports")
             overrides = {**overrides, "transport.address_template": "ipc://"}
         cfg = load_config(args.config, overrides=overrides)
         result = _run_launcher(
@@ -442,7 +436,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         check_path_text("--run-dir", args.run_dir)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.run.directory(f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise GossipErrorUsage(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
+        raise UsageError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
     result = simulate(cfg, run_dir=run_dir)
     print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
     print(
@@ -469,15 +463,15 @@ def _report_after_launch(run_dir: Path, exit_code: int) -> None:
 def _node_id(raw: str | None) -> int:
     raw = raw if raw is not None else os.environ.get("GOSSIP_NODE_ID")
     if raw is None:
-        raise GossipErrorUsage("no node id: pass --id N (or set GOSSIP_NODE_ID)")
+        raise UsageError("no node id: pass --id N (or set GOSSIP_NODE_ID)")
     if raw == "hostname":
         host = socket.gethostname()
         match = re.search(r"([0-9]+)$", host)
         if not match:
-            raise GossipErrorUsage(f"--id hostname: host name {host!r} does not end in a number")
+            raise UsageError(f"--id hostname: host name {host!r} does not end in a number")
         return int(match.group(1))
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
-        raise GossipErrorUsage(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}) or 'hostname'")
+        raise UsageError(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}) or 'hostname'")
     return int(raw)
 
 
@@ -521,7 +515,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     curve = None
     if cfg.security.curve:
         if not cfg.security.keys_dir:
-            raise GossipErrorUsage("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
+            raise UsageError("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
         # the global merge talks to every node of the run, so it needs every node's key (the wire still
         # accepts only merge messages from a node that is not a neighbour)
         admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
@@ -643,7 +637,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.exists() and any(out.glob("node-*.key*")):
-        raise GossipErrorUsage(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
+        raise UsageError(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
     files = generate_keys(out, args.nodes)
     print(f"wrote {len(files)} key files for {args.nodes} nodes to {out}")
     return 0
@@ -738,7 +732,7 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
     if args.deploy_command == "k8s":
         if not _K8S_NAME.fullmatch(args.name):
-            raise GossipErrorUsage(f"--name {args.name!r}: use lowercase letters, digits and '-', at most 42 characters")
+            raise UsageError(f"--name {args.name!r}: use lowercase letters, digits and '-', at most 42 characters")
         run = prepare(cfg, k8s_address_template(args.name), curve=not args.no_curve)
         k8s = KubernetesOptions(
             command=_deploy_command(args),
@@ -752,7 +746,7 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
         return out, render_kubernetes(run, k8s)
     source = Path(args.source) if args.source else Path(__file__).resolve().parents[1]
     if not (source / "deploy" / "docker" / "Dockerfile").is_file():
-        raise GossipErrorUsage(f"{source} is not a gossip source checkout (no deploy/docker/Dockerfile); pass --source DIR")
+        raise UsageError(f"{source} is not a gossip source checkout (no deploy/docker/Dockerfile); pass --source DIR")
     run = prepare(cfg, compose_address_template())
     hold = "forever" if math.isinf(args.hold) else f"{args.hold:g}"
     compose = ComposeOptions(
@@ -786,7 +780,7 @@ def _deploy_keys(keys: Path, files: dict[str, str]) -> None:
         if public.exists() and secret.exists():
             continue
         if public.exists() or secret.exists():
-            raise GossipErrorUsage(f"{keys} holds half of {name}'s key pair; remove {public.name} and {secret.name} to make a new one")
+            raise UsageError(f"{keys} holds half of {name}'s key pair; remove {public.name} and {secret.name} to make a new one")
         keys.mkdir(parents=True, exist_ok=True)
         zmq.auth.create_certificates(str(keys), name)
         secret.chmod(0o600)
@@ -809,7 +803,7 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
     deploy = Path(args.deploy_dir)
     if not deploy.is_dir():
-        raise GossipErrorUsage(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
+        raise UsageError(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
     if args.check:
         stale = stale_files(deploy)
         for path in stale:

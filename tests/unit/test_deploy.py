@@ -21,6 +21,7 @@ import yaml
 
 from gossip import cli
 from gossip.config import load_config
+from gossip.errors import UsageError
 from gossip.run.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
 from gossip.run.deploy.compose import compose_address_template
 from gossip.run.deploy.kubernetes import k8s_address_template
@@ -286,5 +287,5 @@ def test_statefulset_pods_take_their_id_from_the_hostname(monkeypatch: pytest.Mo
     monkeypatch.setattr("socket.gethostname", lambda: "gossip-12")
     assert cli._node_id("hostname") == 12
     monkeypatch.setattr("socket.gethostname", lambda: "gossip")
-    with pytest.raises(cli.GossipErrorUsage, match="does not end in a number"):
+    with pytest.raises(UsageError, match="does not end in a number"):
         cli._node_id("hostname")
