@@ -820,7 +820,7 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def _cmd_topology_show(args: argparse.Namespace) -> int:
-    from gossip.topology.graph import DESCRIBE_MAX_NODES, describe, draw, parse_spec
+    from gossip.topology import DESCRIBE_MAX_NODES, describe, draw, parse_spec
 
     topo = parse_spec(args.spec, n=args.nodes, seed=args.seed)
     print(describe(topo, args.weights))

@@ -25,7 +25,7 @@ from gossip.errors import UsageError
 from gossip.run.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
 from gossip.run.deploy.compose import compose_address_template
 from gossip.run.deploy.kubernetes import k8s_address_template
-from gossip.topology.graph import load
+from gossip.topology import load
 from tests.conftest import REPO
 
 K8S_VERSIONS = ("1.25.0", "1.37.0")  # the oldest and newest schemas kubernetes-validate bundles
