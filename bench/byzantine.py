@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gossip.config import RunConfig, load_config
 from gossip.errors import ConfigError
 from gossip.run.launch import launch
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 
 OUT = Path(__file__).resolve().parent / "out"
 RULES = "dsgd,median,trimmed-mean,krum,multi-krum,clipped-gossip,clipped-gossip:clip_rule=second-largest,balance"

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from gossip.net.wire import Kind, Message, RejectReason, decode, encode
     from gossip.node.node import Node, NodePlan, NodeResult, plan_node
     from gossip.run.launch import LaunchResult, launch
-    from gossip.topology.graph import Topology, generate, load, parse_spec
+    from gossip.topology import Topology, generate, load, parse_spec
 
 # Where each public name lives. Imported on first use (PEP 562): a node process that imports
 # gossip.node.node should not also pay for the launcher, YAML and NetworkX just because they are exported here.
@@ -46,7 +46,7 @@ _EXPORTS = {
     "gossip.learn.models": ("build_model",),
     "gossip.node.node": ("Node", "NodePlan", "NodeResult", "plan_node"),
     "gossip.learn.flat": ("FlatModel", "flatten_", "model_hash"),
-    "gossip.topology.graph": ("Topology", "generate", "load", "parse_spec"),
+    "gossip.topology": ("Topology", "generate", "load", "parse_spec"),
     "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport", "ZmqTransport"),
     "gossip.net.wire": ("Kind", "Message", "RejectReason", "decode", "encode"),
 }

@@ -23,18 +23,16 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from gossip.config import MAX_NODES, MAX_SEED, RunConfig, check_path_text, load_config
-from gossip.errors import ExitCode, GossipError, TransportError
+from gossip.errors import ExitCode, GossipError, TransportError, UsageError
 
 __all__ = ["main"]
-
-EXIT_USAGE = ExitCode.USAGE
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), pointing at --help."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"gossip: error: {_one_line(message)} (see {self.prog} --help)\n")
+        self.exit(ExitCode.USAGE, f"gossip: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -115,6 +113,7 @@ def _launch_like_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``gossip`` command line: one subcommand per job, each built by its own function below."""
     parser = _Parser(
         prog="gossip",
         description="Decentralized learning on real processes: every node trains a PyTorch model on its own "
@@ -122,7 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    for add in (
+        _launch_parser,
+        _simulate_parser,
+        _node_parser,
+        _keys_parser,
+        _deploy_parser,
+        _topology_parser,
+        _report_parser,
+        _dashboards_parser,
+    ):
+        add(sub)
+    return parser
 
+
+def _launch_parser(sub: Any) -> None:
     p = sub.add_parser(
         "launch",
         help="run N node processes on this machine (the quick start)",
@@ -153,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-port", type=_int_in(0, 65535), default=0, metavar="PORT", help="port of that Prometheus (default: a free port)"
     )
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
+    _launch_control_args(p)
+    p.set_defaults(handler=_cmd_launch)
+
+
+def _launch_control_args(p: argparse.ArgumentParser) -> None:
+    """How ``gossip launch`` treats its nodes: dead ones, forking or spawning, restarts, resuming a run."""
     p.add_argument("--keep-going", action="store_true", help="when a node dies, let the others finish (the final merge excludes it)")
     p.add_argument(
         "--spawn",
@@ -175,8 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run whose launcher was killed: restart every node of RUN_DIR from its checkpoint (its config, "
         "ports and topology; other run flags are refused)",
     )
-    p.set_defaults(handler=_cmd_launch)
 
+
+def _simulate_parser(sub: Any) -> None:
     p = sub.add_parser(
         "simulate",
         help="the same D-SGD run, vectorised in one process (a baseline and a fast research tool)",
@@ -189,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
     p.set_defaults(handler=_cmd_simulate)
 
+
+def _node_parser(sub: Any) -> None:
     p = sub.add_parser(
         "node",
         help="run one node (the daemon behind launch, compose and Kubernetes)",
@@ -232,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_cmd_node)
 
+
+def _keys_parser(sub: Any) -> None:
     p = sub.add_parser(
         "keys",
         help="generate CURVE key pairs for the nodes of a run",
@@ -242,8 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the keys into (must not hold keys already)")
     p.set_defaults(handler=_cmd_keys)
 
-    _deploy_parser(sub)
 
+def _topology_parser(sub: Any) -> None:
     p = sub.add_parser("topology", help="inspect topologies", description="Inspect a topology file or generator spec.")
     tsub = p.add_subparsers(dest="topology_command", metavar="ACTION", parser_class=_Parser)
     tsub.required = True
@@ -260,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-draw", action="store_true", help="do not write the PNG")
     show.set_defaults(handler=_cmd_topology_show)
 
+
+def _report_parser(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         help="plot a run: accuracy, loss, consensus, bytes, topology; Markdown summary",
@@ -270,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", help="where to write the report (default: RUN_DIR/report)")
     p.set_defaults(handler=_cmd_report)
 
+
+def _dashboards_parser(sub: Any) -> None:
     p = sub.add_parser(
         "dashboards",
         help="regenerate the Grafana dashboards and Prometheus configs/rules under deploy/",
@@ -279,7 +307,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deploy-dir", metavar="DIR", default="deploy", help="the deploy/ directory to write into (default: ./deploy)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is missing or out of date")
     p.set_defaults(handler=_cmd_dashboards)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,14 +350,14 @@ def _run(args: argparse.Namespace) -> int:
         return int(args.handler(args))
     except GossipError as exc:
         print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except OSError as exc:
         if exc.filename is None:
             raise
         # a path the user named (an output directory under /proc, a file where a directory goes, no
         # permission, a full disk): theirs or their machine's to fix, one line like every other mistake
         print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("gossip: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -341,17 +368,13 @@ def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise GossipErrorUsage(f"--set {item!r}: expected SECTION.KEY=VALUE")
+            raise UsageError(f"--set {item!r}: expected SECTION.KEY=VALUE")
         out[key.strip()] = value.strip()
     for attr, dotted in flags.items():
         value = getattr(args, attr, None)
         if value is not None:
             out[dotted] = value
     return out
-
-
-class GossipErrorUsage(GossipError):
-    """A malformed command-line value."""
 
 
 _LAUNCH_FLAGS = {
@@ -379,7 +402,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         ]
         given += ["--ipc"] if args.ipc else []
         if given or args.overrides:
-            raise GossipErrorUsage(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
+            raise UsageError(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
         result = _run_launcher(
             args,
             lambda launching: launching.resume(
@@ -394,7 +417,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         overrides = _overrides(args, _LAUNCH_FLAGS)
         if args.ipc:
             if args.base_port is not None:
-                raise GossipErrorUsage("--ipc and --base-port exclude each other: ipc sockets have no ports")
+                raise UsageError("--ipc and --base-port exclude each other: ipc sockets have no ports")
             overrides = {**overrides, "transport.address_template": "ipc://"}
         cfg = load_config(args.config, overrides=overrides)
         result = _run_launcher(
@@ -442,7 +465,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         check_path_text("--run-dir", args.run_dir)
     run_dir = Path(args.run_dir) if args.run_dir else cfg.run.directory(f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise GossipErrorUsage(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
+        raise UsageError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
     result = simulate(cfg, run_dir=run_dir)
     print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
     print(
@@ -469,15 +492,15 @@ def _report_after_launch(run_dir: Path, exit_code: int) -> None:
 def _node_id(raw: str | None) -> int:
     raw = raw if raw is not None else os.environ.get("GOSSIP_NODE_ID")
     if raw is None:
-        raise GossipErrorUsage("no node id: pass --id N (or set GOSSIP_NODE_ID)")
+        raise UsageError("no node id: pass --id N (or set GOSSIP_NODE_ID)")
     if raw == "hostname":
         host = socket.gethostname()
         match = re.search(r"([0-9]+)$", host)
         if not match:
-            raise GossipErrorUsage(f"--id hostname: host name {host!r} does not end in a number")
+            raise UsageError(f"--id hostname: host name {host!r} does not end in a number")
         return int(match.group(1))
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
-        raise GossipErrorUsage(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}) or 'hostname'")
+        raise UsageError(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}) or 'hostname'")
     return int(raw)
 
 
@@ -521,7 +544,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     curve = None
     if cfg.security.curve:
         if not cfg.security.keys_dir:
-            raise GossipErrorUsage("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
+            raise UsageError("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
         # the global merge talks to every node of the run, so it needs every node's key (the wire still
         # accepts only merge messages from a node that is not a neighbour)
         admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
@@ -643,7 +666,7 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.exists() and any(out.glob("node-*.key*")):
-        raise GossipErrorUsage(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
+        raise UsageError(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
     files = generate_keys(out, args.nodes)
     print(f"wrote {len(files)} key files for {args.nodes} nodes to {out}")
     return 0
@@ -658,8 +681,6 @@ _DEPLOY_FLAGS = {
     "model": "model.name",
 }
 
-_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
-
 
 def _deploy_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -670,55 +691,64 @@ def _deploy_parser(sub: Any) -> None:
     )
     dsub = p.add_subparsers(dest="deploy_command", metavar="ENGINE", parser_class=_Parser)
     dsub.required = True
-    for engine, help_text, out in (
-        ("compose", "docker-compose.yml, the shipped config and graph, a Prometheus scrape config", "."),
-        ("k8s", "StatefulSet, headless Service, ConfigMap, ServiceMonitor, kustomization", "deploy/k8s"),
+    for engine, help_text, out, engine_args in (
+        ("compose", "docker-compose.yml, the shipped config and graph, a Prometheus scrape config", ".", _compose_args),
+        ("k8s", "StatefulSet, headless Service, ConfigMap, ServiceMonitor, kustomization", "deploy/k8s", _k8s_args),
     ):
         e = dsub.add_parser(engine, help=help_text, description=f"Render {help_text} into --out.")
-        _common_config_args(e)
-        e.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], er[:p=P], ... or a graph file")
-        e.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
-        e.add_argument("-r", "--rounds", type=int, help="communication rounds")
-        e.add_argument("--seed", type=int, help="seed for split, init and batches")
-        e.add_argument("--dataset", help="mnist1d (default), digits, synthetic, ...")
-        e.add_argument("--model", help="mlp (default), cnn1d, ...")
-        e.add_argument("-o", "--out", metavar="DIR", default=out, help=f"output directory (default {out})")
-        e.add_argument("--image", type=_text, default="gossip:latest", help="the gossip image (default gossip:latest)")
-        e.add_argument("--force", action="store_true", help="overwrite files that differ from what would be written")
-        if engine == "compose":
-            e.add_argument(
-                "--base-image",
-                type=_text,
-                default="debian:bookworm-slim",
-                help="default BASE_IMAGE of the build (a registry image; without a registry build one with deploy/docker/debian-base.sh)",
-            )
-            e.add_argument(
-                "--hold", type=_hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)"
-            )
-            e.add_argument(
-                "--source",
-                type=_text,
-                metavar="DIR",
-                help="the gossip source checkout: build context and Grafana provisioning (default: this one)",
-            )
-            e.set_defaults(handler=_cmd_deploy)
-        else:
-            e.add_argument("--name", default="gossip", help="StatefulSet and Service name; pods are NAME-0 … (default gossip)")
-            e.add_argument("--cpu", type=_text, default="500m", help="CPU request per node (default 500m)")
-            e.add_argument("--memory", type=_text, default="1Gi", help="memory request and limit per node (default 1Gi)")
-            e.add_argument(
-                "--storage",
-                type=_text,
-                default="1Gi",
-                help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)",
-            )
-            e.add_argument(
-                "--no-curve",
-                action="store_true",
-                help="links in the clear: only where nothing but the run's pods can reach them (a NetworkPolicy); "
-                "by default every link is encrypted and authenticated with CURVE, keys made in OUT/keys",
-            )
-            e.set_defaults(handler=_cmd_deploy)
+        _deploy_run_args(e, out)
+        engine_args(e)
+        e.set_defaults(handler=_cmd_deploy)
+
+
+def _deploy_run_args(e: argparse.ArgumentParser, out: str) -> None:
+    """What every engine takes: the run (config and its shortcuts), where to write, the image, --force."""
+    _common_config_args(e)
+    e.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], er[:p=P], ... or a graph file")
+    e.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
+    e.add_argument("-r", "--rounds", type=int, help="communication rounds")
+    e.add_argument("--seed", type=int, help="seed for split, init and batches")
+    e.add_argument("--dataset", help="mnist1d (default), digits, synthetic, ...")
+    e.add_argument("--model", help="mlp (default), cnn1d, ...")
+    e.add_argument("-o", "--out", metavar="DIR", default=out, help=f"output directory (default {out})")
+    e.add_argument("--image", type=_text, default="gossip:latest", help="the gossip image (default gossip:latest)")
+    e.add_argument("--force", action="store_true", help="overwrite files that differ from what would be written")
+
+
+def _compose_args(e: argparse.ArgumentParser) -> None:
+    e.add_argument(
+        "--base-image",
+        type=_text,
+        default="debian:bookworm-slim",
+        help="default BASE_IMAGE of the build (a registry image; without a registry build one with deploy/docker/debian-base.sh)",
+    )
+    e.add_argument(
+        "--hold", type=_hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)"
+    )
+    e.add_argument(
+        "--source",
+        type=_text,
+        metavar="DIR",
+        help="the gossip source checkout: build context and Grafana provisioning (default: this one)",
+    )
+
+
+def _k8s_args(e: argparse.ArgumentParser) -> None:
+    e.add_argument("--name", default="gossip", help="StatefulSet and Service name; pods are NAME-0 … (default gossip)")
+    e.add_argument("--cpu", type=_text, default="500m", help="CPU request per node (default 500m)")
+    e.add_argument("--memory", type=_text, default="1Gi", help="memory request and limit per node (default 1Gi)")
+    e.add_argument(
+        "--storage",
+        type=_text,
+        default="1Gi",
+        help="volume claim per node for results and checkpoints; '' for an emptyDir (default 1Gi)",
+    )
+    e.add_argument(
+        "--no-curve",
+        action="store_true",
+        help="links in the clear: only where nothing but the run's pods can reach them (a NetworkPolicy); "
+        "by default every link is encrypted and authenticated with CURVE, keys made in OUT/keys",
+    )
 
 
 def _deploy_command(args: argparse.Namespace) -> str:
@@ -730,16 +760,11 @@ def _deploy_command(args: argparse.Namespace) -> str:
 
 def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     """The files ``gossip deploy compose|k8s`` would write, and where; writes nothing (the tests pin the shipped ones)."""
-    from gossip.run.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
-    from gossip.run.deploy.compose import compose_address_template, source_relative_to
-    from gossip.run.deploy.kubernetes import k8s_address_template
+    from gossip.run.deploy import ComposeOptions, KubernetesOptions, compose_files, hold_text, kubernetes_files
 
     out = Path(args.out)
     cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
     if args.deploy_command == "k8s":
-        if not _K8S_NAME.fullmatch(args.name):
-            raise GossipErrorUsage(f"--name {args.name!r}: use lowercase letters, digits and '-', at most 42 characters")
-        run = prepare(cfg, k8s_address_template(args.name), curve=not args.no_curve)
         k8s = KubernetesOptions(
             command=_deploy_command(args),
             name=args.name,
@@ -749,51 +774,24 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
             storage=args.storage,
             curve=not args.no_curve,
         )
-        return out, render_kubernetes(run, k8s)
-    source = Path(args.source) if args.source else Path(__file__).resolve().parents[1]
-    if not (source / "deploy" / "docker" / "Dockerfile").is_file():
-        raise GossipErrorUsage(f"{source} is not a gossip source checkout (no deploy/docker/Dockerfile); pass --source DIR")
-    run = prepare(cfg, compose_address_template())
-    hold = "forever" if math.isinf(args.hold) else f"{args.hold:g}"
-    compose = ComposeOptions(
-        command=_deploy_command(args), image=args.image, base_image=args.base_image, hold=hold, source=source_relative_to(out, source)
-    )
-    return out, render_compose(run, compose)
+        return out, kubernetes_files(cfg, k8s)
+    compose = ComposeOptions(command=_deploy_command(args), image=args.image, base_image=args.base_image, hold=hold_text(args.hold))
+    return out, compose_files(cfg, out, Path(args.source) if args.source else None, compose)
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from gossip.run.deploy import write_files
+    from gossip.run.deploy import make_missing_keys, write_files
 
     out, files = render_deploy(args)
     written = write_files(out, files, force=args.force)
     nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
     print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
     if args.deploy_command == "k8s" and not args.no_curve:
-        _deploy_keys(out / "keys", files)
+        keys = out / "keys"
+        made = make_missing_keys(keys, files)
+        if made:
+            print(f"gossip: CURVE key pairs for {len(made)} node(s) written to {keys} (secret keys: keep them out of version control)")
     return 0
-
-
-def _deploy_keys(keys: Path, files: dict[str, str]) -> None:
-    """Make the CURVE key pairs the kustomization reads that are missing; existing ones stay (pods use them)."""
-    import yaml
-    import zmq.auth
-
-    kustomization = yaml.safe_load(files["kustomization.yaml"])
-    wanted = sorted({Path(f).name.split(".")[0] for gen in kustomization.get("secretGenerator", []) for f in gen["files"]})
-    made = []
-    for name in wanted:
-        public, secret = keys / f"{name}.key", keys / f"{name}.key_secret"
-        if public.exists() and secret.exists():
-            continue
-        if public.exists() or secret.exists():
-            raise GossipErrorUsage(f"{keys} holds half of {name}'s key pair; remove {public.name} and {secret.name} to make a new one")
-        keys.mkdir(parents=True, exist_ok=True)
-        zmq.auth.create_certificates(str(keys), name)
-        secret.chmod(0o600)
-        made.append(name)
-    if made:
-        (keys / ".gitignore").write_text("# CURVE secret keys: never commit them\n*\n")
-        print(f"gossip: CURVE key pairs for {len(made)} node(s) written to {keys} (secret keys: keep them out of version control)")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -809,7 +807,7 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
     deploy = Path(args.deploy_dir)
     if not deploy.is_dir():
-        raise GossipErrorUsage(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
+        raise UsageError(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
     if args.check:
         stale = stale_files(deploy)
         for path in stale:
@@ -826,7 +824,7 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def _cmd_topology_show(args: argparse.Namespace) -> int:
-    from gossip.topology.graph import DESCRIBE_MAX_NODES, describe, draw, parse_spec
+    from gossip.topology import DESCRIBE_MAX_NODES, describe, draw, parse_spec
 
     topo = parse_spec(args.spec, n=args.nodes, seed=args.seed)
     print(describe(topo, args.weights))

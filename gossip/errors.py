@@ -4,6 +4,7 @@
 
     GossipError                 base: anything gossip raises on purpose
     ├── ConfigError             a user mistake in config, flags or environment  (CLI: one line, exit 2)
+    │   └── UsageError          a command-line value the config cannot check: a flag, a node id, a path
     ├── TopologyError           a graph we refuse: unknown spec, bad file, disconnected, self loops
     ├── DataError               a dataset we cannot load or split as asked
     ├── RunDirError             a run directory that is missing or holds no run (gossip report)
@@ -35,6 +36,7 @@ __all__ = [
     "RunDirError",
     "TopologyError",
     "TransportError",
+    "UsageError",
     "WireError",
 ]
 
@@ -45,6 +47,10 @@ class GossipError(Exception):
 
 class ConfigError(GossipError):
     """Invalid configuration: a bad key, value, flag or environment override."""
+
+
+class UsageError(ConfigError):
+    """A malformed command-line value: flags that exclude each other, a node id, an output path already taken."""
 
 
 class TopologyError(GossipError):

@@ -12,7 +12,7 @@ from gossip.ids import NodeId
 from gossip.net.transport import InMemoryNetwork
 from gossip.node import checkpoint
 from gossip.node.node import Node, NodePlan
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 
 
 def triangle_plans(cfg: RunConfig) -> list[NodePlan]:

@@ -1,6 +1,6 @@
 """Regenerate the shipped topology files: ``python topologies/make.py`` (overwrites them, byte for byte).
 
-Every file comes from a seeded generator in gossip.topology.graph, except wan-8.graphml, which is written out
+Every file comes from a seeded generator in gossip.topology.generate, except wan-8.graphml, which is written out
 by hand below because its edge attributes describe an imagined network, not a random one.
 """
 
@@ -14,7 +14,7 @@ import networkx as nx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # this checkout's gossip, even when the package is not installed
 
-from gossip.topology.graph import Topology, generate, save  # noqa: E402
+from gossip.topology import Topology, generate, save  # noqa: E402
 
 # (file name, generator kind, n, params); seed 0 throughout.
 GENERATED = [

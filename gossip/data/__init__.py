@@ -1,12 +1,15 @@
 """Datasets and how they are split across nodes: load, cache, partition.
 
-File-format readers (MNIST IDX, CIFAR-10 python batches) live in :mod:`gossip.data.files`; they are not
-re-exported because only the loaders need them (and the CIFAR fixture writer there emits pickles).
+The :class:`Dataset` value lives in :mod:`gossip.data.dataset`, its .npz cache in :mod:`gossip.data.cache`,
+the loaders in :mod:`gossip.data.datasets`. File-format readers (MNIST IDX, CIFAR-10 python batches through
+the restricted unpickler of :mod:`gossip.data.unpickle`) live in :mod:`gossip.data.files`; they are not
+re-exported because only the loaders need them.
 """
 
 from __future__ import annotations
 
-from gossip.data.datasets import DATASET_NAMES, Dataset, load_dataset, load_npz, save_npz
+from gossip.data.cache import load_npz, save_npz
+from gossip.data.datasets import DATASET_NAMES, Dataset, load_dataset
 from gossip.data.partition import PARTITION_SCHEMES, label_histogram, load_part, partition, partition_key, save_parts
 
 __all__ = [

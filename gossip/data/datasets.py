@@ -24,23 +24,19 @@ import difflib
 import math
 import os
 import random
-import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from gossip.data.files import read_cifar_batch, read_idx, read_npz
+from gossip.data.cache import NPZ_FORMAT_VERSION, load_npz, save_npz
+from gossip.data.dataset import Dataset
+from gossip.data.files import read_cifar_batch, read_idx
 from gossip.errors import DataError
 
-__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "dataset_shape", "load_dataset", "load_npz", "mnist1d_cache_path", "save_npz"]
-
-NPZ_FORMAT_VERSION = 1
-MAX_CLASSES = 100_000
-"""Most classes a dataset may declare: the model's output layer has one unit per class."""
+__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "dataset_shape", "load_dataset", "mnist1d_cache_path"]
 
 # The usual normalisation constants: MNIST's pixel mean/std (as in the PyTorch MNIST example), and
 # CIFAR-10's per-channel mean/std over the training set. Some code uses stds (0.2023, 0.1994, 0.2010);
@@ -53,45 +49,6 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
 
 SYNTHETIC_DEFAULTS: Mapping[str, float] = MappingProxyType({"features": 64, "classes": 10, "train": 4000, "test": 1000, "separation": 5.0})
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, so a generated __eq__ would be wrong
-class Dataset:
-    """A train/test split held in memory. Arrays are C-contiguous; labels are ``0..num_classes-1``."""
-
-    name: str
-    x_train: np.ndarray  # float32, shape (N_train, *input_shape)
-    y_train: np.ndarray  # int64, shape (N_train,)
-    x_test: np.ndarray  # float32, shape (N_test, *input_shape)
-    y_test: np.ndarray  # int64, shape (N_test,)
-    num_classes: int
-    input_shape: tuple[int, ...]  # per-sample shape, e.g. (40,) or (1, 28, 28)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.num_classes <= MAX_CLASSES:
-            raise DataError(f"dataset {self.name!r}: num_classes must be in 1..{MAX_CLASSES:,}, got {self.num_classes:,}")
-        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
-            if len(y) == 0:
-                # an empty test set "scores" 0.0 accuracy; an empty training set trains nothing: neither is a run
-                raise DataError(f"dataset {self.name!r} has no {'training' if split == 'train' else 'test'} samples")
-            if x.dtype != np.float32 or not x.flags.c_contiguous:
-                raise DataError(f"dataset {self.name!r}: x_{split} must be C-contiguous float32, got {x.dtype}")
-            if y.dtype != np.int64 or y.ndim != 1:
-                raise DataError(f"dataset {self.name!r}: y_{split} must be 1-D int64, got {y.dtype} {y.shape}")
-            if x.shape != (len(y), *self.input_shape):
-                raise DataError(f"dataset {self.name!r}: x_{split} has shape {x.shape}, expected {(len(y), *self.input_shape)}")
-            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-                raise DataError(f"dataset {self.name!r}: y_{split} has labels outside 0..{self.num_classes - 1}")
-
-    @property
-    def num_train(self) -> int:
-        """Number of training samples."""
-        return len(self.y_train)
-
-    @property
-    def num_test(self) -> int:
-        """Number of test samples."""
-        return len(self.y_test)
 
 
 def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **options: Any) -> Dataset:
@@ -386,61 +343,3 @@ _LOADERS: Mapping[str, Callable[[Path | None, int, Mapping[str, Any]], Dataset]]
 )
 DATASET_NAMES: tuple[str, ...] = tuple(_LOADERS)
 """Every name :func:`load_dataset` accepts, default first."""
-
-_NPZ_KEYS = ("format", "name", "x_train", "y_train", "x_test", "y_test", "num_classes", "input_shape")
-
-
-def save_npz(ds: Dataset, path: str | Path) -> None:
-    """Cache ``ds`` as an uncompressed .npz at exactly ``path`` (written atomically: temp file, then rename)."""
-    path = Path(path)
-    arrays = {
-        "format": np.asarray(NPZ_FORMAT_VERSION, dtype=np.int64),
-        "name": np.asarray(ds.name, dtype=np.str_),  # a fixed-width unicode array, not an object
-        "x_train": ds.x_train,
-        "y_train": ds.y_train,
-        "x_test": ds.x_test,
-        "y_test": ds.y_test,
-        "num_classes": np.asarray(ds.num_classes, dtype=np.int64),
-        "input_shape": np.asarray(ds.input_shape, dtype=np.int64),
-    }
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # A file object, not a name: np.savez appends ".npz" to names that lack it. No array here
-            # has dtype object (Dataset checks the dtypes), so nothing is pickled.
-            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs type savez's **kwds as its bool flag
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; node processes may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_npz(path: str | Path) -> Dataset:
-    """Load a dataset cached by :func:`save_npz` (``allow_pickle=False``: the cache holds no objects; at most
-    :data:`~gossip.data.files.MAX_NPZ_BYTES`, checked against the arrays' headers before they are read)."""
-    path = Path(path)
-    fields = read_npz(path, _NPZ_KEYS, "dataset cache")
-    missing = [k for k in _NPZ_KEYS if k not in fields]
-    if missing:
-        raise DataError(f"{path} is not a gossip dataset cache (missing {', '.join(missing)})")
-    scalars = {k: fields[k] for k in ("format", "name", "num_classes")}
-    if any(v.ndim != 0 for v in scalars.values()) or fields["input_shape"].ndim != 1 or fields["format"].dtype.kind not in "iu":
-        raise DataError(f"{path} is not a gossip dataset cache (format, name, num_classes and input_shape have the wrong shapes or types)")
-    if int(fields["format"]) != NPZ_FORMAT_VERSION:
-        raise DataError(f"{path} is dataset cache format {int(fields['format'])}; this gossip reads {NPZ_FORMAT_VERSION}")
-    try:
-        num_classes, input_shape = int(fields["num_classes"]), tuple(int(v) for v in fields["input_shape"])
-    except (TypeError, ValueError):
-        raise DataError(f"{path} is not a gossip dataset cache (num_classes and input_shape must be integers)") from None
-    return Dataset(
-        name=str(fields["name"]),
-        x_train=fields["x_train"],
-        y_train=fields["y_train"],
-        x_test=fields["x_test"],
-        y_test=fields["y_test"],
-        num_classes=num_classes,
-        input_shape=input_shape,
-    )

@@ -6,9 +6,9 @@ the file's real length, so a truncated download is a :class:`~gossip.errors.Data
 never a short array or a numpy reshape error.
 
 CIFAR-10's "python version" batches are pickles. Unpickling runs whatever callables the file names, so
-:func:`read_cifar_batch` does not use the ``pickle`` module at all: :func:`_parse_pickle` reads the
+:func:`read_cifar_batch` does not use the ``pickle`` module at all: :func:`gossip.data.unpickle.unpickle` reads the
 opcodes itself, keeps imported names as inert values and rebuilds only containers, numbers, strings and
-numpy arrays (see its docstring for the threat reasoning). Nothing in the package writes a pickle: the
+numpy arrays (see its module docstring for the threat reasoning). Nothing in the package writes a pickle: the
 test fixture writer lives in ``tests/cifar_fixtures.py``. Both formats may be gzip-compressed;
 compression is detected from the gzip magic bytes.
 
@@ -20,20 +20,17 @@ For IDX the cap is tighter still: the header says how many bytes follow, and no 
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import math
-import re
-import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gossip.data.unpickle import unpickle
 from gossip.errors import DataError
 from gossip.inputs import clip, open_capped, read_capped, size_text
 
@@ -165,218 +162,6 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     _write_bytes(path, header + np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes())
 
 
-class _Refused(ValueError):
-    """A batch that names or does something the reader does not allow."""
-
-
-@dataclass(frozen=True)
-class _Global:
-    """A name a pickle imports: only ever compared, never imported or called."""
-
-    module: str
-    name: str
-
-
-_RECONSTRUCT = frozenset({_Global("numpy.core.multiarray", "_reconstruct"), _Global("numpy._core.multiarray", "_reconstruct")})
-_NDARRAY, _DTYPE, _ENCODE = _Global("numpy", "ndarray"), _Global("numpy", "dtype"), _Global("_codecs", "encode")
-_BYTES = frozenset({_Global("__builtin__", "bytes"), _Global("builtins", "bytes")})  # an empty array's payload: bytes()
-_DTYPE_NAME = re.compile(r"[|<>=]?[biuf][1248]")  # plain numeric dtypes: all an image batch needs
-
-
-class _ArrayStub:
-    """``_reconstruct(ndarray, ...)`` before ``BUILD`` gives it shape, dtype and bytes."""
-
-
-def _call(func: Any, args: tuple[Any, ...]) -> Any:
-    """``REDUCE``: the calls an ndarray pickles to, done by hand; anything else is refused."""
-    if func in _RECONSTRUCT and args[:1] == (_NDARRAY,):
-        return _ArrayStub()
-    if func == _DTYPE and args and isinstance(args[0], str) and _DTYPE_NAME.fullmatch(args[0]):
-        return np.dtype(args[0])
-    if func == _ENCODE and len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1"):
-        return args[0].encode("latin1")  # Python 3 pickles bytes at protocol 2 as _codecs.encode(str, "latin1")
-    if func == _ENCODE:
-        raise _Refused(f"refusing _codecs.encode with encoding {args[1:2]!r}")
-    if func in _BYTES and args == ():
-        return b""
-    named = func if isinstance(func, _Global) else f"a {type(func).__name__}"  # never the repr of a file's arbitrary value
-    raise _Refused(f"refusing to call {named} with {len(args)} arguments")
-
-
-def _build(target: Any, state: Any) -> Any:
-    """``BUILD``: a dtype's byte order, or an array's shape, dtype and payload."""
-    if isinstance(target, np.dtype) and isinstance(state, tuple) and len(state) == 8 and state[1] in "|<>=":
-        return target.newbyteorder(state[1]) if state[1] in "<>" else target
-    if isinstance(target, _ArrayStub) and isinstance(state, tuple) and len(state) == 5:
-        _version, shape, dtype, fortran, payload = state
-        if not (
-            isinstance(shape, tuple)
-            and all(isinstance(d, int) and d >= 0 for d in shape)
-            and isinstance(dtype, np.dtype)
-            and isinstance(payload, (bytes, str))
-        ):
-            raise _Refused("malformed array state")
-        raw = payload.encode("latin1") if isinstance(payload, str) else payload
-        count = math.prod(shape)
-        if len(raw) != count * dtype.itemsize:
-            raise _Refused(f"array payload of {len(raw)} bytes for shape {shape} of {dtype}")
-        return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()  # writable, owns its memory
-    raise _Refused(f"refusing to build {type(target).__name__}")
-
-
-def _parse_pickle(raw: bytes) -> Any:
-    """The value of a pickle made of builtin containers, numbers, strings and numpy arrays — without pickle.
-
-    Why not ``pickle.load``: a pickle is a program. ``GLOBAL`` imports any callable by name and
-    ``REDUCE`` calls it, so a file named ``data_batch_1`` dropped into the data directory (or a
-    tampered mirror) could run ``os.system`` the moment it is loaded. This reader is a stack machine
-    for the opcodes CIFAR-10's batches use (protocols 2–4): globals stay inert names, and the only
-    calls are the four an ndarray pickles to (``_reconstruct``, ``dtype``, latin-1 ``_codecs.encode``,
-    and ``bytes()`` for an empty one), done here by hand. Anything else is refused before it could matter. Python 2 ``str`` comes back as
-    ``bytes`` (how the official batches must be read: their payloads are such strings).
-    """
-    stack: list[Any] = []
-    marks: list[int] = []
-    memo: dict[int, Any] = {}
-    pos = 0
-
-    def take(n: int) -> bytes:
-        nonlocal pos
-        if pos + n > len(raw):
-            raise _Refused("truncated")
-        out = raw[pos : pos + n]
-        pos += n
-        return out
-
-    def line() -> bytes:
-        nonlocal pos
-        end = raw.find(b"\n", pos)
-        if end < 0:
-            raise _Refused("truncated")
-        out = raw[pos:end]
-        pos = end + 1
-        return out
-
-    def pop_mark() -> list[Any]:
-        if not marks:
-            raise _Refused("no mark")
-        at = marks.pop()
-        items = stack[at:]
-        del stack[at:]
-        return items
-
-    def pop() -> Any:
-        if not stack:
-            raise _Refused("stack underflow")
-        return stack.pop()
-
-    def u(fmt: str, n: int) -> int:
-        return int(struct.unpack(fmt, take(n))[0])
-
-    while True:
-        op = take(1)
-        if op == b".":  # STOP
-            if len(stack) != 1:
-                raise _Refused("stack not a single value at STOP")
-            return stack[0]
-        if op in (b"\x80", b"\x95"):  # PROTO, FRAME
-            take(1 if op == b"\x80" else 8)
-        elif op == b"(":
-            marks.append(len(stack))
-        elif op == b"}":
-            stack.append({})
-        elif op == b"]":
-            stack.append([])
-        elif op == b")":
-            stack.append(())
-        elif op == b"N":
-            stack.append(None)
-        elif op in (b"\x88", b"\x89"):
-            stack.append(op == b"\x88")
-        elif op == b"K":
-            stack.append(u("<B", 1))
-        elif op == b"M":
-            stack.append(u("<H", 2))
-        elif op == b"J":
-            stack.append(u("<i", 4))
-        elif op == b"\x8a":  # LONG1
-            stack.append(int.from_bytes(take(u("<B", 1)), "little", signed=True))
-        elif op == b"G":
-            stack.append(float(struct.unpack(">d", take(8))[0]))
-        elif op == b"U":  # SHORT_BINSTRING (Python 2 str)
-            stack.append(take(u("<B", 1)))
-        elif op == b"T":  # BINSTRING
-            stack.append(take(u("<I", 4)))
-        elif op in (b"C", b"B"):  # SHORT_BINBYTES, BINBYTES
-            stack.append(take(u("<B", 1) if op == b"C" else u("<I", 4)))
-        elif op in (b"X", b"\x8c"):  # BINUNICODE, SHORT_BINUNICODE
-            stack.append(take(u("<I", 4) if op == b"X" else u("<B", 1)).decode("utf-8"))
-        elif op == b"V":  # UNICODE (protocol 0)
-            stack.append(line().decode("raw_unicode_escape"))
-        elif op == b"S":  # STRING (protocol 0): a quoted repr
-            text = line()
-            if len(text) < 2 or text[:1] not in (b"'", b'"') or text[-1:] != text[:1]:
-                raise _Refused("malformed STRING")
-            stack.append(codecs.escape_decode(text[1:-1])[0])
-        elif op == b"c":  # GLOBAL: a name, refused unless allowed
-            module, name = line().decode("ascii", "replace"), line().decode("ascii", "replace")
-            stack.append(_allowed(module, name))
-        elif op == b"\x93":  # STACK_GLOBAL
-            name, module = pop(), pop()
-            stack.append(_allowed(str(module), str(name)))
-        elif op in (b"q", b"r", b"\x94"):  # BINPUT, LONG_BINPUT, MEMOIZE
-            key = u("<B", 1) if op == b"q" else u("<I", 4) if op == b"r" else len(memo)
-            if not stack:
-                raise _Refused("stack underflow")
-            memo[key] = stack[-1]
-        elif op in (b"h", b"j"):  # BINGET, LONG_BINGET
-            key = u("<B", 1) if op == b"h" else u("<I", 4)
-            if key not in memo:
-                raise _Refused("memo miss")
-            stack.append(memo[key])
-        elif op == b"t":
-            stack.append(tuple(pop_mark()))
-        elif op in (b"\x85", b"\x86", b"\x87"):  # TUPLE1..3
-            k = op[0] - 0x84
-            if len(stack) < k:
-                raise _Refused("stack underflow")
-            items = tuple(stack[-k:])
-            del stack[-k:]
-            stack.append(items)
-        elif op in (b"a", b"e"):  # APPEND, APPENDS
-            items = [pop()] if op == b"a" else pop_mark()
-            target = pop() if op == b"a" else (stack[-1] if stack else None)
-            if not isinstance(target, list):
-                raise _Refused("append to a non-list")
-            target.extend(items)
-            if op == b"a":
-                stack.append(target)
-        elif op in (b"s", b"u"):  # SETITEM, SETITEMS
-            items = [pop(), pop()][::-1] if op == b"s" else pop_mark()
-            if not stack or not isinstance(stack[-1], dict) or len(items) % 2:
-                raise _Refused("setitem on a non-dict")
-            for k in range(0, len(items), 2):
-                stack[-1][items[k]] = items[k + 1]
-        elif op == b"R":  # REDUCE
-            args = pop()
-            func = pop()
-            if not isinstance(args, tuple):
-                raise _Refused("REDUCE without an argument tuple")
-            stack.append(_call(func, args))
-        elif op == b"b":  # BUILD
-            state = pop()
-            stack.append(_build(pop(), state))
-        else:
-            raise _Refused(f"refusing opcode {op!r} at byte {pos - 1}")
-
-
-def _allowed(module: str, name: str) -> _Global:
-    found = _Global(module, name)
-    if found in _RECONSTRUCT or found in _BYTES or found in (_NDARRAY, _DTYPE, _ENCODE):
-        return found
-    raise _Refused(f"refusing to load global {module}.{name}")
-
-
 def _field(batch: dict[Any, Any], key: str) -> Any:
     """``batch[key]`` whether the file was pickled by Python 2 (bytes keys) or Python 3 (str keys)."""
     if key.encode() in batch:
@@ -387,15 +172,15 @@ def _field(batch: dict[Any, Any], key: str) -> Any:
 def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 python batch: ``data`` as uint8 ``(N, 3072)`` and ``labels`` as int64 ``(N,)``.
 
-    Only builtin containers and numpy arrays are rebuilt (see :func:`_parse_pickle`); a file that
+    Only builtin containers and numpy arrays are rebuilt (see :mod:`gossip.data.unpickle`); a file that
     names any other global is refused with :class:`~gossip.errors.DataError` without running it.
     """
     path = Path(path)
     raw = _read_bytes(path, MAX_CIFAR_BATCH_BYTES)
     try:
         # the official batches are Python 2 pickles: their str objects, array payloads included, come back as bytes
-        batch = _parse_pickle(raw)
-    except Exception as exc:  # whatever a malformed stream makes the parser or numpy raise is a bad file
+        batch = unpickle(raw)
+    except DataError as exc:
         raise DataError(f"{path} is not a valid CIFAR-10 batch: {clip(str(exc))}") from exc
     if not isinstance(batch, dict):
         raise DataError(f"{path} is not a valid CIFAR-10 batch: expected a dict, got {type(batch).__name__}")

@@ -76,15 +76,7 @@ def partition(
     """
     labels = _check_labels(labels)
     n = _positive_int("n_nodes", n_nodes)
-    if scheme not in PARTITION_SCHEMES:
-        close = difflib.get_close_matches(str(scheme), PARTITION_SCHEMES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(f"unknown partition scheme {scheme!r}{hint}; known: {', '.join(PARTITION_SCHEMES)}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DataError(f"partition seed must be a non-negative integer, got {seed!r}")
-    is_number = isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, bool)
-    if not is_number or not np.isfinite(alpha) or alpha <= 0:
-        raise DataError(f"dirichlet alpha must be a positive number, got {alpha!r}")
+    _check_choices(scheme, seed, alpha)
     spn = _positive_int("shards_per_node", shards_per_node)
     total = len(labels)
     if n > total:
@@ -111,6 +103,19 @@ def partition(
     if len(result[smallest]) < need:
         raise DataError(f"{scheme} split gives node {smallest} only {len(result[smallest])} samples, fewer than min_size={need}")
     return result
+
+
+def _check_choices(scheme: str, seed: int, alpha: float) -> None:
+    """Refuse an unknown scheme (with a did-you-mean), a seed that is not a non-negative integer, or a non-positive alpha."""
+    if scheme not in PARTITION_SCHEMES:
+        close = difflib.get_close_matches(str(scheme), PARTITION_SCHEMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(f"unknown partition scheme {scheme!r}{hint}; known: {', '.join(PARTITION_SCHEMES)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"partition seed must be a non-negative integer, got {seed!r}")
+    is_number = isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, bool)
+    if not is_number or not np.isfinite(alpha) or alpha <= 0:
+        raise DataError(f"dirichlet alpha must be a positive number, got {alpha!r}")
 
 
 # --- a split computed once -------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ from gossip.node.merge import GlobalMerge, MergeOutcome, recalibrate_norm_stats,
 from gossip.node.roundlog import RoundLines
 from gossip.ops.metrics import MetricsServer, NodeMetrics
 from gossip.results.rundir import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
-from gossip.topology.graph import Topology, parse_spec
+from gossip.topology import Topology, parse_spec
 from gossip.topology.schedule import Exchange, Schedule
 
 __all__ = [

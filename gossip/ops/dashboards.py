@@ -1,252 +1,24 @@
-"""Grafana dashboards for gossip, built from code: a small builder and the two dashboards.
+"""Grafana dashboards for gossip, built from code: the cluster overview and the node detail.
 
 Why not hand-edited JSON: one source of truth that the tests can read. ``gossip dashboards``
 renders these to ``deploy/grafana/dashboards/*.json`` (a test fails when the committed JSON drifts),
 and ``tests/e2e/test_prometheus.py`` runs every query of every panel against a real Prometheus
-scraping a real run, and fails on any panel that would show "No data".
+scraping a real run, and fails on any panel that would show "No data". The builder they use is
+:mod:`gossip.ops.grafana`.
 
-Why not grafanalib or the Grafana Foundation SDK: the dashboards use three panel kinds and a handful
-of options; forty lines of dataclasses are easier to read than a dependency whose releases track
-Grafana's schema epochs, and neither validates against Grafana anyway (it cannot be installed here).
-
-Conventions the builder enforces: every panel reads the ``$datasource`` variable (so the dashboards
-work with whichever Prometheus data source a user has), every query filters ``job="$job"``, legends
-name the node (``node {{node}}``) or say ``mean``, and rates use ``$__rate_interval`` (Grafana's
-window that always spans at least four scrapes).
+Conventions: every query filters ``job="$job"``, legends name the node (``node {{node}}``) or say
+``mean``, and rates use ``$__rate_interval`` (Grafana's window that always spans at least four
+scrapes). Each dashboard is a sequence of rows, each row built by its own function.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Literal
 
-__all__ = ["DASHBOARDS", "Dashboard", "Panel", "Query", "Row", "Variable", "cluster_overview", "node_detail", "render"]
+from gossip.ops.grafana import GRID_WIDTH, Dashboard, Panel, Query, Row, Variable, render
 
-SCHEMA_VERSION = 39  # Grafana 10.x/11.x dashboard schema
-GRID_WIDTH = 24
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-PanelKind = Literal["timeseries", "stat", "table"]
-
-
-@dataclass(frozen=True)
-class Query:
-    """One PromQL query of a panel; ``legend`` is Grafana's legend format (``node {{node}}``)."""
-
-    expr: str
-    legend: str = ""
-
-
-@dataclass(frozen=True)
-class Panel:
-    """A panel: its kind, its queries, and how to show them."""
-
-    title: str
-    description: str
-    queries: tuple[Query, ...]
-    kind: PanelKind = "timeseries"
-    unit: str = "short"
-    log_scale: bool = False
-    width: int = 12
-    height: int = 8
-    columns: tuple[str, ...] = ()  # table only: one column header per query, in order
-
-    def __post_init__(self) -> None:
-        if self.kind == "table" and len(self.columns) != len(self.queries):
-            raise ValueError(f"table {self.title!r}: {len(self.queries)} queries but {len(self.columns)} column names")
-        if not 1 <= self.width <= GRID_WIDTH:
-            raise ValueError(f"panel {self.title!r}: width {self.width} outside 1..{GRID_WIDTH}")
-
-
-@dataclass(frozen=True)
-class Row:
-    """A collapsible row heading; the panels after it belong to it."""
-
-    title: str
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A template variable filled from ``label_values(<selector>, <label>)``."""
-
-    name: str
-    label: str
-    selector: str
-    label_name: str
-    numeric_sort: bool = False
-
-    @property
-    def query(self) -> str:
-        return f"label_values({self.selector}, {self.label_name})"
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    """A dashboard: identity, variables, and rows of panels laid out left to right."""
-
-    uid: str
-    title: str
-    description: str
-    variables: tuple[Variable, ...]
-    items: tuple[Panel | Row, ...]
-    tags: tuple[str, ...] = ("gossip",)
-    links: tuple[str, ...] = field(default=())  # uids of dashboards to link to
-
-    def panels(self) -> Iterator[Panel]:
-        """The panels, rows left out."""
-        return (item for item in self.items if isinstance(item, Panel))
-
-    def to_json(self) -> dict[str, Any]:
-        """The Grafana dashboard model."""
-        return {
-            "uid": self.uid,
-            "title": self.title,
-            "description": self.description,
-            "tags": list(self.tags),
-            "editable": True,
-            "graphTooltip": 1,  # shared crosshair: one round lines up across panels
-            "refresh": "5s",
-            "time": {"from": "now-15m", "to": "now"},
-            "timezone": "browser",
-            "schemaVersion": SCHEMA_VERSION,
-            "version": 1,
-            "links": [
-                {"type": "dashboards", "title": "gossip", "tags": ["gossip"], "asDropdown": False, "includeVars": True, "keepTime": True}
-            ]
-            if self.links
-            else [],
-            "templating": {"list": [_datasource_variable(), *(_variable(v) for v in self.variables)]},
-            "annotations": {"list": []},
-            "panels": _layout(self.items),
-        }
-
-
-# ------------------------------------------------------------------------------------------------
-# rendering
-
-
-def _datasource_variable() -> dict[str, Any]:
-    return {
-        "name": "datasource",
-        "label": "Data source",
-        "type": "datasource",
-        "query": "prometheus",
-        "current": {},
-        "hide": 0,
-        "refresh": 1,
-    }
-
-
-def _variable(v: Variable) -> dict[str, Any]:
-    return {
-        "name": v.name,
-        "label": v.label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": v.query, "refId": f"{v.name}-variable"},
-        "definition": v.query,
-        "refresh": 2,  # on time range change: nodes come and go between runs
-        "includeAll": False,
-        "multi": False,
-        "sort": 3 if v.numeric_sort else 1,  # 3: numerical ascending, so node 10 comes after node 9
-        "current": {},
-        "hide": 0,
-    }
-
-
-def _layout(items: Sequence[Panel | Row]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    x = y = row_height = 0
-    for pid, item in enumerate(items, start=1):
-        if isinstance(item, Row):
-            y += row_height
-            out.append(
-                {
-                    "id": pid,
-                    "type": "row",
-                    "title": item.title,
-                    "collapsed": False,
-                    "gridPos": {"x": 0, "y": y, "w": GRID_WIDTH, "h": 1},
-                    "panels": [],
-                }
-            )
-            x, y, row_height = 0, y + 1, 0
-            continue
-        if x + item.width > GRID_WIDTH:
-            x, y, row_height = 0, y + row_height, 0
-        out.append(_panel(pid, item, {"x": x, "y": y, "w": item.width, "h": item.height}))
-        x += item.width
-        row_height = max(row_height, item.height)
-    return out
-
-
-def _panel(pid: int, panel: Panel, grid: dict[str, int]) -> dict[str, Any]:
-    targets = [_target(chr(ord("A") + i), q, panel.kind) for i, q in enumerate(panel.queries)]
-    body: dict[str, Any] = {
-        "id": pid,
-        "type": panel.kind,
-        "title": panel.title,
-        "description": panel.description,
-        "datasource": DATASOURCE,
-        "gridPos": grid,
-        "targets": targets,
-    }
-    if panel.kind == "timeseries":
-        custom: dict[str, Any] = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 0, "showPoints": "never", "spanNulls": True}
-        if panel.log_scale:
-            custom["scaleDistribution"] = {"type": "log", "log": 10}
-        body["fieldConfig"] = {
-            "defaults": {"unit": panel.unit, "custom": custom},
-            # The cluster mean stands out from the per-node lines it summarises.
-            "overrides": [
-                {
-                    "matcher": {"id": "byRegexp", "options": "^(mean|cluster mean)$"},
-                    "properties": [
-                        {"id": "custom.lineWidth", "value": 3},
-                        {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}},
-                    ],
-                }
-            ],
-        }
-        body["options"] = {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        }
-    elif panel.kind == "stat":
-        body["fieldConfig"] = {"defaults": {"unit": panel.unit}, "overrides": []}
-        body["options"] = {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "area",
-            "textMode": "auto",
-        }
-    else:
-        body["fieldConfig"] = {"defaults": {"unit": panel.unit}, "overrides": []}
-        body["options"] = {"showHeader": True, "sortBy": [{"displayName": "node", "desc": False}]}
-        # One instant query per column, joined on the node label; Grafana names them "Value #A", ….
-        rename = {f"Value #{t['refId']}": name for t, name in zip(targets, panel.columns, strict=True)}
-        body["transformations"] = [
-            {"id": "merge", "options": {}},
-            {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": rename, "indexByName": {"node": 0}}},
-        ]
-    return body
-
-
-def _target(ref: str, query: Query, kind: PanelKind) -> dict[str, Any]:
-    target: dict[str, Any] = {"refId": ref, "datasource": DATASOURCE, "expr": query.expr, "legendFormat": query.legend or "__auto"}
-    if kind == "table":
-        target.update(format="table", instant=True, range=False)
-    else:
-        target.update(format="time_series", instant=False, range=True)
-    return target
-
-
-def render(dashboard: Dashboard) -> str:
-    """The dashboard as the JSON text committed under ``deploy/grafana/dashboards/``."""
-    return json.dumps(dashboard.to_json(), indent=2, ensure_ascii=False) + "\n"
-
+__all__ = ["DASHBOARDS", "GRID_WIDTH", "Dashboard", "Panel", "Query", "Row", "Variable", "cluster_overview", "node_detail", "render"]
 
 # ------------------------------------------------------------------------------------------------
 # the dashboards
@@ -261,56 +33,65 @@ def _per_node_and_mean(metric: str) -> tuple[Query, ...]:
     return (Query(f"{metric}{{{JOB}}}", "node {{node}}"), Query(f"avg({metric}{{{JOB}}})", "mean"))
 
 
+def _stat(title: str, description: str, expr: str, unit: str = "short") -> Panel:
+    """A single number in the strip at the top of a dashboard: six to a row, a quarter of a graph's height."""
+    return Panel(title, description, (Query(expr),), "stat", unit=unit, width=4, height=4)
+
+
+def _quantiles(histogram: str, quantiles: tuple[float, ...]) -> tuple[Query, ...]:
+    """One query per quantile of this node's ``histogram``, legended ``p50``, ``p90``, ..."""
+    return tuple(
+        Query(f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{{{NODE}}}{RATE})))", f"p{round(q * 100)}") for q in quantiles
+    )
+
+
 def cluster_overview() -> Dashboard:
     """Every node of one run at a glance: learning, progress, traffic, refusals, and a per-node table."""
-    items: tuple[Panel | Row, ...] = (
+    items = (*_cluster_stats(), *_cluster_learning(), *_cluster_progress(), *_cluster_table())
+    return Dashboard(
+        uid="gossip-cluster",
+        title="gossip / cluster overview",
+        description="All nodes of a gossip run: accuracy, loss, consensus, progress, traffic and refusals. Generated by `gossip dashboards`.",
+        variables=(_JOB_VAR,),
+        items=items,
+        links=("gossip-node",),
+    )
+
+
+def _cluster_stats() -> tuple[Panel | Row, ...]:
+    """The run in six numbers: who reports, how far the slowest got, accuracy, consensus, traffic, refusals."""
+    return (
         Row("Cluster"),
-        Panel(
-            "Nodes reporting",
-            "Nodes whose /metrics Prometheus scrapes.",
-            (Query(f"count(gossip_node_info{{{JOB}}})"),),
-            "stat",
-            width=4,
-            height=4,
-        ),
-        Panel(
-            "Slowest node's round", "The lowest round any node is in.", (Query(f"min(gossip_round{{{JOB}}})"),), "stat", width=4, height=4
-        ),
-        Panel(
+        _stat("Nodes reporting", "Nodes whose /metrics Prometheus scrapes.", f"count(gossip_node_info{{{JOB}}})"),
+        _stat("Slowest node's round", "The lowest round any node is in.", f"min(gossip_round{{{JOB}}})"),
+        _stat(
             "Mean test accuracy",
             "Mean over nodes of each node's last test accuracy.",
-            (Query(f"avg(gossip_test_accuracy{{{JOB}}})"),),
-            "stat",
+            f"avg(gossip_test_accuracy{{{JOB}}})",
             unit="percentunit",
-            width=4,
-            height=4,
         ),
-        Panel(
+        _stat(
             "Mean consensus distance",
             "Mean over nodes of the distance to their neighbourhood's average.",
-            (Query(f"avg(gossip_consensus_distance{{{JOB}}})"),),
-            "stat",
-            width=4,
-            height=4,
+            f"avg(gossip_consensus_distance{{{JOB}}})",
         ),
-        Panel(
+        _stat(
             "Traffic sent",
             "Bytes per second all nodes hand to the transport.",
-            (Query(f"sum(rate(gossip_sent_bytes_total{{{JOB}}}{RATE}))"),),
-            "stat",
+            f"sum(rate(gossip_sent_bytes_total{{{JOB}}}{RATE}))",
             unit="Bps",
-            width=4,
-            height=4,
         ),
-        Panel(
+        _stat(
             "Rejected messages",
             "Messages per second dropped by validation, all reasons, all nodes.",
-            (Query(f"sum(rate(gossip_messages_rejected_total{{{JOB}}}{RATE}))"),),
-            "stat",
-            unit="short",
-            width=4,
-            height=4,
+            f"sum(rate(gossip_messages_rejected_total{{{JOB}}}{RATE}))",
         ),
+    )
+
+
+def _cluster_learning() -> tuple[Panel | Row, ...]:
+    """Accuracy, losses and consensus per node, with the mean over nodes."""
+    return (
         Row("Learning"),
         Panel(
             "Test accuracy",
@@ -326,6 +107,12 @@ def cluster_overview() -> Dashboard:
             _per_node_and_mean("gossip_consensus_distance"),
             log_scale=True,
         ),
+    )
+
+
+def _cluster_progress() -> tuple[Panel | Row, ...]:
+    """How fast each node goes and what it moves: round rate and duration, bytes, refusals, neighbours heard."""
+    return (
         Row("Progress and traffic"),
         Panel(
             "Round rate",
@@ -367,6 +154,12 @@ def cluster_overview() -> Dashboard:
             (Query(f"gossip_peers_alive{{{JOB}}} / gossip_neighbours{{{JOB}}}", "node {{node}}"),),
             unit="percentunit",
         ),
+    )
+
+
+def _cluster_table() -> tuple[Panel | Row, ...]:
+    """The last value of each node's figures, one row per node."""
+    return (
         Row("Nodes"),
         Panel(
             "Per node",
@@ -387,64 +180,48 @@ def cluster_overview() -> Dashboard:
             height=10,
         ),
     )
-    return Dashboard(
-        uid="gossip-cluster",
-        title="gossip / cluster overview",
-        description="All nodes of a gossip run: accuracy, loss, consensus, progress, traffic and refusals. Generated by `gossip dashboards`.",
-        variables=(_JOB_VAR,),
-        items=items,
-        links=("gossip-node",),
-    )
 
 
 def node_detail() -> Dashboard:
     """One node in depth: its learning against the cluster, its timings, and each of its links."""
-    items: tuple[Panel | Row, ...] = (
+    items = (*_node_stats(), *_node_learning(), *_node_timings(), *_node_links(), *_node_refusals())
+    return Dashboard(
+        uid="gossip-node",
+        title="gossip / node detail",
+        description="One gossip node in depth: learning against the cluster, time per round, each link, refusals. Generated by `gossip dashboards`.",
+        variables=(_JOB_VAR, Variable("node", "Node", 'gossip_node_info{job="$job"}', "node", numeric_sort=True)),
+        items=items,
+        links=("gossip-cluster",),
+    )
+
+
+def _node_stats() -> tuple[Panel | Row, ...]:
+    """The node in six numbers."""
+    return (
         Row("Node $node"),
-        Panel("Round", "The round this node is in.", (Query(f"gossip_round{{{NODE}}}"),), "stat", width=4, height=4),
-        Panel(
-            "Test accuracy",
-            "At the node's last evaluation.",
-            (Query(f"gossip_test_accuracy{{{NODE}}}"),),
-            "stat",
-            unit="percentunit",
-            width=4,
-            height=4,
-        ),
-        Panel(
-            "Consensus distance",
-            "To its neighbourhood's average, before mixing.",
-            (Query(f"gossip_consensus_distance{{{NODE}}}"),),
-            "stat",
-            width=4,
-            height=4,
-        ),
-        Panel(
+        _stat("Round", "The round this node is in.", f"gossip_round{{{NODE}}}"),
+        _stat("Test accuracy", "At the node's last evaluation.", f"gossip_test_accuracy{{{NODE}}}", unit="percentunit"),
+        _stat("Consensus distance", "To its neighbourhood's average, before mixing.", f"gossip_consensus_distance{{{NODE}}}"),
+        _stat(
             "Neighbours heard",
             "Neighbours whose model arrived in the last round, out of all.",
-            (Query(f"gossip_peers_alive{{{NODE}}} / gossip_neighbours{{{NODE}}}"),),
-            "stat",
+            f"gossip_peers_alive{{{NODE}}} / gossip_neighbours{{{NODE}}}",
             unit="percentunit",
-            width=4,
-            height=4,
         ),
-        Panel(
-            "Traffic sent",
-            "Bytes per second to all peers.",
-            (Query(f"sum by (node) (rate(gossip_sent_bytes_total{{{NODE}}}{RATE}))"),),
-            "stat",
-            unit="Bps",
-            width=4,
-            height=4,
+        _stat(
+            "Traffic sent", "Bytes per second to all peers.", f"sum by (node) (rate(gossip_sent_bytes_total{{{NODE}}}{RATE}))", unit="Bps"
         ),
-        Panel(
+        _stat(
             "Rejected messages",
             "Messages dropped by validation so far, all reasons.",
-            (Query(f"sum by (node) (gossip_messages_rejected_total{{{NODE}}})"),),
-            "stat",
-            width=4,
-            height=4,
+            f"sum by (node) (gossip_messages_rejected_total{{{NODE}}})",
         ),
+    )
+
+
+def _node_learning() -> tuple[Panel | Row, ...]:
+    """Its learning against the cluster's mean, and its layers' weight variance."""
+    return (
         Row("Learning"),
         Panel(
             "Test accuracy",
@@ -477,46 +254,40 @@ def node_detail() -> Dashboard:
             log_scale=True,
             width=24,
         ),
+    )
+
+
+def _node_timings() -> tuple[Panel | Row, ...]:
+    """Where its round's time goes: the round, one local step, the wait for the neighbours."""
+    return (
         Row("Time per round"),
         Panel(
             "Round duration",
             "Quantiles of the round's wall time: train, send, wait, aggregate, evaluate.",
-            tuple(
-                Query(
-                    f"histogram_quantile({q}, sum by (le) (rate(gossip_round_duration_seconds_bucket{{{NODE}}}{RATE})))",
-                    f"p{round(q * 100)}",
-                )
-                for q in (0.5, 0.9, 0.99)
-            ),
+            _quantiles("gossip_round_duration_seconds", (0.5, 0.9, 0.99)),
             unit="s",
             width=8,
         ),
         Panel(
             "Local step",
             "Quantiles of one optimiser step's wall time.",
-            tuple(
-                Query(
-                    f"histogram_quantile({q}, sum by (le) (rate(gossip_train_step_duration_seconds_bucket{{{NODE}}}{RATE})))",
-                    f"p{round(q * 100)}",
-                )
-                for q in (0.5, 0.9)
-            ),
+            _quantiles("gossip_train_step_duration_seconds", (0.5, 0.9)),
             unit="s",
             width=8,
         ),
         Panel(
             "Waiting for neighbours",
             "Quantiles of the time spent waiting for the neighbours' models: a slow neighbour shows here.",
-            tuple(
-                Query(
-                    f"histogram_quantile({q}, sum by (le) (rate(gossip_wait_duration_seconds_bucket{{{NODE}}}{RATE})))",
-                    f"p{round(q * 100)}",
-                )
-                for q in (0.5, 0.9)
-            ),
+            _quantiles("gossip_wait_duration_seconds", (0.5, 0.9)),
             unit="s",
             width=8,
         ),
+    )
+
+
+def _node_links() -> tuple[Panel | Row, ...]:
+    """Each of its links: bytes and messages per peer, rounds since heard, misses."""
+    return (
         Row("Links"),
         Panel(
             "Bytes sent per peer",
@@ -560,6 +331,12 @@ def node_detail() -> Dashboard:
             (Query(f"gossip_peers_alive{{{NODE}}}", "heard"), Query(f"gossip_neighbours{{{NODE}}}", "neighbours")),
             width=8,
         ),
+    )
+
+
+def _node_refusals() -> tuple[Panel | Row, ...]:
+    """What it refused: messages, connections, and what a robust rule discarded."""
+    return (
         Row("Refusals"),
         Panel(
             "Rejected messages by reason",
@@ -580,14 +357,6 @@ def node_detail() -> Dashboard:
             (Query(f"rate(gossip_aggregation_inputs_discarded_total{{{NODE}}}{RATE})", "{{aggregator}} {{action}}"),),
             width=8,
         ),
-    )
-    return Dashboard(
-        uid="gossip-node",
-        title="gossip / node detail",
-        description="One gossip node in depth: learning against the cluster, time per round, each link, refusals. Generated by `gossip dashboards`.",
-        variables=(_JOB_VAR, Variable("node", "Node", 'gossip_node_info{job="$job"}', "node", numeric_sort=True)),
-        items=items,
-        links=("gossip-cluster",),
     )
 
 

@@ -7,8 +7,8 @@ bounded: ``node`` and ``peer`` are vertex ids of the topology (a node only label
 ``reason`` is a :class:`~gossip.net.wire.RejectReason` (or, for refused connections, one of
 :data:`~gossip.net.connections.REFUSAL_REASONS`), ``aggregator`` a rule name.
 
-The endpoint also answers ``/healthz`` (the process is alive: 200) and ``/readyz`` (200 once every
-neighbour said hello, 503 before), for Docker health checks and Kubernetes probes.
+The registry is served, with ``/healthz`` and ``/readyz``, by :class:`~gossip.ops.endpoint.MetricsServer`
+(re-exported here).
 
 Gauges that describe a measurement (loss, accuracy, consensus distance) are absent until the node
 first measures them: "not measured yet" must not read as 0 on a dashboard or in an alert.
@@ -23,22 +23,16 @@ Adding a metric (e.g. a per-layer variance gauge, labelled by layer name: bounde
 
 from __future__ import annotations
 
-import collections
-import selectors
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import make_wsgi_app
 
-from gossip.errors import TransportError
 from gossip.net.connections import REFUSAL_REASONS
 from gossip.net.wire import RejectReason
+from gossip.ops.endpoint import MetricsServer
 
-__all__ = ["MetricsServer", "NodeMetrics"]
+__all__ = ["MetricsServer", "NodeMetrics"]  # MetricsServer lives in gossip.ops.endpoint
 
 _ROUND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -62,17 +56,22 @@ class NodeMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         n = str(node)
-        peers = [str(p) for p in neighbours]
         self.node = n
         self.aggregator = aggregator
         self._children: dict[tuple[int, int], Any] = {}  # per-peer label children, see _peer
-        labels = ["node"]
-        peer_labels = ["node", "peer"]
 
         self.info = Gauge("gossip_node_info", "Static facts about the node (value is always 1).", ["node", "aggregator"], registry=r)
         self.info.labels(n, aggregator).set(1)
+        self._progress_metrics(r, n)
+        self._learning_metrics(r, n)
+        self._traffic_metrics(r, n)
+        self._refusal_metrics(r, n)
+        self._precreate([str(p) for p in neighbours])
+        self._algorithm_metrics(r, n)
 
-        # progress and timing
+    def _progress_metrics(self, r: CollectorRegistry, n: str) -> None:
+        """Progress and timing: rounds done, planned and current, and the round, step and wait histograms."""
+        labels = ["node"]
         self.rounds = Counter("gossip_rounds_total", "Rounds this node has completed.", labels, registry=r).labels(n)
         self.rounds_planned = Gauge(
             "gossip_rounds_planned",
@@ -101,7 +100,9 @@ class NodeMetrics:
             registry=r,
         ).labels(n)
 
-        # learning
+    def _learning_metrics(self, r: CollectorRegistry, n: str) -> None:
+        """Learning: losses, accuracy and consensus distance, each absent until first measured."""
+        labels = ["node"]
         self.train_loss = _FirstSetGauge(
             Gauge("gossip_train_loss", "Mean training loss of the last round's local steps.", labels, registry=r), n
         )
@@ -121,7 +122,10 @@ class NodeMetrics:
             n,
         )
 
-        # neighbours and traffic
+    def _traffic_metrics(self, r: CollectorRegistry, n: str) -> None:
+        """Neighbours and traffic: who was heard, and messages and bytes by peer."""
+        labels = ["node"]
+        peer_labels = ["node", "peer"]
         self.peers_alive = Gauge("gossip_peers_alive", "Neighbours whose model arrived in the last round.", labels, registry=r).labels(n)
         self.neighbours = Gauge("gossip_neighbours", "Neighbours this node has in the topology.", labels, registry=r).labels(n)
         # Unit before _total (gossip_sent_bytes_total), as Prometheus names counters of a unit.
@@ -151,7 +155,8 @@ class NodeMetrics:
             "gossip_peer_last_seen_round", "Last round in which a neighbour's model arrived (-1: never), by peer.", peer_labels, registry=r
         )
 
-        # refusals
+    def _refusal_metrics(self, r: CollectorRegistry, n: str) -> None:
+        """Refusals: messages dropped by validation, connections refused, models a robust rule discarded."""
         self._rejected = Counter(
             "gossip_messages_rejected_total", "Messages dropped by validation, by reason.", ["node", "reason"], registry=r
         )
@@ -169,8 +174,10 @@ class NodeMetrics:
             registry=r,
         )
 
-        # Pre-create every bounded label value, so a zero is a visible zero and not a missing series
-        # (rate() over a missing series is empty, and a dashboard panel would show "No data").
+    def _precreate(self, peers: list[str]) -> None:
+        """Pre-create every bounded label value, so a zero is a visible zero and not a missing series
+        (rate() over a missing series is empty, and a dashboard panel would show "No data")."""
+        n = self.node
         self.neighbours.set(len(peers))
         for reason in RejectReason:
             self._rejected.labels(n, reason.value)
@@ -188,10 +195,12 @@ class NodeMetrics:
                 metric.labels(n, p)
             self._last_seen.labels(n, p).set(-1)
         for action in ("discarded", "clipped"):
-            self._discarded.labels(n, aggregator, action)
+            self._discarded.labels(n, self.aggregator, action)
 
-        # algorithms: layer variance (labels bounded by the architecture's weight tensors; absent until
-        # the first round measured it), local-only rounds of a sparse schedule, the global merge
+    def _algorithm_metrics(self, r: CollectorRegistry, n: str) -> None:
+        """Algorithms: layer variance (labels bounded by the architecture's weight tensors; absent until the
+        first round measured it), local-only rounds of a sparse schedule, the global merge."""
+        labels = ["node"]
         self._layer_variance = Gauge(
             "gossip_layer_weight_variance",
             "Element variance of one weight tensor of the node's model: stage=before is the average before the variance "
@@ -265,225 +274,3 @@ class NodeMetrics:
         """``count`` neighbour models a robust rule discarded or clipped this round."""
         if count:
             self._discarded.labels(self.node, self.aggregator, action).inc(count)
-
-    def rejected_count(self, reason: RejectReason) -> float:
-        """How many messages were rejected for ``reason`` so far (for tests and summaries)."""
-        return float(self._rejected.labels(self.node, reason.value)._value.get())
-
-
-class MetricsServer:
-    """``/metrics``, ``/healthz`` and ``/readyz`` on one port, served by one thread with bounded resources.
-
-    Why not prometheus_client's server: it starts a thread per connection and never times a request
-    out, so clients that send half a request pile up threads and descriptors until the node dies (1,004
-    half-sent requests: 1,002 threads). Here one thread runs a selector loop over non-blocking sockets:
-    at most ``MAX_CONNECTIONS`` open at once (a new one displaces an unfinished request, see
-    :func:`_victim`), a request must arrive whole within ``READ_TIMEOUT_S`` and fit in
-    ``MAX_REQUEST_BYTES``, and the response must be taken within ``WRITE_TIMEOUT_S``. Each response
-    closes its connection. A scrape takes milliseconds, so a flood of slow clients delays it by one
-    turn of the loop, not by their timeouts.
-    """
-
-    MAX_CONNECTIONS = 16
-    READ_TIMEOUT_S = 5.0
-    WRITE_TIMEOUT_S = 10.0
-    MAX_REQUEST_BYTES = 8192
-
-    def __init__(self, metrics: NodeMetrics, host: str, port: int, ready: Callable[[], bool]) -> None:
-        self._metrics_app = make_wsgi_app(metrics.registry)
-        self._ready = ready
-        self._host = host
-        self._port = port
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._waker: tuple[socket.socket, socket.socket] | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self._listener.getsockname()[1]) if self._listener is not None else self._port
-
-    def start(self) -> None:
-        """Bind and serve; raises TransportError when the port is taken."""
-        try:
-            family, kind, proto, _name, address = socket.getaddrinfo(
-                self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )[0]
-            listener = socket.socket(family, kind, proto)
-            try:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind(address)
-                listener.listen(64)
-            except OSError:
-                listener.close()
-                raise
-        except OSError as exc:
-            raise TransportError(f"metrics: cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from None
-        listener.setblocking(False)
-        self._listener = listener
-        self._waker = socket.socketpair()
-        self._thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stopping.set()
-        assert self._waker is not None
-        self._waker[1].send(b"x")
-        self._thread.join(timeout=5)
-        self._thread = None
-        for sock in (self._listener, *self._waker):
-            if sock is not None:
-                sock.close()
-        self._listener = None
-        self._waker = None
-
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        path = environ.get("PATH_INFO", "/")
-        if path == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
-        if path == "/readyz":
-            ok = self._ready()
-            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"ready\n" if ok else b"waiting for neighbours\n"]
-        return self._metrics_app(environ, start_response)
-
-    # -- the serving thread ---------------------------------------------------------------------
-
-    def _serve(self) -> None:
-        assert self._listener is not None and self._waker is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ, None)
-            selector.register(self._waker[0], selectors.EVENT_READ, None)
-            open_: dict[socket.socket, _HttpConnection] = {}  # in the order they were accepted
-            try:
-                while not self._stopping.is_set():
-                    now = time.monotonic()
-                    timeout = min((c.deadline for c in open_.values()), default=now + 1.0) - now
-                    ready = [key.fileobj for key, _mask in selector.select(max(0.0, timeout))]
-                    # the open connections first: a request that arrived is served before new
-                    # connections can push its connection out
-                    for sock in ready:
-                        conn = open_.get(sock)  # type: ignore[call-overload]
-                        if conn is not None:
-                            self._advance(selector, open_, conn)
-                    if self._listener in ready:
-                        self._accept(selector, open_)
-                    now = time.monotonic()
-                    for conn in [c for c in open_.values() if c.deadline <= now]:
-                        self._close(selector, open_, conn)
-            finally:
-                for conn in list(open_.values()):
-                    self._close(selector, open_, conn)
-
-    def _advance(self, selector: selectors.BaseSelector, open_: dict[socket.socket, _HttpConnection], conn: _HttpConnection) -> None:
-        """Read or write what ``conn``'s socket allows; close it when done, watch for writing once answered."""
-        reading = conn.response is None
-        if not self._step(conn):
-            self._close(selector, open_, conn)
-        elif reading and conn.response is not None:
-            selector.modify(conn.sock, selectors.EVENT_WRITE, None)
-
-    def _accept(self, selector: selectors.BaseSelector, open_: dict[socket.socket, _HttpConnection]) -> None:
-        assert self._listener is not None
-        for _ in range(self.MAX_CONNECTIONS):  # a bounded batch, then the loop serves the open ones
-            try:
-                sock, peer = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # out of descriptors, or the client gave up already: try again next turn
-                return
-            if len(open_) >= self.MAX_CONNECTIONS:
-                self._close(selector, open_, _victim(open_))
-            sock.setblocking(False)
-            conn = _HttpConnection(sock, str(peer[0]) if isinstance(peer, tuple) else "", time.monotonic() + self.READ_TIMEOUT_S)
-            open_[sock] = conn
-            selector.register(sock, selectors.EVENT_READ, None)
-            self._advance(selector, open_, conn)  # a client usually sends its request with the connection
-
-    def _step(self, conn: _HttpConnection) -> bool:
-        """Read or write what the socket allows; False when the connection is done (or broken)."""
-        try:
-            if conn.response is None:
-                chunk = conn.sock.recv(4096)
-                if not chunk:
-                    return False
-                conn.request += chunk
-                if len(conn.request) > self.MAX_REQUEST_BYTES:
-                    conn.respond(_plain_response("431 Request Header Fields Too Large", b"request too large\n"), self.WRITE_TIMEOUT_S)
-                elif b"\r\n\r\n" in conn.request:
-                    conn.respond(self._response(bytes(conn.request)), self.WRITE_TIMEOUT_S)
-                else:
-                    return True
-            assert conn.response is not None
-            sent = conn.sock.send(conn.response)
-            conn.response = conn.response[sent:]
-            return bool(conn.response)
-        except (BlockingIOError, InterruptedError):
-            return True
-        except OSError:
-            return False
-
-    def _response(self, request: bytes) -> bytes:
-        """The whole HTTP response to one request (status line, headers, body)."""
-        head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return _plain_response("400 Bad Request", b"bad request\n")
-        method, target = parts[0], parts[1]
-        if method not in ("GET", "HEAD"):
-            return _plain_response("405 Method Not Allowed", b"GET only\n")
-        path, _sep, query = target.partition("?")
-        environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                environ["HTTP_" + name.strip().upper().replace("-", "_")] = value.strip()
-        started: list[Any] = []
-        body = b"".join(self._app(environ, lambda status, headers: started.extend((status, headers))))
-        status, headers = started
-        return _head(status, [*headers, ("Content-Length", str(len(body)))]) + (b"" if method == "HEAD" else body)
-
-    def _close(self, selector: selectors.BaseSelector, open_: dict[socket.socket, _HttpConnection], conn: _HttpConnection) -> None:
-        open_.pop(conn.sock, None)
-        try:
-            selector.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
-
-
-class _HttpConnection:
-    """One client of the metrics endpoint: what it sent so far, what is left to send it, its deadline."""
-
-    def __init__(self, sock: socket.socket, address: str, deadline: float) -> None:
-        self.sock = sock
-        self.address = address
-        self.deadline = deadline
-        self.request = bytearray()
-        self.response: bytes | None = None
-
-    def respond(self, response: bytes, timeout_s: float) -> None:
-        self.response = response
-        self.deadline = time.monotonic() + timeout_s
-
-
-def _victim(open_: dict[socket.socket, _HttpConnection]) -> _HttpConnection:
-    """The connection to close for a new one: the oldest still sending its request, from the address that
-    holds the most (a client elsewhere, a Prometheus, keeps its place in a flood from one address)."""
-    reading = [c for c in open_.values() if c.response is None] or list(open_.values())
-    held = collections.Counter(c.address for c in reading)
-    busiest = max(held.values())
-    return next(c for c in reading if held[c.address] == busiest)
-
-
-def _head(status: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers), "Connection: close", "", ""]
-    return "\r\n".join(lines).encode("latin-1")
-
-
-def _plain_response(status: str, body: bytes) -> bytes:
-    return _head(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]) + body

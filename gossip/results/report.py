@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from gossip.topology.graph import Topology
+    from gossip.topology import Topology
 
 __all__ = ["FIGURE_DPI", "FIGURE_SIZE_IN", "RunData", "attackers_of", "load_run", "write_report"]
 
@@ -93,7 +93,7 @@ def load_run(run_dir: str | Path) -> RunData:
             raise RunDirError(f"{path / 'summary.json'}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     topology = None
     if (path / "topology.graphml").is_file():
-        from gossip.topology.graph import load
+        from gossip.topology import load
 
         try:
             topology = load(path / "topology.graphml")
@@ -249,7 +249,7 @@ def plot_bytes(data: RunData, path: Path) -> None:
 
 def plot_topology(data: RunData, path: Path) -> None:
     """The graph, nodes coloured by final accuracy, attackers ringed in red."""
-    from gossip.topology.graph import draw
+    from gossip.topology import draw
 
     if data.topology is None:
         raise RunDirError(f"{data.run_dir}: no readable topology.graphml to draw")

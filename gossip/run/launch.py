@@ -70,7 +70,7 @@ from gossip.run.forkserver import NODE_ENV, NodeProcess, server_death, start_nod
 from gossip.run.forkserver import stop as stop_fork_server
 from gossip.run.processes import die_with_parent
 from gossip.run.promserver import beside_run
-from gossip.topology.graph import Topology, parse_spec, save
+from gossip.topology import Topology, parse_spec, save
 
 __all__ = ["LaunchResult", "launch", "prepare_run", "resume", "run_prepared"]
 

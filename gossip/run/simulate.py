@@ -36,7 +36,7 @@ from gossip.learn.models import parameter_count
 from gossip.node.node import NodePlan, build_flat_model, split_training_set
 from gossip.results.rundir import RecordWriter, save_vector, write_json
 from gossip.run.capacity import check_simulation_fits, dataset_bytes
-from gossip.topology.graph import Topology, parse_spec
+from gossip.topology import Topology, parse_spec
 
 __all__ = ["SimulationResult", "simulate"]
 

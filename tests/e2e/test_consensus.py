@@ -12,7 +12,7 @@ import pytest
 from gossip.config import load_config
 from gossip.node.node import build_flat_model, plan_node
 from gossip.results.rundir import load_vector, read_jsonl
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -21,7 +21,7 @@ from gossip.results.rundir import read_jsonl
 from gossip.run.deploy import prepare
 from gossip.run.deploy.compose import compose_address_template
 from gossip.run.launch import summarise
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 from tests.conftest import REPO, Processes
 from tests.netns import Fabric, remove_stale
 

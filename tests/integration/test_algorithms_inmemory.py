@@ -19,7 +19,7 @@ from gossip.learn.flat import model_hash
 from gossip.net.transport import InMemoryNetwork
 from gossip.node.merge import exact_average
 from gossip.node.node import Node, NodePlan
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 
 
 @pytest.fixture(scope="module")

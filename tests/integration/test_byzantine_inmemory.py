@@ -19,7 +19,7 @@ from gossip.ids import NodeId
 from gossip.net.transport import InMemoryNetwork
 from gossip.node.byzantine import ByzantineNode, build_node
 from gossip.node.node import Node, NodePlan
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 
 
 class RecordingNode(Node):

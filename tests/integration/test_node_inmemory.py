@@ -17,7 +17,7 @@ from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
 from gossip.net.transport import InMemoryNetwork
 from gossip.node.node import Node, NodePlan
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from gossip.algorithms.attacks import (
 )
 from gossip.config import ByzantineConfig
 from gossip.ids import NodeId
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 
 
 @pytest.mark.parametrize(

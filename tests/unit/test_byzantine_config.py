@@ -9,7 +9,7 @@ import pytest
 from gossip.algorithms.tolerance import check_tolerance, tolerated
 from gossip.config import RunConfig, load_config
 from gossip.errors import ConfigError
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 from tests.conftest import run_gossip
 
 

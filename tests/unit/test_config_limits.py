@@ -256,7 +256,7 @@ def test_config_to_toml_escapes_every_control_character() -> None:
     """Even a config built in code with a control character in a string is written as valid TOML (escaped)."""
     import tomllib
 
-    from gossip.config import _toml_value
+    from gossip.config.writer import _toml_value
 
     text = "".join(map(chr, range(0x20))) + '\x7f"\\'
     assert tomllib.loads(f"v = {_toml_value(text)}")["v"] == text

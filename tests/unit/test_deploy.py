@@ -21,10 +21,11 @@ import yaml
 
 from gossip import cli
 from gossip.config import load_config
+from gossip.errors import UsageError
 from gossip.run.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
 from gossip.run.deploy.compose import compose_address_template
 from gossip.run.deploy.kubernetes import k8s_address_template
-from gossip.topology.graph import load
+from gossip.topology import load
 from tests.conftest import REPO
 
 K8S_VERSIONS = ("1.25.0", "1.37.0")  # the oldest and newest schemas kubernetes-validate bundles
@@ -286,5 +287,33 @@ def test_statefulset_pods_take_their_id_from_the_hostname(monkeypatch: pytest.Mo
     monkeypatch.setattr("socket.gethostname", lambda: "gossip-12")
     assert cli._node_id("hostname") == 12
     monkeypatch.setattr("socket.gethostname", lambda: "gossip")
-    with pytest.raises(cli.GossipErrorUsage, match="does not end in a number"):
+    with pytest.raises(UsageError, match="does not end in a number"):
         cli._node_id("hostname")
+
+
+def test_make_missing_keys_refuses_half_a_key_pair(tmp_path: Path) -> None:
+    """A public key without its secret (or the reverse) is refused by name, not overwritten: pods may be using it."""
+    from gossip.run.deploy import make_missing_keys
+
+    files = render_kubernetes(prepare(_config(3, "ring"), k8s_address_template("gossip"), curve=True), KubernetesOptions(command="t"))
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "node-1.key").write_text("public only")
+
+    with pytest.raises(UsageError, match="half of node-1's key pair"):
+        make_missing_keys(keys, files)
+
+    assert (keys / "node-1.key").read_text() == "public only"
+
+
+def test_compose_files_default_to_this_checkout_relative_to_the_output(tmp_path: Path) -> None:
+    """Without a source, the project builds from the checkout gossip runs from, named relative to the output directory."""
+    from gossip.run.deploy import compose_files
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    files = compose_files(_config(3, "ring"), out, None, ComposeOptions(command="t"))
+
+    context = yaml.safe_load(files["docker-compose.yml"])["services"]["node-0"]["build"]["context"]
+    assert (out / context).resolve() == REPO.resolve()

@@ -15,7 +15,7 @@ import pytest
 from gossip.config import load_config
 from gossip.errors import ConfigError, TopologyError
 from gossip.run.launch import prepare_run
-from gossip.topology.graph import Topology, save
+from gossip.topology import Topology, save
 
 
 def _topology_file(tmp_path: Path, name: str, edge_data: dict[str, object] | None = None) -> Path:

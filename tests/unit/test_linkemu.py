@@ -14,7 +14,7 @@ from gossip.errors import TopologyError
 from gossip.ids import NodeId
 from gossip.net.linkemu import LinkEmulator, LinkSpec, emulate_links, link_specs
 from gossip.net.transport import Received
-from gossip.topology.graph import Topology, generate, load
+from gossip.topology import Topology, generate, load
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 

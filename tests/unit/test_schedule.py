@@ -7,7 +7,7 @@ import pytest
 
 from gossip.config import RunConfig, load_config
 from gossip.errors import ConfigError
-from gossip.topology.graph import parse_spec
+from gossip.topology import parse_spec
 from gossip.topology.schedule import Schedule
 
 

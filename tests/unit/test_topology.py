@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gossip.errors import TopologyError
-from gossip.topology.graph import KINDS, Topology, describe, draw, generate, load, parse_spec, save
+from gossip.topology import KINDS, Topology, describe, draw, generate, load, parse_spec, save
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -664,7 +664,7 @@ def test_json_topology_loads_without_importing_networkx(tmp_path: Path) -> None:
     save(load(TOPOLOGIES / "wan-8.graphml"), tmp_path / "topology.json")
     code = (
         "import sys\n"
-        "from gossip.topology.graph import parse_spec\n"
+        "from gossip.topology import parse_spec\n"
         f"t = parse_spec({str(tmp_path / 'topology.json')!r}, n=8)\n"
         "print(t.name, t.neighbours(0), round(sum(t.mixing_weights(0).values()), 9), t.edge_attributes(0, 1)['delay_ms'])\n"
         "print('networkx' in sys.modules)\n"

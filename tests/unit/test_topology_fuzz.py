@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossip.errors import TopologyError
-from gossip.topology.graph import MAX_EDGES, MAX_NODES, Topology, load
+from gossip.topology import MAX_EDGES, MAX_NODES, Topology, load
 
 PEAK_BYTES = 64 << 20  # per example: the inputs are a few KB; a regression that builds by N allocates far more
 SETTINGS = settings(

@@ -15,19 +15,20 @@ from pathlib import Path
 import pytest
 
 from gossip.errors import TopologyError
-from gossip.topology import graph as topo
-from gossip.topology.graph import (
+from gossip.topology import (
     DESCRIBE_MAX_NODES,
     MAX_DEPTH,
     MAX_EDGES,
     MAX_FILE_BYTES,
     MAX_NODES,
+    Topology,
     describe,
     generate,
     load,
     parse_spec,
     save,
 )
+from gossip.topology import files as topo  # the file caps live (and are lowered here) in the reader
 
 GRAPHML_HEAD = '<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault="undirected">'
 GRAPHML_TAIL = "</graph></graphml>"
@@ -116,8 +117,8 @@ def test_from_edges_and_the_constructor_refuse_more_than_max_nodes() -> None:
     """The library's own entry points hold the same bound as the files: no 0..N-1 adjacency of a huge N."""
     import networkx as nx
 
-    assert "has 10,001 nodes; gossip runs at most 10,000" in refusal(lambda: topo.Topology.from_edges(MAX_NODES + 1, [(0, 1)], "big"))
-    assert "gossip runs at most 10,000" in refusal(lambda: topo.Topology(nx.empty_graph(MAX_NODES + 1), "big"))
+    assert "has 10,001 nodes; gossip runs at most 10,000" in refusal(lambda: Topology.from_edges(MAX_NODES + 1, [(0, 1)], "big"))
+    assert "gossip runs at most 10,000" in refusal(lambda: Topology(nx.empty_graph(MAX_NODES + 1), "big"))
 
 
 # --- nesting ---------------------------------------------------------------------------------------------

@@ -15,13 +15,17 @@ go wrong, and the files must load identically in compose, kubectl and kustomize)
 """
 
 from gossip.run.deploy.common import ContainerRun, prepare, write_files
-from gossip.run.deploy.compose import ComposeOptions, render_compose
-from gossip.run.deploy.kubernetes import KubernetesOptions, render_kubernetes
+from gossip.run.deploy.compose import ComposeOptions, compose_files, hold_text, render_compose
+from gossip.run.deploy.kubernetes import KubernetesOptions, kubernetes_files, make_missing_keys, render_kubernetes
 
 __all__ = [
     "ComposeOptions",
     "ContainerRun",
     "KubernetesOptions",
+    "compose_files",
+    "hold_text",
+    "kubernetes_files",
+    "make_missing_keys",
     "prepare",
     "render_compose",
     "render_kubernetes",

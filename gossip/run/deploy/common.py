@@ -23,7 +23,7 @@ from gossip.data import DATASET_NAMES
 from gossip.errors import ConfigError, DataError
 from gossip.learn.models import model_names
 from gossip.results.rundir import atomic_write_text
-from gossip.topology.graph import Topology, parse_spec, save
+from gossip.topology import Topology, parse_spec, save
 
 __all__ = [
     "CONFIG_DIR",

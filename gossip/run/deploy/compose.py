@@ -23,11 +23,15 @@ Compose idioms and why:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gossip.config import RunConfig
+from gossip.errors import UsageError
 from gossip.run.deploy.common import (
     CONFIG_DIR,
     CONFIG_FILE,
@@ -38,9 +42,10 @@ from gossip.run.deploy.common import (
     ContainerRun,
     dump_yaml,
     node_args,
+    prepare,
 )
 
-__all__ = ["ComposeOptions", "compose_address_template", "render_compose"]
+__all__ = ["ComposeOptions", "compose_address_template", "compose_files", "hold_text", "render_compose"]
 
 COMPOSE_FILE = "docker-compose.yml"
 FILES_DIR = "deploy/compose"
@@ -64,6 +69,24 @@ class ComposeOptions:
     grafana_image: str = "grafana/grafana-oss:11.3.0"
     scrape_interval_s: int = 5
     stop_grace_s: int = 0  # 0 = round timeout + 30 s: a stopping node finishes its round first
+
+
+def compose_files(cfg: RunConfig, out: Path, source: Path | None, options: ComposeOptions) -> dict[str, str]:
+    """The project of ``cfg`` to be written under ``out``, relative path → text.
+
+    ``source`` is the gossip checkout the project builds from (None: the one this package runs from); it
+    must hold the Dockerfile, and the files name it relative to ``out``, as compose resolves paths.
+    """
+    source = source if source is not None else Path(__file__).resolve().parents[3]
+    if not (source / "deploy" / "docker" / "Dockerfile").is_file():
+        raise UsageError(f"{source} is not a gossip source checkout (no deploy/docker/Dockerfile); pass --source DIR")
+    run = prepare(cfg, compose_address_template())
+    return render_compose(run, dataclasses.replace(options, source=source_relative_to(out, source)))
+
+
+def hold_text(seconds: float) -> str:
+    """``gossip node --hold``'s argument for ``seconds``: a number, or ``forever`` for infinity."""
+    return "forever" if math.isinf(seconds) else f"{seconds:g}"
 
 
 def render_compose(run: ContainerRun, options: ComposeOptions) -> dict[str, str]:

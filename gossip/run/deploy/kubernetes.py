@@ -31,9 +31,16 @@ Choices and why:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
+import zmq.auth
+
+from gossip.config import RunConfig
+from gossip.errors import UsageError
 from gossip.run.deploy.common import (
     CONFIG_DIR,
     CONFIG_FILE,
@@ -45,11 +52,14 @@ from gossip.run.deploy.common import (
     ContainerRun,
     dump_yaml,
     node_args,
+    prepare,
 )
 
-__all__ = ["KEYS_SUBDIR", "KubernetesOptions", "k8s_address_template", "render_kubernetes"]
+__all__ = ["KEYS_SUBDIR", "KubernetesOptions", "k8s_address_template", "kubernetes_files", "make_missing_keys", "render_kubernetes"]
 
 USER_ID = 10001  # the image's gossip user (deploy/docker/Dockerfile)
+# A StatefulSet name: it becomes pod names and DNS labels (<name>-<i>.<name>), so a DNS-1123 label short enough for the ordinal
+K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
 KEYS_SUBDIR = "keys"  # next to the manifests: node-<i>.key and node-<i>.key_secret, for the secretGenerator
 
 
@@ -92,6 +102,37 @@ def render_kubernetes(run: ContainerRun, options: KubernetesOptions) -> dict[str
         note += f"\nThe CURVE keys come from {KEYS_SUBDIR}/ (gossip keys --nodes {run.n} --out {KEYS_SUBDIR}); keep them out of version control."
     out["kustomization.yaml"] = dump_yaml([kustomization], header=header + note)
     return out
+
+
+def kubernetes_files(cfg: RunConfig, options: KubernetesOptions) -> dict[str, str]:
+    """The manifests of ``cfg`` deployed as ``options`` say, file name → text; a name Kubernetes would refuse is refused here."""
+    if not K8S_NAME.fullmatch(options.name):
+        raise UsageError(f"--name {options.name!r}: use lowercase letters, digits and '-', at most 42 characters")
+    run = prepare(cfg, k8s_address_template(options.name), curve=options.curve)
+    return render_kubernetes(run, options)
+
+
+def make_missing_keys(keys: Path, files: dict[str, str]) -> list[str]:
+    """Make the CURVE key pairs the kustomization in ``files`` reads that are missing under ``keys``; the names made.
+
+    Existing pairs stay (running pods use them); half a pair is refused rather than overwritten.
+    """
+    kustomization = yaml.safe_load(files["kustomization.yaml"])
+    wanted = sorted({Path(f).name.split(".")[0] for gen in kustomization.get("secretGenerator", []) for f in gen["files"]})
+    made = []
+    for name in wanted:
+        public, secret = keys / f"{name}.key", keys / f"{name}.key_secret"
+        if public.exists() and secret.exists():
+            continue
+        if public.exists() or secret.exists():
+            raise UsageError(f"{keys} holds half of {name}'s key pair; remove {public.name} and {secret.name} to make a new one")
+        keys.mkdir(parents=True, exist_ok=True)
+        zmq.auth.create_certificates(str(keys), name)
+        secret.chmod(0o600)
+        made.append(name)
+    if made:
+        (keys / ".gitignore").write_text("# CURVE secret keys: never commit them\n*\n")
+    return made
 
 
 def _key_files(n: int) -> list[str]:

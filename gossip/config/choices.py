@@ -1,0 +1,46 @@
+"""Every closed set of values a setting takes, as the ``Literal`` types the sections annotate their fields with.
+
+Code elsewhere that needs one of these lists derives it (``typing.get_args``) instead of restating it, or a
+test pins the two together (``tests/unit/test_choices.py``): a value added here but not to the code that
+acts on it would otherwise load fine and fail later, in a node.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "AttackKind",
+    "ClipRule",
+    "CompressionKind",
+    "InitKind",
+    "LayersKind",
+    "ModeKind",
+    "OptimizerKind",
+    "OutsideKind",
+    "PartitionKind",
+    "PeersKind",
+    "RuleKind",
+    "ScheduleKind",
+    "SelfWeightKind",
+    "VarianceTarget",
+    "WeightsKind",
+    "WireDtype",
+]
+
+WeightsKind = Literal["metropolis", "uniform", "max-degree"]
+PartitionKind = Literal["iid", "dirichlet", "shards"]
+InitKind = Literal["shared", "independent"]
+OptimizerKind = Literal["sgd", "adam"]
+WireDtype = Literal["float32", "float16", "bfloat16", "int8"]
+PeersKind = Literal["all", "one-peer-exponential"]
+ModeKind = Literal["sync", "async"]
+RuleKind = Literal["dsgd", "variance", "median", "trimmed-mean", "krum", "multi-krum", "clipped-gossip", "balance"]
+ScheduleKind = Literal["every", "periodic", "random", "window", "none"]
+OutsideKind = Literal["none", "random"]
+VarianceTarget = Literal["others", "self", "conservative"]
+SelfWeightKind = Literal["beta", "mixing"]
+LayersKind = Literal["weights", "all"]
+CompressionKind = Literal["none", "topk"]
+ClipRule = Literal["he", "second-largest"]
+AttackKind = Literal["none", "sign-flip", "gaussian", "label-flip", "alie", "ipm", "dissensus", "silent"]
