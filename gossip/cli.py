@@ -78,7 +78,7 @@ def _log_level(text: str) -> str:
 
 
 def _common_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML run config (see README 'Configuration'); flags override it")
+    p.add_argument("--config", metavar="FILE", help="TOML run config (every key: docs/operate/configuration.md); flags override it")
     p.add_argument(
         "--set",
         metavar="SECTION.KEY=VALUE",

@@ -163,8 +163,8 @@ class MetricsConfig:
 class SecurityConfig:
     """Transport security and the limits that keep a hostile peer from exhausting a node.
 
-    Without CURVE the network is trusted: a sender is whoever its routing id says (see README,
-    "Threat model"). With CURVE every link is encrypted and a node admits only its neighbours' keys.
+    Without CURVE the network is trusted: a sender is whoever its routing id says (see
+    docs/concepts/threat-model.md). With CURVE every link is encrypted and a node admits only its neighbours' keys.
     """
 
     curve: bool = False

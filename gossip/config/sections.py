@@ -343,7 +343,7 @@ class CompressionConfig:
     # consensus step size: x += gamma * sum_j W_ij (x_hat_j - x_hat). Too large and the copies' errors
     # grow instead of shrinking (CHOCO's gamma bound shrinks with the share sent); too small and the
     # models drift apart while training. 0 = 4 * topk_fraction, capped at 1: stable for shares
-    # 0.01..0.5 in a consensus simulation on an 8-node ring (6x diverges from 0.1 up); see README.
+    # 0.01..0.5 in a consensus simulation on an 8-node ring (6x diverges from 0.1 up); see docs/algorithms/compression.md.
     choco_gamma: float = real(0.0, 0, 1)
     # send the public copy in full every this many rounds: the only way back into a receiver's mix after a
     # loss the sender cannot see (lost on the way, late, refused), so there is no "never"

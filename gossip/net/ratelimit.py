@@ -5,7 +5,7 @@ that floods a node must hit a budget before it costs the node its rounds. Bucket
 sender the transport vouches for — a neighbour's id, or one shared bucket for everything that is not
 a node of this run — so their number is bounded whatever a peer sends. Without CURVE a routing id
 can be forged, so a flood under a neighbour's name spends that neighbour's budget (documented in
-the README's threat model); with CURVE the sender is authenticated.
+docs/concepts/threat-model.md); with CURVE the sender is authenticated.
 """
 
 from __future__ import annotations

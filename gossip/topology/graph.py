@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_EDGES", "MAX_NODES", "Topology", "networkx"]
 
 MAX_NODES = CONFIG_MAX_NODES
-"""Most nodes of any topology (``gossip.config.MAX_NODES``, the same bound as ``[run] nodes``). Each node is a process (or a container); the README's largest deployments are
+"""Most nodes of any topology (``gossip.config.MAX_NODES``, the same bound as ``[run] nodes``). Each node is a process (or a container); the largest documented deployments are
 thousands of nodes, and ``gossip simulate`` holds an N×N mixing matrix (1.2 GB at this many)."""
 MAX_EDGES = 500_000
 """Most edges of any topology: the complete graph on 1 000 nodes (499 500), a degree of 100 at 10 000 nodes.
