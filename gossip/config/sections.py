@@ -192,7 +192,7 @@ class TrainingConfig:
     # 0 = only at the end. A checkpoint is an fsynced temp file renamed over the old one: ~ms per write.
     checkpoint_every: int = integer(10, 0, 10_000_000)
     # ... and at least this many seconds apart: a run of millisecond rounds would otherwise spend a tenth
-    # of its time in fsync (measured: 13 % of a node's samples at 15k parameters). 0 = every checkpoint_every.
+    # of its time in fsync. 0 = every checkpoint_every.
     checkpoint_interval_s: float = real(5.0, 0, DAY_S)
 
     def __post_init__(self) -> None:

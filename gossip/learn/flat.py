@@ -83,8 +83,8 @@ class FlatModel:
         """The vector's bytes, viewed once for the model's life: what a node sends of its live model.
 
         ``gossip.net.wire.encode`` takes it as is, so a round's send makes no torch call (detach, reshape,
-        ``numpy()`` and the byte view cost ~15 µs a message on a cold cache, more than the rest of
-        ``encode``: bench/transport.py). The model is frozen, so the view stays the live vector's.
+        ``numpy()`` and the byte view cost more than the rest of ``encode`` on a cold cache:
+        ``bench/transport.py``). The model is frozen, so the view stays the live vector's.
         """
         return memoryview(self.vector.numpy()).cast("B")  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
 

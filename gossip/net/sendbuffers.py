@@ -2,8 +2,8 @@
 
 Why: a model leaves zero-copy (ZeroMQ reads the memory after ``send`` returns), so training must not
 write to what is in flight and each round sends a *snapshot*. A fresh ``clone()`` per round costs a
-page fault per 4 KiB page on first touch: for 10M parameters the clone took several times as long as a
-copy into memory already mapped (bench/wire.py). The pool copies into a buffer that is no longer in
+page fault per 4 KiB page on first touch, which at large sizes costs several times a copy into memory
+already mapped (``bench/wire.py`` compares the two). The pool copies into a buffer that is no longer in
 flight instead.
 
 When a buffer is free again is ZeroMQ's business, so the pool asks ZeroMQ: the payload frame is
@@ -33,8 +33,7 @@ class SnapshotPool:
         self.capacity = capacity
         # Below 32 MiB a plain clone is as cheap: glibc raises its mmap threshold to the size of a freed
         # block (up to 32 MiB), so a clone of that size comes from heap memory already mapped, while a
-        # tracked frame costs tens of µs. Above it every clone is a fresh mmap (bench/wire.py: 10M
-        # parameters, clone + encode 22 ms, pooled 4 ms; 1M: 0.10 vs 0.15 ms).
+        # tracked frame has a fixed cost. Above it every clone is a fresh mmap (bench/wire.py compares them).
         self.min_bytes = min_bytes
         self._free: list[torch.Tensor] = []
         self._busy: list[tuple[torch.Tensor, Any]] = []  # (buffer, zmq.MessageTracker)
