@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -151,8 +150,3 @@ def model_hash(vector: torch.Tensor) -> str:
     """Hex blake2b-128 of the exact bytes of a parameter vector: equal hashes = bit-identical models."""
     data = vector.detach().contiguous().numpy().tobytes()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def numel_of(shape: tuple[int, ...]) -> int:
-    """Number of elements of a shape."""
-    return math.prod(shape)

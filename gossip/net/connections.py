@@ -185,9 +185,6 @@ class ConnectionGuard:
         """A message from the connection on ``fd`` reached the node."""
         self._delivered[fd] = self._delivered.get(fd, 0) + 1
 
-    def open_connections(self) -> int:
-        return self._counts.open
-
     def stop(self) -> None:
         """Stop watching; returns once the thread ended (before the socket and its context close)."""
         try:
