@@ -29,14 +29,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gossip.data.files import read_cifar_batch, read_idx, read_npz
 from gossip.errors import DataError
 
-__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "dataset_shape", "load_dataset", "load_npz", "mnist1d_cache_path", "save_npz"]
+if TYPE_CHECKING:
+    from gossip.config import RunConfig
+
+__all__ = [
+    "DATASET_NAMES",
+    "MNIST1D_ARGS",
+    "Dataset",
+    "dataset_of",
+    "dataset_shape",
+    "dataset_shape_of",
+    "load_dataset",
+    "load_npz",
+    "mnist1d_cache_path",
+    "save_npz",
+]
 
 NPZ_FORMAT_VERSION = 1
 MAX_CLASSES = 100_000
@@ -124,6 +138,11 @@ def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **opt
     return loader(None if root is None or str(root) == "" else Path(root), int(seed), options)
 
 
+def dataset_of(cfg: RunConfig) -> Dataset:
+    """The dataset ``cfg``'s ``[data]`` section names, seeded by ``[run] seed``: what every node of the run trains on."""
+    return load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
+
+
 def _unknown(name: str) -> DataError:
     key = str(name).strip().lower()
     close = difflib.get_close_matches(key, DATASET_NAMES, n=1) if len(key) <= 100 else []
@@ -158,6 +177,11 @@ def dataset_shape(name: str, **options: Any) -> tuple[tuple[int, ...], int, int,
     if key not in _SHAPES:
         raise _unknown(name)
     return _SHAPES[key]
+
+
+def dataset_shape_of(cfg: RunConfig) -> tuple[tuple[int, ...], int, int, int]:
+    """:func:`dataset_shape` of the dataset ``cfg`` names: ``(input_shape, classes, train, test)``, nothing loaded."""
+    return dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
 
 
 def _load_mnist1d(root: Path | None, seed: int, options: Mapping[str, Any]) -> Dataset:

@@ -31,6 +31,7 @@ from gossip.net.transport import Transport
 from gossip.net.wire import Kind, Message, encode
 from gossip.node.node import Node, NodePlan, NodeResult
 from gossip.ops.metrics import NodeMetrics
+from gossip.seeds import attack_seed
 
 __all__ = ["ByzantineNode", "build_node"]
 
@@ -41,7 +42,7 @@ def build_node(plan: NodePlan, transport: Transport, *, metrics: NodeMetrics | N
     check_tolerance(cfg, plan.topology)
     if not cfg.byzantine.is_byzantine(plan.node_id):
         return Node(plan, transport, metrics=metrics, serve_metrics=serve_metrics)
-    attack = build_attack(cfg.byzantine, seed=cfg.run.seed * 1_000_003 + int(plan.node_id) + 7)
+    attack = build_attack(cfg.byzantine, seed=attack_seed(cfg.run.seed, int(plan.node_id)))
     return ByzantineNode(plan, transport, attack, metrics=metrics, serve_metrics=serve_metrics)
 
 

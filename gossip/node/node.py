@@ -64,11 +64,12 @@ import torch
 from gossip.algorithms import DSGD, VarianceCorrected, build_aggregator, layer_segments, layer_variance, weighted_average
 from gossip.algorithms.dsgd import mix_in_place, pull_into
 from gossip.config import RunConfig, config_to_toml
-from gossip.data import Dataset, load_dataset, load_npz, load_part, partition, partition_key
+from gossip.data import Dataset, load_npz, load_part, partition, partition_key
+from gossip.data.datasets import dataset_of
 from gossip.errors import ConfigError, PeerUnreachable, WireError
 from gossip.ids import NodeId
 from gossip.learn.flat import FlatModel, flatten_, model_hash
-from gossip.learn.models import build_model
+from gossip.learn.models import model_of
 from gossip.learn.trainer import Evaluation, LocalTrainer, StepResult
 from gossip.net.linkemu import emulate_links
 from gossip.net.ratelimit import RateLimiter
@@ -84,7 +85,8 @@ from gossip.node.merge import GlobalMerge, MergeOutcome, recalibrate_norm_stats,
 from gossip.node.roundlog import RoundLines
 from gossip.ops.metrics import MetricsServer, NodeMetrics
 from gossip.results.rundir import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
-from gossip.topology.graph import Topology, parse_spec
+from gossip.seeds import batch_seed, init_seed
+from gossip.topology.graph import Topology, topology_of
 from gossip.topology.schedule import Exchange, Schedule
 
 __all__ = [
@@ -147,14 +149,14 @@ def plan_node(
         raise ConfigError("--join-round needs --resume: it says where a resumed run continues")
     if join_round is not None and not 0 <= join_round <= cfg.training.rounds:
         raise ConfigError(f"--join-round {join_round} is outside the run's rounds 0..{cfg.training.rounds}")
-    topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
+    topology = topology_of(cfg)
     if not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
     cache = Path(run_dir) / "data.npz" if run_dir else None
     if cache is not None and cache.exists():
         dataset = load_npz(cache)
     else:
-        dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
+        dataset = dataset_of(cfg)
     shard = (
         load_part(Path(run_dir) / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), node_id, dataset.num_train)
         if run_dir
@@ -224,13 +226,6 @@ def all_finite(vector: torch.Tensor) -> bool:
     return math.isfinite(float(vector.sum())) or bool(torch.isfinite(vector).all())
 
 
-def init_seed(cfg: RunConfig, node_id: int) -> int:
-    """Shared init: one seed for all. Independent init: a distinct, reproducible seed per node."""
-    if cfg.model.init == "shared":
-        return cfg.run.seed
-    return int.from_bytes(hashlib.blake2b(f"init/{cfg.run.seed}/{node_id}".encode(), digest_size=6).digest(), "big")
-
-
 def message_limit(plan: NodePlan) -> int:
     """The largest frame a node of this run may receive: the model at float32 plus header slack."""
     if plan.cfg.transport.max_message_bytes:
@@ -240,9 +235,8 @@ def message_limit(plan: NodePlan) -> int:
 
 def build_flat_model(plan: NodePlan) -> FlatModel:
     """The node's model, initialised from its seed, with its state in one flat vector."""
-    torch.manual_seed(init_seed(plan.cfg, plan.node_id))
-    module = build_model(plan.cfg.model.name, plan.dataset.input_shape, plan.dataset.num_classes, **plan.cfg.model.options())
-    return flatten_(module)
+    torch.manual_seed(init_seed(plan.cfg.run.seed, plan.node_id, shared=plan.cfg.model.init == "shared"))
+    return flatten_(model_of(plan.cfg, plan.dataset))
 
 
 class Node:
@@ -281,7 +275,7 @@ class Node:
             mine.y_test,
             cfg.training,
             cfg.data.batch_size,
-            seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
+            seed=batch_seed(cfg.run.seed, int(self.id)),
         )
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one

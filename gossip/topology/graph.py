@@ -56,6 +56,8 @@ from gossip.inputs import clip, load_json, quote, read_capped, size_text
 if TYPE_CHECKING:
     import networkx as nx
 
+    from gossip.config import RunConfig
+
 __all__ = [
     "DESCRIBE_MAX_NODES",
     "KINDS",
@@ -70,6 +72,7 @@ __all__ = [
     "load",
     "parse_spec",
     "save",
+    "topology_of",
 ]
 
 WEIGHT_KINDS = ("metropolis", "uniform", "max-degree")
@@ -658,6 +661,11 @@ def parse_spec(spec: str, n: int | None = None, seed: int = 0) -> Topology:
         _need("rows" in params and "cols" in params, f"topology {quote(kind_text)} needs --nodes")
         n = int(_param(kind, "rows", params["rows"], int)) * int(_param(kind, "cols", params["cols"], int))
     return generate(kind, n, seed, **params)
+
+
+def topology_of(cfg: RunConfig) -> Topology:
+    """The graph ``cfg`` names: its ``[topology] spec`` at ``[run] nodes`` (0: the file's own N) and ``[run] seed``."""
+    return parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
 
 
 def _parse_params(kind: str, text: str) -> dict[str, float]:
