@@ -37,6 +37,8 @@ from gossip.ids import NodeId
 from gossip.learn.batches import BatchOrder
 from gossip.learn.flat import Layout, model_hash
 from gossip.learn.models import parameter_count_of
+from gossip.learn.optim import UpdateRule, UpdateState, apply_update_
+from gossip.learn.trainer import update_rule
 from gossip.node.node import NodePlan, build_flat_model, split_training_set
 from gossip.results.rundir import RecordWriter, save_vector, write_json
 from gossip.run.capacity import check_simulation_fits, dataset_bytes
@@ -175,14 +177,14 @@ def _train(
     """
     tcfg = cfg.training
     W = torch.from_numpy(np.asarray(topo.mixing_matrix(cfg.topology.weights), dtype=np.float32))
-    state = _Legacy(torch.zeros_like(models.X), torch.zeros_like(models.X), torch.zeros_like(models.X))
+    rule, state = update_rule(tcfg), UpdateState()
     curve: list[tuple[int, float]] = []
     accuracy = np.zeros(topo.n)
     test_loss: np.ndarray | None = None
     models.module.train()
     for t in range(tcfg.rounds):
         t0 = time.perf_counter()
-        loss = _local_steps(models, data, tcfg.local_steps, tcfg, state)
+        loss = _local_steps(models, data, tcfg.local_steps, rule, state)
         mixed = W @ models.X
         distance = torch.linalg.vector_norm(models.X - mixed, dim=1)
         models.X = mixed
@@ -207,15 +209,14 @@ def _train(
     return accuracy, curve
 
 
-def _local_steps(models: _Models, data: _Data, steps: int, rule: Any, state: _Legacy) -> np.ndarray:
+def _local_steps(models: _Models, data: _Data, steps: int, rule: UpdateRule, state: UpdateState) -> np.ndarray:
     """``steps`` minibatch updates of every model at once; returns each node's mean training loss over them (NaN: none)."""
     losses = []
     for _ in range(steps):
         xb, yb = data.next_batch()
         with torch.no_grad():
             losses.append(models.losses(models.X, xb, yb))
-        models.X = _optimiser_step(models.X, models.grads(models.X, xb, yb), rule, state.momentum, state.m, state.v, state.steps)
-        state.steps += 1
+        apply_update_(models.X, models.grads(models.X, xb, yb), state, rule)
     return torch.stack(losses).mean(0).numpy() if losses else np.full(len(data.shards), math.nan)
 
 
@@ -255,35 +256,3 @@ def _write_finals(out: Path, X: torch.Tensor, accuracy: np.ndarray, rounds: int)
                 "simulated": True,
             },
         )
-
-
-@dataclass
-class _Legacy:
-    momentum: torch.Tensor
-    m: torch.Tensor
-    v: torch.Tensor
-    steps: int = 0
-
-
-def _optimiser_step(
-    X: torch.Tensor, g: torch.Tensor, cfg: Any, momentum: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int
-) -> torch.Tensor:
-    """torch.optim.SGD / Adam semantics, applied to all N models at once."""
-    if cfg.optimizer == "adam":
-        if cfg.weight_decay:
-            g = g + cfg.weight_decay * X
-        beta1, beta2, eps = 0.9, 0.999, 1e-8
-        m.mul_(beta1).add_(g, alpha=1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        k = step + 1
-        denom = (v / (1 - beta2**k)).sqrt_().add_(eps)
-        return X - cfg.lr * (m / (1 - beta1**k)) / denom
-    if cfg.weight_decay:
-        g = g + cfg.weight_decay * X
-    if cfg.momentum:
-        if step == 0:
-            momentum.copy_(g)
-        else:
-            momentum.mul_(cfg.momentum).add_(g)
-        g = momentum
-    return X - cfg.lr * g
