@@ -84,7 +84,8 @@ from gossip.node.liveness import Liveness
 from gossip.node.merge import GlobalMerge, MergeOutcome, recalibrate_norm_stats, stat_mask_of
 from gossip.node.roundlog import RoundLines
 from gossip.ops.metrics import MetricsServer, NodeMetrics
-from gossip.results.rundir import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
+from gossip.results.rundir import NodeFiles, RecordWriter, keep_records_before, save_vector
+from gossip.results.summary import Divergence, NodeMerge, NodeProcess, NodeSummary, Rejoin
 from gossip.seeds import batch_seed, init_seed
 from gossip.topology.graph import Topology, topology_of
 from gossip.topology.schedule import Exchange, Schedule
@@ -486,7 +487,7 @@ class Node:
         )
         if files:
             save_vector(files.model, self.flat.vector.numpy())
-            write_json(files.summary, self._summary(result))  # last: its presence means the other files are whole
+            self._summary(result).write(files.summary)  # last: its presence means the other files are whole
         return result
 
     # -------------------------------------------------------------------------------------------
@@ -1079,34 +1080,30 @@ class Node:
 
     # -------------------------------------------------------------------------------------------
 
-    def _summary(self, result: NodeResult) -> dict[str, Any]:
-        return {
-            "node": result.node_id,
-            "status": result.status,
-            "rounds_completed": result.rounds_completed,
-            "rounds_skipped": result.rounds_skipped,
-            "diverged": self.diverged,  # {"round", "loss"}: the round after which the model was no longer finite
-            "accuracy": result.accuracy,
-            "model_hash": result.model_hash,
-            "bytes_sent": self._bytes_out,
-            "bytes_received": self._bytes_in,
-            "rejected": dict(self._rejects),
-            "neighbours": [int(j) for j in self.neighbours],
-            "parameters": self.flat.layout.numel,
-            "send_buffers_allocated": self.snapshots.allocations,  # the snapshot pool: 0 below 32 MiB (clones), else a few, not one per round
-            "mode": self.cfg.training.mode,
-            "variance_layers": list(self.layers.names),
-            "accuracy_before_merge": result.accuracy_before_merge,
-            "merge": _merge_summary(self.merge_outcome, result.model_hash),
-            "peers_down": sorted(self.liveness.down),  # neighbours missing at the end (DOWN_AFTER rounds in a row)
-            "peers_were_down": sorted(self.liveness.ever_down),
-            "resumed": self.resumed,
-            "link_dropped": getattr(self.transport, "dropped", 0),
-            "checkpoints_written": self.checkpoints_written,
-            "send_path": self._send_path,
-            **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),
-            **({"choco_dense_rounds": self.choco.dense_sent} if self.choco is not None else {}),  # rounds sent in full (resyncs)
-        }
+    def _summary(self, result: NodeResult) -> NodeSummary:
+        process = NodeProcess(
+            rounds_skipped=result.rounds_skipped,
+            diverged=Divergence(self.diverged["round"], self.diverged["loss"]) if self.diverged is not None else None,
+            bytes_sent=self._bytes_out,
+            bytes_received=self._bytes_in,
+            rejected=dict(self._rejects),
+            neighbours=tuple(int(j) for j in self.neighbours),
+            parameters=self.flat.layout.numel,
+            send_buffers_allocated=self.snapshots.allocations,
+            mode=self.cfg.training.mode,
+            variance_layers=tuple(self.layers.names),
+            accuracy_before_merge=result.accuracy_before_merge,
+            merge=_node_merge(self.merge_outcome, result.model_hash),
+            peers_down=tuple(sorted(self.liveness.down)),  # DOWN_AFTER rounds in a row
+            peers_were_down=tuple(sorted(self.liveness.ever_down)),
+            resumed=Rejoin(**self.resumed) if self.resumed is not None else None,
+            link_dropped=getattr(self.transport, "dropped", 0),
+            checkpoints_written=self.checkpoints_written,
+            send_path=self._send_path,
+            mass=self.async_gossip.mass if self.cfg.training.push_sum else None,
+            choco_dense_rounds=self.choco.dense_sent if self.choco is not None else None,
+        )
+        return NodeSummary(result.node_id, result.status, result.rounds_completed, result.accuracy, result.model_hash, process)
 
     @property
     def stopping(self) -> bool:
@@ -1124,18 +1121,13 @@ class Node:
         return dict(self._rejects)
 
 
-def _merge_summary(outcome: MergeOutcome | None, final_hash: str) -> dict[str, Any] | None:
+def _node_merge(outcome: MergeOutcome | None, final_hash: str) -> NodeMerge | None:
+    """What this node's global merge produced, for its summary (None: it did not merge)."""
     if outcome is None:
         return None
-    return {
-        "members": list(outcome.members),
-        "heard": list(outcome.heard),
-        "views_agree": outcome.views_agree,
-        "hash": final_hash,
-        "calibration_batches": outcome.calibration_batches,
-        "seconds": outcome.seconds,
-        **outcome.phase_seconds,
-    }
+    return NodeMerge(
+        outcome.members, outcome.heard, outcome.views_agree, final_hash, outcome.calibration_batches, outcome.seconds, outcome.phase_seconds
+    )
 
 
 def _compact(values: torch.Tensor) -> list[float]:

@@ -40,7 +40,8 @@ from gossip.learn.models import parameter_count_of
 from gossip.learn.optim import UpdateRule, UpdateState, apply_update_
 from gossip.learn.trainer import update_rule
 from gossip.node.node import NodePlan, build_flat_model, split_training_set
-from gossip.results.rundir import RecordWriter, save_vector, write_json
+from gossip.results.rundir import NodeFiles, RecordWriter, save_vector
+from gossip.results.summary import NodeSummary
 from gossip.run.capacity import check_simulation_fits, dataset_bytes
 from gossip.seeds import batch_seed
 from gossip.topology.graph import Topology, topology_of
@@ -119,7 +120,7 @@ def simulate(
     torch.set_num_threads(max(1, torch.get_num_threads()))
     topo, ds = _inputs(cfg, dataset, topology)
     data, models = _setup(cfg, topo, ds)
-    writers = [RecordWriter(Path(run_dir) / "nodes" / f"node-{i}.jsonl", truncate=True) for i in range(topo.n)] if run_dir else []
+    writers = [RecordWriter(NodeFiles(run_dir, i).records, truncate=True) for i in range(topo.n)] if run_dir else []
     try:
         accuracy, curve = _train(cfg, topo, data, models, writers)
     finally:
@@ -244,15 +245,5 @@ def _record(
 def _write_finals(out: Path, X: torch.Tensor, accuracy: np.ndarray, rounds: int) -> None:
     """Each node's final vector and summary, as a launched node leaves them."""
     for i in range(len(X)):
-        save_vector(out / "nodes" / f"node-{i}.npy", X[i].numpy())
-        write_json(
-            out / "nodes" / f"node-{i}.json",
-            {
-                "node": i,
-                "status": "finished",
-                "rounds_completed": rounds,
-                "accuracy": float(accuracy[i]),
-                "model_hash": model_hash(X[i]),
-                "simulated": True,
-            },
-        )
+        save_vector(NodeFiles(out, i).model, X[i].numpy())
+        NodeSummary(i, "finished", rounds, float(accuracy[i]), model_hash(X[i]), simulated=True).write(NodeFiles(out, i).summary)
