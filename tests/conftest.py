@@ -19,11 +19,11 @@ _HANDED_OUT: set[int] = set()
 
 def free_port() -> int:
     """A free TCP port on 127.0.0.1, below the ephemeral range (so no other process is handed it by
-    the kernel before our node binds it; see gossip.run.launch._ports) and never the same twice here."""
-    from gossip.run.launch import _ports
+    the kernel before our node binds it; see gossip.run.ports.pick_ports) and never the same twice here."""
+    from gossip.run.ports import pick_ports
 
     while True:
-        port = _ports("127.0.0.1", 1, None, "test")[0]
+        port = pick_ports("127.0.0.1", 1, None, "test")[0]
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port

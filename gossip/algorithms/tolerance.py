@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from gossip.config import AggregationConfig, RunConfig, share_of
 from gossip.errors import ConfigError
-from gossip.topology.graph import Topology
+from gossip.topology import Topology
 
 __all__ = ["UNDEFENDED", "check_tolerance", "tolerated"]
 

@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +36,10 @@ from gossip.data.dataset import Dataset
 from gossip.data.files import read_cifar_batch, read_idx
 from gossip.errors import DataError
 
-__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "dataset_shape", "load_dataset", "mnist1d_cache_path"]
+if TYPE_CHECKING:
+    from gossip.config import RunConfig
+
+__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "dataset_of", "dataset_shape", "dataset_shape_of", "load_dataset", "mnist1d_cache_path"]
 
 # The usual normalisation constants: MNIST's pixel mean/std (as in the PyTorch MNIST example), and
 # CIFAR-10's per-channel mean/std over the training set. Some code uses stds (0.2023, 0.1994, 0.2010);
@@ -81,6 +84,11 @@ def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **opt
     return loader(None if root is None or str(root) == "" else Path(root), int(seed), options)
 
 
+def dataset_of(cfg: RunConfig) -> Dataset:
+    """The dataset ``cfg``'s ``[data]`` section names, seeded by ``[run] seed``: what every node of the run trains on."""
+    return load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
+
+
 def _unknown(name: str) -> DataError:
     key = str(name).strip().lower()
     close = difflib.get_close_matches(key, DATASET_NAMES, n=1) if len(key) <= 100 else []
@@ -115,6 +123,11 @@ def dataset_shape(name: str, **options: Any) -> tuple[tuple[int, ...], int, int,
     if key not in _SHAPES:
         raise _unknown(name)
     return _SHAPES[key]
+
+
+def dataset_shape_of(cfg: RunConfig) -> tuple[tuple[int, ...], int, int, int]:
+    """:func:`dataset_shape` of the dataset ``cfg`` names: ``(input_shape, classes, train, test)``, nothing loaded."""
+    return dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
 
 
 def _load_mnist1d(root: Path | None, seed: int, options: Mapping[str, Any]) -> Dataset:

@@ -32,14 +32,17 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
 from gossip.errors import ConfigError
 
-__all__ = ["build_model", "count_parameters", "model_names", "parameter_count"]
+if TYPE_CHECKING:
+    from gossip.config import RunConfig
+
+__all__ = ["build_model", "count_parameters", "model_names", "model_of", "parameter_count", "parameter_count_of"]
 
 
 class MLP(nn.Module):
@@ -265,3 +268,23 @@ def parameter_count(name: str, input_shape: tuple[int, ...], num_classes: int, *
     """
     with torch.device("meta"):
         return count_parameters(build_model(name, input_shape, num_classes, **options))
+
+
+class _Shaped(Protocol):
+    """What a model's size depends on: a dataset's per-sample shape and class count (``gossip.data.Dataset`` has both)."""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+
+def model_of(cfg: RunConfig, dataset: _Shaped) -> nn.Module:
+    """The model ``cfg``'s ``[model]`` section names, shaped for ``dataset`` (initialised from torch's current seed)."""
+    return build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
+
+
+def parameter_count_of(cfg: RunConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
+    """:func:`parameter_count` of the model ``cfg`` names, for data of this shape: nothing allocated."""
+    return parameter_count(cfg.model.name, input_shape, num_classes, **cfg.model.options())

@@ -9,18 +9,71 @@ the update is one ``add_`` over it, not a loop over parameter tensors.
 The gradients live in one flat buffer too: each parameter's ``.grad`` is set to a view of it, and
 autograd accumulates into an existing ``.grad`` in place, so after ``backward()`` the buffer holds
 the whole gradient. The math is ``torch.optim.SGD`` / ``torch.optim.Adam``'s (no nesterov, no
-dampening, no amsgrad), the same as ``gossip.run.simulate``'s.
+dampening, no amsgrad), written once in :func:`apply_update_` over a ``(P,)`` vector or an ``(N, P)``
+matrix: a node's :class:`FlatOptimizer` and ``gossip simulate`` (all N models at once) run the same update.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-__all__ = ["FlatOptimizer", "flat_prefix"]
+__all__ = ["FlatOptimizer", "UpdateRule", "UpdateState", "apply_update_", "flat_prefix"]
+
+
+@dataclass(frozen=True)
+class UpdateRule:
+    """The optimiser's settings: ``sgd`` (with momentum and weight decay) or ``adam`` (with weight decay)."""
+
+    kind: Literal["sgd", "adam"]
+    lr: float
+    momentum: float = 0.0  # SGD only
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam only, torch.optim.Adam's defaults
+    eps: float = 1e-8  # Adam only
+
+
+@dataclass
+class UpdateState:
+    """The optimiser's memory, shaped like the parameters: momentum / Adam's first moment, Adam's second, the step count."""
+
+    buf: torch.Tensor | None = None
+    sq: torch.Tensor | None = None
+    steps: int = 0
+
+
+@torch.no_grad()
+def apply_update_(x: torch.Tensor, g: torch.Tensor, state: UpdateState, rule: UpdateRule) -> None:
+    """One update of ``x`` in place from its gradient ``g`` (same shape: ``(P,)``, or ``(N, P)`` for N models).
+
+    ``g`` is scratch: the weight decay is added to it in place. Elementwise throughout, so each row of an
+    ``(N, P)`` matrix moves as one model would on its own (sharing ``state.steps``, as N models stepping together do).
+    """
+    if rule.weight_decay:
+        g.add_(x, alpha=rule.weight_decay)
+    state.steps += 1
+    if rule.kind == "sgd":
+        if rule.momentum:
+            if state.buf is None:
+                state.buf = g.clone()
+            else:
+                state.buf.mul_(rule.momentum).add_(g)
+            g = state.buf
+        x.add_(g, alpha=-rule.lr)
+        return
+    beta1, beta2 = rule.betas
+    if state.buf is None or state.sq is None:
+        state.buf, state.sq = torch.zeros_like(x), torch.zeros_like(x)
+    state.buf.lerp_(g, 1 - beta1)
+    state.sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    step_size = rule.lr / (1 - beta1**state.steps)
+    denom = (state.sq.sqrt() / math.sqrt(1 - beta2**state.steps)).add_(rule.eps)
+    x.addcdiv_(state.buf, denom, value=-step_size)
 
 
 def flat_prefix(params: Sequence[nn.Parameter]) -> torch.Tensor | None:
@@ -66,30 +119,23 @@ class FlatOptimizer:
     ) -> None:
         if kind not in ("sgd", "adam"):
             raise ValueError(f"unknown optimiser {kind!r}")
-        self.kind = kind
+        self.rule = UpdateRule("adam" if kind == "adam" else "sgd", lr, momentum, weight_decay, betas, eps)
         self.vector = vector
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.betas = betas
-        self.eps = eps
         self.grad = torch.zeros_like(vector)
         offset = 0
         for p in params:
             p.grad = self.grad[offset : offset + p.numel()].view_as(p)
             offset += p.numel()
         self._params = list(params)
-        self._buf: torch.Tensor | None = None  # SGD momentum / Adam first moment
-        self._sq: torch.Tensor | None = None  # Adam second moment
-        self._steps = 0
+        self._state = UpdateState()
 
     def state_arrays(self) -> dict[str, torch.Tensor]:
         """The optimiser's state for a checkpoint (gossip.node.checkpoint): moment buffers and the step count."""
-        out = {"steps": torch.tensor(self._steps, dtype=torch.int64)}
-        if self._buf is not None:
-            out["buf"] = self._buf
-        if self._sq is not None:
-            out["sq"] = self._sq
+        out = {"steps": torch.tensor(self._state.steps, dtype=torch.int64)}
+        if self._state.buf is not None:
+            out["buf"] = self._state.buf
+        if self._state.sq is not None:
+            out["sq"] = self._state.sq
         return out
 
     def load_state_arrays(self, state: dict[str, torch.Tensor]) -> None:
@@ -97,9 +143,11 @@ class FlatOptimizer:
         for key in ("buf", "sq"):
             if key in state and state[key].shape != self.vector.shape:
                 raise ValueError(f"optimiser state {key!r} has shape {tuple(state[key].shape)}, the vector {tuple(self.vector.shape)}")
-        self._buf = state["buf"].to(self.vector.dtype).clone() if "buf" in state else None
-        self._sq = state["sq"].to(self.vector.dtype).clone() if "sq" in state else None
-        self._steps = int(state.get("steps", torch.tensor(0)))
+        self._state = UpdateState(
+            state["buf"].to(self.vector.dtype).clone() if "buf" in state else None,
+            state["sq"].to(self.vector.dtype).clone() if "sq" in state else None,
+            int(state.get("steps", torch.tensor(0))),
+        )
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradient buffer (``set_to_none`` is accepted and ignored: the views must stay)."""
@@ -108,28 +156,6 @@ class FlatOptimizer:
             raise RuntimeError("a parameter's .grad no longer points into the flat gradient (was it replaced or set to None?)")
         self.grad.zero_()
 
-    @torch.no_grad()
     def step(self) -> None:
         """One update of the vector from the gradient buffer."""
-        g = self.grad
-        x = self.vector
-        if self.weight_decay:
-            g.add_(x, alpha=self.weight_decay)
-        self._steps += 1
-        if self.kind == "sgd":
-            if self.momentum:
-                if self._buf is None:
-                    self._buf = g.clone()
-                else:
-                    self._buf.mul_(self.momentum).add_(g)
-                g = self._buf
-            x.add_(g, alpha=-self.lr)
-            return
-        beta1, beta2 = self.betas
-        if self._buf is None or self._sq is None:
-            self._buf, self._sq = torch.zeros_like(x), torch.zeros_like(x)
-        self._buf.lerp_(g, 1 - beta1)
-        self._sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        step_size = self.lr / (1 - beta1**self._steps)
-        denom = (self._sq.sqrt() / math.sqrt(1 - beta2**self._steps)).add_(self.eps)
-        x.addcdiv_(self._buf, denom, value=-step_size)
+        apply_update_(self.vector, self.grad, self._state, self.rule)

@@ -1,6 +1,6 @@
 """Local training and evaluation on one node's shard: the only place that runs the optimiser.
 
-Batches come from a ``torch.Generator`` seeded by (run seed, node id) and walk through a fresh
+Batches come from a :class:`~gossip.learn.batches.BatchOrder` seeded by (run seed, node id): a fresh
 permutation each epoch, so a node's sequence of batches is the same in every run with the same
 config — the first half of gossip's determinism (the second is sorted aggregation).
 """
@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from gossip.config import TrainingConfig
-from gossip.learn.optim import FlatOptimizer, flat_prefix
+from gossip.learn.batches import BatchOrder
+from gossip.learn.optim import FlatOptimizer, UpdateRule, flat_prefix
 
-__all__ = ["Evaluation", "LocalTrainer", "StepResult", "make_optimizer"]
+__all__ = ["Evaluation", "LocalTrainer", "StepResult", "make_optimizer", "update_rule"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class StepResult:
 class Evaluation:
     accuracy: float
     loss: float
+
+
+def update_rule(cfg: TrainingConfig) -> UpdateRule:
+    """The configured SGD / Adam settings, for code that updates a vector or a matrix of models itself."""
+    return UpdateRule("adam" if cfg.optimizer == "adam" else "sgd", cfg.lr, cfg.momentum, cfg.weight_decay)
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: TrainingConfig) -> torch.optim.Optimizer | FlatOptimizer:
@@ -68,19 +74,17 @@ class LocalTrainer:
         self.y = torch.from_numpy(np.ascontiguousarray(y))
         self.x_test = torch.from_numpy(np.ascontiguousarray(x_test))
         self.y_test = torch.from_numpy(np.ascontiguousarray(y_test))
-        self.batch_size = min(batch_size, max(1, len(self.x)))
+        self.batches = BatchOrder(len(self.x), batch_size, seed)
         self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
         self.loss_fn = nn.CrossEntropyLoss()
-        self._gen = torch.Generator().manual_seed(seed)
-        self._order = torch.empty(0, dtype=torch.int64)
-        self._pos = 0
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per step: the configured batch, or the whole shard when that is smaller."""
+        return self.batches.batch
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._pos + self.batch_size > len(self._order):
-            self._order = torch.randperm(len(self.x), generator=self._gen)
-            self._pos = 0
-        idx = self._order[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
+        idx = self.batches.next()
         return self.x[idx], self.y[idx]
 
     def steps(self, count: int) -> StepResult:
@@ -120,9 +124,7 @@ class LocalTrainer:
                     out[f"opt.{index}.{key}"] = value.detach().cpu().numpy().copy()
                 elif isinstance(value, (int, float)) and not isinstance(value, bool):
                     out[f"opt.{index}.{key}"] = np.asarray(value)
-        out["batches.rng"] = self._gen.get_state().numpy().copy()
-        out["batches.order"] = self._order.numpy().copy()
-        out["batches.pos"] = np.asarray(self._pos, dtype=np.int64)
+        out.update({f"batches.{key}": value for key, value in self.batches.state().items()})
         return out
 
     def load_state(self, extras: Mapping[str, np.ndarray]) -> None:
@@ -150,12 +152,7 @@ class LocalTrainer:
             full["state"] = state
             self.optimizer.load_state_dict(full)
         if "batches.rng" in extras:
-            self._gen.set_state(torch.from_numpy(np.array(extras["batches.rng"], dtype=np.uint8)))
-            order = torch.from_numpy(np.array(extras.get("batches.order", np.empty(0)), dtype=np.int64))
-            if order.numel() and (order.numel() != len(self.x) or int(order.max()) >= len(self.x)):
-                raise ValueError("batch order does not fit this shard")
-            self._order = order
-            self._pos = int(extras.get("batches.pos", 0))
+            self.batches.load_state({name.split(".", 1)[1]: value for name, value in extras.items() if name.startswith("batches.")})
 
     @torch.no_grad()
     def evaluate(self, batch: int = 2048) -> Evaluation:

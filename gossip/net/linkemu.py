@@ -26,7 +26,6 @@ counted in :attr:`LinkEmulator.refused`. Closing waits for what is still in flig
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,8 @@ from gossip.config import LinksConfig, check_link_value
 from gossip.errors import ConfigError, TopologyError
 from gossip.ids import NodeId
 from gossip.net.transport import Received, Transport
-from gossip.topology.graph import Topology
+from gossip.seeds import link_seed
+from gossip.topology import Topology
 
 __all__ = ["LinkEmulator", "LinkSpec", "emulate_links", "link_specs"]
 
@@ -92,7 +92,7 @@ class LinkEmulator:
         self.inner = inner
         self.me = me
         self.specs = dict(specs)
-        self._rng = {j: random.Random(_link_seed(seed, me, int(j))) for j in self.specs}
+        self._rng = {j: random.Random(link_seed(seed, me, int(j))) for j in self.specs}
         self._free_at: dict[NodeId, float] = {}  # when each link's serialiser is idle again (loop time)
         self._last_arrival: dict[NodeId, float] = {}  # FIFO per link, like the TCP connection under it
         self._pending: set[asyncio.TimerHandle] = set()
@@ -166,7 +166,3 @@ def emulate_links(inner: Transport, me: int, topology: Topology, cfg: LinksConfi
     """``inner`` wrapped in a :class:`LinkEmulator` when some out-link of ``me`` is shaped, else ``inner`` itself."""
     specs = link_specs(me, topology, cfg)
     return LinkEmulator(inner, me, specs, seed=seed) if specs else inner
-
-
-def _link_seed(seed: int, src: int, dst: int) -> int:
-    return int.from_bytes(hashlib.blake2b(f"link/{seed}/{src}/{dst}".encode(), digest_size=8).digest(), "big")

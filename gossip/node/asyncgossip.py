@@ -31,6 +31,7 @@ import numpy as np
 from gossip.algorithms.pushsum import absorb_weights, split_mass
 from gossip.ids import NodeId
 from gossip.net.wire import Kind, Message, RejectReason, encode
+from gossip.seeds import push_seed
 from gossip.topology.schedule import Exchange
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class AsyncGossip:
         step = node.train()
         alive = [j for j in node.neighbours if j not in node.inbox.gone]
         if self._rng is None:
-            self._rng = np.random.default_rng((node.cfg.run.seed, 0xA5C, int(node.id)))
+            self._rng = np.random.default_rng(push_seed(node.cfg.run.seed, int(node.id)))
         target = alive[int(self._rng.integers(len(alive)))] if alive else None
         if target is not None:
             kept, sent = split_mass(self.mass) if node.cfg.training.push_sum else (self.mass, None)

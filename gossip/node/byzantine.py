@@ -19,6 +19,7 @@ a run the rule cannot defend (``gossip.algorithms.tolerance``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -31,6 +32,8 @@ from gossip.net.transport import Transport
 from gossip.net.wire import Kind, Message, encode
 from gossip.node.node import Node, NodePlan, NodeResult
 from gossip.ops.metrics import NodeMetrics
+from gossip.results.summary import NodeSummary
+from gossip.seeds import attack_seed
 
 __all__ = ["ByzantineNode", "build_node"]
 
@@ -41,7 +44,7 @@ def build_node(plan: NodePlan, transport: Transport, *, metrics: NodeMetrics | N
     check_tolerance(cfg, plan.topology)
     if not cfg.byzantine.is_byzantine(plan.node_id):
         return Node(plan, transport, metrics=metrics, serve_metrics=serve_metrics)
-    attack = build_attack(cfg.byzantine, seed=cfg.run.seed * 1_000_003 + int(plan.node_id) + 7)
+    attack = build_attack(cfg.byzantine, seed=attack_seed(cfg.run.seed, int(plan.node_id)))
     return ByzantineNode(plan, transport, attack, metrics=metrics, serve_metrics=serve_metrics)
 
 
@@ -106,5 +109,7 @@ class ByzantineNode(Node):
         self.metrics.wait.observe((t1 - t0) + (t3 - t2))
         return got, {"encode_s": t2 - t1, "send_s": 0.0, "wait_s": (t1 - t0) + (t3 - t2)}
 
-    def _summary(self, result: NodeResult) -> dict[str, Any]:
-        return {**super()._summary(result), "byzantine": {"attack": self.attack.name}}
+    def _summary(self, result: NodeResult) -> NodeSummary:
+        summary = super()._summary(result)
+        assert summary.process is not None  # a node process always has one
+        return dataclasses.replace(summary, process=dataclasses.replace(summary.process, attack=self.attack.name))

@@ -64,11 +64,12 @@ import torch
 from gossip.algorithms import DSGD, VarianceCorrected, build_aggregator, layer_segments, layer_variance, weighted_average
 from gossip.algorithms.dsgd import mix_in_place, pull_into
 from gossip.config import RunConfig, config_to_toml
-from gossip.data import Dataset, load_dataset, load_npz, load_part, partition, partition_key
+from gossip.data import Dataset, load_npz, load_part, partition, partition_key
+from gossip.data.datasets import dataset_of
 from gossip.errors import ConfigError, PeerUnreachable, WireError
 from gossip.ids import NodeId
 from gossip.learn.flat import FlatModel, flatten_, model_hash
-from gossip.learn.models import build_model
+from gossip.learn.models import model_of
 from gossip.learn.trainer import Evaluation, LocalTrainer, StepResult
 from gossip.net.linkemu import emulate_links
 from gossip.net.ratelimit import RateLimiter
@@ -83,8 +84,10 @@ from gossip.node.liveness import Liveness
 from gossip.node.merge import GlobalMerge, MergeOutcome, recalibrate_norm_stats, stat_mask_of
 from gossip.node.roundlog import RoundLines
 from gossip.ops.metrics import MetricsServer, NodeMetrics
-from gossip.results.rundir import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
-from gossip.topology import Topology, parse_spec
+from gossip.results.rundir import NodeFiles, RecordWriter, keep_records_before, save_vector
+from gossip.results.summary import Divergence, NodeMerge, NodeProcess, NodeSummary, Rejoin
+from gossip.seeds import batch_seed, init_seed
+from gossip.topology import Topology, topology_of
 from gossip.topology.schedule import Exchange, Schedule
 
 __all__ = [
@@ -147,14 +150,14 @@ def plan_node(
         raise ConfigError("--join-round needs --resume: it says where a resumed run continues")
     if join_round is not None and not 0 <= join_round <= cfg.training.rounds:
         raise ConfigError(f"--join-round {join_round} is outside the run's rounds 0..{cfg.training.rounds}")
-    topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
+    topology = topology_of(cfg)
     if not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
     cache = Path(run_dir) / "data.npz" if run_dir else None
     if cache is not None and cache.exists():
         dataset = load_npz(cache)
     else:
-        dataset = load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
+        dataset = dataset_of(cfg)
     shard = (
         load_part(Path(run_dir) / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), node_id, dataset.num_train)
         if run_dir
@@ -224,13 +227,6 @@ def all_finite(vector: torch.Tensor) -> bool:
     return math.isfinite(float(vector.sum())) or bool(torch.isfinite(vector).all())
 
 
-def init_seed(cfg: RunConfig, node_id: int) -> int:
-    """Shared init: one seed for all. Independent init: a distinct, reproducible seed per node."""
-    if cfg.model.init == "shared":
-        return cfg.run.seed
-    return int.from_bytes(hashlib.blake2b(f"init/{cfg.run.seed}/{node_id}".encode(), digest_size=6).digest(), "big")
-
-
 def message_limit(plan: NodePlan) -> int:
     """The largest frame a node of this run may receive: the model at float32 plus header slack."""
     if plan.cfg.transport.max_message_bytes:
@@ -240,9 +236,8 @@ def message_limit(plan: NodePlan) -> int:
 
 def build_flat_model(plan: NodePlan) -> FlatModel:
     """The node's model, initialised from its seed, with its state in one flat vector."""
-    torch.manual_seed(init_seed(plan.cfg, plan.node_id))
-    module = build_model(plan.cfg.model.name, plan.dataset.input_shape, plan.dataset.num_classes, **plan.cfg.model.options())
-    return flatten_(module)
+    torch.manual_seed(init_seed(plan.cfg.run.seed, plan.node_id, shared=plan.cfg.model.init == "shared"))
+    return flatten_(model_of(plan.cfg, plan.dataset))
 
 
 class Node:
@@ -281,7 +276,7 @@ class Node:
             mine.y_test,
             cfg.training,
             cfg.data.batch_size,
-            seed=cfg.run.seed * 1_000_003 + int(self.id) + 1,
+            seed=batch_seed(cfg.run.seed, int(self.id)),
         )
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
@@ -492,7 +487,7 @@ class Node:
         )
         if files:
             save_vector(files.model, self.flat.vector.numpy())
-            write_json(files.summary, self._summary(result))  # last: its presence means the other files are whole
+            self._summary(result).write(files.summary)  # last: its presence means the other files are whole
         return result
 
     # -------------------------------------------------------------------------------------------
@@ -1085,34 +1080,30 @@ class Node:
 
     # -------------------------------------------------------------------------------------------
 
-    def _summary(self, result: NodeResult) -> dict[str, Any]:
-        return {
-            "node": result.node_id,
-            "status": result.status,
-            "rounds_completed": result.rounds_completed,
-            "rounds_skipped": result.rounds_skipped,
-            "diverged": self.diverged,  # {"round", "loss"}: the round after which the model was no longer finite
-            "accuracy": result.accuracy,
-            "model_hash": result.model_hash,
-            "bytes_sent": self._bytes_out,
-            "bytes_received": self._bytes_in,
-            "rejected": dict(self._rejects),
-            "neighbours": [int(j) for j in self.neighbours],
-            "parameters": self.flat.layout.numel,
-            "send_buffers_allocated": self.snapshots.allocations,  # the snapshot pool: 0 below 32 MiB (clones), else a few, not one per round
-            "mode": self.cfg.training.mode,
-            "variance_layers": list(self.layers.names),
-            "accuracy_before_merge": result.accuracy_before_merge,
-            "merge": _merge_summary(self.merge_outcome, result.model_hash),
-            "peers_down": sorted(self.liveness.down),  # neighbours missing at the end (DOWN_AFTER rounds in a row)
-            "peers_were_down": sorted(self.liveness.ever_down),
-            "resumed": self.resumed,
-            "link_dropped": getattr(self.transport, "dropped", 0),
-            "checkpoints_written": self.checkpoints_written,
-            "send_path": self._send_path,
-            **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),
-            **({"choco_dense_rounds": self.choco.dense_sent} if self.choco is not None else {}),  # rounds sent in full (resyncs)
-        }
+    def _summary(self, result: NodeResult) -> NodeSummary:
+        process = NodeProcess(
+            rounds_skipped=result.rounds_skipped,
+            diverged=Divergence(self.diverged["round"], self.diverged["loss"]) if self.diverged is not None else None,
+            bytes_sent=self._bytes_out,
+            bytes_received=self._bytes_in,
+            rejected=dict(self._rejects),
+            neighbours=tuple(int(j) for j in self.neighbours),
+            parameters=self.flat.layout.numel,
+            send_buffers_allocated=self.snapshots.allocations,
+            mode=self.cfg.training.mode,
+            variance_layers=tuple(self.layers.names),
+            accuracy_before_merge=result.accuracy_before_merge,
+            merge=_node_merge(self.merge_outcome, result.model_hash),
+            peers_down=tuple(sorted(self.liveness.down)),  # DOWN_AFTER rounds in a row
+            peers_were_down=tuple(sorted(self.liveness.ever_down)),
+            resumed=Rejoin(**self.resumed) if self.resumed is not None else None,
+            link_dropped=getattr(self.transport, "dropped", 0),
+            checkpoints_written=self.checkpoints_written,
+            send_path=self._send_path,
+            mass=self.async_gossip.mass if self.cfg.training.push_sum else None,
+            choco_dense_rounds=self.choco.dense_sent if self.choco is not None else None,
+        )
+        return NodeSummary(result.node_id, result.status, result.rounds_completed, result.accuracy, result.model_hash, process)
 
     @property
     def stopping(self) -> bool:
@@ -1130,18 +1121,13 @@ class Node:
         return dict(self._rejects)
 
 
-def _merge_summary(outcome: MergeOutcome | None, final_hash: str) -> dict[str, Any] | None:
+def _node_merge(outcome: MergeOutcome | None, final_hash: str) -> NodeMerge | None:
+    """What this node's global merge produced, for its summary (None: it did not merge)."""
     if outcome is None:
         return None
-    return {
-        "members": list(outcome.members),
-        "heard": list(outcome.heard),
-        "views_agree": outcome.views_agree,
-        "hash": final_hash,
-        "calibration_batches": outcome.calibration_batches,
-        "seconds": outcome.seconds,
-        **outcome.phase_seconds,
-    }
+    return NodeMerge(
+        outcome.members, outcome.heard, outcome.views_agree, final_hash, outcome.calibration_batches, outcome.seconds, outcome.phase_seconds
+    )
 
 
 def _compact(values: torch.Tensor) -> list[float]:

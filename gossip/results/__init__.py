@@ -1,1 +1,3 @@
-"""What a run leaves behind: the run directory's files and the report made from them."""
+"""What does a run leave behind? The run directory's files, its typed summaries, and the report made from them."""
+
+__all__: list[str] = []

@@ -6,15 +6,13 @@ interrupted (the summary may be missing, the last records torn), and on a run co
 machine. Plots use matplotlib's object-oriented API on an Agg canvas: no display, and pyplot's global
 state is never touched, so reports can be drawn from any thread or process.
 
-Byzantine runs: ``summary["byzantine"]`` names the attacker nodes, either as a list of ids or as a
-mapping with a ``"nodes"`` list (what ``gossip launch`` writes: ``{"nodes": [...], "attack": ...}``)
-or an ``"attackers"`` list. Attackers are drawn in red and dashed, means are taken over
-honest nodes only, and an extra figure sets honest against attacker accuracy.
+Byzantine runs: ``summary.json``'s ``byzantine`` names the attacker nodes (:class:`~gossip.results.summary.Attackers`).
+Attackers are drawn in red and dashed, means are taken over honest nodes only, and an extra figure sets honest
+against attacker accuracy.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gossip.errors import RunDirError, TopologyError
-from gossip.results.rundir import read_jsonl
+from gossip.results.rundir import NodeFiles, read_jsonl
+from gossip.results.summary import Attackers, NodeOutcome, NodeSummary, RunSummary
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -46,7 +45,7 @@ class RunData:
     """Everything a report reads from a run directory."""
 
     run_dir: Path
-    summary: Mapping[str, Any]  # summary.json, or {} when the launcher did not get to write it
+    summary: RunSummary | None  # summary.json; None when the launcher did not get to write it
     records: Mapping[int, list[dict[str, Any]]]  # node id → its per-round records
     attackers: frozenset[int]
     topology: Topology | None
@@ -61,14 +60,9 @@ class RunData:
 
 
 def attackers_of(summary: Mapping[str, Any]) -> frozenset[int]:
-    """Attacker node ids named by ``summary["byzantine"]`` (a list of ids, ``{"nodes": [...]}`` or ``{"attackers": [...]}``)."""
-    byzantine = summary.get("byzantine")
-    if byzantine is None:
-        return frozenset()
-    ids = byzantine.get("nodes", byzantine.get("attackers", [])) if isinstance(byzantine, Mapping) else byzantine
-    if not isinstance(ids, Sequence) or isinstance(ids, str) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise RunDirError(f"summary.json: 'byzantine' should list attacker node ids, got {byzantine!r}")
-    return frozenset(ids)
+    """Attacker node ids named by ``summary.json``'s ``byzantine`` (``{"nodes": [...], "attack": ...}``; absent or null: none)."""
+    attackers = Attackers.from_dict(summary.get("byzantine"))
+    return frozenset(attackers.nodes) if attackers else frozenset()
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -85,12 +79,7 @@ def load_run(run_dir: str | Path) -> RunData:
     records = {i: read_jsonl(path / "nodes" / f"node-{i}.jsonl") for i in sorted(ids)}
     if not any(records.values()):
         raise RunDirError(f"no node of {path} recorded a round yet; nothing to report")
-    summary: dict[str, Any] = {}
-    if (path / "summary.json").is_file():
-        try:
-            summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RunDirError(f"{path / 'summary.json'}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    summary = RunSummary.read(path / "summary.json") if (path / "summary.json").is_file() else None
     topology = None
     if (path / "topology.graphml").is_file():
         from gossip.topology import load
@@ -99,7 +88,7 @@ def load_run(run_dir: str | Path) -> RunData:
             topology = load(path / "topology.graphml")
         except TopologyError:
             topology = None  # the plots that need it are skipped; the report says so
-    return RunData(path, summary, records, attackers_of(summary), topology)
+    return RunData(path, summary, records, summary.attackers if summary else frozenset(), topology)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,34 +284,41 @@ def plot_byzantine(data: RunData, path: Path) -> None:
 
 def _node_rows(data: RunData) -> list[dict[str, Any]]:
     """One row per node: from summary.json when the launcher wrote it, else from the records."""
-    by_node = {n["node"]: n for n in data.summary.get("per_node", []) if isinstance(n, Mapping) and "node" in n}
+    by_node: dict[int, NodeOutcome | NodeSummary] = {n.node: n for n in data.summary.per_node} if data.summary else {}
     for i in data.nodes:  # no run summary (interrupted launch, gossip simulate): each node's own, if it wrote one
-        if i not in by_node and (own := data.run_dir / "nodes" / f"node-{i}.json").is_file():
+        if i not in by_node and (own := NodeFiles(data.run_dir, i).summary).is_file():
             try:
-                by_node[i] = json.loads(own.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:
+                by_node[i] = NodeSummary.read(own)
+            except RunDirError:
                 pass
     accuracy, test_loss, distance = _matrix(data, "accuracy"), _matrix(data, "test_loss"), _matrix(data, "consensus_distance")
     rows = []
     for i in data.nodes:
         recs = data.records[i]
-        known = by_node.get(i, {})
-        rejected = known.get("rejected")
+        known = by_node.get(i)
+        rejected = _rejected(known)
         rows.append(
             {
                 "node": i,
                 "role": "attacker" if i in data.attackers else "honest",
-                "status": known.get("status", "?"),
+                "status": known.status if known else "?",
                 "rounds": len(recs),
                 "accuracy": _last(accuracy[i]),
                 "test_loss": _last(test_loss[i]),
                 "consensus_distance": _last(distance[i]),
                 "mb_sent": sum(r.get("bytes_sent") or 0 for r in recs) / 1e6,
                 "mb_received": sum(r.get("bytes_received") or 0 for r in recs) / 1e6,
-                "rejected": sum(rejected.values()) if isinstance(rejected, Mapping) else (recs[-1].get("rejected") if recs else None),
+                "rejected": sum(rejected.values()) if rejected is not None else (recs[-1].get("rejected") if recs else None),
             }
         )
     return rows
+
+
+def _rejected(known: NodeOutcome | NodeSummary | None) -> Mapping[str, int] | None:
+    """A node's rejected messages by reason, when a summary says (a simulated node's does not)."""
+    if isinstance(known, NodeSummary):
+        return known.process.rejected if known.process else None
+    return known.rejected if known else None
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -342,18 +338,18 @@ def markdown(data: RunData, rows: Sequence[Mapping[str, Any]], figures: Sequence
     s = data.summary
     honest = [r["accuracy"] for r in rows if r["role"] == "honest" and r["accuracy"] is not None]
     attackers = [r["accuracy"] for r in rows if r["role"] == "attacker" and r["accuracy"] is not None]
-    topology = s.get("topology") or (data.topology.name if data.topology else "?")
+    topology = s.topology if s else (data.topology.name if data.topology else "?")
     facts = [
         ("topology", f"{topology} ({len(data.nodes)} nodes)"),
-        ("rounds", f"{max(r['rounds'] for r in rows)} recorded" + (f" of {s['rounds']}" if "rounds" in s else "")),
-        ("data / model", f"{s.get('dataset', '?')} / {s.get('model', '?')}"),
-        ("aggregation", str(s.get("aggregation", "?"))),
-        ("wall time", f"{s['wall_time_s']:.1f} s" if isinstance(s.get("wall_time_s"), (int, float)) else "-"),
+        ("rounds", f"{max(r['rounds'] for r in rows)} recorded" + (f" of {s.rounds}" if s else "")),
+        ("data / model", f"{s.dataset} / {s.model}" if s else "? / ?"),
+        ("aggregation", s.aggregation if s else "?"),
+        ("wall time", f"{s.wall_time_s:.1f} s" if s else "-"),
         ("test accuracy" + (" (honest nodes)" if data.attackers else ""), _stats(honest)),
     ]
     if data.attackers:
         facts.append(("attackers", f"{', '.join(map(str, sorted(data.attackers)))}: accuracy {_stats(attackers)}"))
-    dead = s.get("dead_nodes") or []
+    dead = s.dead_nodes if s else ()
     if dead:
         facts.append(("dead nodes", ", ".join(map(str, dead))))
     lines = [f"# Run report: {data.run_dir.name}", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), ""]
@@ -393,7 +389,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
         notes.append("no readable topology.graphml in the run directory: no topology figure")
     if data.attackers:
         plots.append(("byzantine.png", plot_byzantine))
-    if not data.summary:
+    if data.summary is None:
         notes.append("no summary.json (the launcher did not finish): figures and table come from the node records alone")
     figures = []
     for name, plot in plots:

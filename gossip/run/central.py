@@ -15,7 +15,7 @@ import torch
 from gossip.config import RunConfig
 from gossip.data import Dataset
 from gossip.learn.flat import flatten_
-from gossip.learn.models import build_model
+from gossip.learn.models import model_of
 from gossip.learn.trainer import Evaluation, LocalTrainer
 
 __all__ = ["CentralResult", "train_centrally"]
@@ -32,7 +32,7 @@ class CentralResult:
 def train_centrally(cfg: RunConfig, dataset: Dataset, nodes: int, eval_every: int = 0) -> CentralResult:
     """Train ``cfg``'s model on the whole training set for the steps a ``nodes``-node run takes."""
     torch.manual_seed(cfg.run.seed)
-    module = build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
+    module = model_of(cfg, dataset)
     flatten_(module)  # same parameter storage as a node (no numerical effect)
     trainer = LocalTrainer(
         module,

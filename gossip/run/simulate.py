@@ -3,9 +3,11 @@
 Why: it is the simplest baseline a real network has to justify itself against, and a fast research
 tool. All N models live in one (N × P) matrix; a round is N local steps done at once with
 ``torch.func.vmap`` over ``functional_call``, then one mixing step ``X ← W X``. Each node draws the
-same batches as its process would (same seeded generator, same permutation walk) from the same shard
-and starts from the same initialisation, so the accuracy curve is the one ``gossip launch`` gives —
-up to float rounding in the mix (a matrix product here, a difference form over the wire there).
+same batches as its process would (the same :class:`~gossip.learn.batches.BatchOrder`) from the same
+shard, starts from the same initialisation and takes the same optimiser update
+(:func:`~gossip.learn.optim.apply_update_`, on all N rows at once), so the accuracy curve is the one
+``gossip launch`` gives — up to float rounding in the mix (a matrix product here, a difference form over
+the wire there).
 
 The run directory has the same layout as a launched run (per-node JSONL records, summary), so
 ``gossip report`` and any analysis script read both. Supported: D-SGD mixing with the topology's
@@ -24,19 +26,25 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from gossip.config import RunConfig
-from gossip.data import Dataset, load_dataset
-from gossip.data.datasets import dataset_shape
+from gossip.data import Dataset
+from gossip.data.datasets import dataset_of, dataset_shape_of
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
+from gossip.learn.batches import BatchOrder
 from gossip.learn.flat import Layout, model_hash
-from gossip.learn.models import parameter_count
+from gossip.learn.models import parameter_count_of
+from gossip.learn.optim import UpdateRule, UpdateState, apply_update_
+from gossip.learn.trainer import update_rule
 from gossip.node.node import NodePlan, build_flat_model, split_training_set
-from gossip.results.rundir import RecordWriter, save_vector, write_json
+from gossip.results.rundir import NodeFiles, RecordWriter, save_vector
+from gossip.results.summary import NodeSummary
 from gossip.run.capacity import check_simulation_fits, dataset_bytes
-from gossip.topology import Topology, parse_spec
+from gossip.seeds import batch_seed
+from gossip.topology import Topology, topology_of
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -60,23 +68,48 @@ def _check_supported(cfg: RunConfig, layout: Layout) -> None:
         raise ConfigError("simulate supports synchronous D-SGD every round only (no schedule, one-peer graph, async mode or merge)")
 
 
-class _Batches:
-    """A node's batch order, drawn exactly as :class:`gossip.learn.trainer.LocalTrainer` draws it."""
+@dataclass(frozen=True)
+class _Data:
+    """The dataset as tensors, and each node's shard (indices into the training set) and batch order."""
 
-    def __init__(self, size: int, batch: int, seed: int) -> None:
-        self.size = size
-        self.batch = min(batch, max(1, size))
-        self._gen = torch.Generator().manual_seed(seed)
-        self._order = torch.empty(0, dtype=torch.int64)
-        self._pos = 0
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    shards: list[torch.Tensor]
+    batches: list[BatchOrder]
 
-    def next(self) -> torch.Tensor:
-        if self._pos + self.batch > len(self._order):
-            self._order = torch.randperm(self.size, generator=self._gen)
-            self._pos = 0
-        idx = self._order[self._pos : self._pos + self.batch]
-        self._pos += self.batch
-        return idx
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every node's next minibatch, stacked: ``(N, B, ...)`` inputs and ``(N, B)`` labels."""
+        idx = torch.stack([shard[order.next()] for shard, order in zip(self.shards, self.batches, strict=True)])
+        return self.x_train[idx], self.y_train[idx]
+
+
+class _Models:
+    """All N models as the rows of one ``(N, P)`` matrix, with the model's loss, gradient and logits vectorised over rows."""
+
+    def __init__(self, module: nn.Module, layout: Layout, X: torch.Tensor) -> None:
+        self.module = module
+        self.layout = layout
+        self.X = X
+        self.grads = vmap(grad(self._loss))
+        self.losses = vmap(self._loss)
+        self._logits = vmap(self._forward, in_dims=(0, None))
+
+    def _forward(self, x: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        params = {s.name: x[s.offset : s.stop].view(s.shape) for s in self.layout.specs}
+        return functional_call(self.module, params, (xb,))
+
+    def _loss(self, x: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self._forward(x, xb), yb)
+
+    @torch.no_grad()
+    def evaluate(self, x_test: torch.Tensor, y_test: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Per node: test accuracy and test loss, ``(N,)`` each."""
+        logits = self._logits(self.X, x_test)  # (N, T, C)
+        accuracy = (logits.argmax(-1) == y_test).float().mean(1).numpy()
+        test_loss = torch.stack([F.cross_entropy(lg, y_test) for lg in logits]).numpy()
+        return accuracy, test_loss
 
 
 def simulate(
@@ -85,135 +118,132 @@ def simulate(
     """Run ``cfg``'s D-SGD in one process; write per-node records to ``run_dir`` when given."""
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    # sized from the config's numbers first: no graph, dataset or model of a mistyped size is built before the check
-    if dataset is not None:
-        shape, classes, data = dataset.input_shape, dataset.num_classes, 0  # already in memory
-    else:
-        shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
-        data = dataset_bytes(shape, train + test)
-    params = parameter_count(cfg.model.name, shape, classes, **cfg.model.options())
-    check_simulation_fits(topology.n if topology else max(cfg.run.nodes, 1), params, data=data)
-    topo = topology or parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
-    check_simulation_fits(topo.n, params, data=data)
-    ds = dataset or load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
-    parts = split_training_set(cfg, topo.n, ds.y_train)
-    batches = [_Batches(len(p), cfg.data.batch_size, cfg.run.seed * 1_000_003 + i + 1) for i, p in enumerate(parts)]
-    if len({b.batch for b in batches}) != 1:  # before N models are built: a mistake is refused at once
-        raise ConfigError("simulate needs every shard to hold at least one batch (a shard is smaller than data.batch_size)")
-    n = topo.n
-    flats = [build_flat_model(NodePlan(NodeId(i), cfg, topo, ds, parts[i], None)) for i in range(n)]
-    layout = flats[0].layout
-    _check_supported(cfg, layout)
-    module = flats[0].module
-    X = torch.stack([f.vector for f in flats])  # (N, P)
-    W = torch.from_numpy(np.asarray(topo.mixing_matrix(cfg.topology.weights), dtype=np.float32))
-
-    x_train = torch.from_numpy(ds.x_train)
-    y_train = torch.from_numpy(ds.y_train)
-    x_test = torch.from_numpy(ds.x_test)
-    y_test = torch.from_numpy(ds.y_test)
-    shards = [torch.from_numpy(p) for p in parts]
-
-    def params_of(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {s.name: x[s.offset : s.stop].view(s.shape) for s in layout.specs}
-
-    def loss_fn(x: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(functional_call(module, params_of(x), (xb,)), yb)
-
-    grads = vmap(grad(loss_fn))
-    value = vmap(loss_fn)
-    logits_of = vmap(lambda x, xb: functional_call(module, params_of(x), (xb,)), in_dims=(0, None))
-
-    tcfg = cfg.training
-    momentum = torch.zeros_like(X)
-    adam_m = torch.zeros_like(X)
-    adam_v = torch.zeros_like(X)
-    steps_taken = 0
-    writers = [RecordWriter(Path(run_dir) / "nodes" / f"node-{i}.jsonl", truncate=True) for i in range(n)] if run_dir else []
-    curve: list[tuple[int, float]] = []
-    accuracy = np.zeros(n)
-    module.train()
-    for t in range(tcfg.rounds):
-        t0 = time.perf_counter()
-        losses = []
-        for _ in range(tcfg.local_steps):
-            idx = torch.stack([shards[i][batches[i].next()] for i in range(n)])  # (N, B)
-            xb, yb = x_train[idx], y_train[idx]
-            with torch.no_grad():
-                losses.append(value(X, xb, yb))
-            g = grads(X, xb, yb)
-            X = _optimiser_step(X, g, tcfg, momentum, adam_m, adam_v, steps_taken)
-            steps_taken += 1
-        mixed = W @ X
-        distance = torch.linalg.vector_norm(X - mixed, dim=1)
-        X = mixed
-        evaluate = (t + 1) % tcfg.eval_every == 0 or t == tcfg.rounds - 1
-        if evaluate:
-            with torch.no_grad():
-                logits = logits_of(X, x_test)  # (N, T, C)
-                accuracy = (logits.argmax(-1) == y_test).float().mean(1).numpy()
-                test_loss = torch.stack([F.cross_entropy(lg, y_test) for lg in logits]).numpy()
-            curve.append((t + 1, float(accuracy.mean())))
-        loss = torch.stack(losses).mean(0).numpy() if losses else np.full(n, math.nan)
-        round_s = time.perf_counter() - t0
-        for i, w in enumerate(writers):
-            w.write(
-                {
-                    "node": i,
-                    "round": t,
-                    "time": time.time(),
-                    "loss": float(loss[i]),
-                    "accuracy": float(accuracy[i]) if evaluate else None,
-                    "test_loss": float(test_loss[i]) if evaluate else None,
-                    "consensus_distance": float(distance[i]),
-                    "arrived": topo.degree(i),
-                    "missing": [],
-                    "bytes_sent": 0,
-                    "bytes_received": 0,
-                    "rejected": 0,
-                    "round_s": round_s / n,
-                }
-            )
-    for w in writers:
-        w.close()
+    topo, ds = _inputs(cfg, dataset, topology)
+    data, models = _setup(cfg, topo, ds)
+    writers = [RecordWriter(NodeFiles(run_dir, i).records, truncate=True) for i in range(topo.n)] if run_dir else []
+    try:
+        accuracy, curve = _train(cfg, topo, data, models, writers)
+    finally:
+        for w in writers:
+            w.close()
     wall = time.perf_counter() - start
     if run_dir:
-        out = Path(run_dir)
-        for i in range(n):
-            save_vector(out / "nodes" / f"node-{i}.npy", X[i].numpy())
-            write_json(
-                out / "nodes" / f"node-{i}.json",
-                {
-                    "node": i,
-                    "status": "finished",
-                    "rounds_completed": tcfg.rounds,
-                    "accuracy": float(accuracy[i]),
-                    "model_hash": model_hash(X[i]),
-                    "simulated": True,
-                },
-            )
+        _write_finals(Path(run_dir), models.X, accuracy, cfg.training.rounds)
     return SimulationResult(Path(run_dir) if run_dir else None, accuracy, tuple(curve), wall)
 
 
-def _optimiser_step(
-    X: torch.Tensor, g: torch.Tensor, cfg: Any, momentum: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int
-) -> torch.Tensor:
-    """torch.optim.SGD / Adam semantics, applied to all N models at once."""
-    if cfg.optimizer == "adam":
-        if cfg.weight_decay:
-            g = g + cfg.weight_decay * X
-        beta1, beta2, eps = 0.9, 0.999, 1e-8
-        m.mul_(beta1).add_(g, alpha=1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        k = step + 1
-        denom = (v / (1 - beta2**k)).sqrt_().add_(eps)
-        return X - cfg.lr * (m / (1 - beta1**k)) / denom
-    if cfg.weight_decay:
-        g = g + cfg.weight_decay * X
-    if cfg.momentum:
-        if step == 0:
-            momentum.copy_(g)
-        else:
-            momentum.mul_(cfg.momentum).add_(g)
-        g = momentum
-    return X - cfg.lr * g
+def _inputs(cfg: RunConfig, dataset: Dataset | None, topology: Topology | None) -> tuple[Topology, Dataset]:
+    """The graph and the data, each built only once the memory check on the config's numbers has passed.
+
+    A graph, dataset or model of a mistyped size is never built: the check runs on the config's numbers
+    first (a dataset passed in is already in memory and counts nothing), then on the graph's node count.
+    """
+    if dataset is not None:
+        shape, classes, data = dataset.input_shape, dataset.num_classes, 0
+    else:
+        shape, classes, train, test = dataset_shape_of(cfg)
+        data = dataset_bytes(shape, train + test)
+    params = parameter_count_of(cfg, shape, classes)
+    check_simulation_fits(topology.n if topology else max(cfg.run.nodes, 1), params, data=data)
+    topo = topology or topology_of(cfg)
+    check_simulation_fits(topo.n, params, data=data)
+    return topo, dataset or dataset_of(cfg)
+
+
+def _setup(cfg: RunConfig, topo: Topology, ds: Dataset) -> tuple[_Data, _Models]:
+    """Shards, batch orders and the N initial models, exactly as the N node processes would build them."""
+    parts = split_training_set(cfg, topo.n, ds.y_train)
+    batches = [BatchOrder(len(p), cfg.data.batch_size, batch_seed(cfg.run.seed, i)) for i, p in enumerate(parts)]
+    if len({b.batch for b in batches}) != 1:  # before N models are built: a mistake is refused at once
+        raise ConfigError("simulate needs every shard to hold at least one batch (a shard is smaller than data.batch_size)")
+    flats = [build_flat_model(NodePlan(NodeId(i), cfg, topo, ds, parts[i], None)) for i in range(topo.n)]
+    _check_supported(cfg, flats[0].layout)
+    data = _Data(
+        torch.from_numpy(ds.x_train),
+        torch.from_numpy(ds.y_train),
+        torch.from_numpy(ds.x_test),
+        torch.from_numpy(ds.y_test),
+        [torch.from_numpy(p) for p in parts],
+        batches,
+    )
+    return data, _Models(flats[0].module, flats[0].layout, torch.stack([f.vector for f in flats]))
+
+
+def _train(
+    cfg: RunConfig, topo: Topology, data: _Data, models: _Models, writers: list[RecordWriter]
+) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """Every round: the local steps of all N models, one mixing step ``X ← W X``, evaluation when due, one record per node.
+
+    Returns the last evaluation's accuracy per node and the curve of mean accuracy by round.
+    """
+    tcfg = cfg.training
+    W = torch.from_numpy(np.asarray(topo.mixing_matrix(cfg.topology.weights), dtype=np.float32))
+    rule, state = update_rule(tcfg), UpdateState()
+    curve: list[tuple[int, float]] = []
+    accuracy = np.zeros(topo.n)
+    test_loss: np.ndarray | None = None
+    models.module.train()
+    for t in range(tcfg.rounds):
+        t0 = time.perf_counter()
+        loss = _local_steps(models, data, tcfg.local_steps, rule, state)
+        mixed = W @ models.X
+        distance = torch.linalg.vector_norm(models.X - mixed, dim=1)
+        models.X = mixed
+        evaluate = (t + 1) % tcfg.eval_every == 0 or t == tcfg.rounds - 1
+        if evaluate:
+            accuracy, test_loss = models.evaluate(data.x_test, data.y_test)
+            curve.append((t + 1, float(accuracy.mean())))
+        round_s = time.perf_counter() - t0
+        for i, w in enumerate(writers):
+            w.write(
+                _record(
+                    i,
+                    t,
+                    topo.degree(i),
+                    loss[i],
+                    accuracy[i] if evaluate else None,
+                    test_loss[i] if evaluate and test_loss is not None else None,
+                    distance[i],
+                    round_s / topo.n,
+                )
+            )
+    return accuracy, curve
+
+
+def _local_steps(models: _Models, data: _Data, steps: int, rule: UpdateRule, state: UpdateState) -> np.ndarray:
+    """``steps`` minibatch updates of every model at once; returns each node's mean training loss over them (NaN: none)."""
+    losses = []
+    for _ in range(steps):
+        xb, yb = data.next_batch()
+        with torch.no_grad():
+            losses.append(models.losses(models.X, xb, yb))
+        apply_update_(models.X, models.grads(models.X, xb, yb), state, rule)
+    return torch.stack(losses).mean(0).numpy() if losses else np.full(len(data.shards), math.nan)
+
+
+def _record(
+    node: int, t: int, degree: int, loss: float, accuracy: float | None, test_loss: float | None, distance: torch.Tensor, round_s: float
+) -> dict[str, Any]:
+    """Node ``node``'s JSONL record of round ``t``, with the fields a launched node's record has (no wire: zeros, nothing missing)."""
+    return {
+        "node": node,
+        "round": t,
+        "time": time.time(),
+        "loss": float(loss),
+        "accuracy": float(accuracy) if accuracy is not None else None,
+        "test_loss": float(test_loss) if test_loss is not None else None,
+        "consensus_distance": float(distance),
+        "arrived": degree,
+        "missing": [],
+        "bytes_sent": 0,
+        "bytes_received": 0,
+        "rejected": 0,
+        "round_s": round_s,
+    }
+
+
+def _write_finals(out: Path, X: torch.Tensor, accuracy: np.ndarray, rounds: int) -> None:
+    """Each node's final vector and summary, as a launched node leaves them."""
+    for i in range(len(X)):
+        save_vector(NodeFiles(out, i).model, X[i].numpy())
+        NodeSummary(i, "finished", rounds, float(accuracy[i]), model_hash(X[i]), simulated=True).write(NodeFiles(out, i).summary)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from gossip.topology.draw import DESCRIBE_MAX_NODES, describe, draw
 from gossip.topology.files import JSON_FORMAT, MAX_DEPTH, MAX_FILE_BYTES, load, save
-from gossip.topology.generate import KINDS, generate, parse_spec
+from gossip.topology.generate import KINDS, generate, parse_spec, topology_of
 from gossip.topology.graph import MAX_EDGES, MAX_NODES, Topology
 from gossip.topology.weights import WEIGHT_KINDS
 
@@ -35,4 +35,5 @@ __all__ = [
     "load",
     "parse_spec",
     "save",
+    "topology_of",
 ]

@@ -24,9 +24,10 @@ from gossip.topology.files import FILE_SUFFIXES, load
 from gossip.topology.graph import MAX_EDGES, MAX_NODES, Topology, networkx
 
 if TYPE_CHECKING:
+    from gossip.config import RunConfig
     import networkx as nx
 
-__all__ = ["KINDS", "generate", "parse_spec"]
+__all__ = ["KINDS", "generate", "parse_spec", "topology_of"]
 
 
 def _connected_sample(make: Callable[[int], nx.Graph], seed: int, what: str) -> nx.Graph:
@@ -211,6 +212,11 @@ def parse_spec(spec: str, n: int | None = None, seed: int = 0) -> Topology:
         need("rows" in params and "cols" in params, f"topology {quote(kind_text)} needs --nodes")
         n = int(_param(kind, "rows", params["rows"], int)) * int(_param(kind, "cols", params["cols"], int))
     return generate(kind, n, seed, **params)
+
+
+def topology_of(cfg: RunConfig) -> Topology:
+    """The graph ``cfg`` names: its ``[topology] spec`` at ``[run] nodes`` (0: the file's own N) and ``[run] seed``."""
+    return parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
 
 
 def _parse_params(kind: str, text: str) -> dict[str, float]:

@@ -47,11 +47,11 @@ import numpy as np
 from gossip.config import RunConfig, share_of
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
+from gossip.seeds import pull_seed
 from gossip.topology.graph import Topology
 
 __all__ = ["Exchange", "Schedule"]
 
-_PULL_TAG = 0x9E1
 _NO_WEIGHTS: Mapping[NodeId, float] = MappingProxyType({})
 
 
@@ -137,7 +137,7 @@ class Schedule:
         """The neighbour node i pulls in round t, or None (a draw every node can reproduce)."""
         if not self._sparse(t):
             return None
-        rng = np.random.default_rng((self.seed, _PULL_TAG, t, i))
+        rng = np.random.default_rng(pull_seed(self.seed, t, i))
         if rng.random() >= self.cfg.probability:
             return None
         nbrs = self._neighbours[i]

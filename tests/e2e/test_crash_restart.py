@@ -15,7 +15,8 @@ import pytest
 from gossip.config import load_config
 from gossip.node import checkpoint
 from gossip.results.rundir import read_jsonl
-from gossip.run.launch import prepare_run, summarise
+from gossip.run.prepare import prepare_run
+from gossip.run.tally import summarise
 from tests.conftest import Processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -133,7 +134,7 @@ def test_killed_nodes_restart_from_checkpoints_rejoin_at_the_current_round_and_m
             log = (logs / f"node-{j}.first.log").read_text()
             assert f"neighbour {dead} missed 3 rounds in a row" in log and f"neighbour {dead} is back" in log
 
-    summary = summarise(run_dir, topology, cfg, 0.0)
+    summary = summarise(run_dir, topology, cfg, 0.0).to_dict()
     assert summary["dead_nodes"] == []
     assert summary["merge_agreed"] is True
     assert summary["merge_members"] == list(range(N))

@@ -20,7 +20,7 @@ from gossip.config import load_config
 from gossip.results.rundir import read_jsonl
 from gossip.run.deploy import prepare
 from gossip.run.deploy.compose import compose_address_template
-from gossip.run.launch import summarise
+from gossip.run.tally import summarise
 from gossip.topology import parse_spec
 from tests.conftest import REPO, Processes
 from tests.netns import Fabric, remove_stale
@@ -133,7 +133,7 @@ def test_kernel_loss_and_bandwidth_cap_slow_rounds_but_training_converges(tmp_pa
     records = {i: _records(run_dir, i) for i in range(N)}
     assert all([r["round"] for r in records[i]] == list(range(rounds)) for i in range(N))
     cfg = load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(tmp_path / "topology.json")})
-    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.json")), cfg, 0.0)
+    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.json")), cfg, 0.0).to_dict()
     assert summary["accuracy_mean"] > 0.5
     assert summary["missed_messages"] == sum(len(r["missing"]) for i in range(N) for r in records[i])
     norm = float(np.linalg.norm(np.load(run_dir / "nodes" / "node-0.npy", allow_pickle=False)))
@@ -183,7 +183,7 @@ def test_partition_for_several_rounds_then_heal_returns_to_the_pre_partition_con
         assert during and all(b in r["missing"] for r in during), during
         assert any(b not in r["missing"] for r in records[a][-5:])  # healed: models cross again
     cfg = load_config(tmp_path / "config.toml", env={}, overrides={"topology.spec": str(tmp_path / "topology.json")})
-    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.json")), cfg, 0.0)
+    summary = summarise(run_dir, parse_spec(str(tmp_path / "topology.json")), cfg, 0.0).to_dict()
     assert summary["missed_messages"] >= 2 * 2 * 2  # two cut edges, both directions, at least two rounds
     before = [statistics.median(r["consensus_distance"] for r in records[i][cut_at - 4 : cut_at]) for i in range(N)]
     after = [statistics.median(r["consensus_distance"] for r in records[i][-4:]) for i in range(N)]

@@ -67,7 +67,7 @@ def test_report_command_on_a_byzantine_run_draws_attackers_apart(
     run_dir = tmp_path / "byzantine-run"
     shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("report"))
     summary = json.loads((run_dir / "summary.json").read_text())
-    summary["byzantine"] = {"attackers": [2], "attack": "sign_flip"}
+    summary["byzantine"] = {"nodes": [2], "attack": "sign_flip"}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "out"
     result = run_gossip("report", str(run_dir), "-o", str(out), timeout=300)

@@ -16,6 +16,7 @@ import torch
 
 from gossip.config import MAX_NODES, MAX_SEED, RunConfig, RunSection, config_to_toml, load_config
 from gossip.errors import ConfigError
+from gossip.seeds import attack_seed, batch_seed, push_seed
 
 
 def _numeric_fields() -> list[tuple[str, dataclasses.Field[typing.Any], typing.Any]]:
@@ -79,12 +80,13 @@ def test_a_range_message_reads_like_the_documentation() -> None:
 
 
 def test_seeds_up_to_the_bound_are_accepted_by_every_generator_they_reach() -> None:
-    """The largest seed, and the per-node seeds derived from it (seed * 1_000_003 + node + 7), are valid torch and
+    """The largest seed, and the per-node seeds derived from it (gossip.seeds), are valid torch and
     numpy seeds; one past the bound is refused on load instead of crashing every node."""
     assert load_config(env={}, overrides={"run.seed": MAX_SEED}).run.seed == MAX_SEED
-    torch.Generator().manual_seed(MAX_SEED * 1_000_003 + MAX_NODES + 7)
+    torch.Generator().manual_seed(attack_seed(MAX_SEED, MAX_NODES))
+    torch.Generator().manual_seed(batch_seed(MAX_SEED, MAX_NODES))
     torch.manual_seed(MAX_SEED)
-    np.random.default_rng((MAX_SEED, 0xA5C, MAX_NODES))
+    np.random.default_rng(push_seed(MAX_SEED, MAX_NODES))
     assert "[run] seed" in _refusal({"run.seed": str(MAX_SEED + 1)})
     assert "[run] seed" in _refusal({"run.seed": str(2**70)})
 

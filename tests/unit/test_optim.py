@@ -87,3 +87,26 @@ def test_a_node_trainer_does_not_import_the_compiler_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "momentum", "weight_decay"),
+    [("sgd", 0.0, 0.0), ("sgd", 0.9, 1e-2), ("adam", 0.0, 1e-2)],
+)
+def test_one_update_of_n_models_at_once_moves_each_row_as_alone(kind: str, momentum: float, weight_decay: float) -> None:
+    """apply_update_ on an (N, P) matrix (gossip simulate) gives each row what it gives that row as a (P,) vector
+    (a node's FlatOptimizer), step after step, to float32 rounding."""
+    from gossip.learn.optim import UpdateRule, UpdateState, apply_update_
+
+    rule = UpdateRule(kind, lr=0.05, momentum=momentum, weight_decay=weight_decay)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(2)
+    X = torch.randn(3, 37, generator=gen)
+    rows = [X[i].clone() for i in range(3)]
+    together, alone = UpdateState(), [UpdateState() for _ in rows]
+    for _ in range(5):
+        G = torch.randn(3, 37, generator=gen)
+        for i, row in enumerate(rows):
+            apply_update_(row, G[i].clone(), alone[i], rule)
+        apply_update_(X, G, together, rule)
+    for i, row in enumerate(rows):
+        torch.testing.assert_close(X[i], row, rtol=1e-6, atol=1e-7)

@@ -6,7 +6,6 @@ the formats gossip.results.rundir defines) to reach cases a healthy run never pr
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gossip.cli import main
 from gossip.errors import RunDirError
 from gossip.results.report import FIGURE_DPI, FIGURE_SIZE_IN, attackers_of, write_report
 from gossip.results.rundir import RecordWriter
+from gossip.results.summary import NodeSummary
 from tests.prom import assert_real_image, assert_real_plot, red_pixels
 
 PLOT_SIZE = (int(FIGURE_SIZE_IN[0] * FIGURE_DPI), int(FIGURE_SIZE_IN[1] * FIGURE_DPI))
@@ -71,21 +71,20 @@ def test_report_user_mistakes_are_one_line_and_exit_2(
     ("summary", "expected"),
     [
         ({}, set()),
-        ({"byzantine": [1, 3]}, {1, 3}),
-        ({"byzantine": {"attackers": [2], "attack": "sign_flip"}}, {2}),
         ({"byzantine": {"nodes": [0, 5], "attack": "alie"}}, {0, 5}),
         ({"byzantine": None}, set()),
     ],
 )
-def test_attackers_are_read_from_either_shape(summary: dict[str, object], expected: set[int]) -> None:
-    """summary["byzantine"] names attackers as a list of ids, {"nodes": [...]} (gossip launch) or {"attackers": [...]}; absent means none."""
+def test_attackers_are_read_from_the_launchers_shape(summary: dict[str, object], expected: set[int]) -> None:
+    """summary["byzantine"] names attackers as gossip launch writes them, {"nodes": [...], "attack": ...}; absent or null means none."""
     assert attackers_of(summary) == expected
 
 
-def test_an_unreadable_attacker_list_is_refused() -> None:
+@pytest.mark.parametrize("byzantine", ["node three", [1, 3], {"attackers": [2], "attack": "sign_flip"}])
+def test_an_unreadable_attacker_list_is_refused(byzantine: object) -> None:
     """Anything else under "byzantine" is an error, not a silently honest run."""
     with pytest.raises(RunDirError, match="byzantine"):
-        attackers_of({"byzantine": "node three"})
+        attackers_of({"byzantine": byzantine})
 
 
 @pytest.mark.slow
@@ -122,7 +121,9 @@ def test_a_run_without_wire_or_summary_like_gossip_simulate(tmp_path: Path) -> N
     run_dir = tmp_path / "run"
     _write_run(run_dir, nodes=3, rounds=4, wire=False)
     for node in range(3):
-        (run_dir / "nodes" / f"node-{node}.json").write_text(json.dumps({"node": node, "status": "finished", "simulated": True}))
+        NodeSummary(node, "finished", 4, 0.5, "h", simulated=True).write(
+            run_dir / "nodes" / f"node-{node}.json"
+        )  # as gossip simulate writes it
     paths = write_report(run_dir)
     assert_real_image(paths[3], PLOT_SIZE)
     assert paths[3].name == "bytes.png"

@@ -23,7 +23,7 @@ from gossip.data import DATASET_NAMES
 from gossip.errors import ConfigError, DataError
 from gossip.learn.models import model_names
 from gossip.results.rundir import atomic_write_text
-from gossip.topology import Topology, parse_spec, save
+from gossip.topology import Topology, save, topology_of
 
 __all__ = [
     "CONFIG_DIR",
@@ -69,7 +69,7 @@ def prepare(cfg: RunConfig, address_template: str, *, curve: bool = False) -> Co
     ``address_template`` names node ``{id}`` on the engine's network, e.g. ``tcp://node-{id}:7000``;
     ``curve``: every link encrypted and authenticated, keys read from :data:`KEYS_DIR`.
     """
-    topology = parse_spec(cfg.topology.spec, n=cfg.run.nodes or None, seed=cfg.run.seed)
+    topology = topology_of(cfg)
     topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     dataset = cfg.data.dataset.strip().lower()
     if dataset not in DATASET_NAMES:
