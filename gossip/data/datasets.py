@@ -39,7 +39,16 @@ from gossip.errors import DataError
 if TYPE_CHECKING:
     from gossip.config import RunConfig
 
-__all__ = ["DATASET_NAMES", "MNIST1D_ARGS", "Dataset", "dataset_of", "dataset_shape", "dataset_shape_of", "load_dataset", "mnist1d_cache_path"]
+__all__ = [
+    "DATASET_NAMES",
+    "MNIST1D_ARGS",
+    "Dataset",
+    "dataset_of",
+    "dataset_shape",
+    "dataset_shape_of",
+    "load_dataset",
+    "mnist1d_cache_path",
+]
 
 # The usual normalisation constants: MNIST's pixel mean/std (as in the PyTorch MNIST example), and
 # CIFAR-10's per-channel mean/std over the training set. Some code uses stds (0.2023, 0.1994, 0.2010);

@@ -24,8 +24,9 @@ from gossip.topology.files import FILE_SUFFIXES, load
 from gossip.topology.graph import MAX_EDGES, MAX_NODES, Topology, networkx
 
 if TYPE_CHECKING:
-    from gossip.config import RunConfig
     import networkx as nx
+
+    from gossip.config import RunConfig
 
 __all__ = ["KINDS", "generate", "parse_spec", "topology_of"]
 
