@@ -147,7 +147,7 @@ class LocalTrainer:
             if tensor.ndim and tensor.shape != params[index].shape:
                 raise ValueError(f"optimiser state {name!r} has shape {tuple(tensor.shape)}, the parameter {tuple(params[index].shape)}")
             state.setdefault(index, {})[key] = tensor
-        if state:
+        if state and not isinstance(self.optimizer, FlatOptimizer):  # state is only ever filled for a torch optimiser
             full = self.optimizer.state_dict()
             full["state"] = state
             self.optimizer.load_state_dict(full)

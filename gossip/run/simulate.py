@@ -98,7 +98,8 @@ class _Models:
 
     def _forward(self, x: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         params = {s.name: x[s.offset : s.stop].view(s.shape) for s in self.layout.specs}
-        return functional_call(self.module, params, (xb,))
+        logits: torch.Tensor = functional_call(self.module, params, (xb,))
+        return logits
 
     def _loss(self, x: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self._forward(x, xb), yb)
