@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         DataError,
         GossipError,
         PeerUnreachable,
+        RejectReason,
         TopologyError,
         TransportError,
         WireError,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from gossip.learn.flat import FlatModel, flatten_, model_hash
     from gossip.learn.models import build_model
     from gossip.net.transport import InMemoryNetwork, InMemoryTransport, Transport, ZmqTransport
-    from gossip.net.wire import Kind, Message, RejectReason, decode, encode
+    from gossip.net.wire import Kind, Message, decode, encode
     from gossip.node.node import Node, NodePlan, NodeResult, plan_node
     from gossip.run.launch import LaunchResult, launch
     from gossip.topology.graph import Topology, generate, load, parse_spec
@@ -40,7 +41,16 @@ _EXPORTS = {
     "gossip.algorithms": ("DSGD", "Aggregator", "weighted_average"),
     "gossip.config": ("RunConfig", "config_to_toml", "load_config"),
     "gossip.data": ("Dataset", "load_dataset", "partition"),
-    "gossip.errors": ("ConfigError", "DataError", "GossipError", "PeerUnreachable", "TopologyError", "TransportError", "WireError"),
+    "gossip.errors": (
+        "ConfigError",
+        "DataError",
+        "GossipError",
+        "PeerUnreachable",
+        "RejectReason",
+        "TopologyError",
+        "TransportError",
+        "WireError",
+    ),
     "gossip.ids": ("NodeId",),
     "gossip.run.launch": ("LaunchResult", "launch"),
     "gossip.learn.models": ("build_model",),
@@ -48,7 +58,7 @@ _EXPORTS = {
     "gossip.learn.flat": ("FlatModel", "flatten_", "model_hash"),
     "gossip.topology.graph": ("Topology", "generate", "load", "parse_spec"),
     "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport", "ZmqTransport"),
-    "gossip.net.wire": ("Kind", "Message", "RejectReason", "decode", "encode"),
+    "gossip.net.wire": ("Kind", "Message", "decode", "encode"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gossip.algorithms.pushsum import absorb_weights, split_mass
+from gossip.errors import RejectReason
 from gossip.ids import NodeId
-from gossip.net.wire import Kind, Message, RejectReason, encode
+from gossip.net.wire import Kind, Message, encode
 from gossip.topology.schedule import Exchange
 
 if TYPE_CHECKING:

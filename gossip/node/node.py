@@ -65,7 +65,7 @@ from gossip.algorithms import DSGD, VarianceCorrected, build_aggregator, layer_s
 from gossip.algorithms.dsgd import mix_in_place, pull_into
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import Dataset, load_dataset, load_npz, load_part, partition, partition_key
-from gossip.errors import ConfigError, PeerUnreachable, WireError
+from gossip.errors import ConfigError, PeerUnreachable, RejectReason, WireError
 from gossip.ids import NodeId
 from gossip.learn.flat import FlatModel, flatten_, model_hash
 from gossip.learn.models import build_model
@@ -74,7 +74,7 @@ from gossip.net.linkemu import emulate_links
 from gossip.net.ratelimit import RateLimiter
 from gossip.net.sendbuffers import SnapshotPool, track_live, until_released
 from gossip.net.transport import COPY_BELOW_BYTES, Transport, ZmqTransport
-from gossip.net.wire import MERGE_KINDS, Expectation, Kind, Message, RejectReason, decode, encode
+from gossip.net.wire import MERGE_KINDS, Expectation, Kind, Message, decode, encode
 from gossip.node import checkpoint
 from gossip.node.asyncgossip import AsyncGossip
 from gossip.node.choco import ChocoGossip

@@ -4,8 +4,8 @@ Each node builds a private ``CollectorRegistry`` (client_python's advice for lib
 registry, so many nodes can live in one test process). Names follow Prometheus conventions:
 counters end in ``_total``, durations are ``_seconds`` histograms, sizes ``_bytes``. Labels are
 bounded: ``node`` and ``peer`` are vertex ids of the topology (a node only labels its neighbours),
-``reason`` is a :class:`~gossip.net.wire.RejectReason` (or, for refused connections, one of
-:data:`~gossip.net.connections.REFUSAL_REASONS`), ``aggregator`` a rule name.
+``reason`` is a :class:`~gossip.errors.RejectReason` (or, for refused connections, one of
+:data:`~gossip.errors.REFUSAL_REASONS`), ``aggregator`` a rule name.
 
 The endpoint also answers ``/healthz`` (the process is alive: 200) and ``/readyz`` (200 once every
 neighbour said hello, 503 before), for Docker health checks and Kubernetes probes.
@@ -34,9 +34,7 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import make_wsgi_app
 
-from gossip.errors import TransportError
-from gossip.net.connections import REFUSAL_REASONS
-from gossip.net.wire import RejectReason
+from gossip.errors import REFUSAL_REASONS, RejectReason, TransportError
 
 __all__ = ["MetricsServer", "NodeMetrics"]
 
