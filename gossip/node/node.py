@@ -61,8 +61,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gossip.algorithms import DSGD, VarianceCorrected, build_aggregator, layer_segments, layer_variance, weighted_average
-from gossip.algorithms.dsgd import mix_in_place, pull_into
+from gossip.algorithms import InPlaceAggregator, build_aggregator, layer_segments, layer_variance, weighted_average
+from gossip.algorithms.merge import recalibrate_norm_stats, stat_mask_of
+from gossip.algorithms.variance import LayerVariance
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import Dataset, load_dataset, load_npz, load_part, partition, partition_key
 from gossip.errors import ConfigError, PeerUnreachable, RejectReason, WireError
@@ -80,7 +81,7 @@ from gossip.node.asyncgossip import AsyncGossip
 from gossip.node.choco import ChocoGossip
 from gossip.node.inbox import Inbox
 from gossip.node.liveness import Liveness
-from gossip.node.merge import GlobalMerge, MergeOutcome, recalibrate_norm_stats, stat_mask_of
+from gossip.node.merge import GlobalMerge, MergeOutcome
 from gossip.node.roundlog import RoundLines
 from gossip.ops.metrics import MetricsServer, NodeMetrics
 from gossip.results.rundir import NodeFiles, RecordWriter, keep_records_before, save_vector, write_json
@@ -286,8 +287,9 @@ class Node:
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
         self.aggregator = build_aggregator(
-            cfg.aggregation, self.flat.layout, cfg.variance, progress=self.progress, report=self.metrics.discarded
+            cfg.aggregation, self.flat.layout, cfg.variance, progress=self.progress, report=self.metrics.discarded, layers=self._saw_layers
         )
+        self._in_place = self.aggregator if isinstance(self.aggregator, InPlaceAggregator) else None
         self.round_plan = Exchange("all", self.neighbours, self.neighbours, None)
         self.layers = layer_segments(self.flat.layout, cfg.variance.layers)
         self.async_gossip = AsyncGossip(self)
@@ -832,23 +834,18 @@ class Node:
         vector = self.flat.vector
         source = self.round_plan.weights if self.round_plan.weights is not None else self.weights
         weights = {j: source[j] for j in received}
-        if type(self.aggregator) is DSGD:  # the common case, in place: x += Σ W_ij (x_j − x), no fresh buffers
+        if self._in_place is not None:  # the common case (D-SGD), in place: no fresh buffers
             if self._mix_before is None:
                 self._mix_before = torch.empty_like(vector)
-            if mix_in_place(vector, received, weights, before=self._mix_before):
-                return float(torch.linalg.vector_norm(self._mix_before.sub_(vector)))  # ‖x_new − x_old‖ is the pull's norm
-            # weights with no positive self share (never with the built-in rules): the pull form, one scratch more
-            pull = pull_into(vector, received, weights, self._mix_before, torch.empty_like(vector))
-            vector.add_(pull)
-            return float(torch.linalg.vector_norm(pull))
+            return self._in_place.mix_(vector, received, weights, self._mix_before)
         neighbourhood = weighted_average(vector, received, weights)
         distance = float(torch.linalg.vector_norm(vector - neighbourhood))
-        mixed = neighbourhood if isinstance(self.aggregator, DSGD) else self.aggregator.aggregate(vector, received, weights)
-        vector.copy_(mixed)
-        last = self.aggregator.last if isinstance(self.aggregator, VarianceCorrected) else None
-        if last is not None:
-            self._layer_var = (last.before, last.after, last.target)
+        vector.copy_(self.aggregator.aggregate(vector, received, weights))
         return distance
+
+    def _saw_layers(self, variances: LayerVariance) -> None:
+        """The rule's per-layer variances of this mix (the variance correction), for the round's record."""
+        self._layer_var = (variances.before, variances.after, variances.target)
 
     # -------------------------------------------------------------------------------------------
     # async gossip (the loop lives in gossip.node.asyncgossip)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from gossip.algorithms.merge import exact_average
 from gossip.config import RunConfig, load_config
 from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
 from gossip.learn.flat import model_hash
 from gossip.net.transport import InMemoryNetwork
-from gossip.node.merge import exact_average
 from gossip.node.node import Node, NodePlan
 from gossip.topology.graph import parse_spec
 
