@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from gossip.ids import NodeId
     from gossip.learn.flat import FlatModel, flatten_, model_hash
     from gossip.learn.models import build_model
-    from gossip.net.transport import InMemoryNetwork, InMemoryTransport, Transport, ZmqTransport
+    from gossip.net.transport import InMemoryNetwork, InMemoryTransport, Transport
     from gossip.net.wire import Kind, Message, decode, encode
+    from gossip.net.zeromq import ZmqTransport
     from gossip.node.node import Node, NodePlan, NodeResult, plan_node
     from gossip.run.launch import LaunchResult, launch
     from gossip.topology.graph import Topology, generate, load, parse_spec
@@ -57,7 +58,8 @@ _EXPORTS = {
     "gossip.node.node": ("Node", "NodePlan", "NodeResult", "plan_node"),
     "gossip.learn.flat": ("FlatModel", "flatten_", "model_hash"),
     "gossip.topology.graph": ("Topology", "generate", "load", "parse_spec"),
-    "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport", "ZmqTransport"),
+    "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport"),
+    "gossip.net.zeromq": ("ZmqTransport",),
     "gossip.net.wire": ("Kind", "Message", "decode", "encode"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

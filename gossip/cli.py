@@ -498,7 +498,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     import torch
 
     from gossip.net.connections import raise_descriptor_limit, size_limits
-    from gossip.net.transport import ZmqTransport, load_keys
+    from gossip.net.zeromq import ZmqTransport, load_keys
     from gossip.node.byzantine import build_node
     from gossip.node.node import message_limit, plan_node
     from gossip.ops.metrics import MetricsServer

@@ -74,8 +74,9 @@ from gossip.learn.trainer import Evaluation, LocalTrainer, StepResult
 from gossip.net.linkemu import emulate_links
 from gossip.net.ratelimit import RateLimiter
 from gossip.net.sendbuffers import SnapshotPool, track_live, until_released
-from gossip.net.transport import COPY_BELOW_BYTES, Transport, ZmqTransport
+from gossip.net.transport import Transport
 from gossip.net.wire import MERGE_KINDS, Expectation, Kind, Message, decode, encode
+from gossip.net.zeromq import COPY_BELOW_BYTES
 from gossip.node import checkpoint
 from gossip.node.asyncgossip import AsyncGossip
 from gossip.node.choco import ChocoGossip
@@ -319,7 +320,7 @@ class Node:
         # holds frames in Python: no): the live vector zero-copy when it is big enough to be worth tracking,
         # else the live vector that the socket copies inside send (no snapshot of our own: that would be a
         # second copy). A narrower wire dtype is a fresh copy anyway; else a snapshot the socket can read while we train.
-        direct = cfg.transport.zero_copy and isinstance(self.transport, ZmqTransport)
+        direct = cfg.transport.zero_copy and self.transport.zero_copy
         if self.choco is not None:
             self._send_path = "compressed"
         elif cfg.training.mode != "sync":
@@ -697,7 +698,7 @@ class Node:
             "bytes_sent": self._bytes_out - bytes_out_0,
             "bytes_received": sum(m.nbytes for m in got.values()),  # the models mixed this round
             "rejected": sum(self._rejects.values()),
-            "link_dropped": getattr(self.transport, "dropped", 0),  # cumulative messages the link emulation lost
+            "link_dropped": self.transport.dropped,  # cumulative messages the link emulation lost
             # measured with the evaluation (eval_every): four passes over the vector, 1 ms a round at 1M
             # parameters; the variance rule computes it anyway and records it every round
             "layer_var": self.layer_record() if evaluate or self._layer_var is not None else None,
@@ -815,11 +816,10 @@ class Node:
             await self.inbox.collect(t, [*patient, *late], min(deadline, now + self._late_wait_s))
         got = await self.inbox.collect(t, patient, deadline)
         if tracker is not None:  # mixing writes the vector next: ZeroMQ must be done reading it
-            zmq_transport = self.transport
-            assert isinstance(zmq_transport, ZmqTransport)
+            transport = self.transport
             grace = max(deadline, time.monotonic() + min(1.0, self.cfg.transport.round_timeout_s))
             send_to = self.round_plan.send_to
-            if not await until_released(tracker, grace, lambda: zmq_transport.drop_queued(send_to)):
+            if not await until_released(tracker, grace, lambda: transport.drop_queued(send_to)):
                 log.warning("node %s: ZeroMQ still held our round-%d model after dropping what was queued", self.id, t)
         t3 = time.perf_counter()
         self.metrics.wait.observe(t3 - t2)
@@ -969,7 +969,7 @@ class Node:
         the peer's next hello gets it.
         """
         now = time.monotonic()
-        if now - self._reopened_at.get(peer, -math.inf) >= REOPEN_EVERY_S and isinstance(self.transport, ZmqTransport):
+        if now - self._reopened_at.get(peer, -math.inf) >= REOPEN_EVERY_S:
             self._reopened_at[peer] = now
             self.transport.drop_queued([peer])
 
@@ -1104,7 +1104,7 @@ class Node:
             "peers_down": sorted(self.liveness.down),  # neighbours missing at the end (DOWN_AFTER rounds in a row)
             "peers_were_down": sorted(self.liveness.ever_down),
             "resumed": self.resumed,
-            "link_dropped": getattr(self.transport, "dropped", 0),
+            "link_dropped": self.transport.dropped,
             "checkpoints_written": self.checkpoints_written,
             "send_path": self._send_path,
             **({"mass": self.async_gossip.mass} if self.cfg.training.push_sum else {}),

@@ -147,7 +147,7 @@ def prepare_run(
 
     security = cfg.security
     if security.curve and not security.keys_dir:
-        from gossip.net.transport import generate_keys
+        from gossip.net.zeromq import generate_keys
 
         generate_keys(out / "keys", topology.n)
         security = dataclasses.replace(security, keys_dir=str(out / "keys"))

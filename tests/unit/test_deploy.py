@@ -169,7 +169,7 @@ def test_kubernetes_runs_curve_by_default_with_keys_made_once(tmp_path: Path) ->
     """`gossip deploy k8s` turns CURVE on (keys read from the mounted Secret), makes each node's key pair
     once (secret keys 0600, the directory ignoring itself for git), keeps them on a second render, and
     adds only the missing ones when the run grows; the node loads them."""
-    from gossip.net.transport import load_keys
+    from gossip.net.zeromq import load_keys
     from gossip.run.deploy.common import KEYS_DIR
 
     args = ["deploy", "k8s", "-t", "ring", "-n", "4", "--out", str(tmp_path)]
