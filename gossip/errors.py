@@ -25,6 +25,7 @@ the bottom, because the wire, the transport and the metrics all speak them.
 from __future__ import annotations
 
 import enum
+import re
 import signal
 from enum import IntEnum
 
@@ -41,6 +42,8 @@ __all__ = [
     "TransportError",
     "UsageError",
     "WireError",
+    "error_text",
+    "one_line",
 ]
 
 
@@ -157,3 +160,18 @@ class ExitCode(IntEnum):
     def stopped_by(cls, signum: int) -> ExitCode:
         """The code of a node stopped by ``signum`` (SIGINT or SIGTERM) before it finished: 128 + the signal, as a shell reports it."""
         return cls.INTERRUPTED if signum == signal.SIGINT else cls.TERMINATED
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters escaped: whatever a user typed, an error stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as the one line after ``gossip: error:`` (an OSError names its file), control characters escaped."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return one_line(f"{exc.filename}: {exc.strerror or exc}")
+    return one_line(str(exc))

@@ -21,6 +21,8 @@ import yaml
 
 from gossip import cli
 from gossip.config import load_config
+from gossip.errors import UsageError
+from gossip.node import daemon
 from gossip.run.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
 from gossip.run.deploy.compose import compose_address_template
 from gossip.run.deploy.kubernetes import k8s_address_template
@@ -284,7 +286,7 @@ def test_rendering_never_clobbers_a_changed_file_without_force(tmp_path: Path, c
 def test_statefulset_pods_take_their_id_from_the_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
     """`--id hostname` turns the pod name gossip-12 into node 12 and refuses a name without a number."""
     monkeypatch.setattr("socket.gethostname", lambda: "gossip-12")
-    assert cli._node_id("hostname") == 12
+    assert daemon.node_id_of("hostname") == 12
     monkeypatch.setattr("socket.gethostname", lambda: "gossip")
-    with pytest.raises(cli.GossipErrorUsage, match="does not end in a number"):
-        cli._node_id("hostname")
+    with pytest.raises(UsageError, match="does not end in a number"):
+        daemon.node_id_of("hostname")
