@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from gossip.net.transport import InMemoryNetwork, InMemoryTransport, Transport
     from gossip.net.wire import Kind, Message, decode, encode
     from gossip.net.zeromq import ZmqTransport
-    from gossip.node.node import Node, NodePlan, NodeResult, plan_node
+    from gossip.node.node import Node
+    from gossip.node.plan import NodePlan, plan_node
+    from gossip.node.records import NodeResult
     from gossip.run.launch import LaunchResult, launch
     from gossip.topology.graph import Topology, generate, load, parse_spec
 
@@ -55,7 +57,9 @@ _EXPORTS = {
     "gossip.ids": ("NodeId",),
     "gossip.run.launch": ("LaunchResult", "launch"),
     "gossip.learn.models": ("build_model",),
-    "gossip.node.node": ("Node", "NodePlan", "NodeResult", "plan_node"),
+    "gossip.node.node": ("Node",),
+    "gossip.node.records": ("NodeResult",),
+    "gossip.node.plan": ("NodePlan", "plan_node"),
     "gossip.learn.flat": ("FlatModel", "flatten_", "model_hash"),
     "gossip.topology.graph": ("Topology", "generate", "load", "parse_spec"),
     "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport"),

@@ -212,7 +212,7 @@ def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tuple[Node
     from gossip.net.connections import size_limits
     from gossip.net.zeromq import ZmqTransport, load_keys
     from gossip.node.byzantine import build_node
-    from gossip.node.node import message_limit, plan_node
+    from gossip.node.plan import message_limit, plan_node
 
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume, join_round=args.join_round)
     neighbours = plan.topology.neighbours(node_id)

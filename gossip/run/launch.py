@@ -59,10 +59,10 @@ from gossip.algorithms.tolerance import check_tolerance
 from gossip.config import RunConfig, check_path_text, config_to_toml
 from gossip.data import load_dataset, save_npz, save_parts
 from gossip.data.datasets import dataset_shape
+from gossip.data.split import shard_key, split_training_set
 from gossip.errors import ConfigError, ExitCode, TransportError
 from gossip.learn.models import parameter_count
 from gossip.net.linkemu import link_specs
-from gossip.node.node import shard_key, split_training_set
 from gossip.ops.prometheus import write_run_config
 from gossip.results.rundir import NodeFiles, atomic_write_text, iter_new_records, write_json
 from gossip.run.capacity import check_launch_fits, dataset_bytes

@@ -29,11 +29,12 @@ from torch.func import functional_call, grad, vmap
 from gossip.config import RunConfig
 from gossip.data import Dataset, load_dataset
 from gossip.data.datasets import dataset_shape
+from gossip.data.split import split_training_set
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
 from gossip.learn.flat import Layout, model_hash
 from gossip.learn.models import parameter_count
-from gossip.node.node import NodePlan, build_flat_model, split_training_set
+from gossip.node.plan import NodePlan, build_flat_model
 from gossip.results.rundir import RecordWriter, save_vector, write_json
 from gossip.run.capacity import check_simulation_fits, dataset_bytes
 from gossip.topology.graph import Topology, parse_spec
