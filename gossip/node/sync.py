@@ -185,8 +185,8 @@ class SyncRounds:
         core = self.core
         for j in received:
             core.metrics.arrived(j, t)
-        for j in missing:
-            core.metrics.missed(j)
+        for k in missing:
+            core.metrics.missed(k)
         for event in core.liveness.observe(t, received, missing):
             if event.state == "down":
                 log.warning("node %s: neighbour %s missed %d rounds in a row: down? (round %d)", core.id, event.peer, event.missed, t)
