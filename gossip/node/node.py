@@ -161,7 +161,6 @@ class Node:
         files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
         start = self.checkpoints.restore()
         kept = 0  # records of earlier lives of this node, before its checkpoint
-        ran = 0  # rounds this life ran (a record each); skipped rounds are not among them
         if files and self.plan.resume is not None:
             kept = keep_records_before(files.records, start)  # later records are replayed (or skipped), torn ones cut
         writer = RecordWriter(files.records, truncate=self.plan.resume is None) if files else None
@@ -172,36 +171,8 @@ class Node:
                 if j != self.id and NodeId(j) not in self.neighbours:
                     self.transport.connect(NodeId(j), cfg.transport.address_of(j))
         receiver = asyncio.create_task(self.receiver.loop(), name=f"recv-{self.id}")
-        status = "finished"
-        accuracy = float("nan")
         try:
-            await self.peers.handshake()
-            self.core.ready = True
-            if cfg.training.mode == "async":
-                accuracy = await self.async_gossip.run(writer)
-            else:
-                ran, accuracy = await self.rounds.run(self, start, writer, lambda t: self.checkpoints.due(files, t))
-            self.recorder.log_last_round()
-            if self.diverged is not None:
-                status = "diverged"
-                log.error(
-                    "node %s diverged at round %d (loss %s): its model is no longer finite; stopping",
-                    self.id,
-                    self.diverged["round"],
-                    fmt(self.diverged["loss"]),
-                )
-            elif self.stopping:
-                status = "stopped"
-            self.outbox.say(Kind.BYE)  # neighbours stop waiting for us at once (a diverged node's models are refused anyway)
-            if (
-                files and self.diverged is None
-            ):  # the training state (a diverged node keeps its last finite one); the merged model below goes to node-<i>.npy
-                self.checkpoints.save(files)
-            if self.merger is not None and status == "finished":
-                self.accuracy_before_merge = accuracy
-                if files:
-                    save_vector(files.premerge, self.flat.vector.numpy())
-                accuracy = await self.run_merge()
+            status, ran, accuracy = await self._work(start, files, writer)
         finally:
             receiver.cancel()
             try:
@@ -228,6 +199,42 @@ class Node:
             save_vector(files.model, self.flat.vector.numpy())
             write_json(files.summary, self._summary(result))  # last: its presence means the other files are whole
         return result
+
+    async def _work(self, start: int, files: NodeFiles | None, writer: RecordWriter | None) -> tuple[str, int, float]:
+        """Handshake, train (rounds or async gossip), say bye, checkpoint, merge: the node's status, the rounds
+        this life ran (a record each; skipped rounds are not among them) and the final accuracy."""
+        cfg = self.cfg
+        status = "finished"
+        ran = 0
+        accuracy = float("nan")
+        await self.peers.handshake()
+        self.core.ready = True
+        if cfg.training.mode == "async":
+            accuracy = await self.async_gossip.run(writer)
+        else:
+            ran, accuracy = await self.rounds.run(self, start, writer, lambda t: self.checkpoints.due(files, t))
+        self.recorder.log_last_round()
+        if self.diverged is not None:
+            status = "diverged"
+            log.error(
+                "node %s diverged at round %d (loss %s): its model is no longer finite; stopping",
+                self.id,
+                self.diverged["round"],
+                fmt(self.diverged["loss"]),
+            )
+        elif self.stopping:
+            status = "stopped"
+        self.outbox.say(Kind.BYE)  # neighbours stop waiting for us at once (a diverged node's models are refused anyway)
+        if (
+            files and self.diverged is None
+        ):  # the training state (a diverged node keeps its last finite one); the merged model goes to node-<i>.npy
+            self.checkpoints.save(files)
+        if self.merger is not None and status == "finished":
+            self.accuracy_before_merge = accuracy
+            if files:
+                save_vector(files.premerge, self.flat.vector.numpy())
+            accuracy = await self.run_merge()
+        return status, ran, accuracy
 
     # -------------------------------------------------------------------------------------------
     # the single global merge
