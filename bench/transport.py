@@ -94,8 +94,8 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 
     from gossip.ids import NodeId
     from gossip.net.connections import size_limits
-    from gossip.net.transport import ZmqTransport
     from gossip.net.wire import Expectation, _finite_float32, decode
+    from gossip.net.zeromq import ZmqTransport
 
     actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
     ctx = zmq.Context.shadow(actx.underlying)
@@ -182,8 +182,8 @@ def sender(ports: Any, results: Any, plan: list[tuple[str, int, int]], ipc: str)
 
     from gossip.ids import NodeId
     from gossip.net.sendbuffers import SnapshotPool, track_live
-    from gossip.net.transport import COPY_BELOW_BYTES, ZmqTransport
     from gossip.net.wire import Kind, encode
+    from gossip.net.zeromq import COPY_BELOW_BYTES, ZmqTransport
 
     raw_address, ack_address, gossip_address = ports.get()
     actx = zmq.asyncio.Context()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         DataError,
         GossipError,
         PeerUnreachable,
+        RejectReason,
         TopologyError,
         TransportError,
         WireError,
@@ -28,9 +29,12 @@ if TYPE_CHECKING:
     from gossip.ids import NodeId
     from gossip.learn.flat import FlatModel, flatten_, model_hash
     from gossip.learn.models import build_model
-    from gossip.net.transport import InMemoryNetwork, InMemoryTransport, Transport, ZmqTransport
-    from gossip.net.wire import Kind, Message, RejectReason, decode, encode
-    from gossip.node.node import Node, NodePlan, NodeResult, plan_node
+    from gossip.net.transport import InMemoryNetwork, InMemoryTransport, Transport
+    from gossip.net.wire import Kind, Message, decode, encode
+    from gossip.net.zeromq import ZmqTransport
+    from gossip.node.node import Node
+    from gossip.node.plan import NodePlan, plan_node
+    from gossip.node.records import NodeResult
     from gossip.run.launch import LaunchResult, launch
     from gossip.topology import Topology, generate, load, parse_spec
 
@@ -40,15 +44,27 @@ _EXPORTS = {
     "gossip.algorithms": ("DSGD", "Aggregator", "weighted_average"),
     "gossip.config": ("RunConfig", "config_to_toml", "load_config"),
     "gossip.data": ("Dataset", "load_dataset", "partition"),
-    "gossip.errors": ("ConfigError", "DataError", "GossipError", "PeerUnreachable", "TopologyError", "TransportError", "WireError"),
+    "gossip.errors": (
+        "ConfigError",
+        "DataError",
+        "GossipError",
+        "PeerUnreachable",
+        "RejectReason",
+        "TopologyError",
+        "TransportError",
+        "WireError",
+    ),
     "gossip.ids": ("NodeId",),
     "gossip.run.launch": ("LaunchResult", "launch"),
     "gossip.learn.models": ("build_model",),
-    "gossip.node.node": ("Node", "NodePlan", "NodeResult", "plan_node"),
+    "gossip.node.node": ("Node",),
+    "gossip.node.records": ("NodeResult",),
+    "gossip.node.plan": ("NodePlan", "plan_node"),
     "gossip.learn.flat": ("FlatModel", "flatten_", "model_hash"),
     "gossip.topology": ("Topology", "generate", "load", "parse_spec"),
-    "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport", "ZmqTransport"),
-    "gossip.net.wire": ("Kind", "Message", "RejectReason", "decode", "encode"),
+    "gossip.net.transport": ("InMemoryNetwork", "InMemoryTransport", "Transport"),
+    "gossip.net.zeromq": ("ZmqTransport",),
+    "gossip.net.wire": ("Kind", "Message", "decode", "encode"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

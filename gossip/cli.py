@@ -9,21 +9,15 @@ bug and keeps its traceback. The exit codes are :class:`gossip.errors.ExitCode`'
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import math
-import os
-import re
-import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from gossip.config import MAX_NODES, MAX_SEED, RunConfig, check_path_text, load_config
-from gossip.errors import ExitCode, GossipError, TransportError, UsageError
+from gossip.config import MAX_NODES, MAX_SEED, check_path_text, load_config
+from gossip.errors import ExitCode, GossipError, UsageError, error_text, one_line
+from gossip.node.daemon import add_node_arguments, exit_without_teardown, hold_seconds, run_node
 
 __all__ = ["main"]
 
@@ -32,15 +26,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), pointing at --help."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ExitCode.USAGE, f"gossip: error: {_one_line(message)} (see {self.prog} --help)\n")
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _one_line(message: str) -> str:
-    """``message`` with control characters escaped: whatever a user typed, an error stays one line."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+        self.exit(ExitCode.USAGE, f"gossip: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _int_in(lo: int, hi: int) -> Callable[[str], int]:
@@ -65,16 +51,6 @@ def _text(text: str) -> str:
     except GossipError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def _log_level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in _LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(_LOG_LEVELS)}")
-    return level
 
 
 def _common_config_args(p: argparse.ArgumentParser) -> None:
@@ -220,38 +196,7 @@ def _node_parser(sub: Any) -> None:
         "the config; GOSSIP_NODE_ID gives the id.",
     )
     _common_config_args(p)
-    p.add_argument(
-        "--id", default=None, help="node id 0..N-1, or 'hostname' to take the trailing number of the host name (StatefulSet pods)"
-    )
-    p.add_argument("--run-dir", metavar="DIR", help="write this node's records and final model here")
-    p.add_argument(
-        "--log-level",
-        type=_log_level,
-        default=os.environ.get("GOSSIP_LOG_LEVEL", "INFO"),
-        help=f"logging level: {', '.join(_LOG_LEVELS)} (default INFO, or $GOSSIP_LOG_LEVEL)",
-    )
-    p.add_argument(
-        "--hold",
-        metavar="SECONDS|forever",
-        type=_hold_seconds,
-        default=0.0,
-        help="after the last round, keep serving /metrics, /healthz and /readyz for SECONDS (so Prometheus scrapes "
-        "the final values) or, with 'forever', until SIGTERM (StatefulSet pods, which are restarted when they exit)",
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="start from this node's checkpoint in --run-dir (nodes/node-<i>.ckpt.npz; none: from scratch) and rejoin "
-        "the running network at its current round (after a crash; [training] checkpoint_every sets how often it is written)",
-    )
-    p.add_argument(
-        "--join-round",
-        type=int,
-        default=None,
-        metavar="ROUND",
-        help="with --resume: the round the whole run resumes at (gossip launch --resume passes the run's latest checkpoint); "
-        "a checkpoint older by more than [transport] max_rounds_ahead skips to it instead of asking the neighbours",
-    )
+    add_node_arguments(p)
     p.set_defaults(handler=_cmd_node)
 
 
@@ -313,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gossip`` console script; returns the exit code.
 
     A node process (``gossip node`` as the process's own command, ``argv`` not given) ends without the
-    interpreter's teardown: see :func:`_exit_without_teardown`.
+    interpreter's teardown: see :func:`gossip.node.daemon.exit_without_teardown`.
     """
     whole_process = argv is None
     parser = build_parser()
@@ -322,41 +267,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     code = _run(args)
     if whole_process and args.handler is _cmd_node:
-        _exit_without_teardown(code)
+        exit_without_teardown(code)
     return code
-
-
-def _exit_without_teardown(code: int) -> NoReturn:
-    """Flush what is buffered and leave at once, skipping the interpreter's finalisation.
-
-    Why: a process that imported torch spends seconds of CPU taking its modules apart at exit — strace
-    on a node of an 8-node run on 2 cores: 1.8 s between the end of its event loop and ``exit_group``,
-    with no system call in between — which every node of every run pays and the launcher waits for.
-    Nothing is left to do by then: the node wrote its files (the summary last, by rename), closed its
-    sockets and its ZeroMQ context, and stopped its HTTP server; only the standard streams and logging
-    still hold buffered lines.
-    """
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said
-            pass
-    os._exit(code)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except GossipError as exc:
-        print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
+        print(f"gossip: error: {error_text(exc)}", file=sys.stderr)
         return ExitCode.USAGE
     except OSError as exc:
         if exc.filename is None:
             raise
         # a path the user named (an output directory under /proc, a file where a directory goes, no
         # permission, a full disk): theirs or their machine's to fix, one line like every other mistake
-        print(f"gossip: error: {_error_text(exc)}", file=sys.stderr)
+        print(f"gossip: error: {error_text(exc)}", file=sys.stderr)
         return ExitCode.USAGE
     except KeyboardInterrupt:
         print("gossip: interrupted", file=sys.stderr)
@@ -489,180 +415,14 @@ def _report_after_launch(run_dir: Path, exit_code: int) -> None:
     print(f"gossip: report {paths[-1]}", file=sys.stderr)
 
 
-def _node_id(raw: str | None) -> int:
-    raw = raw if raw is not None else os.environ.get("GOSSIP_NODE_ID")
-    if raw is None:
-        raise UsageError("no node id: pass --id N (or set GOSSIP_NODE_ID)")
-    if raw == "hostname":
-        host = socket.gethostname()
-        match = re.search(r"([0-9]+)$", host)
-        if not match:
-            raise UsageError(f"--id hostname: host name {host!r} does not end in a number")
-        return int(match.group(1))
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
-        raise UsageError(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}) or 'hostname'")
-    return int(raw)
-
-
-def _hold_seconds(text: str) -> float:
-    if text == "forever":
-        return math.inf
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of seconds nor 'forever'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
 def _cmd_node(args: argparse.Namespace) -> int:
-    import prometheus_client
-    import torch
+    from gossip.run.capacity import check_node_config_fits
 
-    from gossip.net.connections import raise_descriptor_limit, size_limits
-    from gossip.net.transport import ZmqTransport, load_keys
-    from gossip.node.byzantine import build_node
-    from gossip.node.node import message_limit, plan_node
-    from gossip.ops.metrics import MetricsServer
-
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
-    # matplotlib (imported by mnist1d) logs its font-cache rebuild at INFO on a cold cache: not the node's news
-    logging.getLogger("matplotlib").setLevel(max(logging.WARNING, logging.getLogger().level))
-    torch.set_num_threads(1)
-    # The process is ours: drop prometheus_client's *_created series (a third more series per node, and
-    # Prometheus reads counter resets from the samples themselves).
-    prometheus_client.disable_created_metrics()
-    node_id = _node_id(args.id)
-    # Peers' connections take descriptors: use what the hard limit allows (gossip.net.connections keeps a reserve)
-    raise_descriptor_limit()
-    cfg: RunConfig = load_config(args.config, overrides=_overrides(args, {}))
-    _check_node_fits(cfg)
-    plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume, join_round=args.join_round)
-    neighbours = plan.topology.neighbours(node_id)
-    peers = {j: cfg.transport.address_of(j) for j in neighbours}
-    curve = None
-    if cfg.security.curve:
-        if not cfg.security.keys_dir:
-            raise UsageError("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
-        # the global merge talks to every node of the run, so it needs every node's key (the wire still
-        # accepts only merge messages from a node that is not a neighbour)
-        admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
-        curve = load_keys(cfg.security.keys_dir, node_id, admitted)
-    # every node of the run may connect when the merge is on (it is all-to-all), else the neighbours
-    connecting = plan.topology.n - 1 if cfg.merge.enabled else len(neighbours)
-    max_frame_bytes = message_limit(plan)
-    limits = size_limits(
-        connecting,
-        max_frame_bytes,
-        cfg.transport.queue_messages,
-        handshake_timeout_s=cfg.security.handshake_timeout_s,
-        max_connections=cfg.security.max_connections,
-        max_per_address=cfg.security.max_connections_per_address,
-    )
-    transport = ZmqTransport(
-        plan.node_id,
-        cfg.transport.listen_address(node_id),
-        peers,
-        queue_messages=cfg.transport.queue_messages,
-        max_message_bytes=max_frame_bytes,
-        curve=curve,
-        limits=limits,
-    )
-    node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
-    del plan  # the node kept its own shard: drop the rest of the training set
-    transport.on_unauthenticated = node.on_unauthenticated
-    transport.on_refused = node.metrics.connection_refused
-    # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
-    server = (
-        MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
-    )
-
-    stopped_by: list[int] = []  # the signal that asked the node to stop, if one did
-
-    async def _main() -> int:
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-
-        def _stop(signum: int) -> None:
-            stopped_by.append(signum)
-            node.request_stop()
-            stopping.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, _stop, sig)
-        task = asyncio.create_task(node.run())
-        await asyncio.sleep(0)
-        while not task.done() and not transport.bound_address:
-            await asyncio.sleep(0.01)
-        if transport.bound_address:
-            print(f"node {node_id} listening on {transport.bound_address}", file=sys.stderr, flush=True)
-        if server is not None and not task.done():
-            server.start()
-            print(f"node {node_id} metrics on http://{cfg.metrics.host}:{server.port}/metrics", file=sys.stderr, flush=True)
-        try:
-            result = await task
-            print(
-                f"node {node_id} {result.status} after {result.rounds_completed} rounds, accuracy {result.accuracy:.4f}, model {result.model_hash}",
-                file=sys.stderr,
-                flush=True,
-            )
-            if server is not None and result.status == "finished" and args.hold > 0:
-                print(
-                    f"node {node_id} holding /metrics {'until SIGTERM' if math.isinf(args.hold) else f'for {args.hold:g} s'}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                try:
-                    await asyncio.wait_for(stopping.wait(), None if math.isinf(args.hold) else args.hold)
-                except TimeoutError:
-                    pass
-        finally:
-            if server is not None:
-                server.stop()
-        return _node_exit_code(result.status, stopped_by)
-
-    try:
-        return asyncio.run(_main())
-    except (TransportError, OSError) as exc:
-        # raised once the node was at work (a port taken since the run was planned, neighbours that never answered,
-        # EMFILE writing a checkpoint): the machine's or the network's trouble, not a mistake in what the user typed,
-        # so not the usage code — a launcher's --restart or a container's restart policy may cure it
-        said = _error_text(exc)  # a TransportError names the node already
-        print(f"gossip: error: {said if said.startswith(f'node {node_id}:') else f'node {node_id}: {said}'}", file=sys.stderr, flush=True)
-        return ExitCode.FAILED
-
-
-def _node_exit_code(status: str, stopped_by: Sequence[int]) -> int:
-    """A node's exit code from how its run ended (:class:`~gossip.errors.ExitCode`): a node stopped by a signal
-    before its last round says which, so that nobody takes an interrupted run for a finished one."""
-    if status == "diverged":
-        return ExitCode.DIVERGED
-    if status == "stopped":
-        return ExitCode.stopped_by(stopped_by[0]) if stopped_by else ExitCode.TERMINATED
-    return ExitCode.FINISHED
-
-
-def _error_text(exc: BaseException) -> str:
-    """An exception as the one line after ``gossip: error:`` (an OSError names its file, as :func:`_run` does),
-    control characters escaped."""
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return _one_line(f"{exc.filename}: {exc.strerror or exc}")
-    return _one_line(str(exc))
-
-
-def _check_node_fits(cfg: RunConfig) -> None:
-    """Refuse, from the config's numbers, a dataset and model this node could not hold, before it loads or builds either."""
-    from gossip.data.datasets import dataset_shape
-    from gossip.learn.models import parameter_count
-    from gossip.run.capacity import check_node_fits, dataset_bytes
-
-    shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
-    check_node_fits(parameter_count(cfg.model.name, shape, classes, **cfg.model.options()), dataset_bytes(shape, train + test))
+    return run_node(args, check_fits=check_node_config_fits)
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from gossip.net.transport import generate_keys
+    from gossip.net.zeromq import generate_keys
 
     out = Path(args.out)
     if out.exists() and any(out.glob("node-*.key*")):
@@ -723,7 +483,7 @@ def _compose_args(e: argparse.ArgumentParser) -> None:
         help="default BASE_IMAGE of the build (a registry image; without a registry build one with deploy/docker/debian-base.sh)",
     )
     e.add_argument(
-        "--hold", type=_hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)"
+        "--hold", type=hold_seconds, default=15.0, help="seconds a finished node keeps /metrics up for a last scrape (default 15)"
     )
     e.add_argument(
         "--source",

@@ -16,29 +16,70 @@ User mistakes (every class above but ``WireError``, which never leaves a node): 
 ``gossip: error: <message>`` and exits with code 2, never a traceback. Anything else is a bug and keeps
 its traceback. A ``TransportError`` or ``OSError`` raised while a node runs (after it started its work)
 is not the user's: one line too, but exit 1, a runtime failure (see :class:`ExitCode`).
+
+Beside the tree, the vocabulary of refusals: :class:`RejectReason`, why a node dropped a message, and
+:data:`REFUSAL_REASONS`, why it refused a connection. Each value is a metric label; they live here, at
+the bottom, because the wire, the transport and the metrics all speak them.
 """
 
 from __future__ import annotations
 
+import enum
+import re
 import signal
 from enum import IntEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gossip.net.wire import RejectReason
 
 __all__ = [
+    "REFUSAL_REASONS",
     "ConfigError",
     "DataError",
     "ExitCode",
     "GossipError",
     "PeerUnreachable",
+    "RejectReason",
     "RunDirError",
     "TopologyError",
     "TransportError",
     "UsageError",
     "WireError",
+    "error_text",
+    "one_line",
 ]
+
+
+class RejectReason(enum.StrEnum):
+    """Why a message was dropped. Each value is a metric label; keep the set small and stable."""
+
+    BAD_FRAME_COUNT = "bad_frame_count"  # not header + the payload frames the kind needs
+    TOO_LARGE = "too_large"  # header or payload frame larger than allowed
+    BAD_HEADER = "bad_header"  # not msgpack, not a map, missing/mistyped field, unknown kind
+    BAD_VERSION = "bad_version"  # protocol version we do not speak
+    WRONG_RUN = "wrong_run"  # a node of another run (stale process, misconfigured peer)
+    UNKNOWN_SENDER = "unknown_sender"  # transport identity is not a node id of this run
+    NOT_A_NEIGHBOUR = "not_a_neighbour"  # a node of this run, but not one of our neighbours
+    SENDER_MISMATCH = "sender_mismatch"  # header src differs from who the transport says sent it
+    FINGERPRINT_MISMATCH = "fingerprint_mismatch"  # another model architecture
+    STALE_ROUND = "stale_round"  # for a round we already finished (a late message)
+    FUTURE_ROUND = "future_round"  # too far ahead of our round to buffer
+    BAD_DTYPE = "bad_dtype"  # payload dtype outside the allow-list
+    BAD_PAYLOAD_SIZE = "bad_payload_size"  # element count or byte length differs from our model's
+    NON_FINITE = "non_finite"  # NaN or infinity in the payload
+    RATE_LIMITED = "rate_limited"  # the sender exceeds its message budget
+    UNAUTHENTICATED = "unauthenticated"  # CURVE handshake with a key that is not a neighbour's
+    UNEXPECTED = "unexpected"  # well formed, but not called for: merge disabled, a round we do not wait in
+    BAD_MASS = "bad_mass"  # a push-sum mass that is not a finite number in (0, nodes]
+    BAD_SCALE = "bad_scale"  # int8 payload: a negative block scale
+    BAD_INDEX = "bad_index"  # delta: an index out of range, or indices not strictly increasing
+
+
+# Each value is a label of gossip_connections_refused_total{reason=...}
+REFUSAL_REASONS = (
+    "too_many",  # the node holds max_connections already
+    "too_many_from_address",  # the peer's address holds max_per_address already
+    "unfinished_message",  # it gave libzmq more than max_unfinished_bytes without finishing a message
+    "handshake_timeout",  # no ZMTP handshake within handshake_timeout_s (closed by libzmq)
+    "descriptors",  # the kernel refused the accept: the process's descriptor table is full
+)
 
 
 class GossipError(Exception):
@@ -119,3 +160,18 @@ class ExitCode(IntEnum):
     def stopped_by(cls, signum: int) -> ExitCode:
         """The code of a node stopped by ``signum`` (SIGINT or SIGTERM) before it finished: 128 + the signal, as a shell reports it."""
         return cls.INTERRUPTED if signum == signal.SIGINT else cls.TERMINATED
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(message: str) -> str:
+    """``message`` with control characters escaped: whatever a user typed, an error stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as the one line after ``gossip: error:`` (an OSError names its file), control characters escaped."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return one_line(f"{exc.filename}: {exc.strerror or exc}")
+    return one_line(str(exc))

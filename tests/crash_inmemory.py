@@ -11,7 +11,8 @@ from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
 from gossip.net.transport import InMemoryNetwork
 from gossip.node import checkpoint
-from gossip.node.node import Node, NodePlan
+from gossip.node.node import Node
+from gossip.node.plan import NodePlan
 from gossip.topology import parse_spec
 
 

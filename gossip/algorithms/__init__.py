@@ -18,7 +18,7 @@ that asks for more, before any process starts.
 from __future__ import annotations
 
 from gossip.algorithms.balance import Balance
-from gossip.algorithms.base import Aggregator, build_aggregator
+from gossip.algorithms.base import Aggregator, InPlaceAggregator, build_aggregator
 from gossip.algorithms.clipped_gossip import ClippedGossip
 from gossip.algorithms.dsgd import DSGD, weighted_average
 from gossip.algorithms.robust import CoordinateMedian, Krum, TrimmedMean
@@ -30,6 +30,7 @@ __all__ = [
     "Balance",
     "ClippedGossip",
     "CoordinateMedian",
+    "InPlaceAggregator",
     "Krum",
     "TrimmedMean",
     "VarianceCorrected",

@@ -95,7 +95,21 @@ def mix_in_place(
 
 
 class DSGD:
-    """Plain gossip averaging with the topology's mixing weights (the default rule)."""
+    """Plain gossip averaging with the topology's mixing weights (the default rule); it can mix in place."""
 
     def aggregate(self, local: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float]) -> torch.Tensor:
         return weighted_average(local, received, weights)
+
+    def mix_(
+        self, vector: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float], scratch: torch.Tensor
+    ) -> float:
+        """``vector ← vector + Σ_j W_ij (x_j − vector)`` with no fresh buffers; returns ‖x_new − x_old‖, the pull's norm.
+
+        Sequential lerps (:func:`mix_in_place`), ``scratch`` keeping the old vector for the distance; weights
+        with no positive self share (never with the built-in rules) take the pull form and one scratch more.
+        """
+        if mix_in_place(vector, received, weights, before=scratch):
+            return float(torch.linalg.vector_norm(scratch.sub_(vector)))
+        pull = pull_into(vector, received, weights, scratch, torch.empty_like(vector))
+        vector.add_(pull)
+        return float(torch.linalg.vector_norm(pull))

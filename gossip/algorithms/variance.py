@@ -41,7 +41,7 @@ When the node received nothing there is no average and nothing to correct: the l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -184,13 +184,15 @@ def variance_corrected_average(
 class VarianceCorrected:
     """Conservative (or D-SGD-weighted) averaging followed by the per-layer variance rescale.
 
-    ``last`` holds the per-layer variances of the latest call, for the round's record and metrics.
+    ``last`` holds the per-layer variances of the latest call, and ``report`` (when given) receives them
+    after every call: the node puts them in the round's record and metrics.
     """
 
-    def __init__(self, layout: Layout, cfg: VarianceConfig) -> None:
+    def __init__(self, layout: Layout, cfg: VarianceConfig, report: Callable[[LayerVariance], None] | None = None) -> None:
         self.cfg = cfg
         self.segments = layer_segments(layout, cfg.layers)
         self.last: LayerVariance | None = None
+        self._report = report
 
     def weights_for(self, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float]) -> dict[NodeId, float]:
         """The weights actually used: beta's (1 − beta)/m each, or the given mixing weights."""
@@ -203,4 +205,6 @@ class VarianceCorrected:
         out, self.last = variance_corrected_average(
             local, received, self.weights_for(received, weights), self.segments, target=self.cfg.target, eps=self.cfg.eps
         )
+        if self._report is not None:
+            self._report(self.last)
         return out

@@ -1,4 +1,4 @@
-"""Compressed payloads as pure tensor functions: block-wise int8 quantisation and top-k sparsification.
+"""Compressed payloads as pure tensor functions: block-wise int8 quantisation of a model on the wire.
 
 int8 (``[transport] wire_dtype = "int8"``) is symmetric and block-wise: the flat vector is cut into
 blocks of :data:`INT8_BLOCK` elements, each with one float32 scale ``max|x| / 127``, and each element
@@ -11,8 +11,7 @@ The block size is a protocol constant, never taken from the network.
 The payload frame is the scales (float32, ``ceil(n / INT8_BLOCK)`` of them) followed by the n int8
 values, so its exact byte length follows from our own model's size.
 
-top-k (:func:`top_k`) keeps the k largest-magnitude entries of a difference, with their indices in
-increasing order; CHOCO-gossip (``gossip.node.choco``) sends it as int32 indices then float32 values.
+CHOCO-gossip's top-k sparsification is algorithm math, not a wire codec: :func:`gossip.algorithms.choco.top_k`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["INT8_BLOCK", "dequantise_int8", "int8_blocks", "int8_nbytes", "quantise_int8", "top_k"]
+__all__ = ["INT8_BLOCK", "dequantise_int8", "int8_blocks", "int8_nbytes", "quantise_int8"]
 
 INT8_BLOCK = 1024
 _QMAX = 127
@@ -64,11 +63,3 @@ def dequantise_int8(body: memoryview | bytes, numel: int) -> tuple[torch.Tensor,
     padded[:numel] = q
     out = (padded.view(blocks, INT8_BLOCK) * scales[:, None]).reshape(-1)[:numel]
     return scales, out.contiguous()
-
-
-def top_k(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` largest-magnitude entries of ``d``: int32 indices in increasing order, and their values."""
-    k = max(0, min(k, d.numel()))
-    _, idx = torch.topk(d.abs(), k, sorted=False)
-    idx, _ = torch.sort(idx)
-    return idx.to(torch.int32), d[idx].contiguous()

@@ -39,9 +39,10 @@ from dataclasses import dataclass, field
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
+from gossip.errors import REFUSAL_REASONS
+
 __all__ = [
     "DESCRIPTOR_RESERVE",
-    "REFUSAL_REASONS",
     "ConnectionGuard",
     "ConnectionLimits",
     "open_descriptors",
@@ -58,14 +59,6 @@ log = logging.getLogger(__name__)
 # retries accept() as soon as it fails, so a descriptor freed for a write goes to the next accept.
 DESCRIPTOR_RESERVE = 128
 SCAN_INTERVAL_S = 0.02  # how often the guard reads each connection's byte counters
-# Each value is a label of gossip_connections_refused_total{reason=...}
-REFUSAL_REASONS = (
-    "too_many",  # the node holds max_connections already
-    "too_many_from_address",  # the peer's address holds max_per_address already
-    "unfinished_message",  # it gave libzmq more than max_unfinished_bytes without finishing a message
-    "handshake_timeout",  # no ZMTP handshake within handshake_timeout_s (closed by libzmq)
-    "descriptors",  # the kernel refused the accept: the process's descriptor table is full
-)
 _EVENTS = (
     zmq.EVENT_ACCEPTED | zmq.EVENT_ACCEPT_FAILED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_MONITOR_STOPPED
 )

@@ -86,7 +86,13 @@ def link_specs(me: int, topology: Topology, cfg: LinksConfig) -> dict[NodeId, Li
 
 
 class LinkEmulator:
-    """A :class:`~gossip.net.transport.Transport` that shapes sends to some peers, then hands them to ``inner``."""
+    """A :class:`~gossip.net.transport.Transport` that shapes sends to some peers, then hands them to ``inner``.
+
+    Not zero-copy: a delayed message's frames wait in Python until their time comes, so the sender hands
+    over a snapshot, never a buffer it writes next (and never a tracked live vector to release).
+    """
+
+    zero_copy = False
 
     def __init__(self, inner: Transport, me: int, specs: Mapping[NodeId, LinkSpec], *, seed: int = 0) -> None:
         self.inner = inner
@@ -107,6 +113,10 @@ class LinkEmulator:
 
     def connect(self, peer: NodeId, address: str) -> None:
         self.inner.connect(peer, address)
+
+    def drop_queued(self, peers: Sequence[NodeId]) -> None:
+        """Nothing: the messages of an emulated link wait in its timers, which re-opening the real links would not
+        clear, and a node behind link emulation re-opens no links (its sends are snapshots it never has to release)."""
 
     async def recv(self) -> Received:
         return await self.inner.recv()

@@ -45,7 +45,7 @@ import msgpack
 import numpy as np
 import torch
 
-from gossip.errors import WireError
+from gossip.errors import RejectReason, WireError
 from gossip.ids import NodeId
 from gossip.net.codec import dequantise_int8, int8_nbytes, quantise_int8
 
@@ -56,7 +56,6 @@ __all__ = [
     "Expectation",
     "Kind",
     "Message",
-    "RejectReason",
     "all_finite",
     "decode",
     "encode",
@@ -89,31 +88,6 @@ class Kind(enum.StrEnum):
 MERGE_KINDS = frozenset({Kind.MERGE, Kind.MERGE_VIEW, Kind.MERGE_STATS})
 _KINDS = {str(k): k for k in Kind}  # a dict lookup: Kind(text) costs an enum call per message
 _VECTOR_KINDS = frozenset({Kind.MODEL, Kind.DELTA, Kind.MERGE, Kind.MERGE_STATS})
-
-
-class RejectReason(enum.StrEnum):
-    """Why a message was dropped. Each value is a metric label; keep the set small and stable."""
-
-    BAD_FRAME_COUNT = "bad_frame_count"  # not header + the payload frames the kind needs
-    TOO_LARGE = "too_large"  # header or payload frame larger than allowed
-    BAD_HEADER = "bad_header"  # not msgpack, not a map, missing/mistyped field, unknown kind
-    BAD_VERSION = "bad_version"  # protocol version we do not speak
-    WRONG_RUN = "wrong_run"  # a node of another run (stale process, misconfigured peer)
-    UNKNOWN_SENDER = "unknown_sender"  # transport identity is not a node id of this run
-    NOT_A_NEIGHBOUR = "not_a_neighbour"  # a node of this run, but not one of our neighbours
-    SENDER_MISMATCH = "sender_mismatch"  # header src differs from who the transport says sent it
-    FINGERPRINT_MISMATCH = "fingerprint_mismatch"  # another model architecture
-    STALE_ROUND = "stale_round"  # for a round we already finished (a late message)
-    FUTURE_ROUND = "future_round"  # too far ahead of our round to buffer
-    BAD_DTYPE = "bad_dtype"  # payload dtype outside the allow-list
-    BAD_PAYLOAD_SIZE = "bad_payload_size"  # element count or byte length differs from our model's
-    NON_FINITE = "non_finite"  # NaN or infinity in the payload
-    RATE_LIMITED = "rate_limited"  # the sender exceeds its message budget
-    UNAUTHENTICATED = "unauthenticated"  # CURVE handshake with a key that is not a neighbour's
-    UNEXPECTED = "unexpected"  # well formed, but not called for: merge disabled, a round we do not wait in
-    BAD_MASS = "bad_mass"  # a push-sum mass that is not a finite number in (0, nodes]
-    BAD_SCALE = "bad_scale"  # int8 payload: a negative block scale
-    BAD_INDEX = "bad_index"  # delta: an index out of range, or indices not strictly increasing
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,7 @@
-"""One node process: the round loop that drives topology, learning, the network and the algorithms, and its daemon."""
+"""How one node runs: its plan, its parts (send path, receiver, peers, mixer, records), its two drivers, and its daemon.
+
+Nothing is re-exported: the CLI imports :mod:`gossip.node.daemon` for the node's flags, and that must not
+import torch; import the modules themselves (``gossip.node.node.Node``, ``gossip.node.plan.plan_node``).
+"""
+
+__all__: list[str] = []

@@ -4,7 +4,8 @@ After Ormándi, Hegedűs, Jelasity 2013 ("Gossip learning with linear models on 
 there are no rounds and nobody waits. Every ``period_s`` a node takes its ``local_steps`` SGD steps and
 pushes a snapshot of its model to one neighbour drawn uniformly (a generator seeded by (seed, node)),
 skipping neighbours that said bye. The receive loop merges every model as it arrives, through the same
-``Node.mix`` seam and the same aggregators as the synchronous rounds: weight 1/2 (Ormándi's merge of
+mixer (:mod:`gossip.node.mixer`) and the same aggregators as the synchronous rounds, with this merge's
+weights as an argument: weight 1/2 (Ormándi's merge of
 two models), or with ``push_sum`` the push-sum weights of ``gossip.algorithms.pushsum``; with
 ``[aggregation] rule = "variance"`` every merge is variance-corrected (Tian et al. 2024 is exactly this
 setting: gossip learning with independently initialised nodes).
@@ -21,31 +22,43 @@ merges since the previous one (``merged_from``), so a run can be replayed from i
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from gossip.algorithms.pushsum import absorb_weights, split_mass
+from gossip.errors import RejectReason
 from gossip.ids import NodeId
-from gossip.net.wire import Kind, Message, RejectReason, encode
+from gossip.learn.trainer import StepResult
+from gossip.net.wire import Message
+from gossip.node.core import NodeCore
+from gossip.node.mixer import Mixer
+from gossip.node.outbox import Outbox
+from gossip.node.receiver import Receiver
+from gossip.node.records import Recorder
+from gossip.results.rundir import RecordWriter
 from gossip.seeds import push_seed
-from gossip.topology.schedule import Exchange
-
-if TYPE_CHECKING:
-    from gossip.node.node import Node
-    from gossip.results.rundir import RecordWriter
 
 __all__ = ["AsyncGossip"]
 
 
 class AsyncGossip:
-    """The async loop of one :class:`~gossip.node.node.Node` (which owns the model, transport and metrics)."""
+    """The async driver of one node, over the same core and collaborators as the synchronous rounds.
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    ``train`` is the node's local-steps step (a Byzantine role may replace it).
+    """
+
+    def __init__(
+        self, core: NodeCore, outbox: Outbox, receiver: Receiver, mixer: Mixer, recorder: Recorder, train: Callable[[], StepResult]
+    ) -> None:
+        self.core = core
+        self.outbox = outbox
+        self.receiver = receiver
+        self.mixer = mixer
+        self.recorder = recorder
+        self.train = train
         self.mass = 1.0  # push-sum mass
         self._rng: np.random.Generator | None = None  # made on the first push: a synchronous run never imports numpy.random (~3 MiB)
         self._absorbing = False
@@ -56,72 +69,57 @@ class AsyncGossip:
 
         Records are written one tick late so that the last one can carry the final model's evaluation.
         """
-        node, cfg = self.node, self.node.cfg.training
+        core, cfg = self.core, self.core.cfg.training
         start = time.monotonic()
         self._absorbing = True
         pending: dict[str, Any] | None = None
         try:
-            for t in range(node.round, cfg.rounds):  # node.round > 0 after a resume
-                if node.stopping or (cfg.duration_s and time.monotonic() - start >= cfg.duration_s):
+            for t in range(core.round, cfg.rounds):  # core.round > 0 after a resume
+                if core.stopping or (cfg.duration_s and time.monotonic() - start >= cfg.duration_s):
                     break
                 tick_start = time.monotonic()
                 if pending is not None:
-                    node.write_record(writer, pending)
+                    self.recorder.write(writer, pending)
                 pending = self.tick(t)
-                await node.straggle()  # a slow node ([faults]) pushes less often; it still merges meanwhile
+                await core.straggle()  # a slow node ([faults]) pushes less often; it still merges meanwhile
                 # always yield, so the receive loop merges what arrived even when period_s is 0
                 await asyncio.sleep(max(0.0, cfg.period_s - (time.monotonic() - tick_start)))
         finally:
             self._absorbing = False
-        evaluation = node.trainer.evaluate()
-        node.observe(None, evaluation)
+        evaluation = core.trainer.evaluate()
+        self.recorder.observe(None, evaluation)
         if pending is not None:
             pending.update(accuracy=evaluation.accuracy, test_loss=evaluation.loss)
-            node.write_record(writer, pending)
+            self.recorder.write(writer, pending)
         return evaluation.accuracy
 
     def tick(self, t: int) -> dict[str, Any]:
         """One step: local training, one push, and the record of the merges since the last tick."""
-        node = self.node
+        core = self.core
         t0 = time.perf_counter()
-        node.round = t
-        node.metrics.round.set(t)
-        bytes_out_0 = node.bytes_sent
-        step = node.train()
-        alive = [j for j in node.neighbours if j not in node.inbox.gone]
+        core.round = t
+        core.metrics.round.set(t)
+        bytes_out_0 = self.outbox.bytes_out
+        step = self.train()
+        alive = [j for j in core.neighbours if j not in core.inbox.gone]
         if self._rng is None:
-            self._rng = np.random.default_rng(push_seed(node.cfg.run.seed, int(node.id)))
+            self._rng = np.random.default_rng(push_seed(core.cfg.run.seed, int(core.id)))
         target = alive[int(self._rng.integers(len(alive)))] if alive else None
         if target is not None:
-            kept, sent = split_mass(self.mass) if node.cfg.training.push_sum else (self.mass, None)
-            snapshot = node.snapshots.snapshot(node.flat.vector)  # reused once ZeroMQ let go (gossip.net.sendbuffers)
-            frames = node.snapshots.track(
-                snapshot,
-                encode(
-                    Kind.MODEL,
-                    src=node.id,
-                    round=t,
-                    run_id=node.run_id,
-                    fingerprint=node.flat.layout.fingerprint,
-                    payload=snapshot,
-                    dtype=node.cfg.transport.wire_dtype,
-                    mass=sent,
-                    info={"loss": step.loss} if math.isfinite(step.loss) else None,
-                ),
-            )
-            if node.send(target, frames):
+            kept, sent = split_mass(self.mass) if core.cfg.training.push_sum else (self.mass, None)
+            if self.outbox.push(target, t, step.loss, sent):
                 self.mass = kept  # a refused send keeps its mass
-        evaluation = node.trainer.evaluate() if (t + 1) % node.cfg.training.eval_every == 0 else None
+        evaluation = core.trainer.evaluate() if (t + 1) % core.cfg.training.eval_every == 0 else None
         absorbed, self._absorbed = self._absorbed, []
-        node.metrics.rounds.inc()
-        node.metrics.round_duration.observe(time.perf_counter() - t0)
-        node.observe(step, evaluation)
+        core.metrics.rounds.inc()
+        core.metrics.round_duration.observe(time.perf_counter() - t0)
+        self.recorder.observe(step, evaluation)
         distances = [d for _j, _n, d in absorbed]
         if distances:
-            node.metrics.consensus_distance.set(distances[-1])
-        node.round = t + 1
+            core.metrics.consensus_distance.set(distances[-1])
+        core.round = t + 1
         return {
-            **node.record_head(t, step, evaluation),
+            **self.recorder.head(t, step, evaluation),
             "consensus_distance": sum(distances) / len(distances) if distances else None,
             "comm": "push",
             "pushed_to": int(target) if target is not None else None,
@@ -129,27 +127,26 @@ class AsyncGossip:
             "merged_from": [int(j) for j, _n, _d in absorbed],
             "missing": [],
             "mass": self.mass,
-            "bytes_sent": node.bytes_sent - bytes_out_0,
+            "bytes_sent": self.outbox.bytes_out - bytes_out_0,
             "bytes_received": sum(n for _j, n, _d in absorbed),
-            "rejected": sum(node.rejected.values()),
-            "layer_var": node.layer_record(),
+            "rejected": sum(self.receiver.rejects.values()),
+            "layer_var": self.mixer.layer_record(),
             "round_s": time.perf_counter() - t0,
         }
 
     def absorb(self, message: Message) -> None:
         """Merge a model as it arrives (only while training; afterwards the model is final)."""
-        node = self.node
+        core = self.core
         if not self._absorbing or message.payload is None:
-            node.reject(RejectReason.UNEXPECTED, "model after training ended", message.src)
+            self.receiver.reject(RejectReason.UNEXPECTED, "model after training ended", message.src)
             return
-        if node.cfg.training.push_sum:
+        if core.cfg.training.push_sum:
             if message.mass is None:
-                node.reject(RejectReason.BAD_MASS, "push-sum model without mass", message.src)
+                self.receiver.reject(RejectReason.BAD_MASS, "push-sum model without mass", message.src)
                 return
             weights, self.mass = absorb_weights(self.mass, {message.src: message.mass})
         else:
             weights = {message.src: 0.5}
-        node.round_plan = Exchange("push", (), (message.src,), MappingProxyType(weights))
-        distance = node.mix({message.src: message.payload})
-        node.metrics.arrived(message.src, message.round)
+        distance = self.mixer.mix({message.src: message.payload}, weights)
+        core.metrics.arrived(message.src, message.round)
         self._absorbed.append((message.src, message.nbytes, distance))

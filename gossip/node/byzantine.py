@@ -30,7 +30,9 @@ from gossip.ids import NodeId
 from gossip.learn.trainer import StepResult
 from gossip.net.transport import Transport
 from gossip.net.wire import Kind, Message, encode
-from gossip.node.node import Node, NodePlan, NodeResult
+from gossip.node.node import Node
+from gossip.node.plan import NodePlan
+from gossip.node.records import NodeResult
 from gossip.ops.metrics import NodeMetrics
 from gossip.results.summary import NodeSummary
 from gossip.seeds import attack_seed
@@ -38,23 +40,21 @@ from gossip.seeds import attack_seed
 __all__ = ["ByzantineNode", "build_node"]
 
 
-def build_node(plan: NodePlan, transport: Transport, *, metrics: NodeMetrics | None = None, serve_metrics: bool = False) -> Node:
+def build_node(plan: NodePlan, transport: Transport, *, metrics: NodeMetrics | None = None) -> Node:
     """The node this process should run: honest, or the attacker ``[byzantine]`` makes it."""
     cfg = plan.cfg
     check_tolerance(cfg, plan.topology)
     if not cfg.byzantine.is_byzantine(plan.node_id):
-        return Node(plan, transport, metrics=metrics, serve_metrics=serve_metrics)
+        return Node(plan, transport, metrics=metrics)
     attack = build_attack(cfg.byzantine, seed=attack_seed(cfg.run.seed, int(plan.node_id)))
-    return ByzantineNode(plan, transport, attack, metrics=metrics, serve_metrics=serve_metrics)
+    return ByzantineNode(plan, transport, attack, metrics=metrics)
 
 
 class ByzantineNode(Node):
     """A node playing ``attack`` (see the module)."""
 
-    def __init__(
-        self, plan: NodePlan, transport: Transport, attack: Attack, *, metrics: NodeMetrics | None = None, serve_metrics: bool = False
-    ) -> None:
-        super().__init__(plan, transport, metrics=metrics, serve_metrics=serve_metrics)
+    def __init__(self, plan: NodePlan, transport: Transport, attack: Attack, *, metrics: NodeMetrics | None = None) -> None:
+        super().__init__(plan, transport, metrics=metrics)
         self.attack = attack
         cfg = plan.cfg
         colluders = frozenset(NodeId(b) for b in cfg.byzantine.nodes)
@@ -95,13 +95,13 @@ class ByzantineNode(Node):
                     Kind.MODEL,
                     src=self.id,
                     round=t,
-                    run_id=self.run_id,
+                    run_id=self.core.run_id,
                     fingerprint=self.flat.layout.fingerprint,
                     payload=payload.contiguous(),
                     dtype=self.cfg.transport.wire_dtype,
                     info=info,
                 )
-            self._send(tg.id, frames_of[id(payload)])
+            self.send(tg.id, frames_of[id(payload)])
         t2 = time.perf_counter()
         if not self.attack.omniscient:
             got = await self.inbox.collect(t, expected, start + timeout)

@@ -24,17 +24,26 @@ differs from an uninterrupted run is only what the network did meanwhile (models
 from __future__ import annotations
 
 import io
+import logging
+import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from gossip.errors import ConfigError
-from gossip.results.rundir import atomic_write_bytes
+from gossip.results.rundir import NodeFiles, atomic_write_bytes
 
-__all__ = ["Checkpoint", "load", "save"]
+if TYPE_CHECKING:
+    from gossip.node.core import NodeCore
+
+__all__ = ["Checkpoint", "Checkpointer", "load", "save"]
+
+log = logging.getLogger("gossip.node")
 
 _MEMBERS = ("vector", "round", "fingerprint")
 _EXTRA = "x."
@@ -86,3 +95,50 @@ def load(path: str | Path, fingerprint: bytes | None = None) -> Checkpoint:
     if any(a.dtype.kind not in "biuf" for a in extras.values()):
         raise ConfigError(f"checkpoint {p}: training state members must be numeric arrays")
     return Checkpoint(vector, int(round_), found, extras)
+
+
+class Checkpointer:
+    """When a running node writes its checkpoint, and how it starts from one (the plan's ``resume``)."""
+
+    def __init__(self, core: NodeCore) -> None:
+        self.core = core
+        self._at = time.monotonic()  # the start counts: the first periodic checkpoint comes an interval in
+        self.written = 0
+
+    def due(self, files: NodeFiles | None, t: int) -> None:
+        """After round ``t``: a checkpoint every ``checkpoint_every`` rounds, at least ``checkpoint_interval_s`` apart."""
+        training = self.core.cfg.training
+        every = training.checkpoint_every
+        if (
+            files
+            and every
+            and (t + 1) % every == 0
+            and t + 1 < training.rounds
+            and (time.monotonic() - self._at >= training.checkpoint_interval_s)
+        ):
+            self.save(files)
+
+    def save(self, files: NodeFiles) -> None:
+        core = self.core
+        state = Checkpoint(core.flat.vector.numpy(), core.round, core.flat.layout.fingerprint, core.trainer.state())
+        save(files.checkpoint, state)
+        self._at = time.monotonic()
+        self.written += 1
+
+    def restore(self) -> int:
+        """Load the plan's checkpoint, if any, into the model; returns the round to start from."""
+        core = self.core
+        saved = core.plan.resume
+        if saved is None:
+            return 0
+        core.flat.vector.copy_(torch.from_numpy(np.ascontiguousarray(saved.vector, dtype=np.float32)))
+        try:
+            core.trainer.load_state(saved.extras)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ConfigError(f"node {core.id}: its checkpoint's training state does not fit: {exc}") from None
+        start = min(saved.round, core.cfg.training.rounds)
+        core.round = start
+        if core.cfg.training.mode == "sync":
+            core.inbox.advance(start, until=core.horizon(start))
+        log.info("node %s: resuming from its checkpoint of round %d", core.id, saved.round)
+        return start

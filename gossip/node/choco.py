@@ -20,7 +20,8 @@ of x̂_i stay bit-identical — as long as no message is lost. Losses are handle
   ``resync_every`` rounds (the sender cannot see a loss at the receiver), and in the round after a send
   failed or a neighbour greeted us again (it restarted and lost its copies).
 
-A dense round sets x̂_i = x_i: the residual is flushed. Both kinds travel as float32.
+A dense round sets x̂_i = x_i: the residual is flushed. Both kinds travel as float32. The tensor
+operations themselves (top-k, applying a delta, the mix over the copies) are :mod:`gossip.algorithms.choco`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
+from gossip.algorithms.choco import apply_delta, copies_pull, top_k
 from gossip.config import CompressionConfig, share_of
 from gossip.ids import NodeId
-from gossip.net.codec import top_k
 from gossip.net.wire import Kind, Message
 
 __all__ = ["ChocoGossip", "Outgoing"]
@@ -99,9 +100,7 @@ class ChocoGossip:
         neighbourhood average, the compressed analogue of D-SGD's consensus distance.
         """
         self.absorb(got)
-        pull = torch.zeros_like(model)
-        for j in sorted(self.copies):  # sorted: the same sums whatever the arrival order
-            pull.add_(self.copies[j] - self.public, alpha=weights[j])
+        pull = copies_pull(self.public, self.copies, weights)
         model.add_(pull, alpha=self.cfg.gamma)
         return float(torch.linalg.vector_norm(pull))
 
@@ -109,8 +108,3 @@ class ChocoGossip:
     def in_step(self) -> frozenset[NodeId]:
         """The neighbours whose public copy we hold (mixed this round)."""
         return frozenset(self.copies)
-
-
-def apply_delta(target: torch.Tensor, indices: torch.Tensor, values: torch.Tensor) -> None:
-    """target[indices] += values: the one operation sender and receivers run, so their copies stay bit-identical."""
-    target.index_add_(0, indices.to(torch.int64), values)

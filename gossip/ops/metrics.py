@@ -4,8 +4,8 @@ Each node builds a private ``CollectorRegistry`` (client_python's advice for lib
 registry, so many nodes can live in one test process). Names follow Prometheus conventions:
 counters end in ``_total``, durations are ``_seconds`` histograms, sizes ``_bytes``. Labels are
 bounded: ``node`` and ``peer`` are vertex ids of the topology (a node only labels its neighbours),
-``reason`` is a :class:`~gossip.net.wire.RejectReason` (or, for refused connections, one of
-:data:`~gossip.net.connections.REFUSAL_REASONS`), ``aggregator`` a rule name.
+``reason`` is a :class:`~gossip.errors.RejectReason` (or, for refused connections, one of
+:data:`~gossip.errors.REFUSAL_REASONS`), ``aggregator`` a rule name.
 
 The registry is served, with ``/healthz`` and ``/readyz``, by :class:`~gossip.ops.endpoint.MetricsServer`
 (re-exported here).
@@ -28,8 +28,7 @@ from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gossip.net.connections import REFUSAL_REASONS
-from gossip.net.wire import RejectReason
+from gossip.errors import REFUSAL_REASONS, RejectReason
 from gossip.ops.endpoint import MetricsServer
 
 __all__ = ["MetricsServer", "NodeMetrics"]  # MetricsServer lives in gossip.ops.endpoint

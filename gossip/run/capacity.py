@@ -27,8 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gossip.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gossip.config import RunConfig
 
 __all__ = [
     "FORKED_NODE_BYTES",
@@ -36,6 +40,7 @@ __all__ = [
     "NODE_BASE_BYTES",
     "available_bytes",
     "check_launch_fits",
+    "check_node_config_fits",
     "check_node_fits",
     "check_simulation_fits",
     "dataset_bytes",
@@ -111,6 +116,15 @@ def check_simulation_fits(nodes: int, params: int, *, data: int = 0, available: 
             f"simulating {nodes} nodes of {params:,} parameters needs about {_size(need)} of memory but this machine has {_size(have)} available: use fewer nodes"
         ),
     )
+
+
+def check_node_config_fits(cfg: RunConfig) -> None:
+    """Refuse, from the config's numbers, a dataset and model this node could not hold, before it loads or builds either."""
+    from gossip.data.datasets import dataset_shape
+    from gossip.learn.models import parameter_count
+
+    shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
+    check_node_fits(parameter_count(cfg.model.name, shape, classes, **cfg.model.options()), dataset_bytes(shape, train + test))
 
 
 def check_node_fits(params: int, data: int, *, available: int | None = None) -> None:

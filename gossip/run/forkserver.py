@@ -7,8 +7,8 @@ Python's own ``multiprocessing`` forkserver, with gossip's node modules preloade
 import is paid once per launch, a node has nothing left to import when it starts, and the nodes share
 torch's pages copy-on-write.
 
-A forked node is the same program as ``gossip node``: it runs ``gossip.cli.main(["node", ...])`` with
-the same arguments, in its own session (a terminal's Ctrl-C reaches only the launcher), with its output
+A forked node is the same program as ``gossip node``: it runs the node daemon
+(:func:`gossip.node.daemon.main`) with the same arguments, in its own session (a terminal's Ctrl-C reaches only the launcher), with its output
 in the node's log, the launcher's environment (passed with every start, not the one the server was
 started with), and the command line it would have had as its process title (``ps``, ``/proc/PID/cmdline``).
 It dies with the fork server (``PR_SET_PDEATHSIG``), which leaves when the launcher does, so a
@@ -44,7 +44,7 @@ from gossip.errors import ExitCode
 __all__ = ["NodeProcess", "server_death", "start_node_process", "stop", "warm_up"]
 
 # Imported once by the fork server: everything a node process needs before its first round.
-PRELOAD = ("gossip.run.forkserver", "gossip.cli", "gossip.node.node", "gossip.ops.metrics", "gossip.data")
+PRELOAD = ("gossip.run.forkserver", "gossip.node.daemon", "gossip.node.node", "gossip.ops.metrics", "gossip.data", "gossip.run.capacity")
 # Every node process's environment (spawned or forked, and the fork server's, where libraries read it as
 # they load): one compute thread per process, no display; a node sets torch's threads itself too.
 NODE_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
@@ -263,13 +263,16 @@ def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> No
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # as PYTHONUNBUFFERED for a spawned node
     os.environ.clear()
     os.environ.update(env)
-    from gossip import cli
+    from gossip.node import daemon
+    from gossip.run.capacity import check_node_config_fits
 
     try:
-        code = cli.main(argv)
+        if argv[:1] != ["node"]:
+            raise ValueError(f"the fork server starts nodes only, not {argv[:1]}")
+        code = daemon.main(argv[1:], check_fits=check_node_config_fits)
     except SystemExit as exc:  # argparse's way out
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException:
         traceback.print_exc()
         code = ExitCode.FAILED
-    cli._exit_without_teardown(code)  # the node's files are written; skip finalising torch's modules
+    daemon.exit_without_teardown(code)  # the node's files are written; skip finalising torch's modules

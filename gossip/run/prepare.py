@@ -14,10 +14,10 @@ from gossip.algorithms.tolerance import check_tolerance
 from gossip.config import MetricsConfig, RunConfig, check_path_text, config_to_toml
 from gossip.data import Dataset, save_npz, save_parts
 from gossip.data.datasets import dataset_of, dataset_shape_of
+from gossip.data.split import shard_key, split_training_set
 from gossip.errors import ConfigError
 from gossip.learn.models import parameter_count_of
 from gossip.net.linkemu import link_specs
-from gossip.node.node import shard_key, split_training_set
 from gossip.ops.prometheus import write_run_config
 from gossip.results.rundir import atomic_write_text
 from gossip.run.capacity import check_launch_fits, dataset_bytes
@@ -106,7 +106,7 @@ def _resolve(cfg: RunConfig, out: Path, topology: Topology, addresses: tuple[str
     """The config the nodes run: the topology saved into ``out`` (and CURVE keys made there when asked for) and every address filled in."""
     security = cfg.security
     if security.curve and not security.keys_dir:
-        from gossip.net.transport import generate_keys
+        from gossip.net.zeromq import generate_keys
 
         generate_keys(out / "keys", topology.n)
         security = dataclasses.replace(security, keys_dir=str(out / "keys"))

@@ -32,6 +32,7 @@ from torch.func import functional_call, grad, vmap
 from gossip.config import RunConfig
 from gossip.data import Dataset
 from gossip.data.datasets import dataset_of, dataset_shape_of
+from gossip.data.split import split_training_set
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
 from gossip.learn.batches import BatchOrder
@@ -39,7 +40,7 @@ from gossip.learn.flat import Layout, model_hash
 from gossip.learn.models import parameter_count_of
 from gossip.learn.optim import UpdateRule, UpdateState, apply_update_
 from gossip.learn.trainer import update_rule
-from gossip.node.node import NodePlan, build_flat_model, split_training_set
+from gossip.node.plan import NodePlan, build_flat_model
 from gossip.results.rundir import NodeFiles, RecordWriter, save_vector
 from gossip.results.summary import NodeSummary
 from gossip.run.capacity import check_simulation_fits, dataset_bytes

@@ -41,6 +41,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 import numpy as np
 
@@ -50,16 +51,19 @@ from gossip.ids import NodeId
 from gossip.seeds import pull_seed
 from gossip.topology.graph import Topology
 
-__all__ = ["Exchange", "Schedule"]
+__all__ = ["Exchange", "ExchangeKind", "Schedule"]
 
 _NO_WEIGHTS: Mapping[NodeId, float] = MappingProxyType({})
+
+
+ExchangeKind = Literal["all", "one-peer", "pull", "none"]
 
 
 @dataclass(frozen=True)
 class Exchange:
     """One node's part of one round: whom it sends to, whom it waits for, with which weights."""
 
-    kind: str  # "all" | "one-peer" | "pull" | "none"
+    kind: ExchangeKind  # the record's "comm" (async gossip records "push", which is no round of a schedule)
     send_to: tuple[NodeId, ...] = ()
     expect_from: tuple[NodeId, ...] = ()
     weights: Mapping[NodeId, float] | None = field(default=None)  # None: the topology's mixing weights

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from gossip.algorithms.merge import exact_average
 from gossip.config import load_config
 from gossip.ids import NodeId
-from gossip.node.merge import exact_average
-from gossip.node.node import build_flat_model, plan_node
+from gossip.node.plan import build_flat_model, plan_node
 from gossip.results.rundir import load_vector, read_jsonl
 from tests.conftest import run_gossip
 from tests.procs import node_pids

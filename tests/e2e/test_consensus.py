@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gossip.config import load_config
-from gossip.node.node import build_flat_model, plan_node
+from gossip.node.plan import build_flat_model, plan_node
 from gossip.results.rundir import load_vector, read_jsonl
 from gossip.topology import parse_spec
 from tests.conftest import run_gossip

@@ -148,7 +148,7 @@ def test_node_keeps_training_and_counts_every_reason(tmp_path: Path, processes: 
 def test_curve_refuses_strangers_and_impostors(tmp_path: Path, processes: Processes) -> None:
     """With CURVE on, a stranger's key never gets in and a known neighbour claiming another node's id
     is refused: node 0 trains on, and /metrics counts `unauthenticated` and `sender_mismatch`."""
-    from gossip.net.transport import generate_keys, load_keys
+    from gossip.net.zeromq import generate_keys, load_keys
 
     keys = tmp_path / "keys"
     generate_keys(keys, 2)

@@ -20,7 +20,7 @@ import zmq
 from gossip.config import load_config
 from gossip.net.wire import Kind, encode
 from gossip.node import checkpoint
-from gossip.node.node import run_id_of
+from gossip.node.plan import run_id_of
 from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes
 from tests.procs import node_pids

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from gossip.algorithms.merge import exact_average
 from gossip.config import RunConfig, load_config
 from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
 from gossip.learn.flat import model_hash
 from gossip.net.transport import InMemoryNetwork
-from gossip.node.merge import exact_average
-from gossip.node.node import Node, NodePlan
+from gossip.node.node import Node
+from gossip.node.plan import NodePlan
 from gossip.topology import parse_spec
 
 
@@ -55,8 +56,8 @@ def run_rounds(nodes: list[Node], rounds: int, late: Mapping[int, float] | None 
 
     async def one(n: Node) -> None:
         await n.transport.start()
-        asyncio.get_running_loop().create_task(n._receive_loop())
-        await n._handshake()
+        asyncio.get_running_loop().create_task(n.receiver.loop())
+        await n.peers.handshake()
         await asyncio.sleep((late or {}).get(int(n.id), 0.0))
         for t in range(rounds):
             records[int(n.id)].append(await n.run_round(t))

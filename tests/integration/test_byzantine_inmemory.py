@@ -18,7 +18,8 @@ from gossip.errors import ConfigError
 from gossip.ids import NodeId
 from gossip.net.transport import InMemoryNetwork
 from gossip.node.byzantine import ByzantineNode, build_node
-from gossip.node.node import Node, NodePlan
+from gossip.node.node import Node
+from gossip.node.plan import NodePlan
 from gossip.topology import parse_spec
 
 

@@ -17,7 +17,7 @@ import zmq
 
 from gossip.ids import NodeId
 from gossip.net.connections import ConnectionLimits, size_limits
-from gossip.net.transport import ZmqTransport
+from gossip.net.zeromq import ZmqTransport
 from tests.attacks import zmtp_greeting
 from tests.conftest import REPO
 

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from gossip.net.wire import RejectReason
+from gossip.errors import RejectReason
 from gossip.ops.metrics import MetricsServer, NodeMetrics
 from tests.conftest import free_port
 from tests.prom import require

@@ -16,7 +16,8 @@ from gossip.config import RunConfig, load_config
 from gossip.data import load_dataset, partition
 from gossip.ids import NodeId
 from gossip.net.transport import InMemoryNetwork
-from gossip.node.node import Node, NodePlan
+from gossip.node.node import Node
+from gossip.node.plan import NodePlan
 from gossip.topology import parse_spec
 
 
@@ -93,8 +94,8 @@ def test_dead_neighbour_costs_a_timeout_and_is_mixed_out(digits) -> None:
     async def main():
         async def live(n: Node):
             await n.transport.start()
-            asyncio.get_running_loop().create_task(n._receive_loop())
-            await n._handshake()
+            asyncio.get_running_loop().create_task(n.receiver.loop())
+            await n.peers.handshake()
             if n.id == 2:
                 net.down.add(2)
                 return

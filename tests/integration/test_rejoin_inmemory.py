@@ -48,12 +48,12 @@ def test_a_crashed_node_resumes_from_its_checkpoint_and_skips_to_its_neighbours_
         lagging = Node(dataclasses.replace(reborn.plan, resume=saved_at(reborn, 7)), net.transport(NodeId(2)))
         for j, r in welcomes.items():
             lagging.liveness.heard(j, r, 7)
-        assert lagging._rejoin_round(7) == joined, welcomes
+        assert lagging.peers.rejoin_round(7) == joined, welcomes
 
     # the run's agreed round (gossip launch --resume) wins over what the neighbours said
     agreed = Node(dataclasses.replace(reborn.plan, resume=saved_at(reborn, 7), join_round=20), net.transport(NodeId(2)))
     agreed.liveness.heard(0, 8, 7)
-    assert agreed._rejoin_round(7) == 20 and agreed.resumed == {"checkpoint_round": 7, "joined_round": 20}
+    assert agreed.peers.rejoin_round(7) == 20 and agreed.resumed == {"checkpoint_round": 7, "joined_round": 20}
 
 
 def saved_at(node: Node, round_: int) -> checkpoint.Checkpoint:

@@ -92,7 +92,7 @@ def test_live_vector_is_released_once_the_peer_has_it_and_arrives_intact() -> No
 
     from gossip.ids import NodeId
     from gossip.net.sendbuffers import track_live, until_released
-    from gossip.net.transport import ZmqTransport
+    from gossip.net.zeromq import ZmqTransport
 
     async def scenario() -> tuple[bool, bool, list[int]]:
         ctx = zmq.asyncio.Context()
@@ -139,7 +139,7 @@ def test_a_peer_that_stops_reading_loses_the_model_and_lets_the_vector_go() -> N
 
     from gossip.ids import NodeId
     from gossip.net.sendbuffers import track_live, until_released
-    from gossip.net.transport import ZmqTransport
+    from gossip.net.zeromq import ZmqTransport
     from tests.conftest import free_port
 
     port = free_port()

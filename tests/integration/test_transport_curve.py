@@ -11,7 +11,7 @@ import zmq.asyncio
 
 from gossip.errors import TransportError
 from gossip.ids import NodeId
-from gossip.net.transport import ZmqTransport, generate_keys, load_keys
+from gossip.net.zeromq import ZmqTransport, generate_keys, load_keys
 from tests.conftest import free_port
 
 

@@ -14,7 +14,7 @@ import zmq.asyncio
 
 from gossip.errors import TransportError
 from gossip.ids import NodeId
-from gossip.net.transport import COPY_BELOW_BYTES, ZmqTransport, parse_identity
+from gossip.net.zeromq import COPY_BELOW_BYTES, ZmqTransport, parse_identity
 from tests.conftest import free_port
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gossip.config import CompressionConfig
-from gossip.errors import WireError
+from gossip.errors import RejectReason, WireError
 from gossip.ids import NodeId
-from gossip.net.wire import Expectation, Kind, Message, RejectReason, decode, encode
+from gossip.net.wire import Expectation, Kind, Message, decode, encode
 from gossip.node.choco import ChocoGossip
 
 RUN = b"R" * 8

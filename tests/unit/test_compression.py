@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from gossip.errors import WireError
-from gossip.net.codec import INT8_BLOCK, dequantise_int8, int8_nbytes, quantise_int8, top_k
-from gossip.net.wire import Expectation, Kind, RejectReason, decode, encode
+from gossip.algorithms.choco import top_k
+from gossip.errors import RejectReason, WireError
+from gossip.net.codec import INT8_BLOCK, dequantise_int8, int8_nbytes, quantise_int8
+from gossip.net.wire import Expectation, Kind, decode, encode
 
 RUN = b"R" * 8
 FP = b"F" * 16

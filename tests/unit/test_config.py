@@ -93,7 +93,7 @@ def test_address_of_uses_list_or_template() -> None:
 def test_model_hidden_and_synthetic_sizes_reach_the_node_model() -> None:
     """[model] hidden and [data] features/classes/train_samples/test_samples build the benchmark MLPs:
     64-200-10 has 15k parameters, 1000-1000-10 about a million."""
-    from gossip.node.node import build_flat_model, plan_node
+    from gossip.node.plan import build_flat_model, plan_node
 
     small = load_config(
         env={},
@@ -192,7 +192,7 @@ def test_compression_refuses_what_cannot_work(overrides: dict[str, object], mess
 
 def test_compression_is_part_of_the_run_id() -> None:
     """Nodes that gossip compressed and nodes that do not refuse each other's messages (wrong_run)."""
-    from gossip.node.node import run_id_of
+    from gossip.node.plan import run_id_of
 
     plain = load_config(env={})
     assert run_id_of(plain) != run_id_of(load_config(env={}, overrides=TOPK))

@@ -22,6 +22,7 @@ import yaml
 from gossip import cli
 from gossip.config import load_config
 from gossip.errors import UsageError
+from gossip.node import daemon
 from gossip.run.deploy import ComposeOptions, KubernetesOptions, prepare, render_compose, render_kubernetes
 from gossip.run.deploy.compose import compose_address_template
 from gossip.run.deploy.kubernetes import k8s_address_template
@@ -170,7 +171,7 @@ def test_kubernetes_runs_curve_by_default_with_keys_made_once(tmp_path: Path) ->
     """`gossip deploy k8s` turns CURVE on (keys read from the mounted Secret), makes each node's key pair
     once (secret keys 0600, the directory ignoring itself for git), keeps them on a second render, and
     adds only the missing ones when the run grows; the node loads them."""
-    from gossip.net.transport import load_keys
+    from gossip.net.zeromq import load_keys
     from gossip.run.deploy.common import KEYS_DIR
 
     args = ["deploy", "k8s", "-t", "ring", "-n", "4", "--out", str(tmp_path)]
@@ -285,10 +286,10 @@ def test_rendering_never_clobbers_a_changed_file_without_force(tmp_path: Path, c
 def test_statefulset_pods_take_their_id_from_the_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
     """`--id hostname` turns the pod name gossip-12 into node 12 and refuses a name without a number."""
     monkeypatch.setattr("socket.gethostname", lambda: "gossip-12")
-    assert cli._node_id("hostname") == 12
+    assert daemon.node_id_of("hostname") == 12
     monkeypatch.setattr("socket.gethostname", lambda: "gossip")
     with pytest.raises(UsageError, match="does not end in a number"):
-        cli._node_id("hostname")
+        daemon.node_id_of("hostname")
 
 
 def test_make_missing_keys_refuses_half_a_key_pair(tmp_path: Path) -> None:

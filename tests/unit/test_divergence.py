@@ -1,11 +1,11 @@
-"""The divergence check a node runs every round (gossip.node.node.all_finite): exact, and cheap in the common case."""
+"""The divergence check a node runs every round (gossip.node.records.all_finite): exact, and cheap in the common case."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gossip.node.node import all_finite
+from gossip.node.records import all_finite
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from gossip.algorithms import weighted_average
+from gossip.algorithms.merge import agreed_members, exact_average, recalibrate_norm_stats, stat_mask_of
 from gossip.algorithms.pushsum import absorb_weights, split_mass
 from gossip.ids import NodeId
 from gossip.learn.flat import flatten_
 from gossip.learn.models import build_model
-from gossip.node.merge import agreed_members, exact_average, recalibrate_norm_stats, stat_mask_of
 
 
 def test_exact_average_is_the_float64_mean_whatever_the_arrival_order() -> None:

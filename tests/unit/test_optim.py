@@ -75,7 +75,7 @@ def test_a_node_trainer_does_not_import_the_compiler_stack() -> None:
     code = (
         "import sys\n"
         "from gossip.config import load_config\n"
-        "from gossip.node.node import plan_node, build_flat_model\n"
+        "from gossip.node.plan import plan_node, build_flat_model\n"
         "from gossip.learn.trainer import LocalTrainer\n"
         "cfg = load_config(env={}, overrides={'run.nodes': 3, 'data.dataset': 'synthetic', 'data.train_samples': 64, 'data.test_samples': 8})\n"
         "plan = plan_node(cfg, 0)\n"

@@ -68,8 +68,8 @@ def test_exports_are_imported_on_first_use() -> None:
         "import sys, gossip\n"
         "print(sorted(m for m in sys.modules if m.startswith('gossip.')))\n"
         "gossip.Topology, gossip.plan_node\n"
-        "print(sorted(m for m in ('networkx', 'yaml', 'gossip.run.launch', 'gossip.node.node') if m in sys.modules))\n"
+        "print(sorted(m for m in ('networkx', 'yaml', 'gossip.run.launch', 'gossip.node.plan') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out == ["[]", "['gossip.node.node']"]
+    assert out == ["[]", "['gossip.node.plan']"]
     assert set(dir(gossip)) >= set(gossip.__all__)

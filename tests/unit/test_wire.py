@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossip.errors import WireError
-from gossip.net.wire import MAX_HEADER_BYTES, Expectation, Kind, RejectReason, decode, encode
+from gossip.errors import RejectReason, WireError
+from gossip.net.wire import MAX_HEADER_BYTES, Expectation, Kind, decode, encode
 
 RUN = b"R" * 8
 FP = b"F" * 16
