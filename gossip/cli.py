@@ -362,7 +362,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
-    return result.exit_code
+    return int(result.exit_code)
 
 
 def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) -> Any:

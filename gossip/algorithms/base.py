@@ -13,6 +13,7 @@ from gossip.ids import NodeId
 from gossip.learn.flat import Layout
 
 if TYPE_CHECKING:
+    from gossip.algorithms.robust import Report
     from gossip.algorithms.variance import LayerVariance
 
 __all__ = ["Aggregator", "InPlaceAggregator", "build_aggregator"]
@@ -49,7 +50,7 @@ def build_aggregator(
     variance: VarianceConfig | None = None,
     *,
     progress: Callable[[], float] | None = None,
-    report: Callable[[int, str], None] | None = None,
+    report: Report | None = None,
     layers: Callable[[LayerVariance], None] | None = None,
 ) -> Aggregator:
     """The aggregator named by ``cfg.rule``, with its parameters.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -46,11 +47,14 @@ __all__ = [
     "trimmed_mean",
 ]
 
-Report = Callable[[int, str], None]
+Action = Literal["discarded", "clipped"]
+"""What a robust rule did to a neighbour's model (the ``action`` label of ``gossip_robust_discarded_total``)."""
+
+Report = Callable[[int, Action], None]
 """``report(count, action)``: ``count`` neighbour models were ``"discarded"`` or ``"clipped"`` this round."""
 
 
-def no_report(count: int, action: str) -> None:
+def no_report(count: int, action: Action) -> None:
     """The default :data:`Report`: tell nobody."""
 
 

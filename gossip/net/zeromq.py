@@ -43,7 +43,7 @@ import errno
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -223,10 +223,10 @@ class ZmqTransport:
         if self.guard is not None:
             self.guard.start()
         self._inbound = inbound
-        self._inbound_fd = inbound.getsockopt(zmq.FD)
+        self._inbound_fd = cast(int, inbound.getsockopt(zmq.FD))
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._inbound_fd, self._wake)
-        self.bound_address = inbound.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.bound_address = cast(bytes, inbound.getsockopt(zmq.LAST_ENDPOINT)).decode()
         for peer, address in self._peer_addresses.items():
             self.connect(peer, address)
 
@@ -273,7 +273,7 @@ class ZmqTransport:
             # libzmq learns that its I/O thread drained the queue from a command it reads at most about
             # once a millisecond on the send path, so a queue already empty can still look full. Reading
             # EVENTS processes pending commands at once; only a queue that is really full drops the message.
-            if not push.getsockopt(_EVENTS) & _POLLOUT:
+            if not cast(int, push.getsockopt(_EVENTS)) & _POLLOUT:
                 return False
             try:
                 _send_frames(push, self._envelope, frames)
@@ -305,7 +305,7 @@ class ZmqTransport:
         # Ask EVENTS before reading instead of reading until zmq.Again: pyzmq builds every exception
         # with an import and a strerror, which cost more than the question (bench/transport.py, 10k)
         while True:
-            if inbound.getsockopt(_EVENTS) & _POLLIN:
+            if cast(int, inbound.getsockopt(_EVENTS)) & _POLLIN:
                 try:
                     envelope = inbound.recv(_NOBLOCK, copy=False)
                     break
@@ -333,7 +333,7 @@ class ZmqTransport:
             frames = []  # too many parts: drained, not kept; gossip.net.wire reports bad_frame_count
         if self.curve is not None:
             user = envelope.get("User-Id")
-            sender = parse_identity(user.encode()) if user else None
+            sender = parse_identity(str(user).encode()) if user else None
         else:
             sender = parse_identity(envelope.bytes)
         return Received(sender, frames, nbytes)
@@ -357,7 +357,7 @@ class ZmqTransport:
 
     def _wake(self) -> None:
         inbound, waiter = self._inbound, self._waiter
-        if inbound is not None and inbound.getsockopt(_EVENTS) & _POLLIN and waiter is not None and not waiter.done():
+        if inbound is not None and cast(int, inbound.getsockopt(_EVENTS)) & _POLLIN and waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     # -- CURVE ---------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def run_node(args: argparse.Namespace, *, check_fits: Callable[[RunConfig], None
     torch.set_num_threads(1)
     # The process is ours: drop prometheus_client's *_created series (a third more series per node, and
     # Prometheus reads counter resets from the samples themselves).
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
     node_id = node_id_of(args.id)
     # Peers' connections take descriptors: use what the hard limit allows (gossip.net.connections keeps a reserve)
     raise_descriptor_limit()

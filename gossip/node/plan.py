@@ -86,7 +86,7 @@ def plan_node(
     if shard is None:  # no launcher-written split for this config: compute it (the same pure function the launcher ran)
         shard = split_training_set(cfg, topology.n, dataset.y_train)[node_id]
     saved = None
-    if resume:
+    if resume and run_dir:
         path = NodeFiles(run_dir, node_id).checkpoint
         saved = checkpoint.load(path) if path.exists() else None
     return NodePlan(NodeId(node_id), cfg, topology, dataset, shard, Path(run_dir) if run_dir else None, saved, join_round)

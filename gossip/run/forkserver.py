@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from multiprocessing import spawn
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
+from typing import Any
 
 from gossip.errors import ExitCode
 
@@ -75,7 +76,7 @@ def stop(*, kill: bool = False) -> None:
         return
     from multiprocessing import forkserver
 
-    server = forkserver._forkserver
+    server: Any = forkserver._forkserver  # multiprocessing's private state: typeshed does not declare it
     if kill and server._forkserver_pid is not None:
         try:
             os.kill(server._forkserver_pid, signal.SIGKILL)
@@ -96,7 +97,8 @@ def server_death() -> str | None:
         return None
     from multiprocessing import forkserver
 
-    pid = forkserver._forkserver._forkserver_pid
+    server: Any = forkserver._forkserver  # multiprocessing's private state: typeshed does not declare it
+    pid = server._forkserver_pid
     if pid is None:
         return None
     try:
@@ -246,10 +248,11 @@ def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> No
 
     # multiprocessing gives every fork a copy of the write end of the server's "a client is alive" pipe;
     # the server leaves (and its forks get their parent-death signal) only once every copy is closed
-    alive = forkserver._forkserver._forkserver_alive_fd
+    server_state: Any = forkserver._forkserver  # multiprocessing's private state: typeshed does not declare it
+    alive = server_state._forkserver_alive_fd
     if alive is not None:
         os.close(alive)
-        forkserver._forkserver._forkserver_alive_fd = None
+        server_state._forkserver_alive_fd = None
     die_with_parent()  # with the fork server, which leaves when the launcher does
     if os.getppid() != server:  # it left before the kernel knew to tell us: nobody will stop this node
         os._exit(1)
