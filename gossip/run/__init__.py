@@ -1,4 +1,34 @@
 """How does a run get going on this machine? The launcher (prepare, start, supervise, summarise), the fork server, the
-single-process simulator, and the deployment renderers."""
+single-process simulator, and the deployment renderers.
 
-__all__: list[str] = []
+``launch`` and ``simulate`` are not re-exported here: they share their modules' names, and a package attribute
+cannot be both. Import them from :mod:`gossip` or from their modules (``gossip.run.launch.launch``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gossip.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from gossip.run.launch import LaunchResult, resume
+    from gossip.run.prepare import prepare_run
+    from gossip.run.simulate import SimulationResult
+
+__all__ = [
+    "LaunchResult",
+    "SimulationResult",
+    "prepare_run",
+    "resume",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "gossip.run.launch": ("LaunchResult", "resume"),
+        "gossip.run.prepare": ("prepare_run",),
+        "gossip.run.simulate": ("SimulationResult",),
+    },
+)
