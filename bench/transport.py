@@ -94,7 +94,8 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 
     from gossip.ids import NodeId
     from gossip.net.connections import size_limits
-    from gossip.net.wire import Expectation, _finite_float32, decode
+    from gossip.net.payload import finite_float32
+    from gossip.net.wire import Expectation, decode
     from gossip.net.zeromq import ZmqTransport
 
     actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
@@ -124,7 +125,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 
     def least_checks(frames: list[Any], n: int) -> torch.Tensor:
         header = msgpack.unpackb(frames[0])
-        payload = _finite_float32(memoryview(frames[1]))  # decode's own NaN/inf check, raises if it fails
+        payload = finite_float32(memoryview(frames[1]))  # decode's own NaN/inf check, raises if it fails
         assert header["n"] == n
         return payload
 
