@@ -35,8 +35,8 @@ trial by trial (the two ran seconds apart) with its range, which shows how noisy
   other Python. The last table sets it against the goal's budget.
 
 Every socket of a bench process (raw, ack and gossip's) is on one ZeroMQ context, so one I/O thread
-moves them all, as in a node (with two contexts, gossip's messages and the acks took turns on two
-I/O threads per process, an extra thread wake-up per message that raw did not pay: ~40 µs at 10k).
+moves them all, as in a node (with two contexts, gossip's messages and the acks would take turns on two
+I/O threads per process: an extra thread wake-up per message that raw does not pay).
 
 ``--ipc``: every socket of the bench (raw and gossip alike) is a Unix-domain socket (ZeroMQ
 ``ipc://``, what ``gossip launch --ipc`` uses) instead of loopback TCP.

@@ -94,7 +94,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) -> Any:
     """Import the launcher (torch with it) and run it, with the fork server started first so that its own
-    import of torch runs beside the launcher's (~1.3 s each, on two cores) — once the flags and the config
+    import of torch runs beside the launcher's — once the flags and the config
     are known to be valid, since a refused run only wastes that import."""
     from gossip.run import forkserver
 

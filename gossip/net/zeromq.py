@@ -9,8 +9,8 @@ Choices and why:
 - PULL/PUSH, not ROUTER/DEALER: a ROUTER files each connection under the routing id the *peer*
   chose, and never reads again from a connection whose id it already holds (or handed over):
   that connection's engine stops at the high-water mark, never notices its peer closing, and keeps
-  its descriptor until the socket closes (libzmq issues 3238 and 4407; 400 reconnects under one
-  id left 361 descriptors open). A PULL reads every connection in turn, so each one is closed when
+  its descriptor until the socket closes (libzmq issues 3238 and 4407). A PULL reads every
+  connection in turn, so each one is closed when
   its peer goes. The node never answers through the inbound socket, so nothing is lost.
 - A :class:`~gossip.net.connections.ConnectionGuard` thread caps the connections the PULL holds (per
   peer address and in total, sized from the descriptor limit), refuses a connection that streams an
@@ -241,7 +241,7 @@ class ZmqTransport:
             self._in_a_row = 0
             await asyncio.sleep(0)
         # Ask EVENTS before reading instead of reading until zmq.Again: pyzmq builds every exception
-        # with an import and a strerror, which cost more than the question (bench/transport.py, 10k)
+        # with an import and a strerror, which cost more than the question (bench/transport.py)
         while True:
             if cast(int, inbound.getsockopt(_EVENTS)) & _POLLIN:
                 try:
