@@ -21,7 +21,7 @@ data), MLPs of about 10k (64-128-10), 1M (1000-1000-10) and 10M (1000-10000-10) 
   received model, the node's lerp mix and the consensus distance every round reports — and nothing
   else: gossip's gap to this arm is its own machinery (event loop, headers, routing, records, metrics).
 
-**Overhead, wall** = 1 − (local-only round time / gossip round time): the issue's "round wall time
+**Overhead, wall** = 1 − (local-only round time / gossip round time): the "round wall time
 minus its local-training time, as a fraction of the round", with the local-training time measured
 the only fair way on a machine with fewer cores than nodes (a node's own step timer would count the
 minutes its neighbours hold the cores as overhead). **Overhead, CPU** is the same from CPU clocks:

@@ -60,7 +60,7 @@ def _node(
     from gossip.algorithms.dsgd import mix_in_place
     from gossip.learn.flat import flatten_
     from gossip.learn.models import build_model
-    from gossip.net.wire import _finite_float32
+    from gossip.net.payload import finite_float32
 
     torch.set_num_threads(1)
     torch.manual_seed(i)
@@ -97,7 +97,7 @@ def _node(
         if exchange:
             trackers = [pushes[j].send(buf, copy=False, track=True) for j in (left, right)]
             if checks:
-                got = [_finite_float32(memoryview(pulls[j].recv(copy=False))) for j in (left, right)]
+                got = [finite_float32(memoryview(pulls[j].recv(copy=False))) for j in (left, right)]
             else:
                 got = [torch.frombuffer(pulls[j].recv(copy=False).buffer, dtype=torch.float32) for j in (left, right)]
             for t in trackers:

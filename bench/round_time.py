@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from perfkit import PHASES, bare_torch_rss, median_figures, ring_workload, run_measured
 
-# Measured on this machine (2 cores) by whoever filed the issue; ms per round, MiB per node.
+# The peer frameworks' figures on a 2-core machine, the targets this bench compares against; ms per round, MiB per node.
 PEERS = {
     "small": {"decentralizepy": (11, 17), "Murmura": (20, 24)},
     "large": {"decentralizepy": (103, 108), "Murmura": (131, 135)},

@@ -35,8 +35,8 @@ trial by trial (the two ran seconds apart) with its range, which shows how noisy
   other Python. The last table sets it against the goal's budget.
 
 Every socket of a bench process (raw, ack and gossip's) is on one ZeroMQ context, so one I/O thread
-moves them all, as in a node (with two contexts, gossip's messages and the acks took turns on two
-I/O threads per process, an extra thread wake-up per message that raw did not pay: ~40 µs at 10k).
+moves them all, as in a node (with two contexts, gossip's messages and the acks would take turns on two
+I/O threads per process: an extra thread wake-up per message that raw does not pay).
 
 ``--ipc``: every socket of the bench (raw and gossip alike) is a Unix-domain socket (ZeroMQ
 ``ipc://``, what ``gossip launch --ipc`` uses) instead of loopback TCP.
@@ -94,7 +94,8 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 
     from gossip.ids import NodeId
     from gossip.net.connections import size_limits
-    from gossip.net.wire import Expectation, _finite_float32, decode
+    from gossip.net.payload import finite_float32
+    from gossip.net.wire import Expectation, decode
     from gossip.net.zeromq import ZmqTransport
 
     actx = zmq.asyncio.Context()  # one context, one I/O thread for every socket of the process, as in a node
@@ -124,7 +125,7 @@ def receiver(ports: Any, cpu: Any, plan: list[tuple[str, int, int]], ipc: str) -
 
     def least_checks(frames: list[Any], n: int) -> torch.Tensor:
         header = msgpack.unpackb(frames[0])
-        payload = _finite_float32(memoryview(frames[1]))  # decode's own NaN/inf check, raises if it fails
+        payload = finite_float32(memoryview(frames[1]))  # decode's own NaN/inf check, raises if it fails
         assert header["n"] == n
         return payload
 

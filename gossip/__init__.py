@@ -5,7 +5,7 @@ its neighbours over ZeroMQ, following a NetworkX topology. No parameter server, 
 
 The packages follow a run's data flow, and imports only go down this map (``lint-imports`` checks it):
 
-    cli.py  __main__.py the console script (also ``python -m gossip``): parse, load the config, hand over
+    cli/  __main__.py    the console script (also ``python -m gossip``): parse, load the config, hand over
     config_reference.py the configuration reference page, generated from config/
     run/                many processes: prepare, launch and supervise; fork server; simulator; deploy
     node/               one process: plan, send path, receiver, peers, mixer, records, drivers, daemon

@@ -67,9 +67,9 @@ def mix_in_place(
     ``before``, if given, receives a copy of ``local`` as it was, once the mix is known to apply (the
     caller's consensus distance is ``‖before − local‖``).
 
-    Why: a node's round at 1M parameters spent ~1 ms in :func:`pull_into` plus the final addition
-    (six kernels, sixteen 4 MB streams); a fused lerp reads two vectors and writes one, so two
-    neighbours cost two kernels (bench/overhead.py). Sequential lerps with the coefficients
+    Why: :func:`pull_into` plus a final addition is six kernels and sixteen passes over the vector for
+    two neighbours; a fused lerp reads two vectors and writes one, so two neighbours cost two kernels
+    (bench/overhead.py compares them). Sequential lerps with the coefficients
     ``c_k = w_k / (1 − Σ_{m>k} w_m)`` (sorted sender order) give exactly the weights ``w_k`` and the
     self weight ``1 − Σ w``, and the effective weights of a row sum to 1 whatever their rounding. Each
     lerp is still a difference form (``x + c·(x_k − x)``), so the network average keeps float32

@@ -142,8 +142,8 @@ def dataset_shape_of(cfg: RunConfig) -> tuple[tuple[int, ...], int, int, int]:
 def _load_mnist1d(root: Path | None, seed: int, options: Mapping[str, Any]) -> Dataset:
     """MNIST-1D, generated once per machine and then read from the user's cache (:func:`mnist1d_cache_path`).
 
-    Generating it takes ~2 s and importing ``mnist1d`` ~1.5 s more (scipy, matplotlib): every launch
-    and simulation of the default dataset paid both. The data is fixed (mnist1d seeds itself), so the
+    Generating it takes seconds and importing ``mnist1d`` more (scipy, matplotlib): without the cache
+    every launch and simulation of the default dataset would pay both. The data is fixed (mnist1d seeds itself), so the
     cache is keyed by the mnist1d version and its arguments; a cache that cannot be read is made again,
     and one that cannot be written is skipped.
     """

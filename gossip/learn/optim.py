@@ -1,8 +1,8 @@
 """SGD and Adam as a few vectorised operations on the flat parameter vector, without ``torch.optim``.
 
 Why not ``torch.optim``: constructing any ``torch.optim.Optimizer`` imports torch's compiler stack
-(``torch._dynamo``, sympy, ``torch.distributed``: about 800 modules and 70 MiB of resident memory per
-process, measured with ``bench/round_time.py``), and a node process holds nothing else that large
+(``torch._dynamo``, sympy, ``torch.distributed``: hundreds of modules and tens of MiB of resident memory
+per process, ``bench/round_time.py`` counts them), and a node process holds nothing else that large
 besides torch itself. And the node's parameters already live in one vector (``gossip.learn.flat``), so
 the update is one ``add_`` over it, not a loop over parameter tensors.
 

@@ -44,7 +44,7 @@ def make_optimizer(params: list[nn.Parameter], cfg: TrainingConfig) -> torch.opt
     """The configured optimiser; its state (momentum, Adam moments) stays local and never travels.
 
     Parameters that tile one flat vector (every node's, see ``gossip.learn.flat``) get the vectorised
-    :class:`~gossip.learn.optim.FlatOptimizer` (same math, ~70 MiB less memory per process); anything else
+    :class:`~gossip.learn.optim.FlatOptimizer` (same math, less memory per process); anything else
     a ``torch.optim`` one.
     """
     vector = flat_prefix(params)

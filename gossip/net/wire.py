@@ -36,18 +36,17 @@ from __future__ import annotations
 
 import enum
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import numpy as np
 import torch
 
 from gossip.errors import RejectReason, WireError
 from gossip.ids import NodeId
-from gossip.net.codec import dequantise_int8, int8_nbytes, quantise_int8
+from gossip.net.codec import int8_nbytes, quantise_int8
+from gossip.net.payload import all_finite, byte_view, finite_float32, int8_payload, tensor_view, widened
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -66,7 +65,6 @@ MAX_HEADER_BYTES = 4096
 RUN_ID_BYTES = 8
 FINGERPRINT_BYTES = 16
 MAX_INFO_ITEMS = 16
-NUMPY_CHECK_BELOW = 1 << 16  # float32 payloads smaller than this are checked for finiteness by numpy
 
 _DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}  # int8 is block-quantised: its size is int8_nbytes(n)
@@ -188,11 +186,33 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
     """
     if not 1 <= len(frames) <= 2:
         raise WireError(RejectReason.BAD_FRAME_COUNT, f"{len(frames)} frames")
-    head = _buffer(frames[0])
+    head = byte_view(frames[0])
     if len(head) > MAX_HEADER_BYTES:
         raise WireError(RejectReason.TOO_LARGE, f"header of {len(head)} bytes")
     header = _unpack_header(head)
+    kind_, src, round_ = _who(header, expect, sender)
+    info = _info(header.get("info"))
+    if kind_ not in _VECTOR_KINDS and kind_ is not Kind.MERGE_VIEW:
+        if len(frames) != 1:
+            raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind_} with a payload")
+        return Message(kind_, NodeId(src), round_, None, info, len(head))
 
+    if kind_ is not Kind.MERGE_VIEW and _field(header, "fp", bytes) != expect.fingerprint:
+        raise WireError(RejectReason.FINGERPRINT_MISMATCH)
+    lo, hi = (expect.merge_epoch, expect.merge_epoch) if kind_ in MERGE_KINDS else (expect.round_min, expect.round_max)
+    if round_ < lo:
+        raise WireError(RejectReason.STALE_ROUND, f"round {round_} < {lo}")
+    if round_ > hi:
+        raise WireError(RejectReason.FUTURE_ROUND, f"round {round_} > {hi}")
+    if len(frames) != 2:
+        raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind_} without payload")
+    if kind_ is Kind.MERGE_VIEW:
+        return _view(header, frames[1], expect, src, round_, info, len(head))
+    return _vector(header, frames[1], kind_, expect, src, round_, info, len(head))
+
+
+def _who(header: Mapping[str, Any], expect: Expectation, sender: int | None) -> tuple[Kind, int, int]:
+    """The header's version, kind, run, sender and round checked: the kind, the sender and the round."""
     version = header.get("v")
     if not isinstance(version, int) or isinstance(version, bool):
         raise WireError(RejectReason.BAD_HEADER, "version missing")
@@ -211,49 +231,37 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
         raise WireError(RejectReason.UNKNOWN_SENDER)
     if src != sender:
         raise WireError(RejectReason.SENDER_MISMATCH, f"header says {src}, transport says {sender}")
-    merging = kind_ in MERGE_KINDS
-    if merging:
+    if kind_ in MERGE_KINDS:
         if expect.merge_epoch < 0:
             raise WireError(RejectReason.UNEXPECTED, f"{kind}: merge not enabled")
     elif sender not in expect.neighbours:
         raise WireError(RejectReason.NOT_A_NEIGHBOUR, f"node {sender}")
+    return kind_, src, round_
 
-    info = _info(header.get("info"))
-    if kind_ not in _VECTOR_KINDS and kind_ is not Kind.MERGE_VIEW:
-        if len(frames) != 1:
-            raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind} with a payload")
-        return Message(kind_, NodeId(src), round_, None, info, len(head))
 
-    if kind_ is not Kind.MERGE_VIEW and _field(header, "fp", bytes) != expect.fingerprint:
-        raise WireError(RejectReason.FINGERPRINT_MISMATCH)
-    lo, hi = (expect.merge_epoch, expect.merge_epoch) if merging else (expect.round_min, expect.round_max)
-    if round_ < lo:
-        raise WireError(RejectReason.STALE_ROUND, f"round {round_} < {lo}")
-    if round_ > hi:
-        raise WireError(RejectReason.FUTURE_ROUND, f"round {round_} > {hi}")
-    if len(frames) != 2:
-        raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind} without payload")
-    if kind_ is Kind.MERGE_VIEW:
-        return _view(header, frames[1], expect, src, round_, info, len(head))
+def _vector(
+    header: Mapping[str, Any], frame: Any, kind_: Kind, expect: Expectation, src: int, round_: int, info: dict[str, float], head_bytes: int
+) -> Message:
+    """A model-sized payload (model, delta, merge, merge_stats): its dtype, size and finiteness checked."""
     dtype = _field(header, "dtype", str)
-    if dtype not in _DTYPES or (merging and dtype != "float32"):
+    if dtype not in _DTYPES or (kind_ in MERGE_KINDS and dtype != "float32"):
         raise WireError(RejectReason.BAD_DTYPE, dtype[:16])
     if _field(header, "n", int) != expect.numel:
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, "element count")
     mass = _mass(header.get("w"), expect.node_count) if kind_ is Kind.MODEL else None
-    body = _buffer(frames[1])
+    body = byte_view(frame)
     if kind_ is Kind.DELTA:
-        return _delta(header, body, dtype, expect.numel, src, round_, info, len(head))
+        return _delta(header, body, dtype, expect.numel, src, round_, info, head_bytes)
     if len(body) != (int8_nbytes(expect.numel) if dtype == "int8" else expect.numel * _ITEMSIZE[dtype]):
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes")
 
     if dtype == "float32":
-        payload = _finite_float32(body)
+        payload = finite_float32(body)
     else:
-        payload = _int8_payload(body, expect.numel) if dtype == "int8" else _widened(body, dtype)
+        payload = int8_payload(body, expect.numel) if dtype == "int8" else widened(body, dtype)
         if not all_finite(payload):
             raise WireError(RejectReason.NON_FINITE)
-    return Message(kind_, NodeId(src), round_, payload, info, len(head) + len(body), mass=mass)
+    return Message(kind_, NodeId(src), round_, payload, info, head_bytes + len(body), mass=mass)
 
 
 def _delta(
@@ -267,23 +275,13 @@ def _delta(
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"k = {k}")
     if len(body) != 8 * k:
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"{len(body)} bytes for k = {k}")
-    indices = _tensor(body, "<i4", k)
-    values = _tensor(body, "<f4", k, 4 * k)
+    indices = tensor_view(body, "<i4", k)
+    values = tensor_view(body, "<f4", k, 4 * k)
     if k and (int(indices[0]) < 0 or int(indices[-1]) >= numel or not bool((indices[1:] > indices[:-1]).all())):
         raise WireError(RejectReason.BAD_INDEX)
     if not all_finite(values):
         raise WireError(RejectReason.NON_FINITE)
     return Message(Kind.DELTA, NodeId(src), round_, values, info, head_bytes + len(body), indices=indices)
-
-
-def _int8_payload(body: memoryview, numel: int) -> torch.Tensor:
-    """Dequantise an int8 payload after checking its scales: finite and >= 0 (the product is checked by the caller)."""
-    scales, payload = dequantise_int8(body, numel)
-    if not all_finite(scales):
-        raise WireError(RejectReason.NON_FINITE, "int8 scale")
-    if bool((scales < 0).any()):
-        raise WireError(RejectReason.BAD_SCALE)
-    return payload
 
 
 def _view(
@@ -292,7 +290,7 @@ def _view(
     """A merge view: exactly one 0/1 byte per node of the run."""
     if _field(header, "n", int) != expect.node_count:
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, "view size")
-    body = _buffer(frame)
+    body = byte_view(frame)
     if len(body) != expect.node_count:
         raise WireError(RejectReason.BAD_PAYLOAD_SIZE, f"view of {len(body)} bytes")
     flags = bytes(body)
@@ -309,43 +307,6 @@ def _mass(raw: Any, nodes: int) -> float | None:
     if not isinstance(raw, (int, float)) or isinstance(raw, bool) or not math.isfinite(raw) or not 0 < raw <= nodes:
         raise WireError(RejectReason.BAD_MASS, repr(raw)[:32])
     return float(raw)
-
-
-def all_finite(x: torch.Tensor) -> bool:
-    """True when no element is NaN or ±inf: one vectorised read pass, no allocation.
-
-    A NaN anywhere makes the sum NaN and an infinity makes it infinite (or NaN), so a finite sum
-    proves every element finite; summing is the cheapest read pass torch has (bench/wire.py times it
-    against ``aminmax`` and ``isfinite(x).all()``, which writes an n-byte mask first). Only a non-finite sum, which finite but huge values can also give, takes the
-    exact second pass: ``aminmax`` propagates NaN to both results and an infinity to one of them.
-    """
-    if x.numel() == 0:
-        return True
-    if math.isfinite(x.sum().item()):
-        return True
-    lo, hi = torch.aminmax(x)
-    return math.isfinite(lo.item()) and math.isfinite(hi.item())  # two Python floats: no tensor ops on 0-d results
-
-
-def _finite_float32(body: memoryview) -> torch.Tensor:
-    """The float32 payload as a zero-copy tensor, once every element is known to be finite.
-
-    Below ``NUMPY_CHECK_BELOW`` elements numpy checks: a model that small costs more in torch's dispatch
-    than in the pass, and a receiver meets it cold (numpy's sum would be as fast but warns on inf − inf).
-    Above, torch's vectorised sum reads memory faster than numpy's float32 sum, and writes no mask
-    (``bench/wire.py`` times both).
-    """
-    array = np.frombuffer(body, dtype="<f4")
-    payload = _from_numpy(array, body.readonly)
-    if not (bool(np.isfinite(array).all()) if array.size < NUMPY_CHECK_BELOW else all_finite(payload)):
-        raise WireError(RejectReason.NON_FINITE)
-    return payload
-
-
-def _buffer(frame: Any) -> memoryview:
-    """A byte view of a frame: bytes, memoryview or a pyzmq Frame (zero copy; a Frame is a buffer itself)."""
-    view = memoryview(frame)
-    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def _unpack_header(head: memoryview) -> Mapping[str, Any]:
@@ -389,29 +350,3 @@ def _info(raw: Any) -> dict[str, float]:
             raise WireError(RejectReason.BAD_HEADER, "info entry")
         out[k] = float(v)
     return out
-
-
-def _widened(body: memoryview, dtype: str) -> torch.Tensor:
-    """A float16 or bfloat16 payload as a fresh float32 tensor (float32 ones take ``_finite_float32``)."""
-    if dtype == "float16":
-        return _tensor(body, "<f2").to(torch.float32)
-    return _tensor(body, "<i2").view(torch.bfloat16).to(torch.float32)
-
-
-def _tensor(body: memoryview, dtype: str, count: int = -1, offset: int = 0) -> torch.Tensor:
-    """A zero-copy tensor over ``body``, which nobody writes.
-
-    ZeroMQ frames are writable buffers. Bytes (the in-memory transport, tests) are not, and torch
-    warns that it cannot enforce read-only: silenced only then, because ``warnings.catch_warnings``
-    costs more than the rest of a small model's decode (bench/transport.py).
-    """
-    return _from_numpy(np.frombuffer(body, dtype=dtype, count=count, offset=offset), body.readonly)
-
-
-def _from_numpy(array: np.ndarray, readonly: bool) -> torch.Tensor:
-    """``torch.from_numpy``, with torch's warning about read-only memory silenced only for read-only buffers."""
-    if not readonly:
-        return torch.from_numpy(array)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(array)

@@ -9,8 +9,8 @@ Choices and why:
 - PULL/PUSH, not ROUTER/DEALER: a ROUTER files each connection under the routing id the *peer*
   chose, and never reads again from a connection whose id it already holds (or handed over):
   that connection's engine stops at the high-water mark, never notices its peer closing, and keeps
-  its descriptor until the socket closes (libzmq issues 3238 and 4407; 400 reconnects under one
-  id left 361 descriptors open). A PULL reads every connection in turn, so each one is closed when
+  its descriptor until the socket closes (libzmq issues 3238 and 4407). A PULL reads every
+  connection in turn, so each one is closed when
   its peer goes. The node never answers through the inbound socket, so nothing is lost.
 - A :class:`~gossip.net.connections.ConnectionGuard` thread caps the connections the PULL holds (per
   peer address and in total, sized from the descriptor limit), refuses a connection that streams an
@@ -41,8 +41,6 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 import zmq
@@ -51,6 +49,7 @@ import zmq.asyncio
 from gossip.errors import TransportError
 from gossip.ids import NodeId
 from gossip.net.connections import ConnectionGuard, ConnectionLimits
+from gossip.net.curve import CurveKeys, ZapHandler, generate_keys, load_keys
 from gossip.net.transport import Received
 
 __all__ = [
@@ -77,52 +76,6 @@ _POLLIN = int(zmq.POLLIN)
 _SNDMORE = int(zmq.SNDMORE)
 _SRCFD = int(zmq.SRCFD)
 YIELD_EVERY = 16  # messages received back to back before the receiver lets the event loop run once
-ZAP_ENDPOINT = "inproc://zeromq.zap.01"
-
-
-@dataclass(frozen=True)
-class CurveKeys:
-    """A node's CURVE key pair and the public keys of the nodes it talks to (z85, 40 bytes each)."""
-
-    public: bytes
-    secret: bytes
-    peers: Mapping[int, bytes] = field(default_factory=dict)
-
-
-def generate_keys(directory: str | Path, nodes: int) -> list[Path]:
-    """Write ``node-<i>.key`` (public) and ``node-<i>.key_secret`` (mode 0600) for every node."""
-    import zmq.auth
-
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i in range(nodes):
-        public, secret = zmq.auth.create_certificates(str(out), f"node-{i}")
-        Path(secret).chmod(0o600)
-        written += [Path(public), Path(secret)]
-    return written
-
-
-def load_keys(directory: str | Path, me: int, peers: Sequence[int]) -> CurveKeys:
-    """Load our key pair and our peers' public keys; a missing or bad file is a TransportError."""
-    import zmq.auth
-
-    base = Path(directory)
-
-    def read(path: Path, secret: bool) -> tuple[bytes, bytes | None]:
-        if not path.exists():
-            raise TransportError(f"CURVE key file not found: {path} (create keys with: gossip keys --nodes N --out {base})")
-        try:
-            public, sec = zmq.auth.load_certificate(str(path))
-        except (ValueError, OSError) as exc:
-            raise TransportError(f"CURVE key file {path} is not a ZeroMQ certificate: {exc}") from None
-        if secret and not sec:
-            raise TransportError(f"CURVE key file {path} holds no secret key")
-        return public, sec
-
-    public, secret = read(base / f"node-{me}.key_secret", True)
-    assert secret is not None
-    return CurveKeys(public, secret, {j: read(base / f"node-{j}.key", False)[0] for j in peers})
 
 
 def identity_of(node_id: int) -> bytes:
@@ -169,9 +122,7 @@ class ZmqTransport:
         self.on_refused: Callable[[str], None] | None = None
         self.guard: ConnectionGuard | None = None
         self._envelope = identity_of(me)
-        self._key_owner: dict[bytes, int] = {}
-        self._zap: zmq.asyncio.Socket | None = None
-        self._zap_task: asyncio.Task[None] | None = None
+        self._zap = ZapHandler(me, self._unauthenticated)
         self.listen = listen
         self._peer_addresses = dict(peers)
         self._hwm = queue_messages
@@ -197,15 +148,8 @@ class ZmqTransport:
             self._ctx = zmq.asyncio.Context()
         self._sync_ctx = zmq.Context.shadow(self._ctx.underlying)
         if self.curve is not None:
-            self._start_zap()
-        inbound = self._sync_ctx.socket(zmq.PULL)
-        inbound.setsockopt(zmq.LINGER, 0)
-        if self.curve is not None:
-            inbound.setsockopt(zmq.CURVE_SERVER, 1)
-            inbound.setsockopt(zmq.CURVE_PUBLICKEY, self.curve.public)
-            inbound.setsockopt(zmq.CURVE_SECRETKEY, self.curve.secret)
-        inbound.setsockopt(zmq.RCVHWM, self._hwm)
-        inbound.setsockopt(zmq.MAXMSGSIZE, self._max_bytes)
+            self._zap.start(self._ctx, self.curve)
+        inbound = _pull_socket(self._sync_ctx, self.curve, self._hwm, self._max_bytes)
         if self.limits is not None:
             inbound.setsockopt(zmq.HANDSHAKE_IVL, max(1, int(self.limits.handshake_timeout_s * 1000)))
             # watching from before the bind: no accepted connection goes unseen
@@ -240,13 +184,7 @@ class ZmqTransport:
             return
         if self._sync_ctx is None:
             raise TransportError("transport not started")
-        push = self._sync_ctx.socket(zmq.PUSH)
-        push.copy_threshold = COPY_BELOW_BYTES
-        push.setsockopt(zmq.LINGER, 0)
-        push.setsockopt(zmq.IMMEDIATE, 1)
-        push.setsockopt(zmq.SNDHWM, self._hwm)
-        push.setsockopt(zmq.RECONNECT_IVL, 100)
-        push.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        push = _push_socket(self._sync_ctx, self._hwm)
         if self.curve is not None:
             server_key = self.curve.peers.get(int(peer))
             if server_key is None:
@@ -303,7 +241,7 @@ class ZmqTransport:
             self._in_a_row = 0
             await asyncio.sleep(0)
         # Ask EVENTS before reading instead of reading until zmq.Again: pyzmq builds every exception
-        # with an import and a strerror, which cost more than the question (bench/transport.py, 10k)
+        # with an import and a strerror, which cost more than the question (bench/transport.py)
         while True:
             if cast(int, inbound.getsockopt(_EVENTS)) & _POLLIN:
                 try:
@@ -364,38 +302,11 @@ class ZmqTransport:
 
     def allow(self, node: int, public_key: bytes) -> None:
         """Admit ``node``'s public key (the neighbours' keys are admitted at start)."""
-        self._key_owner[bytes(public_key)] = int(node)
+        self._zap.allow(node, public_key)
 
-    def _start_zap(self) -> None:
-        """Answer ZeroMQ's authentication requests: admit known keys, name their owner as User-Id."""
-        assert self._ctx is not None and self.curve is not None
-        for node, key in self.curve.peers.items():
-            self.allow(node, key)
-        zap = self._ctx.socket(zmq.REP)
-        zap.setsockopt(zmq.LINGER, 0)
-        try:
-            zap.bind(ZAP_ENDPOINT)
-        except zmq.ZMQError as exc:
-            zap.close(linger=0)
-            raise TransportError(f"node {self.me}: CURVE needs its own ZeroMQ context ({exc.strerror})") from None
-        self._zap = zap
-        self._zap_task = asyncio.get_running_loop().create_task(self._serve_zap(zap), name=f"zap-{self.me}")
-
-    async def _serve_zap(self, zap: zmq.asyncio.Socket) -> None:
-        from zmq.utils import z85
-
-        while True:
-            request = await zap.recv_multipart()
-            version, request_id = request[0], request[1]
-            mechanism = request[5] if len(request) > 5 else b""
-            key = request[6] if mechanism == b"CURVE" and len(request) > 6 else b""
-            owner = self._key_owner.get(z85.encode(key)) if len(key) == 32 else None
-            if owner is None:
-                if self.on_unauthenticated is not None:
-                    self.on_unauthenticated()
-                await zap.send_multipart([version, request_id, b"400", b"unknown key", b"", b""])
-            else:
-                await zap.send_multipart([version, request_id, b"200", b"OK", str(owner).encode(), b""])
+    def _unauthenticated(self) -> None:
+        if self.on_unauthenticated is not None:
+            self.on_unauthenticated()
 
     async def close(self) -> None:
         """Close every socket; queued outgoing messages get ``close_linger_ms`` to leave, no more."""
@@ -410,12 +321,7 @@ class ZmqTransport:
                 self.guard = None
             self._inbound.close(linger=0)
             self._inbound = None
-        if self._zap_task is not None:
-            self._zap_task.cancel()
-            self._zap_task = None
-        if self._zap is not None:
-            self._zap.close(linger=0)
-            self._zap = None
+        self._zap.close()
         if self._own_context and self._ctx is not None:
             self._ctx.term()
             self._ctx = None
@@ -430,3 +336,28 @@ def _send_frames(socket: zmq.Socket[bytes], envelope: bytes, frames: Sequence[An
     last = len(frames) - 1
     for i, frame in enumerate(frames):
         socket.send(frame, _NOBLOCK | _SNDMORE if i < last else _NOBLOCK, copy=False)
+
+
+def _pull_socket(ctx: zmq.Context[zmq.Socket[bytes]], curve: CurveKeys | None, hwm: int, max_bytes: int) -> zmq.Socket[bytes]:
+    """The inbound PULL, not yet bound: a CURVE server when ``curve`` is set, bounded queue and message size."""
+    inbound = ctx.socket(zmq.PULL)
+    inbound.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        inbound.setsockopt(zmq.CURVE_SERVER, 1)
+        inbound.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
+        inbound.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
+    inbound.setsockopt(zmq.RCVHWM, hwm)
+    inbound.setsockopt(zmq.MAXMSGSIZE, max_bytes)
+    return inbound
+
+
+def _push_socket(ctx: zmq.Context[zmq.Socket[bytes]], hwm: int) -> zmq.Socket[bytes]:
+    """An outbound PUSH, not yet connected: fails at once for a peer that is down, reconnects by itself."""
+    push = ctx.socket(zmq.PUSH)
+    push.copy_threshold = COPY_BELOW_BYTES
+    push.setsockopt(zmq.LINGER, 0)
+    push.setsockopt(zmq.IMMEDIATE, 1)
+    push.setsockopt(zmq.SNDHWM, hwm)
+    push.setsockopt(zmq.RECONNECT_IVL, 100)
+    push.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+    return push

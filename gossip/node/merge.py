@@ -182,18 +182,7 @@ class GlobalMerge:
             batches = 0
             if calibrate is not None and stat_mask is not None and bool(stat_mask.any()):
                 t2 = time.monotonic()
-                calibrated, batches = calibrate(merged)
-                calibrated = calibrated.detach().to(torch.float32).clone()
-                peers = sorted(members - {self.me})
-                frames = encode(
-                    Kind.MERGE_STATS, src=self.me, round=self.epoch, run_id=self.run_id, fingerprint=self.fingerprint, payload=calibrated
-                )
-                self._push(frames, peers)
-                stats_got = await self.box.collect(Kind.MERGE_STATS, peers, time.monotonic() + self.cfg.timeout_s)
-                estimates = {j: m.payload for j, m in stats_got.items() if j in members and m.payload is not None}
-                estimates[self.me] = calibrated
-                stats = exact_average(estimates)
-                merged = torch.where(stat_mask, stats, merged)
+                merged, batches = await self._statistics(merged, members, calibrate, stat_mask)
                 phases["statistics_s"] = time.monotonic() - t2
         finally:
             for task in self._pushes:
@@ -209,6 +198,27 @@ class GlobalMerge:
             seconds=time.monotonic() - t0,
             phase_seconds=phases,
         )
+
+    async def _statistics(
+        self,
+        merged: torch.Tensor,
+        members: frozenset[NodeId],
+        calibrate: Callable[[torch.Tensor], tuple[torch.Tensor, int]],
+        stat_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, int]:
+        """The merged model with every member's re-estimated statistics averaged in; and the batches this node used."""
+        calibrated, batches = calibrate(merged)
+        calibrated = calibrated.detach().to(torch.float32).clone()
+        peers = sorted(members - {self.me})
+        frames = encode(
+            Kind.MERGE_STATS, src=self.me, round=self.epoch, run_id=self.run_id, fingerprint=self.fingerprint, payload=calibrated
+        )
+        self._push(frames, peers)
+        stats_got = await self.box.collect(Kind.MERGE_STATS, peers, time.monotonic() + self.cfg.timeout_s)
+        estimates = {j: m.payload for j, m in stats_got.items() if j in members and m.payload is not None}
+        estimates[self.me] = calibrated
+        stats = exact_average(estimates)
+        return torch.where(stat_mask, stats, merged), batches
 
     def _push(self, frames: Sequence[Any], peers: Iterable[NodeId]) -> None:
         """Send to every peer now; retry the refused ones in the background until the merge ends.

@@ -101,19 +101,7 @@ class Node:
         self.mixer = Mixer(cfg, core.flat, core.metrics, core.progress)
         self.layers = self.mixer.layers
         self.recorder = Recorder(int(core.id), core.metrics, cfg.run.log_interval_s)
-        self.merger = (
-            GlobalMerge(
-                core.id,
-                plan.topology.n,
-                run_id=core.run_id,
-                fingerprint=core.flat.layout.fingerprint,
-                epoch=cfg.training.rounds,
-                cfg=cfg.merge,
-                send=self.outbox.send,
-            )
-            if cfg.merge.enabled
-            else None
-        )
+        self.merger = _global_merge(core, plan, self.outbox)
         self.receiver = Receiver(core, self.outbox, self.peers, self.merger)
         self.rounds = SyncRounds(core, self.outbox, self.receiver, self.peers, self.mixer, self.recorder)
         self.async_gossip = AsyncGossip(core, self.outbox, self.receiver, self.mixer, self.recorder, self.train)
@@ -122,11 +110,7 @@ class Node:
         self.merge_outcome: MergeOutcome | None = None
         self.accuracy_before_merge: float | None = None
         self.checkpoints = checkpoint.Checkpointer(core)
-        resume = core.plan.resume
-        if resume is not None and resume.fingerprint != core.flat.layout.fingerprint:
-            raise ConfigError(f"node {self.id}: its checkpoint belongs to another model (fingerprint {resume.fingerprint.hex()})")
-        if resume is not None and resume.vector.shape != (core.flat.layout.numel,):
-            raise ConfigError(f"node {self.id}: its checkpoint holds {resume.vector.size} values, the model has {core.flat.layout.numel}")
+        _check_resume(core)
 
     # -------------------------------------------------------------------------------------------
     # the overridable steps of a round (gossip.node.sync)
@@ -253,17 +237,8 @@ class Node:
         evaluation = self.trainer.evaluate()
         self.metrics.merged(len(outcome.members), outcome.seconds)
         self.recorder.observe(None, evaluation)
-        log.info(
-            "node %s: merged %d models %s in %.2f s (views agree: %s), accuracy %.4f -> %.4f, model %s",
-            self.id,
-            len(outcome.members),
-            list(outcome.members),
-            outcome.seconds,
-            outcome.views_agree,
-            self.accuracy_before_merge if self.accuracy_before_merge is not None else float("nan"),
-            evaluation.accuracy,
-            model_hash(self.flat.vector),
-        )
+        before = self.accuracy_before_merge if self.accuracy_before_merge is not None else float("nan")
+        _log_merge(self.id, outcome, before, evaluation.accuracy, model_hash(self.flat.vector))
         return evaluation.accuracy
 
     def _calibrate(self, merged: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -344,3 +319,41 @@ class Node:
     def rejected(self) -> Mapping[str, int]:
         """Messages rejected so far, by reason."""
         return dict(self.receiver.rejects)
+
+
+def _global_merge(core: NodeCore, plan: NodePlan, outbox: Outbox) -> GlobalMerge | None:
+    """The node's part in the single global merge, when ``[merge] enabled``."""
+    if not core.cfg.merge.enabled:
+        return None
+    return GlobalMerge(
+        core.id,
+        plan.topology.n,
+        run_id=core.run_id,
+        fingerprint=core.flat.layout.fingerprint,
+        epoch=core.cfg.training.rounds,
+        cfg=core.cfg.merge,
+        send=outbox.send,
+    )
+
+
+def _check_resume(core: NodeCore) -> None:
+    """Refuse a checkpoint that belongs to another model: a different fingerprint or size."""
+    resume = core.plan.resume
+    if resume is not None and resume.fingerprint != core.flat.layout.fingerprint:
+        raise ConfigError(f"node {core.id}: its checkpoint belongs to another model (fingerprint {resume.fingerprint.hex()})")
+    if resume is not None and resume.vector.shape != (core.flat.layout.numel,):
+        raise ConfigError(f"node {core.id}: its checkpoint holds {resume.vector.size} values, the model has {core.flat.layout.numel}")
+
+
+def _log_merge(node: NodeId, outcome: MergeOutcome, before: float, after: float, model: str) -> None:
+    log.info(
+        "node %s: merged %d models %s in %.2f s (views agree: %s), accuracy %.4f -> %.4f, model %s",
+        node,
+        len(outcome.members),
+        list(outcome.members),
+        outcome.seconds,
+        outcome.views_agree,
+        before,
+        after,
+        model,
+    )

@@ -8,8 +8,8 @@ message is logged where it is rejected, once per reason; the lines carry the run
 due), so the log ends where the run ended.
 
 Why not a line per round: rounds of a small model take milliseconds, so a line per round is hundreds of
-lines a second per node — a flood in any log collector — and ~90 µs of a node's CPU a round (the
-logging call, cold between rounds: ~6 % of the peers' small workload, ``bench/round_time.py``).
+lines a second per node — a flood in any log collector — and a logging call, cold between rounds, is a
+noticeable share of a small model's round (``bench/round_time.py`` measures it).
 ``interval_s = 0`` logs every round.
 """
 

@@ -107,15 +107,10 @@ class SyncRounds:
 
     async def run_round(self, steps: RoundSteps, t: int) -> dict[str, Any]:
         """Round ``t``: train, exchange, mix, evaluate; returns the round's JSONL record."""
-        core, cfg, metrics = self.core, self.core.cfg, self.core.metrics
+        core, cfg = self.core, self.core.cfg
         t_start = time.perf_counter()
         cpu_start = time.thread_time()  # this thread: ZeroMQ's I/O thread works alongside, counted in cpu_clock_s
-        core.round = t
-        metrics.round.set(t)
-        self.round_plan = core.schedule.exchange(core.id, t)
-        core.inbox.advance(t, until=core.horizon(t))
-        self.receiver.take_ahead()
-        self._late_wait_s = None
+        self._begin(t)
         bytes_out_0 = self.outbox.bytes_out
 
         step = steps.train()
@@ -124,12 +119,7 @@ class SyncRounds:
         await core.straggle()
         t_trained = time.perf_counter()
         cpu_trained = time.thread_time()
-        if self.round_plan.communicates:
-            got, timing = await steps.exchange(t, step.loss)
-        else:  # a local-only round: nothing to send, nobody to wait for
-            got, timing = {}, {"encode_s": 0.0, "send_s": 0.0, "wait_s": 0.0}
-            metrics.local_only_rounds.inc()
-            await asyncio.sleep(0)  # still serve the event loop (receive task, SIGTERM) once a round
+        got, timing = await self._exchange_if_planned(steps, t, step.loss)
         t_exchanged = time.perf_counter()
         received = {j: m.payload for j, m in got.items() if m.payload is not None}
         missing = [int(j) for j in self.round_plan.expect_from if j not in received]
@@ -142,12 +132,7 @@ class SyncRounds:
         t_end = time.perf_counter()
         cpu_end = time.thread_time()
 
-        metrics.rounds.inc()
-        metrics.round_duration.observe(t_end - t_start)
-        if self.round_plan.communicates:
-            core.liveness.round_took(t_end - t_start)
-        metrics.consensus_distance.set(distance)
-        metrics.peers_alive.set(len(received))
+        self._round_done(t_end - t_start, distance, len(received))
         self.recorder.observe(step, evaluation)
         core.round = t + 1
         return {
@@ -179,6 +164,34 @@ class SyncRounds:
             # the whole cost of the rounds between them, bookkeeping and the receive loop included
             "cpu_clock_s": time.process_time(),
         }
+
+    def _begin(self, t: int) -> None:
+        """Enter round ``t``: its exchange plan, the inbox window, the models that arrived ahead of it."""
+        core = self.core
+        core.round = t
+        core.metrics.round.set(t)
+        self.round_plan = core.schedule.exchange(core.id, t)
+        core.inbox.advance(t, until=core.horizon(t))
+        self.receiver.take_ahead()
+        self._late_wait_s = None
+
+    async def _exchange_if_planned(self, steps: RoundSteps, t: int, loss: float) -> tuple[dict[NodeId, Message], dict[str, float]]:
+        """The round's exchange, or for a local-only round nothing to send and nobody to wait for."""
+        if self.round_plan.communicates:
+            return await steps.exchange(t, loss)
+        self.core.metrics.local_only_rounds.inc()
+        await asyncio.sleep(0)  # still serve the event loop (receive task, SIGTERM) once a round
+        return {}, {"encode_s": 0.0, "send_s": 0.0, "wait_s": 0.0}
+
+    def _round_done(self, seconds: float, distance: float, alive: int) -> None:
+        """A finished round's duration, consensus distance and live peers, to the metrics and the liveness rules."""
+        metrics = self.core.metrics
+        metrics.rounds.inc()
+        metrics.round_duration.observe(seconds)
+        if self.round_plan.communicates:
+            self.core.liveness.round_took(seconds)
+        metrics.consensus_distance.set(distance)
+        metrics.peers_alive.set(alive)
 
     def _observe_peers(self, t: int, received: Mapping[NodeId, torch.Tensor], missing: list[int]) -> None:
         """Who arrived and who missed round ``t``, to the metrics and the liveness rules; hellos to the silent."""

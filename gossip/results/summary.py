@@ -9,13 +9,13 @@ owns the file's keys: its ``to_dict`` is what lands on disk (JSON has no NaN: a 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from gossip.errors import RunDirError
+from gossip.results.node_summary import Divergence, NodeMerge, NodeProcess, NodeSummary, Rejoin, ints, opt_float, read_object
 from gossip.results.rundir import write_json
 
 __all__ = [
@@ -29,232 +29,6 @@ __all__ = [
     "Rejoin",
     "RunSummary",
 ]
-
-
-def _ints(values: Sequence[Any]) -> tuple[int, ...]:
-    return tuple(int(v) for v in values)
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _read(path: Path, what: str) -> Mapping[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, Mapping):
-        raise RunDirError(f"{path}: not {what} (a JSON object)")
-    return data
-
-
-@dataclass(frozen=True)
-class Divergence:
-    """``diverged``: the round after which a node's model was no longer finite, and its training loss then."""
-
-    round: int
-    loss: float | None  # None: the loss was not finite either
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"round": self.round, "loss": self.loss}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> Divergence | None:
-        return None if d is None else cls(int(d["round"]), _opt_float(d["loss"]))
-
-
-@dataclass(frozen=True)
-class Rejoin:
-    """``resumed``: a node restarted from its checkpoint of ``checkpoint_round`` and rejoined the run at ``joined_round``."""
-
-    checkpoint_round: int
-    joined_round: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"checkpoint_round": self.checkpoint_round, "joined_round": self.joined_round}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> Rejoin | None:
-        return None if d is None else cls(int(d["checkpoint_round"]), int(d["joined_round"]))
-
-
-@dataclass(frozen=True)
-class NodeMerge:
-    """``merge`` in a node's summary: what its global merge averaged, and whether every view it saw agreed."""
-
-    members: tuple[int, ...]  # the nodes averaged, sorted
-    heard: tuple[int, ...]  # nodes whose model arrived here
-    views_agree: bool
-    hash: str  # of the merged model
-    calibration_batches: int
-    seconds: float
-    phase_seconds: Mapping[str, float] = field(default_factory=dict)  # <phase>_s: written beside the others
-
-    def to_dict(self) -> dict[str, Any]:
-        fixed = {
-            "members": list(self.members),
-            "heard": list(self.heard),
-            "views_agree": self.views_agree,
-            "hash": self.hash,
-            "calibration_batches": self.calibration_batches,
-            "seconds": self.seconds,
-        }
-        return {**fixed, **self.phase_seconds}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> NodeMerge | None:
-        if d is None:
-            return None
-        fixed = ("members", "heard", "views_agree", "hash", "calibration_batches", "seconds")
-        phases = {k: float(v) for k, v in d.items() if k not in fixed}
-        return cls(
-            _ints(d["members"]),
-            _ints(d["heard"]),
-            bool(d["views_agree"]),
-            str(d["hash"]),
-            int(d["calibration_batches"]),
-            float(d["seconds"]),
-            phases,
-        )
-
-
-@dataclass(frozen=True)
-class NodeProcess:
-    """What a node process saw of its run: traffic, peers, merge, restarts. A simulated node has none of it."""
-
-    rounds_skipped: int  # skipped to catch up with the neighbours (a resume, a pause, a lag)
-    diverged: Divergence | None
-    bytes_sent: int
-    bytes_received: int
-    rejected: Mapping[str, int]  # messages refused, by reason
-    neighbours: tuple[int, ...]
-    parameters: int
-    send_buffers_allocated: int  # the snapshot pool: 0 below 32 MiB (clones), else a few, not one per round
-    mode: str
-    variance_layers: tuple[str, ...]
-    accuracy_before_merge: float | None
-    merge: NodeMerge | None
-    peers_down: tuple[int, ...]  # neighbours missing at the end
-    peers_were_down: tuple[int, ...]  # neighbours missing at some point
-    resumed: Rejoin | None
-    link_dropped: int  # messages this node's link emulation lost
-    checkpoints_written: int
-    send_path: str
-    mass: float | None = None  # push-sum only: the node's mass at the end
-    choco_dense_rounds: int | None = None  # CHOCO only: rounds sent in full (resyncs)
-    attack: str | None = None  # a Byzantine node's attack (``byzantine: {"attack": ...}``)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "rounds_skipped": self.rounds_skipped,
-            "diverged": self.diverged.to_dict() if self.diverged else None,
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "rejected": dict(self.rejected),
-            "neighbours": list(self.neighbours),
-            "parameters": self.parameters,
-            "send_buffers_allocated": self.send_buffers_allocated,
-            "mode": self.mode,
-            "variance_layers": list(self.variance_layers),
-            "accuracy_before_merge": self.accuracy_before_merge,
-            "merge": self.merge.to_dict() if self.merge else None,
-            "peers_down": list(self.peers_down),
-            "peers_were_down": list(self.peers_were_down),
-            "resumed": self.resumed.to_dict() if self.resumed else None,
-            "link_dropped": self.link_dropped,
-            "checkpoints_written": self.checkpoints_written,
-            "send_path": self.send_path,
-        }
-        if self.mass is not None:
-            out["mass"] = self.mass
-        if self.choco_dense_rounds is not None:
-            out["choco_dense_rounds"] = self.choco_dense_rounds
-        if self.attack is not None:
-            out["byzantine"] = {"attack": self.attack}
-        return out
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> NodeProcess:
-        return cls(
-            rounds_skipped=int(d["rounds_skipped"]),
-            diverged=Divergence.from_dict(d["diverged"]),
-            bytes_sent=int(d["bytes_sent"]),
-            bytes_received=int(d["bytes_received"]),
-            rejected={str(k): int(v) for k, v in d["rejected"].items()},
-            neighbours=_ints(d["neighbours"]),
-            parameters=int(d["parameters"]),
-            send_buffers_allocated=int(d["send_buffers_allocated"]),
-            mode=str(d["mode"]),
-            variance_layers=tuple(str(n) for n in d["variance_layers"]),
-            accuracy_before_merge=_opt_float(d["accuracy_before_merge"]),
-            merge=NodeMerge.from_dict(d["merge"]),
-            peers_down=_ints(d["peers_down"]),
-            peers_were_down=_ints(d["peers_were_down"]),
-            resumed=Rejoin.from_dict(d["resumed"]),
-            link_dropped=int(d["link_dropped"]),
-            checkpoints_written=int(d["checkpoints_written"]),
-            send_path=str(d["send_path"]),
-            mass=_opt_float(d.get("mass")),
-            choco_dense_rounds=int(d["choco_dense_rounds"]) if "choco_dense_rounds" in d else None,
-            attack=str(d["byzantine"]["attack"]) if "byzantine" in d else None,
-        )
-
-
-@dataclass(frozen=True)
-class NodeSummary:
-    """``nodes/node-<i>.json``: how a node's run ended, written once by the node as it exits (its presence means
-    the node's other files are whole)."""
-
-    node: int
-    status: str  # "finished" | "stopped" | "diverged"
-    rounds_completed: int  # rounds run to the end, one record each (across restarts)
-    accuracy: float | None  # of the final model (the merged one when the merge ran)
-    model_hash: str
-    process: NodeProcess | None = None  # None: no node process ran (gossip simulate)
-    simulated: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "node": self.node,
-            "status": self.status,
-            "rounds_completed": self.rounds_completed,
-            "accuracy": self.accuracy,
-            "model_hash": self.model_hash,
-            **(self.process.to_dict() if self.process else {}),
-        }
-        if self.simulated:
-            out["simulated"] = True
-        return out
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> NodeSummary:
-        simulated = bool(d.get("simulated", False))
-        return cls(
-            int(d["node"]),
-            str(d["status"]),
-            int(d["rounds_completed"]),
-            _opt_float(d["accuracy"]),
-            str(d["model_hash"]),
-            None if simulated else NodeProcess.from_dict(d),
-            simulated,
-        )
-
-    def write(self, path: str | Path) -> None:
-        write_json(path, self.to_dict())
-
-    @classmethod
-    def read(cls, path: str | Path) -> NodeSummary:
-        """The summary in ``path``; RunDirError when it is not one a node wrote."""
-        try:
-            return cls.from_dict(_read(Path(path), "a node summary"))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RunDirError(f"{path}: not a node summary gossip wrote ({type(exc).__name__}: {exc})") from None
-
-    @property
-    def rounds_reached(self) -> int:
-        """The round the node got to: the rounds it ran plus those it skipped."""
-        return self.rounds_completed + (self.process.rounds_skipped if self.process else 0)
 
 
 @dataclass(frozen=True)
@@ -313,19 +87,19 @@ class NodeOutcome:
             status=str(d["status"]),
             rounds_completed=int(d["rounds_completed"]),
             diverged=Divergence.from_dict(d["diverged"]),
-            accuracy=_opt_float(d["accuracy"]),
-            accuracy_before_merge=_opt_float(d["accuracy_before_merge"]),
-            merge_members=_ints(members) if members is not None else None,
+            accuracy=opt_float(d["accuracy"]),
+            accuracy_before_merge=opt_float(d["accuracy_before_merge"]),
+            merge_members=ints(members) if members is not None else None,
             merge_views_agree=bool(views) if views is not None else None,
-            test_loss=_opt_float(d["test_loss"]),
-            consensus_distance=_opt_float(d["consensus_distance"]),
+            test_loss=opt_float(d["test_loss"]),
+            consensus_distance=opt_float(d["consensus_distance"]),
             bytes_sent=int(d["bytes_sent"]),
             bytes_received=int(d["bytes_received"]),
             rejected={str(k): int(v) for k, v in d["rejected"].items()},
             missed=int(d["missed"]),
             rounds_skipped=int(d["rounds_skipped"]),
             link_dropped=int(d["link_dropped"]),
-            peers_were_down=_ints(d["peers_were_down"]),
+            peers_were_down=ints(d["peers_were_down"]),
             model_hash=None if d["model_hash"] is None else str(d["model_hash"]),
             byzantine=bool(d["byzantine"]),
         )
@@ -382,10 +156,10 @@ class MergeAgreement:
         return cls(
             bool(d["merge_agreed"]),
             None if d["merged_model_hash"] is None else str(d["merged_model_hash"]),
-            _ints(members) if members is not None else None,
-            _ints(d["merged_nodes"]),
-            _opt_float(d["merged_accuracy"]),
-            _opt_float(d["accuracy_before_merge_mean"]),
+            ints(members) if members is not None else None,
+            ints(d["merged_nodes"]),
+            opt_float(d["merged_accuracy"]),
+            opt_float(d["accuracy_before_merge_mean"]),
         )
 
 
@@ -425,7 +199,7 @@ class RunSummary:
         "wall_time_s": float,
         **dict.fromkeys(
             ("accuracy_mean", "accuracy_std", "accuracy_min", "accuracy_max", "accuracy_mean_all_nodes", "consensus_distance_honest"),
-            _opt_float,
+            opt_float,
         ),
     }
 
@@ -450,7 +224,7 @@ class RunSummary:
         return cls(
             **scalars,
             byzantine=Attackers.from_dict(d["byzantine"]),
-            dead_nodes=_ints(d["dead_nodes"]),
+            dead_nodes=ints(d["dead_nodes"]),
             merge=MergeAgreement.from_dict(d),
             per_node=tuple(NodeOutcome.from_dict(n) for n in d["per_node"]),
             restarts={int(k): int(v) for k, v in d["restarts"].items()},
@@ -463,6 +237,6 @@ class RunSummary:
     def read(cls, path: str | Path) -> RunSummary:
         """The summary in ``path``; RunDirError when it is not one the launcher wrote."""
         try:
-            return cls.from_dict(_read(Path(path), "a run summary"))
+            return cls.from_dict(read_object(Path(path), "a run summary"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RunDirError(f"{path}: not a run summary gossip wrote ({type(exc).__name__}: {exc})") from None

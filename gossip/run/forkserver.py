@@ -1,8 +1,8 @@
 """Start node processes as forks of one warm process that has already imported torch.
 
-Why: a fresh ``python -m gossip node`` spends ~1.5 s of CPU importing torch (and gossip's modules)
-before it reads its config; N of them on a 2-core machine took 6 s to start 8 nodes and 30 s to start
-64 (bench/scale.py), longer than most runs' training. The launcher instead asks a fork server —
+Why: a fresh ``python -m gossip node`` spends seconds of CPU importing torch (and gossip's modules)
+before it reads its config; N of them on a machine with few cores take longer to start than most runs
+train (bench/scale.py measures it). The launcher instead asks a fork server —
 Python's own ``multiprocessing`` forkserver, with gossip's node modules preloaded — for each node: the
 import is paid once per launch, a node has nothing left to import when it starts, and the nodes share
 torch's pages copy-on-write.
@@ -66,10 +66,10 @@ def warm_up() -> None:
 def stop(*, kill: bool = False) -> None:
     """Stop the fork server once a run is over: a launch owns one, so the next launch in this process (a
     notebook, a benchmark, the tests) starts afresh like a new ``gossip launch`` would, and no idle process
-    holding torch's ~225 MiB outlives the run. Nodes still running get their parent-death signal.
+    holding torch's memory outlives the run. Nodes still running get their parent-death signal.
 
-    The server notices it should leave only between requests, so one still importing would finish first
-    (~1.5 s): ``kill`` (a launch that was refused) ends it at once instead.
+    The server notices it should leave only between requests, so one still importing torch would finish
+    first: ``kill`` (a launch that was refused) ends it at once instead.
     """
     global _context
     if _context is None:

@@ -3,7 +3,7 @@
 The launcher is not a coordinator: it prepares files (config, topology, data cache), starts one
 ``gossip node`` process per vertex, watches their JSONL records to draw progress, and stops them.
 Nodes talk only to each other, over TCP on loopback. A node process is a fork of one fork server that
-imported torch once (:mod:`gossip.run.forkserver`: 32 nodes start in ~4.5 s instead of ~38 s here), or with
+imported torch once (:mod:`gossip.run.forkserver`: nodes start without importing it again), or with
 ``spawn`` (``--spawn``) a fresh ``python -m gossip node``; either way it runs the same ``gossip node``.
 
 Process hygiene (no orphans, no leaked ports):

@@ -31,8 +31,8 @@ def ipc_addresses(count: int) -> tuple[str, ...]:
 
     Linux's abstract namespace (``ipc://@name``): no socket file to clean up after a crash, no
     108-byte path limit, and a restarted node binds the same name again. ZeroMQ over ipc moves a
-    4 MB model for about two thirds of the CPU that loopback TCP takes (bench/transport.py), so a
-    one-machine run gossips cheaper; TCP stays the default because it is what a real network does.
+    model for less CPU than loopback TCP (bench/transport.py compares them), so a one-machine run
+    gossips cheaper; TCP stays the default because it is what a real network does.
     """
     token = secrets.token_hex(4)
     return tuple(f"ipc://@gossip-{token}-{i}" for i in range(count))

@@ -18,8 +18,8 @@ __all__ = ["DESCRIBE_MAX_NODES", "describe", "draw"]
 
 DESCRIBE_MAX_NODES = 2_000
 """Largest topology whose diameter and spectrum :func:`describe` computes, and :func:`draw` lays out by
-simulated springs: both cost O(N²) memory or worse in time (a dense eigendecomposition is O(N³): 80 s at
-5 000 nodes on 2 cores), so a larger graph is described by its degrees and drawn on a circle."""
+simulated springs: both cost O(N²) memory or worse in time (a dense eigendecomposition is O(N³)), so a
+larger graph is described by its degrees and drawn on a circle."""
 
 
 def describe(topology: Topology, kind: str = "metropolis") -> str:

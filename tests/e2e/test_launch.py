@@ -466,7 +466,7 @@ def test_forked_nodes_and_their_fork_server_import_no_networkx_yaml_or_plotting(
     )
     assert probe.returncode == 0, probe.stderr[-2000:]
     preloaded = _imported(probe.stderr)
-    assert {"torch", "gossip.node.node", "gossip.cli"} <= preloaded
+    assert {"torch", "gossip.node.node", "gossip.node.daemon"} <= preloaded  # a forked node runs the daemon, not the CLI
     assert _unwanted(preloaded) == []
     run_dir = tmp_path / "run"
     result = run_gossip(

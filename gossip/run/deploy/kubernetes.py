@@ -176,45 +176,8 @@ def _service(options: KubernetesOptions) -> dict[str, Any]:
 
 def _statefulset(run: ContainerRun, options: KubernetesOptions, config_hash: str) -> dict[str, Any]:
     grace = int(run.cfg.transport.round_timeout_s) + 30
-    http = {"port": "metrics"}
-    volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": f"{options.name}-config"}},
-        {"name": "tmp", "emptyDir": {}},
-    ]
-    if not options.storage:
-        volumes.append({"name": "run", "emptyDir": {}})
-    mounts = [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-        {"name": "run", "mountPath": RUN_DIR},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
-    if options.curve:
-        # 0440 and the pod's fsGroup: the node's user reads the keys, nobody else in the pod does
-        volumes.append({"name": "keys", "secret": {"secretName": f"{options.name}-keys", "defaultMode": 0o440}})
-        mounts.append({"name": "keys", "mountPath": KEYS_DIR, "readOnly": True})
-    container = {
-        "name": "node",
-        "image": options.image,
-        "imagePullPolicy": "IfNotPresent",
-        "args": node_args("hostname", "forever"),
-        "ports": [
-            {"name": "gossip", "containerPort": NODE_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-        ],
-        "resources": {
-            "requests": {"cpu": options.cpu, "memory": options.memory},
-            "limits": {"memory": options.memory},
-        },
-        "startupProbe": {"httpGet": {"path": "/healthz", **http}, "periodSeconds": 2, "failureThreshold": 90},
-        "livenessProbe": {"httpGet": {"path": "/healthz", **http}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
-        "readinessProbe": {"httpGet": {"path": "/readyz", **http}, "periodSeconds": 5, "timeoutSeconds": 3},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": mounts,
-    }
+    volumes, mounts = _volumes(options)
+    container = _node_container(options, mounts)
     spec: dict[str, Any] = {
         "serviceName": options.name,
         "replicas": run.n,
@@ -254,6 +217,54 @@ def _statefulset(run: ContainerRun, options: KubernetesOptions, config_hash: str
             }
         ]
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": options.name, "labels": _labels(options)}, "spec": spec}
+
+
+def _volumes(options: KubernetesOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The pod's volumes and the node container's mounts: config, run directory, /tmp, and the CURVE keys."""
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": f"{options.name}-config"}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    if not options.storage:
+        volumes.append({"name": "run", "emptyDir": {}})
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "run", "mountPath": RUN_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if options.curve:
+        # 0440 and the pod's fsGroup: the node's user reads the keys, nobody else in the pod does
+        volumes.append({"name": "keys", "secret": {"secretName": f"{options.name}-keys", "defaultMode": 0o440}})
+        mounts.append({"name": "keys", "mountPath": KEYS_DIR, "readOnly": True})
+    return volumes, mounts
+
+
+def _node_container(options: KubernetesOptions, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``gossip node`` container: its ports, resources, probes and a locked-down security context."""
+    http = {"port": "metrics"}
+    return {
+        "name": "node",
+        "image": options.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": node_args("hostname", "forever"),
+        "ports": [
+            {"name": "gossip", "containerPort": NODE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "resources": {
+            "requests": {"cpu": options.cpu, "memory": options.memory},
+            "limits": {"memory": options.memory},
+        },
+        "startupProbe": {"httpGet": {"path": "/healthz", **http}, "periodSeconds": 2, "failureThreshold": 90},
+        "livenessProbe": {"httpGet": {"path": "/healthz", **http}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/readyz", **http}, "periodSeconds": 5, "timeoutSeconds": 3},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": mounts,
+    }
 
 
 def _servicemonitor(options: KubernetesOptions) -> dict[str, Any]:

@@ -1,25 +1,27 @@
-"""The ``gossip`` console script: parse arguments, load config, hand over. No logic of its own.
-
-Every user mistake (bad flag, bad config, unknown topology or dataset, port in use) ends as one line
-``gossip: error: ...`` on stderr and exit code 2 — never a traceback. A socket or file error while a
-node runs is one line too, but exit 1: a runtime failure, which a restart may cure. Anything else is a
-bug and keeps its traceback. The exit codes are :class:`gossip.errors.ExitCode`'s table.
-"""
+"""The ``gossip`` command line's argparse tree: one builder per subcommand, each pointing at its handler in
+:mod:`gossip.cli.commands`."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from gossip.config import MAX_NODES, MAX_SEED, check_path_text, load_config
-from gossip.errors import ExitCode, GossipError, UsageError, error_text, one_line
-from gossip.node.daemon import add_node_arguments, exit_without_teardown, hold_seconds, run_node
+from gossip.cli.commands import (
+    cmd_dashboards,
+    cmd_deploy,
+    cmd_keys,
+    cmd_launch,
+    cmd_node,
+    cmd_report,
+    cmd_simulate,
+    cmd_topology_show,
+)
+from gossip.config import MAX_NODES, MAX_SEED, check_path_text
+from gossip.errors import ExitCode, GossipError, one_line
+from gossip.node.daemon import add_node_arguments, hold_seconds
 
-__all__ = ["main"]
+__all__ = ["build_parser"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,7 +145,7 @@ def _launch_parser(sub: Any) -> None:
     )
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     _launch_control_args(p)
-    p.set_defaults(handler=_cmd_launch)
+    p.set_defaults(handler=cmd_launch)
 
 
 def _launch_control_args(p: argparse.ArgumentParser) -> None:
@@ -183,7 +185,7 @@ def _simulate_parser(sub: Any) -> None:
     _common_config_args(p)
     _launch_like_args(p)
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
-    p.set_defaults(handler=_cmd_simulate)
+    p.set_defaults(handler=cmd_simulate)
 
 
 def _node_parser(sub: Any) -> None:
@@ -197,7 +199,7 @@ def _node_parser(sub: Any) -> None:
     )
     _common_config_args(p)
     add_node_arguments(p)
-    p.set_defaults(handler=_cmd_node)
+    p.set_defaults(handler=cmd_node)
 
 
 def _keys_parser(sub: Any) -> None:
@@ -209,7 +211,7 @@ def _keys_parser(sub: Any) -> None:
     )
     p.add_argument("-n", "--nodes", type=_int_in(1, MAX_NODES), required=True, help="number of nodes")
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="directory to write the keys into (must not hold keys already)")
-    p.set_defaults(handler=_cmd_keys)
+    p.set_defaults(handler=cmd_keys)
 
 
 def _topology_parser(sub: Any) -> None:
@@ -227,7 +229,7 @@ def _topology_parser(sub: Any) -> None:
     show.add_argument("--weights", default="metropolis", choices=["metropolis", "uniform", "max-degree"])
     show.add_argument("-o", "--output", metavar="PNG", help="where to write the drawing (default: <name>.png here)")
     show.add_argument("--no-draw", action="store_true", help="do not write the PNG")
-    show.set_defaults(handler=_cmd_topology_show)
+    show.set_defaults(handler=cmd_topology_show)
 
 
 def _report_parser(sub: Any) -> None:
@@ -239,7 +241,7 @@ def _report_parser(sub: Any) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by gossip launch")
     p.add_argument("-o", "--output", metavar="DIR", help="where to write the report (default: RUN_DIR/report)")
-    p.set_defaults(handler=_cmd_report)
+    p.set_defaults(handler=cmd_report)
 
 
 def _dashboards_parser(sub: Any) -> None:
@@ -251,195 +253,7 @@ def _dashboards_parser(sub: Any) -> None:
     )
     p.add_argument("--deploy-dir", metavar="DIR", default="deploy", help="the deploy/ directory to write into (default: ./deploy)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file is missing or out of date")
-    p.set_defaults(handler=_cmd_dashboards)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gossip`` console script; returns the exit code.
-
-    A node process (``gossip node`` as the process's own command, ``argv`` not given) ends without the
-    interpreter's teardown: see :func:`gossip.node.daemon.exit_without_teardown`.
-    """
-    whole_process = argv is None
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.argv = argv
-    code = _run(args)
-    if whole_process and args.handler is _cmd_node:
-        exit_without_teardown(code)
-    return code
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        return int(args.handler(args))
-    except GossipError as exc:
-        print(f"gossip: error: {error_text(exc)}", file=sys.stderr)
-        return ExitCode.USAGE
-    except OSError as exc:
-        if exc.filename is None:
-            raise
-        # a path the user named (an output directory under /proc, a file where a directory goes, no
-        # permission, a full disk): theirs or their machine's to fix, one line like every other mistake
-        print(f"gossip: error: {error_text(exc)}", file=sys.stderr)
-        return ExitCode.USAGE
-    except KeyboardInterrupt:
-        print("gossip: interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
-
-
-def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set {item!r}: expected SECTION.KEY=VALUE")
-        out[key.strip()] = value.strip()
-    for attr, dotted in flags.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            out[dotted] = value
-    return out
-
-
-_LAUNCH_FLAGS = {
-    "nodes": "run.nodes",
-    "topology": "topology.spec",
-    "rounds": "training.rounds",
-    "weights": "topology.weights",
-    "dataset": "data.dataset",
-    "data_root": "data.root",
-    "partition": "data.partition",
-    "alpha": "data.alpha",
-    "model": "model.name",
-    "lr": "training.lr",
-    "local_steps": "training.local_steps",
-    "batch_size": "data.batch_size",
-    "seed": "run.seed",
-    "name": "run.name",
-}
-
-
-def _cmd_launch(args: argparse.Namespace) -> int:
-    if args.resume:
-        given = [
-            f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None
-        ]
-        given += ["--ipc"] if args.ipc else []
-        if given or args.overrides:
-            raise UsageError(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
-        result = _run_launcher(
-            args,
-            lambda launching: launching.resume(
-                Path(args.resume),
-                progress=False if args.no_progress else None,
-                keep_going=args.keep_going,
-                restarts=args.restart,
-                spawn=args.spawn,
-            ),
-        )
-    else:
-        overrides = _overrides(args, _LAUNCH_FLAGS)
-        if args.ipc:
-            if args.base_port is not None:
-                raise UsageError("--ipc and --base-port exclude each other: ipc sockets have no ports")
-            overrides = {**overrides, "transport.address_template": "ipc://"}
-        cfg = load_config(args.config, overrides=overrides)
-        result = _run_launcher(
-            args,
-            lambda launching: launching.launch(
-                cfg,
-                run_dir=args.run_dir,
-                base_port=args.base_port or None,
-                progress=False if args.no_progress else None,
-                prometheus=args.prometheus,
-                prometheus_port=args.prometheus_port,
-                keep_going=args.keep_going,
-                restarts=args.restart,
-                spawn=args.spawn,
-            ),
-        )
-    if not args.no_report:
-        _report_after_launch(result.run_dir, result.exit_code)
-    return int(result.exit_code)
-
-
-def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) -> Any:
-    """Import the launcher (torch with it) and run it, with the fork server started first so that its own
-    import of torch runs beside the launcher's (~1.3 s each, on two cores) — once the flags and the config
-    are known to be valid, since a refused run only wastes that import."""
-    from gossip.run import forkserver
-
-    if not args.spawn:
-        forkserver.warm_up()
-    try:
-        import gossip.run.launch
-
-        return run(gossip.run.launch)
-    finally:
-        forkserver.stop(kill=True)  # refused after all (a bad topology, say): at once; after a run or with --spawn: nothing to stop
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    import time as _time
-
-    from gossip.run.simulate import simulate
-
-    cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
-    if args.run_dir:
-        check_path_text("--run-dir", args.run_dir)
-    run_dir = Path(args.run_dir) if args.run_dir else cfg.run.directory(f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UsageError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
-    result = simulate(cfg, run_dir=run_dir)
-    print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
-    print(
-        f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})"
-    )
-    return 0
-
-
-def _report_after_launch(run_dir: Path, exit_code: int) -> None:
-    """The report of a finished (or failed) run; after Ctrl-C (or SIGTERM), only how to make it: the user wants out."""
-    if exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-        print(f"gossip: report skipped; write it with: gossip report {run_dir}", file=sys.stderr)
-        return
-    from gossip.results.report import write_report
-
-    try:
-        paths = write_report(run_dir)
-    except GossipError as exc:  # e.g. no node got to record a round: the run's own error says why
-        print(f"gossip: no report: {exc}", file=sys.stderr)
-        return
-    print(f"gossip: report {paths[-1]}", file=sys.stderr)
-
-
-def _cmd_node(args: argparse.Namespace) -> int:
-    from gossip.run.capacity import check_node_config_fits
-
-    return run_node(args, check_fits=check_node_config_fits)
-
-
-def _cmd_keys(args: argparse.Namespace) -> int:
-    from gossip.net.zeromq import generate_keys
-
-    out = Path(args.out)
-    if out.exists() and any(out.glob("node-*.key*")):
-        raise UsageError(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
-    files = generate_keys(out, args.nodes)
-    print(f"wrote {len(files)} key files for {args.nodes} nodes to {out}")
-    return 0
-
-
-_DEPLOY_FLAGS = {
-    "nodes": "run.nodes",
-    "topology": "topology.spec",
-    "rounds": "training.rounds",
-    "seed": "run.seed",
-    "dataset": "data.dataset",
-    "model": "model.name",
-}
+    p.set_defaults(handler=cmd_dashboards)
 
 
 def _deploy_parser(sub: Any) -> None:
@@ -458,7 +272,7 @@ def _deploy_parser(sub: Any) -> None:
         e = dsub.add_parser(engine, help=help_text, description=f"Render {help_text} into --out.")
         _deploy_run_args(e, out)
         engine_args(e)
-        e.set_defaults(handler=_cmd_deploy)
+        e.set_defaults(handler=cmd_deploy)
 
 
 def _deploy_run_args(e: argparse.ArgumentParser, out: str) -> None:
@@ -509,92 +323,3 @@ def _k8s_args(e: argparse.ArgumentParser) -> None:
         help="links in the clear: only where nothing but the run's pods can reach them (a NetworkPolicy); "
         "by default every link is encrypted and authenticated with CURVE, keys made in OUT/keys",
     )
-
-
-def _deploy_command(args: argparse.Namespace) -> str:
-    import shlex
-
-    # --force changes what is overwritten, not what is written: leave it out so the header is reproducible.
-    return "gossip " + shlex.join(a for a in args.argv if a != "--force")
-
-
-def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
-    """The files ``gossip deploy compose|k8s`` would write, and where; writes nothing (the tests pin the shipped ones)."""
-    from gossip.run.deploy import ComposeOptions, KubernetesOptions, compose_files, hold_text, kubernetes_files
-
-    out = Path(args.out)
-    cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
-    if args.deploy_command == "k8s":
-        k8s = KubernetesOptions(
-            command=_deploy_command(args),
-            name=args.name,
-            image=args.image,
-            cpu=args.cpu,
-            memory=args.memory,
-            storage=args.storage,
-            curve=not args.no_curve,
-        )
-        return out, kubernetes_files(cfg, k8s)
-    compose = ComposeOptions(command=_deploy_command(args), image=args.image, base_image=args.base_image, hold=hold_text(args.hold))
-    return out, compose_files(cfg, out, Path(args.source) if args.source else None, compose)
-
-
-def _cmd_deploy(args: argparse.Namespace) -> int:
-    from gossip.run.deploy import make_missing_keys, write_files
-
-    out, files = render_deploy(args)
-    written = write_files(out, files, force=args.force)
-    nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
-    print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
-    if args.deploy_command == "k8s" and not args.no_curve:
-        keys = out / "keys"
-        made = make_missing_keys(keys, files)
-        if made:
-            print(f"gossip: CURVE key pairs for {len(made)} node(s) written to {keys} (secret keys: keep them out of version control)")
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from gossip.results.report import write_report
-
-    for path in write_report(args.run_dir, args.output):
-        print(path)
-    return 0
-
-
-def _cmd_dashboards(args: argparse.Namespace) -> int:
-    from gossip.ops.generated import stale_files, write_generated
-
-    deploy = Path(args.deploy_dir)
-    if not deploy.is_dir():
-        raise UsageError(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
-    if args.check:
-        stale = stale_files(deploy)
-        for path in stale:
-            print(f"out of date: {path}", file=sys.stderr)
-        if stale:
-            print("gossip: regenerate with: gossip dashboards", file=sys.stderr)
-        return 1 if stale else 0
-    written = write_generated(deploy)
-    for path in written:
-        print(f"wrote {path}")
-    if not written:
-        print(f"gossip: every generated file under {deploy} is up to date")
-    return 0
-
-
-def _cmd_topology_show(args: argparse.Namespace) -> int:
-    from gossip.topology import DESCRIBE_MAX_NODES, describe, draw, parse_spec
-
-    topo = parse_spec(args.spec, n=args.nodes, seed=args.seed)
-    print(describe(topo, args.weights))
-    if not args.no_draw:
-        out = Path(args.output) if args.output else Path(f"{topo.name}.png")
-        gap = f"spectral gap {topo.spectral_gap(args.weights):.4f}, " if topo.n <= DESCRIBE_MAX_NODES else ""
-        draw(topo, out, title=f"{topo.name}  ({gap}{args.weights})")
-        print(f"drawing: {out}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

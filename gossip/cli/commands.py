@@ -1,0 +1,254 @@
+"""What each ``gossip`` subcommand does once its flags are parsed: load the config, call the package that
+does the work, print one line of outcome. User mistakes are raised as :class:`gossip.errors.UsageError`;
+:func:`gossip.cli.main` turns them into ``gossip: error: ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from gossip.config import check_path_text, load_config
+from gossip.errors import ExitCode, GossipError, UsageError
+from gossip.node.daemon import run_node
+
+
+def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        out[key.strip()] = value.strip()
+    for attr, dotted in flags.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            out[dotted] = value
+    return out
+
+
+_LAUNCH_FLAGS = {
+    "nodes": "run.nodes",
+    "topology": "topology.spec",
+    "rounds": "training.rounds",
+    "weights": "topology.weights",
+    "dataset": "data.dataset",
+    "data_root": "data.root",
+    "partition": "data.partition",
+    "alpha": "data.alpha",
+    "model": "model.name",
+    "lr": "training.lr",
+    "local_steps": "training.local_steps",
+    "batch_size": "data.batch_size",
+    "seed": "run.seed",
+    "name": "run.name",
+}
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    if args.resume:
+        given = [
+            f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None
+        ]
+        given += ["--ipc"] if args.ipc else []
+        if given or args.overrides:
+            raise UsageError(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
+        result = _run_launcher(
+            args,
+            lambda launching: launching.resume(
+                Path(args.resume),
+                progress=False if args.no_progress else None,
+                keep_going=args.keep_going,
+                restarts=args.restart,
+                spawn=args.spawn,
+            ),
+        )
+    else:
+        overrides = _overrides(args, _LAUNCH_FLAGS)
+        if args.ipc:
+            if args.base_port is not None:
+                raise UsageError("--ipc and --base-port exclude each other: ipc sockets have no ports")
+            overrides = {**overrides, "transport.address_template": "ipc://"}
+        cfg = load_config(args.config, overrides=overrides)
+        result = _run_launcher(
+            args,
+            lambda launching: launching.launch(
+                cfg,
+                run_dir=args.run_dir,
+                base_port=args.base_port or None,
+                progress=False if args.no_progress else None,
+                prometheus=args.prometheus,
+                prometheus_port=args.prometheus_port,
+                keep_going=args.keep_going,
+                restarts=args.restart,
+                spawn=args.spawn,
+            ),
+        )
+    if not args.no_report:
+        _report_after_launch(result.run_dir, result.exit_code)
+    return int(result.exit_code)
+
+
+def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) -> Any:
+    """Import the launcher (torch with it) and run it, with the fork server started first so that its own
+    import of torch runs beside the launcher's — once the flags and the config
+    are known to be valid, since a refused run only wastes that import."""
+    from gossip.run import forkserver
+
+    if not args.spawn:
+        forkserver.warm_up()
+    try:
+        import gossip.run.launch
+
+        return run(gossip.run.launch)
+    finally:
+        forkserver.stop(kill=True)  # refused after all (a bad topology, say): at once; after a run or with --spawn: nothing to stop
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from gossip.run.simulate import simulate
+
+    cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
+    if args.run_dir:
+        check_path_text("--run-dir", args.run_dir)
+    run_dir = Path(args.run_dir) if args.run_dir else cfg.run.directory(f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UsageError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
+    result = simulate(cfg, run_dir=run_dir)
+    print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
+    print(
+        f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})"
+    )
+    return 0
+
+
+def _report_after_launch(run_dir: Path, exit_code: int) -> None:
+    """The report of a finished (or failed) run; after Ctrl-C (or SIGTERM), only how to make it: the user wants out."""
+    if exit_code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        print(f"gossip: report skipped; write it with: gossip report {run_dir}", file=sys.stderr)
+        return
+    from gossip.results.report import write_report
+
+    try:
+        paths = write_report(run_dir)
+    except GossipError as exc:  # e.g. no node got to record a round: the run's own error says why
+        print(f"gossip: no report: {exc}", file=sys.stderr)
+        return
+    print(f"gossip: report {paths[-1]}", file=sys.stderr)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from gossip.run.capacity import check_node_config_fits
+
+    return run_node(args, check_fits=check_node_config_fits)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from gossip.net.zeromq import generate_keys
+
+    out = Path(args.out)
+    if out.exists() and any(out.glob("node-*.key*")):
+        raise UsageError(f"{out} already holds node keys; refusing to overwrite them (choose another --out)")
+    files = generate_keys(out, args.nodes)
+    print(f"wrote {len(files)} key files for {args.nodes} nodes to {out}")
+    return 0
+
+
+_DEPLOY_FLAGS = {
+    "nodes": "run.nodes",
+    "topology": "topology.spec",
+    "rounds": "training.rounds",
+    "seed": "run.seed",
+    "dataset": "data.dataset",
+    "model": "model.name",
+}
+
+
+def _deploy_command(args: argparse.Namespace) -> str:
+    import shlex
+
+    # --force changes what is overwritten, not what is written: leave it out so the header is reproducible.
+    return "gossip " + shlex.join(a for a in args.argv if a != "--force")
+
+
+def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+    """The files ``gossip deploy compose|k8s`` would write, and where; writes nothing (the tests pin the shipped ones)."""
+    from gossip.run.deploy import ComposeOptions, KubernetesOptions, compose_files, hold_text, kubernetes_files
+
+    out = Path(args.out)
+    cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
+    if args.deploy_command == "k8s":
+        k8s = KubernetesOptions(
+            command=_deploy_command(args),
+            name=args.name,
+            image=args.image,
+            cpu=args.cpu,
+            memory=args.memory,
+            storage=args.storage,
+            curve=not args.no_curve,
+        )
+        return out, kubernetes_files(cfg, k8s)
+    compose = ComposeOptions(command=_deploy_command(args), image=args.image, base_image=args.base_image, hold=hold_text(args.hold))
+    return out, compose_files(cfg, out, Path(args.source) if args.source else None, compose)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from gossip.run.deploy import make_missing_keys, write_files
+
+    out, files = render_deploy(args)
+    written = write_files(out, files, force=args.force)
+    nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
+    print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
+    if args.deploy_command == "k8s" and not args.no_curve:
+        keys = out / "keys"
+        made = make_missing_keys(keys, files)
+        if made:
+            print(f"gossip: CURVE key pairs for {len(made)} node(s) written to {keys} (secret keys: keep them out of version control)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gossip.results.report import write_report
+
+    for path in write_report(args.run_dir, args.output):
+        print(path)
+    return 0
+
+
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    from gossip.ops.generated import stale_files, write_generated
+
+    deploy = Path(args.deploy_dir)
+    if not deploy.is_dir():
+        raise UsageError(f"--deploy-dir {deploy}: no such directory (run from the repository root, or pass the deploy/ path)")
+    if args.check:
+        stale = stale_files(deploy)
+        for path in stale:
+            print(f"out of date: {path}", file=sys.stderr)
+        if stale:
+            print("gossip: regenerate with: gossip dashboards", file=sys.stderr)
+        return 1 if stale else 0
+    written = write_generated(deploy)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"gossip: every generated file under {deploy} is up to date")
+    return 0
+
+
+def cmd_topology_show(args: argparse.Namespace) -> int:
+    from gossip.topology import DESCRIBE_MAX_NODES, describe, draw, parse_spec
+
+    topo = parse_spec(args.spec, n=args.nodes, seed=args.seed)
+    print(describe(topo, args.weights))
+    if not args.no_draw:
+        out = Path(args.output) if args.output else Path(f"{topo.name}.png")
+        gap = f"spectral gap {topo.spectral_gap(args.weights):.4f}, " if topo.n <= DESCRIBE_MAX_NODES else ""
+        draw(topo, out, title=f"{topo.name}  ({gap}{args.weights})")
+        print(f"drawing: {out}")
+    return 0
