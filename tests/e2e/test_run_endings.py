@@ -127,7 +127,7 @@ def test_killing_the_fork_server_reports_what_became_of_each_node(tmp_path: Path
     os.kill(servers.pop(), signal.SIGKILL)
     assert launcher.wait(timeout=120) == ExitCode.FAILED, log.read_text()[-3000:]
     text = log.read_text()
-    assert "255" not in text, text[-3000:]
+    assert "code 255" not in text, text[-3000:]  # not "255" alone: a port number may hold it
     assert "gossip: error: the fork server was killed by SIGKILL mid-run" in text, text[-3000:]
     for i in range(4):
         stopped_at = _node_summary(run_dir, i)["rounds_completed"]
