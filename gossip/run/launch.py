@@ -81,8 +81,14 @@ class LaunchResult:
 
 
 def node_env() -> dict[str, str]:
-    """Environment for node processes: one compute thread each, unbuffered logs."""
-    return {**os.environ, **NODE_ENV, "PYTHONUNBUFFERED": "1"}
+    """Environment for node processes: one compute thread each, unbuffered logs, and the launcher's Python path.
+
+    Why the path: a plug-in (``[aggregation] rule = "mylab.rules:GeoMedian"``) is imported by every node, and the
+    launcher checked it imports with its own ``sys.path``. Forks of the fork server inherit that path; a spawned
+    or restarted ``python -m gossip node`` would otherwise see only its own, so it gets it as ``PYTHONPATH``.
+    """
+    path = os.pathsep.join(p for p in sys.path if p)
+    return {**os.environ, **NODE_ENV, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
 def start_node(run_dir: Path, node: int, extra_args: Sequence[str] = (), *, spawn: bool = False) -> subprocess.Popen[bytes] | NodeProcess:
