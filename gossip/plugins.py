@@ -111,7 +111,9 @@ def load(kind: PluginKind, name: str) -> Callable[..., object]:
         except Exception as exc:
             raise ConfigError(f"{kind.where} = {name!r}: entry point {entry.value!r} failed to load: {type(exc).__name__}: {exc}") from None
     if not callable(target):
-        raise ConfigError(f"{kind.where} = {name!r} is a {type(target).__name__}, not a class or function that builds a plug-in")
+        raise ConfigError(
+            f"{kind.where} = {name!r} is not a class or function that builds a plug-in (its type is {type(target).__name__!r})"
+        )
     return target
 
 
