@@ -3,6 +3,7 @@ mistake in naming or building one is one line ``gossip: error: ...``, exit 2, no
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gossip.config import load_config
+from gossip.run.launch import launch
 from gossip.run.prepare import prepare_run
 from tests.conftest import run_gossip
 
@@ -120,3 +122,25 @@ def test_a_node_that_cannot_import_the_plug_in_refuses_to_start(tmp_path: Path, 
         "install the plug-in's package or add its directory to PYTHONPATH (e.g. PYTHONPATH=. gossip launch ...)"
     )
     assert not list((run_dir / "nodes").iterdir())  # no log, no summary: the node never started its work
+
+
+def test_spawned_nodes_import_a_plug_in_found_only_on_the_launchers_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launcher that found the rule on its own ``sys.path`` (a script's directory, not ``PYTHONPATH``) passes that
+    path on: nodes started as fresh interpreters (``spawn``) import the rule too and the run finishes (without it
+    each node exits 2: no module named 'geomedian')."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))  # gossip itself, as the test runs it
+    cfg = load_config(
+        env={},
+        overrides={
+            "run.nodes": 3,
+            "topology.spec": "complete",
+            "training.rounds": 3,
+            "metrics.enabled": False,
+            "aggregation.rule": "geomedian:GeoMedian",
+        },
+    )
+    result = launch(cfg, run_dir=tmp_path / "run", progress=False, out=io.StringIO(), spawn=True)
+    assert result.exit_code == 0, (tmp_path / "run" / "nodes" / "node-0.log").read_text()
+    assert result.summary["aggregation"] == "geomedian:GeoMedian"
