@@ -50,6 +50,11 @@ class PluginKind:
         section, _, name = self.key.partition(".")
         return f"[{section}] {name}"
 
+    @property
+    def options_where(self) -> str:
+        """``[aggregation] options``: where the plug-in's keyword arguments are written."""
+        return f"[{self.key.partition('.')[0]}] options"
+
 
 AGGREGATOR = PluginKind("aggregation.rule", "gossip.aggregators", ("aggregate",), "gossip.algorithms.Aggregator")
 ATTACK = PluginKind("byzantine.attack", "gossip.attacks", ("payloads",), "gossip.algorithms.attacks.Attack")

@@ -369,5 +369,5 @@ def build_attack(cfg: ByzantineConfig, seed: int) -> Attack:
         return make(cfg, seed)
     if cfg.attack == "none":
         raise ConfigError("[byzantine] attack = 'none' builds no attack")
-    attack = plugins.build(plugins.ATTACK, cfg.attack, plugins.parse_options("[byzantine] options", cfg.options))
+    attack = plugins.build(plugins.ATTACK, cfg.attack, plugins.parse_options(plugins.ATTACK.options_where, cfg.options))
     return cast(Attack, attack)

@@ -81,7 +81,7 @@ def build_aggregator(
 
 def build_plugin_aggregator(cfg: AggregationConfig) -> Aggregator:
     """The plug-in rule ``cfg.rule`` names, built with ``[aggregation] options``: the launcher's check and the node's build."""
-    rule = plugins.build(plugins.AGGREGATOR, cfg.rule, plugins.parse_options("[aggregation] options", cfg.options))
+    rule = plugins.build(plugins.AGGREGATOR, cfg.rule, plugins.parse_options(plugins.AGGREGATOR.options_where, cfg.options))
     return cast(Aggregator, rule)
 
 

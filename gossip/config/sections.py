@@ -61,10 +61,10 @@ def check_plugin(kind: PluginKind, name: str, options: tuple[str, ...], shipped:
     """
     names = get_args(shipped)
     check_name(kind, name, names)
-    parse_options(f"{kind.where.split()[0]} options", options)
+    parse_options(kind.options_where, options)
     check(
         not options or name not in names,
-        f"{kind.where.split()[0]} options are a plug-in's keyword arguments; {kind.key} = {name!r} takes its settings from the section's keys",
+        f"{kind.options_where} are a plug-in's keyword arguments; {kind.key} = {name!r} takes its settings from the section's keys",
     )
 
 
