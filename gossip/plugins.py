@@ -32,7 +32,7 @@ from typing import Any
 
 from gossip.errors import ConfigError
 
-__all__ = ["AGGREGATOR", "ATTACK", "PluginKind", "build", "check_name", "is_import_path", "load", "parse_options"]
+__all__ = ["AGGREGATOR", "ATTACK", "PluginKind", "build", "check_name", "is_import_path", "load", "modules", "parse_options"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ _OPTION_KEY = re.compile(_IDENT)
 def is_import_path(name: str) -> bool:
     """Whether ``name`` is written as ``module:Attribute`` (a plug-in), not as a registered name."""
     return ":" in name
+
+
+def modules(names: Iterable[str]) -> tuple[str, ...]:
+    """The modules of the names written as import paths (``mylab.rules:GeoMedian`` → ``mylab.rules``), once each."""
+    return tuple(dict.fromkeys(n.partition(":")[0] for n in names if is_import_path(n)))
 
 
 def check_name(kind: PluginKind, name: str, shipped: Iterable[str]) -> None:

@@ -144,3 +144,33 @@ def test_spawned_nodes_import_a_plug_in_found_only_on_the_launchers_path(tmp_pat
     result = launch(cfg, run_dir=tmp_path / "run", progress=False, out=io.StringIO(), spawn=True)
     assert result.exit_code == 0, (tmp_path / "run" / "nodes" / "node-0.log").read_text()
     assert result.summary["aggregation"] == "geomedian:GeoMedian"
+
+
+COUNTED = """
+import os
+from pathlib import Path
+
+with open(Path(__file__).with_name("imports.txt"), "a") as marks:
+    marks.write(f"{os.getpid()}\\n")
+
+
+class Mean:
+    def aggregate(self, local, received, weights):
+        return (local + sum(received.values())) / (1 + len(received))
+"""
+
+
+def test_the_fork_server_imports_the_plug_in_once_for_every_node(tmp_path: Path) -> None:
+    """The fork server preloads the rule's module, so its forks share it: the module runs twice (the launcher's
+    check and the server), not once per node as well (it would be 1 + 4 times without the preload)."""
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "labcount.py").write_text(textwrap.dedent(COUNTED))
+    run_dir = tmp_path / "run"
+    proc = run_gossip(
+        "launch", "--nodes", "4", "--topology", "complete", "--rounds", "2", "--set", "metrics.enabled=false",
+        "--set", "aggregation.rule=labcount:Mean", "--run-dir", str(run_dir), env=on_path(lab), timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    importers = (lab / "imports.txt").read_text().split()
+    assert len(importers) == len(set(importers)) == 2, importers
