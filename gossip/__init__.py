@@ -15,7 +15,8 @@ The packages follow a run's data flow, and imports only go down this map (``lint
     learn/  topology/  data/
                         how a node learns alone | who talks to whom | what each node learns from
     config/             what a run is: frozen, validated sections
-    inputs.py           reading a file a user points at, within caps
+    inputs.py  plugins.py
+                        reading a file a user points at, within caps | a rule or attack by import path
     errors.py  ids.py  seeds.py  exports.py
                         the exception tree and exit codes, node ids, named seeds, lazy re-exports
 

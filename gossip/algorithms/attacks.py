@@ -45,13 +45,14 @@ Decentralised adaptations, stated because they are choices:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import torch
 
+from gossip import plugins
 from gossip.config import ByzantineConfig
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
@@ -173,7 +174,14 @@ class Target:
 
 
 class Attack(Protocol):
-    """A Byzantine behaviour: what to send to each honest neighbour in round ``t``."""
+    """A Byzantine behaviour: what to send to each honest neighbour in round ``t``.
+
+    The contract of every attack, shipped or plug-in. A plug-in (``[byzantine] attack = "module:Class"``) is a
+    callable that takes ``[byzantine] options`` as keyword arguments and returns an object with ``name`` (shown
+    in summaries), ``omniscient`` and ``trains`` (plain attributes will do) and ``payloads``, which returns a
+    float32 vector shaped like ``own`` for each target it sends to and modifies no input. It runs in the
+    attacker's node process, on the ordinary wire: honest nodes check its payloads like any other.
+    """
 
     @property
     def name(self) -> str: ...
@@ -337,24 +345,29 @@ class Silent:
         return {} if t >= self.from_round else _same(own, targets)
 
 
-ATTACKS = ("sign-flip", "gaussian", "label-flip", "alie", "ipm", "dissensus", "silent")
+_SHIPPED: dict[str, Callable[[ByzantineConfig, int], Attack]] = {
+    "sign-flip": lambda cfg, seed: SignFlip(cfg.scale),
+    "gaussian": lambda cfg, seed: GaussianNoise(cfg.noise_std, torch.Generator().manual_seed(seed)),
+    "label-flip": lambda cfg, seed: LabelFlip(),
+    "alie": lambda cfg, seed: Alie(cfg.alie_z),
+    "ipm": lambda cfg, seed: Ipm(cfg.ipm_epsilon),
+    "dissensus": lambda cfg, seed: Dissensus(cfg.dissensus_epsilon),
+    "silent": lambda cfg, seed: Silent(cfg.silent_from_round),
+}
+"""The shipped attacks by name, each built from its ``[byzantine]`` keys and the attacker's seed."""
+
+ATTACKS = tuple(_SHIPPED)
 
 
 def build_attack(cfg: ByzantineConfig, seed: int) -> Attack:
-    """The attack named in ``[byzantine]``, with its parameters; ``seed`` drives any randomness."""
-    a = cfg.attack
-    if a == "sign-flip":
-        return SignFlip(cfg.scale)
-    if a == "gaussian":
-        return GaussianNoise(cfg.noise_std, torch.Generator().manual_seed(seed))
-    if a == "label-flip":
-        return LabelFlip()
-    if a == "alie":
-        return Alie(cfg.alie_z)
-    if a == "ipm":
-        return Ipm(cfg.ipm_epsilon)
-    if a == "dissensus":
-        return Dissensus(cfg.dissensus_epsilon)
-    if a == "silent":
-        return Silent(cfg.silent_from_round)
-    raise ConfigError(f"[byzantine] unknown attack {a!r} (known: {', '.join(ATTACKS)})")
+    """The attack named in ``[byzantine]``, with its parameters; ``seed`` drives any randomness of a shipped attack.
+
+    A plug-in (``attack = "module:Class"``) is called with ``[byzantine] options`` as keyword arguments.
+    """
+    make = _SHIPPED.get(cfg.attack)
+    if make is not None:
+        return make(cfg, seed)
+    if cfg.attack == "none":
+        raise ConfigError("[byzantine] attack = 'none' builds no attack")
+    attack = plugins.build(plugins.ATTACK, cfg.attack, plugins.parse_options(plugins.ATTACK.options_where, cfg.options))
+    return cast(Attack, attack)

@@ -34,16 +34,24 @@ adaptive τ                                             neighbours' distances al
 balance           —                                    no count bound: one round moves the node by at
                                                        most (1 − α) γ e^{−κ t/T} ‖x_i‖; attackers inside
                                                        that ball are averaged in
+a plug-in         what its ``tolerated(inputs)``       what it declares; 0 when it declares nothing, so
+("module:Class")  returns (< 0: refused)               an attacker beside an honest node is refused
 ================  ===================================  ==================================================
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+from gossip import plugins
+from gossip.algorithms.attacks import ATTACKS
+from gossip.algorithms.base import SHIPPED_RULES
 from gossip.config import AggregationConfig, RunConfig, share_of
 from gossip.errors import ConfigError
 from gossip.topology import Topology
 
-__all__ = ["UNDEFENDED", "check_tolerance", "tolerated"]
+__all__ = ["UNDEFENDED", "check_plugins", "check_tolerance", "tolerated"]
 
 UNDEFENDED = ("dsgd", "variance")
 """Rules with breakdown point 0, run as baselines: never refused, whatever the attackers."""
@@ -52,6 +60,8 @@ UNDEFENDED = ("dsgd", "variance")
 def tolerated(cfg: RunConfig, inputs: int) -> int | None:
     """Byzantine inputs the configured rule withstands among ``inputs``; ``None`` = no count bound."""
     agg = cfg.aggregation
+    if agg.rule not in SHIPPED_RULES:
+        return _plugin_tolerated(agg, inputs)
     if agg.rule in UNDEFENDED:
         return 0
     if agg.rule == "median":
@@ -66,13 +76,56 @@ def tolerated(cfg: RunConfig, inputs: int) -> int | None:
     return None
 
 
+def _plugin_tolerated(agg: AggregationConfig, inputs: int) -> int:
+    """What a plug-in rule declares through ``tolerated(inputs)`` on what ``rule`` names; 0 when it declares nothing.
+
+    Why 0 and not "no bound": gossip cannot tell what an unknown rule withstands, and a run that puts an attacker
+    next to an honest node under a rule that makes no claim is one whose numbers mean nothing. Declaring the bound
+    is one line (a geometric median: ``(inputs - 1) // 2``), and the user who writes it owns the claim.
+    """
+    declare = _declared(agg.rule)
+    if declare is None:
+        return 0
+    try:
+        bound = declare(inputs)
+    except Exception as exc:
+        raise ConfigError(f"[aggregation] rule = {agg.rule!r}: tolerated({inputs}) failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(bound, bool) or not isinstance(bound, int):
+        raise ConfigError(f"[aggregation] rule = {agg.rule!r}: tolerated({inputs}) returned {bound!r}, not an int")
+    return bound
+
+
+@functools.cache
+def _declared(rule: str) -> Callable[[int], object] | None:
+    """The plug-in's ``tolerated``, loaded once per rule (the check asks for every node)."""
+    declare = getattr(plugins.load(plugins.AGGREGATOR, rule), "tolerated", None)
+    return declare if callable(declare) else None
+
+
 def _trim(agg: AggregationConfig, inputs: int) -> int:
     """The trimmed mean's b for ``inputs`` inputs, as ``TrimmedMean.trim`` computes it."""
     return share_of(agg.trim_beta, inputs) if agg.trim_beta > 0 else agg.f
 
 
+def check_plugins(cfg: RunConfig) -> None:
+    """Build the run's plug-in rule and attack once, so a plug-in that does not import, refuses its options or lacks
+    its contract's methods is one line before any process starts (``gossip launch``) or any socket opens (``gossip node``).
+    """
+    from gossip.algorithms.attacks import build_attack
+    from gossip.algorithms.base import build_plugin_aggregator
+
+    if cfg.aggregation.rule not in SHIPPED_RULES:
+        build_plugin_aggregator(cfg.aggregation)
+    if cfg.byzantine.attack not in (*ATTACKS, "none"):
+        build_attack(cfg.byzantine, seed=0)
+
+
 def check_tolerance(cfg: RunConfig, topology: Topology) -> None:
-    """Raise :class:`ConfigError` (one line, naming the node) when some honest node cannot be defended."""
+    """Raise :class:`ConfigError` (one line, naming the node) when some honest node cannot be defended.
+
+    Plug-ins are built first (:func:`check_plugins`): the bound of a plug-in rule is its own to declare.
+    """
+    check_plugins(cfg)
     byz = cfg.byzantine
     outside = [b for b in byz.nodes if not 0 <= b < topology.n]
     if outside:
@@ -93,6 +146,12 @@ def check_tolerance(cfg: RunConfig, topology: Topology) -> None:
         if bound is None or len(attackers) <= bound or agg.rule in UNDEFENDED:
             continue
         who = ", ".join(map(str, attackers))
+        if agg.rule not in SHIPPED_RULES:
+            claim = f"tolerates {bound} there" if bound else "declares no Byzantine tolerance (no tolerated(inputs))"
+            raise ConfigError(
+                f"[byzantine] node {i} has {len(attackers)} Byzantine neighbours ({who}) but plug-in rule {agg.rule!r} {claim}; "
+                "declare tolerated(inputs) on the rule, or place the attackers further apart"
+            )
         if agg.rule == "median":
             raise ConfigError(
                 f"[byzantine] node {i} has {len(attackers)} Byzantine neighbours ({who}) among its {inputs} inputs; rule 'median' needs an honest majority at every node"
@@ -109,6 +168,8 @@ def _need(cfg: RunConfig, inputs: int) -> str:
     if agg.rule == "trimmed-mean":
         b = _trim(agg, inputs)
         return f"trimming {b} per side needs more than {2 * b} inputs"
+    if agg.rule not in SHIPPED_RULES:
+        return f"its tolerated({inputs}) is negative"
     if agg.rule in ("krum", "multi-krum"):
         return f"f = {agg.f} needs at least 2f + 3 = {2 * agg.f + 3} inputs"
     return f"the adaptive {agg.clip_rule!r} radius with f = {agg.f} needs more than f neighbours"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from gossip.config import check_path_text, load_config
 from gossip.errors import ExitCode, GossipError, UsageError
 from gossip.node.daemon import run_node
+from gossip.plugins import modules
 
 
 def _overrides(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
@@ -86,20 +87,21 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 restarts=args.restart,
                 spawn=args.spawn,
             ),
+            plugin_modules=modules((cfg.aggregation.rule, cfg.byzantine.attack)),
         )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
     return int(result.exit_code)
 
 
-def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any]) -> Any:
+def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any], plugin_modules: Sequence[str] = ()) -> Any:
     """Import the launcher (torch with it) and run it, with the fork server started first so that its own
     import of torch runs beside the launcher's — once the flags and the config
     are known to be valid, since a refused run only wastes that import."""
     from gossip.run import forkserver
 
     if not args.spawn:
-        forkserver.warm_up()
+        forkserver.warm_up(plugin_modules)
     try:
         import gossip.run.launch
 

@@ -11,6 +11,7 @@ import collections
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import get_args
 
 from gossip.config.choices import (
     AttackKind,
@@ -30,6 +31,7 @@ from gossip.config.choices import (
     WeightsKind,
 )
 from gossip.config.fields import DAY_S, FOREVER, MAX_NODES, MAX_SEED, check, check_choice, check_fields, integer, integers, real, show
+from gossip.plugins import AGGREGATOR, ATTACK, PluginKind, check_name, parse_options
 
 __all__ = [
     "AggregationConfig",
@@ -49,6 +51,21 @@ _MODELS_WITH_HIDDEN = ("mlp", "mlpbn")
 # The synthetic dataset's options (as gossip.data.load_dataset names them) and the [data] keys that hold them:
 # their defaults are the fields' defaults (tests/unit/test_choices.py pins them to gossip.data's).
 _SYNTHETIC_KEYS = {"features": "features", "classes": "classes", "train": "train_samples", "test": "test_samples"}
+
+
+def check_plugin(kind: PluginKind, name: str, options: tuple[str, ...], shipped: object) -> None:
+    """A shipped name, or a plug-in's import path or entry point name; ``options`` only for a plug-in, each "name=value".
+
+    Why options are refused for a shipped name: its parameters are this section's own keys, each with a range;
+    an option it would silently ignore is a mistake the user should hear about.
+    """
+    names = get_args(shipped)
+    check_name(kind, name, names)
+    parse_options(kind.options_where, options)
+    check(
+        not options or name not in names,
+        f"{kind.options_where} are a plug-in's keyword arguments; {kind.key} = {name!r} takes its settings from the section's keys",
+    )
 
 
 @dataclass(frozen=True)
@@ -210,7 +227,9 @@ class AggregationConfig:
     (a local bound: launch refuses a run in which some node's degree cannot support it).
     """
 
-    rule: RuleKind = "dsgd"  # dsgd | variance (settings in [variance]) | a robust rule (below)
+    rule: str = (
+        "dsgd"  # dsgd | variance (settings in [variance]) | a robust rule (below) | a plug-in: "module:Class" or an entry point name
+    )
     f: int = integer(1, 0, MAX_NODES)  # Byzantine neighbours to tolerate per node (krum, multi-krum, trimmed-mean, adaptive clipping)
     trim_beta: float = real(0.0, 0, 0.5, hi_open=True)  # trimmed-mean: trim floor(beta * N) per side of the N inputs; 0 = trim f per side
     krum_m: int = integer(0, 0, MAX_NODES)  # multi-krum: average the m best-scored inputs; 0 = N - f (Blanchard et al. 2017)
@@ -219,10 +238,11 @@ class AggregationConfig:
     balance_gamma: float = real(0.7, 0, 1e6, lo_open=True)  # balance: accept a neighbour within gamma * exp(-kappa * t/T) * ||own model||
     balance_kappa: float = real(1.0, 0, 1e6)
     balance_alpha: float = real(0.5, 0, 1)  # balance: weight kept on the own model
+    options: tuple[str, ...] = ()  # a plug-in rule's keyword arguments, each "name=value" (value as TOML), e.g. ["iterations=50"]
 
     def __post_init__(self) -> None:
         check_fields(self, "aggregation")
-        check_choice("aggregation", "rule", self.rule, RuleKind)
+        check_plugin(AGGREGATOR, self.rule, self.options, RuleKind)
         check_choice("aggregation", "clip_rule", self.clip_rule, ClipRule)
 
 
@@ -235,7 +255,7 @@ class ByzantineConfig:
     """
 
     nodes: tuple[int, ...] = integers(0, MAX_NODES - 1, MAX_NODES)
-    attack: AttackKind = "none"
+    attack: str = "none"  # none | a shipped attack (below) | a plug-in: "module:Class" or an entry point name
     # Attack magnitudes may be anything finite (1e39 overflows float32 on purpose: the wire must refuse it).
     scale: float = real(1.0, 0, FOREVER, lo_open=True)  # sign-flip: send -scale * own model
     noise_std: float = real(1.0, 0, FOREVER)  # gaussian: send own model + N(0, noise_std^2 I)
@@ -248,10 +268,11 @@ class ByzantineConfig:
     wait_fraction: float = real(
         0.5, 0, 1, lo_open=True, hi_open=True
     )  # omniscient attacks wait this fraction of round_timeout_s for the honest models
+    options: tuple[str, ...] = ()  # a plug-in attack's keyword arguments, each "name=value" (value as TOML), e.g. ["scale=3"]
 
     def __post_init__(self) -> None:
         check_fields(self, "byzantine")
-        check_choice("byzantine", "attack", self.attack, AttackKind)
+        check_plugin(ATTACK, self.attack, self.options, AttackKind)
         dupes = sorted(n for n, times in collections.Counter(self.nodes).items() if times > 1)
         check(not dupes, f"[byzantine] nodes lists node {dupes[0] if dupes else ''} twice")
         check(

@@ -45,7 +45,16 @@ from gossip.errors import ExitCode
 __all__ = ["NodeProcess", "server_death", "start_node_process", "stop", "warm_up"]
 
 # Imported once by the fork server: everything a node process needs before its first round.
-PRELOAD = ("gossip.run.forkserver", "gossip.node.daemon", "gossip.node.node", "gossip.ops.metrics", "gossip.data", "gossip.run.capacity")
+# The run's plug-in modules come last (gossip.run.preload), named by warm_up for the moment the server starts.
+PRELOAD = (
+    "gossip.run.forkserver",
+    "gossip.node.daemon",
+    "gossip.node.node",
+    "gossip.ops.metrics",
+    "gossip.data",
+    "gossip.run.capacity",
+    "gossip.run.preload",
+)
 # Every node process's environment (spawned or forked, and the fork server's, where libraries read it as
 # they load): one compute thread per process, no display; a node sets torch's threads itself too.
 NODE_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
@@ -58,9 +67,12 @@ _context: ForkServerContext | None = None
 _preparation_data = spawn.get_preparation_data
 
 
-def warm_up() -> None:
-    """Start the fork server now: it imports torch while the launcher finishes starting (its Prometheus, if asked for)."""
-    _server()
+def warm_up(plugin_modules: Sequence[str] = ()) -> None:
+    """Start the fork server now: it imports torch while the launcher finishes starting (its Prometheus, if asked for).
+
+    ``plugin_modules``: the run's plug-in modules, imported by the server too, so its forks share them.
+    """
+    _server(plugin_modules)
 
 
 def stop(*, kill: bool = False) -> None:
@@ -115,13 +127,16 @@ def server_death() -> str | None:
         return f"killed by signal {info.si_status}"
 
 
-def _server() -> ForkServerContext:
+def _server(plugin_modules: Sequence[str] = ()) -> ForkServerContext:
     global _context
     if _context is None:
+        from gossip.run.preload import PLUGIN_MODULES
+
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(PRELOAD))
-        saved = {k: os.environ.get(k) for k in NODE_ENV}
-        os.environ.update(NODE_ENV)  # the server inherits the environment of this moment
+        server_env = {**NODE_ENV, PLUGIN_MODULES: ",".join(plugin_modules)}
+        saved = {k: os.environ.get(k) for k in server_env}
+        os.environ.update(server_env)  # the server inherits the environment of this moment
         try:
             from multiprocessing import forkserver
 

@@ -52,6 +52,7 @@ from typing import Any
 
 from gossip.config import RunConfig
 from gossip.errors import ConfigError, ExitCode
+from gossip.plugins import modules
 from gossip.results.rundir import NodeFiles
 from gossip.run.endings import STOPPED_BY_SIGNAL, divergence_text, ending_text, exit_text, log_tail, server_death_text
 from gossip.run.forkserver import NODE_ENV, NodeProcess, server_death, start_node_process, warm_up
@@ -81,8 +82,14 @@ class LaunchResult:
 
 
 def node_env() -> dict[str, str]:
-    """Environment for node processes: one compute thread each, unbuffered logs."""
-    return {**os.environ, **NODE_ENV, "PYTHONUNBUFFERED": "1"}
+    """Environment for node processes: one compute thread each, unbuffered logs, and the launcher's Python path.
+
+    Why the path: a plug-in (``[aggregation] rule = "mylab.rules:GeoMedian"``) is imported by every node, and the
+    launcher checked it imports with its own ``sys.path``. Forks of the fork server inherit that path; a spawned
+    or restarted ``python -m gossip node`` would otherwise see only its own, so it gets it as ``PYTHONPATH``.
+    """
+    path = os.pathsep.join(p for p in sys.path if p)
+    return {**os.environ, **NODE_ENV, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
 def start_node(run_dir: Path, node: int, extra_args: Sequence[str] = (), *, spawn: bool = False) -> subprocess.Popen[bytes] | NodeProcess:
@@ -129,7 +136,9 @@ def launch(
     """
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port, spawn=spawn)
     if not spawn:
-        warm_up()  # the server imports while Prometheus starts; only once the run is known to be valid
+        warm_up(
+            modules((resolved.aggregation.rule, resolved.byzantine.attack))
+        )  # the server imports while Prometheus starts; only once the run is known to be valid
     if not prometheus:
         return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts, spawn=spawn)
     with beside_run(path, metrics_enabled=resolved.metrics.enabled, port=prometheus_port, out=out or sys.stderr):

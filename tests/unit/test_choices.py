@@ -7,6 +7,7 @@ other (the lower layer cannot import the upper), these tests pin them together.
 
 from __future__ import annotations
 
+import re
 from typing import get_args
 
 import pytest
@@ -14,6 +15,7 @@ from torch import nn
 
 from gossip.algorithms import build_aggregator
 from gossip.algorithms.attacks import ATTACKS, build_attack
+from gossip.algorithms.base import SHIPPED_RULES
 from gossip.config import AggregationConfig, ByzantineConfig, DataConfig, ModelConfig
 from gossip.config.choices import AttackKind, PartitionKind, RuleKind
 from gossip.data import PARTITION_SCHEMES
@@ -28,15 +30,20 @@ def test_every_configurable_rule_builds_an_aggregator(rule: str) -> None:
     """``[aggregation] rule`` accepts exactly the names the aggregator factory builds."""
     layout = flatten_(nn.Linear(4, 2)).layout
 
-    assert hasattr(build_aggregator(AggregationConfig(rule=rule), layout), "aggregate")  # type: ignore[arg-type]
+    assert hasattr(build_aggregator(AggregationConfig(rule=rule), layout), "aggregate")
 
 
-def test_a_rule_config_does_not_know_is_refused_by_the_factory() -> None:
-    """The factory's own list ends where config's does: an unknown name is a ConfigError, not a default rule."""
+def test_the_factorys_shipped_rules_are_configs_choices() -> None:
+    """The factory's table of shipped rules is exactly config's list of shipped names."""
+    assert SHIPPED_RULES == get_args(RuleKind)
+
+
+def test_a_rule_config_does_not_ship_is_a_plug_in_to_the_factory_and_refused_when_nothing_registers_it() -> None:
+    """An unknown name is never a default rule: the factory looks it up as an entry point and refuses it in one line."""
     cfg = AggregationConfig()
     object.__setattr__(cfg, "rule", "mean")
 
-    with pytest.raises(ConfigError, match="unknown rule 'mean'"):
+    with pytest.raises(ConfigError, match=re.escape("rule = 'mean': no entry point of that name in group 'gossip.aggregators'")):
         build_aggregator(cfg, flatten_(nn.Linear(4, 2)).layout)
 
 
@@ -44,7 +51,7 @@ def test_configurable_attacks_are_the_attacks_there_are() -> None:
     """``[byzantine] attack`` names every attack the attack factory builds, plus 'none' for an honest run."""
     assert set(get_args(AttackKind)) == {"none", *ATTACKS}
     for attack in ATTACKS:
-        assert build_attack(ByzantineConfig(nodes=(0,), attack=attack), seed=0).name == attack  # type: ignore[arg-type]
+        assert build_attack(ByzantineConfig(nodes=(0,), attack=attack), seed=0).name == attack
 
 
 def test_configurable_partitions_are_the_partition_schemes() -> None:
