@@ -66,8 +66,8 @@ check() {  # check NAME COMMAND...: run it, remember NAME when it fails
   "$@" || failed+=("$name")
 }
 check lint-imports .venv/bin/lint-imports
-check "ruff check" .venv/bin/ruff check gossip tests bench
-check "ruff format" .venv/bin/ruff format --check gossip tests bench
+check "ruff check" .venv/bin/ruff check gossip tests bench examples
+check "ruff format" .venv/bin/ruff format --check gossip tests bench examples
 check mypy .venv/bin/mypy
 check pytest .venv/bin/python -m pytest "$@"
 
