@@ -112,7 +112,7 @@ def test_a_job_cancelled_mid_run_and_submitted_again_resumes_from_checkpoints(sl
     """scancel while the nodes train, sbatch the same script again: every node resumes from its checkpoint (a
     'resumed' record), no round is recorded twice after it, every record is whole, and the run finishes."""
     run_dir = tmp_path / "run"
-    rounds = 300
+    rounds = 150
     script = _render(run_dir, "-r", str(rounds), "--set", "training.checkpoint_every=2", "--set", "training.local_steps=20")
     job = _submit(script, slurm)
     deadline = time.monotonic() + JOB_TIMEOUT_S
@@ -126,6 +126,7 @@ def test_a_job_cancelled_mid_run_and_submitted_again_resumes_from_checkpoints(sl
     assert state == "CANCELLED"
     cut = {i: len(_records(run_dir, i)) for i in range(8)}
     assert all(0 < k < rounds for k in cut.values()), cut
+    print(f"job {job} cancelled after {time.monotonic() - (deadline - JOB_TIMEOUT_S):.1f} s, records per node {cut}")
 
     again = _submit(script, slurm)
     state, code = _wait(again, slurm)
