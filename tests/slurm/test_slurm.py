@@ -106,6 +106,7 @@ def test_an_8_node_ring_runs_as_one_sbatch_job_and_leaves_records_summary_and_on
     hashes = {json.loads((run_dir / "nodes" / f"node-{i}.json").read_text(encoding="utf-8"))["model_hash"] for i in range(8)}
     assert len(hashes) == 1, hashes
     assert summary["merge_agreed"] is True and summary["merged_model_hash"] == hashes.pop()
+    assert (run_dir / "report" / "report.md").is_file()
 
 
 def test_a_job_cancelled_mid_run_and_submitted_again_resumes_from_checkpoints(slurm: dict[str, str], tmp_path: Path) -> None:
@@ -167,3 +168,22 @@ def test_a_job_step_with_fewer_tasks_than_nodes_is_refused_in_one_line_with_exit
     assert done.returncode == 2
     said = [line for line in done.stderr.splitlines() if line.startswith("gossip: error:")]
     assert said == ["gossip: error: --id slurm: the job step has 2 tasks but the topology has 8 nodes; run one task per node"] * 2
+
+
+def test_a_run_directory_a_host_cannot_read_is_refused_in_one_line_with_exit_2_before_any_node_starts(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    """The job's first step checks, on one task per host, that the config under the run directory is readable (on one
+    host a missing config stands in for a directory that is not shared): one line, exit 2, no node record."""
+    run_dir = tmp_path / "run"
+    script = _render(run_dir, "-r", "3")
+    (run_dir / "slurm" / "config.toml").unlink()
+    job = _submit(script, slurm)
+    state, code = _wait(job, slurm)
+    assert (state, code) == ("FAILED", "2:0")
+    log = (run_dir / f"slurm-{job}.out").read_text(encoding="utf-8")
+    assert [line for line in log.splitlines() if line.startswith("gossip: error:")] == [
+        f"gossip: error: {run_dir / 'slurm' / 'config.toml'} is not readable on every host of the job; "
+        "put the run directory on a file system they share"
+    ]
+    assert not (run_dir / "nodes").exists()

@@ -105,7 +105,8 @@ def test_the_script_asks_one_task_per_node_and_starts_them_blockwise_resuming(tm
     assert "#SBATCH --time=00:20:00" in script
     assert "gossip=(/opt/v/bin/python -m gossip)" in script
     assert 'srun --distribution=block "${gossip[@]}" node --config "$config" --id slurm --run-dir "$run_dir" --resume' in script
-    assert script.rstrip().splitlines()[-2].startswith('"${gossip[@]}" deploy summary')
+    assert script.rstrip().splitlines()[-3].startswith('"${gossip[@]}" deploy summary')
+    assert script.rstrip().splitlines()[-2] == '"${gossip[@]}" report "$run_dir" || true'
     assert f'spec = "{(tmp_path / "out" / "topology.json").resolve()}"' in files["config.toml"]
 
 

@@ -16,8 +16,9 @@ Why this shape:
   after a failure (``sbatch`` the same script) are the same command, as ``gossip launch --resume`` is;
 - before training, one task per host checks that it can read the config: a run directory that is not on a
   file system every host shares is refused in one line, exit 2;
-- after the step, ``gossip deploy summary`` writes ``summary.json`` and prints the launcher's table, so a
-  job leaves what ``gossip launch`` leaves; the job's exit code is the nodes' (srun's, the highest).
+- after the step, ``gossip deploy summary`` writes ``summary.json`` and prints the launcher's table, and
+  ``gossip report`` the plots and ``report.md``, so a job leaves what ``gossip launch`` and its report leave;
+  the job's exit code is the nodes' (srun's, the highest).
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def _script(n: int, files_dir: Path, options: SlurmOptions, header: str) -> str:
         "code=0",
         'srun --distribution=block "${gossip[@]}" node --config "$config" --id slurm --run-dir "$run_dir" --resume || code=$?',
         '"${gossip[@]}" deploy summary --config "$config" --run-dir "$run_dir" --wall-s "$(($(date +%s) - started))" || true',
+        '"${gossip[@]}" report "$run_dir" || true',
         'exit "$code"',
     ]
     return "\n".join(lines) + "\n"
