@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install (when missing) and start the system pieces the real-path tests use:
 #   prometheus + promtool (Debian package), docker.io + docker-compose + debootstrap (image builds),
-#   iptables + iproute2 (network namespaces and link faults).
+#   iptables + iproute2 (network namespaces and link faults), slurm-wlm + munge (a one-host SLURM cluster the
+#   tests start themselves: tests/slurm/cluster.sh; nothing is started here).
 # Idempotent; needs root and Debian's apt. Prints what it did, one line each.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
+command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null || need+=(slurm-wlm)
+command -v munged >/dev/null || need+=(munge)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
@@ -41,4 +44,4 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { echo "system-deps: dockerd did not start; see /var/log/gossip-dockerd.log" >&2; exit 1; }
 fi
-echo "system-deps: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), docker $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+echo "system-deps: prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), slurm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null || echo '?')"

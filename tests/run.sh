@@ -31,8 +31,8 @@ if ! bash deploy/system-deps.sh; then
     echo "tests/run.sh: error: deploy/system-deps.sh failed (see above)" >&2
     exit 1
   fi
-  say "not root: the tests marked prometheus, docker and netns will fail;" \
-    "run as root, or leave them out: bash tests/run.sh -m 'not prometheus and not docker and not netns'"
+  say "not root: the tests marked prometheus, docker, netns and slurm will fail;" \
+    "run as root, or leave them out: bash tests/run.sh -m 'not prometheus and not docker and not netns and not slurm'"
 fi
 
 # 2. The venv. torch is pinned on the command line: a newer torch from the public index is a multi-GB CUDA build.

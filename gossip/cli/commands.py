@@ -179,11 +179,30 @@ def _deploy_command(args: argparse.Namespace) -> str:
 
 
 def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
-    """The files ``gossip deploy compose|k8s`` would write, and where; writes nothing (the tests pin the shipped ones)."""
-    from gossip.run.deploy import ComposeOptions, KubernetesOptions, compose_files, hold_text, kubernetes_files
+    """The files ``gossip deploy compose|k8s|slurm`` would write, and where; writes nothing (the tests pin the shipped ones)."""
+    from gossip.run.deploy import ComposeOptions, KubernetesOptions, SlurmOptions, compose_files, hold_text, kubernetes_files, slurm_files
 
-    out = Path(args.out)
     cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
+    if args.deploy_command == "slurm":
+        out = Path(args.out) if args.out is not None else Path(args.run_dir) / "slurm"
+        slurm = SlurmOptions(
+            command=_deploy_command(args),
+            run_dir=args.run_dir,
+            gossip=args.gossip,
+            job_name=args.job_name,
+            time=args.time,
+            hosts=args.hosts,
+            tasks_per_host=args.tasks_per_host,
+            cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
+            partition=args.partition,
+            account=args.account,
+            overcommit=args.overcommit,
+            port=args.port,
+            metrics_port=args.metrics_port,
+        )
+        return out, slurm_files(cfg, out, slurm)
+    out = Path(args.out)
     if args.deploy_command == "k8s":
         k8s = KubernetesOptions(
             command=_deploy_command(args),
@@ -204,13 +223,34 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     out, files = render_deploy(args)
     written = write_files(out, files, force=args.force)
-    nxt = f"cd {out} && docker-compose up -d" if args.deploy_command == "compose" else f"kubectl apply -k {out}"
+    nxt = {
+        "compose": f"cd {out} && docker-compose up -d",
+        "k8s": f"kubectl apply -k {out}",
+        "slurm": f"sbatch {out.resolve() / 'gossip.sbatch'}",
+    }[args.deploy_command]
     print(f"gossip: {len(written)} file(s) written under {out}; next: {nxt}")
     if args.deploy_command == "k8s" and not args.no_curve:
         keys = out / "keys"
         made = make_missing_keys(keys, files)
         if made:
             print(f"gossip: CURVE key pairs for {len(made)} node(s) written to {keys} (secret keys: keep them out of version control)")
+    return 0
+
+
+def cmd_deploy_summary(args: argparse.Namespace) -> int:
+    """A deployment's run directory folded into ``summary.json`` and the launcher's table (``gossip launch`` does it itself)."""
+    from gossip.errors import RunDirError
+    from gossip.run.tally import format_table, summarise
+    from gossip.topology import topology_of
+
+    cfg = load_config(args.config, overrides=_overrides(args, {}))
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "nodes").is_dir():
+        raise RunDirError(f"{run_dir}: no nodes/ directory, so no node of this run wrote anything")
+    summary = summarise(run_dir, topology_of(cfg), cfg, args.wall_s)
+    summary.write(run_dir / "summary.json")
+    print(format_table(summary))
+    print(f"gossip: wrote {run_dir / 'summary.json'}")
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from gossip.cli.commands import (
     cmd_dashboards,
     cmd_deploy,
+    cmd_deploy_summary,
     cmd_keys,
     cmd_launch,
     cmd_node,
@@ -259,7 +260,7 @@ def _dashboards_parser(sub: Any) -> None:
 def _deploy_parser(sub: Any) -> None:
     p = sub.add_parser(
         "deploy",
-        help="render Docker Compose or Kubernetes files for a run of any size",
+        help="render Docker Compose, Kubernetes or SLURM files for a run of any size",
         description="Render the deployment files of one run — the same config and graph for every node, one "
         "`gossip node` daemon per container — so nobody writes N services by hand.",
     )
@@ -268,15 +269,26 @@ def _deploy_parser(sub: Any) -> None:
     for engine, help_text, out, engine_args in (
         ("compose", "docker-compose.yml, the shipped config and graph, a Prometheus scrape config", ".", _compose_args),
         ("k8s", "StatefulSet, headless Service, ConfigMap, ServiceMonitor, kustomization", "deploy/k8s", _k8s_args),
+        ("slurm", "a batch script whose srun tasks are the nodes, its config and graph", "RUN_DIR/slurm", _slurm_args),
     ):
         e = dsub.add_parser(engine, help=help_text, description=f"Render {help_text} into --out.")
-        _deploy_run_args(e, out)
+        _deploy_run_args(e, out, image=engine != "slurm")
         engine_args(e)
         e.set_defaults(handler=cmd_deploy)
+    s = dsub.add_parser(
+        "summary",
+        help="summarise a run directory the nodes of a deployment wrote: summary.json and the table",
+        description="Fold the nodes' records and summaries in --run-dir into summary.json and print the launcher's "
+        "table (a SLURM job's last step; also for the run directory of a compose or Kubernetes run).",
+    )
+    _common_config_args(s)
+    s.add_argument("--run-dir", metavar="DIR", required=True, help="the run directory the nodes wrote")
+    s.add_argument("--wall-s", type=float, default=0.0, help="the run's wall time in seconds, for summary.json (default 0)")
+    s.set_defaults(handler=cmd_deploy_summary)
 
 
-def _deploy_run_args(e: argparse.ArgumentParser, out: str) -> None:
-    """What every engine takes: the run (config and its shortcuts), where to write, the image, --force."""
+def _deploy_run_args(e: argparse.ArgumentParser, out: str, *, image: bool = True) -> None:
+    """What every engine takes: the run (config and its shortcuts), where to write, the image (containers), --force."""
     _common_config_args(e)
     e.add_argument("-t", "--topology", metavar="SPEC", help="ring, torus[:RxC], er[:p=P], ... or a graph file")
     e.add_argument("-n", "--nodes", type=int, help="number of nodes (needed for generated topologies)")
@@ -284,8 +296,11 @@ def _deploy_run_args(e: argparse.ArgumentParser, out: str) -> None:
     e.add_argument("--seed", type=int, help="seed for split, init and batches")
     e.add_argument("--dataset", help="mnist1d (default), digits, synthetic, ...")
     e.add_argument("--model", help="mlp (default), cnn1d, ...")
-    e.add_argument("-o", "--out", metavar="DIR", default=out, help=f"output directory (default {out})")
-    e.add_argument("--image", type=_text, default="gossip:latest", help="the gossip image (default gossip:latest)")
+    e.add_argument(
+        "-o", "--out", metavar="DIR", default=None if out.startswith("RUN_DIR") else out, help=f"output directory (default {out})"
+    )
+    if image:
+        e.add_argument("--image", type=_text, default="gossip:latest", help="the gossip image (default gossip:latest)")
     e.add_argument("--force", action="store_true", help="overwrite files that differ from what would be written")
 
 
@@ -304,6 +319,30 @@ def _compose_args(e: argparse.ArgumentParser) -> None:
         type=_text,
         metavar="DIR",
         help="the gossip source checkout: build context and Grafana provisioning (default: this one)",
+    )
+
+
+def _slurm_args(e: argparse.ArgumentParser) -> None:
+    e.add_argument("--run-dir", metavar="DIR", required=True, help="absolute run directory on a file system every host of the job shares")
+    e.add_argument("--time", type=_text, default="01:00:00", help="the job's time limit (default 01:00:00)")
+    e.add_argument("--hosts", type=int, default=0, help="hosts the job spans (#SBATCH --nodes; default: as SLURM gives)")
+    e.add_argument("--tasks-per-host", type=int, default=0, help="nodes per host (#SBATCH --ntasks-per-node; default: as SLURM packs)")
+    e.add_argument("--cpus-per-task", type=int, default=1, help="CPUs per node (default 1)")
+    e.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per node (default 0)")
+    e.add_argument("--partition", type=_text, default="", help="the SLURM partition (default: the cluster's default)")
+    e.add_argument("--account", type=_text, default="", help="the SLURM account to charge (default: the user's)")
+    e.add_argument("--job-name", type=_text, default="gossip", help="the job's name (default gossip)")
+    e.add_argument("--overcommit", action="store_true", help="more nodes than CPUs on a host: nodes share CPUs (sbatch --overcommit)")
+    e.add_argument("--port", type=int, default=7000, help="node ports are PORT + the node's index on its host (default 7000)")
+    e.add_argument(
+        "--metrics-port", type=int, default=9100, help="/metrics ports are PORT + the node's index on its host; 0: none (default 9100)"
+    )
+    e.add_argument(
+        "--gossip",
+        type=_text,
+        default="gossip",
+        metavar="COMMAND",
+        help="how every host runs gossip (default gossip; e.g. '/opt/venv/bin/python -m gossip')",
     )
 
 

@@ -71,7 +71,10 @@ def hold_seconds(text: str) -> float:
 def add_node_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``gossip node`` after ``--config`` and ``--set``: one definition for the CLI and the fork server."""
     p.add_argument(
-        "--id", default=None, help="node id 0..N-1, or 'hostname' to take the trailing number of the host name (StatefulSet pods)"
+        "--id",
+        default=None,
+        help="node id 0..N-1, 'hostname' to take the trailing number of the host name (StatefulSet pods), or 'slurm' "
+        "for the srun task's rank, with every node's address from the job's node list (gossip deploy slurm)",
     )
     p.add_argument("--run-dir", metavar="DIR", help="write this node's records and final model here")
     p.add_argument(
@@ -138,10 +141,15 @@ def main(argv: Sequence[str], *, check_fits: Callable[[RunConfig], None]) -> int
 
 
 def node_id_of(raw: str | None) -> int:
-    """The node id from ``--id`` (or ``$GOSSIP_NODE_ID``): a number, or ``hostname`` for the host name's trailing number."""
+    """The node id from ``--id`` (or ``$GOSSIP_NODE_ID``): a number, ``hostname`` for the host name's trailing number,
+    or ``slurm`` for the rank of the ``srun`` task (``$SLURM_PROCID``)."""
     raw = raw if raw is not None else os.environ.get("GOSSIP_NODE_ID")
     if raw is None:
         raise UsageError("no node id: pass --id N (or set GOSSIP_NODE_ID)")
+    if raw == "slurm":
+        from gossip.node.slurm import slurm_proc_id
+
+        return slurm_proc_id(os.environ)
     if raw == "hostname":
         host = socket.gethostname()
         match = re.search(r"([0-9]+)$", host)
@@ -149,7 +157,7 @@ def node_id_of(raw: str | None) -> int:
             raise UsageError(f"--id hostname: host name {host!r} does not end in a number")
         return int(match.group(1))
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
-        raise UsageError(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}) or 'hostname'")
+        raise UsageError(f"--id {raw[:60]!r}: expected a node number (0..{MAX_NODES - 1}), 'hostname' or 'slurm'")
     return int(raw)
 
 
@@ -190,8 +198,14 @@ def run_node(args: argparse.Namespace, *, check_fits: Callable[[RunConfig], None
     # Peers' connections take descriptors: use what the hard limit allows (gossip.net.connections keeps a reserve)
     raise_descriptor_limit()
     cfg: RunConfig = load_config(args.config, overrides=_overrides(args.overrides))
+    ntasks = None
+    if (args.id if args.id is not None else os.environ.get("GOSSIP_NODE_ID")) == "slurm":
+        from gossip.node.slurm import slurm_config, slurm_layout
+
+        layout = slurm_layout(os.environ)
+        cfg, ntasks = slurm_config(cfg, layout, node_id), layout.ntasks
     check_fits(cfg)
-    node, transport = _build(args, cfg, node_id)
+    node, transport = _build(args, cfg, node_id, ntasks)
     # The daemon, not the node, owns the HTTP endpoint: it outlives the training loop under --hold.
     server = (
         MetricsServer(node.metrics, cfg.metrics.host, cfg.metrics.port_of(node_id), lambda: node.ready) if cfg.metrics.enabled else None
@@ -207,13 +221,23 @@ def run_node(args: argparse.Namespace, *, check_fits: Callable[[RunConfig], None
         return ExitCode.FAILED
 
 
-def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tuple[Node, ZmqTransport]:
-    """The node of this process and its ZeroMQ transport; no socket is opened yet."""
+def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int | None = None) -> tuple[Node, ZmqTransport]:
+    """The node of this process and its ZeroMQ transport; no socket is opened yet.
+
+    ``ntasks``: the SLURM job step's task count (``--id slurm``), which must be the topology's node count: a
+    task more would wait for neighbours that do not exist, a task less leave a node out of every round.
+    """
     from gossip.net.connections import size_limits
     from gossip.net.zeromq import ZmqTransport, load_keys
     from gossip.node.byzantine import build_node
     from gossip.node.plan import message_limit, plan_node
 
+    if ntasks is not None:  # before the data is loaded: every task of a mis-sized job says so at once
+        from gossip.topology import topology_of
+
+        n = topology_of(cfg).n
+        if ntasks != n:
+            raise UsageError(f"--id slurm: the job step has {ntasks} tasks but the topology has {n} nodes; run one task per node")
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume, join_round=args.join_round)
     neighbours = plan.topology.neighbours(node_id)
     peers = {j: cfg.transport.address_of(j) for j in neighbours}
