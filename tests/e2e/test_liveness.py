@@ -24,6 +24,7 @@ from gossip.node.plan import run_id_of
 from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes
 from tests.procs import node_pids
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -72,11 +73,16 @@ def _records(run_dir: Path, i: int) -> list[dict]:
 def _wait_rounds(
     run_dir: Path, nodes: range | list[int], at_least: int, launcher: subprocess.Popen[bytes], log: Path, timeout_s: float = 120
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while min(len(_records(run_dir, i)) for i in nodes) < at_least:
+    def alive() -> None:
         assert launcher.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, f"not at round {at_least} after {timeout_s} s"
-        time.sleep(0.02)
+
+    wait_until(
+        lambda: min(len(_records(run_dir, i)) for i in nodes) >= at_least,
+        timeout_s=timeout_s,
+        what=f"not at round {at_least}",
+        still=alive,
+        every_s=0.02,
+    )
 
 
 def _span_s(run_dir: Path, n: int) -> float:

@@ -297,14 +297,11 @@ def test_the_documented_example_config_loads_and_states_each_shown_range() -> No
     assert shown >= 25
 
 
+@pytest.mark.timeout(10)  # a hang guard: a duplicate check that was quadratic took hours
 def test_the_longest_node_lists_load_in_linear_time() -> None:
-    """[byzantine] nodes and [faults] slow_nodes of 10000 ids (the most there can be) load in well under the bound of
-    10 s (~0.1 s here; a duplicate check that was quadratic took hours); one more id is refused."""
-    import time
-
+    """[byzantine] nodes and [faults] slow_nodes of 10000 ids (the most there can be) load, within the test's
+    timeout; one more id is refused."""
     ids = list(range(MAX_NODES))
-    start = time.monotonic()
     cfg = load_config(env={}, overrides={"byzantine.nodes": ids, "byzantine.attack": "sign-flip", "faults.slow_nodes": ids})
-    assert time.monotonic() - start < 10
     assert len(cfg.byzantine.nodes) == MAX_NODES
     assert "[byzantine] nodes must be a list of at most 10000" in _refusal({"byzantine.nodes": [*ids, 0], "byzantine.attack": "sign-flip"})

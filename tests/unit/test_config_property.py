@@ -5,9 +5,8 @@ tables and odd strings, loading either gives a config that survives config.toml 
 one-line ConfigError (TopologyError or DataError where a graph or a dataset is involved) — never another
 exception, and never more than a bounded amount of memory or time.
 
-The time bounds are many times what an example takes here on a loaded 2-core machine (a load: ~1 ms; a
-preparation: under a second with tracemalloc on); they catch a hang or a quadratic blow-up, not slowness.
-Memory is the peak that tracemalloc sees (Python objects and numpy arrays): preparation builds no model
+Time is bounded by each test's timeout (pytest-timeout, set in pyproject.toml): it catches a hang or a
+quadratic blow-up; no speed is asserted. Memory is the peak that tracemalloc sees (Python objects and numpy arrays): preparation builds no model
 and no torch tensor.
 """
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 import tracemalloc
 import typing
 from collections.abc import Callable, Iterator
@@ -115,17 +113,15 @@ overrides = st.lists(pairs, max_size=6).map(dict)
 
 
 @contextmanager
-def bounded(seconds: float, peak_bytes: int) -> Iterator[None]:
-    """Fail when the body takes longer than ``seconds`` or its traced memory peaks above ``peak_bytes``."""
+def bounded(peak_bytes: int) -> Iterator[None]:
+    """Fail when the body's traced memory peaks above ``peak_bytes``. Time is bounded by the test's timeout
+    (pytest-timeout, ``[tool.pytest.ini_options] timeout``): a hang fails the test, a speed is not asserted."""
     tracemalloc.start()
-    start = time.monotonic()
     try:
         yield
     finally:
-        elapsed = time.monotonic() - start
         _current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
     assert peak < peak_bytes, f"peaked at {peak / MIB:.0f} MiB"
 
 
@@ -143,7 +139,7 @@ def round_trips(cfg: RunConfig) -> None:
 
 def _load_or_refuse(load: Callable[[], RunConfig]) -> RunConfig | None:
     try:
-        with bounded(10.0, 64 * MIB):
+        with bounded(64 * MIB):
             cfg = load()
     except ConfigError as exc:
         check_refusal(exc)
@@ -273,7 +269,7 @@ def test_the_launchers_preparation_gives_a_run_inside_out_dir_or_one_error_line(
             return
         with mock.patch("gossip.run.capacity.available_bytes", return_value=512 * MIB):
             try:
-                with bounded(120.0, 256 * MIB):
+                with bounded(256 * MIB):
                     resolved, run_dir, _topology = prepare_run(cfg)
             except (ConfigError, TopologyError, DataError) as exc:
                 check_refusal(exc)
