@@ -75,6 +75,13 @@ def warm_up(plugin_modules: Sequence[str] = ()) -> None:
     _server(plugin_modules)
 
 
+def _server_state() -> Any:
+    """multiprocessing's fork-server object: private, read for its pid and pipe (typeshed does not declare it)."""
+    from multiprocessing import forkserver
+
+    return forkserver._forkserver
+
+
 def stop(*, kill: bool = False) -> None:
     """Stop the fork server once a run is over: a launch owns one, so the next launch in this process (a
     notebook, a benchmark, the tests) starts afresh like a new ``gossip launch`` would, and no idle process
@@ -86,9 +93,7 @@ def stop(*, kill: bool = False) -> None:
     global _context
     if _context is None:
         return
-    from multiprocessing import forkserver
-
-    server: Any = forkserver._forkserver  # multiprocessing's private state: typeshed does not declare it
+    server = _server_state()
     if kill and server._forkserver_pid is not None:
         try:
             os.kill(server._forkserver_pid, signal.SIGKILL)
@@ -107,9 +112,7 @@ def server_death() -> str | None:
     """
     if _context is None:
         return None
-    from multiprocessing import forkserver
-
-    server: Any = forkserver._forkserver  # multiprocessing's private state: typeshed does not declare it
+    server = _server_state()
     pid = server._forkserver_pid
     if pid is None:
         return None
@@ -257,13 +260,11 @@ def _node_main(argv: list[str], log: str, env: dict[str, str], title: str) -> No
         setproctitle.setthreadtitle("gossip node")  # the short name (ps -o comm, top)
     os.setsid()
     server = os.getppid()
-    from multiprocessing import forkserver
-
     from gossip.run.processes import die_with_parent
 
     # multiprocessing gives every fork a copy of the write end of the server's "a client is alive" pipe;
     # the server leaves (and its forks get their parent-death signal) only once every copy is closed
-    server_state: Any = forkserver._forkserver  # multiprocessing's private state: typeshed does not declare it
+    server_state = _server_state()
     alive = server_state._forkserver_alive_fd
     if alive is not None:
         os.close(alive)
