@@ -69,7 +69,7 @@ check lint-imports .venv/bin/lint-imports
 check "ruff check" .venv/bin/ruff check gossip tests bench examples
 check "ruff format" .venv/bin/ruff format --check gossip tests bench examples
 check mypy .venv/bin/mypy
-check pytest .venv/bin/python -m pytest "$@"
+check pytest .venv/bin/python -m pytest --durations=25 "$@"
 
 if [ ${#failed[@]} -gt 0 ]; then
   say "FAILED: $(IFS=,; echo "${failed[*]}")"

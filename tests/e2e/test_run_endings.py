@@ -21,6 +21,7 @@ from gossip.errors import ExitCode
 from gossip.results.rundir import read_jsonl
 from tests.conftest import Processes
 from tests.procs import node_pids
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -36,11 +37,16 @@ def _launch(processes: Processes, run_dir: Path, log: Path, *args: str) -> subpr
 def _wait_for_rounds(
     run_dir: Path, launcher: subprocess.Popen[bytes], log: Path, nodes: range, rounds: int, timeout_s: float = 120
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not all(len(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl")) >= rounds for i in nodes):
+    def alive() -> None:
         assert launcher.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.02)
+
+    wait_until(
+        lambda: all(len(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl")) >= rounds for i in nodes),
+        timeout_s=timeout_s,
+        what=f"nodes {list(nodes)} reaching round {rounds} (launcher log: {log})",
+        still=alive,
+        every_s=0.02,
+    )
 
 
 def _node_summary(run_dir: Path, i: int) -> dict[str, object]:
@@ -178,10 +184,15 @@ def test_rounds_completed_agree_between_node_and_run_summaries_after_a_restart(t
         "transport.round_timeout_s=1",
     )
     records = run_dir / "nodes" / "node-2.jsonl"
-    deadline = time.monotonic() + 120
-    while not (len(read_jsonl(records)) >= every and len(read_jsonl(records)) % every == 3):
-        assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.005)
+
+    def three_past_a_checkpoint() -> bool:
+        done = len(read_jsonl(records))
+        return done >= every and done % every == 3
+
+    def alive() -> None:
+        assert launcher.poll() is None, log.read_text()[-3000:]
+
+    wait_until(three_past_a_checkpoint, timeout_s=120, what="node 2 three rounds past a checkpoint", still=alive, every_s=0.005)
     os.kill(node_pids(run_dir)[2], signal.SIGKILL)
     assert launcher.wait(timeout=240) == 0, log.read_text()[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
