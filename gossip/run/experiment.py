@@ -31,7 +31,7 @@ import numpy as np
 from gossip.config import RunConfig, check_path_text, config_to_toml, configure, load_config
 from gossip.errors import ConfigError, ExitCode
 from gossip.results.records import RunRecords
-from gossip.results.rundir import atomic_write_text
+from gossip.results.rundir import NodeFiles, atomic_write_text, load_vector
 from gossip.results.summary import RunSummary
 from gossip.run.tally import summarise
 from gossip.topology import save, topology_of
@@ -49,7 +49,7 @@ class ExperimentResult:
     exit_code: int  # gossip.errors.ExitCode: 0 every node finished, 3 a node diverged, 1 a node failed
     summary: RunSummary  # summary.json
     records: RunRecords  # every node's round records: .array("accuracy") is (nodes, rounds)
-    log: str  # what the launcher or simulator printed (progress, the table, the error line of a failed run)
+    log: str  # the launcher's or simulator's text: the table, a failed run's error line (progress lines when shown)
 
     @property
     def ok(self) -> bool:
@@ -88,7 +88,8 @@ def experiment(
     is refused, as the console script refuses it. ``simulate``: one process (D-SGD only, see
     :mod:`gossip.run.simulate`) instead of one process per node. ``progress``: print the progress lines and
     the final table on stderr (plain lines, every 10 % of the rounds, where stderr is not a terminal, as in
-    Jupyter); ``False`` prints nothing. Either way the text is kept in the result's ``log``.
+    Jupyter); ``False`` draws no progress and prints nothing. Either way what was printed, or would have been
+    (the run directory, the table, a failure's error line), is kept in the result's ``log``.
     """
     if name is not None and run_dir is not None:
         raise ConfigError("experiment: give name (a directory under [run] out_dir) or run_dir, not both")
@@ -97,7 +98,7 @@ def experiment(
     log = io.StringIO()
     out = _Tee(log, sys.stderr) if progress else log
     if simulate:
-        path, code = _simulated(cfg, run_dir, progress, out), int(ExitCode.FINISHED)
+        path, code = _simulated(cfg, run_dir, progress, out)
     else:
         from gossip.run.launch import launch
 
@@ -117,8 +118,12 @@ def read_experiment(run_dir: str | Path, *, exit_code: int = 0, simulated: bool 
     return ExperimentResult(path, config, simulated, exit_code, summary, records, log)
 
 
-def _simulated(cfg: RunConfig, run_dir: str | Path | None, progress: bool, out: Any) -> Path:
-    """Simulate ``cfg`` into a new run directory, then write the files a launch leaves beside the records."""
+def _simulated(cfg: RunConfig, run_dir: str | Path | None, progress: bool, out: Any) -> tuple[Path, int]:
+    """Simulate ``cfg`` into a new run directory, then write the files a launch leaves beside the records.
+
+    Returns the directory and the exit code a launch would have had: 3 (diverged) when a final model is not
+    finite — the simulator runs every round regardless, where a node process stops the run.
+    """
     from gossip.run.simulate import simulate
 
     if run_dir is not None:
@@ -136,7 +141,11 @@ def _simulated(cfg: RunConfig, run_dir: str | Path | None, progress: bool, out: 
     summary = summarise(path, topology, resolved, result.wall_s)
     summary.write(path / "summary.json")
     print(f"gossip: simulated {topology.n} nodes in {result.wall_s:.1f} s; run directory {path}", file=out)
-    return path
+    diverged = [i for i in range(topology.n) if not np.isfinite(load_vector(NodeFiles(path, i).model)).all()]
+    if diverged:
+        print(f"gossip: error: the final models of nodes {', '.join(map(str, diverged))} are not finite (diverged)", file=out)
+        return path, int(ExitCode.DIVERGED)
+    return path, int(ExitCode.FINISHED)
 
 
 class _Tee:
