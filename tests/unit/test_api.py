@@ -19,7 +19,9 @@ from gossip.run.progress import ProgressBar
 def test_configure_lays_dotted_keys_over_a_config_like_set() -> None:
     """Strings are parsed as ``--set`` values, typed values are taken as they are, other keys keep theirs."""
     base = gossip.RunConfig().replace(training={"rounds": 7})
-    cfg = gossip.configure(base, {"aggregation.rule": "median", "run.seed": 2, "byzantine.nodes": "[4]", "byzantine.attack": "sign-flip", "training.lr": "0.5"})
+    cfg = gossip.configure(
+        base, {"aggregation.rule": "median", "run.seed": 2, "byzantine.nodes": "[4]", "byzantine.attack": "sign-flip", "training.lr": "0.5"}
+    )
     assert (cfg.aggregation.rule, cfg.run.seed, cfg.byzantine.nodes, cfg.training.lr) == ("median", 2, (4,), 0.5)
     assert cfg.training.rounds == 7
 
