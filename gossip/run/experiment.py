@@ -32,11 +32,11 @@ from gossip.config import RunConfig, check_path_text, config_to_toml, configure,
 from gossip.errors import ConfigError, ExitCode
 from gossip.results.records import RunRecords
 from gossip.results.rundir import NodeFiles, atomic_write_text, load_vector
-from gossip.results.summary import RunSummary
+from gossip.results.summary import NodeSummary, RunSummary
 from gossip.run.tally import summarise
 from gossip.topology import save, topology_of
 
-__all__ = ["ExperimentResult", "experiment"]
+__all__ = ["ExperimentResult", "experiment", "read_experiment"]
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,20 @@ def experiment(
     return read_experiment(path, exit_code=code, simulated=simulate, log=log.getvalue())
 
 
-def read_experiment(run_dir: str | Path, *, exit_code: int = 0, simulated: bool = False, log: str = "") -> ExperimentResult:
-    """The result of a run already in ``run_dir`` (its config.toml, summary.json and records)."""
+def read_experiment(run_dir: str | Path, *, exit_code: int | None = None, simulated: bool | None = None, log: str = "") -> ExperimentResult:
+    """The result of a run already in ``run_dir`` (its config.toml, summary.json and records), made by this API or
+    the console script. Not given, ``exit_code`` is read from the nodes' ends (0 when every node finished, 3 when
+    one diverged, 1 otherwise) and ``simulated`` from their summaries."""
     path = Path(run_dir)
     config = load_config(path / "config.toml", env={})
     summary = RunSummary.read(path / "summary.json")
     records = RunRecords.read(path, summary.nodes, config.training.rounds)
-    return ExperimentResult(path, config, simulated, exit_code, summary, records, log)
+    if exit_code is None:
+        ends = {n.status for n in summary.per_node}
+        exit_code = ExitCode.FINISHED if ends == {"finished"} else ExitCode.DIVERGED if "diverged" in ends else ExitCode.FAILED
+    if simulated is None:
+        simulated = NodeFiles(path, 0).summary.is_file() and NodeSummary.read(NodeFiles(path, 0).summary).simulated
+    return ExperimentResult(path, config, simulated, int(exit_code), summary, records, log)
 
 
 def _simulated(cfg: RunConfig, run_dir: str | Path | None, progress: bool, out: Any) -> tuple[Path, int]:

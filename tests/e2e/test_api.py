@@ -18,6 +18,7 @@ import pytest
 import gossip
 from gossip.errors import ConfigError, ExitCode
 from gossip.results.rundir import read_jsonl
+from gossip.run.experiment import read_experiment
 from tests.conftest import REPO, run_gossip
 from tests.waiting import wait_until
 
@@ -49,6 +50,9 @@ def test_api_launch_trains_bit_identical_models_to_the_console_script(tmp_path: 
     assert len({n.model_hash for n in cli_summary.per_node}) == 4  # the nodes differ: the comparison is not trivial
     assert "mean accuracy" in result.log and f"run directory {result.run_dir}" in result.log
     assert result.config.run.seed == 3 and result.config.training.rounds == 6  # read back from config.toml
+    earlier = read_experiment(tmp_path / "cli")  # the console script's run, read as a result
+    assert earlier.ok and not earlier.simulated and earlier.summary == cli_summary
+    np.testing.assert_array_equal(earlier.records.array("accuracy"), result.records.array("accuracy"))
 
 
 def test_simulated_and_launched_results_have_the_same_records_and_summary(tmp_path: Path) -> None:
@@ -164,3 +168,4 @@ def test_a_diverging_simulation_returns_exit_code_3_like_a_launch(tmp_path: Path
     result = gossip.experiment(cfg, run_dir=tmp_path / "run", simulate=True, progress=False)
     assert result.exit_code == ExitCode.DIVERGED and not result.ok
     assert "are not finite (diverged)" in result.log
+    assert read_experiment(result.run_dir).simulated
