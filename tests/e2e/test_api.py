@@ -169,3 +169,18 @@ def test_a_diverging_simulation_returns_exit_code_3_like_a_launch(tmp_path: Path
     assert result.exit_code == ExitCode.DIVERGED and not result.ok
     assert "are not finite (diverged)" in result.log
     assert read_experiment(result.run_dir).simulated
+
+
+def test_honest_final_values_leave_the_attacker_out_and_agree_with_the_summary(tmp_path: Path) -> None:
+    """Node 3 plays sign-flip: ``honest`` is nodes 0-2, ``final("accuracy", honest=True)`` their last evaluations
+    from the records, whose mean is the summary's ``accuracy_mean`` (which counts honest nodes only)."""
+    cfg = gossip.configure(
+        gossip.RunConfig(),
+        {**SETTINGS, "topology.spec": "complete", "aggregation.rule": "median", "byzantine.nodes": "[3]", "byzantine.attack": "sign-flip"},
+    )
+    result = gossip.experiment(cfg, run_dir=tmp_path / "run", progress=False)
+    assert result.ok and result.honest == (0, 1, 2)
+    honest = result.final("accuracy", honest=True)
+    assert honest.shape == (3,) and result.final("accuracy").shape == (4,)
+    assert float(honest.mean()) == pytest.approx(result.accuracy_mean)
+    assert result.summary.accuracy_mean_all_nodes == pytest.approx(float(result.final("accuracy").mean()))
