@@ -184,3 +184,20 @@ def test_honest_final_values_leave_the_attacker_out_and_agree_with_the_summary(t
     assert honest.shape == (3,) and result.final("accuracy").shape == (4,)
     assert float(honest.mean()) == pytest.approx(result.accuracy_mean)
     assert result.summary.accuracy_mean_all_nodes == pytest.approx(float(result.final("accuracy").mean()))
+
+
+def test_a_simulation_too_large_for_the_memory_is_refused_before_its_graph_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """10 000 simulated nodes of a 16M-parameter MLP: the memory check on the config's numbers refuses it with a
+    ConfigError before any graph is generated or file written."""
+    import importlib
+
+    def no_graph(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a graph was built before the memory check")
+
+    monkeypatch.setattr(importlib.import_module("gossip.topology.generate"), "parse_spec", no_graph)  # what topology_of calls
+    cfg = gossip.configure(gossip.RunConfig(), {"run.nodes": 10000, "training.rounds": 1, "model.hidden": [4000, 4000]})
+    with pytest.raises(ConfigError, match="simulating 10000 nodes"):
+        gossip.experiment(cfg, run_dir=tmp_path / "s", simulate=True, progress=False)
+    assert not (tmp_path / "s").exists()
