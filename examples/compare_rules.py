@@ -8,13 +8,11 @@ path (``python examples/...`` puts it there), and the launcher gives its nodes t
 
 from __future__ import annotations
 
-import io
 import sys
 import tempfile
 from pathlib import Path
 
-from gossip.config import load_config
-from gossip.run.launch import launch
+import gossip
 
 RULES = {
     "geomedian (plug-in)": {"aggregation.rule": "geomedian:GeoMedian", "aggregation.options": "iterations=20"},
@@ -35,14 +33,14 @@ BASE = {
 def main() -> int:
     print("final honest accuracy, 5 nodes (complete graph), 20 rounds, node 4 plays sign-flip, f = 1")
     print(f"{'rule':<22} {'accuracy':>9}")
+    base = gossip.configure(gossip.RunConfig(), BASE)
     with tempfile.TemporaryDirectory() as tmp:
         for label, rule in RULES.items():
-            cfg = load_config(env={}, overrides={**BASE, **rule})
-            result = launch(cfg, run_dir=Path(tmp) / label.split()[0], progress=False, out=io.StringIO())
-            if result.exit_code != 0:
-                print(f"{label:<22} failed (exit {result.exit_code})")
-                continue
-            print(f"{label:<22} {result.summary['accuracy_mean']:>9.3f}")
+            result = gossip.experiment(gossip.configure(base, rule), run_dir=Path(tmp) / label.split()[0], progress=False)
+            shown = (
+                f"{result.accuracy_mean:>9.3f}" if result.ok and result.accuracy_mean is not None else f"failed (exit {result.exit_code})"
+            )
+            print(f"{label:<22} {shown}")
     return 0
 
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         weighted_average,
     )
     from gossip.algorithms.attacks import Attack
-    from gossip.config import RunConfig, config_to_toml, load_config
+    from gossip.config import RunConfig, config_to_toml, configure, load_config
     from gossip.data import Dataset, load_dataset, partition
     from gossip.errors import (
         ConfigError,
@@ -68,8 +68,10 @@ if TYPE_CHECKING:
     from gossip.node.node import Node
     from gossip.node.plan import NodePlan, plan_node
     from gossip.node.records import NodeResult
+    from gossip.results.records import RoundRecord, RunRecords
     from gossip.results.report import load_run, write_report
     from gossip.results.summary import NodeSummary, RunSummary
+    from gossip.run.experiment import ExperimentResult, experiment
     from gossip.run.launch import LaunchResult, launch, resume
     from gossip.run.simulate import SimulationResult, simulate
     from gossip.topology import Topology, generate, load, parse_spec
@@ -79,7 +81,9 @@ if TYPE_CHECKING:
 # subpackages use gossip.exports for the same; importing it here would import a submodule.)
 _EXPORTS = {
     # run an experiment
-    "gossip.config": ("RunConfig", "config_to_toml", "load_config"),
+    "gossip.config": ("RunConfig", "config_to_toml", "configure", "load_config"),
+    "gossip.run.experiment": ("ExperimentResult", "experiment"),
+    "gossip.results.records": ("RoundRecord", "RunRecords"),
     "gossip.run.launch": ("LaunchResult", "launch", "resume"),
     "gossip.run.simulate": ("SimulationResult", "simulate"),
     "gossip.results.report": ("load_run", "write_report"),
@@ -154,6 +158,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "ExitCode",
+    "ExperimentResult",
     "FlatModel",
     "GossipError",
     "InMemoryNetwork",
@@ -167,8 +172,10 @@ __all__ = [
     "NodeResult",
     "NodeSummary",
     "PeerUnreachable",
+    "RoundRecord",
     "RunConfig",
     "RunDirError",
+    "RunRecords",
     "RunSummary",
     "SimulationResult",
     "Topology",
@@ -184,6 +191,8 @@ __all__ = [
     "build_model",
     "build_node",
     "config_to_toml",
+    "configure",
+    "experiment",
     "generate",
     "launch",
     "load",

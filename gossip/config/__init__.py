@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from gossip.config.deployment import FaultsConfig, LinksConfig, MetricsConfig, SecurityConfig, TransportConfig, check_link_value
 from gossip.config.fields import MAX_NODES, MAX_SEED, check_path_text, share_of
-from gossip.config.loader import load_config
+from gossip.config.loader import configure, load_config
 from gossip.config.run_config import RunConfig
 from gossip.config.sections import (
     AggregationConfig,
@@ -62,6 +62,7 @@ __all__ = [
     "check_link_value",
     "check_path_text",
     "config_to_toml",
+    "configure",
     "load_config",
     "share_of",
 ]

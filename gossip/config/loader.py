@@ -19,7 +19,7 @@ from gossip.config.overlay import apply_layers, parse_scalar
 from gossip.config.run_config import RunConfig
 from gossip.errors import ConfigError
 
-__all__ = ["load_config"]
+__all__ = ["configure", "load_config"]
 
 
 def load_config(
@@ -40,6 +40,16 @@ def load_config(
     if overrides:
         _merge(layers, _from_dotted(overrides, source="--set"))
     return apply_layers(RunConfig(), layers, source=name_text(str(path)) if path else "config")
+
+
+def configure(cfg: RunConfig, settings: Mapping[str, Any]) -> RunConfig:
+    """``cfg`` with dotted settings laid over it, as ``--set`` lays them: ``configure(cfg, {"training.lr": 0.1})``.
+
+    For scripts and notebooks that vary a loaded config: the keys are the CLI's (``section.key``), strings are
+    parsed like ``--set`` values (``"0.1"``, ``"[4]"``), and a wrong key or value is one :class:`ConfigError`
+    that names it. The environment is not read again: what ``cfg`` holds is the base.
+    """
+    return apply_layers(cfg, _from_dotted(settings, source="configure"), source="configure")
 
 
 def _read_toml(path: Path) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from gossip.exports import lazy_exports
 
 if TYPE_CHECKING:
+    from gossip.results.records import RoundRecord, RunRecords
     from gossip.results.report import RunData, load_run, write_report
     from gossip.results.rundir import NodeFiles
     from gossip.results.summary import NodeSummary, RunSummary
@@ -14,7 +15,9 @@ if TYPE_CHECKING:
 __all__ = [
     "NodeFiles",
     "NodeSummary",
+    "RoundRecord",
     "RunData",
+    "RunRecords",
     "RunSummary",
     "load_run",
     "write_report",
@@ -27,5 +30,6 @@ __getattr__, __dir__ = lazy_exports(
         "gossip.results.summary": ("NodeSummary", "RunSummary"),
         "gossip.results.report": ("RunData", "load_run", "write_report"),
         "gossip.results.rundir": ("NodeFiles",),
+        "gossip.results.records": ("RoundRecord", "RunRecords"),
     },
 )

@@ -1,7 +1,7 @@
 """How does a run get going on this machine? The launcher (prepare, start, supervise, summarise), the fork server, the
 single-process simulator, and the deployment renderers.
 
-``launch`` and ``simulate`` are not re-exported here: they share their modules' names, and a package attribute
+``launch``, ``simulate`` and ``experiment`` are not re-exported here: they share their modules' names, and a package attribute
 cannot be both. Import them from :mod:`gossip` or from their modules (``gossip.run.launch.launch``).
 """
 
@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 from gossip.exports import lazy_exports
 
 if TYPE_CHECKING:
+    from gossip.run.experiment import ExperimentResult
     from gossip.run.launch import LaunchResult, resume
     from gossip.run.prepare import prepare_run
     from gossip.run.simulate import SimulationResult
 
 __all__ = [
+    "ExperimentResult",
     "LaunchResult",
     "SimulationResult",
     "prepare_run",
@@ -27,6 +29,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),
     {
+        "gossip.run.experiment": ("ExperimentResult",),
         "gossip.run.launch": ("LaunchResult", "resume"),
         "gossip.run.prepare": ("prepare_run",),
         "gossip.run.simulate": ("SimulationResult",),

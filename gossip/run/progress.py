@@ -58,11 +58,23 @@ class ProgressBar:
         """Draw the progress of ``nodes``: the round is the slowest ``live`` one's (all of ``nodes`` when none is live)."""
         if not self.enabled:
             return
-        done = min(p.round for p in (live or nodes))
         accs = [p.accuracy for p in nodes if p.accuracy is not None]
         dists = [p.distance for p in nodes if p.distance is not None]
-        acc = f"{sum(accs) / len(accs):.3f}" if accs else "-"
-        dist = f"{sum(dists) / len(dists):.3g}" if dists else "-"
+        self.show(
+            min(p.round for p in (live or nodes)),
+            sum(accs) / len(accs) if accs else None,
+            sum(dists) / len(dists) if dists else None,
+        )
+
+    def show(self, done: int, accuracy: float | None, distance: float | None) -> None:
+        """Draw ``done`` rounds with the mean accuracy and consensus distance (``None``: not known yet).
+
+        What a run that is not followed through records files (``gossip simulate``) reports directly.
+        """
+        if not self.enabled:
+            return
+        acc = f"{accuracy:.3f}" if accuracy is not None else "-"
+        dist = f"{distance:.3g}" if distance is not None else "-"
         if self.tty:
             filled = int(30 * done / max(self.rounds, 1))
             elapsed = time.monotonic() - self._start

@@ -18,6 +18,7 @@ be updated under ``vmap``); anything else is refused with one line.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from gossip.node.plan import NodePlan, build_flat_model
 from gossip.results.rundir import NodeFiles, RecordWriter, save_vector
 from gossip.results.summary import NodeSummary
 from gossip.run.capacity import check_simulation_fits, dataset_bytes
+from gossip.run.progress import ProgressBar
 from gossip.seeds import batch_seed
 from gossip.topology import Topology, topology_of
 
@@ -63,6 +65,8 @@ class SimulationResult:
 def _check_supported(cfg: RunConfig, layout: Layout) -> None:
     if cfg.aggregation.rule != "dsgd":
         raise ConfigError(f"simulate supports aggregation.rule = 'dsgd' only, not {cfg.aggregation.rule!r}")
+    if cfg.byzantine.nodes:
+        raise ConfigError("simulate runs honest nodes only; byzantine.nodes must be empty (gossip launch runs attackers)")
     if layout.of_kind("norm", "norm_stat"):
         raise ConfigError(f"simulate supports models without normalisation layers; {cfg.model.name!r} has some")
     if cfg.training.mode != "sync" or cfg.schedule.mode != "every" or cfg.topology.peers != "all" or cfg.merge.enabled:
@@ -115,19 +119,30 @@ class _Models:
 
 
 def simulate(
-    cfg: RunConfig, *, run_dir: str | Path | None = None, dataset: Dataset | None = None, topology: Topology | None = None
+    cfg: RunConfig,
+    *,
+    run_dir: str | Path | None = None,
+    dataset: Dataset | None = None,
+    topology: Topology | None = None,
+    progress: bool = False,
+    out: Any = None,
 ) -> SimulationResult:
-    """Run ``cfg``'s D-SGD in one process; write per-node records to ``run_dir`` when given."""
+    """Run ``cfg``'s D-SGD in one process; write per-node records to ``run_dir`` when given.
+
+    ``progress``: draw the launcher's progress line on ``out`` (stderr by default) as the rounds go by.
+    """
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     topo, ds = _inputs(cfg, dataset, topology)
     data, models = _setup(cfg, topo, ds)
+    bar = ProgressBar(cfg.training.rounds, topo.n, progress, out or sys.stderr)
     writers = [RecordWriter(NodeFiles(run_dir, i).records, truncate=True) for i in range(topo.n)] if run_dir else []
     try:
-        accuracy, curve = _train(cfg, topo, data, models, writers)
+        accuracy, curve = _train(cfg, topo, data, models, writers, bar)
     finally:
         for w in writers:
             w.close()
+        bar.close()
     wall = time.perf_counter() - start
     if run_dir:
         _write_finals(Path(run_dir), models.X, accuracy, cfg.training.rounds)
@@ -172,7 +187,7 @@ def _setup(cfg: RunConfig, topo: Topology, ds: Dataset) -> tuple[_Data, _Models]
 
 
 def _train(
-    cfg: RunConfig, topo: Topology, data: _Data, models: _Models, writers: list[RecordWriter]
+    cfg: RunConfig, topo: Topology, data: _Data, models: _Models, writers: list[RecordWriter], bar: ProgressBar
 ) -> tuple[np.ndarray, list[tuple[int, float]]]:
     """Every round: the local steps of all N models, one mixing step ``X ← W X``, evaluation when due, one record per node.
 
@@ -209,6 +224,7 @@ def _train(
                     round_s / topo.n,
                 )
             )
+        bar.show(t + 1, curve[-1][1] if curve else None, float(distance.mean()))
     return accuracy, curve
 
 
