@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import REPO, run_gossip
 from tests.docker.test_compose import IMAGE, _files_of, _inspect, _run, images  # noqa: F401 (images: the fixture, reused)
@@ -64,3 +67,50 @@ def test_a_compose_run_whose_rule_is_a_user_module_trains_in_the_image_that_adds
     finally:
         _run([*compose, "down", "-v", "--timeout", "10"], env=env, check=False, timeout=300)
         _run(["docker", "rmi", "-f", package_image], check=False)
+
+
+DIST_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "labdist"
+version = "0.1"
+
+[tool.setuptools]
+py-modules = ["labdist"]
+"""
+DIST_MODULE = """
+class Mean:
+    def aggregate(self, local, received, weights):
+        return (local + sum(received.values())) / (1 + len(received))
+"""
+
+
+def test_the_k8s_build_command_pip_installs_a_distribution_offline_into_the_pods_image(images: dict[str, float], tmp_path: Path) -> None:  # noqa: F811
+    """A directory with a pyproject.toml: the ``docker build`` line ``gossip deploy k8s`` writes into the
+    kustomization's header, run as written from the manifests' directory, pip-installs it with the image's own
+    setuptools and no index, and tags the image the StatefulSet names; in it the node user imports the rule."""
+    dist = tmp_path / "labdist"
+    dist.mkdir()
+    (dist / "pyproject.toml").write_text(DIST_PYPROJECT)
+    (dist / "labdist.py").write_text(DIST_MODULE)
+    out = tmp_path / "k8s"
+    rendered = run_gossip(
+        "deploy", "k8s", "-o", str(out), "-t", "ring", "-n", "3", "--image", IMAGE, "--with-package", str(dist),
+        "--set", "aggregation.rule=labdist:Mean", timeout=120,
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    build = next(line for line in (out / "kustomization.yaml").read_text().splitlines() if "docker build" in line)
+    argv = shlex.split(build.lstrip("# "))
+    image = argv[argv.index("-t") + 1]
+    assert yaml.safe_load((out / "statefulset.yaml").read_text())["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    try:
+        built = subprocess.run(argv, cwd=out, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+        probe = "import labdist, importlib.metadata as m; print(m.version('labdist'), labdist.Mean.__name__)"
+        r = _run(["docker", "run", "--rm", "--read-only", "--entrypoint", "python", image, "-c", probe])
+        assert r.stdout.split() == ["0.1", "Mean"]
+    finally:
+        _run(["docker", "rmi", "-f", image], check=False)
