@@ -15,7 +15,9 @@ and every ``gossip node`` builds it again at start-up, so the check and the use 
 Where a plug-in's module is found: on the Python path of the process that imports it, as for any import. A
 console script does not put the current directory on it, so a module beside the config needs
 ``PYTHONPATH=.`` (or an installed package). ``gossip launch`` gives its nodes its own path (the fork server
-inherits it, spawned nodes get it as ``PYTHONPATH``): a plug-in the launcher imported is one its nodes import.
+inherits it, spawned nodes get it as ``PYTHONPATH``), after their working directory, which comes first on a node's
+path: ``gossip launch`` asks a fresh interpreter with a node's environment to import the plug-ins before it
+writes anything (:mod:`gossip.run.nodeimports`), so a module of the same name there is refused, not imported by every node.
 
 Plug-ins are code the user runs with the user's rights. They come only from the user's own config (file,
 environment, flags), never from a message: nothing a peer sends names code to import.

@@ -181,8 +181,10 @@ def _deploy_command(args: argparse.Namespace) -> str:
 def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     """The files ``gossip deploy compose|k8s|slurm`` would write, and where; writes nothing (the tests pin the shipped ones)."""
     from gossip.run.deploy import ComposeOptions, KubernetesOptions, SlurmOptions, compose_files, hold_text, kubernetes_files, slurm_files
+    from gossip.run.deploy.package import user_package
 
     cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
+    package = user_package(args.with_package) if getattr(args, "with_package", None) else None
     if args.deploy_command == "slurm":
         out = Path(args.out) if args.out is not None else Path(args.run_dir) / "slurm"
         slurm = SlurmOptions(
@@ -212,9 +214,12 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
             memory=args.memory,
             storage=args.storage,
             curve=not args.no_curve,
+            package=package,
         )
-        return out, kubernetes_files(cfg, k8s)
-    compose = ComposeOptions(command=_deploy_command(args), image=args.image, base_image=args.base_image, hold=hold_text(args.hold))
+        return out, kubernetes_files(cfg, k8s, out)
+    compose = ComposeOptions(
+        command=_deploy_command(args), image=args.image, base_image=args.base_image, hold=hold_text(args.hold), package=package
+    )
     return out, compose_files(cfg, out, Path(args.source) if args.source else None, compose)
 
 

@@ -301,6 +301,13 @@ def _deploy_run_args(e: argparse.ArgumentParser, out: str, *, image: bool = True
     )
     if image:
         e.add_argument("--image", type=_text, default="gossip:latest", help="the gossip image (default gossip:latest)")
+        e.add_argument(
+            "--with-package",
+            type=_text,
+            metavar="PATH",
+            help="the nodes run the gossip image plus PATH, the plug-ins' code: a module file, a package directory, or a "
+            "directory with pyproject.toml/setup.py (pip-installed); renders the Dockerfile that adds it",
+        )
     e.add_argument("--force", action="store_true", help="overwrite files that differ from what would be written")
 
 

@@ -57,6 +57,7 @@ from gossip.results.rundir import NodeFiles
 from gossip.run.endings import STOPPED_BY_SIGNAL, divergence_text, ending_text, exit_text, log_tail, server_death_text
 from gossip.run.forkserver import NODE_ENV, NodeProcess, server_death, start_node_process, warm_up
 from gossip.run.forkserver import stop as stop_fork_server
+from gossip.run.nodeimports import check_node_imports
 from gossip.run.ports import wait_ports_free
 from gossip.run.prepare import prepare_run
 from gossip.run.processes import die_with_parent
@@ -134,6 +135,7 @@ def launch(
     dies does not stop the others (see the module docstring). With ``spawn``, every node is a fresh
     ``python -m gossip node`` process instead of a fork of the warm fork server (:mod:`gossip.run.forkserver`).
     """
+    check_node_imports(cfg, node_env())  # a plug-in the nodes would not import: refused before anything is written
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port, spawn=spawn)
     if not spawn:
         warm_up(
@@ -174,6 +176,7 @@ def resume(
     from gossip.node.checkpoint import load as load_checkpoint
 
     resolved = load_config(path / "config.toml")
+    check_node_imports(resolved, node_env())
     assert topo_file is not None
     topology = parse_spec(str(topo_file.resolve()), n=resolved.run.nodes or None, seed=resolved.run.seed)
     wait_ports_free(resolved, topology.n, GRACE_S + 5)

@@ -12,11 +12,13 @@ the wire there).
 The run directory has the same layout as a launched run (per-node JSONL records, summary), so
 ``gossip report`` and any analysis script read both. Supported: D-SGD mixing with the topology's
 weights, SGD (momentum, weight decay) and Adam, models without BatchNorm (running statistics cannot
-be updated under ``vmap``); anything else is refused with one line.
+be updated under ``vmap``); anything else is refused with one line, as is every setting a launched run honours and
+this math would leave out (attackers, compression, a narrow wire type, stragglers, emulated links).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -60,6 +62,38 @@ class SimulationResult:
     accuracy: np.ndarray  # (N,) final test accuracy per node
     curve: tuple[tuple[int, float], ...]  # (round, mean accuracy over nodes)
     wall_s: float
+
+
+def _check_honoured(cfg: RunConfig) -> None:
+    """Refuse, before anything is built, a setting of the config that changes a launched run and that this math leaves out.
+
+    Each would otherwise be ignored without a word, and the curve compared with a launched run's would not be
+    the same run's: attackers, compressed or narrowed models on the wire, stragglers (push-sum needs async mode, refused already).
+    """
+    ignored = {
+        f"[byzantine] nodes = {list(cfg.byzantine.nodes)} (attackers)": bool(cfg.byzantine.nodes),
+        f"[compression] method = {cfg.compression.method!r}": cfg.compression.method != "none",
+        f"[transport] wire_dtype = {cfg.transport.wire_dtype!r} (models rounded on the wire)": cfg.transport.wire_dtype != "float32",
+        f"[faults] slow_nodes = {list(cfg.faults.slow_nodes)}": bool(cfg.faults.slow_nodes) and cfg.faults.step_delay_s > 0,
+    }
+    for setting, present in ignored.items():
+        if present:
+            raise ConfigError(f"simulate does not model {setting}; run this config with gossip launch, or drop the setting")
+
+
+def _check_links(cfg: RunConfig, topo: Topology) -> None:
+    """Refuse emulated links (``[links]`` or an edge's attributes): delay, loss and bandwidth decide what arrives in a launched run."""
+    from gossip.net.linkemu import link_specs
+
+    for i in range(topo.n):
+        emulated = link_specs(i, topo, cfg.links)
+        if emulated:
+            j = min(emulated)
+            spec = ", ".join(f"{key} = {value:g}" for key, value in dataclasses.asdict(emulated[j]).items() if value)
+            raise ConfigError(
+                f"simulate does not model emulated links (edge ({i}, {j}): {spec}); "
+                "run this config with gossip launch, or set [links] enabled = false and its values to 0"
+            )
 
 
 def _check_supported(cfg: RunConfig, layout: Layout) -> None:
@@ -133,7 +167,9 @@ def simulate(
     """
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    _check_honoured(cfg)
     topo, ds = _inputs(cfg, dataset, topology)
+    _check_links(cfg, topo)
     data, models = _setup(cfg, topo, ds)
     bar = ProgressBar(cfg.training.rounds, topo.n, progress, out or sys.stderr)
     writers = [RecordWriter(NodeFiles(run_dir, i).records, truncate=True) for i in range(topo.n)] if run_dir else []

@@ -32,6 +32,7 @@ from typing import Any
 
 from gossip.config import RunConfig
 from gossip.errors import UsageError
+from gossip.plugins import modules
 from gossip.run.deploy.common import (
     CONFIG_DIR,
     CONFIG_FILE,
@@ -44,6 +45,7 @@ from gossip.run.deploy.common import (
     node_args,
     prepare,
 )
+from gossip.run.deploy.package import UserPackage, package_dockerfile, package_image
 
 __all__ = ["ComposeOptions", "compose_address_template", "compose_files", "hold_text", "render_compose"]
 
@@ -69,6 +71,9 @@ class ComposeOptions:
     grafana_image: str = "grafana/grafana-oss:11.3.0"
     scrape_interval_s: int = 5
     stop_grace_s: int = 0  # 0 = round timeout + 30 s: a stopping node finishes its round first
+    package: UserPackage | None = None  # --with-package: the nodes run the gossip image plus this (see gossip.run.deploy.package)
+    package_context: str = "."  # its build context, relative to the output directory (compose_files sets it)
+    package_dockerfile: str = f"{FILES_DIR}/package/Dockerfile"  # the Dockerfile, relative to that context
 
 
 def compose_files(cfg: RunConfig, out: Path, source: Path | None, options: ComposeOptions) -> dict[str, str]:
@@ -81,7 +86,14 @@ def compose_files(cfg: RunConfig, out: Path, source: Path | None, options: Compo
     if not (source / "deploy" / "docker" / "Dockerfile").is_file():
         raise UsageError(f"{source} is not a gossip source checkout (no deploy/docker/Dockerfile); pass --source DIR")
     run = prepare(cfg, compose_address_template())
-    return render_compose(run, dataclasses.replace(options, source=source_relative_to(out, source)))
+    options = dataclasses.replace(options, source=source_relative_to(out, source))
+    if options.package is not None:
+        rendered = out / FILES_DIR / "package"
+        context = options.package.context(rendered)
+        options = dataclasses.replace(
+            options, package_context=source_relative_to(out, context), package_dockerfile=options.package.dockerfile_from_context(rendered)
+        )
+    return render_compose(run, options)
 
 
 def hold_text(seconds: float) -> str:
@@ -100,10 +112,29 @@ def render_compose(run: ContainerRun, options: ComposeOptions) -> dict[str, str]
         f"{FILES_DIR}/gossip/{TOPOLOGY_FILE}": run.topology_json,
         f"{FILES_DIR}/prometheus.yml": dump_yaml([_prometheus(run, options)], header=header),
     }
+    package = options.package
+    if package is not None:
+        note = (
+            f"The nodes' image: GOSSIP_IMAGE ({options.image}) plus {package.given}; "
+            "docker-compose builds it, from a GOSSIP_IMAGE built beforehand (docs/operate/deploy.md)."
+        )
+        plugin_modules = modules((run.cfg.aggregation.rule, run.cfg.byzantine.attack))
+        files[f"{FILES_DIR}/package/Dockerfile"] = package_dockerfile(package, options.image, plugin_modules, header + "\n" + note)
+        if package.kind == "module":
+            files[f"{FILES_DIR}/package/{package.path.name}"] = package.module_text
     return files
 
 
 def _usage(options: ComposeOptions) -> str:
+    if options.package is not None:
+        return (
+            f"\nThe nodes run GOSSIP_PACKAGE_IMAGE (default {package_image(options.image, options.package)}): GOSSIP_IMAGE plus "
+            f"{options.package.given},\nbuilt by docker-compose from {FILES_DIR}/package/Dockerfile once GOSSIP_IMAGE exists:\n"
+            f"  docker build -f {_rel(options.source, 'deploy/docker/Dockerfile')} --build-arg BASE_IMAGE=... -t {options.image} "
+            f"{_rel(options.source, '.')}\n"
+            "  docker-compose up -d                      # build the nodes' image, train, scrape (Prometheus on :9090)\n"
+            "  docker-compose down -v                    # remove containers and volumes"
+        )
     return (
         "\n"
         "  docker-compose up -d                      # build the image, train, scrape (Prometheus on :9090)\n"
@@ -125,12 +156,7 @@ def _compose(run: ContainerRun, options: ComposeOptions) -> dict[str, Any]:
     services: dict[str, Any] = {}
     for i in range(run.n):
         services[f"node-{i}"] = {
-            "image": f"${{GOSSIP_IMAGE:-{options.image}}}",
-            "build": {
-                "context": _rel(options.source, "."),
-                "dockerfile": "deploy/docker/Dockerfile",
-                "args": {"BASE_IMAGE": f"${{GOSSIP_BASE_IMAGE:-{options.base_image}}}"},
-            },
+            **_image(options),
             "command": node_args(str(i), options.hold),
             "volumes": [f"./{FILES_DIR}/gossip:{CONFIG_DIR}:ro", f"results:{RUN_DIR}"],
             "expose": [str(NODE_PORT), str(METRICS_PORT)],
@@ -165,6 +191,27 @@ def _compose(run: ContainerRun, options: ComposeOptions) -> dict[str, Any]:
         "restart": "unless-stopped",
     }
     return {"services": services, "volumes": {"results": {}, "prometheus": {}}}
+
+
+def _image(options: ComposeOptions) -> dict[str, Any]:
+    """A node's image and how compose builds it: the gossip image, or with a package the image that adds it."""
+    if options.package is None:
+        return {
+            "image": f"${{GOSSIP_IMAGE:-{options.image}}}",
+            "build": {
+                "context": _rel(options.source, "."),
+                "dockerfile": "deploy/docker/Dockerfile",
+                "args": {"BASE_IMAGE": f"${{GOSSIP_BASE_IMAGE:-{options.base_image}}}"},
+            },
+        }
+    return {
+        "image": f"${{GOSSIP_PACKAGE_IMAGE:-{package_image(options.image, options.package)}}}",
+        "build": {
+            "context": _rel(options.package_context, "."),
+            "dockerfile": options.package_dockerfile,
+            "args": {"GOSSIP_IMAGE": f"${{GOSSIP_IMAGE:-{options.image}}}"},
+        },
+    }
 
 
 def _prometheus(run: ContainerRun, options: ComposeOptions) -> dict[str, Any]:

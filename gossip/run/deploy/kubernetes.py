@@ -30,8 +30,11 @@ Choices and why:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ import zmq.auth
 
 from gossip.config import RunConfig
 from gossip.errors import UsageError
+from gossip.plugins import modules
 from gossip.run.deploy.common import (
     CONFIG_DIR,
     CONFIG_FILE,
@@ -54,12 +58,14 @@ from gossip.run.deploy.common import (
     node_args,
     prepare,
 )
+from gossip.run.deploy.package import UserPackage, package_dockerfile, package_image
 
 __all__ = ["KEYS_SUBDIR", "KubernetesOptions", "k8s_address_template", "kubernetes_files", "make_missing_keys", "render_kubernetes"]
 
 USER_ID = 10001  # the image's gossip user (deploy/docker/Dockerfile)
 # A StatefulSet name: it becomes pod names and DNS labels (<name>-<i>.<name>), so a DNS-1123 label short enough for the ordinal
 K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+PACKAGE_SUBDIR = "package"  # next to the manifests: the Dockerfile of the pods' image with --with-package
 KEYS_SUBDIR = "keys"  # next to the manifests: node-<i>.key and node-<i>.key_secret, for the secretGenerator
 
 
@@ -80,6 +86,13 @@ class KubernetesOptions:
     storage: str = "1Gi"  # per-pod volume claim for results and checkpoints; "" = emptyDir
     scrape_interval_s: int = 5
     curve: bool = True  # encrypt and authenticate every link; keys from KEYS_SUBDIR via a Secret
+    package: UserPackage | None = None  # --with-package: pods run the gossip image plus this (see gossip.run.deploy.package)
+    package_build: str = ""  # the docker build command of that image, run from the manifests' directory (kubernetes_files sets it)
+
+    @property
+    def node_image(self) -> str:
+        """The pods' image: ``image``, or with a package the image that adds it to ``image``."""
+        return self.image if self.package is None else package_image(self.image, self.package)
 
 
 def render_kubernetes(run: ContainerRun, options: KubernetesOptions) -> dict[str, str]:
@@ -100,16 +113,45 @@ def render_kubernetes(run: ContainerRun, options: KubernetesOptions) -> dict[str
     if options.curve:
         kustomization["secretGenerator"] = [{"name": f"{options.name}-keys", "files": _key_files(run.n)}]
         note += f"\nThe CURVE keys come from {KEYS_SUBDIR}/ (gossip keys --nodes {run.n} --out {KEYS_SUBDIR}); keep them out of version control."
+    if options.package is not None:
+        built = f"The pods run {options.node_image}: {options.image} plus {options.package.given}. Build it first, from this directory:"
+        note += f"\n{built}\n  {options.package_build}"
+        plugin_modules = modules((run.cfg.aggregation.rule, run.cfg.byzantine.attack))
+        dockerfile_header = f"{header}\n{built}\n  {options.package_build}"
+        out[f"{PACKAGE_SUBDIR}/Dockerfile"] = package_dockerfile(options.package, options.image, plugin_modules, dockerfile_header)
+        if options.package.kind == "module":
+            out[f"{PACKAGE_SUBDIR}/{options.package.path.name}"] = options.package.module_text
     out["kustomization.yaml"] = dump_yaml([kustomization], header=header + note)
     return out
 
 
-def kubernetes_files(cfg: RunConfig, options: KubernetesOptions) -> dict[str, str]:
-    """The manifests of ``cfg`` deployed as ``options`` say, file name → text; a name Kubernetes would refuse is refused here."""
+def kubernetes_files(cfg: RunConfig, options: KubernetesOptions, out: Path | None = None) -> dict[str, str]:
+    """The manifests of ``cfg`` deployed as ``options`` say, file name → text; a name Kubernetes would refuse is refused here.
+
+    ``out``: where they will be written (default: here), from which the package image's build command names its paths.
+    """
     if not K8S_NAME.fullmatch(options.name):
         raise UsageError(f"--name {options.name!r}: use lowercase letters, digits and '-', at most 42 characters")
     run = prepare(cfg, k8s_address_template(options.name), curve=options.curve)
+    if options.package is not None:
+        options = dataclasses.replace(options, package_build=_package_build(options, options.package, out or Path(".")))
     return render_kubernetes(run, options)
+
+
+def _package_build(options: KubernetesOptions, package: UserPackage, out: Path) -> str:
+    """``docker build`` of the pods' image, with paths relative to ``out`` (the manifests' directory)."""
+    context = Path(os.path.relpath(package.context(out / PACKAGE_SUBDIR).resolve(), out.resolve())).as_posix()
+    argv = [
+        "docker",
+        "build",
+        "-f",
+        f"{PACKAGE_SUBDIR}/Dockerfile",
+        "--build-arg",
+        f"GOSSIP_IMAGE={options.image}",
+        "-t",
+        options.node_image,
+    ]
+    return shlex.join([*argv, context])
 
 
 def make_missing_keys(keys: Path, files: dict[str, str]) -> list[str]:
@@ -244,7 +286,7 @@ def _node_container(options: KubernetesOptions, mounts: list[dict[str, Any]]) ->
     http = {"port": "metrics"}
     return {
         "name": "node",
-        "image": options.image,
+        "image": options.node_image,
         "imagePullPolicy": "IfNotPresent",
         "args": node_args("hostname", "forever"),
         "ports": [

@@ -1,0 +1,94 @@
+"""Does a node process import the run's plug-ins? Asked once, of a fresh interpreter, before anything starts.
+
+Why a fresh interpreter: the launcher imported the plug-in with its own path, but a node is another
+process, and its path starts elsewhere. The ``gossip`` console script puts no working directory on the
+launcher's path; a node does: a spawned one is ``python -m gossip node``, and the fork server that forks the
+others imports the plug-ins at its start as ``python -c``. A module of the same name in the working directory
+(an older copy, another project's file) shadows the plug-in in every node, which then exits 2 after the run
+directory was written and its neighbours started. One interpreter, started like the nodes (``-c``: the
+working directory first) with exactly their environment (:func:`gossip.run.launch.node_env`), imports every
+plug-in named as ``module:Attribute`` and looks the attribute up; only a run whose config names such
+plug-ins pays for it (its plug-ins' import time, about a second for one that imports torch).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+
+from gossip import plugins
+from gossip.config import RunConfig
+from gossip.errors import ConfigError
+
+__all__ = ["check_node_imports", "plugin_names"]
+
+TIMEOUT_S = 120.0  # a plug-in that imports torch on a loaded machine takes seconds; one that hangs is named
+
+# Run in the node's interpreter: gossip is not imported (the check costs the plug-ins' own imports only).
+_PROBE = """
+import importlib, json, sys
+failed = []
+for key, name in json.loads(sys.argv[1]):
+    module, _, attribute = name.partition(":")
+    found = None
+    try:
+        target = importlib.import_module(module)
+        found = getattr(target, "__file__", None)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except BaseException as exc:
+        failed.append([key, name, f"{type(exc).__name__}: {exc}", found])
+print(json.dumps(failed))
+"""
+
+
+def plugin_names(cfg: RunConfig) -> list[tuple[plugins.PluginKind, str]]:
+    """The run's plug-ins written as import paths, with their kind: what the nodes will import."""
+    named = ((plugins.AGGREGATOR, cfg.aggregation.rule), (plugins.ATTACK, cfg.byzantine.attack))
+    return [(kind, name) for kind, name in named if plugins.is_import_path(name)]
+
+
+def check_node_imports(cfg: RunConfig, env: Mapping[str, str]) -> None:
+    """Refuse, in one line, a plug-in the launcher imports but a node process would not; nothing when none is named.
+
+    The launcher's own import runs first (its messages say what is wrong with the plug-in itself); then one
+    fresh interpreter with ``env`` imports them all.
+    """
+    named = plugin_names(cfg)
+    if not named:
+        return
+    for kind, name in named:
+        plugins.load(kind, name)
+    argv = [sys.executable, "-c", _PROBE, json.dumps([[kind.key, name] for kind, name in named])]
+    try:
+        done = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"importing the plug-ins {', '.join(repr(n) for _, n in named)} in a node's environment took over {TIMEOUT_S:g} s; "
+            "check what their modules do at import"
+        ) from None
+    failed = _failures(done)
+    if failed:
+        raise ConfigError(_message(named, failed[0]))
+
+
+def _failures(done: subprocess.CompletedProcess[str]) -> list[Sequence[str | None]]:
+    """``[key, name, error, file]`` per plug-in that failed in the node's interpreter."""
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:  # the interpreter itself failed (a broken sitecustomize, say): so would every node
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"a node's Python interpreter fails before it imports the plug-ins: {tail}")
+    parsed: list[Sequence[str | None]] = json.loads(lines[-1])
+    return parsed
+
+
+def _message(named: Sequence[tuple[plugins.PluginKind, str]], failure: Sequence[str | None]) -> str:
+    key, name, error, found = failure
+    kind = next((k for k, n in named if k.key == key and n == name), named[0][0])
+    where = f" (it finds {str(name).partition(':')[0]!r} at {found})" if found else ""
+    return (
+        f"{kind.where} = {name!r}: the launcher imports it but a node process does not: {error}{where}; nodes import from their working directory first: run gossip from a directory without "
+        "a module of that name, with the plug-in's package installed or its directory on PYTHONPATH"
+    )
