@@ -99,8 +99,6 @@ def _check_links(cfg: RunConfig, topo: Topology) -> None:
 def _check_supported(cfg: RunConfig, layout: Layout) -> None:
     if cfg.aggregation.rule != "dsgd":
         raise ConfigError(f"simulate supports aggregation.rule = 'dsgd' only, not {cfg.aggregation.rule!r}")
-    if cfg.byzantine.nodes:
-        raise ConfigError("simulate runs honest nodes only; byzantine.nodes must be empty (gossip launch runs attackers)")
     if layout.of_kind("norm", "norm_stat"):
         raise ConfigError(f"simulate supports models without normalisation layers; {cfg.model.name!r} has some")
     if cfg.training.mode != "sync" or cfg.schedule.mode != "every" or cfg.topology.peers != "all" or cfg.merge.enabled:
