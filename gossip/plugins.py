@@ -34,7 +34,20 @@ from typing import Any
 
 from gossip.errors import ConfigError
 
-__all__ = ["AGGREGATOR", "ATTACK", "LOSS", "METRIC", "MODEL", "PluginKind", "build", "check_name", "is_import_path", "load", "modules", "parse_options"]
+__all__ = [
+    "AGGREGATOR",
+    "ATTACK",
+    "LOSS",
+    "METRIC",
+    "MODEL",
+    "PluginKind",
+    "build",
+    "check_name",
+    "is_import_path",
+    "load",
+    "modules",
+    "parse_options",
+]
 
 
 @dataclass(frozen=True)

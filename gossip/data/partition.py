@@ -77,7 +77,9 @@ def partition(
     _check_choices(scheme, seed, alpha)
     if np.asarray(labels).dtype.kind == "f":  # regression targets: only iid, which needs nothing but the count
         if scheme != "iid":
-            raise DataError(f"partition {scheme!r} splits by class label, but this dataset's targets are floats (regression); use partition 'iid'")
+            raise DataError(
+                f"partition {scheme!r} splits by class label, but this dataset's targets are floats (regression); use partition 'iid'"
+            )
         labels = np.zeros(len(labels), dtype=np.int64)
     labels = _check_labels(labels)
     n = _positive_int("n_nodes", n_nodes)

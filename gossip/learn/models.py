@@ -259,7 +259,7 @@ def resolve_model(name: str) -> ModelFactory:
     if shipped is not None:
         return shipped
     plugins.check_name(MODEL, name, model_names())
-    factory: ModelFactory = plugins.load(MODEL, name)
+    factory: ModelFactory = plugins.load(MODEL, name)  # type: ignore[assignment]  # build_model checks what it returns
     return factory
 
 
@@ -327,7 +327,9 @@ def check_model(name: str, model: object) -> None:
                 "models travel as float32, so every parameter and floating buffer must be float32 (e.g. .float())"
             )
     if not any(True for _ in model.parameters()):
-        raise ConfigError(f"{MODEL.where} = {name!r} built a {type(model).__name__} with no parameters: there is nothing to learn or gossip")
+        raise ConfigError(
+            f"{MODEL.where} = {name!r} built a {type(model).__name__} with no parameters: there is nothing to learn or gossip"
+        )
 
 
 def _positive_ints(what: str, values: Sequence[Any]) -> tuple[int, ...]:

@@ -115,9 +115,7 @@ class Scorer:
         )
 
 
-_METRICS: Mapping[str, Scorer] = MappingProxyType(
-    {"accuracy": Scorer(_accuracy, "accuracy", True), "mse": Scorer(mse, "mse", False)}
-)
+_METRICS: Mapping[str, Scorer] = MappingProxyType({"accuracy": Scorer(_accuracy, "accuracy", True), "mse": Scorer(mse, "mse", False)})
 
 
 def build_loss(cfg: TrainingConfig) -> Loss:
@@ -162,7 +160,9 @@ def check_objectives(cfg: RunConfig, dataset: Dataset) -> None:
         _probe(f"{METRIC.where} = {cfg.training.metric!r}", seen, lambda: build_metric(cfg.training)(out, y))
     if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else ""
-        raise ConfigError(f"{LOSS.where} = {cfg.training.loss!r} returned {type(loss).__name__} {shape}, not a one-number float tensor (the batch mean)")
+        raise ConfigError(
+            f"{LOSS.where} = {cfg.training.loss!r} returned {type(loss).__name__} {shape}, not a one-number float tensor (the batch mean)"
+        )
 
 
 def _probe(where: str, seen: str, call: Callable[[], object]) -> Any:

@@ -9,10 +9,10 @@ from typing import Any
 
 from gossip.config import RunConfig
 from gossip.results.rundir import NodeFiles, read_jsonl
-from gossip.results.summary import Attackers, MergeAgreement, NodeOutcome, NodeSummary, RunSummary
+from gossip.results.summary import Attackers, MergeAgreement, MetricInfo, NodeOutcome, NodeSummary, RunSummary
 from gossip.topology import Topology
 
-__all__ = ["format_table", "honest_spread", "merge_agreement", "node_outcome", "rounds_skipped", "summarise"]
+__all__ = ["format_table", "honest_spread", "merge_agreement", "metric_info", "node_outcome", "rounds_skipped", "summarise"]
 
 
 def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float, restarts: dict[int, int] | None = None) -> RunSummary:
@@ -52,7 +52,16 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float, res
         merge=merge_agreement(nodes) if cfg.merge.enabled else None,
         per_node=tuple(nodes),
         restarts=dict(restarts or {}),
+        metric=metric_info(cfg),
     )
+
+
+def metric_info(cfg: RunConfig) -> MetricInfo:
+    """The configured metric's name and direction (a plug-in's own ``name`` / ``higher_is_better`` when it has them)."""
+    from gossip.learn.objectives import build_metric
+
+    scorer = build_metric(cfg.training)
+    return MetricInfo(scorer.name, scorer.higher_is_better)
 
 
 def node_outcome(path: Path, node: int, byzantine: bool) -> NodeOutcome:
