@@ -23,6 +23,7 @@ The records keep the metric's value under ``accuracy`` whatever the metric is; `
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -75,7 +76,9 @@ class MetricFactory(Protocol):
 
 def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean squared error; ``outputs`` take the targets' shape when they hold as many values (``(B, 1)`` vs ``(B,)``)."""
-    if outputs.shape != targets.shape and outputs.numel() == targets.numel():
+    if outputs.shape != targets.shape:
+        if outputs.numel() != targets.numel():
+            raise ValueError(f"mse needs one output per target value: outputs {tuple(outputs.shape)}, targets {tuple(targets.shape)}")
         outputs = outputs.reshape(targets.shape)
     return nn.functional.mse_loss(outputs, targets)
 
@@ -167,7 +170,9 @@ def check_objectives(cfg: RunConfig, dataset: Dataset) -> None:
 
 def _probe(where: str, seen: str, call: Callable[[], object]) -> Any:
     try:
-        return call()
+        with warnings.catch_warnings():  # the one line below says what is wrong; a torch warning would be a second
+            warnings.simplefilter("ignore")
+            return call()
     except ConfigError:
         raise
     except Exception as exc:

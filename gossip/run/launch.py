@@ -136,9 +136,7 @@ def launch(
     """
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port, spawn=spawn)
     if not spawn:
-        warm_up(
-            modules(resolved.plugin_names())
-        )  # the server imports while Prometheus starts; only once the run is known to be valid
+        warm_up(modules(resolved.plugin_names()))  # the server imports while Prometheus starts; only once the run is known to be valid
     if not prometheus:
         return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts, spawn=spawn)
     with beside_run(path, metrics_enabled=resolved.metrics.enabled, port=prometheus_port, out=out or sys.stderr):
