@@ -83,8 +83,21 @@ def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(outputs, targets)
 
 
+def _labels(what: str, targets: torch.Tensor) -> None:
+    """Refuse float targets where class labels are needed: torch would read them as class probabilities, silently."""
+    if targets.is_floating_point():
+        raise ValueError(f"{what} needs int64 class labels; float targets are a regression task (use 'mse' or a plug-in)")
+
+
+def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy against class labels."""
+    _labels("cross-entropy", targets)
+    return nn.functional.cross_entropy(outputs, targets)
+
+
 def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Share of samples whose largest output is the label."""
+    _labels("accuracy", targets)
     return (outputs.argmax(-1) == targets).float().mean()
 
 
@@ -92,9 +105,7 @@ def _shipped_loss(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) ->
     return lambda: loss
 
 
-_LOSSES: Mapping[str, Callable[[], Loss]] = MappingProxyType(
-    {"cross-entropy": _shipped_loss(nn.functional.cross_entropy), "mse": _shipped_loss(mse)}
-)
+_LOSSES: Mapping[str, Callable[[], Loss]] = MappingProxyType({"cross-entropy": _shipped_loss(_cross_entropy), "mse": _shipped_loss(mse)})
 
 
 @dataclass(frozen=True)
