@@ -164,7 +164,7 @@ class DataConfig:
 class ModelConfig:
     """Which model each node trains and how it is initialised."""
 
-    name: str = "mlp"  # a shipped model (below) | a plug-in: "module:factory" or an entry point name (docs/develop/write-your-own-model.md)
+    name: str = "mlp"  # a shipped model, or a plug-in: "module:factory" or an entry point name (docs/develop/write-your-own-model.md)
     # shared: every node starts from one seed (D-SGD practice); independent: a seed per node, the
     # setting of Tian et al. 2024 in which averaging uncorrelated models shrinks their variance.
     init: InitKind = "shared"
