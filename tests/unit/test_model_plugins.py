@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from gossip.config import ModelConfig, TrainingConfig, load_config
-from gossip.data import Dataset
+from gossip.data import Dataset, load_npz, save_npz
 from gossip.errors import ConfigError, DataError
 from gossip.learn.models import build_model, parameter_count
 from gossip.learn.objectives import build_loss, build_metric, check_objectives
@@ -192,3 +192,25 @@ def test_the_summarys_metric_round_trips_and_defaults_to_accuracy() -> None:
 
     assert MetricInfo.from_dict(info.to_dict()) == info
     assert MetricInfo.from_dict(None) == MetricInfo("accuracy", True)
+
+
+def test_a_regression_dataset_survives_the_run_directorys_data_cache(tmp_path: Path) -> None:
+    """save_npz / load_npz keep float targets as they are: nodes read the same regression data the launcher wrote."""
+    ds = _regression()
+    save_npz(ds, tmp_path / "data.npz")
+
+    back = load_npz(tmp_path / "data.npz")
+
+    assert back.is_regression and back.y_train.shape == (10, 1) and np.array_equal(back.y_test, ds.y_test)
+
+
+def test_a_model_registered_under_the_entry_point_group_is_built_by_its_short_name(lab: ModuleType, tmp_path: Path) -> None:
+    """An installed package's ``gossip.models`` entry point names a factory: ``[model] name = "tiny"`` builds lab:Tiny."""
+    dist = tmp_path / "lab_models-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lab-models\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[gossip.models]\ntiny = lab:Tiny\n")
+
+    model = build_model(ModelConfig(name="tiny").name, (5,), 3)
+
+    assert type(model).__name__ == "Tiny" and torch.all(model.a.weight == 0.25)
