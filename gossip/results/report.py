@@ -348,7 +348,7 @@ def markdown(data: RunData, rows: Sequence[Mapping[str, Any]], figures: Sequence
         (f"test {data.metric}" + (" (honest nodes)" if data.attackers else ""), _stats(honest)),
     ]
     if data.attackers:
-        facts.append(("attackers", f"{', '.join(map(str, sorted(data.attackers)))}: accuracy {_stats(attackers)}"))
+        facts.append(("attackers", f"{', '.join(map(str, sorted(data.attackers)))}: {data.metric} {_stats(attackers)}"))
     dead = s.dead_nodes if s else ()
     if dead:
         facts.append(("dead nodes", ", ".join(map(str, dead))))
@@ -356,7 +356,7 @@ def markdown(data: RunData, rows: Sequence[Mapping[str, Any]], figures: Sequence
     lines += [
         "## Nodes",
         "",
-        "| node | role | status | rounds | accuracy | test loss | consensus distance | MB sent | MB received | rejected |",
+        f"| node | role | status | rounds | {data.metric} | test loss | consensus distance | MB sent | MB received | rejected |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -95,20 +95,22 @@ def test_the_regression_example_learns_with_its_own_model_loss_and_metric(exampl
     assert last > 0.85 and last > first + 0.05, result.curve
 
 
-def test_the_summary_names_a_plug_in_metric_and_the_progress_line_uses_it(tmp_path: Path) -> None:
+def test_the_summary_the_progress_line_and_the_report_name_a_plug_in_metric(tmp_path: Path) -> None:
     """A run with a metric plug-in (here mse, lower is better, on labels one-hot by the plug-in) writes
-    ``"metric": {"name": ..., "higher_is_better": ...}`` into summary.json, and the progress line names it."""
+    ``"metric": {"name": ..., "higher_is_better": ...}`` into summary.json; the progress line and the report name it."""
     lab = tmp_path / "lab"
     lab.mkdir()
     (lab / "labmetric.py").write_text(textwrap.dedent(METRIC))
     run_dir = tmp_path / "run"
     proc = run_gossip(
-        "launch", *SMALL, "--set", "training.metric=labmetric:OneHotMSE", "--run-dir", str(run_dir), "--no-report", env=on_path(lab), timeout=300
+        "launch", *SMALL, "--set", "training.metric=labmetric:OneHotMSE", "--run-dir", str(run_dir), env=on_path(lab), timeout=300
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metric"] == {"name": "one-hot-mse", "higher_is_better": False}
     assert "mean one-hot-mse" in proc.stderr
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "| test one-hot-mse |" in report and "| rounds | one-hot-mse |" in report
 
 
 METRIC = """
