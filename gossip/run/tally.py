@@ -145,7 +145,7 @@ def honest_spread(path: Path, honest: Sequence[int]) -> float | None:
 
 def format_table(summary: RunSummary) -> str:
     """The summary as a fixed-width table for the terminal."""
-    lines = [f"{'node':>4} {'rounds':>6} {'accuracy':>8} {'test loss':>9} {'consensus':>10} {'MB sent':>8} {'status':>8}"]
+    lines = [f"{'node':>4} {'rounds':>6} {summary.metric.name:>8} {'test loss':>9} {'consensus':>10} {'MB sent':>8} {'status':>8}"]
     for n in summary.per_node:
         acc = f"{n.accuracy:.4f}" if n.accuracy is not None else "-"
         loss = f"{n.test_loss:.4f}" if n.test_loss is not None else "-"
@@ -162,7 +162,7 @@ def format_table(summary: RunSummary) -> str:
             lines.append("global merge: the nodes did NOT end with the same model (see merge_members per node in summary.json)")
     if summary.accuracy_mean is not None:
         lines.append(
-            f"mean accuracy {summary.accuracy_mean:.4f} ± {summary.accuracy_std:.4f} "
+            f"mean {summary.metric.name} {summary.accuracy_mean:.4f} ± {summary.accuracy_std:.4f} "
             f"(min {summary.accuracy_min:.4f}, max {summary.accuracy_max:.4f}) in {summary.wall_time_s:.1f} s"
         )
     if summary.byzantine:

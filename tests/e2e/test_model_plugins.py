@@ -108,7 +108,9 @@ def test_the_summary_the_progress_line_and_the_report_name_a_plug_in_metric(tmp_
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metric"] == {"name": "one-hot-mse", "higher_is_better": False}
-    assert "mean one-hot-mse" in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert re.search(r"gossip: round 2/2  mean one-hot-mse [0-9.]+  consensus", output), output  # the progress line
+    assert re.search(r"mean one-hot-mse [0-9.]+ ± [0-9.]+ \(min", output), output  # the launcher's table
     report = (run_dir / "report" / "report.md").read_text()
     assert "| test one-hot-mse |" in report and "| rounds | one-hot-mse |" in report
 
