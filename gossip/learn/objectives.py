@@ -171,12 +171,12 @@ def check_objectives(cfg: RunConfig, dataset: Dataset) -> None:
     with torch.no_grad():
         out = _probe(f"[model] name = {cfg.model.name!r}", seen, lambda: model(x))
         loss = _probe(f"{LOSS.where} = {cfg.training.loss!r}", seen, lambda: build_loss(cfg.training)(out, y))
+        if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else ""
+            raise ConfigError(
+                f"{LOSS.where} = {cfg.training.loss!r} returned {type(loss).__name__} {shape}, not a one-number float tensor (the batch mean)"
+            )
         _probe(f"{METRIC.where} = {cfg.training.metric!r}", seen, lambda: build_metric(cfg.training)(out, y))
-    if not (isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.is_floating_point()):
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else ""
-        raise ConfigError(
-            f"{LOSS.where} = {cfg.training.loss!r} returned {type(loss).__name__} {shape}, not a one-number float tensor (the batch mean)"
-        )
 
 
 def _probe(where: str, seen: str, call: Callable[[], object]) -> Any:

@@ -214,3 +214,13 @@ def test_a_model_registered_under_the_entry_point_group_is_built_by_its_short_na
     model = build_model(ModelConfig(name="tiny").name, (5,), 3)
 
     assert type(model).__name__ == "Tiny" and torch.all(model.a.weight == 0.25)
+
+
+def test_a_loss_that_returns_one_value_per_sample_is_refused_before_the_run() -> None:
+    """``torch.nn:MSELoss`` with ``reduction=none`` gives a loss per sample, not the batch mean: one ConfigError line."""
+    cfg = load_config(
+        env={}, overrides={"model.name": "logreg", "training.loss": "torch.nn:MSELoss", "training.loss_options": "reduction=none"}
+    )
+    message = "[training] loss = 'torch.nn:MSELoss' returned Tensor (2, 1), not a one-number float tensor (the batch mean)"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_objectives(cfg, _regression())
