@@ -91,14 +91,16 @@ def _sentences(*parts: str) -> str:
 
 def _open_choices() -> dict[tuple[str, str], tuple[str, ...]]:
     """Names a string key accepts that are listed by the registry that owns them, not by the config."""
-    from gossip.config.choices import AttackKind, RuleKind
+    from gossip.config.choices import AttackKind, LossKind, MetricKind, RuleKind
     from gossip.data import DATASET_NAMES
     from gossip.learn.models import model_names
 
     plugin = ("module:Class",)  # a plug-in by import path (or a name an installed package registers)
     return {
         ("data", "dataset"): tuple(DATASET_NAMES),
-        ("model", "name"): model_names(),
+        ("model", "name"): (*model_names(), *plugin),
+        ("training", "loss"): (*get_args(LossKind), *plugin),
+        ("training", "metric"): (*get_args(MetricKind), *plugin),
         ("aggregation", "rule"): (*get_args(RuleKind), *plugin),
         ("byzantine", "attack"): (*get_args(AttackKind), *plugin),
     }

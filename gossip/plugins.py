@@ -1,11 +1,12 @@
-"""Plug-ins: a rule or an attack named by import path (``mylab.rules:GeoMedian``) or by entry point, beside the shipped names.
+"""Plug-ins: a rule, an attack, a model, a loss or a metric named by import path (``mylab.rules:GeoMedian``) or by entry point.
 
-A config key that takes a shipped name (``[aggregation] rule``, ``[byzantine] attack``) also takes
+A config key that takes a shipped name (``[aggregation] rule``, ``[byzantine] attack``, ``[model] name``,
+``[training] loss``, ``[training] metric``) also takes
 
 - ``module.path:Attribute``: the attribute is imported from the module (a class, or any callable that returns
   the plug-in), and called with the section's ``options`` as keyword arguments;
-- a name a package registers under the kind's entry point group (``gossip.aggregators``, ``gossip.attacks``),
-  which points at the same kind of callable.
+- a name a package registers under the kind's entry point group (``gossip.aggregators``, ``gossip.attacks``,
+  ``gossip.models``, ``gossip.losses``, ``gossip.metrics``), which points at the same kind of callable.
 
 Every failure is one :class:`~gossip.errors.ConfigError` line naming the key, the plug-in and what to do: an
 import path that does not import, no such attribute, not callable, options its constructor refuses, an object
@@ -25,6 +26,7 @@ environment, flags), never from a message: nothing a peer sends names code to im
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 import tomllib
@@ -34,7 +36,20 @@ from typing import Any
 
 from gossip.errors import ConfigError
 
-__all__ = ["AGGREGATOR", "ATTACK", "PluginKind", "build", "check_name", "is_import_path", "load", "modules", "parse_options"]
+__all__ = [
+    "AGGREGATOR",
+    "ATTACK",
+    "LOSS",
+    "METRIC",
+    "MODEL",
+    "PluginKind",
+    "build",
+    "check_name",
+    "is_import_path",
+    "load",
+    "modules",
+    "parse_options",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,7 @@ class PluginKind:
     group: str  # entry point group, e.g. "gossip.aggregators"
     methods: tuple[str, ...]  # what an instance must have (the Protocol's methods)
     contract: str  # where the Protocol is documented, for messages
+    options_key: str = "options"  # the section's key that holds the plug-in's keyword arguments
 
     @property
     def where(self) -> str:
@@ -55,11 +71,15 @@ class PluginKind:
     @property
     def options_where(self) -> str:
         """``[aggregation] options``: where the plug-in's keyword arguments are written."""
-        return f"[{self.key.partition('.')[0]}] options"
+        return f"[{self.key.partition('.')[0]}] {self.options_key}"
 
 
 AGGREGATOR = PluginKind("aggregation.rule", "gossip.aggregators", ("aggregate",), "gossip.algorithms.Aggregator")
 ATTACK = PluginKind("byzantine.attack", "gossip.attacks", ("payloads",), "gossip.algorithms.attacks.Attack")
+# What a node learns with: built by gossip.learn.models / gossip.learn.objectives, which check their own contracts.
+MODEL = PluginKind("model.name", "gossip.models", (), "gossip.learn.models.ModelFactory")
+LOSS = PluginKind("training.loss", "gossip.losses", ("__call__",), "gossip.learn.objectives.LossFactory", "loss_options")
+METRIC = PluginKind("training.metric", "gossip.metrics", ("__call__",), "gossip.learn.objectives.MetricFactory", "metric_options")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*")
@@ -91,9 +111,11 @@ def check_name(kind: PluginKind, name: str, shipped: Iterable[str]) -> None:
         return
     if _entry_point(kind, name) is not None:
         return
+    close = difflib.get_close_matches(name, known, n=1)
     raise ConfigError(
         f"{kind.where} = {name!r} is not one of {', '.join(map(repr, known))} "
         f"(or a plug-in as 'module:Attribute', or a name registered under entry point group {kind.group!r})"
+        + (f"; did you mean {close[0]!r}?" if close else "")
     )
 
 

@@ -87,7 +87,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 restarts=args.restart,
                 spawn=args.spawn,
             ),
-            plugin_modules=modules((cfg.aggregation.rule, cfg.byzantine.attack)),
+            plugin_modules=modules(cfg.plugin_names()),
         )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
@@ -114,6 +114,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import time as _time
 
     from gossip.run.simulate import simulate
+    from gossip.run.tally import metric_info
 
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.run_dir:
@@ -124,7 +125,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     result = simulate(cfg, run_dir=run_dir)
     print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
     print(
-        f"mean accuracy {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})"
+        f"mean {metric_info(cfg).name} {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})"
     )
     return 0
 

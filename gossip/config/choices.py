@@ -15,7 +15,10 @@ __all__ = [
     "CompressionKind",
     "InitKind",
     "LayersKind",
+    "LossKind",
+    "MetricKind",
     "ModeKind",
+    "ModelKind",
     "OptimizerKind",
     "OutsideKind",
     "PartitionKind",
@@ -44,3 +47,6 @@ LayersKind = Literal["weights", "all"]
 CompressionKind = Literal["none", "topk"]
 ClipRule = Literal["he", "second-largest"]
 AttackKind = Literal["none", "sign-flip", "gaussian", "label-flip", "alie", "ipm", "dissensus", "silent"]
+ModelKind = Literal["cnn", "cnn1d", "logreg", "mlp", "mlpbn", "vector"]
+LossKind = Literal["cross-entropy", "mse"]
+MetricKind = Literal["accuracy", "mse"]

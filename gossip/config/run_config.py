@@ -99,6 +99,10 @@ class RunConfig:
             f"{method} sends float32 values and float32 resyncs; set transport.wire_dtype = 'float32'",
         )
 
+    def plugin_names(self) -> tuple[str, ...]:
+        """Every key that may name a plug-in (rule, attack, model, loss, metric): what a node process imports to run."""
+        return (self.aggregation.rule, self.byzantine.attack, self.model.name, self.training.loss, self.training.metric)
+
     def replace(self, **changes: Mapping[str, Any]) -> RunConfig:
         """A copy with some keys of some sections changed: ``cfg.replace(training={"lr": 0.1})``."""
         return apply_layers(self, {section: dict(values) for section, values in changes.items()}, source="code")

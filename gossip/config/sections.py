@@ -11,7 +11,7 @@ import collections
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from gossip.config.choices import (
     AttackKind,
@@ -19,7 +19,10 @@ from gossip.config.choices import (
     CompressionKind,
     InitKind,
     LayersKind,
+    LossKind,
+    MetricKind,
     ModeKind,
+    ModelKind,
     OptimizerKind,
     OutsideKind,
     PartitionKind,
@@ -31,7 +34,7 @@ from gossip.config.choices import (
     WeightsKind,
 )
 from gossip.config.fields import DAY_S, FOREVER, MAX_NODES, MAX_SEED, check, check_choice, check_fields, integer, integers, real, show
-from gossip.plugins import AGGREGATOR, ATTACK, PluginKind, check_name, parse_options
+from gossip.plugins import AGGREGATOR, ATTACK, LOSS, METRIC, MODEL, PluginKind, check_name, parse_options
 
 __all__ = [
     "AggregationConfig",
@@ -161,7 +164,7 @@ class DataConfig:
 class ModelConfig:
     """Which model each node trains and how it is initialised."""
 
-    name: str = "mlp"
+    name: str = "mlp"  # a shipped model, or a plug-in: "module:factory" or an entry point name (docs/develop/write-your-own-model.md)
     # shared: every node starts from one seed (D-SGD practice); independent: a seed per node, the
     # setting of Tian et al. 2024 in which averaging uncorrelated models shrinks their variance.
     init: InitKind = "shared"
@@ -170,17 +173,21 @@ class ModelConfig:
     # Each width 1..1000000, at most 32 layers; the launcher counts the parameters (no model built) and
     # refuses a model that cannot fit in memory.
     hidden: tuple[int, ...] = integers(1, 1_000_000, 32)
+    options: tuple[str, ...] = ()  # a plug-in model's keyword arguments, each "name=value" (value as TOML), e.g. ["width=64"]
 
     def __post_init__(self) -> None:
         check_fields(self, "model")
+        check_plugin(MODEL, self.name, self.options, ModelKind)
         check_choice("model", "init", self.init, InitKind)
         check(
             not self.hidden or self.name in _MODELS_WITH_HIDDEN,
             f"[model] hidden applies to {' and '.join(_MODELS_WITH_HIDDEN)} only, not {self.name!r}",
         )
 
-    def options(self) -> dict[str, tuple[int, ...]]:
-        """The keyword options ``build_model`` takes for this model (``hidden`` when set)."""
+    def build_options(self) -> dict[str, Any]:
+        """The keyword options ``build_model`` takes for this model: ``hidden`` when set, or a plug-in's ``options``."""
+        if self.options:
+            return parse_options(MODEL.options_where, self.options)
         return {"hidden": self.hidden} if self.hidden else {}
 
 
@@ -211,11 +218,21 @@ class TrainingConfig:
     # ... and at least this many seconds apart: a run of millisecond rounds would otherwise spend a tenth
     # of its time in fsync. 0 = every checkpoint_every.
     checkpoint_interval_s: float = real(5.0, 0, DAY_S)
+    # What local steps minimise: cross-entropy on class labels, mse on float targets, or a plug-in
+    # ("module:factory" or an entry point name; docs/develop/write-your-own-loss-and-metric.md).
+    loss: str = "cross-entropy"
+    loss_options: tuple[str, ...] = ()  # a plug-in loss's keyword arguments, each "name=value" (value as TOML)
+    # What evaluation reports (records keep it under "accuracy"): accuracy, mse (lower is better), or a plug-in
+    # whose value is a per-sample mean over a batch.
+    metric: str = "accuracy"
+    metric_options: tuple[str, ...] = ()  # a plug-in metric's keyword arguments, each "name=value" (value as TOML)
 
     def __post_init__(self) -> None:
         check_fields(self, "training")
         check_choice("training", "mode", self.mode, ModeKind)
         check_choice("training", "optimizer", self.optimizer, OptimizerKind)
+        check_plugin(LOSS, self.loss, self.loss_options, LossKind)
+        check_plugin(METRIC, self.metric, self.metric_options, MetricKind)
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,21 @@ MAX_CLASSES = 100_000
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on arrays is elementwise, so a generated __eq__ would be wrong
 class Dataset:
-    """A train/test split held in memory. Arrays are C-contiguous; labels are ``0..num_classes-1``."""
+    """A train/test split held in memory. Arrays are C-contiguous.
+
+    Targets are either class labels (classification: ``y`` int64 of shape ``(N,)``, values ``0..num_classes-1``)
+    or regression targets (``y`` float32 of shape ``(N, *target_shape)``, the same shape in both splits, every
+    value finite). ``num_classes`` is the width of the model's output in both cases (:attr:`num_outputs`): the
+    number of classes, or what the model must output for one sample's target (e.g. 1 for ``y`` of shape ``(N,)``
+    or ``(N, 1)``). Which partitions apply: every one to labels, ``iid`` only to float targets.
+    """
 
     name: str
     x_train: np.ndarray  # float32, shape (N_train, *input_shape)
-    y_train: np.ndarray  # int64, shape (N_train,)
+    y_train: np.ndarray  # int64 (N_train,) labels, or float32 (N_train, *target_shape) regression targets
     x_test: np.ndarray  # float32, shape (N_test, *input_shape)
-    y_test: np.ndarray  # int64, shape (N_test,)
-    num_classes: int
+    y_test: np.ndarray  # like y_train
+    num_classes: int  # the model's output count: classes, or the regression output's width
     input_shape: tuple[int, ...]  # per-sample shape, e.g. (40,) or (1, 28, 28)
 
     def __post_init__(self) -> None:
@@ -35,12 +42,37 @@ class Dataset:
                 raise DataError(f"dataset {self.name!r} has no {'training' if split == 'train' else 'test'} samples")
             if x.dtype != np.float32 or not x.flags.c_contiguous:
                 raise DataError(f"dataset {self.name!r}: x_{split} must be C-contiguous float32, got {x.dtype}")
-            if y.dtype != np.int64 or y.ndim != 1:
-                raise DataError(f"dataset {self.name!r}: y_{split} must be 1-D int64, got {y.dtype} {y.shape}")
             if x.shape != (len(y), *self.input_shape):
                 raise DataError(f"dataset {self.name!r}: x_{split} has shape {x.shape}, expected {(len(y), *self.input_shape)}")
-            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
-                raise DataError(f"dataset {self.name!r}: y_{split} has labels outside 0..{self.num_classes - 1}")
+            self._check_targets(split, y)
+        if self.y_train.dtype != self.y_test.dtype or self.y_train.shape[1:] != self.y_test.shape[1:]:
+            raise DataError(
+                f"dataset {self.name!r}: y_train and y_test differ ({self.y_train.dtype} {self.y_train.shape[1:]} vs "
+                f"{self.y_test.dtype} {self.y_test.shape[1:]} per sample)"
+            )
+
+    def _check_targets(self, split: str, y: np.ndarray) -> None:
+        """Labels in ``0..num_classes-1``, or finite C-contiguous float32 targets."""
+        if y.dtype == np.float32:
+            if y.ndim < 1 or not y.flags.c_contiguous or not np.isfinite(y).all():
+                raise DataError(f"dataset {self.name!r}: float y_{split} must be C-contiguous, at least 1-D and finite")
+            return
+        if y.dtype != np.int64 or y.ndim != 1:
+            raise DataError(
+                f"dataset {self.name!r}: y_{split} must be 1-D int64 labels or float32 regression targets, got {y.dtype} {y.shape}"
+            )
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise DataError(f"dataset {self.name!r}: y_{split} has labels outside 0..{self.num_classes - 1}")
+
+    @property
+    def num_outputs(self) -> int:
+        """The width of the model's output: the number of classes, or of a regression target's values per sample."""
+        return self.num_classes
+
+    @property
+    def is_regression(self) -> bool:
+        """Whether the targets are float regression targets, not class labels."""
+        return bool(self.y_train.dtype == np.float32)
 
     @property
     def num_train(self) -> int:

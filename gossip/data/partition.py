@@ -74,9 +74,15 @@ def partition(
     DataError
         Unknown scheme, invalid parameters, or a split that cannot give every node ``min_size`` samples.
     """
+    _check_choices(scheme, seed, alpha)
+    if np.asarray(labels).dtype.kind == "f":  # regression targets: only iid, which needs nothing but the count
+        if scheme != "iid":
+            raise DataError(
+                f"partition {scheme!r} splits by class label, but this dataset's targets are floats (regression); use partition 'iid'"
+            )
+        labels = np.zeros(len(labels), dtype=np.int64)
     labels = _check_labels(labels)
     n = _positive_int("n_nodes", n_nodes)
-    _check_choices(scheme, seed, alpha)
     spn = _positive_int("shards_per_node", shards_per_node)
     total = len(labels)
     if n > total:

@@ -14,8 +14,12 @@ logreg     any                  flatten → Linear(in, classes)
 vector     any                  one parameter vector ``w`` (N(0, 1)); logits are zeros: for consensus tests
 =========  ===================  ============================================================================
 
+Any other name is a plug-in: a :class:`ModelFactory` named by import path (``mylab.nets:SmallCNN``) or by an
+entry point of group ``gossip.models``, resolved and checked by the same :func:`build_model` (see
+``docs/develop/write-your-own-model.md``).
+
 Initialisation: Linear and Conv weights are Xavier-uniform (Glorot & Bengio 2010) and biases zero, for
-every model. This is the setting of the vanishing-variance paper (Tian et al. 2024, LeNet-5 with Xavier
+every shipped model (a plug-in's model keeps its own). This is the setting of the vanishing-variance paper (Tian et al. 2024, LeNet-5 with Xavier
 fillers): the variance it shows averaging destroys, and that variance correction restores, is the
 Xavier variance ``2 / (fan_in + fan_out)``, so our layers must start there for its numbers to reproduce.
 PyTorch's default (Kaiming-uniform with ``a = sqrt(5)``) would start them elsewhere.
@@ -26,7 +30,6 @@ a shared initialisation; seeding per node gives independent ones.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import operator
@@ -37,12 +40,36 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import nn
 
+from gossip import plugins
 from gossip.errors import ConfigError
+from gossip.plugins import MODEL
 
 if TYPE_CHECKING:
     from gossip.config import RunConfig
 
-__all__ = ["build_model", "count_parameters", "model_names", "model_of", "parameter_count", "parameter_count_of"]
+__all__ = [
+    "ModelFactory",
+    "build_model",
+    "check_model",
+    "count_parameters",
+    "model_names",
+    "model_of",
+    "parameter_count",
+    "parameter_count_of",
+    "resolve_model",
+]
+
+
+class ModelFactory(Protocol):
+    """What ``[model] name`` names: a callable that builds the model for a dataset's shape.
+
+    ``input_shape`` is one sample's shape (``Dataset.input_shape``), ``num_outputs`` the width of the model's
+    output (``Dataset.num_outputs``: classes, or a regression target's size), ``options`` the plug-in's
+    ``[model] options``. It returns a ``torch.nn.Module`` whose parameters and floating buffers are all float32.
+    A class whose ``__init__`` takes these arguments is one.
+    """
+
+    def __call__(self, input_shape: tuple[int, ...], num_outputs: int, /, **options: Any) -> nn.Module: ...
 
 
 class MLP(nn.Module):
@@ -189,8 +216,29 @@ def _build_vector(input_shape: tuple[int, ...], num_classes: int, *, dim: int | 
     return Vector(size, num_classes)
 
 
-_BUILDERS: Mapping[str, Callable[..., nn.Module]] = MappingProxyType(
-    {"cnn": _build_cnn, "cnn1d": _build_cnn1d, "logreg": _build_logreg, "mlp": _build_mlp, "mlpbn": _build_mlpbn, "vector": _build_vector}
+def _xavier(builder: Callable[..., nn.Module]) -> ModelFactory:
+    """``builder`` as a :class:`ModelFactory` whose model starts from Xavier-uniform weights and zero biases."""
+
+    def factory(input_shape: tuple[int, ...], num_outputs: int, /, **options: Any) -> nn.Module:
+        model = builder(input_shape, num_outputs, **options)
+        _init_weights(model)
+        return model
+
+    return factory
+
+
+_SHIPPED: Mapping[str, ModelFactory] = MappingProxyType(
+    {
+        name: _xavier(builder)
+        for name, builder in {
+            "cnn": _build_cnn,
+            "cnn1d": _build_cnn1d,
+            "logreg": _build_logreg,
+            "mlp": _build_mlp,
+            "mlpbn": _build_mlpbn,
+            "vector": _build_vector,
+        }.items()
+    }
 )
 _OPTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
     {"mlp": frozenset({"hidden"}), "mlpbn": frozenset({"hidden"}), "vector": frozenset({"dim"})}
@@ -198,39 +246,90 @@ _OPTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
 
 
 def model_names() -> tuple[str, ...]:
-    """Every name :func:`build_model` accepts, sorted."""
-    return tuple(sorted(_BUILDERS))
+    """Every shipped model name, sorted (:func:`build_model` also takes plug-ins)."""
+    return tuple(sorted(_SHIPPED))
+
+
+def resolve_model(name: str) -> ModelFactory:
+    """The factory ``name`` stands for: a shipped model first, then an entry point (``gossip.models``), then an import path.
+
+    A name that is none of these, or a plug-in that does not load, is one ConfigError line.
+    """
+    shipped = _SHIPPED.get(name)
+    if shipped is not None:
+        return shipped
+    plugins.check_name(MODEL, name, model_names())
+    factory: ModelFactory = plugins.load(MODEL, name)  # type: ignore[assignment]  # build_model checks what it returns
+    return factory
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> nn.Module:
-    """Build model ``name`` (see the module docstring) with Xavier-uniform weights and zero biases.
+    """Build model ``name``: a shipped one (see the module docstring) or a plug-in :class:`ModelFactory`.
+
+    Shipped models start from Xavier-uniform weights and zero biases; a plug-in's model keeps its own
+    initialisation (its layers' defaults, or whatever its factory does): the user chose it.
 
     Parameters
     ----------
     input_shape
         Per-sample shape, e.g. ``Dataset.input_shape``.
+    num_classes
+        The model's output count (``Dataset.num_outputs``): classes, or a regression target's width.
     **options
-        ``mlp``: ``hidden`` (default ``(100, 100)``); ``vector``: ``dim`` (default ``prod(input_shape)``).
+        ``mlp``: ``hidden`` (default ``(100, 100)``); ``vector``: ``dim`` (default ``prod(input_shape)``);
+        a plug-in: its factory's keyword arguments (``[model] options``).
 
     Raises
     ------
     ConfigError
-        Unknown name or option, or an input shape the model cannot take (e.g. ``cnn`` on 1-D data).
+        Unknown name or option, an input shape the model cannot take (e.g. ``cnn`` on 1-D data), or a
+        plug-in that fails its contract (see :func:`check_model`).
     """
-    builder = _BUILDERS.get(name)
-    if builder is None:
-        close = difflib.get_close_matches(str(name), model_names(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown model {name!r}{hint}; known: {', '.join(model_names())}")
     shape = _positive_ints("input_shape", input_shape)
-    (classes,) = _positive_ints("num_classes", (num_classes,))
-    unknown = sorted(set(options) - _OPTIONS.get(name, frozenset()))
-    if unknown:
-        allowed = ", ".join(sorted(_OPTIONS.get(name, ()))) or "none"
-        raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; its options: {allowed}")
-    model = builder(shape, classes, **options)
-    _init_weights(model)
+    (outputs,) = _positive_ints("num_classes", (num_classes,))
+    factory = resolve_model(name)
+    if name in _SHIPPED:
+        unknown = sorted(set(options) - _OPTIONS.get(name, frozenset()))
+        if unknown:
+            allowed = ", ".join(sorted(_OPTIONS.get(name, ()))) or "none"
+            raise ConfigError(f"model {name!r} has no option(s) {', '.join(unknown)}; its options: {allowed}")
+    try:
+        model = factory(shape, outputs, **options)
+    except ConfigError:
+        raise
+    except TypeError as exc:  # most often options the factory does not take, or misses
+        raise ConfigError(f"{MODEL.where} = {name!r} refused its options {dict(options)}: {exc}") from None
+    except Exception as exc:
+        raise _FactoryFailed(f"{MODEL.where} = {name!r}: building it failed: {type(exc).__name__}: {exc}") from None
+    check_model(name, model)
     return model
+
+
+class _FactoryFailed(ConfigError):
+    """A factory raised while building: on the meta device that may be the device's fault, so the count retries for real."""
+
+
+def check_model(name: str, model: object) -> None:
+    """Refuse a built model the network cannot carry: not an ``nn.Module``, no parameters, or state that is not float32.
+
+    The wire carries one float32 vector (:func:`gossip.learn.flat.flatten_`): every parameter must be float32,
+    and so must every floating buffer (a float64 one would be cast, a complex one dropped). Integer buffers
+    (BatchNorm's ``num_batches_tracked``) stay local, as for the shipped models.
+    """
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{MODEL.where} = {name!r} built a {type(model).__name__}, not a torch.nn.Module; see {MODEL.contract}")
+    named = [*(("parameter", n, t) for n, t in model.named_parameters()), *(("buffer", n, t) for n, t in model.named_buffers())]
+    for what, tensor_name, tensor in named:
+        local = what == "buffer" and not (tensor.is_floating_point() or tensor.is_complex())
+        if tensor.dtype != torch.float32 and not local:
+            raise ConfigError(
+                f"{MODEL.where} = {name!r}: {what} {tensor_name!r} is {str(tensor.dtype).removeprefix('torch.')}; "
+                "models travel as float32, so every parameter and floating buffer must be float32 (e.g. .float())"
+            )
+    if not any(True for _ in model.parameters()):
+        raise ConfigError(
+            f"{MODEL.where} = {name!r} built a {type(model).__name__} with no parameters: there is nothing to learn or gossip"
+        )
 
 
 def _positive_ints(what: str, values: Sequence[Any]) -> tuple[int, ...]:
@@ -260,14 +359,20 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def parameter_count(name: str, input_shape: tuple[int, ...], num_classes: int, **options: Any) -> int:
-    """The number of parameters :func:`build_model` would give, found without allocating them.
+    """The number of parameters :func:`build_model` would give, found without allocating them when it can.
 
     The model is built on PyTorch's meta device (shapes, no storage), so a typo such as ``hidden = [100000000]``
-    costs nothing here and the memory check can refuse it before any real model exists. Refuses what
+    costs nothing here and the memory check can refuse it before any real model exists. A plug-in that cannot
+    be built on meta (it reads a value, or calls numpy) is built for real instead. Refuses what
     :func:`build_model` refuses.
     """
-    with torch.device("meta"):
-        return count_parameters(build_model(name, input_shape, num_classes, **options))
+    try:
+        with torch.device("meta"):
+            return count_parameters(build_model(name, input_shape, num_classes, **options))
+    except _FactoryFailed:
+        if name in _SHIPPED:
+            raise
+    return count_parameters(build_model(name, input_shape, num_classes, **options))
 
 
 class _Shaped(Protocol):
@@ -282,9 +387,9 @@ class _Shaped(Protocol):
 
 def model_of(cfg: RunConfig, dataset: _Shaped) -> nn.Module:
     """The model ``cfg``'s ``[model]`` section names, shaped for ``dataset`` (initialised from torch's current seed)."""
-    return build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.options())
+    return build_model(cfg.model.name, dataset.input_shape, dataset.num_classes, **cfg.model.build_options())
 
 
 def parameter_count_of(cfg: RunConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
     """:func:`parameter_count` of the model ``cfg`` names, for data of this shape: nothing allocated."""
-    return parameter_count(cfg.model.name, input_shape, num_classes, **cfg.model.options())
+    return parameter_count(cfg.model.name, input_shape, num_classes, **cfg.model.build_options())

@@ -55,6 +55,11 @@ class RunData:
         return sorted(self.records)
 
     @property
+    def metric(self) -> str:
+        """What the records' ``accuracy`` holds: summary.json's metric (accuracy when there is no summary)."""
+        return self.summary.metric.name if self.summary else "accuracy"
+
+    @property
     def honest(self) -> list[int]:
         return [i for i in self.nodes if i not in self.attackers]
 
@@ -183,8 +188,7 @@ def plot_accuracy(data: RunData, path: Path) -> None:
     """Test accuracy per round, per node, with the mean."""
     fig, (ax,) = _figure()
     _per_node(ax, data, _matrix(data, "accuracy"))
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Test accuracy per node")
+    ax.set(ylabel=f"test {data.metric}", title=f"Test {data.metric} per node")
     fig.savefig(path, format="png")
 
 
@@ -244,7 +248,7 @@ def plot_topology(data: RunData, path: Path) -> None:
         raise RunDirError(f"{data.run_dir}: no readable topology.graphml to draw")
     matrix = _matrix(data, "accuracy")
     finals = {i: v for i in data.nodes if (v := _last(matrix[i])) is not None and i < data.topology.n}
-    title = f"{data.topology.name}: final test accuracy" + (" (attackers ringed red)" if data.attackers else "")
+    title = f"{data.topology.name}: final test {data.metric}" + (" (attackers ringed red)" if data.attackers else "")
     draw(data.topology, path, node_values=finals, title=title, highlight=sorted(data.attackers & set(range(data.topology.n))))
 
 
@@ -265,16 +269,12 @@ def plot_byzantine(data: RunData, path: Path) -> None:
         row = matrix[node] if node < matrix.shape[0] else np.full(rounds.size, np.nan)
         ok = np.isfinite(row)
         curve.plot(rounds[ok], row[ok], color=ATTACKER_COLOUR, ls="--", lw=1.6, label="attackers" if k == 0 else None)
-    curve.set_xlabel("round")
-    curve.set_ylabel("test accuracy")
-    curve.set_title("Honest vs attacker nodes")
+    curve.set(xlabel="round", ylabel=f"test {data.metric}", title="Honest vs attacker nodes")
     curve.legend(fontsize=8)
     finals = [(_last(matrix[i]) or 0.0) for i in data.nodes]
     colours = [ATTACKER_COLOUR if i in data.attackers else "tab:blue" for i in data.nodes]
     bars.bar([str(i) for i in data.nodes], finals, color=colours)
-    bars.set_xlabel("node")
-    bars.set_ylabel("final test accuracy")
-    bars.set_title("Final accuracy (attackers red)")
+    bars.set(xlabel="node", ylabel=f"final test {data.metric}", title=f"Final {data.metric} (attackers red)")
     fig.savefig(path, format="png")
 
 
@@ -345,10 +345,10 @@ def markdown(data: RunData, rows: Sequence[Mapping[str, Any]], figures: Sequence
         ("data / model", f"{s.dataset} / {s.model}" if s else "? / ?"),
         ("aggregation", s.aggregation if s else "?"),
         ("wall time", f"{s.wall_time_s:.1f} s" if s else "-"),
-        ("test accuracy" + (" (honest nodes)" if data.attackers else ""), _stats(honest)),
+        (f"test {data.metric}" + (" (honest nodes)" if data.attackers else ""), _stats(honest)),
     ]
     if data.attackers:
-        facts.append(("attackers", f"{', '.join(map(str, sorted(data.attackers)))}: accuracy {_stats(attackers)}"))
+        facts.append(("attackers", f"{', '.join(map(str, sorted(data.attackers)))}: {data.metric} {_stats(attackers)}"))
     dead = s.dead_nodes if s else ()
     if dead:
         facts.append(("dead nodes", ", ".join(map(str, dead))))
@@ -356,7 +356,7 @@ def markdown(data: RunData, rows: Sequence[Mapping[str, Any]], figures: Sequence
     lines += [
         "## Nodes",
         "",
-        "| node | role | status | rounds | accuracy | test loss | consensus distance | MB sent | MB received | rejected |",
+        f"| node | role | status | rounds | {data.metric} | test loss | consensus distance | MB sent | MB received | rejected |",
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

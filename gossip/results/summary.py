@@ -127,6 +127,26 @@ class Attackers:
 
 
 @dataclass(frozen=True)
+class MetricInfo:
+    """``metric`` in ``summary.json``: which metric the ``accuracy`` figures hold, and which way is better."""
+
+    name: str = "accuracy"
+    higher_is_better: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "higher_is_better": self.higher_is_better}
+
+    @classmethod
+    def from_dict(cls, value: Any) -> MetricInfo:
+        """Absent: accuracy. Anything but ``{"name": str, "higher_is_better": bool}`` is refused."""
+        if value is None:
+            return cls()
+        if not isinstance(value, Mapping) or not isinstance(value.get("name"), str) or not isinstance(value.get("higher_is_better"), bool):
+            raise RunDirError(f'summary.json: \'metric\' should be {{"name": str, "higher_is_better": bool}}, got {value!r}')
+        return cls(value["name"], value["higher_is_better"])
+
+
+@dataclass(frozen=True)
 class MergeAgreement:
     """The global merge across nodes (``summary.json`` keys of runs with ``[merge] enabled``): did the merged nodes
     end with one model, averaged over the same members?"""
@@ -191,6 +211,7 @@ class RunSummary:
     merge: MergeAgreement | None  # None: the run had no global merge
     per_node: tuple[NodeOutcome, ...]
     restarts: Mapping[int, int] = field(default_factory=dict)  # node → times the launcher restarted it (only nodes it did)
+    metric: MetricInfo = MetricInfo()  # what the accuracy figures measure ([training] metric)
 
     # the plain keys, and how each is read back: text, counts, and numbers that may be null
     _SCALARS: ClassVar[dict[str, Callable[[Any], Any]]] = {
@@ -216,6 +237,7 @@ class RunSummary:
             **(self.merge.to_dict() if self.merge else {}),
             "per_node": [n.to_dict() for n in self.per_node],
             "restarts": {str(node): times for node, times in self.restarts.items()},
+            "metric": self.metric.to_dict(),
         }
 
     @classmethod
@@ -228,6 +250,7 @@ class RunSummary:
             merge=MergeAgreement.from_dict(d),
             per_node=tuple(NodeOutcome.from_dict(n) for n in d["per_node"]),
             restarts={int(k): int(v) for k, v in d["restarts"].items()},
+            metric=MetricInfo.from_dict(d.get("metric")),
         )
 
     def write(self, path: str | Path) -> None:

@@ -124,7 +124,7 @@ def check_node_config_fits(cfg: RunConfig) -> None:
     from gossip.learn.models import parameter_count
 
     shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
-    check_node_fits(parameter_count(cfg.model.name, shape, classes, **cfg.model.options()), dataset_bytes(shape, train + test))
+    check_node_fits(parameter_count(cfg.model.name, shape, classes, **cfg.model.build_options()), dataset_bytes(shape, train + test))
 
 
 def check_node_fits(params: int, data: int, *, available: int | None = None) -> None:

@@ -63,7 +63,7 @@ from gossip.run.prepare import prepare_run
 from gossip.run.processes import die_with_parent
 from gossip.run.progress import NodeProgress, ProgressBar
 from gossip.run.promserver import beside_run
-from gossip.run.tally import format_table, summarise
+from gossip.run.tally import format_table, metric_info, summarise
 from gossip.topology import Topology, parse_spec
 
 __all__ = ["LaunchResult", "launch", "prepare_run", "resume", "run_prepared"]
@@ -138,9 +138,7 @@ def launch(
     check_node_imports(cfg, node_env())  # a plug-in the nodes would not import: refused before anything is written
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port, spawn=spawn)
     if not spawn:
-        warm_up(
-            modules((resolved.aggregation.rule, resolved.byzantine.attack))
-        )  # the server imports while Prometheus starts; only once the run is known to be valid
+        warm_up(modules(resolved.plugin_names()))  # the server imports while Prometheus starts; only once the run is known to be valid
     if not prometheus:
         return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts, spawn=spawn)
     with beside_run(path, metrics_enabled=resolved.metrics.enabled, port=prometheus_port, out=out or sys.stderr):
@@ -215,7 +213,7 @@ def run_prepared(
     out = out or sys.stderr
     _announce(resolved, path, topology, out)
     started = time.time()
-    bar = ProgressBar(resolved.training.rounds, topology.n, progress, out)
+    bar = ProgressBar(resolved.training.rounds, topology.n, progress, out, metric_info(resolved).name)
     run = _Supervisor(resolved, path, out, keep_going=keep_going, restarts=restarts, spawn=spawn)
     run.start(topology.n, node_args)
     try:

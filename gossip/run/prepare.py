@@ -17,6 +17,7 @@ from gossip.data.datasets import dataset_of, dataset_shape_of
 from gossip.data.split import shard_key, split_training_set
 from gossip.errors import ConfigError
 from gossip.learn.models import parameter_count_of
+from gossip.learn.objectives import check_objectives
 from gossip.net.linkemu import link_specs
 from gossip.ops.prometheus import write_run_config
 from gossip.results.rundir import atomic_write_text
@@ -72,6 +73,7 @@ def _checked_inputs(cfg: RunConfig, base_port: int | None, spawn: bool) -> tuple
     check_launch_fits(topology.n, params, max(topology.degrees(), default=0), spawn=spawn, data=data)
     check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
     dataset = dataset_of(cfg)
+    check_objectives(cfg, dataset)  # the model, loss and metric on two samples: a mismatch is refused here, not in N nodes
     check_links(cfg, topology, params)
     check_base_port(base_port, topology.n, cfg.metrics.enabled)
     return topology, dataset

@@ -44,7 +44,8 @@ class ProgressBar:
     consensus distance) and nothing needs to be configured to get it right in a pty or a log file.
     """
 
-    def __init__(self, rounds: int, nodes: int, enabled: bool | None, out: Any) -> None:
+    def __init__(self, rounds: int, nodes: int, enabled: bool | None, out: Any, metric: str = "accuracy") -> None:
+        self.metric = metric  # what the records' accuracy holds ([training] metric)
         self.rounds = rounds
         self.nodes = nodes
         self.out = out
@@ -80,7 +81,7 @@ class ProgressBar:
             elapsed = time.monotonic() - self._start
             line = (
                 f"{self.nodes} nodes |{'#' * filled}{'.' * (30 - filled)}| round {done}/{self.rounds}"
-                f"  accuracy {acc}  consensus {dist}  {elapsed:.0f} s"
+                f"  {self.metric} {acc}  consensus {dist}  {elapsed:.0f} s"
             )
             self._width = max(self._width, len(line))
             print("\r" + line.ljust(self._width), end="", file=self.out, flush=True)
@@ -88,7 +89,7 @@ class ProgressBar:
         step = max(1, self.rounds // 10)
         if done // step > self._last_line and done > 0:
             self._last_line = done // step
-            print(f"gossip: round {done}/{self.rounds}  mean accuracy {acc}  consensus distance {dist}", file=self.out, flush=True)
+            print(f"gossip: round {done}/{self.rounds}  mean {self.metric} {acc}  consensus distance {dist}", file=self.out, flush=True)
 
     def close(self) -> None:
         if self.enabled and self.tty:

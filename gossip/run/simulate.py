@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -41,6 +40,7 @@ from gossip.ids import NodeId
 from gossip.learn.batches import BatchOrder
 from gossip.learn.flat import Layout, model_hash
 from gossip.learn.models import parameter_count_of
+from gossip.learn.objectives import Loss, Scorer, build_loss, build_metric, check_objectives
 from gossip.learn.optim import UpdateRule, UpdateState, apply_update_
 from gossip.learn.trainer import update_rule
 from gossip.node.plan import NodePlan, build_flat_model
@@ -125,10 +125,11 @@ class _Data:
 class _Models:
     """All N models as the rows of one ``(N, P)`` matrix, with the model's loss, gradient and logits vectorised over rows."""
 
-    def __init__(self, module: nn.Module, layout: Layout, X: torch.Tensor) -> None:
+    def __init__(self, module: nn.Module, layout: Layout, X: torch.Tensor, loss: Loss, metric: Scorer) -> None:
         self.module = module
         self.layout = layout
         self.X = X
+        self.loss, self.metric = loss, metric
         self.grads = vmap(grad(self._loss))
         self.losses = vmap(self._loss)
         self._logits = vmap(self._forward, in_dims=(0, None))
@@ -139,15 +140,15 @@ class _Models:
         return logits
 
     def _loss(self, x: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self._forward(x, xb), yb)
+        return self.loss(self._forward(x, xb), yb)
 
     @torch.no_grad()
     def evaluate(self, x_test: torch.Tensor, y_test: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Per node: test accuracy and test loss, ``(N,)`` each."""
-        logits = self._logits(self.X, x_test)  # (N, T, C)
-        accuracy = (logits.argmax(-1) == y_test).float().mean(1).numpy()
-        test_loss = torch.stack([F.cross_entropy(lg, y_test) for lg in logits]).numpy()
-        return accuracy, test_loss
+        """Per node: the test metric (``[training] metric``) and test loss, ``(N,)`` each."""
+        outputs = self._logits(self.X, x_test)  # (N, T, C)
+        metric = np.array([self.metric(out, y_test) for out in outputs])
+        test_loss = torch.stack([self.loss(out, y_test) for out in outputs]).numpy()
+        return metric, test_loss
 
 
 def simulate(
@@ -203,6 +204,7 @@ def _inputs(cfg: RunConfig, dataset: Dataset | None, topology: Topology | None) 
 
 def _setup(cfg: RunConfig, topo: Topology, ds: Dataset) -> tuple[_Data, _Models]:
     """Shards, batch orders and the N initial models, exactly as the N node processes would build them."""
+    check_objectives(cfg, ds)  # the model, loss and metric on two samples, before N models are built
     parts = split_training_set(cfg, topo.n, ds.y_train)
     batches = [BatchOrder(len(p), cfg.data.batch_size, batch_seed(cfg.run.seed, i)) for i, p in enumerate(parts)]
     if len({b.batch for b in batches}) != 1:  # before N models are built: a mistake is refused at once
@@ -217,7 +219,8 @@ def _setup(cfg: RunConfig, topo: Topology, ds: Dataset) -> tuple[_Data, _Models]
         [torch.from_numpy(p) for p in parts],
         batches,
     )
-    return data, _Models(flats[0].module, flats[0].layout, torch.stack([f.vector for f in flats]))
+    stacked = torch.stack([f.vector for f in flats])
+    return data, _Models(flats[0].module, flats[0].layout, stacked, build_loss(cfg.training), build_metric(cfg.training))
 
 
 def _train(

@@ -9,10 +9,10 @@ from typing import Any
 
 from gossip.config import RunConfig
 from gossip.results.rundir import NodeFiles, read_jsonl
-from gossip.results.summary import Attackers, MergeAgreement, NodeOutcome, NodeSummary, RunSummary
+from gossip.results.summary import Attackers, MergeAgreement, MetricInfo, NodeOutcome, NodeSummary, RunSummary
 from gossip.topology import Topology
 
-__all__ = ["format_table", "honest_spread", "merge_agreement", "node_outcome", "rounds_skipped", "summarise"]
+__all__ = ["format_table", "honest_spread", "merge_agreement", "metric_info", "node_outcome", "rounds_skipped", "summarise"]
 
 
 def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float, restarts: dict[int, int] | None = None) -> RunSummary:
@@ -52,7 +52,16 @@ def summarise(path: Path, topology: Topology, cfg: RunConfig, wall_s: float, res
         merge=merge_agreement(nodes) if cfg.merge.enabled else None,
         per_node=tuple(nodes),
         restarts=dict(restarts or {}),
+        metric=metric_info(cfg),
     )
+
+
+def metric_info(cfg: RunConfig) -> MetricInfo:
+    """The configured metric's name and direction (a plug-in's own ``name`` / ``higher_is_better`` when it has them)."""
+    from gossip.learn.objectives import build_metric
+
+    scorer = build_metric(cfg.training)
+    return MetricInfo(scorer.name, scorer.higher_is_better)
 
 
 def node_outcome(path: Path, node: int, byzantine: bool) -> NodeOutcome:
@@ -136,7 +145,7 @@ def honest_spread(path: Path, honest: Sequence[int]) -> float | None:
 
 def format_table(summary: RunSummary) -> str:
     """The summary as a fixed-width table for the terminal."""
-    lines = [f"{'node':>4} {'rounds':>6} {'accuracy':>8} {'test loss':>9} {'consensus':>10} {'MB sent':>8} {'status':>8}"]
+    lines = [f"{'node':>4} {'rounds':>6} {summary.metric.name:>8} {'test loss':>9} {'consensus':>10} {'MB sent':>8} {'status':>8}"]
     for n in summary.per_node:
         acc = f"{n.accuracy:.4f}" if n.accuracy is not None else "-"
         loss = f"{n.test_loss:.4f}" if n.test_loss is not None else "-"
@@ -153,7 +162,7 @@ def format_table(summary: RunSummary) -> str:
             lines.append("global merge: the nodes did NOT end with the same model (see merge_members per node in summary.json)")
     if summary.accuracy_mean is not None:
         lines.append(
-            f"mean accuracy {summary.accuracy_mean:.4f} ± {summary.accuracy_std:.4f} "
+            f"mean {summary.metric.name} {summary.accuracy_mean:.4f} ± {summary.accuracy_std:.4f} "
             f"(min {summary.accuracy_min:.4f}, max {summary.accuracy_max:.4f}) in {summary.wall_time_s:.1f} s"
         )
     if summary.byzantine:

@@ -16,13 +16,14 @@ from torch import nn
 from gossip.algorithms import build_aggregator
 from gossip.algorithms.attacks import ATTACKS, build_attack
 from gossip.algorithms.base import SHIPPED_RULES
-from gossip.config import AggregationConfig, ByzantineConfig, DataConfig, ModelConfig
-from gossip.config.choices import AttackKind, PartitionKind, RuleKind
+from gossip.config import AggregationConfig, ByzantineConfig, DataConfig, ModelConfig, TrainingConfig
+from gossip.config.choices import AttackKind, LossKind, MetricKind, ModelKind, PartitionKind, RuleKind
 from gossip.data import PARTITION_SCHEMES
 from gossip.data.datasets import SYNTHETIC_DEFAULTS
 from gossip.errors import ConfigError
 from gossip.learn.flat import flatten_
 from gossip.learn.models import build_model, model_names
+from gossip.learn.objectives import build_loss, build_metric
 
 
 @pytest.mark.parametrize("rule", get_args(RuleKind))
@@ -80,3 +81,20 @@ def test_hidden_applies_to_exactly_the_models_that_take_it(name: str) -> None:
         config_accepts = False
 
     assert config_accepts == takes_hidden
+
+
+def test_configurable_models_are_the_shipped_models() -> None:
+    """``[model] name``'s shipped names are exactly the models gossip.learn.models builds without a plug-in."""
+    assert get_args(ModelKind) == model_names()
+
+
+@pytest.mark.parametrize("loss", get_args(LossKind))
+def test_every_configurable_loss_builds(loss: str) -> None:
+    """``[training] loss``'s shipped names each build a loss without a plug-in."""
+    assert callable(build_loss(TrainingConfig(loss=loss)))
+
+
+@pytest.mark.parametrize("metric", get_args(MetricKind))
+def test_every_configurable_metric_builds_under_its_own_name(metric: str) -> None:
+    """``[training] metric``'s shipped names each build a metric that reports itself by that name."""
+    assert build_metric(TrainingConfig(metric=metric)).name == metric

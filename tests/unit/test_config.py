@@ -116,9 +116,9 @@ def test_model_hidden_and_synthetic_sizes_reach_the_node_model() -> None:
 
 def test_new_keys_round_trip_and_default_to_the_old_behaviour(tmp_path: Path) -> None:
     """hidden = [] means the model's default; the synthetic sizes default to the dataset's; both survive TOML."""
-    assert RunConfig().model.options() == {} and RunConfig().data.dataset_options() == {}
+    assert RunConfig().model.build_options() == {} and RunConfig().data.dataset_options() == {}
     cfg = load_config(env={}, overrides={"data.dataset": "synthetic", "data.features": 32, "model.hidden": "[8, 4]"})
-    assert cfg.model.options() == {"hidden": (8, 4)}
+    assert cfg.model.build_options() == {"hidden": (8, 4)}
     assert cfg.data.dataset_options() == {"features": 32, "classes": 10, "train": 4000, "test": 1000}
     path = tmp_path / "c.toml"
     path.write_text(config_to_toml(cfg))

@@ -153,7 +153,7 @@ def test_every_layer_starts_with_zero_bias(name: str) -> None:
 
 def test_unknown_model_lists_the_known_ones() -> None:
     """An unknown name is a ConfigError listing every model and suggesting the close one."""
-    with pytest.raises(ConfigError, match=r"'cnn1d'.*known: cnn, cnn1d, logreg, mlp, mlpbn, vector"):
+    with pytest.raises(ConfigError, match=r"is not one of 'cnn', 'cnn1d', 'logreg', 'mlp', 'mlpbn', 'vector'.*did you mean 'cnn1d'\?"):
         build_model("cnn1", (40,), 10)
 
 

@@ -199,13 +199,30 @@ def test_invalid_parameters_are_refused(labels: np.ndarray, kwargs: dict[str, ob
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros((3, 2), dtype=np.int64), np.array([0.0, 1.0]), np.array([0, -1]), np.array([], dtype=np.int64)],
-    ids=["2-d", "float", "negative", "empty"],
+    [np.zeros((3, 2), dtype=np.int64), np.array([0, -1]), np.array([], dtype=np.int64)],
+    ids=["2-d", "negative", "empty"],
 )
 def test_invalid_labels_are_refused(bad: np.ndarray) -> None:
     """Labels must be a non-empty 1-D array of non-negative integers."""
     with pytest.raises(DataError, match="labels"):
         partition(bad, 1, "iid", seed=0)
+
+
+def test_iid_splits_float_regression_targets_like_labels_of_the_same_count() -> None:
+    """iid needs only the sample count: float targets (any per-sample shape) split exactly as labels would."""
+    targets = np.linspace(0, 1, 40, dtype=np.float32).reshape(20, 2)
+
+    parts = partition(targets, 4, "iid", seed=3)
+
+    expected = partition(np.zeros(20, dtype=np.int64), 4, "iid", seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, expected, strict=True))
+
+
+@pytest.mark.parametrize("scheme", ["dirichlet", "shards"])
+def test_label_partitions_refuse_float_targets_in_one_line(scheme: str) -> None:
+    """dirichlet and shards split by class, which float regression targets do not have: one DataError line saying use iid."""
+    with pytest.raises(DataError, match=f"partition '{scheme}' splits by class label, but this dataset's targets are floats"):
+        partition(np.array([0.0, 1.0, 2.0, 3.0], dtype=np.float32), 2, scheme, seed=0)
 
 
 def test_label_histogram_counts_classes_per_part(labels: np.ndarray) -> None:

@@ -21,7 +21,6 @@ import yaml
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import DATASET_NAMES
 from gossip.errors import ConfigError, DataError
-from gossip.learn.models import model_names
 from gossip.results.rundir import atomic_write_text
 from gossip.topology import Topology, save, topology_of
 
@@ -76,8 +75,6 @@ def prepare(cfg: RunConfig, address_template: str, *, curve: bool = False) -> Co
         close = difflib.get_close_matches(dataset, DATASET_NAMES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise DataError(f"unknown dataset {cfg.data.dataset!r}{hint}; known: {', '.join(DATASET_NAMES)}")
-    if cfg.model.name not in model_names():
-        raise ConfigError(f"unknown model {cfg.model.name!r}; known: {', '.join(model_names())}")
     container = dataclasses.replace(
         cfg,
         run=dataclasses.replace(cfg.run, nodes=topology.n),
