@@ -22,6 +22,7 @@ from gossip.config.sections import (
     TrainingConfig,
     VarianceConfig,
 )
+from gossip.plugins import AGGREGATOR, ATTACK, LOSS, METRIC, MODEL, PluginKind
 
 __all__ = ["RunConfig"]
 
@@ -99,9 +100,19 @@ class RunConfig:
             f"{method} sends float32 values and float32 resyncs; set transport.wire_dtype = 'float32'",
         )
 
+    def plugins(self) -> tuple[tuple[PluginKind, str], ...]:
+        """Every key that may name a plug-in, with its kind and the name written there (shipped or not)."""
+        return (
+            (AGGREGATOR, self.aggregation.rule),
+            (ATTACK, self.byzantine.attack),
+            (MODEL, self.model.name),
+            (LOSS, self.training.loss),
+            (METRIC, self.training.metric),
+        )
+
     def plugin_names(self) -> tuple[str, ...]:
-        """Every key that may name a plug-in (rule, attack, model, loss, metric): what a node process imports to run."""
-        return (self.aggregation.rule, self.byzantine.attack, self.model.name, self.training.loss, self.training.metric)
+        """The names those keys hold: what a node process imports to run (the import paths among them)."""
+        return tuple(name for _, name in self.plugins())
 
     def replace(self, **changes: Mapping[str, Any]) -> RunConfig:
         """A copy with some keys of some sections changed: ``cfg.replace(training={"lr": 0.1})``."""

@@ -46,8 +46,7 @@ print(json.dumps(failed))
 
 def plugin_names(cfg: RunConfig) -> list[tuple[plugins.PluginKind, str]]:
     """The run's plug-ins written as import paths, with their kind: what the nodes will import."""
-    named = ((plugins.AGGREGATOR, cfg.aggregation.rule), (plugins.ATTACK, cfg.byzantine.attack))
-    return [(kind, name) for kind, name in named if plugins.is_import_path(name)]
+    return [(kind, name) for kind, name in cfg.plugins() if plugins.is_import_path(name)]
 
 
 def check_node_imports(cfg: RunConfig, env: Mapping[str, str]) -> None:
