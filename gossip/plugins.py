@@ -1,11 +1,15 @@
-"""Plug-ins: a rule or an attack named by import path (``mylab.rules:GeoMedian``) or by entry point, beside the shipped names.
+"""Plug-ins: a rule, an attack, a dataset or a partition named by import path (``mylab.rules:GeoMedian``) or by entry point, beside the shipped names.
 
-A config key that takes a shipped name (``[aggregation] rule``, ``[byzantine] attack``) also takes
+A config key that takes a shipped name (``[aggregation] rule``, ``[byzantine] attack``, ``[data] dataset``,
+``[data] partition``) also takes
 
 - ``module.path:Attribute``: the attribute is imported from the module (a class, or any callable that returns
   the plug-in), and called with the section's ``options`` as keyword arguments;
-- a name a package registers under the kind's entry point group (``gossip.aggregators``, ``gossip.attacks``),
-  which points at the same kind of callable.
+- a name a package registers under the kind's entry point group (``gossip.aggregators``, ``gossip.attacks``,
+  ``gossip.datasets``, ``gossip.partitions``), which points at the same kind of callable.
+
+A dataset loader and a partition are called by :mod:`gossip.data` itself with their options (see
+:mod:`gossip.data.source`); :func:`load` finds them the same way.
 
 Every failure is one :class:`~gossip.errors.ConfigError` line naming the key, the plug-in and what to do: an
 import path that does not import, no such attribute, not callable, options its constructor refuses, an object
@@ -32,7 +36,19 @@ from typing import Any
 
 from gossip.errors import ConfigError
 
-__all__ = ["AGGREGATOR", "ATTACK", "PluginKind", "build", "check_name", "is_import_path", "load", "modules", "parse_options"]
+__all__ = [
+    "AGGREGATOR",
+    "ATTACK",
+    "DATASET",
+    "PARTITION",
+    "PluginKind",
+    "build",
+    "check_name",
+    "is_import_path",
+    "load",
+    "modules",
+    "parse_options",
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,7 @@ class PluginKind:
     group: str  # entry point group, e.g. "gossip.aggregators"
     methods: tuple[str, ...]  # what an instance must have (the Protocol's methods)
     contract: str  # where the Protocol is documented, for messages
+    options_key: str = "options"  # the section's key that holds the plug-in's keyword arguments
 
     @property
     def where(self) -> str:
@@ -53,11 +70,14 @@ class PluginKind:
     @property
     def options_where(self) -> str:
         """``[aggregation] options``: where the plug-in's keyword arguments are written."""
-        return f"[{self.key.partition('.')[0]}] options"
+        return f"[{self.key.partition('.')[0]}] {self.options_key}"
 
 
 AGGREGATOR = PluginKind("aggregation.rule", "gossip.aggregators", ("aggregate",), "gossip.algorithms.Aggregator")
 ATTACK = PluginKind("byzantine.attack", "gossip.attacks", ("payloads",), "gossip.algorithms.attacks.Attack")
+# Data plug-ins are functions the data layer calls itself (a loader, a split), not factories of objects with methods.
+DATASET = PluginKind("data.dataset", "gossip.datasets", (), "gossip.data.DatasetLoader")
+PARTITION = PluginKind("data.partition", "gossip.partitions", (), "gossip.data.Partition", "partition_options")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*")

@@ -87,7 +87,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 restarts=args.restart,
                 spawn=args.spawn,
             ),
-            plugin_modules=modules((cfg.aggregation.rule, cfg.byzantine.attack)),
+            plugin_modules=modules((cfg.aggregation.rule, cfg.byzantine.attack, cfg.data.dataset, cfg.data.partition)),
         )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)

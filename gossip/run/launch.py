@@ -137,7 +137,7 @@ def launch(
     resolved, path, topology = prepare_run(cfg, run_dir=run_dir, base_port=base_port, spawn=spawn)
     if not spawn:
         warm_up(
-            modules((resolved.aggregation.rule, resolved.byzantine.attack))
+            modules((resolved.aggregation.rule, resolved.byzantine.attack, resolved.data.dataset, resolved.data.partition))
         )  # the server imports while Prometheus starts; only once the run is known to be valid
     if not prometheus:
         return run_prepared(resolved, path, topology, progress=progress, out=out, keep_going=keep_going, restarts=restarts, spawn=spawn)
@@ -164,9 +164,9 @@ def resume(
     topo_file = next(
         (path / name for name in ("topology.json", "topology.graphml") if (path / name).exists()), None
     )  # older runs: GraphML only
-    missing = [name for name in ("config.toml", "data.npz", "nodes") if not (path / name).exists()] + (
-        ["topology"] if topo_file is None else []
-    )
+    missing = [name for name in ("config.toml", "nodes") if not (path / name).exists()] + (["topology"] if topo_file is None else [])
+    if not (path / "data.npz").exists() and not (path / "shards.npz").exists():  # a lazy dataset's run has the split only
+        missing.append("data.npz or shards.npz")
     if missing:
         raise ConfigError(f"{path} is not a run directory gossip launch prepared (no {', '.join(missing)}); nothing to resume")
     path = path.resolve()
