@@ -114,8 +114,9 @@ def _registered(name: str) -> bool:
     return bool(entry_points(group=plugins.DATASET.group, name=name))
 
 
-def load_source(cfg: RunConfig) -> Dataset | TorchData:
-    """Call ``cfg``'s loader and check what it returned: a :class:`Dataset`, or a :class:`TorchData` checked as far as two samples show."""
+def load_source(cfg: RunConfig, *, probe: bool = True) -> Dataset | TorchData:
+    """Call ``cfg``'s loader and check what it returned: a :class:`Dataset`, or a :class:`TorchData` checked as far as
+    ``train[0]`` and ``test[0]`` show (``probe=False``: not even those, for a node that reads only its part)."""
     name = cfg.data.dataset
     if is_shipped(name):
         return SHIPPED_LOADERS[name.strip().lower()](cfg.data.root or None, cfg.run.seed, **cfg.data.dataset_options())
@@ -127,10 +128,10 @@ def load_source(cfg: RunConfig) -> Dataset | TorchData:
         return found
     if not isinstance(found, TorchData):
         raise DataError(f"{where} returned a {type(found).__name__}; a loader returns gossip.data.Dataset or gossip.data.TorchData")
-    return _checked(where, found)
+    return _checked(where, found, probe)
 
 
-def _checked(where: str, data: TorchData) -> TorchData:
+def _checked(where: str, data: TorchData, probe: bool) -> TorchData:
     """``data`` with its labels as int64, refused in one line when its sizes, first samples or labels are wrong."""
     for split in ("train", "test"):
         d = getattr(data, split)
@@ -141,10 +142,11 @@ def _checked(where: str, data: TorchData) -> TorchData:
     k = data.num_outputs
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_CLASSES:
         raise DataError(f"{where}: TorchData.num_outputs must be an integer in 1..{MAX_CLASSES:,}, got {k!r}")
-    shape = _sample(where, "train", data.train, 0, int(k))[0].shape
-    test_shape = _sample(where, "test", data.test, 0, int(k))[0].shape
-    if test_shape != shape:
-        raise DataError(f"{where}: inconsistent shapes: train[0] has shape {shape} but test[0] has {test_shape}")
+    if probe:
+        shape = _sample(where, "train", data.train, 0, int(k))[0].shape
+        test_shape = _sample(where, "test", data.test, 0, int(k))[0].shape
+        if test_shape != shape:
+            raise DataError(f"{where}: inconsistent shapes: train[0] has shape {shape} but test[0] has {test_shape}")
     if data.labels is None:
         return data
     labels = np.asarray(data.labels)
@@ -178,24 +180,30 @@ def _sample(where: str, split: str, data: MapDataset, i: int, classes: int) -> t
 
 
 def _arrays(
-    where: str, split: str, data: MapDataset, indices: Sequence[int] | np.ndarray, shape: tuple[int, ...], classes: int
+    where: str, split: str, data: MapDataset, indices: Sequence[int] | np.ndarray, shape: tuple[int, ...] | None, classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The samples ``indices`` of ``data`` as C-contiguous float32 features and int64 labels: only these are read."""
-    x = np.empty((len(indices), *shape), dtype=np.float32)
+    """The samples ``indices`` of ``data`` as C-contiguous float32 features and int64 labels: only these are read.
+
+    Every sample must have ``shape``; ``None``: the first one's.
+    """
+    x: np.ndarray | None = None
     y = np.empty(len(indices), dtype=np.int64)
     for row, i in enumerate(indices):
         xi, y[row] = _sample(where, split, data, int(i), classes)
-        if xi.shape != shape:
-            raise DataError(f"{where}: inconsistent shapes: {split}[{int(i)}] has shape {xi.shape} but train[0] has {shape}")
+        if x is None:
+            x = np.empty((len(indices), *(shape or xi.shape)), dtype=np.float32)
+        if xi.shape != x.shape[1:]:
+            raise DataError(f"{where}: inconsistent shapes: {split}[{int(i)}] has shape {xi.shape}, the training samples {x.shape[1:]}")
         x[row] = xi
+    assert x is not None  # indices is never empty: checked splits and sizes
     return x, y
 
 
 def _as_dataset(cfg: RunConfig, data: TorchData, train: Sequence[int] | np.ndarray) -> Dataset:
     """The training samples ``train`` and the whole test set of ``data``, read and held as a :class:`Dataset`."""
     where, k = f"{plugins.DATASET.where} = {cfg.data.dataset!r}", int(data.num_outputs)
-    shape = _sample(where, "train", data.train, 0, k)[0].shape
-    x_train, y_train = _arrays(where, "train", data.train, train, shape, k)
+    x_train, y_train = _arrays(where, "train", data.train, train, None, k)
+    shape = x_train.shape[1:]
     x_test, y_test = _arrays(where, "test", data.test, range(len(data.test)), shape, k)
     return Dataset(cfg.data.dataset, x_train, y_train, x_test, y_test, num_classes=k, input_shape=shape)
 
@@ -230,7 +238,7 @@ def node_dataset(cfg: RunConfig, nodes: int, node_id: int, run_dir: Path | None)
     (from the launcher's ``shards.npz`` when it matches, else split here) and the test set, and the indices
     returned then count within that part.
     """
-    found = load_source(cfg)
+    found = load_source(cfg, probe=False)  # the launcher probed; reading train[0] here would read another node's sample
     count = found.num_train if isinstance(found, Dataset) else len(found.train)
     shard = load_part(run_dir / "shards.npz", shard_key(cfg, nodes, count), node_id, count) if run_dir else None
     if shard is None:  # no launcher-written split for this config: compute it (the same function the launcher ran)
