@@ -118,12 +118,14 @@ def load_source(cfg: RunConfig, *, probe: bool = True) -> Dataset | TorchData:
     """Call ``cfg``'s loader and check what it returned: a :class:`Dataset`, or a :class:`TorchData` checked as far as
     ``train[0]`` and ``test[0]`` show (``probe=False``: not even those, for a node that reads only its part)."""
     name = cfg.data.dataset
-    if is_shipped(name):
-        return SHIPPED_LOADERS[name.strip().lower()](cfg.data.root or None, cfg.run.seed, **cfg.data.dataset_options())
     loader = resolve_loader(name)
     where = f"{plugins.DATASET.where} = {name!r}"
-    options = plugins.parse_options(plugins.DATASET.options_where, cfg.data.options)
-    found = call_plugin(where, loader, (cfg.data.root, cfg.run.seed), options)
+    if is_shipped(name):  # its settings are [data] keys, its errors already name it and what to change
+        found = loader(cfg.data.root, cfg.run.seed, **cfg.data.dataset_options())
+    else:
+        found = call_plugin(
+            where, loader, (cfg.data.root, cfg.run.seed), plugins.parse_options(plugins.DATASET.options_where, cfg.data.options)
+        )
     if isinstance(found, Dataset):
         return found
     if not isinstance(found, TorchData):
