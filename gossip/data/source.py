@@ -109,6 +109,7 @@ def resolve_loader(name: str) -> Callable[..., object]:
 
 
 def _registered(name: str) -> bool:
+    """Whether a package registers ``name`` under ``gossip.datasets`` (looked up only for names that are not shipped)."""
     from importlib.metadata import entry_points
 
     return bool(entry_points(group=plugins.DATASET.group, name=name))
