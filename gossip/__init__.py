@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     )
     from gossip.algorithms.attacks import Attack
     from gossip.config import RunConfig, config_to_toml, configure, load_config
-    from gossip.data import Dataset, load_dataset, partition
+    from gossip.data import Dataset, load_dataset
+    from gossip.data.partition import partition
     from gossip.errors import (
         ConfigError,
         DataError,

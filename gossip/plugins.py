@@ -1,12 +1,16 @@
-"""Plug-ins: a rule, an attack, a model, a loss or a metric named by import path (``mylab.rules:GeoMedian``) or by entry point.
+"""Plug-ins: a rule, an attack, a model, a loss, a metric, a dataset or a partition named by import path (``mylab.rules:GeoMedian``) or by entry point.
 
 A config key that takes a shipped name (``[aggregation] rule``, ``[byzantine] attack``, ``[model] name``,
-``[training] loss``, ``[training] metric``) also takes
+``[training] loss``, ``[training] metric``, ``[data] dataset``, ``[data] partition``) also takes
 
 - ``module.path:Attribute``: the attribute is imported from the module (a class, or any callable that returns
   the plug-in), and called with the section's ``options`` as keyword arguments;
 - a name a package registers under the kind's entry point group (``gossip.aggregators``, ``gossip.attacks``,
-  ``gossip.models``, ``gossip.losses``, ``gossip.metrics``), which points at the same kind of callable.
+  ``gossip.models``, ``gossip.losses``, ``gossip.metrics``, ``gossip.datasets``, ``gossip.partitions``), which
+  points at the same kind of callable.
+
+A dataset loader and a partition are called by :mod:`gossip.data` itself with their options (see
+:mod:`gossip.data.source`); :func:`load` finds them the same way.
 
 Every failure is one :class:`~gossip.errors.ConfigError` line naming the key, the plug-in and what to do: an
 import path that does not import, no such attribute, not callable, options its constructor refuses, an object
@@ -39,9 +43,11 @@ from gossip.errors import ConfigError
 __all__ = [
     "AGGREGATOR",
     "ATTACK",
+    "DATASET",
     "LOSS",
     "METRIC",
     "MODEL",
+    "PARTITION",
     "PluginKind",
     "build",
     "check_name",
@@ -80,6 +86,9 @@ ATTACK = PluginKind("byzantine.attack", "gossip.attacks", ("payloads",), "gossip
 MODEL = PluginKind("model.name", "gossip.models", (), "gossip.learn.models.ModelFactory")
 LOSS = PluginKind("training.loss", "gossip.losses", ("__call__",), "gossip.learn.objectives.LossFactory", "loss_options")
 METRIC = PluginKind("training.metric", "gossip.metrics", ("__call__",), "gossip.learn.objectives.MetricFactory", "metric_options")
+# Data plug-ins are functions the data layer calls itself (a loader, a split), not factories of objects with methods.
+DATASET = PluginKind("data.dataset", "gossip.datasets", (), "gossip.data.DatasetLoader")
+PARTITION = PluginKind("data.partition", "gossip.partitions", (), "gossip.data.Partition", "partition_options")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _IMPORT_PATH = re.compile(rf"{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*")

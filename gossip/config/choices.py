@@ -13,6 +13,7 @@ __all__ = [
     "AttackKind",
     "ClipRule",
     "CompressionKind",
+    "DatasetKind",
     "InitKind",
     "LayersKind",
     "LossKind",
@@ -32,7 +33,8 @@ __all__ = [
 ]
 
 WeightsKind = Literal["metropolis", "uniform", "max-degree"]
-PartitionKind = Literal["iid", "dirichlet", "shards"]
+PartitionKind = Literal["iid", "dirichlet", "shards"]  # the shipped splits; [data] partition also takes a plug-in
+DatasetKind = Literal["mnist1d", "digits", "mnist", "cifar10", "synthetic"]  # the shipped datasets; [data] dataset also takes a plug-in
 InitKind = Literal["shared", "independent"]
 OptimizerKind = Literal["sgd", "adam"]
 WireDtype = Literal["float32", "float16", "bfloat16", "int8"]

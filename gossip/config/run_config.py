@@ -22,7 +22,7 @@ from gossip.config.sections import (
     TrainingConfig,
     VarianceConfig,
 )
-from gossip.plugins import AGGREGATOR, ATTACK, LOSS, METRIC, MODEL, PluginKind
+from gossip.plugins import AGGREGATOR, ATTACK, DATASET, LOSS, METRIC, MODEL, PARTITION, PluginKind
 
 __all__ = ["RunConfig"]
 
@@ -101,13 +101,15 @@ class RunConfig:
         )
 
     def plugins(self) -> tuple[tuple[PluginKind, str], ...]:
-        """Every key that may name a plug-in, with its kind and the name written there (shipped or not)."""
+        """Every key that may name a plug-in (rule, attack, model, loss, metric, dataset, partition), with its kind and the name written there (shipped or not)."""
         return (
             (AGGREGATOR, self.aggregation.rule),
             (ATTACK, self.byzantine.attack),
             (MODEL, self.model.name),
             (LOSS, self.training.loss),
             (METRIC, self.training.metric),
+            (DATASET, self.data.dataset),
+            (PARTITION, self.data.partition),
         )
 
     def plugin_names(self) -> tuple[str, ...]:

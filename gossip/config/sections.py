@@ -17,6 +17,7 @@ from gossip.config.choices import (
     AttackKind,
     ClipRule,
     CompressionKind,
+    DatasetKind,
     InitKind,
     LayersKind,
     LossKind,
@@ -34,7 +35,19 @@ from gossip.config.choices import (
     WeightsKind,
 )
 from gossip.config.fields import DAY_S, FOREVER, MAX_NODES, MAX_SEED, check, check_choice, check_fields, integer, integers, real, show
-from gossip.plugins import AGGREGATOR, ATTACK, LOSS, METRIC, MODEL, PluginKind, check_name, parse_options
+from gossip.plugins import (
+    AGGREGATOR,
+    ATTACK,
+    DATASET,
+    LOSS,
+    METRIC,
+    MODEL,
+    PARTITION,
+    PluginKind,
+    check_name,
+    is_import_path,
+    parse_options,
+)
 
 __all__ = [
     "AggregationConfig",
@@ -68,6 +81,21 @@ def check_plugin(kind: PluginKind, name: str, options: tuple[str, ...], shipped:
     check(
         not options or name not in names,
         f"{kind.options_where} are a plug-in's keyword arguments; {kind.key} = {name!r} takes its settings from the section's keys",
+    )
+
+
+def _check_dataset(name: str, options: tuple[str, ...]) -> None:
+    """A shipped dataset (any case) takes no ``[data] options``; an import path must be well-formed.
+
+    A plain name that is neither shipped nor an import path is left to the loader's resolution (an entry
+    point, else "unknown dataset ... did you mean"), which needs the installed packages, not the config.
+    """
+    if is_import_path(name):
+        check_name(DATASET, name, ())
+    parse_options(DATASET.options_where, options)
+    check(
+        not options or name.strip().lower() not in get_args(DatasetKind),
+        f"{DATASET.options_where} are a plug-in dataset's keyword arguments; {DATASET.key} = {name!r} takes its settings from the section's keys",
     )
 
 
@@ -130,9 +158,14 @@ class TopologyConfig:
 class DataConfig:
     """Which dataset, and how it is split across nodes (seeded by ``run.seed``)."""
 
+    # a shipped dataset (mnist1d, digits, mnist, cifar10, synthetic) or a plug-in loader: "module:load" or an
+    # entry point name in group gossip.datasets (docs/develop/write-your-own-dataset.md)
     dataset: str = "mnist1d"
-    root: str = ""  # directory for file-based datasets (mnist, cifar10)
-    partition: PartitionKind = "iid"
+    options: tuple[str, ...] = ()  # a plug-in dataset's keyword arguments, each "name=value" (value as TOML), e.g. ["size=100"]
+    root: str = ""  # directory for file-based datasets (mnist, cifar10); a plug-in loader receives it as its root
+    # iid | dirichlet | shards | a plug-in split: "module:split" or an entry point name in group gossip.partitions
+    partition: str = "iid"
+    partition_options: tuple[str, ...] = ()  # a plug-in partition's keyword arguments, each "name=value" (value as TOML)
     alpha: float = real(0.5, 0.001, 1000)  # Dirichlet concentration; smaller = more skewed
     shards_per_node: int = integer(2, 1, 10_000)
     min_size: int = integer(0, 0, 10_000_000)  # fewest samples a node may get; 0 = the scheme's default (classes for dirichlet)
@@ -147,7 +180,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "data")
-        check_choice("data", "partition", self.partition, PartitionKind)
+        check_plugin(PARTITION, self.partition, self.partition_options, PartitionKind)
+        _check_dataset(self.dataset, self.options)
         if self.dataset.strip().lower() != "synthetic":
             defaults = {f.name: f.default for f in fields(DataConfig)}
             changed = [option for option, key in _SYNTHETIC_KEYS.items() if getattr(self, key) != defaults[key]]

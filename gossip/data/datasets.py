@@ -48,6 +48,7 @@ __all__ = [
     "dataset_shape_of",
     "load_dataset",
     "mnist1d_cache_path",
+    "unknown_dataset",
 ]
 
 # The usual normalisation constants: MNIST's pixel mean/std (as in the PyTorch MNIST example), and
@@ -85,7 +86,7 @@ def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **opt
     key = str(name).strip().lower()
     loader = _LOADERS.get(key)
     if loader is None:
-        raise _unknown(name)
+        raise unknown_dataset(name)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     if options and key != "synthetic":
@@ -94,16 +95,22 @@ def load_dataset(name: str, root: str | Path | None = None, seed: int = 0, **opt
 
 
 def dataset_of(cfg: RunConfig) -> Dataset:
-    """The dataset ``cfg``'s ``[data]`` section names, seeded by ``[run] seed``: what every node of the run trains on."""
-    return load_dataset(cfg.data.dataset, root=cfg.data.root or None, seed=cfg.run.seed, **cfg.data.dataset_options())
+    """The dataset ``cfg``'s ``[data]`` section names, seeded by ``[run] seed``, all in memory (a plug-in's too: :mod:`gossip.data.source`)."""
+    from gossip.data.source import dataset_of as of  # the plug-in layer sits above the shipped loaders
+
+    return of(cfg)
 
 
-def _unknown(name: str) -> DataError:
+def unknown_dataset(name: str) -> DataError:
+    """The one line for a dataset name that is neither shipped, nor an import path, nor a registered entry point."""
     key = str(name).strip().lower()
     close = difflib.get_close_matches(key, DATASET_NAMES, n=1) if len(key) <= 100 else []
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
-    return DataError(f"unknown dataset {shown}{hint}; known: {', '.join(DATASET_NAMES)}")
+    return DataError(
+        f"unknown dataset {shown}{hint}; known: {', '.join(DATASET_NAMES)} "
+        "(or a plug-in loader as 'module:function', or a name registered under entry point group 'gossip.datasets')"
+    )
 
 
 # (input_shape, classes, train, test) of the datasets whose size is fixed (the table above; MNIST and CIFAR-10:
@@ -130,13 +137,16 @@ def dataset_shape(name: str, **options: Any) -> tuple[tuple[int, ...], int, int,
         opts = {**SYNTHETIC_DEFAULTS, **options}
         return (int(opts["features"]),), int(opts["classes"]), int(opts["train"]), int(opts["test"])
     if key not in _SHAPES:
-        raise _unknown(name)
+        raise unknown_dataset(name)
     return _SHAPES[key]
 
 
 def dataset_shape_of(cfg: RunConfig) -> tuple[tuple[int, ...], int, int, int]:
-    """:func:`dataset_shape` of the dataset ``cfg`` names: ``(input_shape, classes, train, test)``, nothing loaded."""
-    return dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
+    """:func:`dataset_shape` of the dataset ``cfg`` names: ``(input_shape, classes, train, test)``; nothing loaded for a shipped one
+    (a plug-in's loader is called: :func:`gossip.data.source.dataset_shape_of`)."""
+    from gossip.data.source import dataset_shape_of as shape_of
+
+    return shape_of(cfg)
 
 
 def _load_mnist1d(root: Path | None, seed: int, options: Mapping[str, Any]) -> Dataset:

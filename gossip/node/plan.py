@@ -16,7 +16,7 @@ import torch
 
 from gossip.config import RunConfig, config_to_toml
 from gossip.data import Dataset, load_npz, load_part
-from gossip.data.datasets import dataset_of
+from gossip.data.source import node_dataset
 from gossip.data.split import shard_key, split_training_set
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
@@ -73,18 +73,14 @@ def plan_node(
     topology = topology_of(cfg)
     if not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
-    cache = Path(run_dir) / "data.npz" if run_dir else None
-    if cache is not None and cache.exists():
-        dataset = load_npz(cache)
+    where = Path(run_dir) if run_dir else None
+    if where is None or not (where / "data.npz").exists():  # no cache: the loader's data, a lazy dataset read for this node's part only
+        dataset, shard = node_dataset(cfg, topology.n, node_id, where)
     else:
-        dataset = dataset_of(cfg)
-    shard = (
-        load_part(Path(run_dir) / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), node_id, dataset.num_train)
-        if run_dir
-        else None
-    )
-    if shard is None:  # no launcher-written split for this config: compute it (the same pure function the launcher ran)
-        shard = split_training_set(cfg, topology.n, dataset.y_train)[node_id]
+        dataset = load_npz(where / "data.npz")
+        found = load_part(where / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), node_id, dataset.num_train)
+        # no launcher-written split for this config: compute it (the same pure function the launcher ran)
+        shard = found if found is not None else split_training_set(cfg, topology.n, dataset.y_train)[node_id]
     saved = None
     if resume and run_dir:
         path = NodeFiles(run_dir, node_id).checkpoint

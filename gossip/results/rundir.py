@@ -6,7 +6,8 @@ Layout::
       config.toml            the resolved config every node ran with (addresses and ports included)
       topology.json          the exact graph, as the nodes read it (generators are seeded, but a file removes all doubt)
       topology.graphml       the same graph for people and tools (yEd, Gephi, NetworkX)
-      data.npz               the dataset, generated once by the launcher and read by every node
+      data.npz               the dataset, generated once by the launcher and read by every node (none for a lazy
+                             plug-in dataset: each node reads its own part through the loader, gossip.data.source)
       shards.npz             the launcher's split of the training set: node i reads part_i (no need to recompute it)
       nodes/node-<i>.jsonl   one JSON object per round: loss, accuracy, consensus distance, bytes, times
       nodes/node-<i>.json    the node's final summary (written once, atomically)

@@ -121,8 +121,11 @@ def check_simulation_fits(nodes: int, params: int, *, data: int = 0, available: 
 def check_node_config_fits(cfg: RunConfig) -> None:
     """Refuse, from the config's numbers, a dataset and model this node could not hold, before it loads or builds either."""
     from gossip.data.datasets import dataset_shape
+    from gossip.data.source import is_shipped
     from gossip.learn.models import parameter_count
 
+    if not is_shipped(cfg.data.dataset):  # a plug-in's sizes are known only by running its loader, which the node does next
+        return
     shape, classes, train, test = dataset_shape(cfg.data.dataset, **cfg.data.dataset_options())
     check_node_fits(parameter_count(cfg.model.name, shape, classes, **cfg.model.build_options()), dataset_bytes(shape, train + test))
 

@@ -164,9 +164,9 @@ def resume(
     topo_file = next(
         (path / name for name in ("topology.json", "topology.graphml") if (path / name).exists()), None
     )  # older runs: GraphML only
-    missing = [name for name in ("config.toml", "data.npz", "nodes") if not (path / name).exists()] + (
-        ["topology"] if topo_file is None else []
-    )
+    missing = [name for name in ("config.toml", "nodes") if not (path / name).exists()] + (["topology"] if topo_file is None else [])
+    if not (path / "data.npz").exists() and not (path / "shards.npz").exists():  # a lazy dataset's run has the split only
+        missing.append("data.npz or shards.npz")
     if missing:
         raise ConfigError(f"{path} is not a run directory gossip launch prepared (no {', '.join(missing)}); nothing to resume")
     path = path.resolve()

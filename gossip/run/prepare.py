@@ -1,7 +1,8 @@
 """A launch's preparation: every check a user's config can fail, then the run directory the nodes start from.
 
 The run directory holds what every node reads (see :mod:`gossip.results.rundir`): the resolved config
-(addresses and ports filled in), the topology, the dataset and each node's part of it, and the CURVE keys.
+(addresses and ports filled in), the topology, the dataset (unless it is lazy: each node reads its own part)
+and each node's part of it, and the CURVE keys.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 from gossip.algorithms.tolerance import check_tolerance
 from gossip.config import MetricsConfig, RunConfig, check_path_text, config_to_toml
 from gossip.data import Dataset, save_npz, save_parts
-from gossip.data.datasets import dataset_of, dataset_shape_of
-from gossip.data.split import shard_key, split_training_set
+from gossip.data.source import TorchData, dataset_shape_of, is_shipped, load_source, probe_dataset, source_shape, split_of
+from gossip.data.split import shard_key
 from gossip.errors import ConfigError
 from gossip.learn.models import parameter_count_of
 from gossip.learn.objectives import check_objectives
@@ -47,7 +48,7 @@ def prepare_run(
     if run_dir is not None:
         check_path_text("--run-dir", str(run_dir))
     topology, dataset = _checked_inputs(cfg, base_port, spawn)
-    parts = split_training_set(cfg, topology.n, dataset.y_train)
+    parts = split_of(cfg, topology.n, dataset)
     out = _new_run_dir(cfg, run_dir, topology)
     addresses, metrics = _addresses(cfg, topology.n, base_port)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,24 +57,33 @@ def prepare_run(
     atomic_write_text(out / "config.toml", config_to_toml(resolved))
     if metrics.enabled:
         write_run_config(out, resolved)  # RUN_DIR/prometheus/: scrape config and rules for this run
-    save_npz(dataset, out / "data.npz")
-    save_parts(parts, shard_key(resolved, topology.n, len(dataset.y_train)), out / "shards.npz")  # nodes read their part, not recompute it
+    if isinstance(dataset, Dataset):  # a lazy dataset is read by each node, its own part only
+        save_npz(dataset, out / "data.npz")
+    num_train = source_shape(dataset)[2] if isinstance(dataset, Dataset) else len(dataset.train)
+    save_parts(parts, shard_key(resolved, topology.n, num_train), out / "shards.npz")  # nodes read their part, not recompute it
     (out / "nodes").mkdir(exist_ok=True)
     return resolved, out, topology
 
 
-def _checked_inputs(cfg: RunConfig, base_port: int | None, spawn: bool) -> tuple[Topology, Dataset]:
-    """The run's graph and dataset, built only once the config's sizes fit this machine, and checked against each other."""
-    shape, classes, train, test = dataset_shape_of(cfg)
-    data = dataset_bytes(shape, train + test)
+def _checked_inputs(cfg: RunConfig, base_port: int | None, spawn: bool) -> tuple[Topology, Dataset | TorchData]:
+    """The run's graph and dataset, built only once the config's sizes fit this machine, and checked against each other.
+
+    A shipped dataset's size is known from the config; a plug-in's only from what its loader returns, so it is
+    called first (a lazy one reads two samples). A node holds a lazy dataset's test set and its own part only.
+    """
+    loaded = None if is_shipped(cfg.data.dataset) else load_source(cfg)
+    shape, classes, train, test = dataset_shape_of(cfg) if loaded is None else source_shape(loaded)
+    lazy = isinstance(loaded, TorchData)
+    data = dataset_bytes(shape, test if lazy else train + test)
     params = parameter_count_of(cfg, shape, classes)
     check_launch_fits(max(cfg.run.nodes, 1), params, 0, spawn=spawn, data=data)  # a lower bound: degrees only add
     topology = topology_of(cfg)
     topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
+    data = dataset_bytes(shape, test + -(-train // topology.n)) if lazy else data
     check_launch_fits(topology.n, params, max(topology.degrees(), default=0), spawn=spawn, data=data)
     check_tolerance(cfg, topology)  # attackers outside the graph, or more than the rule withstands at some node
-    dataset = dataset_of(cfg)
-    check_objectives(cfg, dataset)  # the model, loss and metric on two samples: a mismatch is refused here, not in N nodes
+    dataset = loaded if loaded is not None else load_source(cfg)
+    check_objectives(cfg, probe_dataset(cfg, dataset))  # model, loss and metric on a sample or two: refused here, not in N nodes
     check_links(cfg, topology, params)
     check_base_port(base_port, topology.n, cfg.metrics.enabled)
     return topology, dataset

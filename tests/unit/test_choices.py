@@ -17,9 +17,10 @@ from gossip.algorithms import build_aggregator
 from gossip.algorithms.attacks import ATTACKS, build_attack
 from gossip.algorithms.base import SHIPPED_RULES
 from gossip.config import AggregationConfig, ByzantineConfig, DataConfig, ModelConfig, TrainingConfig
-from gossip.config.choices import AttackKind, LossKind, MetricKind, ModelKind, PartitionKind, RuleKind
-from gossip.data import PARTITION_SCHEMES
+from gossip.config.choices import AttackKind, DatasetKind, LossKind, MetricKind, ModelKind, PartitionKind, RuleKind
+from gossip.data import DATASET_NAMES, PARTITION_SCHEMES
 from gossip.data.datasets import SYNTHETIC_DEFAULTS
+from gossip.data.split import SHIPPED_PARTITIONS
 from gossip.errors import ConfigError
 from gossip.learn.flat import flatten_
 from gossip.learn.models import build_model, model_names
@@ -58,6 +59,12 @@ def test_configurable_attacks_are_the_attacks_there_are() -> None:
 def test_configurable_partitions_are_the_partition_schemes() -> None:
     """``[data] partition`` takes exactly the schemes gossip.data.partition splits by."""
     assert get_args(PartitionKind) == PARTITION_SCHEMES
+
+
+def test_the_shipped_datasets_and_partitions_are_configs_choices() -> None:
+    """config tells a shipped dataset or split (no ``options``) from a plug-in by these lists: they are the loaders' and splits' registries."""
+    assert get_args(DatasetKind) == DATASET_NAMES
+    assert get_args(PartitionKind) == tuple(SHIPPED_PARTITIONS)
 
 
 def test_the_synthetic_datasets_defaults_are_configs_defaults() -> None:

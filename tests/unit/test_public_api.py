@@ -119,7 +119,10 @@ SUBPACKAGES = {
     "gossip.data": [
         "DATASET_NAMES",
         "Dataset",
+        "DatasetLoader",
         "PARTITION_SCHEMES",
+        "Partition",
+        "TorchData",
         "label_histogram",
         "load_dataset",
         "load_npz",

@@ -9,7 +9,6 @@ those sections — is the same whether the run is launched on a laptop or deploy
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Any
 import yaml
 
 from gossip.config import RunConfig, config_to_toml
-from gossip.data import DATASET_NAMES
-from gossip.errors import ConfigError, DataError
+from gossip.data.source import resolve_loader
+from gossip.errors import ConfigError
+from gossip.plugins import is_import_path
 from gossip.results.rundir import atomic_write_text
 from gossip.topology import Topology, save, topology_of
 
@@ -70,11 +70,8 @@ def prepare(cfg: RunConfig, address_template: str, *, curve: bool = False) -> Co
     """
     topology = topology_of(cfg)
     topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
-    dataset = cfg.data.dataset.strip().lower()
-    if dataset not in DATASET_NAMES:
-        close = difflib.get_close_matches(dataset, DATASET_NAMES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DataError(f"unknown dataset {cfg.data.dataset!r}{hint}; known: {', '.join(DATASET_NAMES)}")
+    if not is_import_path(cfg.data.dataset):  # a plug-in module may exist only in the image (--with-package)
+        resolve_loader(cfg.data.dataset)  # shipped, or an installed entry point; else "unknown dataset ... did you mean"
     container = dataclasses.replace(
         cfg,
         run=dataclasses.replace(cfg.run, nodes=topology.n),

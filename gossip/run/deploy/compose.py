@@ -118,7 +118,7 @@ def render_compose(run: ContainerRun, options: ComposeOptions) -> dict[str, str]
             f"The nodes' image: GOSSIP_IMAGE ({options.image}) plus {package.given}; "
             "docker-compose builds it, from a GOSSIP_IMAGE built beforehand (docs/operate/deploy.md)."
         )
-        plugin_modules = modules((run.cfg.aggregation.rule, run.cfg.byzantine.attack))
+        plugin_modules = modules(run.cfg.plugin_names())
         files[f"{FILES_DIR}/package/Dockerfile"] = package_dockerfile(package, options.image, plugin_modules, header + "\n" + note)
         if package.kind == "module":
             files[f"{FILES_DIR}/package/{package.path.name}"] = package.module_text

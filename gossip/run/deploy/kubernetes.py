@@ -116,7 +116,7 @@ def render_kubernetes(run: ContainerRun, options: KubernetesOptions) -> dict[str
     if options.package is not None:
         built = f"The pods run {options.node_image}: {options.image} plus {options.package.given}. Build it first, from this directory:"
         note += f"\n{built}\n  {options.package_build}"
-        plugin_modules = modules((run.cfg.aggregation.rule, run.cfg.byzantine.attack))
+        plugin_modules = modules(run.cfg.plugin_names())
         dockerfile_header = f"{header}\n{built}\n  {options.package_build}"
         out[f"{PACKAGE_SUBDIR}/Dockerfile"] = package_dockerfile(options.package, options.image, plugin_modules, dockerfile_header)
         if options.package.kind == "module":

@@ -1,0 +1,151 @@
+"""gossip.data.source and gossip.data.split: a dataset loader and a partition named like any plug-in, the shipped
+ones through the same path, a lazy dataset read only where it is needed, and every split's output checked."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gossip.config import RunConfig, load_config
+from gossip.data import TorchData, partition
+from gossip.data.source import dataset_of, load_source, resolve_loader
+from gossip.data.split import SHIPPED_PARTITIONS, check_parts, resolve_partition, split_training_set
+from gossip.errors import ConfigError, DataError
+from gossip.node.plan import plan_node
+
+LAB = """
+import numpy as np
+from gossip.data import TorchData
+
+READ = []
+
+
+class Counted:
+    def __init__(self, n, split):
+        self.n, self.split = n, split
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        READ.append((self.split, i))
+        return np.full(3, float(i), dtype=np.float32), i % 2
+
+
+def lazy(root, seed, size=20):
+    return TorchData(Counted(size, "train"), Counted(6, "test"), num_outputs=2)
+
+
+def labelled(root, seed):
+    return TorchData(Counted(20, "train"), Counted(6, "test"), num_outputs=2, labels=[i % 2 for i in range(20)])
+
+
+def halves(num_samples, labels, nodes, seed, shift=0):
+    return [list(range(shift + i, num_samples, nodes)) for i in range(nodes)]
+"""
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A user's module ``datalab`` on the path, and a distribution that registers its loader and split as entry points."""
+    (tmp_path / "datalab.py").write_text(textwrap.dedent(LAB))
+    info = tmp_path / "datalab-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: datalab\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[gossip.datasets]\nlabset = datalab:lazy\n\n[gossip.partitions]\nhalves = datalab:halves\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "datalab", raising=False)
+    return tmp_path
+
+
+def config(**data: object) -> RunConfig:
+    return load_config(env={}, overrides={"run.nodes": 2, "topology.spec": "complete", **{f"data.{k}": v for k, v in data.items()}})
+
+
+def reads() -> list[tuple[str, int]]:
+    import datalab
+
+    return list(datalab.READ)
+
+
+def test_a_shipped_name_resolves_to_the_shipped_loader_before_any_plug_in() -> None:
+    """``digits`` is the shipped loader under the plug-in contract ``load(root, seed, **options)``, any case."""
+    ds = resolve_loader("Digits")("", 0)
+    assert ds.num_train == 1437 and ds.input_shape == (64,)
+
+
+def test_an_entry_point_name_loads_the_registered_dataset_and_partition(lab: Path) -> None:
+    """Names registered under ``gossip.datasets`` and ``gossip.partitions`` are accepted and called with their options."""
+    cfg = config(dataset="labset", options=["size=8"], partition="halves", partition_options=["shift=1"])
+    found = load_source(cfg)
+    assert isinstance(found, TorchData) and len(found.train) == 8
+    assert [p.tolist() for p in split_training_set(cfg, 2, None, 8)] == [[1, 3, 5, 7], [2, 4, 6]]
+
+
+def test_the_shipped_partitions_are_the_same_split_through_the_plug_in_contract() -> None:
+    """``iid``, ``dirichlet`` and ``shards`` resolve to functions of the contract that give :func:`partition`'s split."""
+    labels = np.arange(100) % 5
+    for scheme in ("iid", "dirichlet", "shards"):
+        assert resolve_partition(scheme) is SHIPPED_PARTITIONS[scheme]
+        got = check_parts(scheme, SHIPPED_PARTITIONS[scheme](100, labels, 4, 7, alpha=0.5), 4, 100)
+        assert all(np.array_equal(a, b) for a, b in zip(got, partition(labels, 4, scheme, 7), strict=True))
+
+
+def test_parts_may_overlap_across_nodes_and_come_back_sorted() -> None:
+    """Two nodes may hold the same sample (replicated data), and a part need not be in order or cover everything."""
+    got = check_parts("p", [np.array([3, 1]), (1, 2)], 2, 5)
+    assert [p.tolist() for p in got] == [[1, 3], [1, 2]] and all(p.dtype == np.int64 for p in got)
+
+
+@pytest.mark.parametrize(
+    ("parts", "message"),
+    [
+        (5, "returned a int, not one sequence of sample indices per node"),
+        ([[0], [[1, 2]]], "part 1 is not a flat sequence of integer sample indices"),
+        ([[0], [True]], "part 1 is not a flat sequence of integer sample indices"),
+        ([[0], [-1]], "part 1 holds index -1, outside the training set's 0..4"),
+        ([[0], [1, [2]]], "part 1 is not a flat sequence of integer sample indices"),
+    ],
+    ids=["not-a-sequence", "nested", "booleans", "negative", "ragged"],
+)
+def test_a_split_that_is_not_one_valid_part_per_node_is_refused(parts: object, message: str) -> None:
+    """Whatever a plug-in returns is checked as hostile input: one DataError line naming what is wrong."""
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace(".", r"\.")):
+        check_parts("p", parts, 2, 5)
+
+
+def test_a_node_plan_of_a_lazy_dataset_reads_only_its_part_and_the_test_set(lab: Path) -> None:
+    """``gossip node`` without a run directory splits the indices itself, then reads its part's samples and the test
+    set, nothing else: not even ``train[0]`` when another node holds it."""
+    plan = plan_node(config(dataset="datalab:lazy", partition="datalab:halves"), 1)
+    assert plan.dataset.num_train == 10 and plan.shard.tolist() == list(range(10))
+    assert plan.dataset.x_train[:, 0].tolist() == [float(i) for i in range(1, 20, 2)]
+    assert sorted(reads()) == sorted([("train", i) for i in range(1, 20, 2)] + [("test", i) for i in range(6)])
+
+
+def test_the_simulation_reads_a_lazy_dataset_whole(lab: Path) -> None:
+    """One process holds every node, so ``dataset_of`` reads every training and test sample once into a Dataset."""
+    ds = dataset_of(config(dataset="datalab:labelled"))
+    assert ds.num_train == 20 and ds.num_test == 6 and ds.y_train.tolist() == [i % 2 for i in range(20)]
+    assert sorted(reads()) == sorted([("train", i) for i in range(20)] + [("test", i) for i in range(6)] + [("train", 0), ("test", 0)])
+
+
+def test_labels_a_loader_gives_must_be_one_integer_label_per_training_sample(lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labels feed label-skewed splits: a wrong count is refused in one line naming the loader."""
+    import datalab
+
+    monkeypatch.setattr(
+        datalab, "labelled", lambda root, seed: TorchData(datalab.Counted(20, "train"), datalab.Counted(6, "test"), 2, labels=[0, 1])
+    )
+    with pytest.raises(DataError, match=r"\[data\] dataset = 'datalab:labelled': TorchData.labels must be 20 integer labels"):
+        load_source(config(dataset="datalab:labelled"))
+
+
+def test_a_malformed_import_path_for_a_dataset_is_refused_by_the_config() -> None:
+    """``[data] dataset = "my data:load"`` is neither a name nor an import path: the config says how to write it."""
+    with pytest.raises(ConfigError, match=r"\[data\] dataset = 'my data:load' is not an import path"):
+        config(dataset="my data:load")
