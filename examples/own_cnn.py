@@ -15,7 +15,6 @@ this directory there; the launcher gives its nodes that path).
 
 from __future__ import annotations
 
-import io
 import pickle
 import sys
 import tempfile
@@ -25,8 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gossip.config import load_config
-from gossip.run.launch import launch
+import gossip
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 50, 20  # 500 training and 200 test images in all
 
@@ -78,28 +76,32 @@ def _write_batch(path: Path, data: np.ndarray, labels: list[int]) -> None:
     path.write_bytes(pickle.dumps({b"batch_label": path.name.encode(), b"labels": labels, b"data": data}, protocol=2))
 
 
+def config(root: str | Path, rounds: int = 15) -> gossip.RunConfig:
+    """4 nodes on a ring train :class:`SmallCNN` on the CIFAR-10-format files in ``root``."""
+    return gossip.configure(
+        gossip.RunConfig(),
+        {
+            "run.nodes": 4,
+            "topology.spec": "ring",
+            "training.rounds": rounds,
+            "training.eval_every": 5,
+            "data.dataset": "cifar10",
+            "data.root": str(root),
+            "model.name": "own_cnn:SmallCNN",
+            "model.options": "width=8",
+            "metrics.enabled": False,
+        },
+    )
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         write_cifar10(Path(tmp) / "cifar10")
-        cfg = load_config(
-            env={},
-            overrides={
-                "run.nodes": 4,
-                "topology.spec": "ring",
-                "training.rounds": 15,
-                "training.eval_every": 5,
-                "data.dataset": "cifar10",
-                "data.root": str(Path(tmp) / "cifar10"),
-                "model.name": "own_cnn:SmallCNN",
-                "model.options": "width=8",
-                "metrics.enabled": False,
-            },
-        )
-        result = launch(cfg, run_dir=Path(tmp) / "run", progress=False, out=io.StringIO())
-        if result.exit_code != 0:
-            print(f"the run failed (exit {result.exit_code})")
+        result = gossip.experiment(config(Path(tmp) / "cifar10"), run_dir=Path(tmp) / "run", progress=False)
+        if not result.ok:
+            print(result.log)
             return 1
-        print(f"final accuracy {result.summary['accuracy_mean']:.3f} over 4 nodes (chance 0.100)")
+        print(f"final accuracy {result.accuracy_mean:.3f} over 4 nodes (chance 0.100)")
     return 0
 
 

@@ -1,6 +1,7 @@
 """A user's own dataset and partition for gossip, as plug-ins: samples read lazily from memory-mapped files.
 
-    python examples/own_dataset.py data/own               # writes the files (the digits, as .npy arrays)
+    python examples/own_dataset.py                        # writes the files, runs 4 node processes, prints accuracy
+    python examples/own_dataset.py --write data/own       # only writes the files (the digits, as .npy arrays)
     PYTHONPATH=examples gossip launch --set data.dataset=own_dataset:load --set data.root=data/own \\
         --set data.partition=own_dataset:blocks --set data.partition_options=overlap=10 ...
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+import gossip
 from gossip.data import TorchData
 
 
@@ -71,5 +74,36 @@ def write(root: str | Path) -> None:
         np.save(folder / f"{name}.npy", array)
 
 
+def config(root: str | Path, rounds: int = 20, overlap: int = 10) -> gossip.RunConfig:
+    """4 nodes on a ring, each on its own block of the files in ``root`` (plus ``overlap`` samples of the next)."""
+    return gossip.configure(
+        gossip.RunConfig(),
+        {
+            "run.nodes": 4,
+            "topology.spec": "ring",
+            "training.rounds": rounds,
+            "data.dataset": "own_dataset:load",
+            "data.root": str(root),
+            "data.partition": "own_dataset:blocks",
+            "data.partition_options": f"overlap={overlap}",
+            "metrics.enabled": False,
+        },
+    )
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--write"]:
+        write(argv[1] if len(argv) > 1 else "data/own")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        write(Path(tmp) / "own")
+        result = gossip.experiment(config(Path(tmp) / "own"), run_dir=Path(tmp) / "run", progress=False)
+        if not result.ok:
+            print(result.log)
+            return 1
+        print(f"final accuracy {result.accuracy_mean:.3f} over 4 nodes, each on its own block (chance 0.100)")
+    return 0
+
+
 if __name__ == "__main__":
-    write(sys.argv[1] if len(sys.argv) > 1 else "data/own")
+    sys.exit(main(sys.argv[1:]))

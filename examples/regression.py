@@ -1,6 +1,7 @@
 """A regression task for gossip: its own data loader, model, loss and metric, as plug-ins.
 
-    python examples/regression.py         # 4 simulated nodes learn y = sin(x) from noisy samples
+    python examples/regression.py              # 4 node processes learn y = sin(x) from noisy samples
+    python examples/regression.py --simulate   # the same run, every node in one process
 
 The nodes fit y = sin(x) + noise on x in [-3, 3]. Every piece is a plug-in named in the config:
 
@@ -9,8 +10,11 @@ The nodes fit y = sin(x) + noise on x in [-3, 3]. Every piece is a plug-in named
   ``loss(outputs, targets) -> 0-d tensor`` (``"torch.nn:MSELoss"`` works the same way);
 - ``[training] metric = "regression:WithinTolerance"``: called with ``metric_options``, returns a callable whose
   value on a batch is a per-sample mean; its ``name`` and ``higher_is_better`` go into summaries and plots;
-- :func:`load` has the loader contract ``load(root, seed, **options) -> gossip.data.Dataset`` with float
-  targets. This script hands the dataset to :func:`gossip.run.simulate.simulate`.
+- ``[data] dataset = "regression:load"``: the loader contract ``load(root, seed, **options) -> gossip.data.Dataset``,
+  here with float targets (only the iid split applies to them).
+
+The same run from the command line: ``PYTHONPATH=examples gossip launch --config regression.toml``, with the
+keys of :func:`config` in the file.
 
 The module must import on the Python path of every process that uses it (``python examples/...`` puts this
 directory there).
@@ -19,15 +23,16 @@ directory there).
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from gossip.config import RunConfig, load_config
+import gossip
 from gossip.data import Dataset
-from gossip.run.simulate import simulate
 
 
 def load(root: str, seed: int, samples: int = 800, noise: float = 0.1) -> Dataset:
@@ -71,17 +76,19 @@ class WithinTolerance:
         return ((outputs - targets).abs() <= self.tol).float().mean()
 
 
-def config(rounds: int = 60) -> RunConfig:
+def config(rounds: int = 60) -> gossip.RunConfig:
     """The run: 4 nodes on a ring, iid split (the only split float targets have), each piece above as a plug-in."""
-    return load_config(
-        env={},
-        overrides={
+    return gossip.configure(
+        gossip.RunConfig(),
+        {
             "run.nodes": 4,
             "topology.spec": "ring",
             "training.rounds": rounds,
             "training.local_steps": 5,
             "training.lr": 0.05,
             "training.eval_every": 10,
+            "data.dataset": "regression:load",
+            "metrics.enabled": False,
             "model.name": "regression:SineNet",
             "training.loss": "regression:huber",
             "training.loss_options": "delta=0.5",
@@ -92,10 +99,17 @@ def config(rounds: int = 60) -> RunConfig:
 
 
 def main() -> int:
-    result = simulate(config(), dataset=load("", seed=0))
-    print("round  within-tolerance (mean over 4 nodes)")
-    for t, value in result.curve:
-        print(f"{t:5d}  {value:.3f}")
+    simulated = "--simulate" in sys.argv[1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        result = gossip.experiment(config(), run_dir=Path(tmp) / "run", simulate=simulated, progress=False)
+        if not result.ok:
+            print(result.log)
+            return 1
+        within = result.records.array("accuracy")  # the metric's values: (nodes, rounds), NaN between evaluations
+    print(f"round  {result.summary.metric.name} (mean over 4 nodes)")
+    for t in range(within.shape[1]):
+        if not np.isnan(within[:, t]).all():
+            print(f"{t + 1:5d}  {np.nanmean(within[:, t]):.3f}")
     return 0
 
 

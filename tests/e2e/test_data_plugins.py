@@ -32,7 +32,7 @@ def own_run(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[st
     """The example's files written by the example, then a 4-node launch of its loader and its block split (overlap 10),
     every process recording what it read into ``trace/``. Returns the launch, the run directory and the trace."""
     data, trace, run_dir = tmp_path / "own", tmp_path / "trace", tmp_path / "run"
-    subprocess.run([sys.executable, str(EXAMPLES / "own_dataset.py"), str(data)], check=True, timeout=120)
+    subprocess.run([sys.executable, str(EXAMPLES / "own_dataset.py"), "--write", str(data)], check=True, timeout=120)
     trace.mkdir()
     proc = run_gossip(
         "launch", *SMALL, "--set", "data.dataset=own_dataset:load", "--set", f"data.root={data}",
@@ -88,7 +88,7 @@ def test_gossip_simulate_reads_a_lazy_dataset_whole_and_trains(tmp_path: Path) -
     """``gossip simulate`` holds every node in one process: it reads the example's whole dataset through the loader and
     trains the same problem (measured mean accuracy 0.84 after 20 rounds, as the launch)."""
     data, run_dir = tmp_path / "own", tmp_path / "sim"
-    subprocess.run([sys.executable, str(EXAMPLES / "own_dataset.py"), str(data)], check=True, timeout=120)
+    subprocess.run([sys.executable, str(EXAMPLES / "own_dataset.py"), "--write", str(data)], check=True, timeout=120)
     proc = run_gossip(
         "simulate", "--nodes", "4", "--topology", "ring", "--rounds", "20", "--set", "data.dataset=own_dataset:load",
         "--set", f"data.root={data}", "--set", "data.partition=own_dataset:blocks", "--run-dir", str(run_dir),

@@ -1,15 +1,12 @@
-"""Model, loss and metric plug-ins through the real paths: a user's CNN trains on real node processes, lands on the
-curve ``gossip simulate`` gives, a regression task runs with its own model, loss and metric, and each mistake in a
-plug-in is one line ``gossip: error: ...``, exit 2, nothing written."""
+"""Model, loss and metric plug-ins through the real paths: a regression task runs with its own model, loss and metric,
+summaries and reports name a plug-in metric, and each mistake in a plug-in is one line ``gossip: error: ...``, exit 2,
+nothing written. (The examples' runs under launch, the API and simulate: tests/e2e/test_examples.py.)"""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
@@ -17,9 +14,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from gossip.config import load_config
 from gossip.results.rundir import records_by_node
-from gossip.run.launch import launch
 from gossip.run.simulate import simulate
 from tests.conftest import run_gossip
 
@@ -48,38 +43,6 @@ def examples(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:
 def _curves(run_dir: Path) -> np.ndarray:
     """Each node's evaluated metric by evaluation round: ``(nodes, evaluations)``."""
     return np.array([[r["accuracy"] for r in records if r["accuracy"] is not None] for _node, records in records_by_node(run_dir)])
-
-
-def test_the_own_cnn_example_trains_above_chance_on_real_processes() -> None:
-    """``python examples/own_cnn.py`` writes CIFAR-10 files, launches 4 node processes training the user's CNN for 15
-    rounds and prints their mean accuracy: above chance (0.10) by a margin (measured 0.52; asserted > 0.30)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / "own_cnn.py")], capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL
-    )
-    assert proc.returncode == 0, proc.stderr
-    found = re.search(r"final accuracy ([0-9.]+) over 4 nodes", proc.stdout)
-    assert found, proc.stdout
-    assert float(found.group(1)) > 0.30, proc.stdout
-
-
-def test_a_plug_in_model_lands_on_the_same_curve_under_launch_and_simulate(tmp_path: Path, examples: dict[str, ModuleType]) -> None:
-    """The example's CNN (no BatchNorm) on a 4-node ring: per node and per evaluation, ``gossip simulate``'s accuracy is
-    within 2 points of the real processes' (they may differ by float rounding in the mix; measured: equal), and the run
-    learned (final mean measured 0.30 after 10 rounds; asserted > 0.20, chance 0.10)."""
-    examples["own_cnn"].write_cifar10(tmp_path / "cifar10")
-    overrides = {
-        "run.nodes": 4, "topology.spec": "ring", "training.rounds": 10, "training.eval_every": 5, "data.dataset": "cifar10",
-        "data.root": str(tmp_path / "cifar10"), "model.name": "own_cnn:SmallCNN", "model.options": "width=8", "metrics.enabled": False,
-    }  # fmt: skip
-    cfg = load_config(env={}, overrides=overrides)
-    real = launch(cfg, run_dir=tmp_path / "real", progress=False, out=io.StringIO())
-    assert real.exit_code == 0
-    simulate(cfg, run_dir=tmp_path / "sim")
-    a, b = _curves(tmp_path / "real"), _curves(tmp_path / "sim")
-    assert a.shape == b.shape == (4, 2)
-    assert a[:, -1].mean() > 0.20, a
-    assert np.abs(a - b).max() <= 0.02, (a, b)
 
 
 def test_the_regression_example_learns_with_its_own_model_loss_and_metric(examples: dict[str, ModuleType]) -> None:

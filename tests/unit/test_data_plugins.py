@@ -44,6 +44,17 @@ def labelled(root, seed):
     return TorchData(Counted(20, "train"), Counted(6, "test"), num_outputs=2, labels=[i % 2 for i in range(20)])
 
 
+class Regression(Counted):
+    def __getitem__(self, i):
+        x, _ = super().__getitem__(i)
+        return x, np.array([0.5 * i, -float(i)], dtype=np.float64)
+
+
+def lazy_regression(root, seed, mixed=False):
+    test = Counted(6, "test") if mixed else Regression(6, "test")
+    return TorchData(Regression(20, "train"), test, num_outputs=2)
+
+
 def halves(num_samples, labels, nodes, seed, shift=0):
     return [list(range(shift + i, num_samples, nodes)) for i in range(nodes)]
 """
@@ -149,3 +160,17 @@ def test_a_malformed_import_path_for_a_dataset_is_refused_by_the_config() -> Non
     """``[data] dataset = "my data:load"`` is neither a name nor an import path: the config says how to write it."""
     with pytest.raises(ConfigError, match=r"\[data\] dataset = 'my data:load' is not an import path"):
         config(dataset="my data:load")
+
+
+def test_a_lazy_dataset_may_hold_float_regression_targets(lab: Path) -> None:
+    """``y`` a float array per sample: a node's part is float32 targets of that shape (regression), read as given."""
+    part = plan_node(config(dataset="datalab:lazy_regression"), 0).dataset
+    assert part.is_regression and part.y_train.dtype == np.float32 and part.y_train.shape == (part.num_train, 2)
+    index = part.x_train[:, 0]  # sample i's features are all i
+    assert part.y_train[:, 0].tolist() == (0.5 * index).tolist() and part.y_train[:, 1].tolist() == (-index).tolist()
+
+
+def test_a_lazy_dataset_whose_targets_change_kind_between_samples_is_refused(lab: Path) -> None:
+    """Float targets in the training set and class indices in the test set: one DataError naming both."""
+    with pytest.raises(DataError, match=r"y_train and y_test differ \(float32 \(2,\) vs int64"):
+        dataset_of(config(dataset="datalab:lazy_regression", options=["mixed=true"]))
