@@ -17,6 +17,7 @@ from torch import nn
 
 from gossip.config import TrainingConfig
 from gossip.learn.batches import BatchOrder
+from gossip.learn.device import LossScale, local_autocast
 from gossip.learn.optim import FlatOptimizer, UpdateRule, flat_prefix
 
 __all__ = ["Evaluation", "LocalTrainer", "StepResult", "make_optimizer", "update_rule"]
@@ -68,14 +69,20 @@ class LocalTrainer:
         cfg: TrainingConfig,
         batch_size: int,
         seed: int,
+        device: torch.device | None = None,
     ) -> None:
         self.model = model
-        self.x = torch.from_numpy(np.ascontiguousarray(x))
-        self.y = torch.from_numpy(np.ascontiguousarray(y))
-        self.x_test = torch.from_numpy(np.ascontiguousarray(x_test))
-        self.y_test = torch.from_numpy(np.ascontiguousarray(y_test))
+        # on a GPU the shard and test set live there (the launcher's GPU check counted them); on the CPU: no copy
+        device = device or torch.device("cpu")
+        self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        self.y = torch.from_numpy(np.ascontiguousarray(y)).to(device)
+        self.x_test = torch.from_numpy(np.ascontiguousarray(x_test)).to(device)
+        self.y_test = torch.from_numpy(np.ascontiguousarray(y_test)).to(device)
         self.batches = BatchOrder(len(self.x), batch_size, seed)
-        self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, cfg)
+        self.precision = cfg.precision  # autocast of the forward pass; fp16 with loss scaling
+        self.loss_scale = LossScale(cfg.precision == "fp16")
         self.loss_fn = nn.CrossEntropyLoss()
 
     @property
@@ -100,9 +107,9 @@ class LocalTrainer:
             t0 = time.perf_counter()
             xb, yb = self._next_batch()
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(xb), yb)
-            loss.backward()
-            self.optimizer.step()
+            with local_autocast(self.precision, self.x.device):
+                loss = self.loss_fn(self.model(xb), yb)
+            self.loss_scale.backward_and_step(loss, self.optimizer, self.params)
             losses.append(float(loss.detach()))
             times.append(time.perf_counter() - t0)
         return StepResult(sum(losses) / len(losses), time.perf_counter() - start, tuple(times))

@@ -309,6 +309,7 @@ def _node_rows(data: RunData) -> list[dict[str, Any]]:
                 "mb_sent": sum(r.get("bytes_sent") or 0 for r in recs) / 1e6,
                 "mb_received": sum(r.get("bytes_received") or 0 for r in recs) / 1e6,
                 "rejected": sum(rejected.values()) if rejected is not None else (recs[-1].get("rejected") if recs else None),
+                "device": _device(known),
             }
         )
     return rows
@@ -319,6 +320,13 @@ def _rejected(known: NodeOutcome | NodeSummary | None) -> Mapping[str, int] | No
     if isinstance(known, NodeSummary):
         return known.process.rejected if known.process else None
     return known.rejected if known else None
+
+
+def _device(known: NodeOutcome | NodeSummary | None) -> str:
+    """Where a node trained, when a summary says ("-" otherwise: a simulated node, or one that left none)."""
+    if isinstance(known, NodeSummary):
+        return known.process.device if known.process else "-"
+    return (known.device if known else None) or "-"
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -356,12 +364,12 @@ def markdown(data: RunData, rows: Sequence[Mapping[str, Any]], figures: Sequence
     lines += [
         "## Nodes",
         "",
-        "| node | role | status | rounds | accuracy | test loss | consensus distance | MB sent | MB received | rejected |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| node | role | status | device | rounds | accuracy | test loss | consensus distance | MB sent | MB received | rejected |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['node']} | {r['role']} | {r['status']} | {r['rounds']} | {_fmt(r['accuracy'], '.4f')} | {_fmt(r['test_loss'], '.4f')} "
+            f"| {r['node']} | {r['role']} | {r['status']} | {r['device']} | {r['rounds']} | {_fmt(r['accuracy'], '.4f')} | {_fmt(r['test_loss'], '.4f')} "
             f"| {_fmt(r['consensus_distance'], '.3g')} | {r['mb_sent']:.2f} | {r['mb_received']:.2f} | {_fmt(r['rejected'], 'd')} |"
         )
     lines += ["", "## Figures", ""]
