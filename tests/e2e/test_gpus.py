@@ -54,10 +54,42 @@ def test_a_node_asking_for_a_missing_gpu_is_refused_in_one_line(tmp_path: Path) 
 
 
 def test_auto_runs_on_the_cpu_and_the_run_says_so(tmp_path: Path) -> None:
-    """device = auto without a GPU: the run finishes, its config says cpu, and every node's summary says cpu."""
+    """device = auto without a GPU: the run finishes, its config says cpu, every node's summary says cpu (and fp32,
+    not deterministic: the defaults), summary.json and the report too."""
     run_dir = tmp_path / "run"
     r = run_gossip(*LAUNCH, "--set", "training.device=auto", "--run-dir", str(run_dir), timeout=300)
     assert r.returncode == 0, r.stderr
     assert 'device = "cpu"' in (run_dir / "config.toml").read_text()
     for i in range(3):
-        assert json.loads((run_dir / "nodes" / f"node-{i}.json").read_text())["device"] == "cpu"
+        node = json.loads((run_dir / "nodes" / f"node-{i}.json").read_text())
+        assert (node["device"], node["precision"], node["deterministic"]) == ("cpu", "fp32", False)
+    assert [n["device"] for n in json.loads((run_dir / "summary.json").read_text())["per_node"]] == ["cpu"] * 3
+
+
+@pytest.mark.slow
+def test_bf16_deterministic_runs_are_recorded_and_repeat_bit_for_bit(tmp_path: Path) -> None:
+    """precision = bf16 and deterministic = true through real node processes: each node says it ran with
+    both (deterministic read back from torch), learns, and a second run of the same seed ends on the same models."""
+    hashes = []
+    for k in range(2):
+        run_dir = tmp_path / f"run{k}"
+        flags = (
+            "--set",
+            "training.precision=bf16",
+            "--set",
+            "training.deterministic=true",
+            "--dataset",
+            "digits",
+            "--local-steps",
+            "5",
+            "-r",
+            "4",
+        )
+        r = run_gossip(*LAUNCH[:-4], *flags, "--no-progress", "--no-report", "--run-dir", str(run_dir), timeout=300)
+        assert r.returncode == 0, r.stderr
+        nodes = [json.loads((run_dir / "nodes" / f"node-{i}.json").read_text()) for i in range(3)]
+        assert all(n["precision"] == "bf16" and n["deterministic"] is True and n["device"] == "cpu" for n in nodes)
+        assert all("gpu_memory_peak_bytes" not in n for n in nodes)
+        assert all(n["accuracy"] > 0.3 for n in nodes)  # 10 classes: well above chance after 20 steps
+        hashes.append([n["model_hash"] for n in nodes])
+    assert hashes[0] == hashes[1]
