@@ -72,8 +72,11 @@ def gpu_bytes_per_node(params: int, max_degree: int, shard_bytes: int) -> int:
     return CUDA_CONTEXT_BYTES + 4 * params * (MODEL_COPIES + max_degree) + shard_bytes
 
 
-def place_run(cfg: RunConfig, topology: Topology, inventory: Callable[[], Sequence[Gpu]] = gpu_inventory) -> RunConfig:
-    """:func:`check_devices` for a launch of ``topology``: each node's GPU share from the config's numbers."""
+def place_run(cfg: RunConfig, topology: Topology, inventory: Callable[[], Sequence[Gpu]] | None = None) -> RunConfig:
+    """:func:`check_devices` for a launch of ``topology``: each node's GPU share from the config's numbers.
+
+    ``inventory``: :func:`gpu_inventory` unless given (looked up when called, so a test can replace it).
+    """
     if cfg.training.device == "cpu":
         return cfg
     from gossip.data.datasets import dataset_shape_of
@@ -83,7 +86,7 @@ def place_run(cfg: RunConfig, topology: Topology, inventory: Callable[[], Sequen
     params = parameter_count_of(cfg, shape, classes)
     shard = dataset_bytes(shape, math.ceil(train / topology.n) + test)  # its training shard and the whole test set
     per_node = gpu_bytes_per_node(params, max(topology.degrees(), default=0), shard)
-    return check_devices(cfg, topology.n, per_node, inventory)
+    return check_devices(cfg, topology.n, per_node, inventory or gpu_inventory)
 
 
 def check_devices(
