@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol, TypeVar
 
@@ -131,11 +132,13 @@ class ReceiveBuffers:
         self.active = always or device.type != "cpu"
         self._buffers: dict[object, torch.Tensor] = {}
         self.allocations = 0  # buffers ever allocated: one per neighbour in a steady run
+        self.seconds = 0.0  # the last round's copies (0 when inactive): the round record's h2d_s
 
     def to_device(self, received: Mapping[K, torch.Tensor]) -> Mapping[K, torch.Tensor]:
         """``received`` with each model copied host-to-device into its sender's buffer (as it is when inactive)."""
         if not self.active:
             return received
+        start = time.perf_counter()
         out: dict[K, torch.Tensor] = {}
         for sender, model in received.items():
             buffer = self._buffers.get(sender)
@@ -143,7 +146,8 @@ class ReceiveBuffers:
                 buffer = torch.empty(model.shape, dtype=torch.float32, device=self.device)
                 self._buffers[sender] = buffer
                 self.allocations += 1
-            out[sender] = buffer.copy_(model)
+            out[sender] = buffer.copy_(model)  # from pageable memory: done when copy_ returns
+        self.seconds = time.perf_counter() - start
         return out
 
 
