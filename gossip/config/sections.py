@@ -212,33 +212,21 @@ class TrainingConfig:
     # ... and at least this many seconds apart: a run of millisecond rounds would otherwise spend a tenth
     # of its time in fsync. 0 = every checkpoint_every.
     checkpoint_interval_s: float = real(5.0, 0, DAY_S)
-    # where the model trains and mixes (docs/operate/gpus.md): cpu | cuda (GPU 0, or the one `gpus` places the
-    # node on) | cuda:N | auto (cuda when this machine has one, else cpu). A launch asking for cuda on a machine
-    # without a CUDA GPU is refused before anything starts.
+    # where the model trains and mixes (docs/operate/gpus.md): cpu | cuda | cuda:N | auto (cuda when this machine
+    # has one, else cpu). A launch asking for a GPU this machine lacks is refused before anything starts.
     device: str = "cpu"
-    # the GPU indices nodes are placed on: node i runs on cuda:gpus[i mod len(gpus)] (gossip launch --gpus);
-    # empty = every node on `device` as given. Per-node placement: not part of the run id.
-    gpus: tuple[int, ...] = integers(0, 1023, 1024)
-    # autocast of the local steps' forward pass: fp32 (none), bf16, fp16 (with loss scaling); the model,
-    # its gradients and the wire stay float32
-    precision: PrecisionKind = "fp32"
-    # torch.use_deterministic_algorithms(True) (and CUBLAS_WORKSPACE_CONFIG on CUDA): an operation without a
-    # deterministic kernel then fails instead of varying. CPU runs are bit-reproducible without it.
-    deterministic: bool = False
+    gpus: tuple[int, ...] = integers(0, 1023, 1024)  # node i runs on cuda:gpus[i mod len(gpus)] (launch --gpus); not in the run id
+    precision: PrecisionKind = "fp32"  # autocast of the local steps (fp16 loss-scaled); parameters and the wire stay float32
+    deterministic: bool = False  # torch.use_deterministic_algorithms (+ CUBLAS_WORKSPACE_CONFIG on CUDA); CPU runs repeat without it
 
     def __post_init__(self) -> None:
         check_fields(self, "training")
         check_choice("training", "mode", self.mode, ModeKind)
         check_choice("training", "optimizer", self.optimizer, OptimizerKind)
         check_choice("training", "precision", self.precision, PrecisionKind)
-        check(
-            re.fullmatch(r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?", self.device) is not None,
-            f"[training] device = {show(self.device)} is not one of 'cpu', 'cuda', 'cuda:N', 'auto'",
-        )
-        check(
-            not self.gpus or self.device in ("cuda", "auto"),
-            f"[training] gpus places nodes on GPUs; it needs device = 'cuda' or 'auto', not {self.device!r}",
-        )
+        device_ok = re.fullmatch(r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?", self.device) is not None
+        check(device_ok, f"[training] device = {show(self.device)} is not one of 'cpu', 'cuda', 'cuda:N', 'auto'")
+        check(not self.gpus or self.device in ("cuda", "auto"), f"[training] gpus needs device = 'cuda' or 'auto', not {self.device!r}")
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,11 @@ class NodeSummary:
             raise RunDirError(f"{path}: not a node summary gossip wrote ({type(exc).__name__}: {exc})") from None
 
     @property
+    def device(self) -> str | None:
+        """Where the node trained; None for a simulated node (no process of its own)."""
+        return self.process.device if self.process else None
+
+    @property
     def rounds_reached(self) -> int:
         """The round the node got to: the rounds it ran plus those it skipped."""
         return self.rounds_completed + (self.process.rounds_skipped if self.process else 0)

@@ -295,8 +295,7 @@ def _node_rows(data: RunData) -> list[dict[str, Any]]:
     rows = []
     for i in data.nodes:
         recs = data.records[i]
-        known = by_node.get(i)
-        rejected = _rejected(known)
+        rejected = _rejected(known := by_node.get(i))
         rows.append(
             {
                 "node": i,
@@ -309,7 +308,7 @@ def _node_rows(data: RunData) -> list[dict[str, Any]]:
                 "mb_sent": sum(r.get("bytes_sent") or 0 for r in recs) / 1e6,
                 "mb_received": sum(r.get("bytes_received") or 0 for r in recs) / 1e6,
                 "rejected": sum(rejected.values()) if rejected is not None else (recs[-1].get("rejected") if recs else None),
-                "device": _device(known),
+                "device": (known.device if known else None) or "-",  # a simulated node has none
             }
         )
     return rows
@@ -320,13 +319,6 @@ def _rejected(known: NodeOutcome | NodeSummary | None) -> Mapping[str, int] | No
     if isinstance(known, NodeSummary):
         return known.process.rejected if known.process else None
     return known.rejected if known else None
-
-
-def _device(known: NodeOutcome | NodeSummary | None) -> str:
-    """Where a node trained, when a summary says ("-" otherwise: a simulated node, or one that left none)."""
-    if isinstance(known, NodeSummary):
-        return known.process.device if known.process else "-"
-    return (known.device if known else None) or "-"
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -93,3 +93,12 @@ def test_bf16_deterministic_runs_are_recorded_and_repeat_bit_for_bit(tmp_path: P
         assert all(n["accuracy"] > 0.3 for n in nodes)  # 10 classes: well above chance after 20 steps
         hashes.append([n["model_hash"] for n in nodes])
     assert hashes[0] == hashes[1]
+
+
+def test_simulate_refuses_what_it_would_not_reproduce(tmp_path: Path) -> None:
+    """gossip simulate trains float32 on the CPU: a bf16 config would give other models than launch's, so it is refused."""
+    r = run_gossip("simulate", "-n", "3", "-r", "2", "--set", "training.precision=bf16", "--run-dir", str(tmp_path / "sim"), timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "gossip: error: simulate trains float32 on the CPU; training.precision and a cuda device are for gossip launch"
+    ]
