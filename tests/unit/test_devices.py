@@ -97,7 +97,7 @@ def test_device_keys_are_checked_on_load() -> None:
     """A device name that is none of cpu, cuda, cuda:N, auto, and a GPU list on the CPU, are refused on load."""
     with pytest.raises(ConfigError, match="is not one of 'cpu', 'cuda', 'cuda:N', 'auto'"):
         RunConfig().replace(training={"device": "gpu0"})
-    with pytest.raises(ConfigError, match="gpus places nodes on GPUs; it needs device = 'cuda' or 'auto'"):
+    with pytest.raises(ConfigError, match="gpus needs device = 'cuda' or 'auto', not 'cpu'"):
         RunConfig().replace(training={"gpus": [0]})
     with pytest.raises(ConfigError, match="precision"):
         RunConfig().replace(training={"precision": "fp8"})
