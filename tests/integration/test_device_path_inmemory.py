@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 import torch
+from prometheus_client import generate_latest
 
 from gossip.config import RunConfig, load_config
 from gossip.data import load_dataset, partition
@@ -69,6 +70,7 @@ def test_the_gpu_data_path_gives_the_cpu_paths_models_bit_for_bit() -> None:
     gpu = _run(gpu_path=True)
     for a, b in zip(cpu, gpu, strict=True):
         assert a.snapshots.allocations == 0 and not a.mixer.uploads.active  # the CPU path: clones, models mixed in place
+        assert "gossip_gpu_memory_bytes" not in generate_latest(a.metrics.registry).decode()  # a CPU node has no GPU series
         assert torch.equal(a.flat.vector, b.flat.vector)
         assert b.mixer.uploads.allocations == 2
         assert 1 <= b.snapshots.allocations <= b.snapshots.capacity

@@ -119,3 +119,19 @@ def test_fp16_loss_scaling_skips_a_step_whose_gradients_overflow() -> None:
     p.grad = None
     scale.backward_and_step((p * 2).sum(), opt, [p])
     assert torch.equal(p.detach(), torch.full((3,), -1.0))
+
+
+def test_gpu_memory_is_exported_only_by_a_node_on_a_gpu() -> None:
+    """A CPU node's registry has no gossip_gpu_memory_bytes series (absent, not a fake 0); a GPU node's has both kinds."""
+    from prometheus_client import generate_latest
+
+    from gossip.ops.metrics import NodeMetrics
+
+    cpu = NodeMetrics(0, [1])
+    assert "gossip_gpu_memory_bytes" not in generate_latest(cpu.registry).decode()
+    gpu = NodeMetrics(1, [0])
+    gpu.on_gpu("cuda:1")
+    gpu.gpu_memory(5 << 20, 7 << 20)
+    text = generate_latest(gpu.registry).decode()
+    assert 'gossip_gpu_memory_bytes{device="cuda:1",kind="in_use",node="1"} 5.24288e+06' in text
+    assert 'gossip_gpu_memory_bytes{device="cuda:1",kind="peak",node="1"} 7.340032e+06' in text
