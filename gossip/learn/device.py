@@ -35,6 +35,7 @@ __all__ = [
     "local_autocast",
     "place",
     "resolve_device",
+    "shard_device",
 ]
 
 K = TypeVar("K")
@@ -84,6 +85,15 @@ def resolve_device(node_id: int, device: str, gpus: Sequence[int], *, cuda_count
 
 def _cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def shard_device(device: torch.device, nbytes: int, *, free_bytes: Callable[[], int] | None = None) -> torch.device:
+    """Where a node keeps its training shard: on its GPU when it takes at most half the memory free there, else on
+    the host (each batch then goes over on its own). The CPU keeps it where it is."""
+    if device.type == "cpu":
+        return device
+    free = free_bytes() if free_bytes is not None else int(torch.cuda.mem_get_info(device)[0])
+    return device if nbytes <= free // 2 else torch.device("cpu")
 
 
 def apply_determinism(enabled: bool, device: torch.device) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from gossip.config import TrainingConfig
 from gossip.learn.batches import BatchOrder
-from gossip.learn.device import LossScale, local_autocast
+from gossip.learn.device import LossScale, local_autocast, shard_device
 from gossip.learn.optim import FlatOptimizer, UpdateRule, flat_prefix
 
 __all__ = ["Evaluation", "LocalTrainer", "StepResult", "make_optimizer", "update_rule"]
@@ -72,10 +72,13 @@ class LocalTrainer:
         device: torch.device | None = None,
     ) -> None:
         self.model = model
-        # on a GPU the shard and test set live there (the launcher's GPU check counted them); on the CPU: no copy
-        device = device or torch.device("cpu")
-        self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-        self.y = torch.from_numpy(np.ascontiguousarray(y)).to(device)
+        # on a GPU the test set lives there, and the shard when it fits (else each batch goes over); on the CPU: no copy
+        self.device = device = device or torch.device("cpu")
+        store = shard_device(device, x.nbytes + y.nbytes)
+        self.x = torch.from_numpy(np.ascontiguousarray(x)).to(store)
+        self.y = torch.from_numpy(np.ascontiguousarray(y)).to(store)
+        if store != device:  # page-locked, so a batch's copy to the GPU is one DMA
+            self.x, self.y = self.x.pin_memory(), self.y.pin_memory()
         self.x_test = torch.from_numpy(np.ascontiguousarray(x_test)).to(device)
         self.y_test = torch.from_numpy(np.ascontiguousarray(y_test)).to(device)
         self.batches = BatchOrder(len(self.x), batch_size, seed)
@@ -92,7 +95,7 @@ class LocalTrainer:
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.batches.next()
-        return self.x[idx], self.y[idx]
+        return self.x[idx].to(self.device), self.y[idx].to(self.device)  # on the CPU, or a shard on the GPU: no copy
 
     def steps(self, count: int) -> StepResult:
         """Take ``count`` minibatch steps; returns their mean loss and timings."""
@@ -107,7 +110,7 @@ class LocalTrainer:
             t0 = time.perf_counter()
             xb, yb = self._next_batch()
             self.optimizer.zero_grad(set_to_none=True)
-            with local_autocast(self.precision, self.x.device):
+            with local_autocast(self.precision, self.device):
                 loss = self.loss_fn(self.model(xb), yb)
             self.loss_scale.backward_and_step(loss, self.optimizer, self.params)
             losses.append(float(loss.detach()))

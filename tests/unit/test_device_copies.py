@@ -135,3 +135,18 @@ def test_gpu_memory_is_exported_only_by_a_node_on_a_gpu() -> None:
     text = generate_latest(gpu.registry).decode()
     assert 'gossip_gpu_memory_bytes{device="cuda:1",kind="in_use",node="1"} 5.24288e+06' in text
     assert 'gossip_gpu_memory_bytes{device="cuda:1",kind="peak",node="1"} 7.340032e+06' in text
+
+
+def test_the_shard_goes_to_the_gpu_only_when_it_fits() -> None:
+    """At most half the GPU's free memory: on the GPU; more: kept on the host (batches go over one by one); the CPU
+    never asks CUDA anything."""
+    from gossip.learn.device import shard_device
+
+    gpu = torch.device("cuda", 0)
+    assert shard_device(gpu, 4 << 30, free_bytes=lambda: 8 << 30) == gpu
+    assert shard_device(gpu, (4 << 30) + 1, free_bytes=lambda: 8 << 30) == CPU
+
+    def never() -> int:
+        raise AssertionError("asked CUDA")
+
+    assert shard_device(CPU, 1 << 40, free_bytes=never) == CPU
