@@ -77,7 +77,8 @@ class LocalTrainer:
         store = shard_device(device, x.nbytes + y.nbytes)
         self.x = torch.from_numpy(np.ascontiguousarray(x)).to(store)
         self.y = torch.from_numpy(np.ascontiguousarray(y)).to(store)
-        if store != device:  # page-locked, so a batch's copy to the GPU is one DMA
+        self._shard_on_host = store != device
+        if self._shard_on_host:  # page-locked, so a batch's copy to the GPU is one DMA
             self.x, self.y = self.x.pin_memory(), self.y.pin_memory()
         self.x_test = torch.from_numpy(np.ascontiguousarray(x_test)).to(device)
         self.y_test = torch.from_numpy(np.ascontiguousarray(y_test)).to(device)
@@ -95,7 +96,9 @@ class LocalTrainer:
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.batches.next()
-        return self.x[idx].to(self.device), self.y[idx].to(self.device)  # on the CPU, or a shard on the GPU: no copy
+        if self._shard_on_host:  # a GPU node whose shard did not fit there
+            return self.x[idx].to(self.device), self.y[idx].to(self.device)
+        return self.x[idx], self.y[idx]
 
     def steps(self, count: int) -> StepResult:
         """Take ``count`` minibatch steps; returns their mean loss and timings."""
@@ -110,9 +113,14 @@ class LocalTrainer:
             t0 = time.perf_counter()
             xb, yb = self._next_batch()
             self.optimizer.zero_grad(set_to_none=True)
-            with local_autocast(self.precision, self.device):
+            if self.precision == "fp32":  # the plain step, nothing around it (a few µs a step count on small models)
                 loss = self.loss_fn(self.model(xb), yb)
-            self.loss_scale.backward_and_step(loss, self.optimizer, self.params)
+                loss.backward()
+                self.optimizer.step()
+            else:
+                with local_autocast(self.precision, self.device):
+                    loss = self.loss_fn(self.model(xb), yb)
+                self.loss_scale.backward_and_step(loss, self.optimizer, self.params)
             losses.append(float(loss.detach()))
             times.append(time.perf_counter() - t0)
         return StepResult(sum(losses) / len(losses), time.perf_counter() - start, tuple(times))
