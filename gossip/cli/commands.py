@@ -52,7 +52,9 @@ _LAUNCH_FLAGS = {
 def cmd_launch(args: argparse.Namespace) -> int:
     if args.resume:
         given = [
-            f"--{k.replace('_', '-')}" for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port") if getattr(args, k, None) is not None
+            f"--{k.replace('_', '-')}"
+            for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port", "gpus")
+            if getattr(args, k, None) is not None
         ]
         given += ["--ipc"] if args.ipc else []
         if given or args.overrides:
@@ -73,6 +75,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
             if args.base_port is not None:
                 raise UsageError("--ipc and --base-port exclude each other: ipc sockets have no ports")
             overrides = {**overrides, "transport.address_template": "ipc://"}
+        if args.gpus is not None:
+            overrides = {**overrides, **_gpu_overrides(args.gpus)}
         cfg = load_config(args.config, overrides=overrides)
         result = _run_launcher(
             args,
@@ -92,6 +96,18 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
     return int(result.exit_code)
+
+
+def _gpu_overrides(gpus: str | tuple[int, ...]) -> dict[str, Any]:
+    """``--gpus``'s config keys; ``all`` asks this machine which GPUs it has (in a subprocess: gossip.run.gpus)."""
+    if gpus == "all":
+        from gossip.run.gpus import gpu_inventory
+
+        found = gpu_inventory()
+        if not found:
+            raise UsageError("--gpus all but this machine has no CUDA GPU (torch sees none); leave --gpus out to run on the CPU")
+        gpus = tuple(g.index for g in found)
+    return {"training.device": "cuda", "training.gpus": list(gpus)}
 
 
 def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any], plugin_modules: Sequence[str] = ()) -> Any:

@@ -47,6 +47,17 @@ def _int_in(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
+def _gpus(text: str) -> str | tuple[int, ...]:
+    """An argparse type for ``--gpus``: ``all``, or distinct GPU indices separated by commas."""
+    if text.strip().lower() == "all":
+        return "all"
+    parse = _int_in(0, 1023)
+    indices = tuple(parse(part.strip()) for part in text.split(","))
+    if len(set(indices)) != len(indices):
+        raise argparse.ArgumentTypeError(f"{text!r} names a GPU twice")
+    return indices
+
+
 def _text(text: str) -> str:
     """An argparse type for a string that ends up in a file: no control characters, no bytes that are not UTF-8."""
     try:
@@ -138,6 +149,13 @@ def _launch_parser(sub: Any) -> None:
         "one machine; TCP (the default) is what a real network does",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--gpus",
+        type=_gpus,
+        metavar="0,1,...|all",
+        help="run the nodes on these CUDA GPUs, node i on the (i mod k)-th (training.device = 'cuda', training.gpus); "
+        "refused on a machine without them",
+    )
     p.add_argument(
         "--prometheus", action="store_true", help="run a Prometheus server (the binary on PATH) scraping the nodes; prints its URL"
     )

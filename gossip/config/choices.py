@@ -24,6 +24,7 @@ __all__ = [
     "OutsideKind",
     "PartitionKind",
     "PeersKind",
+    "PrecisionKind",
     "RuleKind",
     "ScheduleKind",
     "SelfWeightKind",
@@ -40,6 +41,7 @@ OptimizerKind = Literal["sgd", "adam"]
 WireDtype = Literal["float32", "float16", "bfloat16", "int8"]
 PeersKind = Literal["all", "one-peer-exponential"]
 ModeKind = Literal["sync", "async"]
+PrecisionKind = Literal["fp32", "bf16", "fp16"]
 RuleKind = Literal["dsgd", "variance", "median", "trimmed-mean", "krum", "multi-krum", "clipped-gossip", "balance"]
 ScheduleKind = Literal["every", "periodic", "random", "window", "none"]
 OutsideKind = Literal["none", "random"]

@@ -28,6 +28,7 @@ from gossip.config.choices import (
     OutsideKind,
     PartitionKind,
     PeersKind,
+    PrecisionKind,
     RuleKind,
     ScheduleKind,
     SelfWeightKind,
@@ -260,6 +261,12 @@ class TrainingConfig:
     # whose value is a per-sample mean over a batch.
     metric: str = "accuracy"
     metric_options: tuple[str, ...] = ()  # a plug-in metric's keyword arguments, each "name=value" (value as TOML)
+    # where the model trains and mixes (docs/operate/gpus.md): cpu | cuda | cuda:N | auto (cuda when this machine
+    # has one, else cpu). A launch asking for a GPU this machine lacks is refused before anything starts.
+    device: str = "cpu"
+    gpus: tuple[int, ...] = integers(0, 1023, 1024)  # node i runs on cuda:gpus[i mod len(gpus)] (launch --gpus); not in the run id
+    precision: PrecisionKind = "fp32"  # autocast of the local steps (fp16 loss-scaled); parameters and the wire stay float32
+    deterministic: bool = False  # torch.use_deterministic_algorithms (+ CUBLAS_WORKSPACE_CONFIG on CUDA); CPU runs repeat without it
 
     def __post_init__(self) -> None:
         check_fields(self, "training")
@@ -267,6 +274,10 @@ class TrainingConfig:
         check_choice("training", "optimizer", self.optimizer, OptimizerKind)
         check_plugin(LOSS, self.loss, self.loss_options, LossKind)
         check_plugin(METRIC, self.metric, self.metric_options, MetricKind)
+        check_choice("training", "precision", self.precision, PrecisionKind)
+        device_ok = re.fullmatch(r"cpu|auto|cuda(:(0|[1-9][0-9]{0,3}))?", self.device) is not None
+        check(device_ok, f"[training] device = {show(self.device)} is not one of 'cpu', 'cuda', 'cuda:N', 'auto'")
+        check(not self.gpus or self.device in ("cuda", "auto"), f"[training] gpus needs device = 'cuda' or 'auto', not {self.device!r}")
 
 
 @dataclass(frozen=True)

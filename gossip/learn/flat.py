@@ -98,8 +98,8 @@ def _kind(module: nn.Module, attr: str, is_buffer: bool, tensor: torch.Tensor) -
     return "bias"
 
 
-def flatten_(module: nn.Module) -> FlatModel:
-    """Move every floating parameter and buffer of ``module`` into one float32 vector, in place.
+def flatten_(module: nn.Module, device: torch.device | None = None) -> FlatModel:
+    """Move every floating parameter and buffer of ``module`` into one float32 vector (on ``device``), in place.
 
     Call it before creating the optimiser. The order is ``named_parameters`` then
     ``named_buffers``, both in module registration order, which is deterministic for a given
@@ -122,7 +122,7 @@ def flatten_(module: nn.Module) -> FlatModel:
         specs.append(TensorSpec(name, tuple(tensor.shape), offset, n, _kind(mod, attr, is_buffer, tensor)))
         offset += n
 
-    vector = torch.empty(offset, dtype=torch.float32)
+    vector = torch.empty(offset, dtype=torch.float32, device=device)
     with torch.no_grad():
         for spec, (mod, attr, _name, is_buffer, tensor) in zip(specs, entries, strict=True):
             view = vector[spec.offset : spec.stop].view(spec.shape)
@@ -131,6 +131,11 @@ def flatten_(module: nn.Module) -> FlatModel:
                 mod._buffers[attr] = view
             else:
                 getattr(mod, attr).data = view
+    if vector.device.type != "cpu":  # the integer buffers (num_batches_tracked) follow the model to its device
+        for mod in module.modules():
+            for attr, b in mod.named_buffers(recurse=False):
+                if b is not None and not b.is_floating_point():
+                    mod._buffers[attr] = b.to(vector.device)
     layout = Layout(tuple(specs), offset, _fingerprint(specs))
     return FlatModel(module, vector, layout)
 
@@ -148,5 +153,5 @@ def _fingerprint(specs: Iterable[TensorSpec]) -> bytes:
 
 def model_hash(vector: torch.Tensor) -> str:
     """Hex blake2b-128 of the exact bytes of a parameter vector: equal hashes = bit-identical models."""
-    data = vector.detach().contiguous().numpy().tobytes()
+    data = vector.detach().cpu().contiguous().numpy().tobytes()
     return hashlib.blake2b(data, digest_size=16).hexdigest()

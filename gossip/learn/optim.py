@@ -144,8 +144,8 @@ class FlatOptimizer:
             if key in state and state[key].shape != self.vector.shape:
                 raise ValueError(f"optimiser state {key!r} has shape {tuple(state[key].shape)}, the vector {tuple(self.vector.shape)}")
         self._state = UpdateState(
-            state["buf"].to(self.vector.dtype).clone() if "buf" in state else None,
-            state["sq"].to(self.vector.dtype).clone() if "sq" in state else None,
+            state["buf"].to(self.vector.device, self.vector.dtype).clone() if "buf" in state else None,
+            state["sq"].to(self.vector.device, self.vector.dtype).clone() if "sq" in state else None,
             int(state.get("steps", torch.tensor(0))),
         )
 

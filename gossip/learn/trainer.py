@@ -17,6 +17,7 @@ from torch import nn
 
 from gossip.config import TrainingConfig
 from gossip.learn.batches import BatchOrder
+from gossip.learn.device import LossScale, local_autocast, shard_device
 from gossip.learn.objectives import build_loss, build_metric
 from gossip.learn.optim import FlatOptimizer, UpdateRule, flat_prefix
 
@@ -69,14 +70,24 @@ class LocalTrainer:
         cfg: TrainingConfig,
         batch_size: int,
         seed: int,
+        device: torch.device | None = None,
     ) -> None:
         self.model = model
-        self.x = torch.from_numpy(np.ascontiguousarray(x))
-        self.y = torch.from_numpy(np.ascontiguousarray(y))
-        self.x_test = torch.from_numpy(np.ascontiguousarray(x_test))
-        self.y_test = torch.from_numpy(np.ascontiguousarray(y_test))
+        # on a GPU the test set lives there, and the shard when it fits (else each batch goes over); on the CPU: no copy
+        self.device = device = device or torch.device("cpu")
+        store = shard_device(device, x.nbytes + y.nbytes)
+        self.x = torch.from_numpy(np.ascontiguousarray(x)).to(store)
+        self.y = torch.from_numpy(np.ascontiguousarray(y)).to(store)
+        self._shard_on_host = store != device
+        if self._shard_on_host:  # page-locked, so a batch's copy to the GPU is one DMA
+            self.x, self.y = self.x.pin_memory(), self.y.pin_memory()
+        self.x_test = torch.from_numpy(np.ascontiguousarray(x_test)).to(device)
+        self.y_test = torch.from_numpy(np.ascontiguousarray(y_test)).to(device)
         self.batches = BatchOrder(len(self.x), batch_size, seed)
-        self.optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(self.params, cfg)
+        self.precision = cfg.precision  # autocast of the forward pass; fp16 with loss scaling
+        self.loss_scale = LossScale(cfg.precision == "fp16")
         self.loss_fn = build_loss(cfg)
         self.metric = build_metric(cfg)
 
@@ -87,6 +98,8 @@ class LocalTrainer:
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.batches.next()
+        if self._shard_on_host:  # a GPU node whose shard did not fit there
+            return self.x[idx].to(self.device), self.y[idx].to(self.device)
         return self.x[idx], self.y[idx]
 
     def steps(self, count: int) -> StepResult:
@@ -102,9 +115,14 @@ class LocalTrainer:
             t0 = time.perf_counter()
             xb, yb = self._next_batch()
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(xb), yb)
-            torch.autograd.backward(loss)
-            self.optimizer.step()
+            if self.precision == "fp32":  # the plain step, nothing around it (a few µs a step count on small models)
+                loss = self.loss_fn(self.model(xb), yb)
+                torch.autograd.backward(loss)
+                self.optimizer.step()
+            else:
+                with local_autocast(self.precision, self.device):
+                    loss = self.loss_fn(self.model(xb), yb)
+                self.loss_scale.backward_and_step(loss, self.optimizer, self.params)
             losses.append(float(loss.detach()))
             times.append(time.perf_counter() - t0)
         return StepResult(sum(losses) / len(losses), time.perf_counter() - start, tuple(times))

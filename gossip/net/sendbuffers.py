@@ -29,8 +29,11 @@ __all__ = ["SnapshotPool", "track_live", "until_released"]
 class SnapshotPool:
     """At most ``capacity`` float32 send buffers of one size, reused once ZeroMQ is done with them."""
 
-    def __init__(self, capacity: int = 4, min_bytes: int = 32 << 20) -> None:
+    def __init__(self, capacity: int = 4, min_bytes: int = 32 << 20, *, pinned: bool = False) -> None:
         self.capacity = capacity
+        # host buffers in page-locked memory: a GPU node's model comes down into them with one DMA copy,
+        # and ZeroMQ sends them from there without another (pin_memory needs CUDA: GPU nodes only)
+        self.pinned = pinned
         # Below 32 MiB a plain clone is as cheap: glibc raises its mmap threshold to the size of a freed
         # block (up to 32 MiB), so a clone of that size comes from heap memory already mapped, while a
         # tracked frame has a fixed cost. Above it every clone is a fresh mmap (bench/wire.py compares them).
@@ -40,13 +43,16 @@ class SnapshotPool:
         self.allocations = 0  # buffers ever allocated: stays at 1-2 in a steady run
 
     def snapshot(self, source: torch.Tensor) -> torch.Tensor:
-        """A copy of ``source`` in a buffer nobody else reads (a reused one when possible)."""
+        """A copy of ``source`` in a host buffer nobody else reads (a reused one when possible).
+
+        ``source`` may live on a GPU: the copy is then its one device-to-host transfer, finished when this returns.
+        """
         if source.numel() * source.element_size() < self.min_bytes:
             return source.clone()
         self._reclaim()
         buffer = self._free.pop() if self._free else None
         if buffer is None or buffer.shape != source.shape:
-            buffer = torch.empty_like(source)
+            buffer = torch.empty(source.shape, dtype=source.dtype, pin_memory=self.pinned)
             self.allocations += 1
         return buffer.copy_(source)
 

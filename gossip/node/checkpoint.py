@@ -120,7 +120,7 @@ class Checkpointer:
 
     def save(self, files: NodeFiles) -> None:
         core = self.core
-        state = Checkpoint(core.flat.vector.numpy(), core.round, core.flat.layout.fingerprint, core.trainer.state())
+        state = Checkpoint(core.flat.vector.cpu().numpy(), core.round, core.flat.layout.fingerprint, core.trainer.state())
         save(files.checkpoint, state)
         self._at = time.monotonic()
         self.written += 1

@@ -11,8 +11,10 @@ import asyncio
 import dataclasses
 
 import numpy as np
+import torch
 
 from gossip.ids import NodeId
+from gossip.learn.device import apply_determinism, gpu_memory
 from gossip.learn.trainer import LocalTrainer, StepResult
 from gossip.net.linkemu import emulate_links
 from gossip.net.sendbuffers import SnapshotPool
@@ -41,7 +43,9 @@ class NodeCore:
         row = plan.topology.mixing_weights(plan.node_id, cfg.topology.weights)
         self.weights: dict[NodeId, float] = {NodeId(j): float(w) for j, w in row.items() if j != plan.node_id}
         self.run_id = run_id_of(cfg)
-        self.flat = build_flat_model(plan)
+        self.device = torch.device(plan.device)  # resolved in this process (plan_node); cpu unless [training] device says
+        apply_determinism(cfg.training.deterministic, self.device)  # before anything reaches the device
+        self.flat = build_flat_model(plan, plan.device)
         # Keep only this node's training samples: the trainer's tensors share their memory, and the rest of
         # the training set (N - 1 other shards) is freed once the caller lets go of its plan.
         # plan.dataset.x_train[plan.shard] is still this node's data.
@@ -57,12 +61,16 @@ class NodeCore:
             cfg.training,
             cfg.data.batch_size,
             seed=batch_seed(cfg.run.seed, int(self.id)),
+            device=self.device,
         )
         self.metrics = metrics or NodeMetrics(plan.node_id, self.neighbours, cfg.aggregation.rule)
         self.metrics.rounds_planned.set(cfg.training.rounds)  # lets alerts tell a finished node from a stalled one
+        if self.device.type != "cpu":
+            self.metrics.on_gpu(str(self.device))
         # [compression] method = "topk": CHOCO-gossip replaces the model message and the mix (gossip.node.choco)
         self.choco = ChocoGossip(self.flat.vector, self.neighbours, cfg.compression) if cfg.compression.method == "topk" else None
-        self.snapshots = SnapshotPool()
+        # on a GPU every send is one device-to-host copy into a reused pinned buffer, whatever its size
+        self.snapshots = SnapshotPool() if self.device.type == "cpu" else SnapshotPool(min_bytes=0, pinned=True)
         self.inbox = Inbox(self.neighbours, cfg.transport.max_rounds_ahead)
         self.schedule = Schedule(cfg, plan.topology)
         self.inbox.advance(0, until=self.horizon(0))
@@ -86,6 +94,9 @@ class NodeCore:
         step = self.trainer.steps(self.cfg.training.local_steps)
         for s in step.step_seconds:
             self.metrics.train_step.observe(s)
+        memory = gpu_memory(self.device)
+        if memory is not None:
+            self.metrics.gpu_memory(*memory)
         return step
 
     async def straggle(self) -> None:

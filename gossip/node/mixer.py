@@ -17,6 +17,7 @@ from gossip.algorithms import InPlaceAggregator, build_aggregator, layer_segment
 from gossip.algorithms.variance import LayerVariance
 from gossip.config import RunConfig
 from gossip.ids import NodeId
+from gossip.learn.device import ReceiveBuffers
 from gossip.learn.flat import FlatModel
 from gossip.ops.metrics import NodeMetrics
 
@@ -36,10 +37,12 @@ class Mixer:
         self.layers = layer_segments(flat.layout, cfg.variance.layers)
         self._layer_var: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._mix_before: torch.Tensor | None = None  # the vector before the in-place D-SGD mix, for the consensus distance
+        self.uploads = ReceiveBuffers(flat.vector.device)  # on a GPU: what arrived, copied to it into reused buffers
 
     def mix(self, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float]) -> float:
         """Aggregate into the node's vector; returns the consensus distance to the neighbourhood average (before mixing)."""
         vector = self.flat.vector
+        received = self.uploads.to_device(received)  # validated on the host already (gossip.net.wire); on the CPU: as is
         if self._in_place is not None:  # the common case (D-SGD), in place: no fresh buffers
             if self._mix_before is None:
                 self._mix_before = torch.empty_like(vector)

@@ -96,6 +96,7 @@ class Node:
         self.liveness = core.liveness
         self.choco = core.choco
         self.snapshots = core.snapshots
+        self.device = core.device
         self.outbox = Outbox(core)
         self.peers = Peers(core, self.outbox)
         self.mixer = Mixer(cfg, core.flat, core.metrics, core.progress)
@@ -181,7 +182,7 @@ class Node:
             self.diverged["round"] if self.diverged is not None else None,
         )
         if files:
-            save_vector(files.model, self.flat.vector.numpy())
+            save_vector(files.model, self.flat.vector.cpu().numpy())
             self._summary(result).write(files.summary)  # last: its presence means the other files are whole
         return result
 
@@ -217,7 +218,7 @@ class Node:
         if self.merger is not None and status == "finished":
             self.accuracy_before_merge = accuracy
             if files:
-                save_vector(files.premerge, self.flat.vector.numpy())
+                save_vector(files.premerge, self.flat.vector.cpu().numpy())
             accuracy = await self.run_merge()
         return status, ran, accuracy
 

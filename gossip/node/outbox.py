@@ -42,12 +42,13 @@ class SendPath(enum.StrEnum):
     SOCKET_COPY = "socket-copy"  # the live vector's bytes, copied by the socket inside send
 
 
-def choose_send_path(cfg: RunConfig, transport: Transport, numel: int) -> SendPath:
-    """The send path of this node's models (see the module), from the config and the transport's ``zero_copy``."""
+def choose_send_path(cfg: RunConfig, transport: Transport, numel: int, device: str = "cpu") -> SendPath:
+    """The send path of this node's models (see the module), from the config, the transport's ``zero_copy`` and
+    where the model lives (on a GPU: always a snapshot, the one device-to-host copy of a send)."""
     direct = cfg.transport.zero_copy and transport.zero_copy
     if cfg.compression.method == "topk":
         return SendPath.COMPRESSED
-    if cfg.training.mode != "sync":
+    if cfg.training.mode != "sync" or device != "cpu":
         return SendPath.SNAPSHOT
     if cfg.transport.wire_dtype != "float32":
         return SendPath.NARROWED
@@ -61,7 +62,7 @@ class Outbox:
 
     def __init__(self, core: NodeCore) -> None:
         self.core = core
-        self.path = choose_send_path(core.cfg, core.transport, core.flat.layout.numel)
+        self.path = choose_send_path(core.cfg, core.transport, core.flat.layout.numel, core.device.type)
         self.bytes_out = 0
 
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:

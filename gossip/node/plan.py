@@ -20,6 +20,7 @@ from gossip.data.source import node_dataset
 from gossip.data.split import shard_key, split_training_set
 from gossip.errors import ConfigError
 from gossip.ids import NodeId
+from gossip.learn.device import check_gpu_features, resolve_device
 from gossip.learn.flat import FlatModel, flatten_
 from gossip.learn.models import model_of
 from gossip.node import checkpoint
@@ -36,9 +37,13 @@ def run_id_of(cfg: RunConfig) -> bytes:
     """8 bytes naming the learning problem, so nodes of different runs never mix models.
 
     Derived from the sections every node must agree on (not from addresses or ports, which differ
-    per node in a container deployment), so N independently started daemons agree without talking.
+    per node in a container deployment), so N independently started daemons agree without talking. A node's
+    device and GPU placement are left out too: nodes of one run may sit on different GPUs, or some on CPUs.
     """
-    shared = dataclasses.replace(cfg, transport=type(cfg.transport)(), metrics=type(cfg.metrics)(), security=type(cfg.security)())
+    training = dataclasses.replace(cfg.training, device="cpu", gpus=())
+    shared = dataclasses.replace(
+        cfg, training=training, transport=type(cfg.transport)(), metrics=type(cfg.metrics)(), security=type(cfg.security)()
+    )
     return hashlib.blake2b(config_to_toml(shared).encode(), digest_size=8).digest()
 
 
@@ -54,6 +59,7 @@ class NodePlan:
     run_dir: Path | None
     resume: checkpoint.Checkpoint | None = None  # start from this state (gossip node --resume)
     join_round: int | None = None  # the round a resumed run agreed on (gossip launch --resume); None: ask the neighbours
+    device: str = "cpu"  # where the model trains and mixes ("cpu", "cuda:1"): [training] device and gpus, resolved by the node
 
 
 def plan_node(
@@ -73,6 +79,9 @@ def plan_node(
     topology = topology_of(cfg)
     if not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
+    device = str(resolve_device(node_id, cfg.training.device, cfg.training.gpus))  # in the node's own process (gossip.learn.device)
+    if device != "cpu":
+        check_gpu_features(cfg)
     where = Path(run_dir) if run_dir else None
     if where is None or not (where / "data.npz").exists():  # no cache: the loader's data, a lazy dataset read for this node's part only
         dataset, shard = node_dataset(cfg, topology.n, node_id, where)
@@ -85,7 +94,7 @@ def plan_node(
     if resume and run_dir:
         path = NodeFiles(run_dir, node_id).checkpoint
         saved = checkpoint.load(path) if path.exists() else None
-    return NodePlan(NodeId(node_id), cfg, topology, dataset, shard, Path(run_dir) if run_dir else None, saved, join_round)
+    return NodePlan(NodeId(node_id), cfg, topology, dataset, shard, Path(run_dir) if run_dir else None, saved, join_round, device)
 
 
 def message_limit(plan: NodePlan) -> int:
@@ -95,7 +104,10 @@ def message_limit(plan: NodePlan) -> int:
     return build_flat_model(plan).layout.numel * 4 + HEADER_SLACK_BYTES
 
 
-def build_flat_model(plan: NodePlan) -> FlatModel:
-    """The node's model, initialised from its seed, with its state in one flat vector."""
+def build_flat_model(plan: NodePlan, device: str = "cpu") -> FlatModel:
+    """The node's model, initialised from its seed, with its state in one flat vector on ``device``.
+
+    Initialised on the CPU whatever the device, so a node's first model is the same bits on a GPU as on a CPU.
+    """
     torch.manual_seed(init_seed(plan.cfg.run.seed, plan.node_id, shared=plan.cfg.model.init == "shared"))
-    return flatten_(model_of(plan.cfg, plan.dataset))
+    return flatten_(model_of(plan.cfg, plan.dataset), device=torch.device(device))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gossip.learn.device import gpu_memory
 from gossip.learn.trainer import Evaluation, StepResult
 from gossip.node.merge import MergeOutcome
 from gossip.node.roundlog import RoundLines
@@ -131,6 +132,10 @@ def node_summary(node: Node, result: NodeResult) -> NodeSummary:
         send_path=node.send_path.value,
         mass=node.async_gossip.mass if node.cfg.training.push_sum else None,
         choco_dense_rounds=node.choco.dense_sent if node.choco is not None else None,
+        device=str(node.device),
+        precision=node.cfg.training.precision,
+        deterministic=torch.are_deterministic_algorithms_enabled(),  # what torch ran with, not what was asked
+        gpu_memory_peak_bytes=peak[1] if (peak := gpu_memory(node.device)) is not None else None,
     )
     return NodeSummary(result.node_id, result.status, result.rounds_completed, result.accuracy, result.model_hash, process)
 

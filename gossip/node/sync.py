@@ -155,6 +155,7 @@ class SyncRounds:
             "wait_s": timing["wait_s"],
             "late_wait_s": self._late_wait_s,  # how long the round waited for neighbours that missed their last round
             "aggregate_s": t_mixed - t_exchanged,
+            "h2d_s": self.mixer.uploads.seconds if received else 0.0,  # of aggregate_s: copies of what arrived to a GPU (0 on a CPU)
             "eval_s": t_end - t_mixed,
             # CPU seconds of the round's thread and of its local steps: on a machine with fewer cores
             # than nodes, wall times include waiting for the CPU; CPU times show what the round costs.

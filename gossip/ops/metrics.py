@@ -226,6 +226,21 @@ class NodeMetrics:
             self._layer_variance.labels(self.node, name, "before").set(b)
             self._layer_variance.labels(self.node, name, "after").set(a)
 
+    def on_gpu(self, device: str) -> None:
+        """Export ``gossip_gpu_memory_bytes{device,kind}`` (a CPU node never has the series: absent, not a fake 0)."""
+        self._gpu = Gauge(
+            "gossip_gpu_memory_bytes",
+            "GPU memory torch holds for this node: in_use now, peak since it started.",
+            ["node", "device", "kind"],
+            registry=self.registry,
+        )
+        self._gpu_device = device
+
+    def gpu_memory(self, in_use: int, peak: int) -> None:
+        """This node's GPU memory now and at its peak (only after :meth:`on_gpu`)."""
+        self._gpu.labels(self.node, self._gpu_device, "in_use").set(in_use)
+        self._gpu.labels(self.node, self._gpu_device, "peak").set(peak)
+
     def merged(self, members: int, seconds: float) -> None:
         """The global merge averaged ``members`` models in ``seconds``."""
         self.merge_members.set(members)

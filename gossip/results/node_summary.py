@@ -133,6 +133,10 @@ class NodeProcess:
     mass: float | None = None  # push-sum only: the node's mass at the end
     choco_dense_rounds: int | None = None  # CHOCO only: rounds sent in full (resyncs)
     attack: str | None = None  # a Byzantine node's attack (``byzantine: {"attack": ...}``)
+    device: str = "cpu"  # where the node trained and mixed ("cpu", "cuda:1")
+    precision: str = "fp32"  # the local steps' autocast ([training] precision)
+    deterministic: bool = False  # whether torch ran with deterministic algorithms only
+    gpu_memory_peak_bytes: int | None = None  # the most GPU memory torch held at once; absent on the CPU
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -154,7 +158,12 @@ class NodeProcess:
             "link_dropped": self.link_dropped,
             "checkpoints_written": self.checkpoints_written,
             "send_path": self.send_path,
+            "device": self.device,
+            "precision": self.precision,
+            "deterministic": self.deterministic,
         }
+        if self.gpu_memory_peak_bytes is not None:
+            out["gpu_memory_peak_bytes"] = self.gpu_memory_peak_bytes
         if self.mass is not None:
             out["mass"] = self.mass
         if self.choco_dense_rounds is not None:
@@ -187,6 +196,10 @@ class NodeProcess:
             mass=opt_float(d.get("mass")),
             choco_dense_rounds=int(d["choco_dense_rounds"]) if "choco_dense_rounds" in d else None,
             attack=str(d["byzantine"]["attack"]) if "byzantine" in d else None,
+            device=str(d.get("device", "cpu")),
+            precision=str(d.get("precision", "fp32")),
+            deterministic=bool(d.get("deterministic", False)),
+            gpu_memory_peak_bytes=int(d["gpu_memory_peak_bytes"]) if "gpu_memory_peak_bytes" in d else None,
         )
 
 
@@ -239,6 +252,11 @@ class NodeSummary:
             return cls.from_dict(read_object(Path(path), "a node summary"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RunDirError(f"{path}: not a node summary gossip wrote ({type(exc).__name__}: {exc})") from None
+
+    @property
+    def device(self) -> str | None:
+        """Where the node trained; None for a simulated node (no process of its own)."""
+        return self.process.device if self.process else None
 
     @property
     def rounds_reached(self) -> int:

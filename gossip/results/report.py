@@ -295,8 +295,7 @@ def _node_rows(data: RunData) -> list[dict[str, Any]]:
     rows = []
     for i in data.nodes:
         recs = data.records[i]
-        known = by_node.get(i)
-        rejected = _rejected(known)
+        rejected = _rejected(known := by_node.get(i))
         rows.append(
             {
                 "node": i,
@@ -309,6 +308,7 @@ def _node_rows(data: RunData) -> list[dict[str, Any]]:
                 "mb_sent": sum(r.get("bytes_sent") or 0 for r in recs) / 1e6,
                 "mb_received": sum(r.get("bytes_received") or 0 for r in recs) / 1e6,
                 "rejected": sum(rejected.values()) if rejected is not None else (recs[-1].get("rejected") if recs else None),
+                "device": (known.device if known else None) or "-",  # a simulated node has none
             }
         )
     return rows
@@ -356,12 +356,12 @@ def markdown(data: RunData, rows: Sequence[Mapping[str, Any]], figures: Sequence
     lines += [
         "## Nodes",
         "",
-        f"| node | role | status | rounds | {data.metric} | test loss | consensus distance | MB sent | MB received | rejected |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| node | role | status | device | rounds | {data.metric} | test loss | consensus distance | MB sent | MB received | rejected |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['node']} | {r['role']} | {r['status']} | {r['rounds']} | {_fmt(r['accuracy'], '.4f')} | {_fmt(r['test_loss'], '.4f')} "
+            f"| {r['node']} | {r['role']} | {r['status']} | {r['device']} | {r['rounds']} | {_fmt(r['accuracy'], '.4f')} | {_fmt(r['test_loss'], '.4f')} "
             f"| {_fmt(r['consensus_distance'], '.3g')} | {r['mb_sent']:.2f} | {r['mb_received']:.2f} | {_fmt(r['rejected'], 'd')} |"
         )
     lines += ["", "## Figures", ""]

@@ -54,6 +54,7 @@ class NodeOutcome:
     peers_were_down: tuple[int, ...]
     model_hash: str | None
     byzantine: bool
+    device: str | None = None  # where the node trained ("cpu", "cuda:1"); None: it left no summary
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class NodeOutcome:
             "peers_were_down": list(self.peers_were_down),
             "model_hash": self.model_hash,
             "byzantine": self.byzantine,
+            "device": self.device,
         }
 
     @classmethod
@@ -102,6 +104,7 @@ class NodeOutcome:
             peers_were_down=ints(d["peers_were_down"]),
             model_hash=None if d["model_hash"] is None else str(d["model_hash"]),
             byzantine=bool(d["byzantine"]),
+            device=None if d.get("device") is None else str(d["device"]),
         )
 
 

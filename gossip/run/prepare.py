@@ -23,6 +23,7 @@ from gossip.net.linkemu import link_specs
 from gossip.ops.prometheus import write_run_config
 from gossip.results.rundir import atomic_write_text
 from gossip.run.capacity import check_launch_fits, dataset_bytes
+from gossip.run.gpus import place_run
 from gossip.run.ports import check_base_port, host_of, ipc_addresses, pick_ports
 from gossip.topology import Topology, save, topology_of
 
@@ -48,6 +49,7 @@ def prepare_run(
     if run_dir is not None:
         check_path_text("--run-dir", str(run_dir))
     topology, dataset = _checked_inputs(cfg, base_port, spawn)
+    cfg = place_run(cfg, topology)  # GPUs present and large enough; auto resolved (device = "cpu": nothing asked)
     parts = split_of(cfg, topology.n, dataset)
     out = _new_run_dir(cfg, run_dir, topology)
     addresses, metrics = _addresses(cfg, topology.n, base_port)

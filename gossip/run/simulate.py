@@ -103,6 +103,8 @@ def _check_supported(cfg: RunConfig, layout: Layout) -> None:
         raise ConfigError(f"simulate supports models without normalisation layers; {cfg.model.name!r} has some")
     if cfg.training.mode != "sync" or cfg.schedule.mode != "every" or cfg.topology.peers != "all" or cfg.merge.enabled:
         raise ConfigError("simulate supports synchronous D-SGD every round only (no schedule, one-peer graph, async mode or merge)")
+    if cfg.training.precision != "fp32" or cfg.training.device.startswith("cuda"):  # its models would not be launch's
+        raise ConfigError("simulate trains float32 on the CPU; training.precision and a cuda device are for gossip launch")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ def node_outcome(path: Path, node: int, byzantine: bool) -> NodeOutcome:
         peers_were_down=process.peers_were_down if process else (),
         model_hash=final.model_hash if final else None,
         byzantine=byzantine,
+        device=process.device if process else None,
     )
 
 

@@ -50,7 +50,7 @@ def test_launch_writes_the_report_by_default(finished_run: tuple[Path, subproces
     text = (report / "report.md").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     for node in summary["per_node"]:
-        assert f"| {node['node']} | honest | finished | {ROUNDS} | {node['accuracy']:.4f} |" in text
+        assert f"| {node['node']} | honest | finished | cpu | {ROUNDS} | {node['accuracy']:.4f} |" in text
     for name in (*FIGURES, "topology.png"):
         assert f"]({name})" in text
     assert f"{summary['accuracy_mean']:.4f} ±" in text

@@ -20,6 +20,7 @@ import yaml
 from gossip.config import RunConfig, config_to_toml
 from gossip.data.source import resolve_loader
 from gossip.errors import ConfigError
+from gossip.learn.device import place
 from gossip.plugins import is_import_path
 from gossip.results.rundir import atomic_write_text
 from gossip.topology import Topology, save, topology_of
@@ -56,6 +57,8 @@ class ContainerRun:
     topology: Topology
     config_toml: str
     topology_json: str
+    # per node, the GPU its container asks for: "cuda" (any one), "cuda:N" (that one); empty: no GPU asked for
+    gpus: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -72,15 +75,19 @@ def prepare(cfg: RunConfig, address_template: str, *, curve: bool = False) -> Co
     topology.check_weights(cfg.topology.weights)  # refuses e.g. uniform weights on an irregular graph
     if not is_import_path(cfg.data.dataset):  # a plug-in module may exist only in the image (--with-package)
         resolve_loader(cfg.data.dataset)  # shipped, or an installed entry point; else "unknown dataset ... did you mean"
+    # A node asking for cuda gets one GPU reserved for its container, which sees it as cuda:0.
+    training = cfg.training
+    gpus = tuple(place(i, training.device, training.gpus) for i in range(topology.n)) if training.device.startswith("cuda") else ()
     container = dataclasses.replace(
         cfg,
+        training=dataclasses.replace(training, device="cuda", gpus=()) if gpus else training,
         run=dataclasses.replace(cfg.run, nodes=topology.n),
         topology=dataclasses.replace(cfg.topology, spec=f"{CONFIG_DIR}/{TOPOLOGY_FILE}"),
         transport=dataclasses.replace(cfg.transport, address_template=address_template, addresses=(), listen=f"tcp://0.0.0.0:{NODE_PORT}"),
         metrics=dataclasses.replace(cfg.metrics, enabled=True, host="0.0.0.0", port=METRICS_PORT, ports=()),
         security=dataclasses.replace(cfg.security, curve=True, keys_dir=KEYS_DIR) if curve else cfg.security,
     )
-    return ContainerRun(container, topology, config_to_toml(container), _topology_file(topology))
+    return ContainerRun(container, topology, config_to_toml(container), _topology_file(topology), gpus)
 
 
 def _topology_file(topology: Topology) -> str:

@@ -167,6 +167,10 @@ def _compose(run: ContainerRun, options: ComposeOptions) -> dict[str, Any]:
             "stop_grace_period": f"{grace}s",
             "restart": "no",
         }
+        if run.gpus:  # Compose's GPU reservation (NVIDIA Container Toolkit): one GPU, the placed one when named
+            gpu = run.gpus[i].partition(":")[2]
+            device: dict[str, Any] = {"driver": "nvidia", **({"device_ids": [gpu]} if gpu else {"count": 1}), "capabilities": ["gpu"]}
+            services[f"node-{i}"]["deploy"] = {"resources": {"reservations": {"devices": [device]}}}
     services["prometheus"] = {
         "image": options.prometheus_image,
         "command": [

@@ -220,6 +220,8 @@ def _statefulset(run: ContainerRun, options: KubernetesOptions, config_hash: str
     grace = int(run.cfg.transport.round_timeout_s) + 30
     volumes, mounts = _volumes(options)
     container = _node_container(options, mounts)
+    if run.gpus:  # one GPU per pod (NVIDIA device plugin); the scheduler picks which, so a cuda:N placement does not carry over
+        container["resources"]["limits"]["nvidia.com/gpu"] = 1
     spec: dict[str, Any] = {
         "serviceName": options.name,
         "replicas": run.n,
