@@ -9,8 +9,8 @@ Precedence, lowest first: the dataclass defaults, a TOML file, ``GOSSIP_<SECTION
 variables (12-factor style, e.g. ``GOSSIP_TRAINING_LR=0.1``), then command-line overrides
 (``--set training.lr=0.1`` and the shortcut flags of ``gossip launch``).
 
-- :mod:`~gossip.config.sections`: what a run computes (run, topology, data, model, training, the
-  algorithms' sections); :mod:`~gossip.config.deployment`: where its nodes live (transport, metrics,
+- :mod:`~gossip.config.sections`: what a run computes (run, topology, data, model, training);
+  :mod:`~gossip.config.combining`: how its nodes combine models (the algorithms' sections); :mod:`~gossip.config.deployment`: where its nodes live (transport, metrics,
   security, links, faults); :mod:`~gossip.config.run_config`: the whole, and the checks across sections;
 - :mod:`~gossip.config.fields`: ranges and text checks every field runs; :mod:`~gossip.config.choices`:
   the closed sets of values;
@@ -20,23 +20,12 @@ variables (12-factor style, e.g. ``GOSSIP_TRAINING_LR=0.1``), then command-line 
 
 from __future__ import annotations
 
+from gossip.config.combining import AggregationConfig, ByzantineConfig, CompressionConfig, MergeConfig, ScheduleConfig, VarianceConfig
 from gossip.config.deployment import FaultsConfig, LinksConfig, MetricsConfig, SecurityConfig, TransportConfig, check_link_value
 from gossip.config.fields import MAX_NODES, MAX_SEED, check_path_text, share_of
 from gossip.config.loader import configure, load_config
 from gossip.config.run_config import RunConfig
-from gossip.config.sections import (
-    AggregationConfig,
-    ByzantineConfig,
-    CompressionConfig,
-    DataConfig,
-    MergeConfig,
-    ModelConfig,
-    RunSection,
-    ScheduleConfig,
-    TopologyConfig,
-    TrainingConfig,
-    VarianceConfig,
-)
+from gossip.config.sections import DataConfig, ModelConfig, RunSection, TopologyConfig, TrainingConfig
 from gossip.config.writer import config_to_toml
 
 __all__ = [

@@ -6,22 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gossip.config.combining import AggregationConfig, ByzantineConfig, CompressionConfig, MergeConfig, ScheduleConfig, VarianceConfig
 from gossip.config.deployment import FaultsConfig, LinksConfig, MetricsConfig, SecurityConfig, TransportConfig
 from gossip.config.fields import check
 from gossip.config.overlay import apply_layers
-from gossip.config.sections import (
-    AggregationConfig,
-    ByzantineConfig,
-    CompressionConfig,
-    DataConfig,
-    MergeConfig,
-    ModelConfig,
-    RunSection,
-    ScheduleConfig,
-    TopologyConfig,
-    TrainingConfig,
-    VarianceConfig,
-)
+from gossip.config.sections import DataConfig, ModelConfig, RunSection, TopologyConfig, TrainingConfig
 from gossip.plugins import AGGREGATOR, ATTACK, DATASET, LOSS, METRIC, MODEL, PARTITION, PluginKind
 
 __all__ = ["RunConfig"]

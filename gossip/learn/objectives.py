@@ -163,7 +163,7 @@ def check_objectives(cfg: RunConfig, dataset: Dataset) -> None:
     """
     from gossip.learn.models import model_of
 
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):  # the CPU generator only: forking CUDA state would initialise CUDA in the launcher
         model = model_of(cfg, dataset)
     model.eval()
     x, y = torch.from_numpy(dataset.x_train[:2]), torch.from_numpy(dataset.y_train[:2])
