@@ -48,7 +48,7 @@ def load(root: str, seed: int, trace: str = "") -> TorchData:
     """The gossip.data.DatasetLoader contract: ``root`` is ``[data] root``, options (``trace``) are ``[data] options``."""
     folder = Path(root)
     if not (folder / "train_x.npy").is_file():
-        raise FileNotFoundError(f"no train_x.npy in {folder}; write the files first: python examples/own_dataset.py {folder}")
+        raise FileNotFoundError(f"no train_x.npy in {folder}; write the files first: python examples/own_dataset.py --write {folder}")
     train = NpyFolder(folder, "train", trace)
     labels = np.load(folder / "train_y.npy")  # the labels are small: given, they allow label-skewed partitions too
     return TorchData(train=train, test=NpyFolder(folder, "test", trace), num_outputs=10, labels=labels)
