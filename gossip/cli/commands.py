@@ -53,7 +53,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if args.resume:
         given = [
             f"--{k.replace('_', '-')}"
-            for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port", "gpus")
+            for k in (*_LAUNCH_FLAGS, "config", "run_dir", "base_port", "gpus", "hosts")
             if getattr(args, k, None) is not None
         ]
         given += ["--ipc"] if args.ipc else []
@@ -78,24 +78,48 @@ def cmd_launch(args: argparse.Namespace) -> int:
         if args.gpus is not None:
             overrides = {**overrides, **_gpu_overrides(args.gpus)}
         cfg = load_config(args.config, overrides=overrides)
-        result = _run_launcher(
-            args,
-            lambda launching: launching.launch(
-                cfg,
-                run_dir=args.run_dir,
-                base_port=args.base_port or None,
-                progress=False if args.no_progress else None,
-                prometheus=args.prometheus,
-                prometheus_port=args.prometheus_port,
-                keep_going=args.keep_going,
-                restarts=args.restart,
-                spawn=args.spawn,
-            ),
-            plugin_modules=modules(cfg.plugin_names()),
+        result = (
+            _launch_on_hosts(args, cfg)
+            if args.hosts
+            else _run_launcher(
+                args,
+                lambda launching: launching.launch(
+                    cfg,
+                    run_dir=args.run_dir,
+                    base_port=args.base_port or None,
+                    progress=False if args.no_progress else None,
+                    prometheus=args.prometheus,
+                    prometheus_port=args.prometheus_port,
+                    keep_going=args.keep_going,
+                    restarts=args.restart,
+                    spawn=args.spawn,
+                ),
+                plugin_modules=modules(cfg.plugin_names()),
+            )
         )
     if not args.no_report:
         _report_after_launch(result.run_dir, result.exit_code)
     return int(result.exit_code)
+
+
+def _launch_on_hosts(args: argparse.Namespace, cfg: Any) -> Any:
+    """``gossip launch --hosts``: every node a fresh interpreter on its host (no fork server here), over ssh."""
+    if args.prometheus or args.ipc:
+        raise UsageError(
+            f"--hosts and {'--prometheus' if args.prometheus else '--ipc'} exclude each other: the nodes are on other machines"
+        )
+    from gossip.run.hosts import launch_on_hosts
+
+    return launch_on_hosts(
+        cfg,
+        args.hosts,
+        ssh_option=args.ssh_option,
+        run_dir=args.run_dir,
+        base_port=args.base_port or None,
+        progress=False if args.no_progress else None,
+        keep_going=args.keep_going,
+        restarts=args.restart,
+    )
 
 
 def _gpu_overrides(gpus: str | tuple[int, ...]) -> dict[str, Any]:

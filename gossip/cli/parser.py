@@ -163,6 +163,15 @@ def _launch_parser(sub: Any) -> None:
         "--prometheus-port", type=_int_in(0, 65535), default=0, metavar="PORT", help="port of that Prometheus (default: a free port)"
     )
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
+    p.add_argument(
+        "--hosts",
+        metavar="FILE",
+        help="start the nodes on the machines FILE lists ('[user@]host [slots=K]' a line) over ssh, block-wise, node i at "
+        "HOST:base port + its index there; the run directory must be on a file system they all share",
+    )
+    p.add_argument(
+        "--ssh-option", action="append", default=[], metavar="KEY=VALUE", help="with --hosts: give every ssh -o KEY=VALUE (repeatable)"
+    )
     _launch_control_args(p)
     p.set_defaults(handler=cmd_launch)
 

@@ -45,7 +45,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from gossip.run.forkserver import stop as stop_fork_server
 from gossip.run.nodeimports import check_node_imports
 from gossip.run.ports import wait_ports_free
 from gossip.run.prepare import prepare_run
-from gossip.run.processes import die_with_parent
+from gossip.run.processes import NodeHandle, die_with_parent
 from gossip.run.progress import NodeProgress, ProgressBar
 from gossip.run.promserver import beside_run
 from gossip.run.tally import format_table, metric_info, summarise
@@ -69,6 +69,7 @@ from gossip.topology import Topology, parse_spec
 __all__ = ["LaunchResult", "launch", "prepare_run", "resume", "run_prepared"]
 
 GRACE_S = 15.0
+Starter = Callable[[Path, int, Sequence[str]], NodeHandle]  # (run dir, node, extra ``gossip node`` args) → the started node
 # a node's exit that a restart would not mend: a usage error or a divergence happens again; a stop by signal was asked for
 NOT_RESTARTED = frozenset({ExitCode.USAGE, ExitCode.DIVERGED, *STOPPED_BY_SIGNAL})
 
@@ -203,8 +204,11 @@ def run_prepared(
     node_args: Sequence[str] = (),
     restarts: int = 0,
     spawn: bool = False,
+    starter: Starter | None = None,
 ) -> LaunchResult:
     """Start the nodes of a prepared run directory and follow them to the end.
+
+    ``starter`` starts a node somewhere else than here (:mod:`gossip.run.hosts`: over ssh); by default :func:`start_node`.
 
     ``restarts``: a node that dies (crash, SIGKILL, OOM, a runtime failure — not a usage error, a
     divergence or a stop by signal: see the module docstring) is started again with ``--resume`` up to
@@ -214,7 +218,7 @@ def run_prepared(
     _announce(resolved, path, topology, out)
     started = time.time()
     bar = ProgressBar(resolved.training.rounds, topology.n, progress, out, metric_info(resolved).name)
-    run = _Supervisor(resolved, path, out, keep_going=keep_going, restarts=restarts, spawn=spawn)
+    run = _Supervisor(resolved, path, out, keep_going=keep_going, restarts=restarts, spawn=spawn, starter=starter)
     run.start(topology.n, node_args)
     try:
         ending = run.follow(bar)
@@ -253,7 +257,7 @@ class _Child:
     """One node process of the run, and how far its records say it got."""
 
     node: int
-    proc: subprocess.Popen[bytes] | NodeProcess
+    proc: NodeHandle
     seen: NodeProgress
 
 
@@ -293,19 +297,22 @@ def _signals_interrupt() -> Iterator[list[int]]:
 class _Supervisor:
     """The run's node processes: started, restarted by the restart policy, watched until the run ends, stopped."""
 
-    def __init__(self, resolved: RunConfig, path: Path, out: Any, *, keep_going: bool, restarts: int, spawn: bool) -> None:
+    def __init__(
+        self, resolved: RunConfig, path: Path, out: Any, *, keep_going: bool, restarts: int, spawn: bool, starter: Starter | None
+    ) -> None:
         self.cfg = resolved
         self.path = path
         self.out = out
         self.keep_going = keep_going
         self.restarts = restarts
         self.spawn = spawn
+        self.starter: Starter = starter or (lambda run_dir, node, args: start_node(run_dir, node, args, spawn=spawn))
         self.children: list[_Child] = []
         self.restarted: dict[int, int] = {}  # node → times restarted
         self.dead: set[int] = set()  # nodes reported dead (keep_going)
 
     def start(self, n: int, node_args: Sequence[str]) -> None:
-        self.children = [_Child(i, start_node(self.path, i, node_args, spawn=self.spawn), NodeProgress(i)) for i in range(n)]
+        self.children = [_Child(i, self.starter(self.path, i, node_args), NodeProgress(i)) for i in range(n)]
         self.restarted = {i: 0 for i in range(n)}
 
     def follow(self, bar: ProgressBar) -> _Ending:
@@ -349,7 +356,7 @@ class _Supervisor:
                     file=self.out,
                     flush=True,
                 )
-                c.proc = start_node(self.path, c.node, ("--resume",), spawn=self.spawn)
+                c.proc = self.starter(self.path, c.node, ("--resume",))
                 c.seen.restart()
                 codes[k] = None
         return codes

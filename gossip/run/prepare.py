@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gossip.algorithms.tolerance import check_tolerance
@@ -33,12 +34,17 @@ __all__ = ["check_links", "prepare_run"]
 _WIRE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
+# (the config, the node count) → every node's address and the metrics section with its ports (gossip.run.hosts)
+Layout = Callable[[RunConfig, int], tuple[tuple[str, ...], MetricsConfig]]
+
+
 def prepare_run(
-    cfg: RunConfig, *, run_dir: str | Path | None = None, base_port: int | None = None, spawn: bool = False
+    cfg: RunConfig, *, run_dir: str | Path | None = None, base_port: int | None = None, spawn: bool = False, layout: Layout | None = None
 ) -> tuple[RunConfig, Path, Topology]:
     """Validate everything a user can get wrong, then write the run directory. Starts no process.
 
     ``spawn``: the nodes will each be their own interpreter, not forks (the memory check counts them so).
+    ``layout``: the nodes' addresses come from it (nodes on other hosts), not from free ports of this machine.
 
     Returns the resolved config (topology file, node count, addresses and ports filled in).
 
@@ -52,7 +58,7 @@ def prepare_run(
     cfg = place_run(cfg, topology)  # GPUs present and large enough; auto resolved (device = "cpu": nothing asked)
     parts = split_of(cfg, topology.n, dataset)
     out = _new_run_dir(cfg, run_dir, topology)
-    addresses, metrics = _addresses(cfg, topology.n, base_port)
+    addresses, metrics = layout(cfg, topology.n) if layout else _addresses(cfg, topology.n, base_port)
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     resolved = _resolve(cfg, out, topology, addresses, metrics)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import signal
+from typing import Protocol
 
-__all__ = ["die_with_parent"]
+__all__ = ["NodeHandle", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -25,3 +26,12 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+class NodeHandle(Protocol):
+    """What the launcher needs of a running node: a local process, a fork server's child, or an ssh session to another host."""
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...

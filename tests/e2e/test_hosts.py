@@ -1,0 +1,147 @@
+"""``gossip launch --hosts``: a run across four "hosts", each a network namespace with its own sshd.
+
+The launcher runs in a fifth namespace (the login machine) and reaches the four hosts only by ssh to their
+10.77.0.x addresses; the nodes reach each other only over the fabric's bridge. The run directory is on this
+machine's file system, which every namespace shares, as an NFS mount would be shared by real hosts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gossip.results.rundir import read_jsonl
+from tests.conftest import REPO
+from tests.netns import Fabric, remove_stale
+from tests.procs import command_of
+from tests.sshd import SshHosts, available
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.netns]
+
+HOSTS = 4
+LAUNCHER = HOSTS  # the namespace the launcher runs in: no node, no sshd
+NODES = 8
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHosts]:
+    """Four hosts with sshd and a fifth to launch from; all stopped and deleted afterwards, even on failure."""
+    if os.geteuid() != 0:
+        pytest.fail("network namespaces need root (CI runs .ci/run as root)")
+    missing = available()
+    if missing:
+        pytest.fail(missing)
+    remove_stale()
+    with Fabric(HOSTS + 1) as net, SshHosts(net, HOSTS, tmp_path_factory.mktemp("ssh")) as hosts:
+        yield hosts
+
+
+def _hosts_file(tmp_path: Path, cluster: SshHosts, extra: str = "") -> Path:
+    path = tmp_path / "hosts.txt"
+    path.write_text("# the four hosts of the fabric\n" + "".join(f"root@{cluster.net.address(i)}\n" for i in range(HOSTS)) + extra)
+    return path
+
+
+def _launch(cluster: SshHosts, hosts: Path, run_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """``gossip launch --hosts`` started inside the launcher's namespace."""
+    argv = [sys.executable, "-m", "gossip", "launch", "--hosts", str(hosts), "--run-dir", str(run_dir), "--no-progress", *args]
+    argv += [w for option in cluster.options for w in ("--ssh-option", option)]
+    return subprocess.Popen(
+        cluster.net.command(LAUNCHER, argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg"),
+        start_new_session=True,
+    )
+
+
+def _left(cluster: SshHosts) -> dict[str, list[str]]:
+    """Namespace → the command line of every process in it (``ip netns pids``) but the host's own sshd."""
+    daemons = {str(p.pid) for p in cluster.procs}
+    found = {}
+    for i in range(HOSTS + 1):
+        pids = subprocess.run(["ip", "netns", "pids", cluster.net.ns(i)], capture_output=True, text=True, timeout=30).stdout.split()
+        found[cluster.net.ns(i)] = [" ".join(command_of(pid)) for pid in pids if pid not in daemons and command_of(pid)]
+    return found
+
+
+def _nodes_running(cluster: SshHosts) -> list[int]:
+    """How many ``python -m gossip node`` processes run in each namespace (not the ssh sessions that started them)."""
+    return [sum(Path(line.split()[0]).name.startswith("python") and " -m gossip node " in line for line in lines) for lines in _left(cluster).values()]
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
+    try:
+        _out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, err
+
+
+def test_eight_nodes_on_four_hosts_train_to_completion(tmp_path: Path, cluster: SshHosts) -> None:
+    """Eight nodes, two per host, on a ring: every node trains every round with both neighbours' models arriving
+    across hosts; the addresses are the hosts' own (port 7000 and 7001 on each); summary.json names every node
+    finished, and no node process is left on any host."""
+    run_dir = tmp_path / "run"
+    code, err = _finish(_launch(cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "5"), 120)
+    assert code == 0, err
+    addresses = tomllib.loads((run_dir / "config.toml").read_text())["transport"]["addresses"]
+    assert addresses == [f"tcp://{cluster.net.address(i // 2)}:{7000 + i % 2}" for i in range(NODES)]
+    for i in range(NODES):
+        records = read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl")
+        assert [r["round"] for r in records] == list(range(5))
+        assert all(r["arrived"] == 2 and r["missing"] == [] for r in records), records
+        assert f"listening on tcp://0.0.0.0:{7000 + i % 2}" in (run_dir / "nodes" / f"node-{i}.log").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [n["status"] for n in summary["per_node"]] == ["finished"] * NODES
+    assert f"root@{cluster.net.address(3)} runs nodes 6..7" in err
+    assert (run_dir / "report" / "report.md").exists()
+    assert _left(cluster) == {cluster.net.ns(i): [] for i in range(HOSTS + 1)}
+
+
+def test_ctrl_c_stops_every_node_on_every_host(tmp_path: Path, cluster: SshHosts) -> None:
+    """SIGINT to the launcher mid-run: every remote node gets SIGTERM over ssh, writes its files and ends
+    'stopped'; the launcher exits 130; afterwards no ``gossip node`` process runs in any namespace."""
+    run_dir = tmp_path / "run"
+    proc = _launch(cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "100000")
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not all(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl") for i in range(NODES)):
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.3)
+        assert _nodes_running(cluster) == [2, 2, 2, 2, 0]
+        proc.send_signal(signal.SIGINT)
+        code, err = _finish(proc, 60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 130, err
+    assert "interrupted; every node was stopped" in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [n["status"] for n in summary["per_node"]] == ["stopped"] * NODES
+    assert _left(cluster) == {cluster.net.ns(i): [] for i in range(HOSTS + 1)}
+
+
+def test_a_host_ssh_cannot_reach_is_refused_before_anything_starts(tmp_path: Path, cluster: SshHosts) -> None:
+    """A hosts file naming a machine without sshd: one line naming that host, exit 2, no run directory."""
+    run_dir = tmp_path / "run"
+    hosts = _hosts_file(tmp_path, cluster, extra=f"{cluster.net.address(LAUNCHER)}\n")  # the launcher's host runs no sshd
+    code, err = _finish(_launch(cluster, hosts, run_dir, "-n", str(NODES), "-t", "ring", "-r", "5"), 60)
+    assert code == 2, err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith(
+        f"gossip: error: cannot reach host {cluster.net.address(LAUNCHER)} over ssh"
+    ), err
+    assert not run_dir.exists()
