@@ -2,7 +2,8 @@
 # Install (when missing) and start the system pieces the real-path tests use:
 #   prometheus + promtool (Debian package), docker.io + docker-compose + debootstrap (image builds),
 #   iptables + iproute2 (network namespaces and link faults), slurm-wlm + munge (a one-host SLURM cluster the
-#   tests start themselves: tests/slurm/cluster.sh; nothing is started here).
+#   tests start themselves: tests/slurm/cluster.sh; nothing is started here), openssh-server + client (one sshd per
+#   network namespace, started by tests/sshd.py; the package's own sshd service is kept from starting here).
 # Idempotent; needs root and Debian's apt. Prints what it did, one line each.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null || need+=(slurm-wlm)
 command -v munged >/dev/null || need+=(munge)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
@@ -24,6 +27,9 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "system-deps: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
+  # no service starts from a package's install (openssh-server would start sshd on this machine's port 22)
+  policy=/usr/sbin/policy-rc.d
+  [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && trap 'rm -f "$policy"' EXIT; }
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 

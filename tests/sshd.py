@@ -71,9 +71,8 @@ class SshHosts:
         for i in range(self.count):
             config = self.dir / f"sshd-{i}.conf"
             config.write_text(_CONFIG.format(address=self.net.address(i), dir=self.dir))
-            log = open(self.dir / f"sshd-{i}.log", "wb")  # noqa: SIM115 - the daemon keeps it
-            self.procs.append(self.net.popen(i, [str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT))
-            log.close()
+            with open(self.dir / f"sshd-{i}.log", "wb") as log:  # the daemon keeps its own descriptor
+                self.procs.append(self.net.popen(i, [str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT))
         for i in range(self.count):
             self._wait_ready(i)
 

@@ -50,7 +50,7 @@ from gossip.run.nodeimports import check_node_imports
 from gossip.run.prepare import prepare_run
 from gossip.run.processes import die_with_parent
 
-__all__ = ["Host", "RemoteNode", "launch_on_hosts", "place", "read_hosts", "ssh_options"]
+__all__ = ["Host", "RemoteNode", "host_layout", "launch_on_hosts", "place", "read_hosts", "ssh_options"]
 
 SSH = ("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
 CHECK_TIMEOUT_S = 30.0
@@ -217,7 +217,7 @@ class RemoteNode:
             time.sleep(0.05)
 
 
-def _layout(hosts: Sequence[Host], base_port: int) -> Callable[[RunConfig, int], tuple[tuple[str, ...], MetricsConfig]]:
+def host_layout(hosts: Sequence[Host], base_port: int) -> Callable[[RunConfig, int], tuple[tuple[str, ...], MetricsConfig]]:
     """The addresses and metrics ports of ``n`` nodes on ``hosts`` (for :func:`prepare_run`, before it writes anything)."""
 
     def layout(cfg: RunConfig, n: int) -> tuple[tuple[str, ...], MetricsConfig]:
@@ -303,7 +303,7 @@ def launch_on_hosts(
     )
     check_node_imports(cfg, node_env())
     port = base_port or cfg.transport.base_port
-    resolved, path, topology = prepare_run(cfg, run_dir=run_dir, spawn=True, layout=_layout(hosts, port))
+    resolved, path, topology = prepare_run(cfg, run_dir=run_dir, spawn=True, layout=host_layout(hosts, port))
     try:
         _on_every_host(
             hosts,

@@ -78,7 +78,10 @@ def _left(cluster: SshHosts) -> dict[str, list[str]]:
 
 def _nodes_running(cluster: SshHosts) -> list[int]:
     """How many ``python -m gossip node`` processes run in each namespace (not the ssh sessions that started them)."""
-    return [sum(Path(line.split()[0]).name.startswith("python") and " -m gossip node " in line for line in lines) for lines in _left(cluster).values()]
+    return [
+        sum(Path(line.split()[0]).name.startswith("python") and " -m gossip node " in line for line in lines)
+        for lines in _left(cluster).values()
+    ]
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
