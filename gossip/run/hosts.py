@@ -12,12 +12,12 @@ Why it works the way it does:
 - the run directory must be on a file system every host sees (NFS, or the one machine of a test): nodes read
   the config and their data there and write their records, summaries and a pid file there, and the launcher
   draws progress and writes ``summary.json`` from it exactly as in a local run;
-- one ``ssh -o BatchMode=yes HOST -- cd CWD && exec env ... PYTHON -m gossip node ...`` per node, with the
-  launcher's working directory, interpreter (``sys.executable``) and ``PYTHONPATH`` named explicitly (ssh
-  carries no environment); the remote shell writes its pid to ``nodes/node-<i>.pid`` and ``exec``s the node;
+- one ``ssh -o BatchMode=yes HOST -- cd CWD && exec env ... PYTHON -m gossip.run.remote PIDFILE ...`` per node,
+  with the launcher's working directory, interpreter (``sys.executable``) and ``PYTHONPATH`` named explicitly (ssh
+  carries no environment); :mod:`gossip.run.remote` starts ``gossip node``, writes its pid to
+  ``nodes/node-<i>.pid``, and stops it when the ssh connection ends (the launcher was killed outright);
 - stopping (the end of the run, Ctrl-C, a failure) is ``ssh HOST kill -TERM PID``, then after the grace period
-  ``kill -KILL``: a node stops as a local one does, writing its files. A launcher killed with SIGKILL cannot do
-  that; its remote nodes are then stopped by hand with those pid files;
+  ``kill -KILL``: a node stops as a local one does, writing its files;
 - refused in one line before anything is written or started: an unreadable, empty or malformed hosts file, a
   host named twice, more hosts than nodes (every host runs one at least), too few slots, a host that fails a
   quick ``ssh HOST`` check (BatchMode, ConnectTimeout) or lacks the launcher's directory or interpreter; a run
@@ -174,6 +174,8 @@ class RemoteNode:
 
     def wait(self, timeout: float | None = None) -> int:
         code = self.proc.wait(timeout)
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         self._signallers = [s for s in self._signallers if s.poll() is None]
         return code
 
@@ -203,7 +205,7 @@ class RemoteNode:
         )
 
     def _pid(self, wait_s: float = 10.0) -> int | None:
-        """The node's pid on its host, from the pid file its shell writes before ``exec`` (waited for while ssh connects)."""
+        """The node's pid on its host, from the pid file :mod:`gossip.run.remote` writes (waited for while ssh connects)."""
         deadline = time.monotonic() + wait_s
         while True:
             try:
@@ -245,27 +247,17 @@ def _starter(
         files = NodeFiles(run_dir, node)
         pid_file = files.log.with_name(f"node-{node}.pid")
         pid_file.unlink(missing_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "gossip",
-            "node",
-            "--config",
-            str(run_dir / "config.toml"),
-            "--id",
-            str(node),
-            "--run-dir",
-            str(run_dir),
-        ]
+        argv = [sys.executable, "-m", "gossip.run.remote", str(pid_file), "--config", str(run_dir / "config.toml"), "--id", str(node)]
+        argv += ["--run-dir", str(run_dir)]
         argv += ["--set", f"transport.listen=tcp://0.0.0.0:{base_port + local}", *extra_args]
         assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-        command = f"cd {shlex.quote(cwd)} && echo $$ > {shlex.quote(str(pid_file))} && exec env {assigns} {shlex.join(argv)}"
+        command = f"cd {shlex.quote(cwd)} && exec env {assigns} {shlex.join(argv)}"
         with open(files.log, "ab") as log:  # ssh carries the node's output back into its log, as a local node writes it
             proc = subprocess.Popen(
                 _ssh(host, options, command),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,  # held open, never written: its end on the host tells the node the launcher is gone
                 start_new_session=True,  # Ctrl-C reaches the launcher only; it stops the nodes in order
                 preexec_fn=die_with_parent,
             )

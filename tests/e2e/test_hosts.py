@@ -7,6 +7,7 @@ machine's file system, which every namespace shares, as an NFS mount would be sh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -42,7 +43,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHosts]:
         pytest.fail(missing)
     remove_stale()
     with Fabric(HOSTS + 1) as net, SshHosts(net, HOSTS, tmp_path_factory.mktemp("ssh")) as hosts:
-        yield hosts
+        try:
+            yield hosts
+        finally:  # whatever a failed test left in the namespaces (all started by these tests), before they go
+            daemons = {str(p.pid) for p in hosts.procs}
+            for i in range(HOSTS + 1):
+                pids = subprocess.run(["ip", "netns", "pids", net.ns(i)], capture_output=True, text=True, timeout=30).stdout.split()
+                for pid in set(pids) - daemons:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
 
 
 def _hosts_file(tmp_path: Path, cluster: SshHosts, extra: str = "") -> Path:
@@ -84,6 +93,14 @@ def _nodes_running(cluster: SshHosts) -> list[int]:
     ]
 
 
+def _wait_for_rounds(proc: subprocess.Popen[str], run_dir: Path) -> None:
+    """Until every node recorded a round (the launcher still running)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not all(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl") for i in range(NODES)):
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.3)
+
+
 def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
     try:
         _out, err = proc.communicate(timeout=timeout)
@@ -121,10 +138,7 @@ def test_ctrl_c_stops_every_node_on_every_host(tmp_path: Path, cluster: SshHosts
     run_dir = tmp_path / "run"
     proc = _launch(cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "100000")
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not all(read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl") for i in range(NODES)):
-            assert proc.poll() is None, proc.communicate()[1]
-            time.sleep(0.3)
+        _wait_for_rounds(proc, run_dir)
         assert _nodes_running(cluster) == [2, 2, 2, 2, 0]
         proc.send_signal(signal.SIGINT)
         code, err = _finish(proc, 60)
@@ -136,6 +150,28 @@ def test_ctrl_c_stops_every_node_on_every_host(tmp_path: Path, cluster: SshHosts
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [n["status"] for n in summary["per_node"]] == ["stopped"] * NODES
     assert _left(cluster) == {cluster.net.ns(i): [] for i in range(HOSTS + 1)}
+
+
+def test_a_launcher_killed_outright_leaves_no_node_on_any_host(tmp_path: Path, cluster: SshHosts) -> None:
+    """SIGKILL to the launcher mid-run: its ssh connections close, and on every host the end of the connection
+    stops the node as the launcher would have (SIGTERM: status 'stopped', a checkpoint); nothing is left."""
+    run_dir = tmp_path / "run"
+    proc = _launch(cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "100000")
+    try:
+        _wait_for_rounds(proc, run_dir)
+        assert _nodes_running(cluster) == [2, 2, 2, 2, 0]
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher's process group: the launcher alone (its ssh clients have their own)
+        proc.communicate(timeout=30)
+        summaries = [run_dir / "nodes" / f"node-{i}.json" for i in range(NODES)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(_nodes_running(cluster)):
+            time.sleep(0.3)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert _left(cluster) == {cluster.net.ns(i): [] for i in range(HOSTS + 1)}
+    assert [json.loads(s.read_text())["status"] for s in summaries] == ["stopped"] * NODES
+    assert all((run_dir / "nodes" / f"node-{i}.ckpt.npz").exists() for i in range(NODES))
 
 
 def test_a_host_ssh_cannot_reach_is_refused_before_anything_starts(tmp_path: Path, cluster: SshHosts) -> None:
