@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from gossip.config import MetricsConfig, RunConfig
-from gossip.errors import ConfigError
+from gossip.errors import ConfigError, ExitCode
 from gossip.inputs import quote, read_capped
 from gossip.results.rundir import NodeFiles
 from gossip.run.forkserver import NODE_ENV
@@ -158,6 +158,14 @@ def _on_every_host(hosts: Sequence[Host], options: Sequence[str], command: str, 
                 proc.wait()
 
 
+def _as_local(code: int) -> int:
+    """A remote node's code as a local one's: ``128 + SIG`` (what :mod:`gossip.run.remote` reports for a node killed by a
+    signal) becomes ``-SIG``, as Popen says it; a node's own 130 and 143 (stopped by SIGINT, SIGTERM) and ssh's 255 stay."""
+    if 128 < code < 255 and code not in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        return 128 - code
+    return code
+
+
 class RemoteNode:
     """A node on another host, as the launcher's supervisor sees a local one: its ssh session, signals sent by ssh."""
 
@@ -169,15 +177,16 @@ class RemoteNode:
         self._signallers: list[subprocess.Popen[bytes]] = []
 
     def poll(self) -> int | None:
-        """The node's exit code once its ssh session ended (ssh's own 255 when the node died of a signal or ssh failed)."""
-        return self.proc.poll()
+        """The node's exit code once its ssh session ended, as :class:`subprocess.Popen` gives a local one's."""
+        code = self.proc.poll()
+        return None if code is None else _as_local(code)
 
     def wait(self, timeout: float | None = None) -> int:
         code = self.proc.wait(timeout)
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self._signallers = [s for s in self._signallers if s.poll() is None]
-        return code
+        return _as_local(code)
 
     def send_signal(self, sig: int) -> None:
         """``kill -SIG PID`` on the node's host, not waited for (every node is signalled at once)."""

@@ -174,6 +174,40 @@ def test_a_launcher_killed_outright_leaves_no_node_on_any_host(tmp_path: Path, c
     assert all((run_dir / "nodes" / f"node-{i}.ckpt.npz").exists() for i in range(NODES))
 
 
+def test_a_remote_node_killed_mid_run_is_restarted_on_its_host(tmp_path: Path, cluster: SshHosts) -> None:
+    """``--restart``: node 5 (host 2) gets SIGKILL on its host; the launcher names the signal, starts it again over ssh
+    from its checkpoint, and the run finishes with exit 0 and one restart in the summary."""
+    run_dir, victim = tmp_path / "run", 5
+    paced = ["--set", "faults.slow_nodes=[0, 1, 2, 3, 4, 5, 6, 7]", "--set", "faults.step_delay_s=0.1"]
+    args = ["-n", str(NODES), "-t", "ring", "-r", "150", "--dataset", "digits", "--model", "logreg", "--restart", "--no-report"]
+    args += [
+        "--set",
+        "transport.round_timeout_s=1",
+        "--set",
+        "training.checkpoint_every=4",
+        "--set",
+        "training.checkpoint_interval_s=0",
+        *paced,
+    ]
+    proc = _launch(cluster, _hosts_file(tmp_path, cluster), run_dir, *args)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(read_jsonl(run_dir / "nodes" / f"node-{victim}.jsonl")) < 9:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.05)
+        pid = (run_dir / "nodes" / f"node-{victim}.pid").read_text().strip()
+        assert cluster.ssh(2, f"kill -KILL {pid}", from_host=LAUNCHER).returncode == 0
+        code, err = _finish(proc, 240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert code == 0, err[-3000:]
+    assert f"node {victim} died (killed by SIGKILL); restarting it from its checkpoint (1 of 3)" in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["dead_nodes"] == [] and summary["restarts"] == {str(victim): 1}
+    assert sum("resumed" in r for r in read_jsonl(run_dir / "nodes" / f"node-{victim}.jsonl")) == 1
+
+
 def test_a_host_ssh_cannot_reach_is_refused_before_anything_starts(tmp_path: Path, cluster: SshHosts) -> None:
     """A hosts file naming a machine without sshd: one line naming that host, exit 2, no run directory."""
     run_dir = tmp_path / "run"
