@@ -112,13 +112,21 @@ def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
 
 
 def test_eight_nodes_on_four_hosts_train_to_completion(tmp_path: Path, cluster: SshHosts) -> None:
-    """Eight nodes, two per host, on a ring: every node trains every round with both neighbours' models arriving
-    across hosts; the addresses are the hosts' own (port 7000 and 7001 on each); summary.json names every node
-    finished, and no node process is left on any host."""
+    """Eight nodes, two per host, on a ring, CURVE on: every node trains every round with both neighbours' models
+    arriving across hosts, encrypted with the keys the launcher made in the shared run directory; the addresses are
+    the hosts' own (port 7000 and 7001 on each); summary.json names every node finished, the report is written,
+    and no node process is left on any host."""
     run_dir = tmp_path / "run"
-    code, err = _finish(_launch(cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "5"), 120)
+    code, err = _finish(
+        _launch(
+            cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "5", "--set", "security.curve=true"
+        ),
+        120,
+    )
     assert code == 0, err
-    addresses = tomllib.loads((run_dir / "config.toml").read_text())["transport"]["addresses"]
+    config = tomllib.loads((run_dir / "config.toml").read_text())
+    assert config["security"]["curve"] is True and (run_dir / "keys" / "node-7.key_secret").exists()
+    addresses = config["transport"]["addresses"]
     assert addresses == [f"tcp://{cluster.net.address(i // 2)}:{7000 + i % 2}" for i in range(NODES)]
     for i in range(NODES):
         records = read_jsonl(run_dir / "nodes" / f"node-{i}.jsonl")
