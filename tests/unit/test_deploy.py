@@ -318,3 +318,16 @@ def test_compose_files_default_to_this_checkout_relative_to_the_output(tmp_path:
 
     context = yaml.safe_load(files["docker-compose.yml"])["services"]["node-0"]["build"]["context"]
     assert (out / context).resolve() == REPO.resolve()
+
+
+def test_manifests_with_gpus_and_a_plug_in_package_pass_the_real_schemas(tmp_path: Path) -> None:
+    """``gossip deploy k8s --with-package examples/geomedian.py`` for a run on GPUs: the StatefulSet (package image,
+    ``nvidia.com/gpu`` limit), Service and ConfigMap validate strictly against every Kubernetes version we target."""
+    out = tmp_path / "k"
+    argv = ["deploy", "k8s", "-t", "ring", "-n", "4", "--out", str(out), "--with-package", str(REPO / "examples" / "geomedian.py")]
+    argv += ["--set", "aggregation.rule=geomedian:GeoMedian", "--set", "training.device=cuda", "--set", "training.gpus=[0,1]"]
+    assert cli.main(argv) == 0
+    for name in ("configmap.yaml", "service.yaml", "statefulset.yaml"):
+        _validate(yaml.safe_load((out / name).read_text()))
+    container = yaml.safe_load((out / "statefulset.yaml").read_text())["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1 and "geomedian" in container["image"]
