@@ -11,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from gossip.config import check_path_text, load_config
 from gossip.errors import ExitCode, GossipError, UsageError
 from gossip.node.daemon import run_node
@@ -151,23 +153,21 @@ def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any], pl
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    import time as _time
-
-    from gossip.run.simulate import simulate
-    from gossip.run.tally import metric_info
+    """One process for every node; the run directory a launch leaves (config, topology, records, summary, report)."""
+    from gossip.run.experiment import experiment
 
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.run_dir:
         check_path_text("--run-dir", args.run_dir)
-    run_dir = Path(args.run_dir) if args.run_dir else cfg.run.directory(f"{_time.strftime('%Y%m%d-%H%M%S')}-simulated")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UsageError(f"run directory {run_dir} already exists and is not empty; choose another --run-dir or --name")
-    result = simulate(cfg, run_dir=run_dir)
-    print(f"gossip: simulated {len(result.accuracy)} nodes in {result.wall_s:.1f} s; run directory {run_dir}", file=sys.stderr)
+    result = experiment(cfg, run_dir=args.run_dir or None, simulate=True, progress=True)
+    finals = result.final("accuracy")
     print(
-        f"mean {metric_info(cfg).name} {result.accuracy.mean():.4f} ± {result.accuracy.std():.4f} (min {result.accuracy.min():.4f}, max {result.accuracy.max():.4f})"
+        f"mean {result.summary.metric.name} {np.nanmean(finals):.4f} ± {np.nanstd(finals):.4f} "
+        f"(min {np.nanmin(finals):.4f}, max {np.nanmax(finals):.4f})"
     )
-    return 0
+    if not args.no_report:
+        _report_after_launch(result.run_dir, result.exit_code)
+    return result.exit_code
 
 
 def _report_after_launch(run_dir: Path, exit_code: int) -> None:

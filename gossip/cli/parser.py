@@ -213,6 +213,7 @@ def _simulate_parser(sub: Any) -> None:
     _common_config_args(p)
     _launch_like_args(p)
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
+    p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.set_defaults(handler=cmd_simulate)
 
 

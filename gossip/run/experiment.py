@@ -137,7 +137,7 @@ def _simulated(cfg: RunConfig, run_dir: str | Path | None, progress: bool, out: 
         check_path_text("run_dir", str(run_dir))
     path = Path(run_dir) if run_dir is not None else cfg.run.directory(f"{time.strftime('%Y%m%d-%H%M%S')}-simulated")
     if path.exists() and any(path.iterdir()):
-        raise ConfigError(f"run directory {path} already exists and is not empty; choose another run_dir or name")
+        raise ConfigError(f"run directory {path} already exists and is not empty; choose another (run_dir or name; --run-dir or --name)")
     result = simulate(cfg, run_dir=path, progress=progress, out=out)  # checks the sizes before it builds the graph
     topology = topology_of(cfg)  # the graph it ran on: generators are seeded
     path = path.resolve()
