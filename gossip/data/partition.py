@@ -75,13 +75,7 @@ def partition(
         Unknown scheme, invalid parameters, or a split that cannot give every node ``min_size`` samples.
     """
     _check_choices(scheme, seed, alpha)
-    if np.asarray(labels).dtype.kind == "f":  # regression targets: only iid, which needs nothing but the count
-        if scheme != "iid":
-            raise DataError(
-                f"partition {scheme!r} splits by class label, but this dataset's targets are floats (regression); use partition 'iid'"
-            )
-        labels = np.zeros(len(labels), dtype=np.int64)
-    labels = _check_labels(labels)
+    labels = _check_labels(_class_labels(labels, scheme))
     n = _positive_int("n_nodes", n_nodes)
     spn = _positive_int("shards_per_node", shards_per_node)
     total = len(labels)
@@ -109,6 +103,17 @@ def partition(
     if len(result[smallest]) < need:
         raise DataError(f"{scheme} split gives node {smallest} only {len(result[smallest])} samples, fewer than min_size={need}")
     return result
+
+
+def _class_labels(labels: np.ndarray, scheme: str) -> np.ndarray:
+    """``labels`` as they are, or for float regression targets one dummy class: only ``iid`` splits those (it needs the count only)."""
+    if np.asarray(labels).dtype.kind != "f":
+        return labels
+    if scheme != "iid":
+        raise DataError(
+            f"partition {scheme!r} splits by class label, but this dataset's targets are floats (regression); use partition 'iid'"
+        )
+    return np.zeros(len(labels), dtype=np.int64)
 
 
 def _check_choices(scheme: str, seed: int, alpha: float) -> None:
