@@ -334,7 +334,7 @@ class _Supervisor:
     def stop(self, bar: ProgressBar) -> None:
         """Stop every node and the fork server, then draw the last progress from the records the nodes left."""
         _stop_all(self.children)
-        stop_fork_server()
+        stop_fork_server(kill=True)  # every node has exited: nothing to wait for but the teardown of its torch
         self._draw(bar)
         bar.close()
 

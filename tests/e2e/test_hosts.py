@@ -171,8 +171,8 @@ def test_a_launcher_killed_outright_leaves_no_node_on_any_host(tmp_path: Path, c
         os.killpg(proc.pid, signal.SIGKILL)  # the launcher's process group: the launcher alone (its ssh clients have their own)
         proc.communicate(timeout=30)
         summaries = [run_dir / "nodes" / f"node-{i}.json" for i in range(NODES)]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(_nodes_running(cluster)):
+        deadline = time.monotonic() + 60  # the nodes stop, then their wrappers exit: wait for both
+        while time.monotonic() < deadline and any(_left(cluster).values()):
             time.sleep(0.3)
     finally:
         if proc.poll() is None:
