@@ -54,7 +54,8 @@ def _approximate_mode(class_counts: np.ndarray, n_draws: int, rng: np.random.Ran
             need_to_add -= add_now
             if need_to_add == 0:
                 break
-    return floored.astype(int)
+    counts: np.ndarray = floored.astype(int)
+    return counts
 
 
 def stratified_split(labels: np.ndarray, seed: int, test_fraction: float = TEST_FRACTION) -> tuple[np.ndarray, np.ndarray]:
