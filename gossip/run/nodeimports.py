@@ -6,9 +6,12 @@ launcher's path; a node does: a spawned one is ``python -m gossip node``, and th
 others imports the plug-ins at its start as ``python -c``. A module of the same name in the working directory
 (an older copy, another project's file) shadows the plug-in in every node, which then exits 2 after the run
 directory was written and its neighbours started. One interpreter, started like the nodes (``-c``: the
-working directory first) with exactly their environment (:func:`gossip.run.launch.node_env`), imports every
-plug-in named as ``module:Attribute`` and looks the attribute up; only a run whose config names such
-plug-ins pays for it (its plug-ins' import time, about a second for one that imports torch).
+working directory first) with exactly their environment (:func:`gossip.run.launch.node_env`), looks up
+where it would find each plug-in named as ``module:Attribute`` (``importlib.util.find_spec``, which does not
+run the module). The same file the launcher imported: nothing more to ask, since the launcher looked the
+attribute up in it. Another file, or none: the interpreter imports it and looks the attribute up, and what
+fails is the refusal's reason. Only a run whose config names such plug-ins pays, a tenth of a second when the
+nodes would find the same files (an import of torch when they would not).
 """
 
 from __future__ import annotations
@@ -26,12 +29,19 @@ __all__ = ["check_node_imports", "plugin_names"]
 
 TIMEOUT_S = 120.0  # a plug-in that imports torch on a loaded machine takes seconds; one that hangs is named
 
-# Run in the node's interpreter: gossip is not imported (the check costs the plug-ins' own imports only).
+# Run in the node's interpreter: gossip is not imported, nor a plug-in the nodes would find where the launcher did.
 _PROBE = """
-import importlib, json, sys
+import importlib, importlib.util, json, os, sys
 failed = []
-for key, name in json.loads(sys.argv[1]):
+for key, name, launcher_file in json.loads(sys.argv[1]):
     module, _, attribute = name.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+    except BaseException:
+        spec = None
+    origin = getattr(spec, "origin", None)
+    if origin and launcher_file and os.path.realpath(origin) == os.path.realpath(launcher_file):
+        continue
     found = None
     try:
         target = importlib.import_module(module)
@@ -60,7 +70,8 @@ def check_node_imports(cfg: RunConfig, env: Mapping[str, str]) -> None:
         return
     for kind, name in named:
         plugins.load(kind, name)
-    argv = [sys.executable, "-c", _PROBE, json.dumps([[kind.key, name] for kind, name in named])]
+    files = [getattr(sys.modules.get(name.partition(":")[0]), "__file__", None) for _, name in named]  # imported by load()
+    argv = [sys.executable, "-c", _PROBE, json.dumps([[kind.key, name, file] for (kind, name), file in zip(named, files, strict=True)])]
     try:
         done = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
