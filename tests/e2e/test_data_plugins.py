@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cli_cases import Refusal, assert_refused, run_refusals
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -173,9 +174,8 @@ DATA = "[data] dataset"
 PART = "[data] partition"
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
+# Each way a loader or a split can be wrong: the --set values, the whole line that refuses it
+BAD_CASES = [
         (["data.dataset=labdata_missing:load"],
          f"{DATA} = 'labdata_missing:load': no module named 'labdata_missing' on the Python path; "
          "install the plug-in's package or add its directory to PYTHONPATH (e.g. PYTHONPATH=. gossip launch ...)"),
@@ -214,23 +214,34 @@ PART = "[data] partition"
         (["data.dataset=labdata:lazy", "data.partition=labdata:by_label"],
          f"{PART} = 'labdata:by_label' splits by label, but dataset 'labdata:lazy' gives no labels: "
          "return TorchData(..., labels=...) from its loader, or use partition = 'iid'"),
-    ],
-    ids=["dataset-not-importable", "dataset-no-attribute", "dataset-not-callable", "dataset-options-refused",
+]  # fmt: skip
+BAD_IDS = ["dataset-not-importable", "dataset-no-attribute", "dataset-not-callable", "dataset-options-refused",
          "options-for-a-shipped-dataset", "dataset-wrong-type", "dataset-empty-split", "dataset-inconsistent-shapes",
          "dataset-raises", "partition-not-importable", "partition-not-callable", "partition-options-refused",
          "options-for-a-shipped-partition", "partition-too-few-parts", "partition-index-out-of-range", "partition-empty-part",
-         "partition-index-twice", "partition-not-integers", "shipped-partition-needs-labels", "plug-in-partition-needs-labels"],
-)  # fmt: skip
-def test_a_bad_dataset_or_partition_plug_in_is_one_line_exit_2_and_nothing_written(tmp_path: Path, args: list[str], message: str) -> None:
-    """Each way a loader or a split can be wrong is refused by ``gossip launch`` before any process starts: one line
-    that names the key and the plug-in and says what is wrong, exit code 2, no run directory."""
-    lab = tmp_path / "lab"
+         "partition-index-twice", "partition-not-integers", "shipped-partition-needs-labels", "plug-in-partition-needs-labels"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Refusal]:
+    """Every case through ``gossip launch`` (digits unless the case names a dataset), the lab module on PYTHONPATH;
+    one interpreter for them all (tests/cli_cases.py)."""
+    base = tmp_path_factory.mktemp("bad-data")
+    lab = base / "lab"
     lab.mkdir()
     (lab / "labdata.py").write_text(textwrap.dedent(LAB))
-    run_dir = tmp_path / "run"
-    given = args if any(a.startswith("data.dataset=") for a in args) else ["data.dataset=digits", *args]
-    sets = [arg for a in given for arg in ("--set", a)]
-    proc = run_gossip("launch", *SMALL, *sets, "--run-dir", str(run_dir), env=on_path(lab), timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == f"gossip: error: {message}"
-    assert not run_dir.exists()
+    cases = {}
+    for case, (args, _) in zip(BAD_IDS, BAD_CASES, strict=True):
+        given = args if any(a.startswith("data.dataset=") for a in args) else ["data.dataset=digits", *args]
+        cases[case] = ["launch", *SMALL, *(arg for a in given for arg in ("--set", a))]
+    return run_refusals(base, cases, env=on_path(lab))
+
+
+@pytest.mark.parametrize(("case", "message"), [(case, message) for case, (_, message) in zip(BAD_IDS, BAD_CASES, strict=True)], ids=BAD_IDS)
+def test_a_bad_dataset_or_partition_plug_in_is_one_line_exit_2_and_nothing_written(
+    refused: dict[str, Refusal], case: str, message: str
+) -> None:
+    """Each way a loader or a split can be wrong is refused by ``gossip launch`` before any process starts: one line
+    that names the key and the plug-in and says what is wrong, exit code 2, no run directory."""
+    assert_refused(refused[case], message)
+    assert refused[case].result.stderr.strip() == f"gossip: error: {message}"

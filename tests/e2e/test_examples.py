@@ -5,6 +5,7 @@ final models, bit for bit; and ``gossip simulate`` lands on the real processes' 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +87,12 @@ def test_an_example_trains_the_same_models_under_gossip_launch_and_the_python_ap
     assert _digests(tmp_path / "cli") == _digests(tmp_path / "api") and len(_digests(tmp_path / "api")) == cfg.run.nodes
     assert len(set(_digests(tmp_path / "api"))) > 1  # not one trivial model copied everywhere
     assert api.accuracy_mean > LEARNED[name], api.accuracy_mean
+    if name in PLUG_INS:  # the summary names the plug-in as the user wrote it; the attacker's process built the plug-in
+        summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
+        assert summary["aggregation"] == cfg.aggregation.rule
+        assert summary["byzantine"] == {"nodes": [4], "attack": cfg.byzantine.attack}
+        attacker = json.loads((tmp_path / "cli" / "nodes" / "node-4.json").read_text())["byzantine"]
+        assert attacker == {"attack": "mimic" if name == "attack" else "sign-flip"}
 
 
 def test_simulate_lands_on_the_launch_curve_with_a_plug_in_dataset_model_loss_and_metric(

@@ -1,6 +1,6 @@
-"""``gossip launch --hosts``: a run across four "hosts", each a network namespace with its own sshd.
+"""``gossip launch --hosts``: a run across two "hosts", each a network namespace with its own sshd.
 
-The launcher runs in a fifth namespace (the login machine) and reaches the four hosts only by ssh to their
+The launcher runs in a third namespace (the login machine) and reaches the two hosts only by ssh to their
 10.77.0.x addresses; the nodes reach each other only over the fabric's bridge. The run directory is on this
 machine's file system, which every namespace shares, as an NFS mount would be shared by real hosts.
 """
@@ -28,14 +28,14 @@ from tests.sshd import SshHosts, available
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.netns]
 
-HOSTS = 4
+HOSTS = 2  # two nodes on each: two nodes of a run share a host, and the run spans hosts
 LAUNCHER = HOSTS  # the namespace the launcher runs in: no node, no sshd
-NODES = 8
+NODES = 4
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHosts]:
-    """Four hosts with sshd and a fifth to launch from; all stopped and deleted afterwards, even on failure."""
+    """Two hosts with sshd and a third to launch from; all stopped and deleted afterwards, even on failure."""
     if os.geteuid() != 0:
         pytest.fail("network namespaces need root (CI runs .ci/run as root)")
     missing = available()
@@ -56,7 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHosts]:
 
 def _hosts_file(tmp_path: Path, cluster: SshHosts, extra: str = "") -> Path:
     path = tmp_path / "hosts.txt"
-    path.write_text("# the four hosts of the fabric\n" + "".join(f"root@{cluster.net.address(i)}\n" for i in range(HOSTS)) + extra)
+    path.write_text("# the hosts of the fabric\n" + "".join(f"root@{cluster.net.address(i)}\n" for i in range(HOSTS)) + extra)
     return path
 
 
@@ -111,8 +111,8 @@ def _finish(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def test_eight_nodes_on_four_hosts_train_to_completion(tmp_path: Path, cluster: SshHosts) -> None:
-    """Eight nodes, two per host, on a ring, CURVE on: every node trains every round with both neighbours' models
+def test_four_nodes_on_two_hosts_train_to_completion(tmp_path: Path, cluster: SshHosts) -> None:
+    """Four nodes, two per host, on a ring, CURVE on: every node trains every round with both neighbours' models
     arriving across hosts, encrypted with the keys the launcher made in the shared run directory; the addresses are
     the hosts' own (port 7000 and 7001 on each); summary.json names every node finished, the report is written,
     and no node process is left on any host."""
@@ -125,7 +125,7 @@ def test_eight_nodes_on_four_hosts_train_to_completion(tmp_path: Path, cluster: 
     )
     assert code == 0, err
     config = tomllib.loads((run_dir / "config.toml").read_text())
-    assert config["security"]["curve"] is True and (run_dir / "keys" / "node-7.key_secret").exists()
+    assert config["security"]["curve"] is True and (run_dir / "keys" / f"node-{NODES - 1}.key_secret").exists()
     addresses = config["transport"]["addresses"]
     assert addresses == [f"tcp://{cluster.net.address(i // 2)}:{7000 + i % 2}" for i in range(NODES)]
     for i in range(NODES):
@@ -135,7 +135,7 @@ def test_eight_nodes_on_four_hosts_train_to_completion(tmp_path: Path, cluster: 
         assert f"listening on tcp://0.0.0.0:{7000 + i % 2}" in (run_dir / "nodes" / f"node-{i}.log").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [n["status"] for n in summary["per_node"]] == ["finished"] * NODES
-    assert f"root@{cluster.net.address(3)} runs nodes 6..7" in err
+    assert f"root@{cluster.net.address(1)} runs nodes 2..3" in err
     assert (run_dir / "report" / "report.md").exists()
     assert _left(cluster) == {cluster.net.ns(i): [] for i in range(HOSTS + 1)}
 
@@ -147,7 +147,7 @@ def test_ctrl_c_stops_every_node_on_every_host(tmp_path: Path, cluster: SshHosts
     proc = _launch(cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "100000")
     try:
         _wait_for_rounds(proc, run_dir)
-        assert _nodes_running(cluster) == [2, 2, 2, 2, 0]
+        assert _nodes_running(cluster) == [2] * HOSTS + [0]
         proc.send_signal(signal.SIGINT)
         code, err = _finish(proc, 60)
     finally:
@@ -167,7 +167,7 @@ def test_a_launcher_killed_outright_leaves_no_node_on_any_host(tmp_path: Path, c
     proc = _launch(cluster, _hosts_file(tmp_path, cluster), run_dir, "-n", str(NODES), "-t", "ring", "-r", "100000")
     try:
         _wait_for_rounds(proc, run_dir)
-        assert _nodes_running(cluster) == [2, 2, 2, 2, 0]
+        assert _nodes_running(cluster) == [2] * HOSTS + [0]
         os.killpg(proc.pid, signal.SIGKILL)  # the launcher's process group: the launcher alone (its ssh clients have their own)
         proc.communicate(timeout=30)
         summaries = [run_dir / "nodes" / f"node-{i}.json" for i in range(NODES)]
@@ -183,10 +183,10 @@ def test_a_launcher_killed_outright_leaves_no_node_on_any_host(tmp_path: Path, c
 
 
 def test_a_remote_node_killed_mid_run_is_restarted_on_its_host(tmp_path: Path, cluster: SshHosts) -> None:
-    """``--restart``: node 5 (host 2) gets SIGKILL on its host; the launcher names the signal, starts it again over ssh
+    """``--restart``: node 3 (host 1) gets SIGKILL on its host; the launcher names the signal, starts it again over ssh
     from its checkpoint, and the run finishes with exit 0 and one restart in the summary."""
-    run_dir, victim = tmp_path / "run", 5
-    paced = ["--set", "faults.slow_nodes=[0, 1, 2, 3, 4, 5, 6, 7]", "--set", "faults.step_delay_s=0.1"]
+    run_dir, victim = tmp_path / "run", 3
+    paced = ["--set", "faults.slow_nodes=[0, 1, 2, 3]", "--set", "faults.step_delay_s=0.1"]
     args = ["-n", str(NODES), "-t", "ring", "-r", "150", "--dataset", "digits", "--model", "logreg", "--restart", "--no-report"]
     args += [
         "--set",
@@ -204,7 +204,7 @@ def test_a_remote_node_killed_mid_run_is_restarted_on_its_host(tmp_path: Path, c
             assert proc.poll() is None, proc.communicate()[1]
             time.sleep(0.05)
         pid = (run_dir / "nodes" / f"node-{victim}.pid").read_text().strip()
-        assert cluster.ssh(2, f"kill -KILL {pid}", from_host=LAUNCHER).returncode == 0
+        assert cluster.ssh(1, f"kill -KILL {pid}", from_host=LAUNCHER).returncode == 0
         code, err = _finish(proc, 240)
     finally:
         if proc.poll() is None:

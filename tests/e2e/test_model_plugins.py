@@ -16,6 +16,7 @@ import pytest
 
 from gossip.results.rundir import records_by_node
 from gossip.run.simulate import simulate
+from tests.cli_cases import Refusal, assert_refused, run_refusals
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -123,67 +124,57 @@ def vector_metric():
 """
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--set", "model.name=labmissing:Net"],
-         "[model] name = 'labmissing:Net': no module named 'labmissing' on the Python path; "
-         "install the plug-in's package or add its directory to PYTHONPATH (e.g. PYTHONPATH=. gossip launch ...)"),
-        (["--set", "model.name=labmodels:Missing"], "[model] name = 'labmodels:Missing': 'labmodels' has no attribute 'Missing'"),
-        (["--set", "model.name=labmodels:NOT_A_MODEL"],
-         "[model] name = 'labmodels:NOT_A_MODEL' is not a class or function that builds a plug-in (its type is 'int')"),
-        (["--set", "model.name=labmodels:no_options", "--set", "model.options=width=3"],
-         "[model] name = 'labmodels:no_options' refused its options {'width': 3}: no_options() got an unexpected keyword argument 'width'"),
-        (["--set", "model.name=mlp", "--set", "model.options=width=3"],
-         "[model] options are a plug-in's keyword arguments; model.name = 'mlp' takes its settings from the section's keys"),
-        (["--set", "model.name=labmodels:not_a_module"],
-         "[model] name = 'labmodels:not_a_module' built a str, not a torch.nn.Module; see gossip.learn.models.ModelFactory"),
-        (["--set", "model.name=labmodels:double"],
-         "[model] name = 'labmodels:double': parameter 'weight' is float64; models travel as float32, "
-         "so every parameter and floating buffer must be float32 (e.g. .float())"),
-        (["--set", "model.name=labmodels:empty"],
-         "[model] name = 'labmodels:empty' built a Identity with no parameters: there is nothing to learn or gossip"),
-        (["--set", "model.name=labmodels:crashes"], "[model] name = 'labmodels:crashes': building it failed: RuntimeError: out of ideas"),
-        (["--set", "training.loss=mse"],
-         "[training] loss = 'mse' failed on two training samples (inputs (2, 40) and targets int64 (2,)): "
-         "ValueError: mse needs one output per target value: outputs (2, 10), targets (2,)"),
-        (["--set", "training.metric=labmodels:vector_metric"],
-         "[training] metric = 'labmodels:vector_metric' returned Tensor (2,), not one number (a batch mean)"),
-        (["--set", "training.loss=accuracy"], "[training] loss = 'accuracy' is not one of 'cross-entropy', 'mse' (or a plug-in as "),
-    ],
-    ids=["not-importable", "no-attribute", "not-callable", "bad-options", "options-for-shipped", "not-a-module", "float64",
-         "no-parameters", "factory-raises", "loss-does-not-fit", "metric-not-a-number", "unknown-loss"],
-)  # fmt: skip
-def test_a_bad_model_loss_or_metric_is_one_line_exit_2_and_nothing_written(tmp_path: Path, args: list[str], message: str) -> None:
+# Each way a model, loss or metric plug-in can be wrong: case → (the flags, the start of the one line that refuses it)
+BAD_CASES = {
+    "not-importable": (["--set", "model.name=labmissing:Net"],
+        "[model] name = 'labmissing:Net': no module named 'labmissing' on the Python path; "
+        "install the plug-in's package or add its directory to PYTHONPATH (e.g. PYTHONPATH=. gossip launch ...)"),
+    "no-attribute": (["--set", "model.name=labmodels:Missing"], "[model] name = 'labmodels:Missing': 'labmodels' has no attribute 'Missing'"),
+    "not-callable": (["--set", "model.name=labmodels:NOT_A_MODEL"],
+        "[model] name = 'labmodels:NOT_A_MODEL' is not a class or function that builds a plug-in (its type is 'int')"),
+    "bad-options": (["--set", "model.name=labmodels:no_options", "--set", "model.options=width=3"],
+        "[model] name = 'labmodels:no_options' refused its options {'width': 3}: no_options() got an unexpected keyword argument 'width'"),
+    "options-for-shipped": (["--set", "model.name=mlp", "--set", "model.options=width=3"],
+        "[model] options are a plug-in's keyword arguments; model.name = 'mlp' takes its settings from the section's keys"),
+    "not-a-module": (["--set", "model.name=labmodels:not_a_module"],
+        "[model] name = 'labmodels:not_a_module' built a str, not a torch.nn.Module; see gossip.learn.models.ModelFactory"),
+    "float64": (["--set", "model.name=labmodels:double"],
+        "[model] name = 'labmodels:double': parameter 'weight' is float64; models travel as float32, "
+        "so every parameter and floating buffer must be float32 (e.g. .float())"),
+    "no-parameters": (["--set", "model.name=labmodels:empty"],
+        "[model] name = 'labmodels:empty' built a Identity with no parameters: there is nothing to learn or gossip"),
+    "factory-raises": (["--set", "model.name=labmodels:crashes"], "[model] name = 'labmodels:crashes': building it failed: RuntimeError: out of ideas"),
+    "loss-does-not-fit": (["--set", "training.loss=mse"],
+        "[training] loss = 'mse' failed on two training samples (inputs (2, 40) and targets int64 (2,)): "
+        "ValueError: mse needs one output per target value: outputs (2, 10), targets (2,)"),
+    "metric-not-a-number": (["--set", "training.metric=labmodels:vector_metric"],
+        "[training] metric = 'labmodels:vector_metric' returned Tensor (2,), not one number (a batch mean)"),
+    "unknown-loss": (["--set", "training.loss=accuracy"], "[training] loss = 'accuracy' is not one of 'cross-entropy', 'mse' (or a plug-in as "),
+}  # fmt: skip
+SIMULATE_CASES = ("float64", "metric-not-a-number")
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Refusal]:
+    """Every case through ``gossip launch``, and some through ``gossip simulate``, the plug-ins' directory on PYTHONPATH;
+    one interpreter for them all (tests/cli_cases.py)."""
+    base = tmp_path_factory.mktemp("bad-plugins")
+    lab = base / "lab"
+    lab.mkdir()
+    (lab / "labmodels.py").write_text(textwrap.dedent(BAD))
+    cases = {case: ["launch", *SMALL, *args] for case, (args, _) in BAD_CASES.items()}
+    cases |= {f"simulate-{case}": ["simulate", "-n", "3", "-t", "complete", "-r", "2", *BAD_CASES[case][0]] for case in SIMULATE_CASES}
+    return run_refusals(base, cases, env=on_path(lab))
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES))
+def test_a_bad_model_loss_or_metric_is_one_line_exit_2_and_nothing_written(refused: dict[str, Refusal], case: str) -> None:
     """Each way a model, loss or metric plug-in can be wrong is refused by ``gossip launch`` before any process starts:
     one line naming the key and the plug-in, exit code 2, no run directory."""
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    (lab / "labmodels.py").write_text(textwrap.dedent(BAD))
-    run_dir = tmp_path / "run"
-    proc = run_gossip("launch", *SMALL, *args, "--run-dir", str(run_dir), env=on_path(lab), timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith(f"gossip: error: {message}"), proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not run_dir.exists()
+    assert_refused(refused[case], BAD_CASES[case][1])
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--set", "model.name=labmodels:double"], "[model] name = 'labmodels:double': parameter 'weight' is float64"),
-        (["--set", "training.metric=labmodels:vector_metric"], "[training] metric = 'labmodels:vector_metric' returned Tensor (2,)"),
-    ],
-    ids=["float64", "metric-not-a-number"],
-)
-def test_gossip_simulate_refuses_a_bad_plug_in_the_same_way(tmp_path: Path, args: list[str], message: str) -> None:
+@pytest.mark.parametrize("case", SIMULATE_CASES)
+def test_gossip_simulate_refuses_a_bad_plug_in_the_same_way(refused: dict[str, Refusal], case: str) -> None:
     """``gossip simulate`` runs the same checks before it simulates anything: one line, exit 2, no run directory."""
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    (lab / "labmodels.py").write_text(textwrap.dedent(BAD))
-    run_dir = tmp_path / "sim"
-    proc = run_gossip("simulate", "-n", "3", "-t", "complete", "-r", "2", *args, "--run-dir", str(run_dir), env=on_path(lab), timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith(f"gossip: error: {message}"), proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not run_dir.exists()
+    assert_refused(refused[f"simulate-{case}"], BAD_CASES[case][1])

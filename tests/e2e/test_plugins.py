@@ -4,7 +4,6 @@ mistake in naming or building one is one line ``gossip: error: ...``, exit 2, no
 from __future__ import annotations
 
 import io
-import json
 import os
 import textwrap
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from gossip.config import load_config
 from gossip.run.launch import launch
 from gossip.run.prepare import prepare_run
+from tests.cli_cases import Refusal, assert_refused, run_refusals
 from tests.conftest import run_gossip
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -26,23 +26,6 @@ SIGN_FLIP = ["--set", "byzantine.nodes=[4]", "--set", "byzantine.attack=sign-fli
 def on_path(*dirs: Path) -> dict[str, str]:
     """The environment a user sets for a plug-in that is not installed: its directory on PYTHONPATH."""
     return {"PYTHONPATH": os.pathsep.join([*map(str, dirs), os.environ.get("PYTHONPATH", "")])}
-
-
-def test_the_geometric_median_example_holds_against_a_sign_flip_attacker(tmp_path: Path) -> None:
-    """examples/geomedian.py, named by import path, runs in 5 real node processes with one sign-flip attacker
-    (f = 1, complete graph, 20 rounds): the honest nodes learn (measured 0.27; the attack-free D-SGD run 0.26,
-    D-SGD under the attack 0.096, chance 0.10). Its options reach its constructor, its ``tolerated`` lets the
-    launch pass the tolerance check, and the summary names the rule as the user wrote it."""
-    run_dir = tmp_path / "run"
-    proc = run_gossip(
-        "launch", *SMALL, *SIGN_FLIP, "--set", "aggregation.rule=geomedian:GeoMedian", "--set", "aggregation.options=iterations=20",
-        "--run-dir", str(run_dir), env=on_path(EXAMPLES), timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["aggregation"] == "geomedian:GeoMedian"
-    assert summary["byzantine"] == {"nodes": [4], "attack": "sign-flip"}
-    assert summary["accuracy_mean"] > 0.18, summary["accuracy_mean"]
 
 
 BAD = """
@@ -64,9 +47,8 @@ class NoPayloads:
 """
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
+# Each way a rule or attack plug-in can be wrong: the flags, the whole line that refuses it
+BAD_CASES = [
         (["--set", "aggregation.rule=labrules_missing:Rule"],
          "[aggregation] rule = 'labrules_missing:Rule': no module named 'labrules_missing' on the Python path; "
          "install the plug-in's package or add its directory to PYTHONPATH (e.g. PYTHONPATH=. gossip launch ...)"),
@@ -86,22 +68,29 @@ class NoPayloads:
         (["--set", "aggregation.rule=lab rules:Mean"], "[aggregation] rule = 'lab rules:Mean' is not an import path; write it as 'package.module:Attribute'"),
         (["--set", "aggregation.rule=median", "--set", "aggregation.options=f=2"],
          "[aggregation] options are a plug-in's keyword arguments; aggregation.rule = 'median' takes its settings from the section's keys"),
-    ],
-    ids=["not-importable", "no-attribute", "not-callable", "wrong-shape", "import-raises", "bad-options", "no-tolerance",
-         "attack-wrong-shape", "not-an-import-path", "options-for-a-shipped-rule"],
-)  # fmt: skip
-def test_a_bad_plug_in_is_one_line_exit_2_and_nothing_written(tmp_path: Path, args: list[str], message: str) -> None:
-    """Each way a plug-in can be wrong is refused by ``gossip launch`` before any process starts: one line that
-    names the key and the plug-in and says what to do, exit code 2, no run directory."""
-    lab = tmp_path / "lab"
+]  # fmt: skip
+BAD_IDS = ["not-importable", "no-attribute", "not-callable", "wrong-shape", "import-raises", "bad-options", "no-tolerance",
+         "attack-wrong-shape", "not-an-import-path", "options-for-a-shipped-rule"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Refusal]:
+    """Every case through ``gossip launch``, the lab modules on PYTHONPATH; one interpreter for them all (tests/cli_cases.py)."""
+    base = tmp_path_factory.mktemp("bad-rules")
+    lab = base / "lab"
     lab.mkdir()
     (lab / "labrules.py").write_text(textwrap.dedent(BAD))
     (lab / "labbroken.py").write_text('raise RuntimeError("no GPU here")\n')
-    run_dir = tmp_path / "run"
-    proc = run_gossip("launch", *SMALL, *args, "--run-dir", str(run_dir), env=on_path(lab), timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == f"gossip: error: {message}"
-    assert not run_dir.exists()
+    cases = {case: ["launch", *SMALL, *args] for case, (args, _) in zip(BAD_IDS, BAD_CASES, strict=True)}
+    return run_refusals(base, cases, env=on_path(lab))
+
+
+@pytest.mark.parametrize(("case", "message"), [(case, message) for case, (_, message) in zip(BAD_IDS, BAD_CASES, strict=True)], ids=BAD_IDS)
+def test_a_bad_plug_in_is_one_line_exit_2_and_nothing_written(refused: dict[str, Refusal], case: str, message: str) -> None:
+    """Each way a plug-in can be wrong is refused by ``gossip launch`` before any process starts: one line that
+    names the key and the plug-in and says what to do, exit code 2, no run directory."""
+    assert_refused(refused[case], message)
+    assert refused[case].result.stderr.strip() == f"gossip: error: {message}"
 
 
 def test_a_node_that_cannot_import_the_plug_in_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
