@@ -1,9 +1,9 @@
 """Starting a run: nodes forked from one warm fork server (the default) against one fresh interpreter per node.
 
-    .venv/bin/python bench/startup.py [--nodes 4 8 16 32] [--repeat 2] [--rounds 20]
+    .venv/bin/python bench/startup.py [--nodes 4 8 16 32] [--repeat 2] [--rounds 20] [--dataset mnist1d]
 
 Each trial is the real command, ``gossip launch`` (a new process each time, so every forked trial pays
-for its own fork server), on a ring of N nodes with the default MNIST-1D MLP; the two ways alternate
+for its own fork server), on a ring of N nodes with the default MLP on MNIST-1D (or ``--dataset``); the two ways alternate
 trial by trial. Per way, medians over the trials:
 
 - start-up: from the command's start to the moment the last node began its first round (a node's first
@@ -36,7 +36,7 @@ from gossip.results.rundir import records_by_node
 WAYS = ("fork", "spawn")
 
 
-def trial(way: str, nodes: int, rounds: int, tmp: Path) -> tuple[float, float, float]:
+def trial(way: str, nodes: int, rounds: int, tmp: Path, dataset: str = "mnist1d") -> tuple[float, float, float]:
     """(start-up s, wall s, PSS MiB per node) of one ``gossip launch``."""
     run_dir = tmp / f"{way}-{nodes}-{time.monotonic_ns()}"
     cmd = [
@@ -50,6 +50,8 @@ def trial(way: str, nodes: int, rounds: int, tmp: Path) -> tuple[float, float, f
         "ring",
         "-r",
         str(rounds),
+        "--dataset",
+        dataset,
         "--run-dir",
         str(run_dir),
         "--no-progress",
@@ -76,17 +78,18 @@ def main() -> None:
     p.add_argument("--nodes", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--dataset", default="mnist1d", help="a shipped dataset (digits: the one most tests use)")
     args = p.parse_args()
     figures: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="gossip-startup-") as tmp:
         for n in args.nodes:
             for k in range(args.repeat):
                 for way in WAYS if k % 2 == 0 else WAYS[::-1]:
-                    figures.setdefault((way, n), []).append(trial(way, n, args.rounds, Path(tmp)))
+                    figures.setdefault((way, n), []).append(trial(way, n, args.rounds, Path(tmp), args.dataset))
                     s, w, m = figures[(way, n)][-1]
                     print(f"  N={n} {way}: start-up {s:.1f} s, wall {w:.1f} s, PSS {m:.0f} MiB/node", file=sys.stderr, flush=True)
     print(
-        f"\n`gossip launch` of an N-node ring, {args.rounds} rounds of the default MNIST-1D MLP; median of {args.repeat} trials per way, alternating; 2 cores\n"
+        f"\n`gossip launch` of an N-node ring, {args.rounds} rounds of the default MLP on {args.dataset}; median of {args.repeat} trials per way, alternating; 2 cores\n"
     )
     print("| nodes | start-up s: fork | spawn | fork / spawn | wall s: fork | spawn | fork / spawn | PSS MiB/node: fork | spawn |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -21,7 +21,7 @@ Where a plug-in's module is found: on the Python path of the process that import
 console script does not put the current directory on it, so a module beside the config needs
 ``PYTHONPATH=.`` (or an installed package). ``gossip launch`` gives its nodes its own path (the fork server
 inherits it, spawned nodes get it as ``PYTHONPATH``), after their working directory, which comes first on a node's
-path: ``gossip launch`` asks a fresh interpreter with a node's environment to import the plug-ins before it
+path: ``gossip launch`` asks a fresh interpreter with a node's environment where it finds the plug-ins before it
 writes anything (:mod:`gossip.run.nodeimports`), so a module of the same name there is refused, not imported by every node.
 
 Plug-ins are code the user runs with the user's rights. They come only from the user's own config (file,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gossip.results.rundir import read_jsonl
+from tests.cli_cases import CliResult, run_cli_cases
 from tests.conftest import Processes, run_gossip
 from tests.procs import command_of, node_pids
 
@@ -332,44 +333,55 @@ def test_a_failing_node_stops_the_run(tmp_path: Path) -> None:
     assert node_pids(run_dir) == {}
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("-n", "4", "-t", "rnig"), "unknown topology 'rnig'"),
-        (("-t", "{missing}"), "topology file not found"),
-        (("-t", "{garbage}"), "garbage.edges line 1"),
-        (("-n", "32", "-t", "{ring16}"), "larger than"),
-        (("-n", "4", "-t", "ring", "--dataset", "mnsit"), "unknown dataset 'mnsit'"),
-        (("-n", "4", "-t", "ring", "--set", "training.lrr=1"), "unknown key 'lrr' in [training]"),
-        (("-n", "4", "-t", "ring", "--config", "{badtoml}"), "invalid TOML"),
-        (("-n", "4", "-t", "ring", "--dataset", "mnist"), "mnist"),
-        (("-n", "4", "-t", "ring", "--base-port", "{busy}"), "already in use"),
-        (("-n", "4", "-t", "ring", "--rounds", "0"), "[training] rounds must be an integer in 1..10000000, got 0"),
-        (("-n", "4", "-t", "ring", "--bogus"), "unrecognized arguments"),
-        (("-n", "4", "-t", "ring", "--ipc", "--base-port", "7000"), "exclude each other"),
-        (("-n", "10000", "-t", "ring", "--rounds", "1"), "10000 node processes need about"),
-        (("-n", "100000", "-t", "ring", "--rounds", "1"), "[run] nodes must be an integer in 0..10000, got 100000"),
-    ],
-)
-def test_user_mistakes_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
-    """Each mistake a user can make ends with one clear line on stderr and exit code 2, no traceback."""
+# Each mistake a user can make on the command line, and what its one line says
+MISTAKES = [
+    (("-n", "4", "-t", "rnig"), "unknown topology 'rnig'"),
+    (("-t", "{missing}"), "topology file not found"),
+    (("-t", "{garbage}"), "garbage.edges line 1"),
+    (("-n", "32", "-t", "{ring16}"), "larger than"),
+    (("-n", "4", "-t", "ring", "--dataset", "mnsit"), "unknown dataset 'mnsit'"),
+    (("-n", "4", "-t", "ring", "--set", "training.lrr=1"), "unknown key 'lrr' in [training]"),
+    (("-n", "4", "-t", "ring", "--config", "{badtoml}"), "invalid TOML"),
+    (("-n", "4", "-t", "ring", "--dataset", "mnist"), "mnist"),
+    (("-n", "4", "-t", "ring", "--base-port", "{busy}"), "already in use"),
+    (("-n", "4", "-t", "ring", "--rounds", "0"), "[training] rounds must be an integer in 1..10000000, got 0"),
+    (("-n", "4", "-t", "ring", "--bogus"), "unrecognized arguments"),
+    (("-n", "4", "-t", "ring", "--ipc", "--base-port", "7000"), "exclude each other"),
+    (("-n", "10000", "-t", "ring", "--rounds", "1"), "10000 node processes need about"),
+    (("-n", "100000", "-t", "ring", "--rounds", "1"), "[run] nodes must be an integer in 0..10000, got 100000"),
+]
+
+
+@pytest.fixture(scope="module")
+def mistakes(tmp_path_factory: pytest.TempPathFactory) -> list[CliResult]:
+    """Every mistake through ``gossip launch`` in one interpreter (tests/cli_cases.py), a port held busy meanwhile."""
+    base = tmp_path_factory.mktemp("mistakes")
     repo = Path(__file__).resolve().parents[2]
-    garbage = tmp_path / "garbage.edges"
+    garbage = base / "garbage.edges"
     garbage.write_text("this is not a graph\n")
-    badtoml = tmp_path / "bad.toml"
+    badtoml = base / "bad.toml"
     badtoml.write_text("[training\n")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         fills = {
-            "{missing}": str(tmp_path / "nope.edges"),
+            "{missing}": str(base / "nope.edges"),
             "{garbage}": str(garbage),
             "{ring16}": str(repo / "topologies" / "ring-16.edges"),
             "{badtoml}": str(badtoml),
             "{busy}": str(busy.getsockname()[1]),
         }
-        argv = [fills.get(a, a) for a in args]
-        r = run_gossip("launch", "--run-dir", str(tmp_path / "run"), "--no-progress", *argv, timeout=120)
+        cases = [
+            ["launch", "--run-dir", str(base / f"run-{k}"), "--no-progress", *(fills.get(a, a) for a in args)]
+            for k, (args, _) in enumerate(MISTAKES)
+        ]
+        return run_cli_cases(cases)
+
+
+@pytest.mark.parametrize(("case", "message"), [(k, message) for k, (_, message) in enumerate(MISTAKES)])
+def test_user_mistakes_are_one_line_and_exit_2(mistakes: list[CliResult], case: int, message: str) -> None:
+    """Each mistake a user can make ends with one clear line on stderr and exit code 2, no traceback."""
+    r = mistakes[case]
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
