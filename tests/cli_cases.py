@@ -40,8 +40,9 @@ def run_cli_cases(
     cases: Sequence[Sequence[str]], *, env: Mapping[str, str] | None = None, cwd: Path | None = None, timeout: float = 600
 ) -> list[CliResult]:
     """``gossip ARGS`` for each of ``cases``, in order, in one fresh interpreter; one result per case."""
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
-    full_env.update(env or {})
+    from tests.conftest import cli_env  # here, not at the top: the cases' interpreter imports this module too
+
+    full_env = cli_env(env)
     repo = str(Path(__file__).resolve().parent.parent)
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (full_env.get("PYTHONPATH", ""), repo) if p)  # tests.cli_cases itself
     done = subprocess.run(
@@ -73,12 +74,15 @@ def run_refusals(base: Path, cases: Mapping[str, Sequence[str]], *, env: Mapping
     return {case: Refusal(result, run_dirs[case]) for case, result in zip(cases, results, strict=True)}
 
 
-def assert_refused(refusal: Refusal, message: str) -> None:
-    """The user-mistake contract: exit code 2, one line ``gossip: error: MESSAGE...`` on stderr, no run directory."""
+def assert_refused(refusal: Refusal, message: str, *, whole: bool = False) -> None:
+    """The user-mistake contract: exit code 2, one line ``gossip: error: MESSAGE...`` on stderr (``whole``: nothing
+    after MESSAGE), no run directory."""
     err = refusal.result.stderr
     assert refusal.result.returncode == 2, err
     assert err.startswith(f"gossip: error: {message}"), err
     assert len(err.strip().splitlines()) == 1, err
+    if whole:
+        assert err.strip() == f"gossip: error: {message}", err
     assert not refusal.run_dir.exists()
 
 

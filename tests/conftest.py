@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -96,19 +96,21 @@ def processes() -> Iterator[Processes]:
         procs.cleanup()
 
 
+def cli_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a test runs the CLI in: this one, one thread per BLAS pool, unbuffered, no display; then ``env``."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg", **(env or {})}
+
+
 def run_gossip(
     *args: str, timeout: float = 600, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the gossip CLI to completion in a subprocess; returns its exit code and output."""
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
-    if env:
-        full_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "gossip", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=cwd,
-        env=full_env,
+        env=cli_env(env),
         stdin=subprocess.DEVNULL,
     )
