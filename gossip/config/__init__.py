@@ -24,6 +24,7 @@ from gossip.config.combining import AggregationConfig, ByzantineConfig, Compress
 from gossip.config.deployment import FaultsConfig, LinksConfig, MetricsConfig, SecurityConfig, TransportConfig, check_link_value
 from gossip.config.fields import MAX_NODES, MAX_SEED, check_path_text, share_of
 from gossip.config.loader import configure, load_config
+from gossip.config.membership import MembershipConfig
 from gossip.config.run_config import RunConfig
 from gossip.config.sections import DataConfig, ModelConfig, RunSection, TopologyConfig, TrainingConfig
 from gossip.config.writer import config_to_toml
@@ -37,6 +38,7 @@ __all__ = [
     "DataConfig",
     "FaultsConfig",
     "LinksConfig",
+    "MembershipConfig",
     "MergeConfig",
     "MetricsConfig",
     "ModelConfig",

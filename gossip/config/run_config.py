@@ -9,6 +9,7 @@ from typing import Any
 from gossip.config.combining import AggregationConfig, ByzantineConfig, CompressionConfig, MergeConfig, ScheduleConfig, VarianceConfig
 from gossip.config.deployment import FaultsConfig, LinksConfig, MetricsConfig, SecurityConfig, TransportConfig
 from gossip.config.fields import check
+from gossip.config.membership import MembershipConfig
 from gossip.config.overlay import apply_layers
 from gossip.config.sections import DataConfig, ModelConfig, RunSection, TopologyConfig, TrainingConfig
 from gossip.plugins import AGGREGATOR, ATTACK, DATASET, LOSS, METRIC, MODEL, PARTITION, PluginKind
@@ -36,10 +37,13 @@ class RunConfig:
     links: LinksConfig = field(default_factory=LinksConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
+    membership: MembershipConfig = field(default_factory=MembershipConfig)
 
     def __post_init__(self) -> None:
         if self.compression.method != "none":
             self._check_compression()
+        if self.membership.enabled:
+            self._check_membership()
         if self.training.mode == "async":
             check(
                 self.schedule.mode == "every",
@@ -87,6 +91,25 @@ class RunConfig:
         check(
             self.transport.wire_dtype == "float32",
             f"{method} sends float32 values and float32 resyncs; set transport.wire_dtype = 'float32'",
+        )
+
+    def _check_membership(self) -> None:
+        """An open network has no fixed member list: refuse what needs one."""
+        check(
+            self.training.mode == "async",
+            "[membership] an open network has no fixed member list for a round barrier to wait on; set training.mode = 'async'",
+        )
+        check(not self.merge.enabled, "[membership] the single global merge needs a fixed member list; disable merge.enabled")
+        check(self.compression.method == "none", "[membership] compression keeps per-neighbour copies of fixed neighbours; set compression.method = 'none'")
+        check(self.aggregation.rule == "dsgd", "[membership] members merge models one at a time with their own weights; set aggregation.rule = 'dsgd'")
+        check(
+            not self.security.curve,
+            "[membership] CURVE with an open network (an allow-list of member keys) is not supported yet; set security.curve = false",
+        )
+        links = self.links
+        check(
+            not (links.delay_ms or links.jitter_ms or links.loss or links.bandwidth_mbit),
+            "[membership] [links] shapes the edges of a fixed topology; leave its delay, jitter, loss and bandwidth at 0",
         )
 
     def plugins(self) -> tuple[tuple[PluginKind, str], ...]:
