@@ -80,6 +80,12 @@ def cmd_launch(args: argparse.Namespace) -> int:
         if args.gpus is not None:
             overrides = {**overrides, **_gpu_overrides(args.gpus)}
         cfg = load_config(args.config, overrides=overrides)
+        if cfg.membership.enabled and (args.restart or args.ipc or args.hosts):
+            flag = "--restart" if args.restart else "--ipc" if args.ipc else "--hosts"
+            raise UsageError(
+                f"{flag} and an open network ([membership] enabled) exclude each other: members dial tcp:// addresses, and one that "
+                "dies rejoins as a new member (gossip node --join), not from a checkpoint"
+            )
         result = (
             _launch_on_hosts(args, cfg)
             if args.hosts

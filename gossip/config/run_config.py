@@ -100,8 +100,14 @@ class RunConfig:
             "[membership] an open network has no fixed member list for a round barrier to wait on; set training.mode = 'async'",
         )
         check(not self.merge.enabled, "[membership] the single global merge needs a fixed member list; disable merge.enabled")
-        check(self.compression.method == "none", "[membership] compression keeps per-neighbour copies of fixed neighbours; set compression.method = 'none'")
-        check(self.aggregation.rule == "dsgd", "[membership] members merge models one at a time with their own weights; set aggregation.rule = 'dsgd'")
+        check(
+            self.compression.method == "none",
+            "[membership] compression keeps per-neighbour copies of fixed neighbours; set compression.method = 'none'",
+        )
+        check(
+            self.aggregation.rule == "dsgd",
+            "[membership] members merge models one at a time with their own weights; set aggregation.rule = 'dsgd'",
+        )
         check(
             not self.security.curve,
             "[membership] CURVE with an open network (an allow-list of member keys) is not supported yet; set security.curve = false",

@@ -201,6 +201,17 @@ class ZmqTransport:
         self._peer_addresses[peer] = address
         self._outbound[peer] = push
 
+    def peers(self) -> list[NodeId]:
+        """The peers a PUSH is open to."""
+        return list(self._outbound)
+
+    def disconnect(self, peer: NodeId) -> None:
+        """Close the PUSH to ``peer`` (a member that left): what is queued gets the close linger, no more."""
+        push = self._outbound.pop(peer, None)
+        self._peer_addresses.pop(peer, None)
+        if push is not None:
+            push.close(linger=self._linger_ms)
+
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
         push = self._outbound.get(peer)
         if push is None:

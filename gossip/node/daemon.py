@@ -31,6 +31,7 @@ from gossip.errors import ExitCode, GossipError, TransportError, UsageError, err
 
 if TYPE_CHECKING:
     from gossip.net.zeromq import ZmqTransport
+    from gossip.node.member import MemberNode
     from gossip.node.node import Node
     from gossip.ops.metrics import MetricsServer
 
@@ -104,6 +105,19 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
         metavar="ROUND",
         help="with --resume: the round the whole run resumes at (gossip launch --resume passes the run's latest checkpoint); "
         "a checkpoint older by more than [transport] max_rounds_ahead skips to it instead of asking the neighbours",
+    )
+    p.add_argument(
+        "--join",
+        metavar="tcp://HOST:PORT",
+        default=None,
+        help="join the open network ([membership] enabled) through the member listening there: the node learns the other "
+        "members from it, picks its neighbours and starts from the average of their models; without --join it is the first member",
+    )
+    p.add_argument(
+        "--address",
+        metavar="tcp://HOST:PORT",
+        default=None,
+        help="open network: the address this member listens on and gives the others (default: its address from [transport])",
     )
 
 
@@ -221,7 +235,7 @@ def run_node(args: argparse.Namespace, *, check_fits: Callable[[RunConfig], None
         return ExitCode.FAILED
 
 
-def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int | None = None) -> tuple[Node, ZmqTransport]:
+def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int | None = None) -> tuple[Node | MemberNode, ZmqTransport]:
     """The node of this process and its ZeroMQ transport; no socket is opened yet.
 
     ``ntasks``: the SLURM job step's task count (``--id slurm``), which must be the topology's node count: a
@@ -238,6 +252,12 @@ def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int |
         n = topology_of(cfg).n
         if ntasks != n:
             raise UsageError(f"--id slurm: the job step has {ntasks} tasks but the topology has {n} nodes; run one task per node")
+    if cfg.membership.enabled:
+        return _build_member(args, cfg, node_id)
+    if args.join is not None or args.address is not None:
+        raise UsageError(
+            f"{'--join' if args.join is not None else '--address'} needs an open network: set membership.enabled = true (and training.mode = 'async')"
+        )
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume, join_round=args.join_round)
     neighbours = plan.topology.neighbours(node_id)
     peers = {j: cfg.transport.address_of(j) for j in neighbours}
@@ -276,7 +296,48 @@ def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int |
     return node, transport
 
 
-async def _serve(node: Node, transport: ZmqTransport, server: MetricsServer | None, node_id: int, hold: float) -> int:
+def _build_member(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tuple[MemberNode, ZmqTransport]:
+    """A member of an open network: its address from the config, its contact from ``--join``, checked against the allow-list."""
+    from gossip.net.connections import size_limits
+    from gossip.net.zeromq import ZmqTransport
+    from gossip.node.member import MemberNode
+    from gossip.node.plan import message_limit, plan_node
+    from gossip.topology.members import Member
+
+    if args.resume or args.join_round is not None:
+        raise UsageError("--resume: a member of an open network does not resume; it joins again as a new member (a new --id)")
+    policy = cfg.membership.policy()
+    address = args.address or cfg.transport.address_of(node_id)
+    for what, where in (("its own address", address), ("--join", args.join)):
+        why = policy.refusal(where) if where is not None else None
+        if why is not None:
+            raise UsageError(f"node {node_id}: {what} {where[:100]!r} is not one [membership] allow and ports admit: {why}")
+    plan = plan_node(cfg, node_id, args.run_dir)
+    max_frame_bytes = message_limit(plan)
+    s = cfg.security
+    limits = size_limits(
+        cfg.membership.max_degree + cfg.membership.view_size,
+        max_frame_bytes,
+        cfg.transport.queue_messages,
+        handshake_timeout_s=s.handshake_timeout_s,
+        max_connections=s.max_connections,
+        max_per_address=s.max_connections_per_address,
+    )
+    transport = ZmqTransport(
+        plan.node_id,
+        args.address or cfg.transport.listen_address(node_id),
+        {},
+        queue_messages=cfg.transport.queue_messages,
+        max_message_bytes=max_frame_bytes,
+        limits=limits,
+    )
+    node = MemberNode(plan, transport, Member(node_id, address), args.join)
+    del plan
+    transport.on_refused = node.metrics.connection_refused
+    return node, transport
+
+
+async def _serve(node: Node | MemberNode, transport: ZmqTransport, server: MetricsServer | None, node_id: int, hold: float) -> int:
     """Run the node under SIGTERM/SIGINT handlers, serve its metrics (and hold them), and return its exit code."""
     cfg = node.cfg
     stopped_by: list[int] = []  # the signal that asked the node to stop, if one did

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gossip.config import RunConfig, config_to_toml
+from gossip.config import MAX_NODES, RunConfig, config_to_toml
 from gossip.data import Dataset, load_npz, load_part
 from gossip.data.source import node_dataset
 from gossip.data.split import shard_key, split_training_set
@@ -77,19 +77,25 @@ def plan_node(
     if join_round is not None and not 0 <= join_round <= cfg.training.rounds:
         raise ConfigError(f"--join-round {join_round} is outside the run's rounds 0..{cfg.training.rounds}")
     topology = topology_of(cfg)
-    if not 0 <= node_id < topology.n:
+    if cfg.membership.enabled:  # an open network: any id, and the data shard id mod nodes
+        if not 0 <= node_id < MAX_NODES:
+            raise ConfigError(f"node id {node_id} is outside 0..{MAX_NODES - 1}")
+        part = node_id % topology.n
+    elif not 0 <= node_id < topology.n:
         raise ConfigError(f"node id {node_id} is outside the topology's 0..{topology.n - 1}")
+    else:
+        part = node_id
     device = str(resolve_device(node_id, cfg.training.device, cfg.training.gpus))  # in the node's own process (gossip.learn.device)
     if device != "cpu":
         check_gpu_features(cfg)
     where = Path(run_dir) if run_dir else None
     if where is None or not (where / "data.npz").exists():  # no cache: the loader's data, a lazy dataset read for this node's part only
-        dataset, shard = node_dataset(cfg, topology.n, node_id, where)
+        dataset, shard = node_dataset(cfg, topology.n, part, where)
     else:
         dataset = load_npz(where / "data.npz")
-        found = load_part(where / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), node_id, dataset.num_train)
+        found = load_part(where / "shards.npz", shard_key(cfg, topology.n, dataset.num_train), part, dataset.num_train)
         # no launcher-written split for this config: compute it (the same pure function the launcher ran)
-        shard = found if found is not None else split_training_set(cfg, topology.n, dataset.y_train)[node_id]
+        shard = found if found is not None else split_training_set(cfg, topology.n, dataset.y_train)[part]
     saved = None
     if resume and run_dir:
         path = NodeFiles(run_dir, node_id).checkpoint

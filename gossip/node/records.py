@@ -25,6 +25,7 @@ from gossip.results.rundir import RecordWriter
 from gossip.results.summary import Divergence, NodeMerge, NodeProcess, NodeSummary, Rejoin
 
 if TYPE_CHECKING:
+    from gossip.node.member import MemberNode
     from gossip.node.node import Node
 
 __all__ = ["Diverged", "NodeResult", "Recorder", "all_finite", "fmt", "node_merge", "node_summary"]
@@ -179,3 +180,37 @@ def fmt(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(map(str, value))
     return str(value)
+
+
+def member_summary(node: MemberNode, result: NodeResult) -> NodeSummary:
+    """``nodes/node-<i>.json`` of a member of an open network: the common keys, and what its membership saw."""
+    counts = node.membership.counts
+    process = NodeProcess(
+        rounds_skipped=0,
+        diverged=None,
+        bytes_sent=node.bytes_out,
+        bytes_received=node.bytes_in,
+        rejected=dict(node.rejects),
+        neighbours=tuple(sorted(node.membership.neighbours)),
+        parameters=node.flat.layout.numel,
+        send_buffers_allocated=node.snapshots.allocations,
+        mode=node.cfg.training.mode,
+        variance_layers=(),
+        accuracy_before_merge=None,
+        merge=None,
+        peers_down=(),
+        peers_were_down=(),
+        resumed=None,
+        link_dropped=0,
+        checkpoints_written=0,
+        send_path="snapshot",
+        mass=node.mass if node.cfg.training.push_sum else None,
+        membership={
+            "address": node.me.address,
+            "joined_through": node.contact,
+            "synced_from": list(node.synced_from),
+            "view": [m.id for m in node.membership.view.members()],
+            **{k: int(counts[k]) for k in ("joins", "leaves", "failures", "neighbour_changes", "links_refused")},
+        },
+    )
+    return NodeSummary(result.node_id, result.status, result.rounds_completed, result.accuracy, result.model_hash, process)

@@ -58,6 +58,7 @@ class NodeMetrics:
         self.node = n
         self.aggregator = aggregator
         self._children: dict[tuple[int, int], Any] = {}  # per-peer label children, see _peer
+        self._membership_metrics: tuple[Any, Any] | None = None
 
         self.info = Gauge("gossip_node_info", "Static facts about the node (value is always 1).", ["node", "aggregator"], registry=r)
         self.info.labels(n, aggregator).set(1)
@@ -126,7 +127,9 @@ class NodeMetrics:
         labels = ["node"]
         peer_labels = ["node", "peer"]
         self.peers_alive = Gauge("gossip_peers_alive", "Neighbours whose model arrived in the last round.", labels, registry=r).labels(n)
-        self.neighbours = Gauge("gossip_neighbours", "Neighbours this node has in the topology.", labels, registry=r).labels(n)
+        self.neighbours = Gauge(
+            "gossip_neighbours", "Neighbours this node has in the topology (in an open network: now).", labels, registry=r
+        ).labels(n)
         # Unit before _total (gossip_sent_bytes_total), as Prometheus names counters of a unit.
         self._bytes_sent = Counter(
             "gossip_sent_bytes_total", "Bytes (header and payload frames) handed to the transport, by peer.", peer_labels, registry=r
@@ -288,3 +291,28 @@ class NodeMetrics:
         """``count`` neighbour models a robust rule discarded or clipped this round."""
         if count:
             self._discarded.labels(self.node, self.aggregator, action).inc(count)
+
+    def membership_event(self, event: str, count: int) -> None:
+        """Open membership: ``count`` more ``event``s (joins, leaves, failures, neighbour_changes) seen by this node."""
+        self._membership()[0].labels(self.node, event).inc(count)
+
+    def membership_size(self, view: int, neighbours: int) -> None:
+        """Open membership: the members in this node's partial view, and its neighbours now (``gossip_neighbours``)."""
+        self._membership()[1].set(view)
+        self.neighbours.set(neighbours)
+
+    def _membership(self) -> tuple[Any, Any]:
+        """The open-membership metrics, registered on first use: a fixed-topology node does not export them."""
+        if self._membership_metrics is None:
+            r, n = self.registry, self.node
+            events = Counter(
+                "gossip_membership_events_total",
+                "Open membership: members that joined through this node, neighbours that left or failed, neighbour changes.",
+                ["node", "event"],
+                registry=r,
+            )
+            view = Gauge("gossip_membership_view_size", "Open membership: members in this node's partial view.", ["node"], registry=r)
+            for event in ("joins", "leaves", "failures", "neighbour_changes"):
+                events.labels(n, event)
+            self._membership_metrics = (events, view.labels(n))
+        return self._membership_metrics

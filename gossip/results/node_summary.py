@@ -137,6 +137,8 @@ class NodeProcess:
     precision: str = "fp32"  # the local steps' autocast ([training] precision)
     deterministic: bool = False  # whether torch ran with deterministic algorithms only
     gpu_memory_peak_bytes: int | None = None  # the most GPU memory torch held at once; absent on the CPU
+    # open membership only: joins through this node, leaves, failures, neighbour changes, view size, the members it started from
+    membership: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -170,6 +172,8 @@ class NodeProcess:
             out["choco_dense_rounds"] = self.choco_dense_rounds
         if self.attack is not None:
             out["byzantine"] = {"attack": self.attack}
+        if self.membership is not None:
+            out["membership"] = dict(self.membership)
         return out
 
     @classmethod
@@ -200,6 +204,7 @@ class NodeProcess:
             precision=str(d.get("precision", "fp32")),
             deterministic=bool(d.get("deterministic", False)),
             gpu_memory_peak_bytes=int(d["gpu_memory_peak_bytes"]) if "gpu_memory_peak_bytes" in d else None,
+            membership=dict(d["membership"]) if "membership" in d else None,
         )
 
 

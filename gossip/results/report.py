@@ -1,14 +1,13 @@
 """Run reports: a run directory → PNG plots and a short Markdown summary, after the fact.
 
-Reads only the files a run leaves behind (``nodes/node-<i>.jsonl``, ``summary.json``,
-``topology.graphml``; see :mod:`gossip.results.rundir`), so it works on a finished run, on a run that was
-interrupted (the summary may be missing, the last records torn), and on a run copied from another
-machine. Plots use matplotlib's object-oriented API on an Agg canvas: no display, and pyplot's global
-state is never touched, so reports can be drawn from any thread or process.
+Reads only the files a run leaves behind (``nodes/node-<i>.jsonl``, ``summary.json``, ``topology.graphml``; see
+:mod:`gossip.results.rundir`), so it works on a finished run, on a run that was interrupted (the summary may be missing,
+the last records torn), and on a run copied from another machine. Plots use matplotlib's object-oriented API on an Agg
+canvas: no display, and pyplot's global state is never touched, so reports can be drawn from any thread or process.
 
 Byzantine runs: ``summary.json``'s ``byzantine`` names the attacker nodes (:class:`~gossip.results.summary.Attackers`).
-Attackers are drawn in red and dashed, means are taken over honest nodes only, and an extra figure sets honest
-against attacker accuracy.
+Attackers are drawn red and dashed, means are over honest nodes only, and an extra figure sets honest against attacker
+accuracy. An open network's neighbour graph over time comes from its records (:mod:`gossip.results.overlay`).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gossip.errors import RunDirError, TopologyError
+from gossip.results.overlay import has_membership, plot_membership
 from gossip.results.rundir import NodeFiles, read_jsonl
 from gossip.results.summary import Attackers, NodeOutcome, NodeSummary, RunSummary
 
@@ -376,14 +376,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
     data = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else data.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    plots: list[tuple[str, Callable[[RunData, Path], None]]] = [
-        ("accuracy.png", plot_accuracy),
-        ("loss.png", plot_loss),
-        ("consensus.png", plot_consensus),
-        ("bytes.png", plot_bytes),
-    ]
+    plots: list[tuple[str, Callable[[RunData, Path], None]]] = [("accuracy.png", plot_accuracy), ("loss.png", plot_loss)]
+    plots += [("consensus.png", plot_consensus), ("bytes.png", plot_bytes)]
     notes = []
-    if data.topology is not None:
+    if has_membership(data.records):  # an open network: its graph is in the records, not in topology.graphml
+        plots.append(("membership.png", lambda d, p: plot_membership(d.records, p, d.metric)))
+    elif data.topology is not None:
         plots.append(("topology.png", plot_topology))
     else:
         notes.append("no readable topology.graphml in the run directory: no topology figure")
@@ -391,10 +389,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
         plots.append(("byzantine.png", plot_byzantine))
     if data.summary is None:
         notes.append("no summary.json (the launcher did not finish): figures and table come from the node records alone")
-    figures = []
     for name, plot in plots:
         plot(data, out / name)
-        figures.append(out / name)
+    figures = [out / name for name, _plot in plots]
     report = out / "report.md"
     report.write_text(markdown(data, _node_rows(data), figures, notes), encoding="utf-8")
     return [*figures, report]

@@ -26,7 +26,9 @@ __all__ = ["PartialView"]
 class PartialView:
     """At most ``size`` members other than ``me``, with ages (see the module)."""
 
-    def __init__(self, me: Member, size: int, length: int, rng: random.Random, *, barred: Callable[[int], bool] = lambda _id: False) -> None:
+    def __init__(
+        self, me: Member, size: int, length: int, rng: random.Random, *, barred: Callable[[int], bool] = lambda _id: False
+    ) -> None:
         if not 1 <= length <= size:
             raise ValueError("the shuffle length must be in 1..size")
         self.me = me

@@ -1,0 +1,388 @@
+"""A member of an open network (``[membership] enabled``): async gossip over links it chooses, while others come and go.
+
+Started with ``gossip node --join tcp://HOST:PORT`` it asks that member in, takes ``degree`` neighbours from
+what it learns (:mod:`gossip.topology.membership`), asks each for its model (``state_request``) and starts
+from their average, so a newcomer does not start from scratch; without ``--join`` it is the first member and
+waits for others to link to it. Then, like async gossip (:mod:`gossip.node.asyncgossip`): every ``period_s``
+its local steps and a push to one neighbour drawn at random, and every model merged as it arrives — weight
+1/2 (Ormándi et al.), or push-sum's weights from the masses, which stay exact on a graph that changes. Every
+weight is the receiver's own arithmetic; a peer sends a model and its mass, never a weight.
+
+Three tasks share the node: the receive loop (validate, then act), the membership clock (heartbeats,
+shuffles, failure detection, link requests, every ``TICK_S``) and the training loop. A stop (SIGTERM, the
+last push) says ``leave`` to every neighbour with replacements before the sockets close.
+
+Every message is validated by ``gossip.net.wire`` against the run's address allow-list before it reaches the
+protocol; joins are rate-limited on top of the per-sender limit, since a flood of joins comes from many ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+
+from gossip.algorithms.pushsum import absorb_weights, split_mass
+from gossip.errors import RejectReason, TransportError, WireError
+from gossip.ids import NodeId
+from gossip.learn.flat import model_hash
+from gossip.learn.trainer import LocalTrainer
+from gossip.net.ratelimit import RateLimiter
+from gossip.net.sendbuffers import SnapshotPool
+from gossip.net.wire import Expectation, Kind, Message, decode, encode
+from gossip.net.zeromq import ZmqTransport
+from gossip.node.mixer import Mixer
+from gossip.node.plan import NodePlan, build_flat_model, run_id_of
+from gossip.node.records import NodeResult, Recorder, member_summary
+from gossip.ops.metrics import NodeMetrics
+from gossip.results.rundir import NodeFiles, RecordWriter, save_vector
+from gossip.results.summary import NodeSummary
+from gossip.seeds import batch_seed, push_seed
+from gossip.topology.members import MAX_MEMBER_ID, Member
+from gossip.topology.membership import Membership, MembershipSettings, Send
+
+__all__ = ["JOINS_PER_S", "TICK_S", "MemberNode", "settings_of"]
+
+log = logging.getLogger("gossip.node")
+
+TICK_S = 0.05  # the membership clock's resolution
+JOINS_PER_S = 20.0  # joins a member answers per second, from all senders together
+
+
+def settings_of(section: Any) -> MembershipSettings:
+    """The protocol's numbers from ``[membership]``."""
+    return MembershipSettings(
+        degree=section.degree,
+        max_degree=section.max_degree,
+        view_size=section.view_size,
+        shuffle_length=section.shuffle_length,
+        shuffle_period_s=section.shuffle_period_s,
+        heartbeat_s=section.heartbeat_s,
+        failure_timeout_s=section.failure_timeout_s,
+    )
+
+
+class MemberNode:
+    """One member of an open network (see the module). ``await node.run()`` returns its :class:`NodeResult`."""
+
+    def __init__(
+        self, plan: NodePlan, transport: ZmqTransport, me: Member, contact: str | None, *, metrics: NodeMetrics | None = None
+    ) -> None:
+        cfg = self.cfg = plan.cfg
+        self.plan = plan
+        self.id = plan.node_id
+        self.me = me
+        self.contact = contact
+        self.transport = transport
+        self.run_id = run_id_of(cfg)
+        self.flat = build_flat_model(plan)
+        ds = plan.dataset
+        x, y = np.ascontiguousarray(ds.x_train[plan.shard]), ds.y_train[plan.shard]
+        self.trainer = LocalTrainer(
+            self.flat.module, x, y, ds.x_test, ds.y_test, cfg.training, cfg.data.batch_size, seed=batch_seed(cfg.run.seed, int(self.id))
+        )
+        self.metrics = metrics or NodeMetrics(plan.node_id, (), cfg.aggregation.rule)
+        self.metrics.rounds_planned.set(cfg.training.rounds)
+        self.round = 0
+        self.mixer = Mixer(cfg, self.flat, self.metrics, lambda: self.round / cfg.training.rounds)
+        self.recorder = Recorder(int(self.id), self.metrics, cfg.run.log_interval_s)
+        self.membership = Membership(me, settings_of(cfg.membership), random.Random(push_seed(cfg.run.seed, int(self.id)) ^ 0x6D656D))
+        self.policy = cfg.membership.policy()
+        self.snapshots = SnapshotPool()
+        self.expect = self._expectation()
+        self.rejects: Counter[str] = Counter()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.mass = 1.0
+        self.ready = False
+        self.stopping = False
+        self.synced_from: tuple[int, ...] = ()
+        self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, MAX_MEMBER_ID)
+        self._joins = RateLimiter(JOINS_PER_S, int(JOINS_PER_S), 1)
+        # a newcomer keeps the models that arrive before it trains (each neighbour's latest): its starting point
+        self._sync: dict[int, torch.Tensor] | None = {} if contact is not None else None
+        self._absorbing = False
+        self._absorbed: list[tuple[NodeId, int, float]] = []
+        self._rng = np.random.default_rng(push_seed(cfg.run.seed, int(self.id)))
+        self._counted: Counter[str] = Counter()  # membership counts already reported to the metrics
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Leave at the end of the current step (SIGTERM, Ctrl-C)."""
+        self.stopping = True
+
+    async def run(self) -> NodeResult:
+        files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
+        writer = RecordWriter(files.records, truncate=True) if files else None
+        await self.transport.start()
+        tasks = [asyncio.create_task(self._receive(), name=f"recv-{self.id}"), asyncio.create_task(self._clock(), name=f"clock-{self.id}")]
+        status, accuracy = "finished", float("nan")
+        try:
+            if self.contact is not None:
+                await self._join(self.contact)
+            self.ready = True
+            accuracy = await self._train(writer)
+            if self.stopping:
+                status = "stopped"
+        finally:
+            self._send(self.membership.leave())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if writer:
+                writer.close()
+            await self.transport.close()
+        result = NodeResult(int(self.id), status, self.round, accuracy, model_hash(self.flat.vector))
+        if files:
+            save_vector(files.model, self.flat.vector.numpy())
+            self._summary(result).write(files.summary)
+        return result
+
+    async def _join(self, contact: str) -> None:
+        """In through ``contact``, then start from the average of the first neighbours' models."""
+        cfg = self.cfg.membership
+        self._send(self.membership.join(contact, time.monotonic()))
+        deadline = time.monotonic() + cfg.join_timeout_s
+        while not self.membership.neighbours:
+            if time.monotonic() > deadline:
+                raise TransportError(f"node {self.id}: no member answered at {contact} within {cfg.join_timeout_s:g} s")
+            if self.stopping:
+                return
+            await asyncio.sleep(TICK_S)
+        await asyncio.sleep(cfg.heartbeat_s)  # let the other link answers land: more models to average
+        asked = dict(self.membership.neighbours)
+        self._send([Send(m, "state_request") for m in asked.values()])
+        wait_until = time.monotonic() + min(cfg.join_timeout_s, cfg.failure_timeout_s)
+        while self._sync is not None and not set(asked) <= set(self._sync) and time.monotonic() < wait_until and not self.stopping:
+            await asyncio.sleep(TICK_S)
+        received, self._sync = self._sync or {}, None
+        received = {j: v for j, v in received.items() if j in asked}
+        if received:
+            torch.stack([received[j] for j in sorted(received)]).mean(dim=0, out=self.flat.vector)
+        self.synced_from = tuple(sorted(received))
+        log.info(
+            "node %s joined through %s: neighbours %s, started from the average of %s",
+            self.id,
+            contact,
+            sorted(asked),
+            list(self.synced_from),
+        )
+
+    async def _train(self, writer: RecordWriter | None) -> float:
+        """Local steps and a push every period until the budget is spent (async gossip); the final model's accuracy."""
+        cfg = self.cfg.training
+        start = time.monotonic()
+        self._absorbing = True
+        pending: dict[str, Any] | None = None
+        try:
+            for t in range(cfg.rounds):
+                if self.stopping or (cfg.duration_s and time.monotonic() - start >= cfg.duration_s):
+                    break
+                tick_start = time.monotonic()
+                if pending is not None:
+                    self.recorder.write(writer, pending)
+                pending = self._step(t)
+                await asyncio.sleep(max(0.0, cfg.period_s - (time.monotonic() - tick_start)))
+        finally:
+            self._absorbing = False
+        evaluation = self.trainer.evaluate()
+        self.recorder.observe(None, evaluation)
+        if pending is not None:
+            pending.update(accuracy=evaluation.accuracy, test_loss=evaluation.loss)
+            self.recorder.write(writer, pending)
+        return evaluation.accuracy
+
+    def _step(self, t: int) -> dict[str, Any]:
+        """Local steps, one push to a random neighbour, and the record of what happened since the last step."""
+        t0 = time.perf_counter()
+        self.round = t
+        self.metrics.round.set(t)
+        sent_0 = self.bytes_out
+        step = self.trainer.steps(self.cfg.training.local_steps)
+        neighbours = sorted(self.membership.neighbours)
+        target = neighbours[int(self._rng.integers(len(neighbours)))] if neighbours else None
+        if target is not None:
+            kept, sent = split_mass(self.mass) if self.cfg.training.push_sum else (self.mass, None)
+            if self._push(NodeId(target), t, sent):
+                self.mass = kept
+        evaluation = self.trainer.evaluate() if (t + 1) % self.cfg.training.eval_every == 0 else None
+        absorbed, self._absorbed = self._absorbed, []
+        self.metrics.rounds.inc()
+        self.metrics.round_duration.observe(time.perf_counter() - t0)
+        self.recorder.observe(step, evaluation)
+        distances = [d for _j, _n, d in absorbed]
+        if distances:
+            self.metrics.consensus_distance.set(distances[-1])
+        self.round = t + 1
+        counts = self.membership.counts
+        return {
+            **self.recorder.head(t, step, evaluation),
+            "consensus_distance": sum(distances) / len(distances) if distances else None,
+            "comm": "push",
+            "pushed_to": target,
+            "arrived": len(absorbed),
+            "merged_from": [int(j) for j, _n, _d in absorbed],
+            "mass": self.mass,
+            "bytes_sent": self.bytes_out - sent_0,
+            "bytes_received": sum(n for _j, n, _d in absorbed),
+            "rejected": sum(self.rejects.values()),
+            "neighbours": neighbours,
+            "view": len(self.membership.view),
+            "joins": counts["joins"],
+            "leaves": counts["leaves"],
+            "failures": counts["failures"],
+            "neighbour_changes": counts["neighbour_changes"],
+            "round_s": time.perf_counter() - t0,
+        }
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _push(self, peer: NodeId, t: int, mass: float | None) -> bool:
+        snapshot = self.snapshots.snapshot(self.flat.vector)
+        frames = self.snapshots.track(
+            snapshot,
+            encode(
+                Kind.MODEL,
+                src=self.id,
+                round=t,
+                run_id=self.run_id,
+                fingerprint=self.flat.layout.fingerprint,
+                payload=snapshot,
+                dtype=self.cfg.transport.wire_dtype,
+                mass=mass,
+            ),
+        )
+        return self._transmit(peer, frames)
+
+    def _send(self, sends: list[Send]) -> None:
+        """Membership messages out; a member whose address the run does not allow is never dialled."""
+        for s in sends:
+            if s.to.id >= 0 and self.policy.refusal(s.to.address) is not None:
+                continue
+            peer = NodeId(s.to.id)
+            try:
+                self.transport.connect(peer, s.to.address)
+            except TransportError as exc:
+                log.warning("%s", exc)
+                continue
+            frames = encode(Kind(s.kind), src=self.id, round=self.round, run_id=self.run_id, me=self.me, listed=s.members)
+            self._transmit(peer, frames)
+        self._refresh_expectation()
+
+    def _transmit(self, peer: NodeId, frames: list[Any]) -> bool:
+        ok = self.transport.send(peer, frames)
+        nbytes = sum(len(f) for f in frames)
+        if ok:
+            self.bytes_out += nbytes
+        self.metrics.sent(int(peer), nbytes, ok)
+        return ok
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        while True:
+            received = await self.transport.recv()
+            if not self._limiter.allow(received.sender):
+                self._reject(RejectReason.RATE_LIMITED, received.sender)
+                continue
+            try:
+                message = decode(received.frames, self.expect, received.sender)
+            except WireError as exc:
+                self._reject(exc.reason, received.sender)
+                continue
+            if self._deliver(message, time.monotonic()):
+                self.bytes_in += received.nbytes
+                self.metrics.received(int(message.src), received.nbytes, message.round)
+
+    def _deliver(self, message: Message, now: float) -> bool:
+        if message.kind is Kind.MODEL:
+            return self._take_model(message, now)
+        if message.me is None:
+            self._reject(RejectReason.UNEXPECTED, int(message.src))
+            return False
+        if message.kind is Kind.JOIN and not self._joins.allow(0, now):
+            self._reject(RejectReason.JOIN_FLOOD, int(message.src))
+            return False
+        self._send(self.membership.receive(str(message.kind), message.me, message.listed, now))
+        if message.kind is Kind.STATE_REQUEST and int(message.src) in self.membership.neighbours:
+            self._push(message.src, self.round, None)  # our model as it is: the newcomer's start
+        return True
+
+    def _take_model(self, message: Message, now: float) -> bool:
+        self.membership.heard(int(message.src), now)
+        if message.payload is None:
+            return False
+        if self._sync is not None:
+            self._sync[int(message.src)] = message.payload.clone()
+            return True
+        if not self._absorbing:
+            self._reject(RejectReason.UNEXPECTED, int(message.src))
+            return False
+        if self.cfg.training.push_sum and message.mass is not None:
+            weights, self.mass = absorb_weights(self.mass, {message.src: message.mass})
+        else:
+            weights = {message.src: 0.5}
+        distance = self.mixer.mix({message.src: message.payload}, weights)
+        self.metrics.arrived(int(message.src), message.round)
+        self._absorbed.append((message.src, message.nbytes, distance))
+        return True
+
+    def _reject(self, reason: RejectReason, sender: int | None) -> None:
+        if not self.rejects[reason]:
+            log.warning("node %s: refused a message from %s: %s (further ones counted)", self.id, sender, reason)
+        self.rejects[reason] += 1
+        self.metrics.rejected(reason)
+
+    # -- the membership clock --------------------------------------------------------------------
+
+    async def _clock(self) -> None:
+        sweep_at = time.monotonic() + 5.0
+        while True:
+            now = time.monotonic()
+            self._send(self.membership.tick(now))
+            if now >= sweep_at:  # sockets of members we no longer know of
+                sweep_at = now + 5.0
+                known = {m.id for m in self.membership.known()}
+                for peer in self.transport.peers():
+                    if int(peer) not in known and (peer != -1 or self.membership.contact is None):
+                        self.transport.disconnect(peer)
+            self._report()
+            await asyncio.sleep(TICK_S)
+
+    def _report(self) -> None:
+        counts = self.membership.counts
+        for event in ("joins", "leaves", "failures", "neighbour_changes"):
+            delta = counts[event] - self._counted[event]
+            if delta:
+                self.metrics.membership_event(event, delta)
+                self._counted[event] = counts[event]
+        self.metrics.membership_size(len(self.membership.view), len(self.membership.neighbours))
+
+    def _expectation(self) -> Expectation:
+        layout = self.flat.layout
+        neighbours = frozenset(self.membership.neighbours)
+        return Expectation(
+            run_id=self.run_id,
+            fingerprint=layout.fingerprint,
+            numel=layout.numel,
+            node_count=MAX_MEMBER_ID,
+            neighbours=neighbours,
+            policy=self.policy,
+            me=self.me,
+        )
+
+    def _refresh_expectation(self) -> None:
+        linked = frozenset(self.membership.neighbours)
+        if linked != self.expect.neighbours:
+            self.expect = dataclasses.replace(self.expect, neighbours=linked)
+
+    def _summary(self, result: NodeResult) -> NodeSummary:
+        return member_summary(self, result)
