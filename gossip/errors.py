@@ -70,6 +70,10 @@ class RejectReason(enum.StrEnum):
     BAD_MASS = "bad_mass"  # a push-sum mass that is not a finite number in (0, nodes]
     BAD_SCALE = "bad_scale"  # int8 payload: a negative block scale
     BAD_INDEX = "bad_index"  # delta: an index out of range, or indices not strictly increasing
+    BAD_MEMBER = "bad_member"  # membership: a malformed member entry, a repeated id, or another's entry for us or the sender
+    ADDRESS_NOT_ALLOWED = "address_not_allowed"  # membership: a member address outside the run's [membership] allow-list
+    TOO_MANY_MEMBERS = "too_many_members"  # membership: a list of more members than one message may name
+    JOIN_FLOOD = "join_flood"  # membership: more joins than the node takes in per second
 
 
 # Each value is a label of gossip_connections_refused_total{reason=...}

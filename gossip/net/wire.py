@@ -4,9 +4,12 @@ Wire format v1 (one ZeroMQ multipart message)::
 
     frame 0   header, msgpack map, at most MAX_HEADER_BYTES
                 v      int    protocol version (1)
-                kind   str    "hello" | "welcome" | "model" | "delta" | "bye" | "merge" | "merge_view" | "merge_stats"
+                kind   str    "hello" | "welcome" | "model" | "delta" | "bye" | "merge" | "merge_view" | "merge_stats",
+                              or a membership kind (``MEMBERSHIP_KINDS``: "join", "members", "shuffle", ...)
                 run    bytes  8-byte run id (a message from another run is refused)
                 src    int    sender node id (must equal the transport identity and be a neighbour)
+                me     array  membership kinds only: the sender's own entry [id, address, key] (id == src)
+                m      array  membership kinds only, optional: at most MAX_LISTED entries [id, address, key]
                 round  int    sender's round
                 fp     bytes  16-byte model fingerprint (must equal ours) — model messages only
                 dtype  str    payload dtype: float32 | float16 | bfloat16 | int8
@@ -24,6 +27,11 @@ The merge kinds (the single global merge at the end, ``gossip.node.merge``) may 
 not only neighbours, but only when the node has the merge enabled and only for its merge epoch
 (``round`` must equal ``Expectation.merge_epoch``); they always travel as float32 so that every node
 averages exactly the same numbers.
+
+The membership kinds (open membership, ``gossip.topology.membership``) are one header frame each. They may
+come from any member, not only neighbours, but only when the node is in an open network
+(``Expectation.policy`` set); every member they name is checked by ``gossip.net.members``, its address
+against the run's :class:`~gossip.addresses.AddressPolicy`.
 
 The receiver never builds a shape from the network: the layout of a payload is our own model's,
 chosen by the fingerprint. Checks run cheapest first, before anything proportional to the payload
@@ -43,13 +51,18 @@ from typing import Any
 import msgpack
 import torch
 
+from gossip.addresses import AddressPolicy
 from gossip.errors import RejectReason, WireError
 from gossip.ids import NodeId
 from gossip.net.codec import int8_nbytes, quantise_int8
+from gossip.net.members import member_fields, members_of
 from gossip.net.payload import all_finite, byte_view, finite_float32, int8_payload, tensor_view, widened
+from gossip.topology import membership
+from gossip.topology.members import Member
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "MEMBERSHIP_KINDS",
     "MERGE_KINDS",
     "PROTOCOL_VERSION",
     "Expectation",
@@ -81,9 +94,22 @@ class Kind(enum.StrEnum):
     MERGE = "merge"  # my final model, for the single global merge (any node of the run may send it)
     MERGE_VIEW = "merge_view"  # the set of nodes whose final model I hold: the merge's agreement step
     MERGE_STATS = "merge_stats"  # the merged model with my re-estimated normalisation statistics
+    # open membership (gossip.topology.membership says what each one does): a header only, naming members
+    JOIN = "join"  # let me in: answered with members
+    MEMBERS = "members"  # a sample of my view and me, for a newcomer
+    SHUFFLE = "shuffle"  # Cyclon: some entries of my view, for some of yours
+    SHUFFLE_REPLY = "shuffle_reply"  # Cyclon: the entries in return
+    LINK = "link"  # be my neighbour
+    LINK_OK = "link_ok"  # we are neighbours now
+    LINK_NO = "link_no"  # I am full; here are some of my neighbours instead
+    UNLINK = "unlink"  # we are no longer neighbours
+    HEARTBEAT = "heartbeat"  # I am alive (on each link)
+    LEAVE = "leave"  # I am leaving; here are my other neighbours as replacements
+    STATE_REQUEST = "state_request"  # send me your model
 
 
 MERGE_KINDS = frozenset({Kind.MERGE, Kind.MERGE_VIEW, Kind.MERGE_STATS})
+MEMBERSHIP_KINDS = frozenset(Kind(k) for k in membership.MEMBERSHIP_KINDS)  # the state machine's names, each a Kind
 _KINDS = {str(k): k for k in Kind}  # a dict lookup: Kind(text) costs an enum call per message
 _VECTOR_KINDS = frozenset({Kind.MODEL, Kind.DELTA, Kind.MERGE, Kind.MERGE_STATS})
 
@@ -100,6 +126,8 @@ class Expectation:
     round_min: int = 0  # oldest round still useful
     round_max: int = 1 << 62  # newest round we buffer
     merge_epoch: int = -1  # the round tag of this run's global merge; -1 = merge disabled
+    policy: AddressPolicy | None = None  # the addresses members may have; None = a fixed-topology run (no membership kinds)
+    me: Member | None = None  # this node's own entry: a peer may not name our id with another address
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,8 @@ class Message:
     mass: float | None = None  # push-sum mass (async push-sum only)
     members: frozenset[NodeId] | None = None  # merge_view: the nodes whose model the sender holds
     indices: torch.Tensor | None = None  # delta: int32 positions of the ``payload`` values, strictly increasing
+    me: Member | None = None  # membership kinds: the sender's own entry
+    listed: tuple[Member, ...] = ()  # membership kinds: the members the sender names, in its order
 
 
 def encode(
@@ -131,6 +161,8 @@ def encode(
     members: tuple[bool, ...] | None = None,
     indices: torch.Tensor | None = None,
     numel: int = 0,
+    me: Member | None = None,
+    listed: Sequence[Member] = (),
 ) -> list[bytes | memoryview]:
     """Frames for one message; the payload frame is a zero-copy view of ``payload`` when it is float32.
 
@@ -141,8 +173,13 @@ def encode(
     of a node that does not write it before ZeroMQ let go: ``gossip.net.sendbuffers.track_live``): with
     ``copy=False`` the socket reads the memory later. A delta passes
     ``indices`` (int32, strictly increasing), ``payload`` (their float32 values) and the model's ``numel``.
+    A membership kind passes the sender's own entry ``me`` and at most ``MAX_LISTED`` others in ``listed``.
     """
     header: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": str(kind), "run": run_id, "src": int(src), "round": int(round)}
+    if kind in MEMBERSHIP_KINDS:
+        header.update(member_fields(me, listed))
+    elif me is not None or listed:
+        raise ValueError("only membership messages name members")
     frames: list[bytes | memoryview] = []
     if indices is not None:
         if not isinstance(payload, torch.Tensor) or dtype != "float32" or indices.numel() != payload.numel():
@@ -192,6 +229,11 @@ def decode(frames: Sequence[Any], expect: Expectation, sender: int | None) -> Me
     header = _unpack_header(head)
     kind_, src, round_ = _who(header, expect, sender)
     info = _info(header.get("info"))
+    if kind_ in MEMBERSHIP_KINDS:
+        if len(frames) != 1:
+            raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind_} with a payload")
+        me, listed = members_of(header, expect.policy, expect.me, src)
+        return Message(kind_, NodeId(src), round_, None, info, len(head), me=me, listed=listed)
     if kind_ not in _VECTOR_KINDS and kind_ is not Kind.MERGE_VIEW:
         if len(frames) != 1:
             raise WireError(RejectReason.BAD_FRAME_COUNT, f"{kind_} with a payload")
@@ -234,7 +276,7 @@ def _who(header: Mapping[str, Any], expect: Expectation, sender: int | None) -> 
     if kind_ in MERGE_KINDS:
         if expect.merge_epoch < 0:
             raise WireError(RejectReason.UNEXPECTED, f"{kind}: merge not enabled")
-    elif sender not in expect.neighbours:
+    elif kind_ not in MEMBERSHIP_KINDS and sender not in expect.neighbours:  # any member may send membership messages
         raise WireError(RejectReason.NOT_A_NEIGHBOUR, f"node {sender}")
     return kind_, src, round_
 
@@ -317,7 +359,7 @@ def _unpack_header(head: memoryview) -> Mapping[str, Any]:
             strict_map_key=True,
             max_str_len=256,
             max_bin_len=64,
-            max_array_len=16,
+            max_array_len=MAX_HEADER_BYTES,  # the header cap bounds it already; a long member list gets its own reason
             max_map_len=32,
             max_ext_len=0,
         )
