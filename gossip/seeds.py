@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["PULL_TAG", "PUSH_TAG", "attack_seed", "batch_seed", "init_seed", "link_seed", "pull_seed", "push_seed"]
+__all__ = [
+    "MEMBERSHIP_TAG",
+    "PULL_TAG",
+    "PUSH_TAG",
+    "attack_seed",
+    "batch_seed",
+    "init_seed",
+    "link_seed",
+    "membership_seed",
+    "pull_seed",
+    "push_seed",
+]
 
 NODE_STRIDE = 1_000_003  # a prime above the largest node count: run seed s and node i map to distinct integers
 PUSH_TAG = 0xA5C  # async gossip's choice of neighbour to push to
 PULL_TAG = 0x9E1  # the sparse random schedule's choice of neighbour to pull from
+MEMBERSHIP_TAG = 0x3E3  # an open network's protocol: view samples, link candidates, shuffle jitter
 
 
 def batch_seed(run_seed: int, node: int) -> int:
@@ -39,6 +51,11 @@ def init_seed(run_seed: int, node: int, *, shared: bool) -> int:
 def push_seed(run_seed: int, node: int) -> tuple[int, int, int]:
     """numpy's seed sequence for async gossip's push targets of node ``node``."""
     return (run_seed, PUSH_TAG, node)
+
+
+def membership_seed(run_seed: int, node: int) -> int:
+    """The seed of ``random.Random`` for member ``node``'s membership protocol (it takes one integer, not a sequence)."""
+    return (run_seed * NODE_STRIDE + node) * 4099 + MEMBERSHIP_TAG
 
 
 def pull_seed(run_seed: int, round_: int, node: int) -> tuple[int, int, int, int]:

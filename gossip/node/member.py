@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -44,7 +45,7 @@ from gossip.node.records import NodeResult, Recorder, member_summary
 from gossip.ops.metrics import NodeMetrics
 from gossip.results.rundir import NodeFiles, RecordWriter, save_vector
 from gossip.results.summary import NodeSummary
-from gossip.seeds import batch_seed, push_seed
+from gossip.seeds import batch_seed, membership_seed, push_seed
 from gossip.topology.members import MAX_MEMBER_ID, Member
 from gossip.topology.membership import Membership, MembershipSettings, Send
 
@@ -54,6 +55,7 @@ log = logging.getLogger("gossip.node")
 
 TICK_S = 0.05  # the membership clock's resolution
 JOINS_PER_S = 20.0  # joins a member answers per second, from all senders together
+RETRY_S = 1.0  # how long a membership message to a member just dialled is retried
 
 
 def settings_of(section: Any) -> MembershipSettings:
@@ -93,7 +95,7 @@ class MemberNode:
         self.round = 0
         self.mixer = Mixer(cfg, self.flat, self.metrics, lambda: self.round / cfg.training.rounds)
         self.recorder = Recorder(int(self.id), self.metrics, cfg.run.log_interval_s)
-        self.membership = Membership(me, settings_of(cfg.membership), random.Random(push_seed(cfg.run.seed, int(self.id)) ^ 0x6D656D))
+        self.membership = Membership(me, settings_of(cfg.membership), random.Random(membership_seed(cfg.run.seed, int(self.id))))
         self.policy = cfg.membership.policy()
         self.snapshots = SnapshotPool()
         self.expect = self._expectation()
@@ -112,6 +114,8 @@ class MemberNode:
         self._absorbed: list[tuple[NodeId, int, float]] = []
         self._rng = np.random.default_rng(push_seed(cfg.run.seed, int(self.id)))
         self._counted: Counter[str] = Counter()  # membership counts already reported to the metrics
+        self._failure: BaseException | None = None  # what ended the receive loop or the clock
+        self._retry: list[tuple[float, NodeId, list[Any]]] = []  # (until, peer, frames) refused by a connection not up yet
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -124,6 +128,8 @@ class MemberNode:
         writer = RecordWriter(files.records, truncate=True) if files else None
         await self.transport.start()
         tasks = [asyncio.create_task(self._receive(), name=f"recv-{self.id}"), asyncio.create_task(self._clock(), name=f"clock-{self.id}")]
+        for task in tasks:
+            task.add_done_callback(self._died)
         status, accuracy = "finished", float("nan")
         try:
             if self.contact is not None:
@@ -134,6 +140,7 @@ class MemberNode:
                 status = "stopped"
         finally:
             self._send(self.membership.leave())
+            self._check()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -146,16 +153,30 @@ class MemberNode:
             self._summary(result).write(files.summary)
         return result
 
+    def _died(self, task: asyncio.Task[None]) -> None:
+        """The receive loop or the clock ended by itself: a bug, not a peer's doing (peers' input is refused, never raised)."""
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()
+            self.stopping = True
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError(f"node {self.id}: {self._failure!r}") from self._failure
+
     async def _join(self, contact: str) -> None:
         """In through ``contact``, then start from the average of the first neighbours' models."""
         cfg = self.cfg.membership
-        self._send(self.membership.join(contact, time.monotonic()))
         deadline = time.monotonic() + cfg.join_timeout_s
+        asked_at = -math.inf
         while not self.membership.neighbours:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TransportError(f"node {self.id}: no member answered at {contact} within {cfg.join_timeout_s:g} s")
             if self.stopping:
                 return
+            if not len(self.membership.view) and now - asked_at > cfg.failure_timeout_s:  # no answer yet: ask (again)
+                asked_at = now
+                self._send(self.membership.join(contact, now))
             await asyncio.sleep(TICK_S)
         await asyncio.sleep(cfg.heartbeat_s)  # let the other link answers land: more models to average
         asked = dict(self.membership.neighbours)
@@ -166,7 +187,7 @@ class MemberNode:
         received, self._sync = self._sync or {}, None
         received = {j: v for j, v in received.items() if j in asked}
         if received:
-            torch.stack([received[j] for j in sorted(received)]).mean(dim=0, out=self.flat.vector)
+            self.flat.vector.copy_(torch.stack([received[j] for j in sorted(received)]).mean(dim=0))
         self.synced_from = tuple(sorted(received))
         log.info(
             "node %s joined through %s: neighbours %s, started from the average of %s",
@@ -274,8 +295,18 @@ class MemberNode:
                 log.warning("%s", exc)
                 continue
             frames = encode(Kind(s.kind), src=self.id, round=self.round, run_id=self.run_id, me=self.me, listed=s.members)
-            self._transmit(peer, frames)
+            if not self._transmit(peer, frames):
+                # a PUSH refuses until its connection is up (IMMEDIATE): a member just dialled gets a few more tries
+                self._retry.append((time.monotonic() + RETRY_S, peer, frames))
         self._refresh_expectation()
+
+    def _resend(self) -> None:
+        """Try the membership messages a fresh connection refused again, until they leave or ``RETRY_S`` passed."""
+        now = time.monotonic()
+        waiting, self._retry = self._retry, []
+        for deadline, peer, frames in waiting:
+            if deadline > now and not self._transmit(peer, frames):
+                self._retry.append((deadline, peer, frames))
 
     def _transmit(self, peer: NodeId, frames: list[Any]) -> bool:
         ok = self.transport.send(peer, frames)
@@ -347,6 +378,7 @@ class MemberNode:
         sweep_at = time.monotonic() + 5.0
         while True:
             now = time.monotonic()
+            self._resend()
             self._send(self.membership.tick(now))
             if now >= sweep_at:  # sockets of members we no longer know of
                 sweep_at = now + 5.0

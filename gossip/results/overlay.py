@@ -48,9 +48,11 @@ def snapshot(records: Mapping[int, Sequence[Mapping[str, Any]]], at: float) -> t
 
 def plot_membership(records: Mapping[int, Sequence[Mapping[str, Any]]], path: Path, metric: str = "accuracy") -> None:
     """Save ``SNAPSHOTS`` snapshots of the neighbour graph, evenly spaced over the run, as one PNG."""
+    from matplotlib import patheffects
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    halo = patheffects.withStroke(linewidth=2, foreground="white")  # a label readable on any colour of the map
     times = [r["time"] for rs in records.values() for r in rs]
     start, end = min(times), max(times)
     moments = [start + (end - start) * (k + 1) / SNAPSHOTS for k in range(SNAPSHOTS)]
@@ -79,6 +81,6 @@ def plot_membership(records: Mapping[int, Sequence[Mapping[str, Any]]], path: Pa
             colour = [values.get(i, lo) for i in nodes]
             ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="viridis", vmin=lo, vmax=hi, s=140, zorder=2, edgecolors="black", linewidths=0.5)
             for i, (x, y) in zip(nodes, xy, strict=True):
-                ax.annotate(str(i), (x, y), ha="center", va="center", fontsize=7, color="white", zorder=3)
+                ax.annotate(str(i), (x, y), ha="center", va="center", fontsize=7, zorder=3, path_effects=[halo])
     fig.suptitle(f"open network: neighbour graph over time (members coloured by test {metric})")
     fig.savefig(path, format="png")

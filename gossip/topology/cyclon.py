@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from gossip.topology.members import Member
 
@@ -80,7 +81,7 @@ class PartialView:
         if not self._entries:
             return None
         for entry in self._entries.values():
-            entry[1] = int(entry[1]) + 1  # type: ignore[call-overload]
+            entry[1] = cast(int, entry[1]) + 1
         oldest = max(self._entries, key=lambda i: (self._entries[i][1], i))
         target: Member = self._entries.pop(oldest)[0]  # type: ignore[assignment]
         offered = self.sample(self.length - 1, exclude=(oldest,))
