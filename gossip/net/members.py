@@ -28,8 +28,12 @@ def entry(member: Member) -> list[Any]:
     return [member.id, member.address, member.key]
 
 
-def member_fields(me: Member | None, listed: Sequence[Member]) -> dict[str, Any]:
-    """The header fields of a membership message: the sender's entry ``me`` and the ``listed`` members, if any."""
+def member_fields(membership: bool, me: Member | None, listed: Sequence[Member]) -> dict[str, Any]:
+    """The header fields naming members: for a membership message, the sender's entry ``me`` and the ``listed`` members, if any."""
+    if not membership:
+        if me is not None or listed:
+            raise ValueError("only membership messages name members")
+        return {}
     if me is None or len(listed) > MAX_LISTED:
         raise ValueError(f"a membership message needs its sender's entry and names at most {MAX_LISTED} members")
     return {"me": entry(me), "m": [entry(m) for m in listed]} if listed else {"me": entry(me)}

@@ -169,17 +169,13 @@ def encode(
     ``payload`` may also be the bytes of a float32 vector as a memoryview (``FlatModel.wire_bytes``),
     sent as they are: the form of a node's live model, which costs no torch call per message.
 
-    The caller must keep ``payload`` unchanged until ZeroMQ has sent it (a snapshot, or the live vector
-    of a node that does not write it before ZeroMQ let go: ``gossip.net.sendbuffers.track_live``): with
-    ``copy=False`` the socket reads the memory later. A delta passes
-    ``indices`` (int32, strictly increasing), ``payload`` (their float32 values) and the model's ``numel``.
-    A membership kind passes the sender's own entry ``me`` and at most ``MAX_LISTED`` others in ``listed``.
+    The caller must keep ``payload`` unchanged until ZeroMQ has sent it (a snapshot, or the live vector of a node that does
+    not write it before ZeroMQ let go: ``gossip.net.sendbuffers.track_live``): with ``copy=False`` the socket reads the
+    memory later. A delta passes ``indices`` (int32, strictly increasing), ``payload`` (their float32 values) and the
+    model's ``numel``; a membership kind its sender's own entry ``me`` and at most ``MAX_LISTED`` others in ``listed``.
     """
     header: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": str(kind), "run": run_id, "src": int(src), "round": int(round)}
-    if kind in MEMBERSHIP_KINDS:
-        header.update(member_fields(me, listed))
-    elif me is not None or listed:
-        raise ValueError("only membership messages name members")
+    header.update(member_fields(kind in MEMBERSHIP_KINDS, me, listed))
     frames: list[bytes | memoryview] = []
     if indices is not None:
         if not isinstance(payload, torch.Tensor) or dtype != "float32" or indices.numel() != payload.numel():
@@ -198,12 +194,9 @@ def encode(
         header.update(fp=fingerprint, dtype=dtype, n=flat.numel())
         if dtype == "int8":  # a fresh buffer: the socket never reads the caller's memory
             frames.append(quantise_int8(flat))
-        else:
-            if flat.dtype != _DTYPES[dtype]:
-                flat = flat.to(_DTYPES[dtype])
-            flat = flat.contiguous()
-            # bfloat16 has no numpy dtype: ship its bytes through an int16 view
-            raw = flat.view(torch.int16) if dtype == "bfloat16" else flat
+        else:  # .to and .contiguous return the tensor itself when it already is both: zero-copy
+            flat = flat.to(_DTYPES[dtype]).contiguous()
+            raw = flat.view(torch.int16) if dtype == "bfloat16" else flat  # bfloat16 has no numpy dtype: its bytes as int16
             frames.append(memoryview(raw.numpy()).cast("B"))  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
     if members is not None:
         header["n"] = len(members)
