@@ -17,8 +17,9 @@ The packages follow a run's data flow, and imports only go down this map (``lint
     config/             what a run is: frozen, validated sections
     inputs.py  plugins.py
                         reading a file a user points at, within caps | a rule or attack by import path
-    errors.py  ids.py  seeds.py  exports.py
-                        the exception tree and exit codes, node ids, named seeds, lazy re-exports
+    errors.py  ids.py  seeds.py  exports.py  addresses.py
+                        the exception tree and exit codes, node ids, named seeds, lazy re-exports,
+                        the addresses an open network lets a node dial
 
 The public API below is grouped by what a user does with it (pinned by ``tests/unit/test_public_api.py``).
 Each subpackage exports more for those who work inside it (its ``__all__``, pinned by the same test): the

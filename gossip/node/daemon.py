@@ -297,12 +297,8 @@ def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int |
 
 
 def _build_member(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tuple[MemberNode, ZmqTransport]:
-    """A member of an open network: its address from the config, its contact from ``--join``, checked against the allow-list."""
-    from gossip.net.connections import size_limits
-    from gossip.net.zeromq import ZmqTransport
-    from gossip.node.member import MemberNode
-    from gossip.node.plan import message_limit, plan_node
-    from gossip.topology.members import Member
+    """A member of an open network: its address from ``--address`` or the config, its contact from ``--join``, both allowed."""
+    from gossip.node.member import build_member
 
     if args.resume or args.join_round is not None:
         raise UsageError("--resume: a member of an open network does not resume; it joins again as a new member (a new --id)")
@@ -312,29 +308,8 @@ def _build_member(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tup
         why = policy.refusal(where) if where is not None else None
         if why is not None:
             raise UsageError(f"node {node_id}: {what} {where[:100]!r} is not one [membership] allow and ports admit: {why}")
-    plan = plan_node(cfg, node_id, args.run_dir)
-    max_frame_bytes = message_limit(plan)
-    s = cfg.security
-    limits = size_limits(
-        cfg.membership.max_degree + cfg.membership.view_size,
-        max_frame_bytes,
-        cfg.transport.queue_messages,
-        handshake_timeout_s=s.handshake_timeout_s,
-        max_connections=s.max_connections,
-        max_per_address=s.max_connections_per_address,
-    )
-    transport = ZmqTransport(
-        plan.node_id,
-        args.address or cfg.transport.listen_address(node_id),
-        {},
-        queue_messages=cfg.transport.queue_messages,
-        max_message_bytes=max_frame_bytes,
-        limits=limits,
-    )
-    node = MemberNode(plan, transport, Member(node_id, address), args.join)
-    del plan
-    transport.on_refused = node.metrics.connection_refused
-    return node, transport
+    listen = args.address or cfg.transport.listen_address(node_id)  # a container binds 0.0.0.0 and is reached by name
+    return build_member(cfg, node_id, args.run_dir, address, args.join, listen=listen)
 
 
 async def _serve(node: Node | MemberNode, transport: ZmqTransport, server: MetricsServer | None, node_id: int, hold: float) -> int:

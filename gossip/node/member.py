@@ -19,28 +19,28 @@ protocol; joins are rate-limited on top of the per-sender limit, since a flood o
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import random
 import time
-from collections import Counter
 from typing import Any
 
 import numpy as np
 import torch
 
 from gossip.algorithms.pushsum import absorb_weights, split_mass
-from gossip.errors import RejectReason, TransportError, WireError
+from gossip.config import RunConfig
+from gossip.errors import RejectReason, TransportError
 from gossip.ids import NodeId
 from gossip.learn.flat import model_hash
 from gossip.learn.trainer import LocalTrainer
-from gossip.net.ratelimit import RateLimiter
+from gossip.net.connections import size_limits
 from gossip.net.sendbuffers import SnapshotPool
-from gossip.net.wire import Expectation, Kind, Message, decode, encode
+from gossip.net.wire import Expectation, Kind, Message, encode
 from gossip.net.zeromq import ZmqTransport
+from gossip.node.member_link import TICK_S, MemberLink
 from gossip.node.mixer import Mixer
-from gossip.node.plan import NodePlan, build_flat_model, run_id_of
+from gossip.node.plan import NodePlan, build_flat_model, message_limit, plan_node, run_id_of
 from gossip.node.records import NodeResult, Recorder, member_summary
 from gossip.ops.metrics import NodeMetrics
 from gossip.results.rundir import NodeFiles, RecordWriter, save_vector
@@ -49,13 +49,9 @@ from gossip.seeds import batch_seed, membership_seed, push_seed
 from gossip.topology.members import MAX_MEMBER_ID, Member
 from gossip.topology.membership import Membership, MembershipSettings, Send
 
-__all__ = ["JOINS_PER_S", "TICK_S", "MemberNode", "settings_of"]
+__all__ = ["MemberNode", "build_member", "settings_of"]
 
 log = logging.getLogger("gossip.node")
-
-TICK_S = 0.05  # the membership clock's resolution
-JOINS_PER_S = 20.0  # joins a member answers per second, from all senders together
-RETRY_S = 1.0  # how long a membership message to a member just dialled is retried
 
 
 def settings_of(section: Any) -> MembershipSettings:
@@ -96,26 +92,25 @@ class MemberNode:
         self.mixer = Mixer(cfg, self.flat, self.metrics, lambda: self.round / cfg.training.rounds)
         self.recorder = Recorder(int(self.id), self.metrics, cfg.run.log_interval_s)
         self.membership = Membership(me, settings_of(cfg.membership), random.Random(membership_seed(cfg.run.seed, int(self.id))))
-        self.policy = cfg.membership.policy()
         self.snapshots = SnapshotPool()
-        self.expect = self._expectation()
-        self.rejects: Counter[str] = Counter()
-        self.bytes_in = 0
-        self.bytes_out = 0
+        layout = self.flat.layout
+        expect = Expectation(
+            self.run_id, layout.fingerprint, layout.numel, MAX_MEMBER_ID, frozenset(), policy=cfg.membership.policy(), me=me
+        )
+        sec = cfg.security
+        self.link = MemberLink(
+            transport, self.membership, expect, self.metrics, max_messages_per_s=sec.max_messages_per_s, burst_messages=sec.burst_messages
+        )
         self.mass = 1.0
         self.ready = False
         self.stopping = False
         self.synced_from: tuple[int, ...] = ()
-        self._limiter = RateLimiter(cfg.security.max_messages_per_s, cfg.security.burst_messages, MAX_MEMBER_ID)
-        self._joins = RateLimiter(JOINS_PER_S, int(JOINS_PER_S), 1)
         # a newcomer keeps the models that arrive before it trains (each neighbour's latest): its starting point
         self._sync: dict[int, torch.Tensor] | None = {} if contact is not None else None
         self._absorbing = False
         self._absorbed: list[tuple[NodeId, int, float]] = []
         self._rng = np.random.default_rng(push_seed(cfg.run.seed, int(self.id)))
-        self._counted: Counter[str] = Counter()  # membership counts already reported to the metrics
         self._failure: BaseException | None = None  # what ended the receive loop or the clock
-        self._retry: list[tuple[float, NodeId, list[Any]]] = []  # (until, peer, frames) refused by a connection not up yet
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -127,7 +122,10 @@ class MemberNode:
         files = NodeFiles(self.plan.run_dir, self.id) if self.plan.run_dir else None
         writer = RecordWriter(files.records, truncate=True) if files else None
         await self.transport.start()
-        tasks = [asyncio.create_task(self._receive(), name=f"recv-{self.id}"), asyncio.create_task(self._clock(), name=f"clock-{self.id}")]
+        tasks = [
+            asyncio.create_task(self.link.receive(self._take_model, self._answer_state), name=f"recv-{self.id}"),
+            asyncio.create_task(self.link.clock(), name=f"clock-{self.id}"),
+        ]
         for task in tasks:
             task.add_done_callback(self._died)
         status, accuracy = "finished", float("nan")
@@ -139,7 +137,7 @@ class MemberNode:
             if self.stopping:
                 status = "stopped"
         finally:
-            self._send(self.membership.leave())
+            self.link.send(self.membership.leave())
             self._check()
             for task in tasks:
                 task.cancel()
@@ -176,11 +174,11 @@ class MemberNode:
                 return
             if not len(self.membership.view) and now - asked_at > cfg.failure_timeout_s:  # no answer yet: ask (again)
                 asked_at = now
-                self._send(self.membership.join(contact, now))
+                self.link.send(self.membership.join(contact, now))
             await asyncio.sleep(TICK_S)
         await asyncio.sleep(cfg.heartbeat_s)  # let the other link answers land: more models to average
         asked = dict(self.membership.neighbours)
-        self._send([Send(m, "state_request") for m in asked.values()])
+        self.link.send([Send(m, "state_request") for m in asked.values()])
         wait_until = time.monotonic() + min(cfg.join_timeout_s, cfg.failure_timeout_s)
         while self._sync is not None and not set(asked) <= set(self._sync) and time.monotonic() < wait_until and not self.stopping:
             await asyncio.sleep(TICK_S)
@@ -226,7 +224,7 @@ class MemberNode:
         t0 = time.perf_counter()
         self.round = t
         self.metrics.round.set(t)
-        sent_0 = self.bytes_out
+        sent_0 = self.link.bytes_out
         step = self.trainer.steps(self.cfg.training.local_steps)
         neighbours = sorted(self.membership.neighbours)
         target = neighbours[int(self._rng.integers(len(neighbours)))] if neighbours else None
@@ -242,7 +240,7 @@ class MemberNode:
         distances = [d for _j, _n, d in absorbed]
         if distances:
             self.metrics.consensus_distance.set(distances[-1])
-        self.round = t + 1
+        self.round = self.link.round = t + 1
         counts = self.membership.counts
         return {
             **self.recorder.head(t, step, evaluation),
@@ -252,9 +250,9 @@ class MemberNode:
             "arrived": len(absorbed),
             "merged_from": [int(j) for j, _n, _d in absorbed],
             "mass": self.mass,
-            "bytes_sent": self.bytes_out - sent_0,
+            "bytes_sent": self.link.bytes_out - sent_0,
             "bytes_received": sum(n for _j, n, _d in absorbed),
-            "rejected": sum(self.rejects.values()),
+            "rejected": sum(self.link.rejects.values()),
             "neighbours": neighbours,
             "view": len(self.membership.view),
             "joins": counts["joins"],
@@ -281,71 +279,12 @@ class MemberNode:
                 mass=mass,
             ),
         )
-        return self._transmit(peer, frames)
-
-    def _send(self, sends: list[Send]) -> None:
-        """Membership messages out; a member whose address the run does not allow is never dialled."""
-        for s in sends:
-            if s.to.id >= 0 and self.policy.refusal(s.to.address) is not None:
-                continue
-            peer = NodeId(s.to.id)
-            try:
-                self.transport.connect(peer, s.to.address)
-            except TransportError as exc:
-                log.warning("%s", exc)
-                continue
-            frames = encode(Kind(s.kind), src=self.id, round=self.round, run_id=self.run_id, me=self.me, listed=s.members)
-            if not self._transmit(peer, frames):
-                # a PUSH refuses until its connection is up (IMMEDIATE): a member just dialled gets a few more tries
-                self._retry.append((time.monotonic() + RETRY_S, peer, frames))
-        self._refresh_expectation()
-
-    def _resend(self) -> None:
-        """Try the membership messages a fresh connection refused again, until they leave or ``RETRY_S`` passed."""
-        now = time.monotonic()
-        waiting, self._retry = self._retry, []
-        for deadline, peer, frames in waiting:
-            if deadline > now and not self._transmit(peer, frames):
-                self._retry.append((deadline, peer, frames))
-
-    def _transmit(self, peer: NodeId, frames: list[Any]) -> bool:
-        ok = self.transport.send(peer, frames)
-        nbytes = sum(len(f) for f in frames)
-        if ok:
-            self.bytes_out += nbytes
-        self.metrics.sent(int(peer), nbytes, ok)
-        return ok
+        return self.link.transmit(peer, frames)
 
     # -- receiving -------------------------------------------------------------------------------
 
-    async def _receive(self) -> None:
-        while True:
-            received = await self.transport.recv()
-            if not self._limiter.allow(received.sender):
-                self._reject(RejectReason.RATE_LIMITED, received.sender)
-                continue
-            try:
-                message = decode(received.frames, self.expect, received.sender)
-            except WireError as exc:
-                self._reject(exc.reason, received.sender)
-                continue
-            if self._deliver(message, time.monotonic()):
-                self.bytes_in += received.nbytes
-                self.metrics.received(int(message.src), received.nbytes, message.round)
-
-    def _deliver(self, message: Message, now: float) -> bool:
-        if message.kind is Kind.MODEL:
-            return self._take_model(message, now)
-        if message.me is None:
-            self._reject(RejectReason.UNEXPECTED, int(message.src))
-            return False
-        if message.kind is Kind.JOIN and not self._joins.allow(0, now):
-            self._reject(RejectReason.JOIN_FLOOD, int(message.src))
-            return False
-        self._send(self.membership.receive(str(message.kind), message.me, message.listed, now))
-        if message.kind is Kind.STATE_REQUEST and int(message.src) in self.membership.neighbours:
-            self._push(message.src, self.round, None)  # our model as it is: the newcomer's start
-        return True
+    def _answer_state(self, peer: NodeId) -> None:
+        self._push(peer, self.round, None)
 
     def _take_model(self, message: Message, now: float) -> bool:
         self.membership.heard(int(message.src), now)
@@ -355,7 +294,7 @@ class MemberNode:
             self._sync[int(message.src)] = message.payload.clone()
             return True
         if not self._absorbing:
-            self._reject(RejectReason.UNEXPECTED, int(message.src))
+            self.link.reject(RejectReason.UNEXPECTED, int(message.src))
             return False
         if self.cfg.training.push_sum and message.mass is not None:
             weights, self.mass = absorb_weights(self.mass, {message.src: message.mass})
@@ -366,55 +305,29 @@ class MemberNode:
         self._absorbed.append((message.src, message.nbytes, distance))
         return True
 
-    def _reject(self, reason: RejectReason, sender: int | None) -> None:
-        if not self.rejects[reason]:
-            log.warning("node %s: refused a message from %s: %s (further ones counted)", self.id, sender, reason)
-        self.rejects[reason] += 1
-        self.metrics.rejected(reason)
-
-    # -- the membership clock --------------------------------------------------------------------
-
-    async def _clock(self) -> None:
-        sweep_at = time.monotonic() + 5.0
-        while True:
-            now = time.monotonic()
-            self._resend()
-            self._send(self.membership.tick(now))
-            if now >= sweep_at:  # sockets of members we no longer know of
-                sweep_at = now + 5.0
-                known = {m.id for m in self.membership.known()}
-                for peer in self.transport.peers():
-                    if int(peer) not in known and (peer != -1 or self.membership.contact is None):
-                        self.transport.disconnect(peer)
-            self._report()
-            await asyncio.sleep(TICK_S)
-
-    def _report(self) -> None:
-        counts = self.membership.counts
-        for event in ("joins", "leaves", "failures", "neighbour_changes"):
-            delta = counts[event] - self._counted[event]
-            if delta:
-                self.metrics.membership_event(event, delta)
-                self._counted[event] = counts[event]
-        self.metrics.membership_size(len(self.membership.view), len(self.membership.neighbours))
-
-    def _expectation(self) -> Expectation:
-        layout = self.flat.layout
-        neighbours = frozenset(self.membership.neighbours)
-        return Expectation(
-            run_id=self.run_id,
-            fingerprint=layout.fingerprint,
-            numel=layout.numel,
-            node_count=MAX_MEMBER_ID,
-            neighbours=neighbours,
-            policy=self.policy,
-            me=self.me,
-        )
-
-    def _refresh_expectation(self) -> None:
-        linked = frozenset(self.membership.neighbours)
-        if linked != self.expect.neighbours:
-            self.expect = dataclasses.replace(self.expect, neighbours=linked)
-
     def _summary(self, result: NodeResult) -> NodeSummary:
         return member_summary(self, result)
+
+
+def build_member(
+    cfg: RunConfig, node_id: int, run_dir: str | None, address: str, contact: str | None, *, listen: str | None = None
+) -> tuple[MemberNode, ZmqTransport]:
+    """A member known to the others at ``address`` and bound at ``listen`` (default: the same), joining through
+    ``contact`` (``None``: the first member), and its transport; no socket is opened yet."""
+    plan = plan_node(cfg, node_id, run_dir)
+    max_frame_bytes = message_limit(plan)
+    sec = cfg.security
+    limits = size_limits(
+        cfg.membership.max_degree + cfg.membership.view_size,
+        max_frame_bytes,
+        cfg.transport.queue_messages,
+        handshake_timeout_s=sec.handshake_timeout_s,
+        max_connections=sec.max_connections,
+        max_per_address=sec.max_connections_per_address,
+    )
+    transport = ZmqTransport(
+        plan.node_id, address, {}, queue_messages=cfg.transport.queue_messages, max_message_bytes=max_frame_bytes, limits=limits
+    )
+    node = MemberNode(plan, transport, Member(node_id, address), contact)
+    transport.on_refused = node.metrics.connection_refused
+    return node, transport

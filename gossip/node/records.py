@@ -188,9 +188,9 @@ def member_summary(node: MemberNode, result: NodeResult) -> NodeSummary:
     process = NodeProcess(
         rounds_skipped=0,
         diverged=None,
-        bytes_sent=node.bytes_out,
-        bytes_received=node.bytes_in,
-        rejected=dict(node.rejects),
+        bytes_sent=node.link.bytes_out,
+        bytes_received=node.link.bytes_in,
+        rejected=dict(node.link.rejects),
         neighbours=tuple(sorted(node.membership.neighbours)),
         parameters=node.flat.layout.numel,
         send_buffers_allocated=node.snapshots.allocations,

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from gossip.errors import REFUSAL_REASONS, RejectReason
 from gossip.ops.endpoint import MetricsServer
 
-__all__ = ["MetricsServer", "NodeMetrics"]  # MetricsServer lives in gossip.ops.endpoint
+__all__ = ["MembershipMetrics", "MetricsServer", "NodeMetrics"]  # MetricsServer lives in gossip.ops.endpoint
 
 _ROUND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -58,7 +58,6 @@ class NodeMetrics:
         self.node = n
         self.aggregator = aggregator
         self._children: dict[tuple[int, int], Any] = {}  # per-peer label children, see _peer
-        self._membership_metrics: tuple[Any, Any] | None = None
 
         self.info = Gauge("gossip_node_info", "Static facts about the node (value is always 1).", ["node", "aggregator"], registry=r)
         self.info.labels(n, aggregator).set(1)
@@ -292,27 +291,32 @@ class NodeMetrics:
         if count:
             self._discarded.labels(self.node, self.aggregator, action).inc(count)
 
-    def membership_event(self, event: str, count: int) -> None:
-        """Open membership: ``count`` more ``event``s (joins, leaves, failures, neighbour_changes) seen by this node."""
-        self._membership()[0].labels(self.node, event).inc(count)
 
-    def membership_size(self, view: int, neighbours: int) -> None:
-        """Open membership: the members in this node's partial view, and its neighbours now (``gossip_neighbours``)."""
-        self._membership()[1].set(view)
-        self.neighbours.set(neighbours)
+class MembershipMetrics:
+    """An open network's metrics (``[membership] enabled``), beside a member's :class:`NodeMetrics`: a fixed-topology
+    node does not export them. ``gossip_neighbours`` follows the member's neighbours as they change."""
 
-    def _membership(self) -> tuple[Any, Any]:
-        """The open-membership metrics, registered on first use: a fixed-topology node does not export them."""
-        if self._membership_metrics is None:
-            r, n = self.registry, self.node
-            events = Counter(
-                "gossip_membership_events_total",
-                "Open membership: members that joined through this node, neighbours that left or failed, neighbour changes.",
-                ["node", "event"],
-                registry=r,
-            )
-            view = Gauge("gossip_membership_view_size", "Open membership: members in this node's partial view.", ["node"], registry=r)
-            for event in ("joins", "leaves", "failures", "neighbour_changes"):
-                events.labels(n, event)
-            self._membership_metrics = (events, view.labels(n))
-        return self._membership_metrics
+    EVENTS = ("joins", "leaves", "failures", "neighbour_changes")
+
+    def __init__(self, node: NodeMetrics) -> None:
+        self._neighbours = node.neighbours
+        r, n = node.registry, node.node
+        events = Counter(
+            "gossip_membership_events_total",
+            "Open membership: members that joined through this node, neighbours that left or failed, neighbour changes.",
+            ["node", "event"],
+            registry=r,
+        )
+        self._events = {event: events.labels(n, event) for event in self.EVENTS}
+        self._view = Gauge(
+            "gossip_membership_view_size", "Open membership: members in this node's partial view.", ["node"], registry=r
+        ).labels(n)
+
+    def happened(self, event: str, count: int) -> None:
+        """``count`` more ``event``s (one of :attr:`EVENTS`) seen by this member."""
+        self._events[event].inc(count)
+
+    def size(self, view: int, neighbours: int) -> None:
+        """The members in this member's partial view, and its neighbours now."""
+        self._view.set(view)
+        self._neighbours.set(neighbours)

@@ -312,14 +312,9 @@ class _Supervisor:
         self.dead: set[int] = set()  # nodes reported dead (keep_going)
 
     def start(self, n: int, node_args: Sequence[str]) -> None:
-        self.children = [_Child(i, self.starter(self.path, i, self._args(i, node_args)), NodeProgress(i)) for i in range(n)]
+        join = ("--join", self.cfg.transport.address_of(0)) if self.cfg.membership.enabled else ()  # open: all but node 0 join through it
+        self.children = [_Child(i, self.starter(self.path, i, (*node_args, *(join if i else ()))), NodeProgress(i)) for i in range(n)]
         self.restarted = {i: 0 for i in range(n)}
-
-    def _args(self, node: int, node_args: Sequence[str]) -> Sequence[str]:
-        """A node's extra flags: in an open network every node but the first joins through node 0, knowing no other address."""
-        if self.cfg.membership.enabled and node > 0:
-            return (*node_args, "--join", self.cfg.transport.address_of(0))
-        return node_args
 
     def follow(self, bar: ProgressBar) -> _Ending:
         """Watch the nodes until the run ends; a SIGINT or SIGTERM to the launcher ends it too."""

@@ -98,6 +98,7 @@ SUBPACKAGES = {
         "LinksConfig",
         "MAX_NODES",
         "MAX_SEED",
+        "MembershipConfig",
         "MergeConfig",
         "MetricsConfig",
         "ModelConfig",
