@@ -326,7 +326,7 @@ def build_member(
         max_per_address=sec.max_connections_per_address,
     )
     transport = ZmqTransport(
-        plan.node_id, address, {}, queue_messages=cfg.transport.queue_messages, max_message_bytes=max_frame_bytes, limits=limits
+        plan.node_id, listen or address, {}, queue_messages=cfg.transport.queue_messages, max_message_bytes=max_frame_bytes, limits=limits
     )
     node = MemberNode(plan, transport, Member(node_id, address), contact)
     transport.on_refused = node.metrics.connection_refused
