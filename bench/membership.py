@@ -174,11 +174,8 @@ def joiner_steps(run: dict[str, Any]) -> list[str]:
     lines = ["| joiner | joined through | started from | steps to within 0.05 of the first members' best |", "|---:|---|---|---:|"]
     first = [i for i in run["everyone"] if i not in run["joiners"] and i not in run["gone"]]
     for j in run["joiners"]:
-        summary = (
-            json.loads((run_dir / "nodes" / f"node-{j}.json").read_text())["membership"]
-            if (run_dir / "nodes" / f"node-{j}.json").exists()
-            else {}
-        )
+        path = run_dir / "nodes" / f"node-{j}.json"
+        summary = json.loads(path.read_text())["membership"] if path.exists() else {}  # a killed member wrote none
         steps = "not reached"
         for r in records(run_dir, j):
             if r["accuracy"] is None:
@@ -188,7 +185,8 @@ def joiner_steps(run: dict[str, Any]) -> list[str]:
             if r["accuracy"] >= best - 0.05:
                 steps = str(r["round"] + 1)
                 break
-        lines.append(f"| {j} | {summary.get('joined_through', '?')} | {len(summary.get('synced_from', []))} models | {steps} |")
+        through, start = (summary["joined_through"], f"{len(summary['synced_from'])} models") if summary else ("(killed: no summary)", "?")
+        lines.append(f"| {j} | {through} | {start} | {steps} |")
     return lines
 
 
