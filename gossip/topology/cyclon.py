@@ -26,7 +26,9 @@ __all__ = ["PartialView"]
 class PartialView:
     """At most ``size`` members other than ``me``, with ages (see the module)."""
 
-    def __init__(self, me: Member, size: int, length: int, rng: random.Random, *, barred: Callable[[int], bool] = lambda _id: False) -> None:
+    def __init__(
+        self, me: Member, size: int, length: int, rng: random.Random, *, barred: Callable[[int], bool] = lambda _id: False
+    ) -> None:
         if not 1 <= length <= size:
             raise ValueError("the shuffle length must be in 1..size")
         self.me = me
@@ -59,8 +61,7 @@ class PartialView:
         if not self._admissible(member):
             return member.id in self._entries and self._refresh(member)
         if len(self._entries) >= self.size:
-            oldest = max(self._entries, key=lambda i: (self._entries[i][1], i))
-            del self._entries[oldest]
+            del self._entries[self._oldest()]
         self._entries[member.id] = [member, 0]
         return True
 
@@ -78,8 +79,8 @@ class PartialView:
         if not self._entries:
             return None
         for entry in self._entries.values():
-            entry[1] = int(entry[1]) + 1  # type: ignore[call-overload]
-        oldest = max(self._entries, key=lambda i: (self._entries[i][1], i))
+            entry[1] = int(entry[1]) + 1  # type: ignore[arg-type]
+        oldest = self._oldest()
         target: Member = self._entries.pop(oldest)[0]  # type: ignore[assignment]
         offered = self.sample(self.length - 1, exclude=(oldest,))
         self._sent = [m.id for m in offered]
@@ -106,6 +107,12 @@ class PartialView:
             elif slots:
                 del self._entries[slots.pop()]
                 self._entries[member.id] = [member, 0]
+
+    def _oldest(self) -> int:
+        """The id of an oldest entry, ties drawn at random: a fixed tie-break (by id) would spare the same members
+        every time, and the views would pile up on them."""
+        age = max(int(entry[1]) for entry in self._entries.values())  # type: ignore[arg-type]
+        return self.rng.choice([i for i in sorted(self._entries) if self._entries[i][1] == age])
 
     def _admissible(self, member: Member) -> bool:
         return member.id != self.me.id and member.id not in self._entries and not self.barred(member.id)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from gossip.topology.cyclon import PartialView
 from gossip.topology.members import Member
 
-__all__ = ["MEMBERSHIP_KINDS", "MAX_LISTED", "Membership", "MembershipSettings", "Send"]
+__all__ = ["MAX_LISTED", "MEMBERSHIP_KINDS", "Membership", "MembershipSettings", "Send"]
 
 # the membership messages; each is a header only (gossip.net.wire)
 MEMBERSHIP_KINDS = (
