@@ -71,6 +71,32 @@ def test_a_newcomer_joining_through_one_contact_ends_with_degree_links() -> None
     assert len(newcomer.view) > 1
 
 
+def test_a_newcomer_whose_join_went_unanswered_asks_its_contact_again() -> None:
+    """A lost join (or a lost answer) would leave a newcomer knowing nobody: it asks again each failure timeout,
+    and stops once a member has answered."""
+    newcomer = machine(9)
+    newcomer.join(member(0).address, 0.0)
+
+    early = newcomer.tick(SETTINGS.failure_timeout_s - 0.1)
+    again = newcomer.tick(SETTINGS.failure_timeout_s + 0.1)
+    newcomer.receive("members", member(0), [member(1)], SETTINGS.failure_timeout_s + 0.2)
+    answered = newcomer.tick(3 * SETTINGS.failure_timeout_s)
+
+    assert not any(s.kind == "join" for s in early)
+    assert Send(Member(-1, member(0).address), "join") in again
+    assert not any(s.kind == "join" for s in answered)
+
+
+def test_every_newcomer_gets_in_when_messages_are_lost() -> None:
+    """With 10 % of all messages lost, every member of a 100-member bootstrap ends linked into one component."""
+    result = simulate(bootstrap_trace(100), 40.0, SimSettings(step_s=0.5, sample_every_s=10.0, loss=0.1, seed=3))
+
+    last = result.snapshots[-1]
+    assert result.lost > 0
+    assert last.connected and last.isolated == 0
+    assert last.longest_below_s < 4 * SETTINGS.failure_timeout_s
+
+
 def test_links_are_symmetric_and_between_degree_and_max_degree() -> None:
     """Every link is held by both ends, and every member holds degree to max_degree of them."""
     net = network(30)
