@@ -224,7 +224,7 @@ def healed_at(snapshots: Iterable[Snapshot], after_s: float) -> float | None:
 # -- simulating ------------------------------------------------------------------------------------
 
 
-def address_of(node: int) -> str:
+def _address(node: int) -> str:
     return f"tcp://10.0.{node // 250}.{node % 250 + 1}:7000"
 
 
@@ -255,14 +255,14 @@ class _Network:
             self.ignored += 1
             return
         if event.kind in ("start", "join"):
-            me = Member(event.node, address_of(event.node))
+            me = Member(event.node, _address(event.node))
             member = Membership(me, self.settings.membership, random.Random(f"{self.settings.seed}:{event.node}"))
             if event.kind == "join":
                 if not self.nodes:
                     self.ignored += 1
                     return
                 contact = event.contact if event.contact in self.nodes else self.rng.choice(sorted(self.nodes))
-                self.send(me, member.join(address_of(contact), now), step)
+                self.send(me, member.join(_address(contact), now), step)
             self.nodes[event.node] = member
             self.by_address[me.address] = event.node
             self.joined[event.node] = now
