@@ -3,7 +3,8 @@
 The protocol (``docs/concepts/open-membership.md`` says it for users):
 
 - **Join with one address.** A newcomer sends ``join`` to any member; the member takes it into its view and
-  answers ``members`` (a sample of its view and itself). The newcomer fills its view from that answer.
+  answers ``members`` (a sample of its view and itself). The newcomer fills its view from that answer, and asks
+  again every ``failure_timeout_s`` until an answer comes (a lost join would leave it knowing nobody).
 - **Views** are Cyclon's (:class:`~gossip.topology.cyclon.PartialView`): ``shuffle`` / ``shuffle_reply`` every
   ``shuffle_period_s`` spreads newcomers and forgets the dead.
 - **Neighbours** are the links models travel on, symmetric and kept between ``degree`` and ``max_degree``: a
