@@ -62,8 +62,7 @@ class PartialView:
         if not self._admissible(member):
             return member.id in self._entries and self._refresh(member)
         if len(self._entries) >= self.size:
-            oldest = max(self._entries, key=lambda i: (self._entries[i][1], i))
-            del self._entries[oldest]
+            del self._entries[self._oldest()]
         self._entries[member.id] = [member, 0]
         return True
 
@@ -82,7 +81,7 @@ class PartialView:
             return None
         for entry in self._entries.values():
             entry[1] = cast(int, entry[1]) + 1
-        oldest = max(self._entries, key=lambda i: (self._entries[i][1], i))
+        oldest = self._oldest()
         target: Member = self._entries.pop(oldest)[0]  # type: ignore[assignment]
         offered = self.sample(self.length - 1, exclude=(oldest,))
         self._sent = [m.id for m in offered]
@@ -109,6 +108,12 @@ class PartialView:
             elif slots:
                 del self._entries[slots.pop()]
                 self._entries[member.id] = [member, 0]
+
+    def _oldest(self) -> int:
+        """The id of an oldest entry, ties drawn at random: a fixed tie-break (by id) would spare the same members
+        every time, and the views would pile up on them."""
+        age = max(int(entry[1]) for entry in self._entries.values())  # type: ignore[arg-type]
+        return self.rng.choice([i for i in sorted(self._entries) if self._entries[i][1] == age])
 
     def _admissible(self, member: Member) -> bool:
         return member.id != self.me.id and member.id not in self._entries and not self.barred(member.id)

@@ -3,7 +3,8 @@
 The protocol (``docs/concepts/open-membership.md`` says it for users):
 
 - **Join with one address.** A newcomer sends ``join`` to any member; the member takes it into its view and
-  answers ``members`` (a sample of its view and itself). The newcomer fills its view from that answer.
+  answers ``members`` (a sample of its view and itself). The newcomer fills its view from that answer, and asks
+  again every ``failure_timeout_s`` until an answer comes (a lost join would leave it knowing nobody).
 - **Views** are Cyclon's (:class:`~gossip.topology.cyclon.PartialView`): ``shuffle`` / ``shuffle_reply`` every
   ``shuffle_period_s`` spreads newcomers and forgets the dead.
 - **Neighbours** are the links models travel on, symmetric and kept between ``degree`` and ``max_degree``: a
@@ -90,6 +91,7 @@ class Membership:
         self._asked: dict[int, float] = {}  # link requests in flight: id -> when asked
         self._next_shuffle = 0.0
         self._next_heartbeat = 0.0
+        self._next_join = 0.0  # when to ask the contact again while it has not answered
         self.counts: Counter[str] = Counter()
         self.contact: str | None = None  # the address we joined through, until a member answers
 
@@ -99,6 +101,7 @@ class Membership:
         """Ask the member at ``contact_address`` (its id unknown yet: -1) to let us in."""
         self._now = now
         self.contact = contact_address
+        self._next_join = now + self.settings.failure_timeout_s
         return [Send(Member(-1, contact_address), "join")]
 
     def leave(self) -> list[Send]:
@@ -112,7 +115,7 @@ class Membership:
     # -- time ------------------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Send]:
-        """What is due at ``now``: failures declared, heartbeats, a shuffle, link requests."""
+        """What is due at ``now``: failures declared, the join again if unanswered, heartbeats, a shuffle, link requests."""
         self._now = now
         s = self.settings
         out: list[Send] = []
@@ -123,6 +126,9 @@ class Membership:
             self.view.remove(j)
         for j in [j for j, until in self._gone.items() if until < now]:
             del self._gone[j]
+        if self.contact is not None and now >= self._next_join:
+            self._next_join = now + s.failure_timeout_s  # our join or its answer was lost: without one we know nobody
+            out.append(Send(Member(-1, self.contact), "join"))
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + s.heartbeat_s
             out += [Send(m, "heartbeat") for m in self.neighbours.values()]
