@@ -108,10 +108,6 @@ class RunConfig:
             self.aggregation.rule == "dsgd",
             "[membership] members merge models one at a time with their own weights; set aggregation.rule = 'dsgd'",
         )
-        check(
-            not self.security.curve,
-            "[membership] CURVE with an open network (an allow-list of member keys) is not supported yet; set security.curve = false",
-        )
         links = self.links
         check(
             not (links.delay_ms or links.jitter_ms or links.loss or links.bandwidth_mbit),

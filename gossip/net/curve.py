@@ -18,7 +18,7 @@ import zmq.asyncio
 
 from gossip.errors import TransportError
 
-__all__ = ["ZAP_ENDPOINT", "CurveKeys", "ZapHandler", "generate_keys", "load_keys"]
+__all__ = ["ZAP_ENDPOINT", "CurveKeys", "ZapHandler", "generate_keys", "key_owners", "load_keys"]
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 
@@ -66,6 +66,19 @@ def load_keys(directory: str | Path, me: int, peers: Sequence[int]) -> CurveKeys
     public, secret = read(base / f"node-{me}.key_secret", True)
     assert secret is not None
     return CurveKeys(public, secret, {j: read(base / f"node-{j}.key", False)[0] for j in peers})
+
+
+def key_owners(directory: str | Path, me: int) -> list[int]:
+    """The node ids with a public key file ``node-<i>.key`` in ``directory``, but ``me``: an open network's allow-list.
+
+    A member admits exactly these keys and dials only these members; a key added later is read when the member starts.
+    """
+    ids = []
+    for path in Path(directory).glob("node-*.key"):
+        number = path.name[len("node-") : -len(".key")]
+        if number.isascii() and number.isdigit() and len(number) <= 6 and int(number) != me:
+            ids.append(int(number))
+    return sorted(ids)
 
 
 class ZapHandler:

@@ -108,10 +108,11 @@ def add_node_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--join",
-        metavar="tcp://HOST:PORT",
+        metavar="[ID@]tcp://HOST:PORT",
         default=None,
         help="join the open network ([membership] enabled) through the member listening there: the node learns the other "
-        "members from it, picks its neighbours and starts from the average of their models; without --join it is the first member",
+        "members from it, picks its neighbours and starts from the average of their models; without --join it is the first member. "
+        "With [security] curve, ID@tcp://HOST:PORT: the contact's id names its public key",
     )
     p.add_argument(
         "--address",
@@ -304,12 +305,18 @@ def _build_member(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tup
         raise UsageError("--resume: a member of an open network does not resume; it joins again as a new member (a new --id)")
     policy = cfg.membership.policy()
     address = args.address or cfg.transport.address_of(node_id)
-    for what, where in (("its own address", address), ("--join", args.join)):
-        why = policy.refusal(where) if where is not None else None
+    contact_id, _, contact = (args.join or "").rpartition("@")
+    if contact_id and not (contact_id.isascii() and contact_id.isdigit() and len(contact_id) <= 6):
+        raise UsageError(f"--join {args.join[:100]!r}: expected tcp://HOST:PORT or ID@tcp://HOST:PORT")
+    if args.join and cfg.security.curve and not contact_id:
+        raise UsageError("--join: with [security] curve the contact's id is needed for its public key: --join ID@tcp://HOST:PORT")
+    for what, where in (("its own address", address), ("--join", contact)):
+        why = policy.refusal(where) if where else None
         if why is not None:
             raise UsageError(f"node {node_id}: {what} {where[:100]!r} is not one [membership] allow and ports admit: {why}")
     listen = args.address or cfg.transport.listen_address(node_id)  # a container binds 0.0.0.0 and is reached by name
-    return build_member(cfg, node_id, args.run_dir, address, args.join, listen=listen)
+    join = (int(contact_id) if contact_id else -1, contact) if contact else None
+    return build_member(cfg, node_id, args.run_dir, address, join, listen=listen)
 
 
 async def _serve(node: Node | MemberNode, transport: ZmqTransport, server: MetricsServer | None, node_id: int, hold: float) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from typing import Any
@@ -30,11 +29,12 @@ import torch
 
 from gossip.algorithms.pushsum import absorb_weights, split_mass
 from gossip.config import RunConfig
-from gossip.errors import RejectReason, TransportError
+from gossip.errors import RejectReason, TransportError, UsageError
 from gossip.ids import NodeId
 from gossip.learn.flat import model_hash
 from gossip.learn.trainer import LocalTrainer
 from gossip.net.connections import size_limits
+from gossip.net.curve import key_owners, load_keys
 from gossip.net.sendbuffers import SnapshotPool
 from gossip.net.wire import Expectation, Kind, Message, encode
 from gossip.net.zeromq import ZmqTransport
@@ -71,13 +71,20 @@ class MemberNode:
     """One member of an open network (see the module). ``await node.run()`` returns its :class:`NodeResult`."""
 
     def __init__(
-        self, plan: NodePlan, transport: ZmqTransport, me: Member, contact: str | None, *, metrics: NodeMetrics | None = None
+        self,
+        plan: NodePlan,
+        transport: ZmqTransport,
+        me: Member,
+        join: tuple[int, str] | None,
+        *,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         cfg = self.cfg = plan.cfg
         self.plan = plan
         self.id = plan.node_id
         self.me = me
-        self.contact = contact
+        self.join = join  # (contact id or -1, contact address); None: the first member
+        self.contact = join[1] if join is not None else None
         self.transport = transport
         self.run_id = run_id_of(cfg)
         self.flat = build_flat_model(plan)
@@ -106,7 +113,7 @@ class MemberNode:
         self.stopping = False
         self.synced_from: tuple[int, ...] = ()
         # a newcomer keeps the models that arrive before it trains (each neighbour's latest): its starting point
-        self._sync: dict[int, torch.Tensor] | None = {} if contact is not None else None
+        self._sync: dict[int, torch.Tensor] | None = {} if join is not None else None
         self._absorbing = False
         self._absorbed: list[tuple[NodeId, int, float]] = []
         self._rng = np.random.default_rng(push_seed(cfg.run.seed, int(self.id)))
@@ -130,8 +137,8 @@ class MemberNode:
             task.add_done_callback(self._died)
         status, accuracy = "finished", float("nan")
         try:
-            if self.contact is not None:
-                await self._join(self.contact)
+            if self.join is not None:
+                await self._join(*self.join)
             self.ready = True
             accuracy = await self._train(writer)
             if self.stopping:
@@ -161,20 +168,17 @@ class MemberNode:
         if self._failure is not None:
             raise RuntimeError(f"node {self.id}: {self._failure!r}") from self._failure
 
-    async def _join(self, contact: str) -> None:
-        """In through ``contact``, then start from the average of the first neighbours' models."""
+    async def _join(self, contact_id: int, contact: str) -> None:
+        """In through ``contact`` (asked again by the membership clock until it answers), then start from the average of
+        the first neighbours' models."""
         cfg = self.cfg.membership
         deadline = time.monotonic() + cfg.join_timeout_s
-        asked_at = -math.inf
+        self.link.send(self.membership.join(contact, time.monotonic(), contact_id))
         while not self.membership.neighbours:
-            now = time.monotonic()
-            if now > deadline:
+            if time.monotonic() > deadline:
                 raise TransportError(f"node {self.id}: no member answered at {contact} within {cfg.join_timeout_s:g} s")
             if self.stopping:
                 return
-            if not len(self.membership.view) and now - asked_at > cfg.failure_timeout_s:  # no answer yet: ask (again)
-                asked_at = now
-                self.link.send(self.membership.join(contact, now))
             await asyncio.sleep(TICK_S)
         await asyncio.sleep(cfg.heartbeat_s)  # let the other link answers land: more models to average
         asked = dict(self.membership.neighbours)
@@ -310,10 +314,11 @@ class MemberNode:
 
 
 def build_member(
-    cfg: RunConfig, node_id: int, run_dir: str | None, address: str, contact: str | None, *, listen: str | None = None
+    cfg: RunConfig, node_id: int, run_dir: str | None, address: str, join: tuple[int, str] | None, *, listen: str | None = None
 ) -> tuple[MemberNode, ZmqTransport]:
     """A member known to the others at ``address`` and bound at ``listen`` (default: the same), joining through
-    ``contact`` (``None``: the first member), and its transport; no socket is opened yet."""
+    ``join`` = (the contact's id, -1 when unknown; its address), or the first member (``None``), and its transport; no
+    socket is opened yet. With ``[security] curve`` its key pair and the allow-list are the key files of ``keys_dir``."""
     plan = plan_node(cfg, node_id, run_dir)
     max_frame_bytes = message_limit(plan)
     sec = cfg.security
@@ -325,9 +330,21 @@ def build_member(
         max_connections=sec.max_connections,
         max_per_address=sec.max_connections_per_address,
     )
+    curve = None
+    if sec.curve:
+        if not sec.keys_dir:
+            raise UsageError("[security] curve = true needs keys_dir: the member's key pair and the public keys it admits")
+        curve = load_keys(sec.keys_dir, node_id, key_owners(sec.keys_dir, node_id))
     transport = ZmqTransport(
-        plan.node_id, listen or address, {}, queue_messages=cfg.transport.queue_messages, max_message_bytes=max_frame_bytes, limits=limits
+        plan.node_id,
+        listen or address,
+        {},
+        queue_messages=cfg.transport.queue_messages,
+        max_message_bytes=max_frame_bytes,
+        limits=limits,
+        curve=curve,
     )
-    node = MemberNode(plan, transport, Member(node_id, address), contact)
+    node = MemberNode(plan, transport, Member(node_id, address), join)
     transport.on_refused = node.metrics.connection_refused
+    transport.on_unauthenticated = lambda: node.link.reject(RejectReason.UNAUTHENTICATED, None)
     return node, transport

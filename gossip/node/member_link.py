@@ -66,6 +66,7 @@ class MemberLink:
         self._joins = RateLimiter(JOINS_PER_S, int(JOINS_PER_S), 1)
         self._retry: list[tuple[float, NodeId, list[Any]]] = []  # (until, peer, frames) refused by a connection not up yet
         self._counted: Counter[str] = Counter()  # membership counts already reported to the metrics
+        self._undialled: set[NodeId] = set()  # members we could not dial (logged once each)
 
     # -- out -------------------------------------------------------------------------------------
 
@@ -77,8 +78,10 @@ class MemberLink:
             peer = NodeId(s.to.id)
             try:
                 self.transport.connect(peer, s.to.address)
-            except TransportError as exc:
-                log.warning("%s", exc)
+            except TransportError as exc:  # with CURVE: a member whose key is not in our allow-list is never dialled
+                if peer not in self._undialled:
+                    self._undialled.add(peer)
+                    log.warning("%s", exc)
                 continue
             frames = encode(Kind(s.kind), src=self.me.id, round=self.round, run_id=self.expect.run_id, me=self.me, listed=s.members)
             if not self.transmit(peer, frames):

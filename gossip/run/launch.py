@@ -312,7 +312,7 @@ class _Supervisor:
         self.dead: set[int] = set()  # nodes reported dead (keep_going)
 
     def start(self, n: int, node_args: Sequence[str]) -> None:
-        join = ("--join", self.cfg.transport.address_of(0)) if self.cfg.membership.enabled else ()  # open: all but node 0 join through it
+        join = ("--join", f"0@{self.cfg.transport.address_of(0)}") if self.cfg.membership.enabled else ()  # open: all join through node 0
         self.children = [_Child(i, self.starter(self.path, i, (*node_args, *(join if i else ()))), NodeProgress(i)) for i in range(n)]
         self.restarted = {i: 0 for i in range(n)}
 
