@@ -1,6 +1,6 @@
 """The round-time benchmark's workload through real node processes: the timing breakdown is recorded and adds up.
 
-No speed is asserted (the machine is shared; bench/round_time.py reports the figures as ratios).
+No speed is asserted (the machine is shared; bench/round_time.py reports the figures).
 """
 
 from __future__ import annotations
