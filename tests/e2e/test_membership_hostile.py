@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import msgpack
@@ -32,7 +33,6 @@ SETS = {
     "data.dataset": "digits",
     "model.name": "logreg",
     "run.nodes": "4",
-    "metrics.enabled": "false",
     "security.max_messages_per_s": "0",  # no per-sender budget: every message reaches validation, and the join limit shows
 }
 FLOOD = 4000  # joins, each from its own id
@@ -48,9 +48,9 @@ def _rss_kib(pid: int) -> int:
 def test_a_member_refuses_hostile_membership_input_and_its_memory_stays_flat(tmp_path: Path, processes: Processes) -> None:
     """Oversized lists, self-spoofing, forbidden addresses are refused under their reasons; joins beyond the rate are
     refused as ``join_flood``; the member keeps training; its RSS grows by less than 16 MiB over the flood."""
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     address = f"tcp://127.0.0.1:{port}"
-    sets = [x for k, v in SETS.items() for x in ("--set", f"{k}={v}")]
+    sets = [x for k, v in {**SETS, "metrics.port": str(metrics_port)}.items() for x in ("--set", f"{k}={v}")]
     run_dir = tmp_path / "run"
     member = processes.gossip("node", "--id", "0", "--address", address, "--run-dir", str(run_dir), *sets, stderr=subprocess.PIPE)
     records = run_dir / "nodes" / "node-0.jsonl"
@@ -95,6 +95,7 @@ def test_a_member_refuses_hostile_membership_input_and_its_memory_stays_flat(tmp
         time.sleep(2.0)
         after = _rss_kib(member.pid)
         assert member.poll() is None
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
     finally:
         push.close()
         ctx.term()
@@ -110,6 +111,19 @@ def test_a_member_refuses_hostile_membership_input_and_its_memory_stays_flat(tmp
     assert len(summary["membership"]["view"]) <= 8  # the view stays its size whatever the flood
     assert after - before < 16 * 1024, (before, after)
     assert summary["rounds_completed"] > 5, err.decode()[-2000:]
+    # what Prometheus reads: the protocol's events, the view, and every refusal under its reason
+    assert _sample(scraped, 'gossip_membership_events_total{event="joins",node="0"}') == summary["membership"]["joins"]
+    assert 1 <= _sample(scraped, 'gossip_membership_view_size{node="0"}') <= 8
+    assert _sample(scraped, 'gossip_messages_rejected_total{node="0",reason="too_many_members"}') == 50
+    assert _sample(scraped, 'gossip_messages_rejected_total{node="0",reason="join_flood"}') >= FLOOD // 2
+
+
+def _sample(text: str, series: str) -> float:
+    """The value of one series in a Prometheus text exposition."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{series} not exported")
 
 
 def _alive(proc: subprocess.Popen[bytes]) -> None:
