@@ -231,6 +231,11 @@ def render_deploy(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
     from gossip.run.deploy.package import user_package
 
     cfg = load_config(args.config, overrides=_overrides(args, _DEPLOY_FLAGS))
+    if cfg.membership.enabled:
+        raise UsageError(
+            f"gossip deploy {args.deploy_command} starts a fixed topology; an open network ([membership] enabled) is started "
+            "member by member with gossip node --join (see docs/concepts/open-membership.md)"
+        )
     package = user_package(args.with_package) if getattr(args, "with_package", None) else None
     if args.deploy_command == "slurm":
         out = Path(args.out) if args.out is not None else Path(args.run_dir) / "slurm"
