@@ -6,7 +6,9 @@ Both are :class:`Partition` functions and go through :func:`split_training_set`,
 and the simulation share, and which checks every split's output as it would a user's:
 
 - exactly one part per node;
-- each part a non-empty flat sequence of integer sample indices in ``0..num_samples-1``;
+- each part a flat sequence of integer sample indices in ``0..num_samples-1``, non-empty unless the split says
+  ``allows_empty = True`` (a node with an empty part holds no data: it takes no local steps and only mixes, a
+  relay; at least one part must still hold data);
 - no index twice within one part.
 
 Parts may overlap across nodes (two nodes may both hold a sample: replicated data is a legitimate design)
@@ -42,7 +44,8 @@ class Partition(Protocol):
 
     ``labels`` is the training set's labels (int64, one per sample), or ``None`` for a lazy dataset whose
     loader gave none. A split that needs labels says so with a ``needs_labels = True`` attribute: the run is
-    then refused, in one line, on a dataset without them. Options are ``[data] partition_options``.
+    then refused, in one line, on a dataset without them. A split that gives some nodes no data on purpose says so
+    with ``allows_empty = True``; without it an empty part is refused as a mistake. Options are ``[data] partition_options``.
     """
 
     def __call__(self, num_samples: int, labels: np.ndarray | None, nodes: int, seed: int, **options: Any) -> Parts:
@@ -101,7 +104,7 @@ def split_training_set(cfg: RunConfig, n_nodes: int, labels: np.ndarray | None, 
         parts = split(*args, **_options(cfg))
     else:
         parts = call_plugin(where, split, args, _options(cfg))
-    return check_parts(where, parts, n_nodes, count)
+    return check_parts(where, parts, n_nodes, count, allows_empty=getattr(split, "allows_empty", False) is True)
 
 
 def call_plugin(where: str, function: Callable[..., Any], args: tuple[Any, ...], options: Mapping[str, Any]) -> Any:
@@ -123,8 +126,11 @@ def call_plugin(where: str, function: Callable[..., Any], args: tuple[Any, ...],
         raise DataError(f"{where} failed: {type(exc).__name__}: {exc}") from None
 
 
-def check_parts(where: str, parts: object, nodes: int, num_samples: int) -> list[np.ndarray]:
-    """A split's output as sorted int64 arrays, refused in one line unless it is one valid part per node (see the module)."""
+def check_parts(where: str, parts: object, nodes: int, num_samples: int, *, allows_empty: bool = False) -> list[np.ndarray]:
+    """A split's output as sorted int64 arrays, refused in one line unless it is one valid part per node (see the module).
+
+    ``allows_empty``: the split's ``allows_empty`` attribute; an empty part is then a node without data, not a mistake.
+    """
     try:
         seq = list(parts)  # type: ignore[call-overload]  # whatever the user returned: checked here
     except TypeError:
@@ -142,7 +148,10 @@ def check_parts(where: str, parts: object, nodes: int, num_samples: int) -> list
                 f"{where}: part {i} is not a flat sequence of integer sample indices (got {array.dtype} of shape {array.shape})"
             )
         if array.size == 0:
-            raise DataError(f"{where}: part {i} is empty; every node needs at least one sample")
+            if allows_empty:
+                out.append(np.empty(0, dtype=np.int64))
+                continue
+            raise DataError(f"{where}: part {i} is empty; every node needs at least one sample (or mark the split allows_empty = True)")
         low, high = int(array.min()), int(array.max())
         if low < 0 or high >= num_samples:
             raise DataError(f"{where}: part {i} holds index {low if low < 0 else high}, outside the training set's 0..{num_samples - 1}")
@@ -151,6 +160,8 @@ def check_parts(where: str, parts: object, nodes: int, num_samples: int) -> list
         if twice.size:
             raise DataError(f"{where}: part {i} holds index {int(twice[0])} twice; a node's part lists each sample once")
         out.append(ordered)
+    if not any(len(part) for part in out):
+        raise DataError(f"{where}: every part is empty; at least one node needs data")
     return out
 
 

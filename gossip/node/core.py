@@ -50,12 +50,15 @@ class NodeCore:
         # the training set (N - 1 other shards) is freed once the caller lets go of its plan.
         # plan.dataset.x_train[plan.shard] is still this node's data.
         ds = plan.dataset
-        mine = dataclasses.replace(ds, x_train=np.ascontiguousarray(ds.x_train[plan.shard]), y_train=ds.y_train[plan.shard])
-        self.plan = plan = dataclasses.replace(plan, dataset=mine, shard=np.arange(len(plan.shard)))
+        x_mine, y_mine = np.ascontiguousarray(ds.x_train[plan.shard]), ds.y_train[plan.shard]
+        # A node without data (an empty part of a split that allows it) trains on nothing and only mixes; the
+        # Dataset value refuses an empty training set, so its plan keeps the dataset as it came.
+        mine = dataclasses.replace(ds, x_train=x_mine, y_train=y_mine) if len(y_mine) else ds
+        self.plan = plan = dataclasses.replace(plan, dataset=mine, shard=np.arange(len(y_mine)))
         self.trainer = LocalTrainer(
             self.flat.module,
-            mine.x_train,
-            mine.y_train,
+            x_mine,
+            y_mine,
             mine.x_test,
             mine.y_test,
             cfg.training,

@@ -14,6 +14,13 @@ The run directory has the same layout as a launched run (per-node JSONL records,
 weights, SGD (momentum, weight decay) and Adam, models without BatchNorm (running statistics cannot
 be updated under ``vmap``); anything else is refused with one line, as is every setting a launched run honours and
 this math would leave out (attackers, compression, a narrow wire type, stragglers, emulated links).
+
+Two disruptions a launched run meets are modelled (bench/disruption.py uses both): a node whose part of the
+split is empty (a split with ``allows_empty = True``) takes no local steps and only mixes, as its process does;
+and ``removed={round: nodes}`` removes nodes from that round on, as a SIGKILL under ``--keep-going`` does: their
+models freeze and leave the mix, and each survivor's weight on a removed neighbour goes to its own self weight
+(what a launched node's D-SGD does with a neighbour that did not arrive), so W stays symmetric and doubly
+stochastic among the survivors. A removed node's records stop there and its summary says ``stopped``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +59,7 @@ from gossip.run.progress import ProgressBar
 from gossip.seeds import batch_seed
 from gossip.topology import Topology, topology_of
 
-__all__ = ["SimulationResult", "simulate"]
+__all__ = ["SimulationResult", "mixing_without", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,8 @@ class SimulationResult:
     """What a simulation produced."""
 
     run_dir: Path | None
-    accuracy: np.ndarray  # (N,) final test accuracy per node
-    curve: tuple[tuple[int, float], ...]  # (round, mean accuracy over nodes)
+    accuracy: np.ndarray  # (N,) final test accuracy per node (NaN: a removed node)
+    curve: tuple[tuple[int, float], ...]  # (round, mean accuracy over the nodes not removed)
     wall_s: float
 
 
@@ -117,10 +125,15 @@ class _Data:
     y_test: torch.Tensor
     shards: list[torch.Tensor]
     batches: list[BatchOrder]
+    batch: int  # the batch size every node with data draws
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every node's next minibatch, stacked: ``(N, B, ...)`` inputs and ``(N, B)`` labels."""
-        idx = torch.stack([shard[order.next()] for shard, order in zip(self.shards, self.batches, strict=True)])
+        """Every node's next minibatch, stacked: ``(N, B, ...)`` inputs and ``(N, B)`` labels.
+
+        A node without data draws sample 0 ``B`` times, to keep the stack rectangular; its step is undone (:func:`_local_steps`).
+        """
+        none = torch.zeros(self.batch, dtype=torch.int64)
+        idx = torch.stack([shard[order.next()] if len(shard) else none for shard, order in zip(self.shards, self.batches, strict=True)])
         return self.x_train[idx], self.y_train[idx]
 
 
@@ -161,28 +174,31 @@ def simulate(
     topology: Topology | None = None,
     progress: bool = False,
     out: Any = None,
+    removed: Mapping[int, Collection[int]] | None = None,
 ) -> SimulationResult:
     """Run ``cfg``'s D-SGD in one process; write per-node records to ``run_dir`` when given.
 
     ``progress``: draw the launcher's progress line on ``out`` (stderr by default) as the rounds go by.
+    ``removed``: round -> nodes that take no part from that round on (see the module); none by default.
     """
     start = time.perf_counter()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     _check_honoured(cfg)
     topo, ds = _inputs(cfg, dataset, topology)
     _check_links(cfg, topo)
+    schedule = _removals(removed or {}, topo.n, cfg.training.rounds)
     data, models = _setup(cfg, topo, ds)
     bar = ProgressBar(cfg.training.rounds, topo.n, progress, out or sys.stderr)
     writers = [RecordWriter(NodeFiles(run_dir, i).records, truncate=True) for i in range(topo.n)] if run_dir else []
     try:
-        accuracy, curve = _train(cfg, topo, data, models, writers, bar)
+        accuracy, curve, gone = _train(cfg, topo, data, models, writers, bar, schedule)
     finally:
         for w in writers:
             w.close()
         bar.close()
     wall = time.perf_counter() - start
     if run_dir:
-        _write_finals(Path(run_dir), models.X, accuracy, cfg.training.rounds)
+        _write_finals(Path(run_dir), models.X, accuracy, cfg.training.rounds, gone)
     return SimulationResult(Path(run_dir) if run_dir else None, accuracy, tuple(curve), wall)
 
 
@@ -209,7 +225,8 @@ def _setup(cfg: RunConfig, topo: Topology, ds: Dataset) -> tuple[_Data, _Models]
     check_objectives(cfg, ds)  # the model, loss and metric on two samples, before N models are built
     parts = split_training_set(cfg, topo.n, ds.y_train)
     batches = [BatchOrder(len(p), cfg.data.batch_size, batch_seed(cfg.run.seed, i)) for i, p in enumerate(parts)]
-    if len({b.batch for b in batches}) != 1:  # before N models are built: a mistake is refused at once
+    sizes = {b.batch for b, p in zip(batches, parts, strict=True) if len(p)}  # a node without data draws no batch
+    if len(sizes) != 1:  # before N models are built: a mistake is refused at once
         raise ConfigError("simulate needs every shard to hold at least one batch (a shard is smaller than data.batch_size)")
     flats = [build_flat_model(NodePlan(NodeId(i), cfg, topo, ds, parts[i], None)) for i in range(topo.n)]
     _check_supported(cfg, flats[0].layout)
@@ -220,17 +237,57 @@ def _setup(cfg: RunConfig, topo: Topology, ds: Dataset) -> tuple[_Data, _Models]
         torch.from_numpy(ds.y_test),
         [torch.from_numpy(p) for p in parts],
         batches,
+        sizes.pop(),
     )
     stacked = torch.stack([f.vector for f in flats])
     return data, _Models(flats[0].module, flats[0].layout, stacked, build_loss(cfg.training), build_metric(cfg.training))
 
 
+def _removals(removed: Mapping[int, Collection[int]], n: int, rounds: int) -> dict[int, list[int]]:
+    """``simulate``'s ``removed``, checked: rounds in 1..rounds-1, nodes in 0..n-1, each removed once, one node left."""
+    out: dict[int, list[int]] = {}
+    seen: set[int] = set()
+    for t, nodes in sorted(removed.items()):
+        if not 1 <= t < rounds:
+            raise ConfigError(f"simulate: nodes can be removed at rounds 1..{rounds - 1}, not at round {t}")
+        bad = sorted(set(nodes) & seen or {i for i in nodes if not 0 <= i < n})
+        if bad:
+            raise ConfigError(f"simulate: node {bad[0]} cannot be removed at round {t} (nodes are 0..{n - 1}, each removed once)")
+        seen |= set(nodes)
+        out[t] = sorted(nodes)
+    if len(seen) >= n:
+        raise ConfigError(f"simulate: removing all {n} nodes leaves nothing to train")
+    return out
+
+
+def mixing_without(W: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """``W`` once the nodes where ``gone`` is true left: their edges' weights go to the survivors' self weights, their rows are the identity.
+
+    A launched D-SGD node gives the weight of a neighbour whose model did not arrive to its own model
+    (:func:`~gossip.algorithms.dsgd.weighted_average`); this is that row for every round after the removal.
+    The result is symmetric with rows summing to 1 (float64, like ``W``).
+    """
+    out = np.array(W, dtype=np.float64)
+    out[gone, :] = 0.0
+    out[:, gone] = 0.0
+    np.fill_diagonal(out, 0.0)
+    np.fill_diagonal(out, 1.0 - out.sum(axis=1))
+    return out
+
+
 def _train(
-    cfg: RunConfig, topo: Topology, data: _Data, models: _Models, writers: list[RecordWriter], bar: ProgressBar
-) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    cfg: RunConfig,
+    topo: Topology,
+    data: _Data,
+    models: _Models,
+    writers: list[RecordWriter],
+    bar: ProgressBar,
+    removals: dict[int, list[int]],
+) -> tuple[np.ndarray, list[tuple[int, float]], dict[int, int]]:
     """Every round: the local steps of all N models, one mixing step ``X ← W X``, evaluation when due, one record per node.
 
-    Returns the last evaluation's accuracy per node and the curve of mean accuracy by round.
+    Returns the last evaluation's accuracy per node (NaN: removed), the curve of mean accuracy by round over the
+    nodes not removed, and the round each removed node left at.
     """
     tcfg = cfg.training
     W = torch.from_numpy(np.asarray(topo.mixing_matrix(cfg.topology.weights), dtype=np.float32))
@@ -238,19 +295,29 @@ def _train(
     curve: list[tuple[int, float]] = []
     accuracy = np.zeros(topo.n)
     test_loss: np.ndarray | None = None
+    gone = np.zeros(topo.n, dtype=bool)
+    gone_at: dict[int, int] = {}
+    idle = np.array([len(shard) == 0 for shard in data.shards])  # no data: no local steps
     models.module.train()
     for t in range(tcfg.rounds):
+        if t in removals:
+            gone[removals[t]] = True
+            gone_at.update(dict.fromkeys(removals[t], t))
+            W = torch.from_numpy(mixing_without(topo.mixing_matrix(cfg.topology.weights), gone).astype(np.float32))
         t0 = time.perf_counter()
-        loss = _local_steps(models, data, tcfg.local_steps, rule, state)
+        frozen = idle | gone
+        loss = _local_steps(models, data, tcfg.local_steps, rule, state, torch.from_numpy(frozen) if frozen.any() else None)
         mixed = W @ models.X
         distance = torch.linalg.vector_norm(models.X - mixed, dim=1)
         models.X = mixed
         evaluate = (t + 1) % tcfg.eval_every == 0 or t == tcfg.rounds - 1
         if evaluate:
             accuracy, test_loss = models.evaluate(data.x_test, data.y_test)
-            curve.append((t + 1, float(accuracy.mean())))
+            curve.append((t + 1, float(accuracy[~gone].mean())))
         round_s = time.perf_counter() - t0
         for i, w in enumerate(writers):
+            if gone[i]:
+                continue
             w.write(
                 _record(
                     i,
@@ -264,18 +331,27 @@ def _train(
                 )
             )
         bar.show(t + 1, curve[-1][1] if curve else None, float(distance.mean()))
-    return accuracy, curve
+    return np.where(gone, np.nan, accuracy), curve, gone_at
 
 
-def _local_steps(models: _Models, data: _Data, steps: int, rule: UpdateRule, state: UpdateState) -> np.ndarray:
-    """``steps`` minibatch updates of every model at once; returns each node's mean training loss over them (NaN: none)."""
+def _local_steps(models: _Models, data: _Data, steps: int, rule: UpdateRule, state: UpdateState, frozen: torch.Tensor | None) -> np.ndarray:
+    """``steps`` minibatch updates of every model at once; returns each node's mean training loss over them (NaN: none).
+
+    The rows where ``frozen`` is true (nodes without data, removed nodes) are put back after each update: they take no step.
+    """
     losses = []
     for _ in range(steps):
         xb, yb = data.next_batch()
         with torch.no_grad():
             losses.append(models.losses(models.X, xb, yb))
+        kept = models.X[frozen] if frozen is not None else None
         apply_update_(models.X, models.grads(models.X, xb, yb), state, rule)
-    return torch.stack(losses).mean(0).numpy() if losses else np.full(len(data.shards), math.nan)
+        if frozen is not None and kept is not None:
+            models.X[frozen] = kept
+    out = torch.stack(losses).mean(0).numpy() if losses else np.full(len(data.shards), math.nan)
+    if frozen is not None:
+        out[frozen.numpy()] = math.nan
+    return out
 
 
 def _record(
@@ -299,8 +375,9 @@ def _record(
     }
 
 
-def _write_finals(out: Path, X: torch.Tensor, accuracy: np.ndarray, rounds: int) -> None:
-    """Each node's final vector and summary, as a launched node leaves them."""
+def _write_finals(out: Path, X: torch.Tensor, accuracy: np.ndarray, rounds: int, gone_at: Mapping[int, int]) -> None:
+    """Each node's final vector and summary, as a launched node leaves them (a removed node: ``stopped`` at its round, no accuracy)."""
     for i in range(len(X)):
         save_vector(NodeFiles(out, i).model, X[i].numpy())
-        NodeSummary(i, "finished", rounds, float(accuracy[i]), model_hash(X[i]), simulated=True).write(NodeFiles(out, i).summary)
+        status, done, acc = ("stopped", gone_at[i], None) if i in gone_at else ("finished", rounds, float(accuracy[i]))
+        NodeSummary(i, status, done, acc, model_hash(X[i]), simulated=True).write(NodeFiles(out, i).summary)

@@ -204,7 +204,7 @@ BAD_CASES = [
          f"{PART} = 'labdata:three_parts' returned 3 parts for 4 nodes; return exactly one sequence of sample indices per node"),
         (["data.partition=labdata:out_of_range"],
          f"{PART} = 'labdata:out_of_range': part 2 holds index 1437, outside the training set's 0..1436"),
-        (["data.partition=labdata:empty_part"], f"{PART} = 'labdata:empty_part': part 0 is empty; every node needs at least one sample"),
+        (["data.partition=labdata:empty_part"], f"{PART} = 'labdata:empty_part': part 0 is empty; every node needs at least one sample (or mark the split allows_empty = True)"),
         (["data.partition=labdata:twice"], f"{PART} = 'labdata:twice': part 0 holds index 0 twice; a node's part lists each sample once"),
         (["data.partition=labdata:floats"],
          f"{PART} = 'labdata:floats': part 0 is not a flat sequence of integer sample indices (got float64 of shape (1,))"),

@@ -57,6 +57,13 @@ def lazy_regression(root, seed, mixed=False):
 
 def halves(num_samples, labels, nodes, seed, shift=0):
     return [list(range(shift + i, num_samples, nodes)) for i in range(nodes)]
+
+
+def relay_first(num_samples, labels, nodes, seed):
+    return [[]] + [list(range(i - 1, num_samples, nodes - 1)) for i in range(1, nodes)]
+
+
+relay_first.allows_empty = True
 """
 
 
@@ -110,6 +117,30 @@ def test_parts_may_overlap_across_nodes_and_come_back_sorted() -> None:
     """Two nodes may hold the same sample (replicated data), and a part need not be in order or cover everything."""
     got = check_parts("p", [np.array([3, 1]), (1, 2)], 2, 5)
     assert [p.tolist() for p in got] == [[1, 3], [1, 2]] and all(p.dtype == np.int64 for p in got)
+
+
+def test_a_split_that_allows_empty_parts_gives_those_nodes_no_data() -> None:
+    """``allows_empty``: an empty part is a node without data (it only mixes), not a mistake; the others come back as usual."""
+    got = check_parts("p", [[], [2, 0]], 2, 5, allows_empty=True)
+    assert [p.tolist() for p in got] == [[], [0, 2]] and all(p.dtype == np.int64 for p in got)
+
+
+def test_an_empty_part_is_refused_unless_the_split_allows_it() -> None:
+    """Without ``allows_empty`` an empty part is a bug in the split: one line that says how to mean it."""
+    with pytest.raises(DataError, match=r"part 0 is empty; every node needs at least one sample \(or mark the split allows_empty = True\)"):
+        check_parts("p", [[], [1]], 2, 5)
+
+
+def test_a_split_where_no_node_holds_data_is_refused_even_when_it_allows_empty_parts() -> None:
+    """At least one node must hold data: a run of relays alone trains nothing."""
+    with pytest.raises(DataError, match="every part is empty; at least one node needs data"):
+        check_parts("p", [[], []], 2, 5, allows_empty=True)
+
+
+def test_a_plug_in_split_marked_allows_empty_reaches_the_run_with_its_empty_parts(lab: Path) -> None:
+    """:func:`split_training_set` reads the plug-in's ``allows_empty`` attribute: node 0 gets nothing, the others the data."""
+    parts = split_training_set(config(partition="datalab:relay_first"), 3, np.arange(9) % 3)
+    assert [len(p) for p in parts] == [0, 5, 4]
 
 
 @pytest.mark.parametrize(
