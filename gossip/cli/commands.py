@@ -160,12 +160,13 @@ def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any], pl
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """One process for every node; the run directory a launch leaves (config, topology, records, summary, report)."""
+    from gossip.cli.churn import churn_of
     from gossip.run.experiment import experiment
 
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.run_dir:
         check_path_text("--run-dir", args.run_dir)
-    result = experiment(cfg, run_dir=args.run_dir or None, simulate=True, progress=True)
+    result = experiment(cfg, run_dir=args.run_dir or None, simulate=True, progress=True, churn=churn_of(args))
     finals = result.final("accuracy")
     print(
         f"mean {result.summary.metric.name} {np.nanmean(finals):.4f} ± {np.nanstd(finals):.4f} "
