@@ -381,10 +381,10 @@ def simulated_open_run(cfg: RunConfig, plan: ChurnPlan, path: Path, progress: bo
     )
     summary.write(path / "summary.json")
     o = result.overlay
+    graph = "connected" if o.connected else f"{o.components} components, the settled members {'' if o.settled_connected else 'NOT '}in one"
     print(
-        f"gossip: simulated an open network of {o.live} members ({result.members} ids) in {result.wall_s:.1f} s: links graph "
-        f"{'connected' if o.connected else f'NOT connected ({o.components} components)'}, degree {o.degree_min}/{o.degree_mean:.1f}/"
-        f"{o.degree_max} (min/mean/max); run directory {path}",
+        f"gossip: simulated an open network of {o.live} members ({result.members} ids, {o.newcomers} newcomers) in {result.wall_s:.1f} s: "
+        f"links graph {graph}, links {o.degree_min}/{o.degree_mean:.1f}/{o.degree_max} (min/mean/max); run directory {path}",
         file=out,
     )
     diverged = [i for i in result.finished if not np.isfinite(load_vector(NodeFiles(path, i).model)).all()]
