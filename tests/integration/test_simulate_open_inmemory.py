@@ -36,3 +36,21 @@ def test_without_churn_every_member_starts_and_stays() -> None:
 
     assert result.members == 6 and result.finished == tuple(range(6))
     assert result.overlay.connected and result.overlay.degree_min >= 1
+
+
+def test_a_newcomer_starts_from_the_average_of_its_started_neighbours_models() -> None:
+    """As a real member does after its ``state_request``: the mean of the models of the neighbours it linked to."""
+    from gossip.data.datasets import dataset_of
+    from gossip.run.simulate_open import _Members
+    from gossip.topology import topology_of
+
+    cfg = _cfg(0).replace(model={"init": "independent"})  # distinct initial models: their average is none of them
+    members = _Members(cfg, topology_of(cfg), dataset_of(cfg), 4, None)
+    first, second = members.models.X[0].clone(), members.models.X[2].clone()
+    members.start(0, [])
+    members.start(2, [])
+    members.start(3, [0, 2])
+
+    assert not first.equal(second)
+    assert members.models.X[3].allclose((first + second) / 2)
+    assert members.synced_from[3] == (0, 2) and members.started == {0: 0, 2: 0, 3: 0}
