@@ -158,6 +158,7 @@ class _Members:
         self.push_rng = [np.random.default_rng(push_seed(cfg.run.seed, i)) for i in range(capacity)]
         self.started: dict[int, int] = {}  # member -> its next round
         self.accuracy: dict[int, float] = {}  # member -> its latest evaluation
+        self.test_loss: dict[int, float] = {}
         self.synced_from: dict[int, tuple[int, ...]] = {}
         self.run_dir = run_dir
         self.writers: dict[int, RecordWriter] = {}
@@ -211,10 +212,11 @@ class _Members:
         full = self.models.X
         try:
             self.models.X = full[torch.tensor(rows, dtype=torch.int64)]
-            metric, _loss = self.models.evaluate(self.x_test, self.y_test)
+            metric, loss = self.models.evaluate(self.x_test, self.y_test)
         finally:
             self.models.X = full
         self.accuracy.update(zip(rows, (float(a) for a in metric), strict=True))
+        self.test_loss.update(zip(rows, (float(v) for v in loss), strict=True))
 
     def push(self, rows: list[int], stepper: Stepper) -> tuple[dict[int, int | None], dict[int, list[tuple[int, float]]]]:
         """Each member's push to one random neighbour, merged with weight 1/2 in order: each member's target, and
@@ -255,7 +257,7 @@ def _record(
         "time": epoch + now,
         "loss": float(loss),
         "accuracy": members.accuracy.get(i) if evaluated else None,
-        "test_loss": None,
+        "test_loss": members.test_loss.get(i) if evaluated else None,
         "consensus_distance": sum(d for _j, d in got) / len(got) if got else None,
         "comm": "push",
         "pushed_to": pushed_to,
@@ -349,7 +351,7 @@ def _round(members: _Members, stepper: Stepper, now: float, epoch: float, *, las
     for k, i in enumerate(rows):
         record = _record(members, i, now, epoch, loss[k], stepper.nodes[i], targets[i], arrived.get(i, []))
         if last:
-            record["accuracy"] = members.accuracy.get(i)
+            record.update(accuracy=members.accuracy.get(i), test_loss=members.test_loss.get(i))
         writer = members.writers.get(i)
         if writer is not None:
             writer.write(record)
