@@ -160,13 +160,16 @@ def _run_launcher(args: argparse.Namespace, run: Callable[[ModuleType], Any], pl
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """One process for every node; the run directory a launch leaves (config, topology, records, summary, report)."""
+    from gossip.cli.churn import churn_of
     from gossip.run.experiment import experiment
 
     cfg = load_config(args.config, overrides=_overrides(args, _LAUNCH_FLAGS))
     if args.run_dir:
         check_path_text("--run-dir", args.run_dir)
-    result = experiment(cfg, run_dir=args.run_dir or None, simulate=True, progress=True)
+    result = experiment(cfg, run_dir=args.run_dir or None, simulate=True, progress=True, churn=churn_of(args))
     finals = result.final("accuracy")
+    if cfg.membership.enabled:  # an open network: over the members live at the end (the summary's figures too)
+        finals = finals[[n.status == "finished" for n in result.summary.per_node]]
     print(
         f"mean {result.summary.metric.name} {np.nanmean(finals):.4f} ± {np.nanstd(finals):.4f} "
         f"(min {np.nanmin(finals):.4f}, max {np.nanmax(finals):.4f})"

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from gossip.cli.churn import add_churn_arguments
 from gossip.cli.commands import (
     cmd_dashboards,
     cmd_deploy,
@@ -206,12 +207,12 @@ def _simulate_parser(sub: Any) -> None:
     p = sub.add_parser(
         "simulate",
         help="the same D-SGD run, vectorised in one process (a baseline and a fast research tool)",
-        description="Run the configured D-SGD with all N models in one process (vmap over the models, one "
-        "matrix product per mixing step). Same config, same batches, same initialisation as gossip launch, "
-        "so the accuracy curve is the same; writes a run directory of the same layout.",
+        description="Run the configured D-SGD with all N models in one process, same batches and initialisation as gossip launch "
+        "(the same curve), or an open network ([membership] enabled) under churn; writes a run directory of the same layout.",
     )
     _common_config_args(p)
     _launch_like_args(p)
+    add_churn_arguments(p)
     p.add_argument("--run-dir", metavar="DIR", help="exact run directory (must not exist or be empty)")
     p.add_argument("--no-report", action="store_true", help="do not write the PNG/Markdown report (RUN_DIR/report) at the end")
     p.set_defaults(handler=cmd_simulate)

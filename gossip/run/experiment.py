@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from gossip.results.rundir import NodeFiles, atomic_write_text, load_vector
 from gossip.results.summary import NodeSummary, RunSummary
 from gossip.run.tally import summarise
 from gossip.topology import save, topology_of
+
+if TYPE_CHECKING:
+    from gossip.run.simulate_open import ChurnPlan
 
 __all__ = ["ExperimentResult", "experiment", "read_experiment"]
 
@@ -80,6 +83,7 @@ def experiment(
     run_dir: str | Path | None = None,
     simulate: bool = False,
     progress: bool = True,
+    churn: ChurnPlan | None = None,
 ) -> ExperimentResult:
     """Run ``cfg`` and return its result; see the module docstring for what raises.
 
@@ -88,7 +92,8 @@ def experiment(
     is refused, as the console script refuses it. ``simulate``: one process (D-SGD only, see
     :mod:`gossip.run.simulate`) instead of one process per node. ``progress``: print the progress lines and
     the final table on stderr (plain lines, every 10 % of the rounds, where stderr is not a terminal, as in
-    Jupyter); ``False`` draws no progress and prints nothing. Either way what was printed, or would have been
+    Jupyter); ``False`` draws no progress and prints nothing. ``churn``: a simulated open network's churn and size
+    (:mod:`gossip.run.simulate_open`; ``[membership] enabled`` simulates one without churn). Either way what was printed, or would have been
     (the run directory, the table, a failure's error line), is kept in the result's ``log``.
     """
     if name is not None and run_dir is not None:
@@ -98,7 +103,7 @@ def experiment(
     log = io.StringIO()
     out = _Tee(log, sys.stderr) if progress else log
     if simulate:
-        path, code = _simulated(cfg, run_dir, progress, out)
+        path, code = _simulated(cfg, run_dir, progress, out, churn)
     else:
         from gossip.run.launch import launch
 
@@ -125,19 +130,23 @@ def read_experiment(run_dir: str | Path, *, exit_code: int | None = None, simula
     return ExperimentResult(path, config, simulated, int(exit_code), summary, records, log)
 
 
-def _simulated(cfg: RunConfig, run_dir: str | Path | None, progress: bool, out: Any) -> tuple[Path, int]:
+def _simulated(cfg: RunConfig, run_dir: str | Path | None, progress: bool, out: Any, churn: ChurnPlan | None) -> tuple[Path, int]:
     """Simulate ``cfg`` into a new run directory, then write the files a launch leaves beside the records.
 
     Returns the directory and the exit code a launch would have had: 3 (diverged) when a final model is not
     finite — the simulator runs every round regardless, where a node process stops the run.
     """
     from gossip.run.simulate import simulate
+    from gossip.run.simulate_open import ChurnPlan, check_open, simulated_open_run
 
     if run_dir is not None:
         check_path_text("run_dir", str(run_dir))
     path = Path(run_dir) if run_dir is not None else cfg.run.directory(f"{time.strftime('%Y%m%d-%H%M%S')}-simulated")
     if path.exists() and any(path.iterdir()):
         raise ConfigError(f"run directory {path} already exists and is not empty; choose another (run_dir or name; --run-dir or --name)")
+    check_open(cfg, churn or ChurnPlan())
+    if cfg.membership.enabled:
+        return simulated_open_run(cfg, churn or ChurnPlan(), path, progress, out)
     result = simulate(cfg, run_dir=path, progress=progress, out=out)  # checks the sizes before it builds the graph
     topology = topology_of(cfg)  # the graph it ran on: generators are seeded
     path = path.resolve()

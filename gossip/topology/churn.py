@@ -31,6 +31,7 @@ __all__ = [
     "ChurnResult",
     "SimSettings",
     "Snapshot",
+    "Stepper",
     "bootstrap_trace",
     "churn_trace",
     "healed_at",
@@ -297,21 +298,44 @@ class _Network:
         return measure(self.nodes, now, joined=self.joined, below_since=self.below_since, settle_s=self.settings.settle_s)
 
 
+class Stepper:
+    """:func:`simulate`'s clock, one step at a time, for a caller that does its own work between steps (models that
+    train on the links, ``gossip simulate`` of an open network): ``step(k)`` applies the trace's events due by then,
+    delivers the messages due and ticks every live member; ``nodes`` are the live members' machines."""
+
+    def __init__(self, trace: Iterable[ChurnEvent], settings: SimSettings | None = None) -> None:
+        self.settings = settings or SimSettings()
+        self.net = _Network(self.settings)
+        self._events = iter(trace)
+        self._pending = next(self._events, None)
+
+    @property
+    def nodes(self) -> dict[int, Membership]:
+        return self.net.nodes
+
+    def step(self, step: int) -> float:
+        """Advance to step ``step`` (the steps in order); returns its time, ``step * step_s``."""
+        now = step * self.settings.step_s
+        while self._pending is not None and self._pending.time_s < now + self.settings.step_s:
+            self.net.apply(self._pending, step, now)
+            self._pending = next(self._events, None)
+        self.net.deliver(step, now)
+        self.net.tick(step, now)
+        return now
+
+    def snapshot(self, now: float) -> Snapshot:
+        return self.net.snapshot(now)
+
+
 def simulate(trace: Iterable[ChurnEvent], until_s: float, settings: SimSettings | None = None) -> ChurnResult:
     """Run ``trace`` (in time order) on an in-memory network until ``until_s``; a snapshot every ``sample_every_s``."""
     settings = settings or SimSettings()
-    net = _Network(settings)
-    events = iter(trace)
-    pending = next(events, None)
+    stepper = Stepper(trace, settings)
+    net = stepper.net
     snapshots = []
     next_sample = 0.0
     for step in range(int(until_s / settings.step_s) + 1):
-        now = step * settings.step_s
-        while pending is not None and pending.time_s < now + settings.step_s:
-            net.apply(pending, step, now)
-            pending = next(events, None)
-        net.deliver(step, now)
-        net.tick(step, now)
+        now = stepper.step(step)
         if now >= next_sample - 1e-9:
             snapshots.append(net.snapshot(now))
             next_sample += settings.sample_every_s
