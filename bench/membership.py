@@ -41,6 +41,7 @@ import numpy as np
 
 from gossip.results.rundir import read_jsonl
 from gossip.run.ports import pick_ports
+from tests.procs import node_pids
 
 FAILURE_TIMEOUT_S = 2.0
 
@@ -74,20 +75,6 @@ def wait(done: Any, what: str, timeout_s: float = 300) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"bench/membership.py: {what} did not happen within {timeout_s:g} s")
         time.sleep(0.2)
-
-
-def node_pids(run_dir: Path) -> dict[int, int]:
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            words = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
-        except OSError:
-            continue
-        if "node" in words and "--id" in words[:-1] and "--run-dir" in words[:-1] and words[words.index("--run-dir") + 1] == str(run_dir):
-            found[int(words[words.index("--id") + 1])] = int(entry.name)
-    return found
 
 
 def open_run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

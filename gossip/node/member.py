@@ -36,10 +36,11 @@ from gossip.learn.trainer import LocalTrainer
 from gossip.net.connections import size_limits
 from gossip.net.curve import key_owners, load_keys
 from gossip.net.sendbuffers import SnapshotPool
-from gossip.net.wire import Expectation, Kind, Message, encode
+from gossip.net.wire import Expectation, Message
 from gossip.net.zeromq import ZmqTransport
 from gossip.node.member_link import TICK_S, MemberLink
 from gossip.node.mixer import Mixer
+from gossip.node.outbox import pushed_model
 from gossip.node.plan import NodePlan, build_flat_model, message_limit, plan_node, run_id_of
 from gossip.node.records import NodeResult, Recorder, member_summary
 from gossip.ops.metrics import NodeMetrics
@@ -84,7 +85,6 @@ class MemberNode:
         self.id = plan.node_id
         self.me = me
         self.join = join  # (contact id or -1, contact address); None: the first member
-        self.contact = join[1] if join is not None else None
         self.transport = transport
         self.run_id = run_id_of(cfg)
         self.flat = build_flat_model(plan)
@@ -269,20 +269,8 @@ class MemberNode:
     # -- sending ---------------------------------------------------------------------------------
 
     def _push(self, peer: NodeId, t: int, mass: float | None) -> bool:
-        snapshot = self.snapshots.snapshot(self.flat.vector)
-        frames = self.snapshots.track(
-            snapshot,
-            encode(
-                Kind.MODEL,
-                src=self.id,
-                round=t,
-                run_id=self.run_id,
-                fingerprint=self.flat.layout.fingerprint,
-                payload=snapshot,
-                dtype=self.cfg.transport.wire_dtype,
-                mass=mass,
-            ),
-        )
+        dtype = self.cfg.transport.wire_dtype
+        frames = pushed_model(self.snapshots, self.flat, src=self.id, round_=t, run_id=self.run_id, dtype=dtype, mass=mass)
         return self.link.transmit(peer, frames)
 
     # -- receiving -------------------------------------------------------------------------------
@@ -290,8 +278,7 @@ class MemberNode:
     def _answer_state(self, peer: NodeId) -> None:
         self._push(peer, self.round, None)
 
-    def _take_model(self, message: Message, now: float) -> bool:
-        self.membership.heard(int(message.src), now)
+    def _take_model(self, message: Message, _now: float) -> bool:
         if message.payload is None:
             return False
         if self._sync is not None:
@@ -308,6 +295,11 @@ class MemberNode:
         self.metrics.arrived(int(message.src), message.round)
         self._absorbed.append((message.src, message.nbytes, distance))
         return True
+
+    @property
+    def contact(self) -> str | None:
+        """The address this member joined through (``None``: it was the first)."""
+        return self.join[1] if self.join is not None else None
 
     def _summary(self, result: NodeResult) -> NodeSummary:
         return member_summary(self, result)

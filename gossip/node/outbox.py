@@ -21,13 +21,14 @@ import zmq
 
 from gossip.config import RunConfig
 from gossip.ids import NodeId
-from gossip.net.sendbuffers import track_live
+from gossip.learn.flat import FlatModel
+from gossip.net.sendbuffers import SnapshotPool, track_live
 from gossip.net.transport import Transport
 from gossip.net.wire import Kind, encode
 from gossip.net.zeromq import COPY_BELOW_BYTES
 from gossip.node.core import NodeCore
 
-__all__ = ["Outbox", "SendPath", "choose_send_path"]
+__all__ = ["Outbox", "SendPath", "choose_send_path", "pushed_model"]
 
 log = logging.getLogger("gossip.node")
 
@@ -127,19 +128,36 @@ class Outbox:
     def push(self, peer: NodeId, t: int, loss: float, mass: float | None) -> bool:
         """Async gossip's push: a snapshot of the model (with its push-sum mass) to ``peer``; False if refused."""
         core = self.core
-        snapshot = core.snapshots.snapshot(core.flat.vector)  # reused once ZeroMQ let go (gossip.net.sendbuffers)
-        frames = core.snapshots.track(
-            snapshot,
-            encode(
-                Kind.MODEL,
-                src=core.id,
-                round=t,
-                run_id=core.run_id,
-                fingerprint=core.flat.layout.fingerprint,
-                payload=snapshot,
-                dtype=core.cfg.transport.wire_dtype,
-                mass=mass,
-                info={"loss": loss} if math.isfinite(loss) else None,
-            ),
+        frames = pushed_model(
+            core.snapshots, core.flat, src=core.id, round_=t, run_id=core.run_id, dtype=core.cfg.transport.wire_dtype, mass=mass, loss=loss
         )
         return self.send(peer, frames)
+
+
+def pushed_model(
+    snapshots: SnapshotPool,
+    flat: FlatModel,
+    *,
+    src: int,
+    round_: int,
+    run_id: bytes,
+    dtype: str,
+    mass: float | None,
+    loss: float = math.nan,
+) -> list[Any]:
+    """The frames of an async push: a snapshot of ``flat``'s vector (a reused buffer once ZeroMQ let go, see
+    :mod:`gossip.net.sendbuffers`) with its push-sum ``mass`` and, when finite, its training ``loss``."""
+    snapshot = snapshots.snapshot(flat.vector)
+    info = {"loss": loss} if math.isfinite(loss) else None
+    frames = encode(
+        Kind.MODEL,
+        src=src,
+        round=round_,
+        run_id=run_id,
+        fingerprint=flat.layout.fingerprint,
+        payload=snapshot,
+        dtype=dtype,
+        mass=mass,
+        info=info,
+    )
+    return snapshots.track(snapshot, frames)

@@ -93,18 +93,16 @@ class Membership:
         self._next_heartbeat = 0.0
         self._next_join = 0.0  # when to ask the contact again while it has not answered
         self.counts: Counter[str] = Counter()
-        self.contact: str | None = None  # the address we joined through, until a member answers
-        self._contact = Member(-1, "")
+        self.contact: Member | None = None  # whom we joined through (id -1 when unknown), until a member answers
 
     # -- starting and stopping -------------------------------------------------------------------
 
     def join(self, contact_address: str, now: float, contact_id: int = -1) -> list[Send]:
         """Ask the member at ``contact_address`` to let us in (``contact_id``: its id when known, else -1)."""
         self._now = now
-        self.contact = contact_address
-        self._contact = Member(contact_id, contact_address)
+        self.contact = Member(contact_id, contact_address)
         self._next_join = now + self.settings.failure_timeout_s
-        return [Send(self._contact, "join")]
+        return [Send(self.contact, "join")]
 
     def leave(self) -> list[Send]:
         """Goodbye to every neighbour, naming the others as replacements."""
@@ -130,7 +128,7 @@ class Membership:
             del self._gone[j]
         if self.contact is not None and now >= self._next_join:
             self._next_join = now + s.failure_timeout_s  # our join or its answer was lost: without one we know nobody
-            out.append(Send(self._contact, "join"))
+            out.append(Send(self.contact, "join"))
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + s.heartbeat_s
             out += [Send(m, "heartbeat") for m in self.neighbours.values()]
