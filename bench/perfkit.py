@@ -10,6 +10,7 @@ names the run directory and the node's ``--id``.
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import shutil
 import statistics
@@ -257,6 +258,7 @@ class RunFigures:
     summary: dict[str, Any] = field(default_factory=dict)
     proc_cpu_ms: float = float("nan")  # CPU per steady round by /proc/PID/stat (utime + stime), median over nodes
     pss_mib: float = float("nan")  # median over nodes of the PSS sampled last before the end of the steady rounds
+    shm_received: int | None = None  # models received through same-host shared memory, all nodes (None: no such count)
 
     @property
     def overhead_cpu(self) -> float:
@@ -329,6 +331,7 @@ def run_measured(name: str, overrides: Mapping[str, Any], *, warmup: float = 0.2
         summary=result.summary,
         proc_cpu_ms=statistics.median(proc_cpu) * 1e3 if proc_cpu else float("nan"),
         pss_mib=statistics.median(pss_end) / MiB if pss_end else float("nan"),
+        shm_received=shared_memory_received(run_dir),
     )
     for what, got in (("peak RSS", len(hwm)), ("CPU from /proc", len(proc_cpu)), ("PSS", len(pss_end))):
         if got != cfg.run.nodes:
@@ -339,9 +342,14 @@ def run_measured(name: str, overrides: Mapping[str, Any], *, warmup: float = 0.2
 
 
 def _parameters(run_dir: Path) -> int:
-    import json
-
     return int(json.loads((run_dir / "nodes" / "node-0.json").read_text())["parameters"])
+
+
+def shared_memory_received(run_dir: Path) -> int | None:
+    """Models the run's nodes received through same-host shared memory, from their summaries; None where a
+    gossip without that path wrote none of the count."""
+    counts = [json.loads(f.read_text()).get("shared_memory") for f in sorted((run_dir / "nodes").glob("node-*.json"))]
+    return sum(int(c["received"]) for c in counts if c) if any(counts) else None
 
 
 def median_figures(runs: Sequence[RunFigures]) -> RunFigures:

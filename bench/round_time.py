@@ -33,7 +33,8 @@ Main table, per model size and path (all measured in this invocation):
 - rest ÷ copies: rest over the round's copy floor (below), both measured in this run;
 - node clock: the node's own process CPU clock per steady round (all threads): a cross-check of the /proc figure;
 - peak RSS: VmHWM of each node (median over nodes); PSS: smaps_rollup's Pss (a page shared by k processes counts
-  1/k: forked nodes share torch's pages) sampled last before the end of the steady rounds, median over nodes.
+  1/k: forked nodes share torch's pages) sampled last before the end of the steady rounds, median over nodes;
+- models through shared memory, under the table: the count the nodes' summaries give (none on tcp and ipc).
 
 Copy floor: the median time of ``numpy.copyto`` of one model's float32 bytes (200 copies), measured after each
 size's runs in every repeat; a ring node sends two models and receives two a round, at least one copy each: the
@@ -299,6 +300,16 @@ def figures_table(runs: Runs, paths: Sequence[str]) -> list[str]:
     return lines
 
 
+def shm_line(runs: Runs) -> str | None:
+    """How many models each workload and path moved through same-host shared memory (the nodes' summaries, all
+    nodes, whole run, median over repeats): the check that shm took that path and tcp and ipc did not."""
+    counts = {key: [f.shm_received for f in figs if f.shm_received is not None] for key, figs in runs.items()}
+    if not any(counts.values()):
+        return None
+    cells = [f"{w} {p} {statistics.median(c):.0f}" if c else f"{w} {p} n/a" for (w, p), c in counts.items()]
+    return "Models received through shared memory (all nodes, whole run, from their summaries): " + ", ".join(cells)
+
+
 def _span(low_high: tuple[int, int]) -> str:
     return f"{low_high[0]}–{low_high[1]}"
 
@@ -318,6 +329,8 @@ def measure(
             for path, extra in plan.items():
                 fig = run_measured(f"{workload}, {path}", ring_workload(args.nodes, rounds[workload], features, hidden, **extra))
                 runs[(workload, path)].append(fig)
+                if path == "shm" and not fig.shm_received:
+                    print(f"  note: {workload}, shm: no model went through shared memory", file=sys.stderr)
                 print(
                     f"  repeat {rep + 1}/{args.repeat} {workload} {path}: {fig.round_ms:.2f} ms/round, CPU {fig.proc_cpu_ms:.2f} "
                     f"ms/node-round, peak RSS {fig.rss_mib:.0f} MiB, PSS {fig.pss_mib:.0f} MiB",
@@ -367,6 +380,8 @@ def main() -> None:
     print(f"Load average before / after: {load_before} / {' '.join(open('/proc/loadavg').read().split()[:3])} (the machine is shared).")
     print(f"\nTime, CPU (ms per steady round) and memory per node; CPU-bound = {args.nodes} × CPU/node-round / {cores} cores:\n")
     print("\n".join(main_table(runs, floors, args.nodes, cores)))
+    if (line := shm_line(runs)) is not None:
+        print(f"\n{line}")
     hwm, pss = Spread.of(b[0] / MiB for b in bare), Spread.of(b[1] / MiB for b in bare)
     print(f'\nbare `python -c "import torch"`: peak RSS {cell(hwm, 0)} MiB, PSS {cell(pss, 0)} MiB')
     print("\nCopy floor (numpy.copyto of the model's float32 bytes, median of 200):\n")

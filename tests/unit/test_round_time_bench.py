@@ -4,6 +4,7 @@ The slow test runs the script itself, on real node processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -117,6 +118,17 @@ def test_breakdown_rest_is_the_round_less_its_recorded_phases() -> None:
     (row,) = _rows(BENCH.breakdown_table(runs))
     assert row["round"] == "10.00 (10.00–10.00)" and row["train"] == "1.00 (1.00–1.00)"
     assert row["rest"] == f"{10 - len(phases):.2f} ({10 - len(phases):.2f}–{10 - len(phases):.2f})"
+
+
+def test_shm_line_counts_each_paths_models_through_shared_memory_where_nodes_count_them() -> None:
+    """One count per workload and path (median over repeats); no line at all where no run's nodes had the count
+    (a gossip without the same-host path), n/a for a path whose runs lacked it."""
+    runs = _runs()
+    assert BENCH.shm_line(runs) is None
+    runs[("small", "tcp")] = [dataclasses.replace(f, shm_received=0) for f in runs[("small", "tcp")]]
+    runs[("small", "ipc")] = [dataclasses.replace(f, shm_received=n) for f, n in zip(runs[("small", "ipc")], (10, 30), strict=True)]
+    line = BENCH.shm_line(runs)
+    assert line is not None and line.endswith(": small tcp 0, small ipc 20, large tcp n/a, large ipc n/a")
 
 
 def test_every_figure_column_of_the_quotes_table_says_measured_now_or_quoted_with_source_and_date() -> None:
@@ -240,6 +252,10 @@ def test_quick_run_prints_every_table_for_both_sizes_and_each_path() -> None:
     assert re.search(r"^\| large \| ipc/tcp \| \d", r.stdout, re.M)
     assert re.search(r"^\| large \| 3\.86 \| \d+\.\d{3} ", r.stdout, re.M)  # the copy floor of the 1M model
     assert "peak RSS" in r.stdout and "PSS" in r.stdout and "note:" not in r.stderr
+    if "shm" in paths:  # each path is what it says: only shm moves models through shared memory
+        assert re.search(
+            r"through shared memory .*: small tcp 0, small ipc 0, small shm [1-9]\d*, large tcp 0, large ipc 0, large shm [1-9]", r.stdout
+        )
 
 
 @pytest.mark.slow
