@@ -32,14 +32,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-from perfkit import ring_workload
+from perfkit import copy_floor_ms, ring_workload
 
 from gossip.config import config_to_toml, load_config
 from gossip.results.rundir import read_jsonl
@@ -91,17 +89,6 @@ def profile_parts(path: Path) -> dict[str, float]:
             continue
         out[part] = out.get(part, 0.0) + tottime
     return out
-
-
-def copy_floor_ms(numel: int, repeat: int = 200) -> float:
-    src = np.random.default_rng(0).standard_normal(numel).astype(np.float32)
-    dst = np.empty_like(src)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
 
 
 def profiled_run(features: int, hidden: list[int], rounds: int, node: int) -> tuple[dict[str, float], int, list[float]]:
