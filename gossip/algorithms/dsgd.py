@@ -55,17 +55,22 @@ def pull_into(
     return out
 
 
+# elements a mix works through at a time: 1 MiB of float32 per vector, so the old vector, the node's and the
+# neighbours' blocks stay in cache across the block's copy, lerps and subtraction (mix_in_place)
+BLOCK = 1 << 18
+
+
 def mix_in_place(
     local: torch.Tensor,
     received: Mapping[NodeId, torch.Tensor],
     weights: Mapping[NodeId, float],
     *,
-    before: torch.Tensor | None = None,
+    step: torch.Tensor | None = None,
 ) -> bool:
     """``local ← local + Σ_j W_ij (x_j − local)`` as one ``lerp_`` per neighbour; ``False`` (untouched) if the weights do not allow it.
 
-    ``before``, if given, receives a copy of ``local`` as it was, once the mix is known to apply (the
-    caller's consensus distance is ``‖before − local‖``).
+    ``step``, if given, receives ``local`` as it was less ``local`` as it is, once the mix is known to
+    apply (the caller's consensus distance is its norm).
 
     Why: :func:`pull_into` plus a final addition is six kernels and sixteen passes over the vector for
     two neighbours; a fused lerp reads two vectors and writes one, so two neighbours cost two kernels
@@ -77,6 +82,10 @@ def mix_in_place(
     the mean by ~1e-8 of its value over 1000 rounds on a ring (the direct form: 1e-7; the pull form
     above: 1e-9), below one float32 ulp (tests/unit/test_aggregation_dsgd.py bounds it).
     Needs every partial self weight ``1 − Σ_{m>k} w_m`` positive (self weight or the first weight > 0).
+
+    The work goes block by block (:data:`BLOCK` elements): a model of many megabytes is read from memory
+    once instead of once per kernel, and the kernels are elementwise, so the result is bit for bit that of
+    whole-vector kernels (a block starts at a multiple of any vector width: the scalar tail is the same).
     """
     order = sorted(received)
     coefficients: list[float] = []
@@ -87,10 +96,16 @@ def mix_in_place(
             return False
         coefficients.append(weights[j] / remaining)
         later += weights[j]
-    if before is not None:
-        before.copy_(local)
-    for j, c in zip(order, reversed(coefficients), strict=True):
-        local.lerp_(received[j], c)
+    pairs = [(received[j], c) for j, c in zip(order, reversed(coefficients), strict=True)]
+    n = local.numel()
+    for lo in range(0, n, BLOCK):
+        x = local[lo : lo + BLOCK]
+        if step is not None:
+            old = step[lo : lo + BLOCK].copy_(x)
+        for y, c in pairs:
+            x.lerp_(y[lo : lo + BLOCK], c)
+        if step is not None:
+            old.sub_(x)
     return True
 
 
@@ -103,13 +118,15 @@ class DSGD:
     def mix_(
         self, vector: torch.Tensor, received: Mapping[NodeId, torch.Tensor], weights: Mapping[NodeId, float], scratch: torch.Tensor
     ) -> float:
-        """``vector ← vector + Σ_j W_ij (x_j − vector)`` with no fresh buffers; returns ‖x_new − x_old‖, the pull's norm.
+        """``vector ← vector + Σ_j W_ij (x_j − vector)`` with no fresh buffers; returns ‖x_new − x_old‖, the step's norm.
 
-        Sequential lerps (:func:`mix_in_place`), ``scratch`` keeping the old vector for the distance; weights
-        with no positive self share (never with the built-in rules) take the pull form and one scratch more.
+        Sequential lerps (:func:`mix_in_place`), ``scratch`` receiving the step for the distance; weights
+        with no positive self share (never with the built-in rules) take the pull form and two buffers more.
+        Either way the distance is taken of ``x_old − x_new`` as stored, so a finite one proves both vectors
+        finite: the node skips its own finiteness pass over the mixed vector on it (gossip.node.mixer).
         """
-        if mix_in_place(vector, received, weights, before=scratch):
-            return float(torch.linalg.vector_norm(scratch.sub_(vector)))
-        pull = pull_into(vector, received, weights, scratch, torch.empty_like(vector))
-        vector.add_(pull)
-        return float(torch.linalg.vector_norm(pull))
+        if mix_in_place(vector, received, weights, step=scratch):
+            return float(torch.linalg.vector_norm(scratch))
+        before = vector.clone()
+        vector.add_(pull_into(vector, received, weights, scratch, torch.empty_like(vector)))
+        return float(torch.linalg.vector_norm(before.sub_(vector)))

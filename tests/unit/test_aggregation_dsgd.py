@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from gossip.algorithms import DSGD, weighted_average
-from gossip.algorithms.dsgd import mix_in_place
+from gossip.algorithms.dsgd import BLOCK, mix_in_place
 from gossip.ids import NodeId
 
 
@@ -99,3 +99,20 @@ def test_mix_in_place_keeps_the_network_mean_over_many_rounds() -> None:
         xs = new
     drift = torch.stack(xs).double().mean(0) - start
     assert abs(float(drift.mean())) < 1.2e-7 and float(drift.abs().max()) < 1e-6, (float(drift.mean()), float(drift.abs().max()))
+
+
+def test_the_blocked_in_place_mix_is_bit_for_bit_the_whole_vector_lerps_and_its_step() -> None:
+    """A vector of several blocks and a ragged end: block by block, the mix is exactly one lerp per neighbour over the
+    whole vector (sorted senders, rescaled coefficients), and ``step`` is exactly old − new, so the distance is unchanged."""
+    n = 2 * BLOCK + BLOCK // 2 + 13
+    g = torch.Generator().manual_seed(3)
+    local = torch.randn(n, generator=g)
+    received = {NodeId(j): torch.randn(n, generator=g) for j in (5, 2)}
+    weights = {NodeId(2): 1 / 3, NodeId(5): 1 / 3}
+    expected = local.clone().lerp_(received[NodeId(2)], (1 / 3) / (1 - 1 / 3)).lerp_(received[NodeId(5)], 1 / 3)
+    old = local.clone()
+    step = torch.empty(n)
+    assert mix_in_place(local, received, weights, step=step)
+    assert torch.equal(local, expected)
+    assert torch.equal(step, old - expected)
+    assert float(torch.linalg.vector_norm(step)) == float(torch.linalg.vector_norm(old - expected))
