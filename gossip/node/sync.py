@@ -125,7 +125,6 @@ class SyncRounds:
         received = {j: m.payload for j, m in got.items() if m.payload is not None}
         missing = [int(j) for j in self.round_plan.expect_from if j not in received]
         self._observe_peers(t, received, missing)
-        self.mixer.finite = False  # a mix not through the mixer (CHOCO, a step a subclass replaced) proves nothing
         distance = core.choco.mix(core.flat.vector, got, core.weights) if core.choco is not None else steps.mix(received)
         t_mixed = time.perf_counter()
 
@@ -177,6 +176,7 @@ class SyncRounds:
         core.inbox.advance(t, until=core.horizon(t))
         self.receiver.take_ahead()
         self._late_wait_s = None
+        self.mixer.finite = False  # until this round's mix proves it: one not through the mixer (CHOCO, an override) does not
 
     async def _exchange_if_planned(self, steps: RoundSteps, t: int, loss: float) -> tuple[dict[NodeId, Message], dict[str, float]]:
         """The round's exchange, or for a local-only round nothing to send and nobody to wait for."""
