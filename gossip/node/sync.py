@@ -98,7 +98,8 @@ class SyncRounds:
             if record["accuracy"] is not None:
                 accuracy = record["accuracy"]
             self.recorder.write(writer, record)
-            if not all_finite(core.flat.vector):  # in the mix (an overflow): caught here for the last round's sake
+            # in the mix (an overflow): caught here for the last round's sake; D-SGD's finite distance proved it already
+            if not (self.mixer.finite or all_finite(core.flat.vector)):
                 self.diverged = {"round": t, "loss": record["loss"]}
                 break
             checkpoint_due(t)
@@ -175,6 +176,7 @@ class SyncRounds:
         core.inbox.advance(t, until=core.horizon(t))
         self.receiver.take_ahead()
         self._late_wait_s = None
+        self.mixer.finite = False  # until this round's mix proves it: one not through the mixer (CHOCO, an override) does not
 
     async def _exchange_if_planned(self, steps: RoundSteps, t: int, loss: float) -> tuple[dict[NodeId, Message], dict[str, float]]:
         """The round's exchange, or for a local-only round nothing to send and nobody to wait for."""

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from gossip.algorithms import DSGD, weighted_average
-from gossip.algorithms.dsgd import mix_in_place
+from gossip.algorithms.dsgd import BLOCK, mix_in_place
 from gossip.ids import NodeId
 
 
@@ -67,7 +67,7 @@ def test_mix_in_place_gives_the_weighted_average() -> None:
     received = {NodeId(j): torch.randn(5000, generator=g) for j in (4, 1, 7)}
     weights = {NodeId(1): 0.2, NodeId(4): 0.15, NodeId(7): 0.3}
     expected = weighted_average(local, received, weights)
-    assert mix_in_place(local, received, weights)
+    assert mix_in_place(local, received, weights) is not None
     assert torch.allclose(local, expected, rtol=0, atol=1e-6)
 
 
@@ -75,7 +75,7 @@ def test_mix_in_place_refuses_weights_without_a_self_share_and_leaves_the_vector
     """Weights that leave no positive partial self weight (here a first neighbour of weight 0 and no self weight) are refused untouched."""
     local = torch.ones(4)
     received = {NodeId(1): torch.zeros(4), NodeId(2): torch.full((4,), 3.0)}
-    assert not mix_in_place(local, received, {NodeId(1): 0.0, NodeId(2): 1.0})
+    assert mix_in_place(local, received, {NodeId(1): 0.0, NodeId(2): 1.0}) is None
     assert torch.equal(local, torch.ones(4))
 
 
@@ -90,12 +90,40 @@ def test_mix_in_place_keeps_the_network_mean_over_many_rounds() -> None:
         new = []
         for i in range(n):
             x = xs[i].clone()
-            assert mix_in_place(
-                x,
-                {NodeId((i - 1) % n): xs[(i - 1) % n], NodeId((i + 1) % n): xs[(i + 1) % n]},
-                {NodeId((i - 1) % n): 1 / 3, NodeId((i + 1) % n): 1 / 3},
+            assert (
+                mix_in_place(
+                    x,
+                    {NodeId((i - 1) % n): xs[(i - 1) % n], NodeId((i + 1) % n): xs[(i + 1) % n]},
+                    {NodeId((i - 1) % n): 1 / 3, NodeId((i + 1) % n): 1 / 3},
+                )
+                is not None
             )
             new.append(x)
         xs = new
     drift = torch.stack(xs).double().mean(0) - start
     assert abs(float(drift.mean())) < 1.2e-7 and float(drift.abs().max()) < 1e-6, (float(drift.mean()), float(drift.abs().max()))
+
+
+def test_the_blocked_in_place_mix_is_bit_for_bit_the_whole_vector_lerps() -> None:
+    """A vector of several blocks and a ragged end: block by block, the mix is exactly one lerp per neighbour over the
+    whole vector (sorted senders, rescaled coefficients)."""
+    n = 2 * BLOCK + BLOCK // 2 + 13
+    g = torch.Generator().manual_seed(3)
+    local = torch.randn(n, generator=g)
+    received = {NodeId(j): torch.randn(n, generator=g) for j in (5, 2)}
+    expected = local.clone().lerp_(received[NodeId(2)], (1 / 3) / (1 - 1 / 3)).lerp_(received[NodeId(5)], 1 / 3)
+    assert mix_in_place(local, received, {NodeId(2): 1 / 3, NodeId(5): 1 / 3}) is not None
+    assert torch.equal(local, expected)
+
+
+def test_the_in_place_mix_returns_the_norm_of_its_step() -> None:
+    """The distance is ‖old − new‖ of the stored vectors, block norms summed in float64: within 1e-5 of the exact norm
+    (measured ~2e-6 here; one float32 norm of the whole vector is off by ~1e-5 at a million parameters)."""
+    n = 2 * BLOCK + 7
+    g = torch.Generator().manual_seed(4)
+    local = torch.randn(n, generator=g)
+    received = {NodeId(1): torch.randn(n, generator=g), NodeId(2): torch.randn(n, generator=g)}
+    old = local.clone()
+    distance = mix_in_place(local, received, {NodeId(1): 1 / 3, NodeId(2): 1 / 3})
+    exact = float((old - local).double().norm())
+    assert distance is not None and abs(distance - exact) <= 1e-5 * exact
