@@ -22,7 +22,7 @@ from tests.conftest import Processes
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 N = 8
-ROUNDS = 150  # paced at 0.2 s a round: 28 s of rounds left after the kill for two fresh interpreters to start and rejoin
+ROUNDS = 110  # paced at 0.2 s a round: 20 s of rounds left after the kill for two fresh interpreters to start and rejoin (~8 s loaded)
 KILLED = (2, 5)  # not adjacent on the ring: each has two live neighbours that notice
 TIMEOUT_S = 1.0
 

@@ -42,7 +42,7 @@ from tests.prom import PromAPI, require
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.prometheus]
 
 NODES = 4
-SCRAPES = 15  # the run is interrupted once the live Prometheus has this many samples of every node
+SCRAPES = 10  # the run is interrupted once the live Prometheus has this many samples of every node
 WARMUP_ROUNDS = 20  # the instant we query at is after every node did this many rounds
 ALL_NODES = {str(i) for i in range(NODES)}
 # Grafana's $__rate_interval with the data source's scrape interval set to the scrape interval: 4 scrapes.
