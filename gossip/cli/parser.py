@@ -149,6 +149,12 @@ def _launch_parser(sub: Any) -> None:
         help="nodes talk over Unix-domain sockets (ZeroMQ ipc://) instead of loopback TCP: less CPU per model moved on "
         "one machine; TCP (the default) is what a real network does",
     )
+    p.add_argument(
+        "--no-shared-memory",
+        action="store_true",
+        help="models between nodes of this machine go through the sockets too (transport.shared_memory = false); by "
+        "default each model to a neighbour on the same host is copied once into shared memory and the socket carries a reference",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--gpus",

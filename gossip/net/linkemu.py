@@ -105,6 +105,10 @@ class LinkEmulator:
         self.dropped = 0  # messages lost by emulated loss
         self.refused = 0  # delayed messages the real transport refused when their time came
 
+    @property
+    def in_memory(self) -> tuple[int, int]:
+        return self.inner.in_memory
+
     def __getattr__(self, name: str) -> Any:  # bound_address, on_unauthenticated, allow, ...: the real transport's
         return getattr(self.inner, name)
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gossip.errors import RejectReason
 from gossip.ids import NodeId
 
 __all__ = ["InMemoryNetwork", "InMemoryTransport", "Received", "Transport"]
@@ -28,6 +29,7 @@ class Received:
     sender: int | None  # node id the transport vouches for; None if the identity is not a node id
     frames: list[Any]  # bytes, memoryview or zmq.Frame; decoded by gossip.net.wire (empty: too many frames)
     nbytes: int
+    refused: RejectReason | None = None  # the transport itself refused it (a bad shared-memory reference): count, drop
 
 
 class Transport(Protocol):
@@ -41,6 +43,11 @@ class Transport(Protocol):
     @property
     def dropped(self) -> int:
         """Messages this transport lost on purpose so far (emulated loss); the sender could not tell."""
+        ...
+
+    @property
+    def in_memory(self) -> tuple[int, int]:
+        """Models sent and received through same-host shared memory so far (:mod:`gossip.net.shm`); (0, 0) elsewhere."""
         ...
 
     async def start(self) -> None: ...
@@ -97,6 +104,7 @@ class InMemoryTransport:
 
     zero_copy = False  # frames are copied into the receiver's queue inside send
     dropped = 0  # what InMemoryNetwork.drop loses is the network's, as on a real wire
+    in_memory = (0, 0)
 
     def __init__(self, network: InMemoryNetwork, me: NodeId) -> None:
         self.network = network

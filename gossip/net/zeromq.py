@@ -100,6 +100,7 @@ class ZmqTransport:
 
     zero_copy = True  # frames of COPY_BELOW_BYTES or more are read by libzmq after send returns
     dropped = 0  # a refused send returns False; nothing is lost on purpose
+    in_memory = (0, 0)  # every model travels through the socket (gossip.net.shm wraps this for the same host)
 
     def __init__(
         self,

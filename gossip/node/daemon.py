@@ -30,6 +30,7 @@ from gossip.config import MAX_NODES, RunConfig, load_config
 from gossip.errors import ExitCode, GossipError, TransportError, UsageError, error_text, one_line
 
 if TYPE_CHECKING:
+    from gossip.net.shm import SharedMemoryTransport
     from gossip.net.zeromq import ZmqTransport
     from gossip.node.member import MemberNode
     from gossip.node.node import Node
@@ -236,16 +237,19 @@ def run_node(args: argparse.Namespace, *, check_fits: Callable[[RunConfig], None
         return ExitCode.FAILED
 
 
-def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int | None = None) -> tuple[Node | MemberNode, ZmqTransport]:
+def _build(
+    args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int | None = None
+) -> tuple[Node | MemberNode, ZmqTransport | SharedMemoryTransport]:
     """The node of this process and its ZeroMQ transport; no socket is opened yet.
 
     ``ntasks``: the SLURM job step's task count (``--id slurm``), which must be the topology's node count: a
     task more would wait for neighbours that do not exist, a task less leave a node out of every round.
     """
     from gossip.net.connections import size_limits
+    from gossip.net.shm import SharedMemoryTransport
     from gossip.net.zeromq import ZmqTransport, load_keys
     from gossip.node.byzantine import build_node
-    from gossip.node.plan import message_limit, plan_node
+    from gossip.node.plan import HEADER_SLACK_BYTES, message_limit, plan_node, run_id_of
 
     if ntasks is not None:  # before the data is loaded: every task of a mis-sized job says so at once
         from gossip.topology import topology_of
@@ -281,7 +285,7 @@ def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int |
         max_connections=cfg.security.max_connections,
         max_per_address=cfg.security.max_connections_per_address,
     )
-    transport = ZmqTransport(
+    sockets = ZmqTransport(
         plan.node_id,
         cfg.transport.listen_address(node_id),
         peers,
@@ -290,10 +294,20 @@ def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int |
         curve=curve,
         limits=limits,
     )
+    transport: ZmqTransport | SharedMemoryTransport = sockets
+    if cfg.transport.shared_memory and curve is None:  # neighbours on this host get models through shared memory
+        transport = SharedMemoryTransport(
+            sockets,
+            run_id=run_id_of(cfg),
+            me=plan.node_id,
+            address=cfg.transport.address_of(node_id),
+            peers=peers,
+            slot_bytes=max_frame_bytes - HEADER_SLACK_BYTES if not cfg.transport.max_message_bytes else max_frame_bytes,
+        )
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     del plan  # the node kept its own shard: drop the rest of the training set
-    transport.on_unauthenticated = node.on_unauthenticated
-    transport.on_refused = node.metrics.connection_refused
+    sockets.on_unauthenticated = node.on_unauthenticated
+    sockets.on_refused = node.metrics.connection_refused
     return node, transport
 
 
@@ -319,7 +333,9 @@ def _build_member(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tup
     return build_member(cfg, node_id, args.run_dir, address, join, listen=listen)
 
 
-async def _serve(node: Node | MemberNode, transport: ZmqTransport, server: MetricsServer | None, node_id: int, hold: float) -> int:
+async def _serve(
+    node: Node | MemberNode, transport: ZmqTransport | SharedMemoryTransport, server: MetricsServer | None, node_id: int, hold: float
+) -> int:
     """Run the node under SIGTERM/SIGINT handlers, serve its metrics (and hold them), and return its exit code."""
     cfg = node.cfg
     stopped_by: list[int] = []  # the signal that asked the node to stop, if one did

@@ -1,0 +1,326 @@
+"""Models between nodes on one host through shared memory; ZeroMQ carries only the header and a slot reference.
+
+:class:`SharedMemoryTransport` wraps the ZeroMQ transport. A model to a neighbour on the same host is
+copied once into a slot of a ring (:mod:`gossip.net.rings`) and the message becomes three frames,
+``[header, b"", reference]``, which no wire message has, so the receiving wrapper tells them apart before
+anything is decoded. It copies the slot out (the one copy on its side) and hands the usual
+``[header, payload]`` to :mod:`gossip.net.wire`, which validates it as it would a model from TCP: sender,
+run, fingerprint, round, size, finiteness. Everything else (hellos, byes, small or oversized frames,
+messages to other hosts) goes through ZeroMQ unchanged.
+
+How a peer is found to be local, without configuration: every receiver listens on a Unix socket in
+Linux's abstract namespace, named from the run id, its id and the address peers know it by
+(:func:`ring_socket_name`). Such a name is reachable only from the same host and network namespace, so a
+sender that can connect to it shares the machine; one on another host (or another container) cannot, and
+keeps to TCP. A sender tries before its first model to a neighbour and again at most every ``RETRY_S``.
+
+The handover (``SOCK_SEQPACKET``): the sender creates a ring, seals its size (a ring that could shrink
+would crash its reader with SIGBUS), and sends an offer — run id, its id, ours, a random generation, the
+geometry — with the ring's descriptor attached. The receiver refuses, and counts as ``bad_slot``, an
+offer from a process of another user (``SO_PEERCRED``), of another run, for another node, from a node
+that is not its neighbour, of another geometry than its own model's, or a descriptor that is not a
+sealed file of the ring's exact size; it maps an accepted ring read-only. The connection stays open: a
+sender sees its receiver go (a crash, a restart) and sends through TCP until a new receiver takes a new
+ring; a sender that restarts hands over a new ring, which replaces the old one.
+
+Trust: a ring is read only on a reference from the sender ZeroMQ names, in the ring that sender handed
+over, at the slot and sequence number the reference gives, and copied before use. A process of the same
+user can still offer a ring under a neighbour's id, as it could send under that id over TCP; the boundary
+is the user account, which could read a node's memory anyway. ``[security] curve`` authenticates peers
+by key, which a ring handover cannot prove, so a node with CURVE never uses this path.
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import select
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gossip.errors import RejectReason
+from gossip.ids import NodeId
+from gossip.net.payload import byte_view
+from gossip.net.rings import SLOTS, Geometry, ReceiveRing, SendRing
+from gossip.net.transport import Received, Transport
+
+__all__ = ["MIN_BYTES", "RETRY_S", "SharedMemoryTransport", "ring_socket_name"]
+
+log = logging.getLogger("gossip.node")
+
+MIN_BYTES = 1 << 15  # smaller payloads go through ZeroMQ: a copy that small costs less than the extra frame
+RETRY_S = 1.0  # a sender asks a neighbour that did not take a ring again at most this often
+HANDOVER_TIMEOUT_S = 2.0  # the longest a handover may keep either side waiting
+OFFER = struct.Struct("<8s8sIIIIQ")  # magic, run id, src, dst, generation, slots, slot bytes
+MAGIC = b"gossipRG"
+ACCEPTED, REFUSED = b"\x01", b"\x00"
+_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+_GONE = select.POLLIN | select.POLLHUP | select.POLLERR  # a receiver says nothing after its answer: any event is its end
+
+
+def ring_socket_name(run_id: bytes, node: int, address: str) -> bytes:
+    """The abstract Unix socket a node takes rings on: unique per run, node and address (two runs never meet)."""
+    digest = hashlib.sha256(b"%s|%d|%s" % (run_id, node, address.encode())).hexdigest()[:32]
+    return b"\0gossip-ring-" + digest.encode()
+
+
+@dataclass
+class _Outbound:
+    """A sender's state towards one neighbour: its ring and the handover connection, or when to try again."""
+
+    name: bytes
+    ring: SendRing | None = None
+    conn: socket.socket | None = None
+    poll: Any = None  # select.poll watching conn
+    next_try: float = 0.0
+
+
+class _Refused(Exception):
+    def __init__(self, src: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.src = src
+
+
+class SharedMemoryTransport:
+    """A :class:`~gossip.net.transport.Transport` that moves models to and from same-host neighbours through rings."""
+
+    def __init__(self, inner: Transport, *, run_id: bytes, me: NodeId, address: str, peers: Mapping[NodeId, str], slot_bytes: int) -> None:
+        self.inner = inner
+        self.run_id = run_id
+        self.me = me
+        self.slot_bytes = slot_bytes
+        self._name = ring_socket_name(run_id, int(me), address)
+        self._out = {peer: _Outbound(ring_socket_name(run_id, int(peer), a)) for peer, a in peers.items()}
+        self._senders = frozenset(int(p) for p in peers)
+        self._rings: dict[int, ReceiveRing] = {}  # written by the listener thread, read by the event loop
+        self._conns: dict[int, socket.socket] = {}
+        self._refusals: collections.deque[int | None] = collections.deque(maxlen=1024)
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._said: set[str] = set()
+        self.sent = 0
+        self.received = 0
+
+    @property
+    def zero_copy(self) -> bool:
+        return self.inner.zero_copy  # a frame that goes to a ring is copied inside send, which is all zero_copy allows
+
+    @property
+    def dropped(self) -> int:
+        return self.inner.dropped
+
+    @property
+    def in_memory(self) -> tuple[int, int]:
+        return self.sent, self.received
+
+    def __getattr__(self, name: str) -> Any:  # bound_address, on_refused, ...: the ZeroMQ transport's
+        return getattr(self.inner, name)
+
+    async def start(self) -> None:
+        """Listen for rings first, so a neighbour that hears our hello can hand one over at once; then ZeroMQ."""
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            listener.bind(self._name)
+            listener.listen(16)
+        except OSError as exc:  # the name is taken: another process of this run at this address; stay on TCP
+            listener.close()
+            log.warning("node %s: no same-host shared memory (%s): models come through ZeroMQ", self.me, exc.strerror)
+        else:
+            self._listener = listener
+            self._thread = threading.Thread(target=self._accept_loop, name=f"gossip-rings-{self.me}", daemon=True)
+            self._thread.start()
+        await self.inner.start()
+
+    def connect(self, peer: NodeId, address: str) -> None:
+        self.inner.connect(peer, address)
+
+    def drop_queued(self, peers: Sequence[NodeId]) -> None:
+        self.inner.drop_queued(peers)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
+        out = self._out.get(peer)
+        if out is not None and len(frames) == 2:
+            n = byte_view(frames[1]).nbytes
+            ring = self._ring_to(peer, out) if MIN_BYTES <= n <= self.slot_bytes else None
+            if ring is not None:
+                ok = self.inner.send(peer, [frames[0], b"", ring.write(frames[1])])
+                self.sent += ok
+                return ok
+        return self.inner.send(peer, frames)
+
+    def _ring_to(self, peer: NodeId, out: _Outbound) -> SendRing | None:
+        """The ring to ``peer``: the one it holds while its handover connection lives, else a new one if it takes it."""
+        if out.ring is not None:
+            if not out.poll.poll(0):
+                return out.ring
+            self._drop(out)  # the receiver is gone (or broke the protocol): TCP until a new one takes a ring
+            out.next_try = time.monotonic() + RETRY_S
+            return None
+        now = time.monotonic()
+        if now < out.next_try:
+            return None
+        out.next_try = now + RETRY_S
+        self._offer(peer, out)
+        return out.ring
+
+    def _offer(self, peer: NodeId, out: _Outbound) -> None:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        conn.settimeout(HANDOVER_TIMEOUT_S)
+        try:
+            conn.connect(out.name)
+        except OSError:  # not on this host, or not listening (yet, or at all)
+            conn.close()
+            return
+        ring = new_ring(self.slot_bytes)
+        assert ring.fd is not None
+        answer = b""
+        try:
+            offer = OFFER.pack(MAGIC, self.run_id, int(self.me), int(peer), ring.generation, SLOTS, self.slot_bytes)
+            socket.send_fds(conn, [offer], [ring.fd])
+            answer = conn.recv(1)
+        except OSError:
+            pass
+        ring.handed_over()
+        if answer != ACCEPTED:
+            ring.close()
+            conn.close()
+            self._say_once(f"refused{peer}", "node %s: neighbour %s refused a shared-memory ring: models go through ZeroMQ", peer)
+            return
+        out.ring, out.conn = ring, conn
+        out.poll = select.poll()
+        out.poll.register(conn, _GONE)
+
+    def _drop(self, out: _Outbound) -> None:
+        if out.conn is not None:
+            out.conn.close()
+        if out.ring is not None:
+            out.ring.close()
+        out.ring = out.conn = out.poll = None
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def recv(self) -> Received:
+        if self._refusals:  # rings the listener refused: counted by the node like any refused message
+            return Received(self._refusals.popleft(), [], 0, refused=RejectReason.BAD_SLOT)
+        received = await self.inner.recv()
+        frames = received.frames
+        if len(frames) != 3 or len(frames[1]) != 0:
+            return received
+        ring = self._rings.get(received.sender) if received.sender is not None else None
+        if ring is None:
+            return Received(received.sender, [], received.nbytes, refused=RejectReason.BAD_SLOT)
+        payload = ring.read(bytes(frames[2]))
+        if isinstance(payload, RejectReason):
+            return Received(received.sender, [], received.nbytes, refused=payload)
+        self.received += 1
+        return Received(received.sender, [frames[0], memoryview(payload)], received.nbytes + payload.size)  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
+
+    def _accept_loop(self) -> None:
+        """The listener thread: take one offer per connection, answer it, keep the connection of an accepted ring."""
+        listener = self._listener
+        while listener is not None:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the transport is closing
+                return
+            self._take(conn)
+
+    def _take(self, conn: socket.socket) -> None:
+        conn.settimeout(HANDOVER_TIMEOUT_S)
+        fds: list[int] = []
+        try:
+            message, fds, _flags, _addr = socket.recv_fds(conn, OFFER.size + 1, 2)
+            src, ring = self._check(conn, message, fds)
+        except (_Refused, OSError) as exc:
+            for fd in fds:
+                os.close(fd)
+            who = exc.src if isinstance(exc, _Refused) else None
+            self._refusals.append(who)
+            self._say_once(str(exc), "node %s: refused a shared-memory ring from %s: %s", who, exc)
+            try:
+                conn.send(REFUSED)
+            except OSError:
+                pass
+            conn.close()
+            return
+        os.close(fds[0])  # the mapping holds the memory now
+        self._rings[src] = ring  # replaces the ring of an earlier process of that node: its references fail
+        old = self._conns.pop(src, None)
+        self._conns[src] = conn
+        if old is not None:
+            old.close()
+        conn.send(ACCEPTED)
+
+    def _check(self, conn: socket.socket, message: bytes, fds: list[int]) -> tuple[int, ReceiveRing]:
+        """An offer's ring, mapped read-only, once every check holds; :class:`_Refused` naming the first that failed."""
+        _pid, uid, _gid = _CRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+        if uid != os.getuid():
+            raise _Refused(None, f"offered by a process of user {uid}")
+        if len(message) != OFFER.size or len(fds) != 1:
+            raise _Refused(None, "a malformed offer")
+        magic, run_id, src, dst, generation, slots, slot_bytes = OFFER.unpack(message)
+        who = src if src in self._senders else None
+        if magic != MAGIC or run_id != self.run_id or dst != self.me:
+            raise _Refused(who, "an offer for another run or node")
+        if who is None:
+            raise _Refused(None, f"an offer from node {src}, not a neighbour")
+        geometry = Geometry(slots, slot_bytes)
+        if slots != SLOTS or slot_bytes != self.slot_bytes:
+            raise _Refused(src, f"a ring of {slots} slots of {slot_bytes} bytes for a model of {self.slot_bytes}")
+        info = os.fstat(fds[0])
+        if not stat.S_ISREG(info.st_mode) or info.st_size != geometry.size:
+            raise _Refused(src, "a descriptor that is not a ring of the offered size")
+        try:
+            seals = fcntl.fcntl(fds[0], fcntl.F_GET_SEALS)
+        except OSError:
+            seals = 0
+        if seals & _SEALS != _SEALS:
+            raise _Refused(src, "a ring that is not sealed against resizing")
+        return src, ReceiveRing(fds[0], geometry, generation)
+
+    def _say_once(self, key: str, text: str, *args: object) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            log.warning(text, self.me, *args)
+
+    async def close(self) -> None:
+        """Close ZeroMQ (its last references still reach rings the receivers map), then every ring and socket."""
+        await self.inner.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread's accept
+            except OSError:
+                pass
+            listener.close()
+        if self._thread is not None:
+            self._thread.join(timeout=HANDOVER_TIMEOUT_S + 1)
+        for out in self._out.values():
+            self._drop(out)
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+        for ring in self._rings.values():
+            ring.close()
+        self._rings.clear()
+
+
+def new_ring(slot_bytes: int) -> SendRing:
+    """A sender's ring for models of ``slot_bytes``, sealed against resizing, with a random generation."""
+    ring = SendRing(Geometry(SLOTS, slot_bytes), generation=secrets.randbits(32))
+    assert ring.fd is not None
+    fcntl.fcntl(ring.fd, fcntl.F_ADD_SEALS, _SEALS)
+    return ring
