@@ -9,8 +9,8 @@ The memory is a ``memfd``: it has no name in ``/dev/shm``, the receiver gets it 
 Unix socket (:mod:`gossip.net.shm`) and maps it read-only, and the kernel frees it when the last process
 holding it is gone, so a run that ends, crashes or is stopped with Ctrl-C leaves no segment behind.
 
-Layout: ``SLOTS`` headers of ``HEADER_BYTES`` (two little-endian u64 words: ``seq``, ``nbytes``), padded to a
-page, then ``SLOTS`` payloads, each ``slot_bytes`` rounded up to a page.
+Layout: ``slots`` headers of ``HEADER_BYTES`` (two little-endian u64 words: ``seq``, ``nbytes``), padded to a
+page, then ``slots`` payloads, each ``slot_bytes`` rounded up to a page. How many slots: :func:`slots_for`.
 
 Torn writes (a seqlock): the sender makes the slot's ``seq`` odd, copies the payload, writes ``nbytes``,
 then makes ``seq`` the next even number, and only then sends the reference (slot, ring generation, seq,
@@ -33,12 +33,23 @@ import numpy as np
 from gossip.errors import RejectReason
 from gossip.net.payload import byte_view
 
-__all__ = ["HEADER_BYTES", "REF", "SLOTS", "Geometry", "ReceiveRing", "SendRing"]
+__all__ = ["HEADER_BYTES", "MAX_SLOTS", "MIN_SLOTS", "REF", "Geometry", "ReceiveRing", "SendRing", "slots_for"]
 
-SLOTS = 4  # a receiver more than this many messages behind one sender loses the oldest (counted, like a drop)
+MIN_SLOTS, MAX_SLOTS = 4, 34
 HEADER_BYTES = 64  # a cache line per slot header: the two words, and no sharing with the next slot's
 REF = struct.Struct("<IIQQ")  # slot, ring generation, seq, nbytes: what travels over ZeroMQ instead of the model
 _PAGE = mmap.PAGESIZE
+
+
+def slots_for(rounds_ahead: int) -> int:
+    """Slots enough that a synchronous neighbour's reference is read before its slot is written again.
+
+    A sender is at most ``rounds_ahead`` rounds (``[transport] max_rounds_ahead``) past a receiver that keeps
+    up, so the receiver may still hold that many unread references, plus the one it reads and the one being
+    written. A receiver further behind (stopped, far too slow) finds the older slots rewritten and refuses
+    their references as ``torn_slot``: models it would have found stale anyway.
+    """
+    return min(MAX_SLOTS, max(MIN_SLOTS, rounds_ahead + 2))
 
 
 def _pages(nbytes: int) -> int:

@@ -51,7 +51,7 @@ from typing import Any
 from gossip.errors import RejectReason
 from gossip.ids import NodeId
 from gossip.net.payload import byte_view
-from gossip.net.rings import SLOTS, Geometry, ReceiveRing, SendRing
+from gossip.net.rings import MAX_SLOTS, MIN_SLOTS, Geometry, ReceiveRing, SendRing
 from gossip.net.transport import Received, Transport
 
 __all__ = ["MIN_BYTES", "RETRY_S", "SharedMemoryTransport", "ring_socket_name"]
@@ -95,8 +95,19 @@ class _Refused(Exception):
 class SharedMemoryTransport:
     """A :class:`~gossip.net.transport.Transport` that moves models to and from same-host neighbours through rings."""
 
-    def __init__(self, inner: Transport, *, run_id: bytes, me: NodeId, address: str, peers: Mapping[NodeId, str], slot_bytes: int) -> None:
+    def __init__(
+        self,
+        inner: Transport,
+        *,
+        run_id: bytes,
+        me: NodeId,
+        address: str,
+        peers: Mapping[NodeId, str],
+        slot_bytes: int,
+        slots: int = MIN_SLOTS,
+    ) -> None:
         self.inner = inner
+        self.slots = slots
         self.run_id = run_id
         self.me = me
         self.slot_bytes = slot_bytes
@@ -184,11 +195,11 @@ class SharedMemoryTransport:
         except OSError:  # not on this host, or not listening (yet, or at all)
             conn.close()
             return
-        ring = new_ring(self.slot_bytes)
+        ring = new_ring(self.slots, self.slot_bytes)
         assert ring.fd is not None
         answer = b""
         try:
-            offer = OFFER.pack(MAGIC, self.run_id, int(self.me), int(peer), ring.generation, SLOTS, self.slot_bytes)
+            offer = OFFER.pack(MAGIC, self.run_id, int(self.me), int(peer), ring.generation, self.slots, self.slot_bytes)
             socket.send_fds(conn, [offer], [ring.fd])
             answer = conn.recv(1)
         except OSError:
@@ -278,7 +289,7 @@ class SharedMemoryTransport:
         if who is None:
             raise _Refused(None, f"an offer from node {src}, not a neighbour")
         geometry = Geometry(slots, slot_bytes)
-        if slots != SLOTS or slot_bytes != self.slot_bytes:
+        if not MIN_SLOTS <= slots <= MAX_SLOTS or slot_bytes != self.slot_bytes:
             raise _Refused(src, f"a ring of {slots} slots of {slot_bytes} bytes for a model of {self.slot_bytes}")
         info = os.fstat(fds[0])
         if not stat.S_ISREG(info.st_mode) or info.st_size != geometry.size:
@@ -318,9 +329,9 @@ class SharedMemoryTransport:
         self._rings.clear()
 
 
-def new_ring(slot_bytes: int) -> SendRing:
-    """A sender's ring for models of ``slot_bytes``, sealed against resizing, with a random generation."""
-    ring = SendRing(Geometry(SLOTS, slot_bytes), generation=secrets.randbits(32))
+def new_ring(slots: int, slot_bytes: int) -> SendRing:
+    """A sender's ring of ``slots`` models of ``slot_bytes``, sealed against resizing, with a random generation."""
+    ring = SendRing(Geometry(slots, slot_bytes), generation=secrets.randbits(32))
     assert ring.fd is not None
     fcntl.fcntl(ring.fd, fcntl.F_ADD_SEALS, _SEALS)
     return ring

@@ -246,6 +246,7 @@ def _build(
     task more would wait for neighbours that do not exist, a task less leave a node out of every round.
     """
     from gossip.net.connections import size_limits
+    from gossip.net.rings import slots_for
     from gossip.net.shm import SharedMemoryTransport
     from gossip.net.zeromq import ZmqTransport, load_keys
     from gossip.node.byzantine import build_node
@@ -303,6 +304,7 @@ def _build(
             address=cfg.transport.address_of(node_id),
             peers=peers,
             slot_bytes=max_frame_bytes - HEADER_SLACK_BYTES if not cfg.transport.max_message_bytes else max_frame_bytes,
+            slots=slots_for(cfg.transport.max_rounds_ahead),
         )
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     del plan  # the node kept its own shard: drop the rest of the training set
