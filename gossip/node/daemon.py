@@ -245,12 +245,9 @@ def _build(
     ``ntasks``: the SLURM job step's task count (``--id slurm``), which must be the topology's node count: a
     task more would wait for neighbours that do not exist, a task less leave a node out of every round.
     """
-    from gossip.net.connections import size_limits
-    from gossip.net.rings import slots_for
-    from gossip.net.shm import SharedMemoryTransport
-    from gossip.net.zeromq import ZmqTransport, load_keys
     from gossip.node.byzantine import build_node
-    from gossip.node.plan import HEADER_SLACK_BYTES, message_limit, plan_node, run_id_of
+    from gossip.node.plan import plan_node
+    from gossip.node.sockets import node_transport
 
     if ntasks is not None:  # before the data is loaded: every task of a mis-sized job says so at once
         from gossip.topology import topology_of
@@ -265,47 +262,7 @@ def _build(
             f"{'--join' if args.join is not None else '--address'} needs an open network: set membership.enabled = true (and training.mode = 'async')"
         )
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume, join_round=args.join_round)
-    neighbours = plan.topology.neighbours(node_id)
-    peers = {j: cfg.transport.address_of(j) for j in neighbours}
-    curve = None
-    if cfg.security.curve:
-        if not cfg.security.keys_dir:
-            raise UsageError("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
-        # the global merge talks to every node of the run, so it needs every node's key (the wire still
-        # accepts only merge messages from a node that is not a neighbour)
-        admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
-        curve = load_keys(cfg.security.keys_dir, node_id, admitted)
-    # every node of the run may connect when the merge is on (it is all-to-all), else the neighbours
-    connecting = plan.topology.n - 1 if cfg.merge.enabled else len(neighbours)
-    max_frame_bytes = message_limit(plan)
-    limits = size_limits(
-        connecting,
-        max_frame_bytes,
-        cfg.transport.queue_messages,
-        handshake_timeout_s=cfg.security.handshake_timeout_s,
-        max_connections=cfg.security.max_connections,
-        max_per_address=cfg.security.max_connections_per_address,
-    )
-    sockets = ZmqTransport(
-        plan.node_id,
-        cfg.transport.listen_address(node_id),
-        peers,
-        queue_messages=cfg.transport.queue_messages,
-        max_message_bytes=max_frame_bytes,
-        curve=curve,
-        limits=limits,
-    )
-    transport: ZmqTransport | SharedMemoryTransport = sockets
-    if cfg.transport.shared_memory and curve is None:  # neighbours on this host get models through shared memory
-        transport = SharedMemoryTransport(
-            sockets,
-            run_id=run_id_of(cfg),
-            me=plan.node_id,
-            address=cfg.transport.address_of(node_id),
-            peers=peers,
-            slot_bytes=max_frame_bytes - HEADER_SLACK_BYTES if not cfg.transport.max_message_bytes else max_frame_bytes,
-            slots=slots_for(cfg.transport.max_rounds_ahead),
-        )
+    sockets, transport = node_transport(cfg, plan)
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     del plan  # the node kept its own shard: drop the rest of the training set
     sockets.on_unauthenticated = node.on_unauthenticated

@@ -84,7 +84,12 @@ def die_mid_write(args: dict) -> None:
         peer = {NodeId(args["dst"]): args["dst_address"]}
         inner = ZmqTransport(NodeId(args["src"]), args["src_address"], peer)
         transport = SharedMemoryTransport(
-            inner, run_id=bytes.fromhex(args["run_id"]), me=NodeId(args["src"]), address=args["src_address"], peers=peer, slot_bytes=args["slot_bytes"]
+            inner,
+            run_id=bytes.fromhex(args["run_id"]),
+            me=NodeId(args["src"]),
+            address=args["src_address"],
+            peers=peer,
+            slot_bytes=args["slot_bytes"],
         )
         await transport.start()
         model = np.full(args["slot_bytes"] // 4, 1.5, dtype=np.float32)

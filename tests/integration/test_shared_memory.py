@@ -184,7 +184,14 @@ def test_references_into_a_ring_a_local_process_handed_over_are_checked_like_any
     what a valid one names is validated by the wire like a model from TCP (here: NaNs, refused as non_finite)."""
     a0 = _address()
     fingerprint = b"f" * 16
-    header = encode(Kind.MODEL, src=1, round=0, run_id=RUN_ID, fingerprint=fingerprint, payload=memoryview(np.zeros(SLOT_BYTES // 4, np.float32)).cast("B"))[0]
+    header = encode(
+        Kind.MODEL,
+        src=1,
+        round=0,
+        run_id=RUN_ID,
+        fingerprint=fingerprint,
+        payload=memoryview(np.zeros(SLOT_BYTES // 4, np.float32)).cast("B"),
+    )[0]
     expect = Expectation(RUN_ID, fingerprint, SLOT_BYTES // 4, 2, frozenset({NodeId(1)}), 0, 100, -1)
 
     async def scenario() -> list[Received]:
