@@ -160,6 +160,9 @@ class LinkEmulator:
         self._pending.add(handle)
         return True
 
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        return [peer for peer in peers if not self.send(peer, frames)]  # each link its own delay and loss
+
     async def close(self) -> None:
         """Let what is in flight on an emulated link arrive (at most ``FLUSH_S``), then close the real transport.
 

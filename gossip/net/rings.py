@@ -1,9 +1,9 @@
-"""A ring of model slots in shared memory: written by one sender, read by one receiver on the same host.
+"""A ring of model slots in shared memory: written by one sender, read by its neighbours on the same host.
 
-Why a ring per edge: over loopback TCP a model crosses the kernel twice (the sender's socket buffer, the
+Why: over loopback TCP a model crosses the kernel twice (the sender's socket buffer, the
 receiver's), and ZeroMQ copies it again into its receive message. Here the sender copies its model into a
-slot once, ZeroMQ carries only a 24-byte reference, and the receiver copies the slot into its own buffer
-once — after which nothing the sender (or anybody) writes can change what the receiver validated and mixes.
+slot once (once for all its neighbours), ZeroMQ carries only a 24-byte reference, and each receiver copies
+the slot into its own buffer once — after which nothing the sender (or anybody) writes can change what the receiver validated and mixes.
 
 The memory is a ``memfd``: it has no name in ``/dev/shm``, the receiver gets it as a file descriptor over a
 Unix socket (:mod:`gossip.net.shm`) and maps it read-only, and the kernel frees it when the last process
@@ -82,7 +82,7 @@ class Geometry:
 
 
 class SendRing:
-    """The sender's side: a fresh memfd, mapped read-write, written slot after slot."""
+    """The sender's side: a fresh memfd, mapped read-write, written slot after slot; every neighbour maps it."""
 
     def __init__(self, geometry: Geometry, generation: int) -> None:
         self.geometry = geometry
@@ -113,14 +113,11 @@ class SendRing:
         self._words[word] = self._seq  # even: whole (x86 keeps stores in order; the send below is a syscall)
         return REF.pack(slot, self.generation, self._seq, n)
 
-    def handed_over(self) -> None:
-        """The receiver holds its own descriptor now: ours can go (the mapping keeps the memory)."""
+    def close(self) -> None:
+        """Close the descriptor (kept to hand the ring to a neighbour that restarts) and unmap the ring."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-    def close(self) -> None:
-        self.handed_over()
         if not self._map.closed:
             del self._words, self._bytes  # the views must go before the map can close
             self._map.close()

@@ -1,7 +1,8 @@
 """Models between nodes on one host through shared memory; ZeroMQ carries only the header and a slot reference.
 
-:class:`SharedMemoryTransport` wraps the ZeroMQ transport. A model to a neighbour on the same host is
-copied once into a slot of a ring (:mod:`gossip.net.rings`) and the message becomes three frames,
+:class:`SharedMemoryTransport` wraps the ZeroMQ transport. A sender has one ring (:mod:`gossip.net.rings`),
+which every neighbour on its host maps: a model is copied once into a slot, however many of them it goes to
+(:meth:`SharedMemoryTransport.send_all`), and each message becomes three frames,
 ``[header, b"", reference]``, which no wire message has, so the receiving wrapper tells them apart before
 anything is decoded. It copies the slot out (the one copy on its side) and hands the usual
 ``[header, payload]`` to :mod:`gossip.net.wire`, which validates it as it would a model from TCP: sender,
@@ -14,13 +15,13 @@ Linux's abstract namespace, named from the run id, its id and the address peers 
 sender that can connect to it shares the machine; one on another host (or another container) cannot, and
 keeps to TCP. A sender tries before its first model to a neighbour and again at most every ``RETRY_S``.
 
-The handover (``SOCK_SEQPACKET``): the sender creates a ring, seals its size (a ring that could shrink
+The handover (``SOCK_SEQPACKET``): the sender creates its ring once, seals its size (a ring that could shrink
 would crash its reader with SIGBUS), and sends an offer — run id, its id, ours, a random generation, the
 geometry — with the ring's descriptor attached. The receiver refuses, and counts as ``bad_slot``, an
 offer from a process of another user (``SO_PEERCRED``), of another run, for another node, from a node
 that is not its neighbour, of another geometry than its own model's, or a descriptor that is not a
 sealed file of the ring's exact size; it maps an accepted ring read-only. The connection stays open: a
-sender sees its receiver go (a crash, a restart) and sends through TCP until a new receiver takes a new
+sender sees its receiver go (a crash, a restart) and sends through TCP until a new receiver takes the
 ring; a sender that restarts hands over a new ring, which replaces the old one.
 
 Trust: a ring is read only on a reference from the sender ZeroMQ names, in the ring that sender handed
@@ -77,10 +78,9 @@ def ring_socket_name(run_id: bytes, node: int, address: str) -> bytes:
 
 @dataclass
 class _Outbound:
-    """A sender's state towards one neighbour: its ring and the handover connection, or when to try again."""
+    """A sender's state towards one neighbour: the handover connection while it holds our ring, or when to try again."""
 
     name: bytes
-    ring: SendRing | None = None
     conn: socket.socket | None = None
     poll: Any = None  # select.poll watching conn
     next_try: float = 0.0
@@ -113,6 +113,7 @@ class SharedMemoryTransport:
         self.slot_bytes = slot_bytes
         self._name = ring_socket_name(run_id, int(me), address)
         self._out = {peer: _Outbound(ring_socket_name(run_id, int(peer), a)) for peer, a in peers.items()}
+        self._ring: SendRing | None = None  # ours, one for every neighbour: a model sent to several is written once
         self._senders = frozenset(int(p) for p in peers)
         self._rings: dict[int, ReceiveRing] = {}  # written by the listener thread, read by the event loop
         self._conns: dict[int, socket.socket] = {}
@@ -162,30 +163,43 @@ class SharedMemoryTransport:
     # -- sending -------------------------------------------------------------------------------
 
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
-        out = self._out.get(peer)
-        if out is not None and len(frames) == 2:
-            n = byte_view(frames[1]).nbytes
-            ring = self._ring_to(peer, out) if MIN_BYTES <= n <= self.slot_bytes else None
-            if ring is not None:
-                ok = self.inner.send(peer, [frames[0], b"", ring.write(frames[1])])
-                self.sent += ok
-                return ok
-        return self.inner.send(peer, frames)
+        return not self.send_all((peer,), frames)
 
-    def _ring_to(self, peer: NodeId, out: _Outbound) -> SendRing | None:
-        """The ring to ``peer``: the one it holds while its handover connection lives, else a new one if it takes it."""
-        if out.ring is not None:
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        """One message to each of ``peers``; those that hold our ring get a reference to one slot written once."""
+        holders: set[NodeId] = set()
+        if len(frames) == 2 and MIN_BYTES <= byte_view(frames[1]).nbytes <= self.slot_bytes:
+            holders = {peer for peer in peers if peer in self._out and self._holds(peer, self._out[peer])}
+        ref = self._write(frames[1]) if holders else b""
+        unsent = []
+        for peer in peers:
+            if peer in holders:
+                ok = self.inner.send(peer, [frames[0], b"", ref])
+                self.sent += ok
+            else:
+                ok = self.inner.send(peer, frames)
+            if not ok:
+                unsent.append(peer)
+        return unsent
+
+    def _write(self, payload: Any) -> bytes:
+        assert self._ring is not None
+        return self._ring.write(payload)
+
+    def _holds(self, peer: NodeId, out: _Outbound) -> bool:
+        """Whether ``peer`` holds our ring: while its handover connection lives, or once it takes the ring now."""
+        if out.conn is not None:
             if not out.poll.poll(0):
-                return out.ring
-            self._drop(out)  # the receiver is gone (or broke the protocol): TCP until a new one takes a ring
+                return True
+            self._drop(out)  # the receiver is gone (or broke the protocol): TCP until a new one takes the ring
             out.next_try = time.monotonic() + RETRY_S
-            return None
+            return False
         now = time.monotonic()
         if now < out.next_try:
-            return None
+            return False
         out.next_try = now + RETRY_S
         self._offer(peer, out)
-        return out.ring
+        return out.conn is not None
 
     def _offer(self, peer: NodeId, out: _Outbound) -> None:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
@@ -195,7 +209,9 @@ class SharedMemoryTransport:
         except OSError:  # not on this host, or not listening (yet, or at all)
             conn.close()
             return
-        ring = new_ring(self.slots, self.slot_bytes)
+        if self._ring is None:
+            self._ring = new_ring(self.slots, self.slot_bytes)
+        ring = self._ring
         assert ring.fd is not None
         answer = b""
         try:
@@ -204,22 +220,18 @@ class SharedMemoryTransport:
             answer = conn.recv(1)
         except OSError:
             pass
-        ring.handed_over()
         if answer != ACCEPTED:
-            ring.close()
             conn.close()
             self._say_once(f"refused{peer}", "node %s: neighbour %s refused a shared-memory ring: models go through ZeroMQ", peer)
             return
-        out.ring, out.conn = ring, conn
+        out.conn = conn
         out.poll = select.poll()
         out.poll.register(conn, _GONE)
 
     def _drop(self, out: _Outbound) -> None:
         if out.conn is not None:
             out.conn.close()
-        if out.ring is not None:
-            out.ring.close()
-        out.ring = out.conn = out.poll = None
+        out.conn = out.poll = None
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -321,6 +333,9 @@ class SharedMemoryTransport:
             self._thread.join(timeout=HANDOVER_TIMEOUT_S + 1)
         for out in self._out.values():
             self._drop(out)
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()

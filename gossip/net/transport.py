@@ -58,6 +58,10 @@ class Transport(Protocol):
         """Queue a message for ``peer``; ``False`` if it was dropped (peer down or its queue full)."""
         ...
 
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        """:meth:`send` to each of ``peers`` (a round's model to every neighbour); the peers it was dropped for."""
+        ...
+
     def drop_queued(self, peers: Sequence[NodeId]) -> None:
         """Discard what is still queued to ``peers`` and open their links afresh (a no-op where nothing queues)."""
         ...
@@ -118,6 +122,9 @@ class InMemoryTransport:
 
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
         return self.network.deliver(self.me, peer, frames)
+
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        return [peer for peer in peers if not self.send(peer, frames)]
 
     def drop_queued(self, peers: Sequence[NodeId]) -> None:
         return None  # delivered at once: nothing waits in a queue of ours

@@ -231,6 +231,9 @@ class ZmqTransport:
                 return False
         return True
 
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        return [peer for peer in peers if not self.send(peer, frames)]
+
     def drop_queued(self, peers: Sequence[NodeId]) -> None:
         """Discard what is still queued to ``peers``: their PUSH sockets are closed at once and opened again.
 

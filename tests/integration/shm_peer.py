@@ -97,7 +97,7 @@ def die_mid_write(args: dict) -> None:
             if transport.send(NodeId(args["dst"]), [b"header", memoryview(model).cast("B")]):
                 break
             await asyncio.sleep(0.01)
-        ring = transport._out[NodeId(args["dst"])].ring
+        ring = transport._ring
         assert ring is not None and transport.sent == 1, "the model did not leave through a ring"
         slot = (ring._next - 1) % ring.geometry.slots  # the slot of the reference the receiver holds
         word = slot * (HEADER_BYTES // 8)
