@@ -42,12 +42,12 @@ _PAGE = mmap.PAGESIZE
 
 
 def slots_for(rounds_ahead: int) -> int:
-    """Slots enough that a synchronous neighbour's reference is read before its slot is written again.
+    """Slots enough that a synchronous round's model usually finds one free.
 
     A sender is at most ``rounds_ahead`` rounds (``[transport] max_rounds_ahead``) past a receiver that keeps
     up, so the receiver may still hold that many unread references, plus the one it reads and the one being
-    written. A receiver further behind (stopped, far too slow) finds the older slots rewritten and refuses
-    their references as ``torn_slot``: models it would have found stale anyway.
+    written. A slot still held is never written (:class:`gossip.net.shm.SharedMemoryTransport`); a model that
+    finds none free goes through ZeroMQ.
     """
     return min(MAX_SLOTS, max(MIN_SLOTS, rounds_ahead + 2))
 
@@ -98,11 +98,13 @@ class SendRing:
     def fits(self, nbytes: int) -> bool:
         return nbytes <= self.geometry.slot_bytes
 
-    def write(self, payload: Any) -> bytes:
-        """Copy ``payload`` (any byte buffer: bytes, memoryview, a zmq.Frame) into the next slot; its reference."""
+    def write(self, payload: Any, slot: int | None = None) -> bytes:
+        """Copy ``payload`` (any byte buffer: bytes, memoryview, a zmq.Frame) into ``slot`` (default: the one after the
+        last written); its reference."""
         source = np.frombuffer(byte_view(payload), dtype=np.uint8)
         n = source.size
-        slot = self._next
+        if slot is None:
+            slot = self._next
         self._next = (slot + 1) % self.geometry.slots
         self._seq += 2
         word = slot * (HEADER_BYTES // 8)
@@ -132,6 +134,13 @@ class ReceiveRing:
         self._map = mmap.mmap(fd, geometry.size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         self._words = np.frombuffer(self._map, dtype="<u8", count=geometry.slots * HEADER_BYTES // 8)
         self._bytes = np.frombuffer(self._map, dtype=np.uint8)
+
+    def slot_of(self, ref: bytes) -> int | None:
+        """The slot a reference names in this ring (None: not a reference to this ring), to tell its sender it is read."""
+        if len(ref) != REF.size:
+            return None
+        slot, generation, _seq, _n = REF.unpack(ref)
+        return slot if generation == self.generation and slot < self.geometry.slots else None
 
     def read(self, ref: bytes) -> np.ndarray | RejectReason:
         """The payload the reference names, as a private copy; or why it was refused.

@@ -20,9 +20,12 @@ would crash its reader with SIGBUS), and sends an offer — run id, its id, ours
 geometry — with the ring's descriptor attached. The receiver refuses, and counts as ``bad_slot``, an
 offer from a process of another user (``SO_PEERCRED``), of another run, for another node, from a node
 that is not its neighbour, of another geometry than its own model's, or a descriptor that is not a
-sealed file of the ring's exact size; it maps an accepted ring read-only. The connection stays open: a
-sender sees its receiver go (a crash, a restart) and sends through TCP until a new receiver takes the
-ring; a sender that restarts hands over a new ring, which replaces the old one.
+sealed file of the ring's exact size; it maps an accepted ring read-only. The connection stays open, and
+carries the other half of the protocol, ownership: a receiver that has copied a slot out (or refused it)
+says so (``RELEASE``); a sender writes only a slot no receiver still holds an unread reference to, and sends
+a model through ZeroMQ when every slot is held (a receiver that stopped reading), so an honest slot is never
+overwritten before it is read. A sender sees its receiver go (a crash, a restart) and sends through TCP
+until a new receiver takes the ring; a sender that restarts hands over a new ring, which replaces the old one.
 
 Trust: a ring is read only on a reference from the sender ZeroMQ names, in the ring that sender handed
 over, at the slot and sequence number the reference gives, and copied before use. A process of the same
@@ -65,9 +68,9 @@ HANDOVER_TIMEOUT_S = 2.0  # the longest a handover may keep either side waiting
 OFFER = struct.Struct("<8s8sIIIIQ")  # magic, run id, src, dst, generation, slots, slot bytes
 MAGIC = b"gossipRG"
 ACCEPTED, REFUSED = b"\x01", b"\x00"
+RELEASE = struct.Struct("<I")  # receiver to sender, on the handover connection: "I copied this slot out"
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
-_GONE = select.POLLIN | select.POLLHUP | select.POLLERR  # a receiver says nothing after its answer: any event is its end
 
 
 def ring_socket_name(run_id: bytes, node: int, address: str) -> bytes:
@@ -82,7 +85,6 @@ class _Outbound:
 
     name: bytes
     conn: socket.socket | None = None
-    poll: Any = None  # select.poll watching conn
     next_try: float = 0.0
 
 
@@ -114,6 +116,9 @@ class SharedMemoryTransport:
         self._name = ring_socket_name(run_id, int(me), address)
         self._out = {peer: _Outbound(ring_socket_name(run_id, int(peer), a)) for peer, a in peers.items()}
         self._ring: SendRing | None = None  # ours, one for every neighbour: a model sent to several is written once
+        self._held: list[set[NodeId]] = [set() for _ in range(slots)]  # who holds an unread reference to each slot
+        self._watch = select.poll()  # the handover connections: releases, and the end of a receiver
+        self._by_fd: dict[int, NodeId] = {}
         self._senders = frozenset(int(p) for p in peers)
         self._rings: dict[int, ReceiveRing] = {}  # written by the listener thread, read by the event loop
         self._conns: dict[int, socket.socket] = {}
@@ -166,34 +171,70 @@ class SharedMemoryTransport:
         return not self.send_all((peer,), frames)
 
     def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
-        """One message to each of ``peers``; those that hold our ring get a reference to one slot written once."""
-        holders: set[NodeId] = set()
+        """One message to each of ``peers``; those that hold our ring get a reference to one slot written once.
+
+        A slot is written only when no neighbour still holds an unread reference to it (each receiver tells us
+        when it has copied a slot out); with none free, the model goes through ZeroMQ like any other message.
+        """
+        slot, holders = None, []
         if len(frames) == 2 and MIN_BYTES <= byte_view(frames[1]).nbytes <= self.slot_bytes:
-            holders = {peer for peer in peers if peer in self._out and self._holds(peer, self._out[peer])}
-        ref = self._write(frames[1]) if holders else b""
+            self._collect_releases()
+            holders = [peer for peer in peers if self._takes_rings(peer)]
+            slot = self._free_slot() if holders else None
+        ref, held = b"", None
+        if slot is not None and self._ring is not None:
+            ref, held = self._ring.write(frames[1], slot), self._held[slot]
         unsent = []
         for peer in peers:
-            if peer in holders:
+            if held is not None and peer in holders:
+                held.add(peer)
                 ok = self.inner.send(peer, [frames[0], b"", ref])
-                self.sent += ok
+                if ok:
+                    self.sent += 1
+                else:
+                    held.discard(peer)
             else:
                 ok = self.inner.send(peer, frames)
             if not ok:
                 unsent.append(peer)
         return unsent
 
-    def _write(self, payload: Any) -> bytes:
-        assert self._ring is not None
-        return self._ring.write(payload)
+    def _free_slot(self) -> int | None:
+        """The next slot in turn that nobody holds a reference to, or None."""
+        start = self._ring._next if self._ring is not None else 0
+        for k in range(self.slots):
+            slot = (start + k) % self.slots
+            if not self._held[slot]:
+                return slot
+        return None
 
-    def _holds(self, peer: NodeId, out: _Outbound) -> bool:
+    def _collect_releases(self) -> None:
+        """Read the slots receivers say they copied out; forget a receiver whose connection ended."""
+        for fd, _event in self._watch.poll(0) if self._by_fd else ():
+            peer = self._by_fd[fd]
+            conn = self._out[peer].conn
+            assert conn is not None
+            while True:
+                try:
+                    message = conn.recv(RELEASE.size + 1, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    message = b""
+                if len(message) != RELEASE.size:  # the end of the receiver (or a broken protocol): TCP for now
+                    self._forget(peer)
+                    break
+                slot = RELEASE.unpack(message)[0]
+                if slot < self.slots:
+                    self._held[slot].discard(peer)
+
+    def _takes_rings(self, peer: NodeId) -> bool:
         """Whether ``peer`` holds our ring: while its handover connection lives, or once it takes the ring now."""
-        if out.conn is not None:
-            if not out.poll.poll(0):
-                return True
-            self._drop(out)  # the receiver is gone (or broke the protocol): TCP until a new one takes the ring
-            out.next_try = time.monotonic() + RETRY_S
+        out = self._out.get(peer)
+        if out is None:
             return False
+        if out.conn is not None:
+            return True
         now = time.monotonic()
         if now < out.next_try:
             return False
@@ -224,14 +265,22 @@ class SharedMemoryTransport:
             conn.close()
             self._say_once(f"refused{peer}", "node %s: neighbour %s refused a shared-memory ring: models go through ZeroMQ", peer)
             return
+        conn.setblocking(False)  # from here on it is read only for releases, never waited on
         out.conn = conn
-        out.poll = select.poll()
-        out.poll.register(conn, _GONE)
+        self._by_fd[conn.fileno()] = peer
+        self._watch.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
 
-    def _drop(self, out: _Outbound) -> None:
+    def _forget(self, peer: NodeId) -> None:
+        """A receiver that went: its references die with it, and it is offered the ring again after a while."""
+        out = self._out[peer]
         if out.conn is not None:
+            self._by_fd.pop(out.conn.fileno(), None)
+            self._watch.unregister(out.conn)
             out.conn.close()
-        out.conn = out.poll = None
+            out.conn = None
+        out.next_try = time.monotonic() + RETRY_S
+        for held in self._held:
+            held.discard(peer)
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -245,11 +294,23 @@ class SharedMemoryTransport:
         ring = self._rings.get(received.sender) if received.sender is not None else None
         if ring is None:
             return Received(received.sender, [], received.nbytes, refused=RejectReason.BAD_SLOT)
-        payload = ring.read(bytes(frames[2]))
+        ref = bytes(frames[2])
+        payload = ring.read(ref)
+        self._release(received.sender, ring, ref)
         if isinstance(payload, RejectReason):
             return Received(received.sender, [], received.nbytes, refused=payload)
         self.received += 1
         return Received(received.sender, [frames[0], memoryview(payload)], received.nbytes + payload.size)  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
+
+    def _release(self, sender: int | None, ring: ReceiveRing, ref: bytes) -> None:
+        """Tell the sender we are done with the slot the reference names (copied out, or refused): it may write it again."""
+        slot = ring.slot_of(ref)
+        conn = self._conns.get(sender) if sender is not None else None
+        if slot is not None and conn is not None:
+            try:
+                conn.send(RELEASE.pack(slot), socket.MSG_DONTWAIT)
+            except OSError:  # the sender is gone, or not reading: it stops using the ring either way
+                pass
 
     def _accept_loop(self) -> None:
         """The listener thread: take one offer per connection, answer it, keep the connection of an accepted ring."""
@@ -282,10 +343,11 @@ class SharedMemoryTransport:
         os.close(fds[0])  # the mapping holds the memory now
         self._rings[src] = ring  # replaces the ring of an earlier process of that node: its references fail
         old = self._conns.pop(src, None)
-        self._conns[src] = conn
+        self._conns[src] = conn  # before the answer: the sender's first reference may follow at once
         if old is not None:
             old.close()
         conn.send(ACCEPTED)
+        conn.setblocking(False)  # releases are sent from the event loop: never wait on a full buffer
 
     def _check(self, conn: socket.socket, message: bytes, fds: list[int]) -> tuple[int, ReceiveRing]:
         """An offer's ring, mapped read-only, once every check holds; :class:`_Refused` naming the first that failed."""
@@ -331,8 +393,8 @@ class SharedMemoryTransport:
             listener.close()
         if self._thread is not None:
             self._thread.join(timeout=HANDOVER_TIMEOUT_S + 1)
-        for out in self._out.values():
-            self._drop(out)
+        for peer in list(self._by_fd.values()):
+            self._forget(peer)
         if self._ring is not None:
             self._ring.close()
             self._ring = None

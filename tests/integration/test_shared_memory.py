@@ -81,6 +81,64 @@ def test_a_model_to_a_neighbour_on_this_host_travels_through_a_ring_unchanged() 
     assert _rings_mapped() == 0  # closed transports unmap every ring
 
 
+def test_a_model_to_several_neighbours_is_written_into_the_ring_once() -> None:
+    """A round's model to every neighbour costs one copy on the sender's side: both references name one slot."""
+    a0, a1, a2 = _address(), _address(), _address()
+    model = np.random.default_rng(1).standard_normal(SLOT_BYTES // 4).astype(np.float32)
+
+    async def scenario() -> tuple[list[Received], int, int]:
+        a = _transport(0, a0, {NodeId(1): a1, NodeId(2): a2})
+        b, c = _transport(1, a1, {NodeId(0): a0}), _transport(2, a2, {NodeId(0): a0})
+        for t in (a, b, c):
+            await t.start()
+        try:
+            for r, peer in ((b, 1), (c, 2)):  # both links up first (a small message is no ring's business)
+                await _send_until_received(a, peer, r, [b"hello"])
+            assert a.send_all([NodeId(1), NodeId(2)], [b"header", memoryview(model).cast("B")]) == []
+            got = [await asyncio.wait_for(r.recv(), 10) for r in (b, c)]
+            assert a._ring is not None
+            return got, a.sent, a._ring._seq // 2
+        finally:
+            for t in (a, b, c):
+                await t.close()
+
+    got, sent, writes = asyncio.run(scenario())
+    assert [bytes(r.frames[1]) for r in got] == [model.tobytes()] * 2
+    assert sent == 2 and writes == 1
+
+
+def test_a_slot_a_receiver_has_not_read_is_never_written_again() -> None:
+    """While a receiver holds a reference to every slot (it has not read them), the sender's next models go through
+    ZeroMQ instead of overwriting one; every model arrives whole and in order, and once the receiver has read
+    them (and said so) the ring is used again."""
+    a0, a1 = _address(), _address()
+    models = [np.full(SLOT_BYTES // 4, k, dtype=np.float32) for k in range(MIN_SLOTS + 2)]
+
+    async def scenario() -> tuple[list[bytes], int, int]:
+        a, b = _transport(0, a0, {NodeId(1): a1}), _transport(1, a1, {NodeId(0): a0})
+        await a.start()
+        await b.start()
+        try:
+            await _send_until_received(a, 1, b, [b"hello"])
+            for k, model in enumerate(models):  # ZeroMQ's queues may take a moment to pass a message on
+                for _ in range(500):
+                    if a.send(NodeId(1), [b"model %d" % k, memoryview(model).cast("B")]):
+                        break
+                    await asyncio.sleep(0.01)
+            sent_while_held = a.sent
+            got = [bytes((await asyncio.wait_for(b.recv(), 10)).frames[1]) for _ in models]
+            await _send_until_received(a, 1, b, [b"again", memoryview(models[0]).cast("B")])
+            return got, sent_while_held, a.sent
+        finally:
+            await a.close()
+            await b.close()
+
+    got, sent_while_held, sent_after = asyncio.run(scenario())
+    assert got == [m.tobytes() for m in models]
+    assert sent_while_held == MIN_SLOTS  # the last two found every slot held
+    assert sent_after == MIN_SLOTS + 1
+
+
 def test_a_receiver_without_shared_memory_gets_the_model_over_the_socket() -> None:
     """A peer that takes no rings (another host, or shared memory off) is sent the model through ZeroMQ."""
     a0, a1 = _address(), _address()
