@@ -36,17 +36,9 @@ by key, which a ring handover cannot prove, so a node with CURVE never uses this
 
 from __future__ import annotations
 
-import collections
-import fcntl
-import hashlib
 import logging
-import os
-import secrets
 import select
 import socket
-import stat
-import struct
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,29 +46,17 @@ from typing import Any
 
 from gossip.errors import RejectReason
 from gossip.ids import NodeId
+from gossip.net.handover import MAGIC, OFFER, RELEASE, RingIntake, new_ring, offer_ring, ring_socket_name
 from gossip.net.payload import byte_view
-from gossip.net.rings import MAX_SLOTS, MIN_SLOTS, Geometry, ReceiveRing, SendRing
+from gossip.net.rings import MIN_SLOTS, SendRing
 from gossip.net.transport import Received, Transport
 
-__all__ = ["MIN_BYTES", "RETRY_S", "SharedMemoryTransport", "ring_socket_name"]
+__all__ = ["MIN_BYTES", "RETRY_S", "SharedMemoryTransport", "ring_socket_name"]  # the name: tests and tools that find a node
 
 log = logging.getLogger("gossip.node")
 
 MIN_BYTES = 1 << 15  # smaller payloads go through ZeroMQ: a copy that small costs less than the extra frame
 RETRY_S = 1.0  # a sender asks a neighbour that did not take a ring again at most this often
-HANDOVER_TIMEOUT_S = 2.0  # the longest a handover may keep either side waiting
-OFFER = struct.Struct("<8s8sIIIIQ")  # magic, run id, src, dst, generation, slots, slot bytes
-MAGIC = b"gossipRG"
-ACCEPTED, REFUSED = b"\x01", b"\x00"
-RELEASE = struct.Struct("<I")  # receiver to sender, on the handover connection: "I copied this slot out"
-_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
-
-
-def ring_socket_name(run_id: bytes, node: int, address: str) -> bytes:
-    """The abstract Unix socket a node takes rings on: unique per run, node and address (two runs never meet)."""
-    digest = hashlib.sha256(b"%s|%d|%s" % (run_id, node, address.encode())).hexdigest()[:32]
-    return b"\0gossip-ring-" + digest.encode()
 
 
 @dataclass
@@ -86,12 +66,6 @@ class _Outbound:
     name: bytes
     conn: socket.socket | None = None
     next_try: float = 0.0
-
-
-class _Refused(Exception):
-    def __init__(self, src: int | None, detail: str) -> None:
-        super().__init__(detail)
-        self.src = src
 
 
 class SharedMemoryTransport:
@@ -113,18 +87,12 @@ class SharedMemoryTransport:
         self.run_id = run_id
         self.me = me
         self.slot_bytes = slot_bytes
-        self._name = ring_socket_name(run_id, int(me), address)
         self._out = {peer: _Outbound(ring_socket_name(run_id, int(peer), a)) for peer, a in peers.items()}
         self._ring: SendRing | None = None  # ours, one for every neighbour: a model sent to several is written once
         self._held: list[set[NodeId]] = [set() for _ in range(slots)]  # who holds an unread reference to each slot
         self._watch = select.poll()  # the handover connections: releases, and the end of a receiver
         self._by_fd: dict[int, NodeId] = {}
-        self._senders = frozenset(int(p) for p in peers)
-        self._rings: dict[int, ReceiveRing] = {}  # written by the listener thread, read by the event loop
-        self._conns: dict[int, socket.socket] = {}
-        self._refusals: collections.deque[int | None] = collections.deque(maxlen=1024)
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self.intake = RingIntake(run_id, me, ring_socket_name(run_id, int(me), address), frozenset(int(p) for p in peers), slot_bytes)
         self._said: set[str] = set()
         self.sent = 0
         self.received = 0
@@ -146,17 +114,7 @@ class SharedMemoryTransport:
 
     async def start(self) -> None:
         """Listen for rings first, so a neighbour that hears our hello can hand one over at once; then ZeroMQ."""
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        try:
-            listener.bind(self._name)
-            listener.listen(16)
-        except OSError as exc:  # the name is taken: another process of this run at this address; stay on TCP
-            listener.close()
-            log.warning("node %s: no same-host shared memory (%s): models come through ZeroMQ", self.me, exc.strerror)
-        else:
-            self._listener = listener
-            self._thread = threading.Thread(target=self._accept_loop, name=f"gossip-rings-{self.me}", daemon=True)
-            self._thread.start()
+        self.intake.start()
         await self.inner.start()
 
     def connect(self, peer: NodeId, address: str) -> None:
@@ -243,29 +201,15 @@ class SharedMemoryTransport:
         return out.conn is not None
 
     def _offer(self, peer: NodeId, out: _Outbound) -> None:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        conn.settimeout(HANDOVER_TIMEOUT_S)
-        try:
-            conn.connect(out.name)
-        except OSError:  # not on this host, or not listening (yet, or at all)
-            conn.close()
-            return
         if self._ring is None:
             self._ring = new_ring(self.slots, self.slot_bytes)
         ring = self._ring
-        assert ring.fd is not None
-        answer = b""
-        try:
-            offer = OFFER.pack(MAGIC, self.run_id, int(self.me), int(peer), ring.generation, self.slots, self.slot_bytes)
-            socket.send_fds(conn, [offer], [ring.fd])
-            answer = conn.recv(1)
-        except OSError:
-            pass
-        if answer != ACCEPTED:
-            conn.close()
+        offer = OFFER.pack(MAGIC, self.run_id, int(self.me), int(peer), ring.generation, self.slots, self.slot_bytes)
+        conn, refused = offer_ring(out.name, ring, offer)
+        if refused:
             self._say_once(f"refused{peer}", "node %s: neighbour %s refused a shared-memory ring: models go through ZeroMQ", peer)
+        if conn is None:
             return
-        conn.setblocking(False)  # from here on it is read only for releases, never waited on
         out.conn = conn
         self._by_fd[conn.fileno()] = peer
         self._watch.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
@@ -285,96 +229,23 @@ class SharedMemoryTransport:
     # -- receiving -----------------------------------------------------------------------------
 
     async def recv(self) -> Received:
-        if self._refusals:  # rings the listener refused: counted by the node like any refused message
-            return Received(self._refusals.popleft(), [], 0, refused=RejectReason.BAD_SLOT)
+        intake = self.intake
+        if intake.refusals:  # rings the listener refused: counted by the node like any refused message
+            return Received(intake.refusals.popleft(), [], 0, refused=RejectReason.BAD_SLOT)
         received = await self.inner.recv()
         frames = received.frames
         if len(frames) != 3 or len(frames[1]) != 0:
             return received
-        ring = self._rings.get(received.sender) if received.sender is not None else None
+        ring = intake.rings.get(received.sender) if received.sender is not None else None
         if ring is None:
             return Received(received.sender, [], received.nbytes, refused=RejectReason.BAD_SLOT)
         ref = bytes(frames[2])
         payload = ring.read(ref)
-        self._release(received.sender, ring, ref)
+        intake.release(received.sender, ring, ref)
         if isinstance(payload, RejectReason):
             return Received(received.sender, [], received.nbytes, refused=payload)
         self.received += 1
         return Received(received.sender, [frames[0], memoryview(payload)], received.nbytes + payload.size)  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
-
-    def _release(self, sender: int | None, ring: ReceiveRing, ref: bytes) -> None:
-        """Tell the sender we are done with the slot the reference names (copied out, or refused): it may write it again."""
-        slot = ring.slot_of(ref)
-        conn = self._conns.get(sender) if sender is not None else None
-        if slot is not None and conn is not None:
-            try:
-                conn.send(RELEASE.pack(slot), socket.MSG_DONTWAIT)
-            except OSError:  # the sender is gone, or not reading: it stops using the ring either way
-                pass
-
-    def _accept_loop(self) -> None:
-        """The listener thread: take one offer per connection, answer it, keep the connection of an accepted ring."""
-        listener = self._listener
-        while listener is not None:
-            try:
-                conn, _ = listener.accept()
-            except OSError:  # closed: the transport is closing
-                return
-            self._take(conn)
-
-    def _take(self, conn: socket.socket) -> None:
-        conn.settimeout(HANDOVER_TIMEOUT_S)
-        fds: list[int] = []
-        try:
-            message, fds, _flags, _addr = socket.recv_fds(conn, OFFER.size + 1, 2)
-            src, ring = self._check(conn, message, fds)
-        except (_Refused, OSError) as exc:
-            for fd in fds:
-                os.close(fd)
-            who = exc.src if isinstance(exc, _Refused) else None
-            self._refusals.append(who)
-            self._say_once(str(exc), "node %s: refused a shared-memory ring from %s: %s", who, exc)
-            try:
-                conn.send(REFUSED)
-            except OSError:
-                pass
-            conn.close()
-            return
-        os.close(fds[0])  # the mapping holds the memory now
-        self._rings[src] = ring  # replaces the ring of an earlier process of that node: its references fail
-        old = self._conns.pop(src, None)
-        self._conns[src] = conn  # before the answer: the sender's first reference may follow at once
-        if old is not None:
-            old.close()
-        conn.send(ACCEPTED)
-        conn.setblocking(False)  # releases are sent from the event loop: never wait on a full buffer
-
-    def _check(self, conn: socket.socket, message: bytes, fds: list[int]) -> tuple[int, ReceiveRing]:
-        """An offer's ring, mapped read-only, once every check holds; :class:`_Refused` naming the first that failed."""
-        _pid, uid, _gid = _CRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
-        if uid != os.getuid():
-            raise _Refused(None, f"offered by a process of user {uid}")
-        if len(message) != OFFER.size or len(fds) != 1:
-            raise _Refused(None, "a malformed offer")
-        magic, run_id, src, dst, generation, slots, slot_bytes = OFFER.unpack(message)
-        who = src if src in self._senders else None
-        if magic != MAGIC or run_id != self.run_id or dst != self.me:
-            raise _Refused(who, "an offer for another run or node")
-        if who is None:
-            raise _Refused(None, f"an offer from node {src}, not a neighbour")
-        geometry = Geometry(slots, slot_bytes)
-        if not MIN_SLOTS <= slots <= MAX_SLOTS or slot_bytes != self.slot_bytes:
-            raise _Refused(src, f"a ring of {slots} slots of {slot_bytes} bytes for a model of {self.slot_bytes}")
-        info = os.fstat(fds[0])
-        if not stat.S_ISREG(info.st_mode) or info.st_size != geometry.size:
-            raise _Refused(src, "a descriptor that is not a ring of the offered size")
-        try:
-            seals = fcntl.fcntl(fds[0], fcntl.F_GET_SEALS)
-        except OSError:
-            seals = 0
-        if seals & _SEALS != _SEALS:
-            raise _Refused(src, "a ring that is not sealed against resizing")
-        return src, ReceiveRing(fds[0], geometry, generation)
 
     def _say_once(self, key: str, text: str, *args: object) -> None:
         if key not in self._said:
@@ -384,31 +255,9 @@ class SharedMemoryTransport:
     async def close(self) -> None:
         """Close ZeroMQ (its last references still reach rings the receivers map), then every ring and socket."""
         await self.inner.close()
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread's accept
-            except OSError:
-                pass
-            listener.close()
-        if self._thread is not None:
-            self._thread.join(timeout=HANDOVER_TIMEOUT_S + 1)
+        self.intake.close()
         for peer in list(self._by_fd.values()):
             self._forget(peer)
         if self._ring is not None:
             self._ring.close()
             self._ring = None
-        for conn in self._conns.values():
-            conn.close()
-        self._conns.clear()
-        for ring in self._rings.values():
-            ring.close()
-        self._rings.clear()
-
-
-def new_ring(slots: int, slot_bytes: int) -> SendRing:
-    """A sender's ring of ``slots`` models of ``slot_bytes``, sealed against resizing, with a random generation."""
-    ring = SendRing(Geometry(slots, slot_bytes), generation=secrets.randbits(32))
-    assert ring.fd is not None
-    fcntl.fcntl(ring.fd, fcntl.F_ADD_SEALS, _SEALS)
-    return ring

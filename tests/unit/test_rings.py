@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gossip.errors import RejectReason
+from gossip.net.handover import new_ring
 from gossip.net.rings import MAX_SLOTS, MIN_SLOTS, REF, ReceiveRing, slots_for
-from gossip.net.shm import new_ring
 
 SLOT_BYTES = 4096 * 3 + 12
 
