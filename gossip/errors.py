@@ -74,6 +74,8 @@ class RejectReason(enum.StrEnum):
     ADDRESS_NOT_ALLOWED = "address_not_allowed"  # membership: a member address outside the run's [membership] allow-list
     TOO_MANY_MEMBERS = "too_many_members"  # membership: a list of more members than one message may name
     JOIN_FLOOD = "join_flood"  # membership: more joins than the node takes in per second
+    BAD_SLOT = "bad_slot"  # same host: a shared-memory reference or ring that is not one the sender handed over
+    TORN_SLOT = "torn_slot"  # same host: the slot was being written, or rewritten, when its reference was read
 
 
 # Each value is a label of gossip_connections_refused_total{reason=...}

@@ -59,6 +59,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             if getattr(args, k, None) is not None
         ]
         given += ["--ipc"] if args.ipc else []
+        given += ["--no-shared-memory"] if args.no_shared_memory else []
         if given or args.overrides:
             raise UsageError(f"--resume takes the run's own config; drop {', '.join(given or ['--set'])}")
         result = _run_launcher(
@@ -77,6 +78,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
             if args.base_port is not None:
                 raise UsageError("--ipc and --base-port exclude each other: ipc sockets have no ports")
             overrides = {**overrides, "transport.address_template": "ipc://"}
+        if args.no_shared_memory:
+            overrides = {**overrides, "transport.shared_memory": "false"}
         if args.gpus is not None:
             overrides = {**overrides, **_gpu_overrides(args.gpus)}
         cfg = load_config(args.config, overrides=overrides)

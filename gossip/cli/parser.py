@@ -19,6 +19,7 @@ from gossip.cli.commands import (
     cmd_simulate,
     cmd_topology_show,
 )
+from gossip.cli.local_flags import add_local_transport_arguments
 from gossip.config import MAX_NODES, MAX_SEED, check_path_text
 from gossip.errors import ExitCode, GossipError, one_line
 from gossip.node.daemon import add_node_arguments, hold_seconds
@@ -143,12 +144,7 @@ def _launch_parser(sub: Any) -> None:
         default=None,
         help="first TCP port for nodes, their metrics on the ports after theirs (default or 0: free ports picked by the OS)",
     )
-    p.add_argument(
-        "--ipc",
-        action="store_true",
-        help="nodes talk over Unix-domain sockets (ZeroMQ ipc://) instead of loopback TCP: less CPU per model moved on "
-        "one machine; TCP (the default) is what a real network does",
-    )
+    add_local_transport_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--gpus",

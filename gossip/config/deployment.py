@@ -47,6 +47,9 @@ class TransportConfig:
     # sync rounds hand ZeroMQ the live model: zero-copy from 1 MiB (mixed only once ZeroMQ let go), below
     # copied by the socket inside send; false: always send a snapshot copy (async and link emulation always do)
     zero_copy: bool = True
+    # models to neighbours on the same host go through shared memory (gossip.net.shm), found without any
+    # setting; false: always through ZeroMQ. Never used with [security] curve, whose peers prove a key
+    shared_memory: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self, "transport")

@@ -105,6 +105,10 @@ class LinkEmulator:
         self.dropped = 0  # messages lost by emulated loss
         self.refused = 0  # delayed messages the real transport refused when their time came
 
+    @property
+    def in_memory(self) -> tuple[int, int]:
+        return self.inner.in_memory
+
     def __getattr__(self, name: str) -> Any:  # bound_address, on_unauthenticated, allow, ...: the real transport's
         return getattr(self.inner, name)
 
@@ -155,6 +159,9 @@ class LinkEmulator:
         handle = loop.call_at(arrive, _deliver)
         self._pending.add(handle)
         return True
+
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        return [peer for peer in peers if not self.send(peer, frames)]  # each link its own delay and loss
 
     async def close(self) -> None:
         """Let what is in flight on an emulated link arrive (at most ``FLUSH_S``), then close the real transport.

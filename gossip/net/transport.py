@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gossip.errors import RejectReason
 from gossip.ids import NodeId
 
 __all__ = ["InMemoryNetwork", "InMemoryTransport", "Received", "Transport"]
@@ -28,6 +29,7 @@ class Received:
     sender: int | None  # node id the transport vouches for; None if the identity is not a node id
     frames: list[Any]  # bytes, memoryview or zmq.Frame; decoded by gossip.net.wire (empty: too many frames)
     nbytes: int
+    refused: RejectReason | None = None  # the transport itself refused it (a bad shared-memory reference): count, drop
 
 
 class Transport(Protocol):
@@ -43,12 +45,21 @@ class Transport(Protocol):
         """Messages this transport lost on purpose so far (emulated loss); the sender could not tell."""
         ...
 
+    @property
+    def in_memory(self) -> tuple[int, int]:
+        """Models sent and received through same-host shared memory so far (:mod:`gossip.net.shm`); (0, 0) elsewhere."""
+        ...
+
     async def start(self) -> None: ...
 
     def connect(self, peer: NodeId, address: str) -> None: ...
 
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
         """Queue a message for ``peer``; ``False`` if it was dropped (peer down or its queue full)."""
+        ...
+
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        """:meth:`send` to each of ``peers`` (a round's model to every neighbour); the peers it was dropped for."""
         ...
 
     def drop_queued(self, peers: Sequence[NodeId]) -> None:
@@ -97,6 +108,7 @@ class InMemoryTransport:
 
     zero_copy = False  # frames are copied into the receiver's queue inside send
     dropped = 0  # what InMemoryNetwork.drop loses is the network's, as on a real wire
+    in_memory = (0, 0)
 
     def __init__(self, network: InMemoryNetwork, me: NodeId) -> None:
         self.network = network
@@ -110,6 +122,9 @@ class InMemoryTransport:
 
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
         return self.network.deliver(self.me, peer, frames)
+
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        return [peer for peer in peers if not self.send(peer, frames)]
 
     def drop_queued(self, peers: Sequence[NodeId]) -> None:
         return None  # delivered at once: nothing waits in a queue of ours

@@ -100,6 +100,7 @@ class ZmqTransport:
 
     zero_copy = True  # frames of COPY_BELOW_BYTES or more are read by libzmq after send returns
     dropped = 0  # a refused send returns False; nothing is lost on purpose
+    in_memory = (0, 0)  # every model travels through the socket (gossip.net.shm wraps this for the same host)
 
     def __init__(
         self,
@@ -229,6 +230,9 @@ class ZmqTransport:
             except zmq.Again:
                 return False
         return True
+
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        return [peer for peer in peers if not self.send(peer, frames)]
 
     def drop_queued(self, peers: Sequence[NodeId]) -> None:
         """Discard what is still queued to ``peers``: their PUSH sockets are closed at once and opened again.

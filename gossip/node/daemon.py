@@ -30,6 +30,7 @@ from gossip.config import MAX_NODES, RunConfig, load_config
 from gossip.errors import ExitCode, GossipError, TransportError, UsageError, error_text, one_line
 
 if TYPE_CHECKING:
+    from gossip.net.shm import SharedMemoryTransport
     from gossip.net.zeromq import ZmqTransport
     from gossip.node.member import MemberNode
     from gossip.node.node import Node
@@ -236,16 +237,17 @@ def run_node(args: argparse.Namespace, *, check_fits: Callable[[RunConfig], None
         return ExitCode.FAILED
 
 
-def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int | None = None) -> tuple[Node | MemberNode, ZmqTransport]:
+def _build(
+    args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int | None = None
+) -> tuple[Node | MemberNode, ZmqTransport | SharedMemoryTransport]:
     """The node of this process and its ZeroMQ transport; no socket is opened yet.
 
     ``ntasks``: the SLURM job step's task count (``--id slurm``), which must be the topology's node count: a
     task more would wait for neighbours that do not exist, a task less leave a node out of every round.
     """
-    from gossip.net.connections import size_limits
-    from gossip.net.zeromq import ZmqTransport, load_keys
     from gossip.node.byzantine import build_node
-    from gossip.node.plan import message_limit, plan_node
+    from gossip.node.plan import plan_node
+    from gossip.node.sockets import node_transport
 
     if ntasks is not None:  # before the data is loaded: every task of a mis-sized job says so at once
         from gossip.topology import topology_of
@@ -260,40 +262,11 @@ def _build(args: argparse.Namespace, cfg: RunConfig, node_id: int, ntasks: int |
             f"{'--join' if args.join is not None else '--address'} needs an open network: set membership.enabled = true (and training.mode = 'async')"
         )
     plan = plan_node(cfg, node_id, args.run_dir, resume=args.resume, join_round=args.join_round)
-    neighbours = plan.topology.neighbours(node_id)
-    peers = {j: cfg.transport.address_of(j) for j in neighbours}
-    curve = None
-    if cfg.security.curve:
-        if not cfg.security.keys_dir:
-            raise UsageError("[security] curve = true needs keys_dir (create keys with: gossip keys --nodes N --out DIR)")
-        # the global merge talks to every node of the run, so it needs every node's key (the wire still
-        # accepts only merge messages from a node that is not a neighbour)
-        admitted = [j for j in range(plan.topology.n) if j != node_id] if cfg.merge.enabled else neighbours
-        curve = load_keys(cfg.security.keys_dir, node_id, admitted)
-    # every node of the run may connect when the merge is on (it is all-to-all), else the neighbours
-    connecting = plan.topology.n - 1 if cfg.merge.enabled else len(neighbours)
-    max_frame_bytes = message_limit(plan)
-    limits = size_limits(
-        connecting,
-        max_frame_bytes,
-        cfg.transport.queue_messages,
-        handshake_timeout_s=cfg.security.handshake_timeout_s,
-        max_connections=cfg.security.max_connections,
-        max_per_address=cfg.security.max_connections_per_address,
-    )
-    transport = ZmqTransport(
-        plan.node_id,
-        cfg.transport.listen_address(node_id),
-        peers,
-        queue_messages=cfg.transport.queue_messages,
-        max_message_bytes=max_frame_bytes,
-        curve=curve,
-        limits=limits,
-    )
+    sockets, transport = node_transport(cfg, plan)
     node = build_node(plan, transport)  # honest, or the role [byzantine] gives it; refuses an indefensible run
     del plan  # the node kept its own shard: drop the rest of the training set
-    transport.on_unauthenticated = node.on_unauthenticated
-    transport.on_refused = node.metrics.connection_refused
+    sockets.on_unauthenticated = node.on_unauthenticated
+    sockets.on_refused = node.metrics.connection_refused
     return node, transport
 
 
@@ -319,7 +292,9 @@ def _build_member(args: argparse.Namespace, cfg: RunConfig, node_id: int) -> tup
     return build_member(cfg, node_id, args.run_dir, address, join, listen=listen)
 
 
-async def _serve(node: Node | MemberNode, transport: ZmqTransport, server: MetricsServer | None, node_id: int, hold: float) -> int:
+async def _serve(
+    node: Node | MemberNode, transport: ZmqTransport | SharedMemoryTransport, server: MetricsServer | None, node_id: int, hold: float
+) -> int:
     """Run the node under SIGTERM/SIGINT handlers, serve its metrics (and hold them), and return its exit code."""
     cfg = node.cfg
     stopped_by: list[int] = []  # the signal that asked the node to stop, if one did

@@ -75,6 +75,17 @@ class Outbox:
         self.core.metrics.sent(peer, nbytes, ok)
         return ok
 
+    def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
+        """One message to each of ``peers`` (the transport may share work between them), counted per peer; the unsent."""
+        nbytes = sum(len(f) for f in frames)
+        unsent = self.core.transport.send_all(peers, frames)
+        metrics = self.core.metrics
+        for peer in peers:
+            ok = peer not in unsent
+            self.bytes_out += nbytes * ok
+            metrics.sent(peer, nbytes, ok)
+        return unsent
+
     def say(self, kind: Kind, peer: NodeId | None = None) -> None:
         """Send a bodiless message (hello, welcome, bye) to ``peer``, or to every neighbour."""
         core = self.core

@@ -58,6 +58,9 @@ class Receiver:
         transport, metrics = self.core.transport, self.core.metrics
         while True:
             received = await transport.recv()
+            if received.refused is not None:  # the transport refused it (a shared-memory slot): counted like the rest
+                self.reject(received.refused, "by the transport", received.sender)
+                continue
             if not self._limiter.allow(received.sender):
                 self.reject(RejectReason.RATE_LIMITED, "", received.sender)
                 continue

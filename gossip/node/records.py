@@ -129,6 +129,7 @@ def node_summary(node: Node, result: NodeResult) -> NodeSummary:
         peers_were_down=tuple(sorted(node.liveness.ever_down)),
         resumed=Rejoin(**node.resumed) if node.resumed is not None else None,
         link_dropped=node.transport.dropped,
+        shared_memory=node.transport.in_memory,
         checkpoints_written=node.checkpoints_written,
         send_path=node.send_path.value,
         mass=node.async_gossip.mass if node.cfg.training.push_sum else None,

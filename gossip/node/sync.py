@@ -217,12 +217,10 @@ class SyncRounds:
         t0 = time.perf_counter()
         frames, tracker = self.outbox.model_frames(t, loss)
         t1 = time.perf_counter()
-        unsent = []
-        for j in self.round_plan.send_to:
-            if not self.outbox.send(j, frames):
-                unsent.append(j)  # no connection, or its queue is full: it is gone or not reading
-                if core.choco is not None:
-                    core.choco.resync()  # j's copy of our public copy is now behind
+        # a peer it could not go to has no connection, or its queue is full: it is gone or not reading
+        unsent = self.outbox.send_all(self.round_plan.send_to, frames)
+        if unsent and core.choco is not None:
+            core.choco.resync()  # their copy of our public copy is now behind
         del frames  # the tracked frame must die for its tracker to finish
         t2 = time.perf_counter()
         # Who is waited for how long (gossip.node.liveness): neighbours in good standing until the round timeout,

@@ -137,6 +137,7 @@ class NodeProcess:
     precision: str = "fp32"  # the local steps' autocast ([training] precision)
     deterministic: bool = False  # whether torch ran with deterministic algorithms only
     gpu_memory_peak_bytes: int | None = None  # the most GPU memory torch held at once; absent on the CPU
+    shared_memory: tuple[int, int] = (0, 0)  # models sent and received through same-host shared memory
     # open membership only: joins through this node, leaves, failures, neighbour changes, view size, the members it started from
     membership: Mapping[str, Any] | None = None
 
@@ -163,6 +164,7 @@ class NodeProcess:
             "device": self.device,
             "precision": self.precision,
             "deterministic": self.deterministic,
+            "shared_memory": {"sent": self.shared_memory[0], "received": self.shared_memory[1]},
         }
         if self.gpu_memory_peak_bytes is not None:
             out["gpu_memory_peak_bytes"] = self.gpu_memory_peak_bytes
@@ -205,6 +207,7 @@ class NodeProcess:
             deterministic=bool(d.get("deterministic", False)),
             gpu_memory_peak_bytes=int(d["gpu_memory_peak_bytes"]) if "gpu_memory_peak_bytes" in d else None,
             membership=dict(d["membership"]) if "membership" in d else None,
+            shared_memory=(int(d["shared_memory"]["sent"]), int(d["shared_memory"]["received"])) if "shared_memory" in d else (0, 0),
         )
 
 
