@@ -9,6 +9,8 @@ data), MLPs of about 10k (64-128-10), 1M (1000-1000-10) and 10M (1000-10000-10) 
 
 - **gossip**: the real run, N node processes exchanging models every round over loopback TCP;
 - **gossip, ipc**: the same over Unix-domain sockets (``gossip launch --ipc``);
+- **gossip, shm**: the same with models through same-host shared memory (the default on one machine; the two
+  arms above turn it off, ``transport.shared_memory = false``);
 - **local only**: the same N processes and the same local steps with the exchange switched off
   (``schedule.mode = "none"``): the local-training time of a round *on this machine*, time-sharing of
   the cores between N processes included.
@@ -63,7 +65,12 @@ def main() -> None:
     args = p.parse_args()
     names = args.only or list(SIZES)
     steps = [int(s) for s in args.steps.split(",")]
-    arms = {"gossip": {}, "gossip, ipc": {"transport.address_template": "ipc://"}, "local only": {"schedule.mode": "none"}}
+    arms = {
+        "gossip": {"transport.shared_memory": False},
+        "gossip, ipc": {"transport.address_template": "ipc://", "transport.shared_memory": False},
+        "gossip, shm": {},
+        "local only": {"schedule.mode": "none"},
+    }
     runs: dict[tuple[str, int, str], list] = {}
     raws: dict[tuple[str, int, str], list[RawFigures]] = {}
     for rep in range(args.repeat):
@@ -98,15 +105,18 @@ def main() -> None:
                     )
     print(f"\n{args.nodes}-node ring on this machine, SGD steps of batch 32; median of {args.repeat} interleaved runs\n")
     print(
-        "| params | local steps | round ms: gossip / ipc / local only | overhead, wall: gossip | ipc | CPU ms/round: gossip / ipc / local only | overhead, CPU: gossip | ipc |"
+        "| params | local steps | round ms: gossip / ipc / shm / local only | overhead, wall: gossip | ipc | shm "
+        "| CPU ms/round: gossip / ipc / shm / local only | overhead, CPU: gossip | ipc | shm |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         for k in steps:
-            g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
+            g, i, m, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
             print(
-                f"| {g.params:,} | {k} | {g.round_ms:.1f} / {i.round_ms:.1f} / {l.round_ms:.1f} | {1 - l.round_ms / g.round_ms:.1%} | {1 - l.round_ms / i.round_ms:.1%} "
-                f"| {g.cpu_ms:.2f} / {i.cpu_ms:.2f} / {l.cpu_ms:.2f} | {1 - l.cpu_ms / g.cpu_ms:.1%} | {1 - l.cpu_ms / i.cpu_ms:.1%} |"
+                f"| {g.params:,} | {k} | {g.round_ms:.1f} / {i.round_ms:.1f} / {m.round_ms:.1f} / {l.round_ms:.1f} "
+                f"| {1 - l.round_ms / g.round_ms:.1%} | {1 - l.round_ms / i.round_ms:.1%} | {1 - l.round_ms / m.round_ms:.1%} "
+                f"| {g.cpu_ms:.2f} / {i.cpu_ms:.2f} / {m.cpu_ms:.2f} / {l.cpu_ms:.2f} "
+                f"| {1 - l.cpu_ms / g.cpu_ms:.1%} | {1 - l.cpu_ms / i.cpu_ms:.1%} | {1 - l.cpu_ms / m.cpu_ms:.1%} |"
             )
     print(
         "\nThe floor: the same ring with raw pyzmq and a bare mix (bench/rawdsgd.py), and with only the checks and the consensus distance"
@@ -114,21 +124,23 @@ def main() -> None:
     print("a node cannot skip (raw + checks); exchange CPU = CPU per round above the arm's local-only\n")
     print(
         "| params | local steps | round ms: raw / raw + checks / raw local only | overhead, wall: raw floor | raw + checks | gossip "
-        "| exchange CPU ms/round: raw floor | raw + checks | gossip | ipc | raw floor / gossip | raw + checks / gossip |"
+        "| exchange CPU ms/round: raw floor | raw + checks | gossip | ipc | shm | raw floor / gossip | raw + checks / gossip "
+        "| raw + checks / shm |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
     for name in names:
         for k in steps:
-            g, i, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
+            g, i, m, l = (median_figures(runs[(name, k, arm)]) for arm in arms)
             (r_ms, r_cpu), (c_ms, c_cpu), (rl_ms, rl_cpu) = (
                 (med(f.round_ms for f in raws[(name, k, arm)]), med(f.cpu_ms for f in raws[(name, k, arm)]))
                 for arm in ("raw", "raw + checks", "raw local only")
             )
             raw_x, c_x, g_x, i_x = r_cpu - rl_cpu, c_cpu - rl_cpu, g.cpu_ms - l.cpu_ms, i.cpu_ms - l.cpu_ms
+            m_x = m.cpu_ms - l.cpu_ms
             print(
                 f"| {g.params:,} | {k} | {r_ms:.1f} / {c_ms:.1f} / {rl_ms:.1f} | {1 - rl_ms / r_ms:.1%} | {1 - rl_ms / c_ms:.1%} | {1 - l.round_ms / g.round_ms:.1%} "
-                f"| {raw_x:.2f} | {c_x:.2f} | {g_x:.2f} | {i_x:.2f} | {raw_x / g_x:.2f} | {c_x / g_x:.2f} |"
+                f"| {raw_x:.2f} | {c_x:.2f} | {g_x:.2f} | {i_x:.2f} | {m_x:.2f} | {raw_x / g_x:.2f} | {c_x / g_x:.2f} | {c_x / m_x:.2f} |"
             )
 
 
