@@ -44,6 +44,11 @@ def test_a_run_through_shared_memory_ends_with_the_same_models_bit_for_bit_as_on
     assert all(s["shared_memory"] == {"sent": 0, "received": 0} for s in through_tcp)
 
 
+def _shm_names() -> set[str]:
+    """What /dev/shm holds, less POSIX semaphores (``sem.*``: other processes' multiprocessing locks come and go)."""
+    return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
+
+
 def _ring_inodes(pid: int) -> set[str]:
     """The inodes of the rings a process maps (``/memfd:gossip-ring (deleted)`` lines of its maps)."""
     try:
@@ -64,7 +69,7 @@ def test_hostile_offers_are_counted_and_a_crash_and_ctrl_c_leave_no_ring_behind(
     """A running node refuses rings a local process offers and counts them (``bad_slot``); a node SIGKILLed mid-run
     and a Ctrl-C of the launcher leave no segment in /dev/shm and no ring mapped by any process."""
     run_dir = tmp_path / "run"
-    dev_shm = set(os.listdir("/dev/shm"))
+    dev_shm = _shm_names()
     launcher = subprocess.Popen(
         [
             sys.executable,
@@ -93,7 +98,7 @@ def test_hostile_offers_are_counted_and_a_crash_and_ctrl_c_leave_no_ring_behind(
         pids = node_pids(run_dir)
         inodes = {pid: _ring_inodes(pid) for pid in pids.values()}
         assert all(len(found) == 3 for found in inodes.values()), inodes  # its own ring and its two neighbours'
-        assert set(os.listdir("/dev/shm")) == dev_shm
+        assert _shm_names() == dev_shm
 
         cfg = load_config(run_dir / "config.toml")
         geometry = Geometry(MIN_SLOTS, _model_bytes(run_dir))
@@ -124,7 +129,7 @@ def test_hostile_offers_are_counted_and_a_crash_and_ctrl_c_leave_no_ring_behind(
     assert launcher.returncode == 130, err[-3000:]
     assert node_pids(run_dir) == {}
     assert not _anyone_maps(set().union(*inodes.values()))
-    assert set(os.listdir("/dev/shm")) == dev_shm
+    assert _shm_names() == dev_shm
     node0 = json.loads((run_dir / "nodes" / "node-0.json").read_text())
     assert node0["rejected"].get("bad_slot", 0) >= len(offers), node0["rejected"]
     assert node0["shared_memory"]["received"] > 0

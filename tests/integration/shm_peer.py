@@ -93,8 +93,9 @@ def die_mid_write(args: dict) -> None:
         )
         await transport.start()
         model = np.full(args["slot_bytes"] // 4, 1.5, dtype=np.float32)
-        for _ in range(1000):  # until ZeroMQ's link is up
-            if transport.send(NodeId(args["dst"]), [b"header", memoryview(model).cast("B")]):
+        for _ in range(1000):  # until one model went through the ring (ZeroMQ's link up, the ring taken)
+            transport.send(NodeId(args["dst"]), [b"header", memoryview(model).cast("B")])
+            if transport.sent:
                 break
             await asyncio.sleep(0.01)
         ring = transport._ring
