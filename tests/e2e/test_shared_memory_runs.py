@@ -24,7 +24,9 @@ from tests.procs import node_pids
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 PEER_SCRIPT = (Path(__file__).parents[1] / "integration" / "shm_peer.py").read_text()
-RUN = ("-n", "4", "-t", "ring", "--seed", "3", "--no-progress", "--no-report")
+# a model of 303k parameters (1.2 MB): large enough for the ring (shm.MIN_BYTES), small enough to train fast
+RUN = ("-n", "4", "-t", "ring", "--seed", "3", "--no-progress", "--no-report", "--dataset", "synthetic")
+RUN += ("--set", "data.features=1000", "--set", "model.hidden=[300]")
 
 
 def _summaries(run_dir: Path) -> list[dict]:

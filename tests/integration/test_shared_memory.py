@@ -28,7 +28,7 @@ from tests.conftest import Processes, free_port
 pytestmark = pytest.mark.slow
 
 RUN_ID = b"run-0001"
-SLOT_BYTES = 1 << 16  # a model of 16,384 float32s
+SLOT_BYTES = 1 << 20  # a model of 262,144 float32s: the smallest that goes through a ring (shm.MIN_BYTES)
 PEER_SCRIPT = (Path(__file__).parent / "shm_peer.py").read_text()
 
 
