@@ -15,8 +15,8 @@ No validation, no bookkeeping, no records, no metrics: what a round costs when t
 bare minimum that still moves the models through ZeroMQ and mixes them. ``exchange=False`` skips
 steps 2–4, the same processes' local-only time. ``checks=True`` adds what a gossip node cannot skip
 and nothing else: every received payload through ``wire.decode``'s own NaN/inf check, the node's mix
-(``mix_in_place``, one lerp per neighbour) and the consensus distance every round reports (a copy of
-the vector before the mix, ``‖before − after‖``) — the floor for a node that validates and reports,
+(``mix_in_place``, one lerp per neighbour, block by block) and the consensus distance every round reports
+(the mix's step norm, which it returns) — the floor for a node that validates and reports,
 so gossip's gap to it is its machinery alone (event loop, headers, routing, records, metrics). Wall
 time and process CPU (every thread) per steady round are the median over nodes.
 """
@@ -57,7 +57,7 @@ def _node(
     import torch
     import zmq
 
-    from gossip.algorithms.dsgd import mix_in_place
+    from gossip.algorithms.dsgd import BLOCK, mix_in_place
     from gossip.learn.flat import flatten_
     from gossip.learn.models import build_model
     from gossip.net.payload import finite_float32
@@ -87,7 +87,7 @@ def _node(
             pushes[j].connect(f"tcp://127.0.0.1:{table[j][i]}")
         time.sleep(0.5)
     buf = vector.numpy()
-    before = torch.empty_like(vector) if checks else None  # the copy the consensus distance needs
+    scratch = torch.empty(BLOCK) if checks else None  # the block of old values the node's mix keeps
     stamps: list[tuple[float, float]] = []
     for _ in range(rounds):
         for _s in range(steps):
@@ -102,9 +102,8 @@ def _node(
                 got = [torch.frombuffer(pulls[j].recv(copy=False).buffer, dtype=torch.float32) for j in (left, right)]
             for t in trackers:
                 t.wait()
-            if before is not None:
-                mix_in_place(vector, {left: got[0], right: got[1]}, {left: 1 / 3, right: 1 / 3}, before=before)
-                float(torch.linalg.vector_norm(before.sub_(vector)))  # the consensus distance, as a node reports it
+            if scratch is not None:  # the node's mix, which returns the consensus distance a node reports
+                mix_in_place(vector, {left: got[0], right: got[1]}, {left: 1 / 3, right: 1 / 3}, scratch)
             else:
                 vector.mul_(1 / 3).add_(got[0], alpha=1 / 3).add_(got[1], alpha=1 / 3)
         stamps.append((time.perf_counter(), time.process_time()))
