@@ -34,7 +34,8 @@ Main table, per model size and path (all measured in this invocation):
 - node clock: the node's own process CPU clock per steady round (all threads): a cross-check of the /proc figure;
 - peak RSS: VmHWM of each node (median over nodes); PSS: smaps_rollup's Pss (a page shared by k processes counts
   1/k: forked nodes share torch's pages) sampled last before the end of the steady rounds, median over nodes;
-- models through shared memory, under the table: the count the nodes' summaries give (none on tcp and ipc).
+- models through shared memory, under the table: the count the nodes' summaries give (none on tcp and ipc, nor
+  for a model under ``gossip.net.shm.MIN_BYTES``, which stays on the sockets on every path).
 
 Copy floor: the median time of ``numpy.copyto`` of one model's float32 bytes (200 copies), measured after each
 size's runs in every repeat; a ring node sends two models and receives two a round, at least one copy each: the
@@ -65,6 +66,7 @@ from perfkit import PHASES, MiB, RunFigures, bare_torch_memory, copy_floor_ms, r
 
 from gossip.config import load_config
 from gossip.errors import ConfigError
+from gossip.net.shm import MIN_BYTES as SHM_MIN_BYTES
 
 WORKLOADS = {"small": (64, (200,)), "large": (1000, (1000,))}
 PATHS = ("tcp", "ipc", "shm")
@@ -162,7 +164,7 @@ def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> Spread
 
 
 def has_shared_memory() -> bool:
-    """Whether this gossip has the same-host path's key (another change adds it)."""
+    """Whether this gossip has the same-host path's key (``transport.shared_memory``)."""
     try:
         load_config(env={}, overrides={SHM_KEY: True})
     except ConfigError:
@@ -329,7 +331,7 @@ def measure(
             for path, extra in plan.items():
                 fig = run_measured(f"{workload}, {path}", ring_workload(args.nodes, rounds[workload], features, hidden, **extra))
                 runs[(workload, path)].append(fig)
-                if path == "shm" and not fig.shm_received:
+                if path == "shm" and not fig.shm_received and fig.params * 4 >= SHM_MIN_BYTES:
                     print(f"  note: {workload}, shm: no model went through shared memory", file=sys.stderr)
                 print(
                     f"  repeat {rep + 1}/{args.repeat} {workload} {path}: {fig.round_ms:.2f} ms/round, CPU {fig.proc_cpu_ms:.2f} "
