@@ -138,7 +138,7 @@ class RingIntake:
                 os.close(fd)
             who = exc.src if isinstance(exc, _Refused) else None
             self.refusals.append(who)
-            self._say_once(str(exc), "node %s: refused a shared-memory ring from %s: %s", who, exc)
+            self.say_once(str(exc), "node %s: refused a shared-memory ring from %s: %s", who, exc)
             try:
                 conn.send(REFUSED)
             except OSError:
@@ -181,7 +181,8 @@ class RingIntake:
             raise _Refused(src, "a ring that is not sealed against resizing")
         return src, ReceiveRing(fds[0], geometry, generation)
 
-    def _say_once(self, key: str, text: str, *args: object) -> None:
+    def say_once(self, key: str, text: str, *args: object) -> None:
+        """Log ``text`` (its first argument this node's id) once per ``key``: a refusal repeats every retry."""
         if key not in self._said:
             self._said.add(key)
             log.warning(text, self.me, *args)

@@ -96,7 +96,6 @@ class SharedMemoryTransport:
         self._watch = select.poll()  # the handover connections: releases, and the end of a receiver
         self._by_fd: dict[int, NodeId] = {}
         self.intake = RingIntake(run_id, me, ring_socket_name(run_id, int(me), address), frozenset(int(p) for p in peers), slot_bytes)
-        self._said: set[str] = set()
         self.sent = 0
         self.received = 0
 
@@ -210,7 +209,7 @@ class SharedMemoryTransport:
         offer = OFFER.pack(MAGIC, self.run_id, int(self.me), int(peer), ring.generation, self.slots, self.slot_bytes)
         conn, refused = offer_ring(out.name, ring, offer)
         if refused:
-            self._say_once(f"refused{peer}", "node %s: neighbour %s refused a shared-memory ring: models go through ZeroMQ", peer)
+            self.intake.say_once(f"refused{peer}", "node %s: neighbour %s refused a shared-memory ring: models go through ZeroMQ", peer)
         if conn is None:
             return
         out.conn = conn
@@ -249,11 +248,6 @@ class SharedMemoryTransport:
             return Received(received.sender, [], received.nbytes, refused=payload)
         self.received += 1
         return Received(received.sender, [frames[0], memoryview(payload)], received.nbytes + payload.size)  # type: ignore[arg-type]  # numpy arrays export the buffer protocol
-
-    def _say_once(self, key: str, text: str, *args: object) -> None:
-        if key not in self._said:
-            self._said.add(key)
-            log.warning(text, self.me, *args)
 
     async def close(self) -> None:
         """Close ZeroMQ (its last references still reach rings the receivers map), then every ring and socket."""

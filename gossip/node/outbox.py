@@ -68,23 +68,21 @@ class Outbox:
 
     def send(self, peer: NodeId, frames: Sequence[Any]) -> bool:
         """Hand a message to the transport, counting it; False if the peer is down or its queue full."""
-        nbytes = sum(len(f) for f in frames)
-        ok = self.core.transport.send(peer, frames)
-        if ok:
-            self.bytes_out += nbytes
-        self.core.metrics.sent(peer, nbytes, ok)
-        return ok
+        return self._counted(peer, sum(len(f) for f in frames), self.core.transport.send(peer, frames))
 
     def send_all(self, peers: Sequence[NodeId], frames: Sequence[Any]) -> list[NodeId]:
         """One message to each of ``peers`` (the transport may share work between them), counted per peer; the unsent."""
         nbytes = sum(len(f) for f in frames)
         unsent = self.core.transport.send_all(peers, frames)
-        metrics = self.core.metrics
         for peer in peers:
-            ok = peer not in unsent
-            self.bytes_out += nbytes * ok
-            metrics.sent(peer, nbytes, ok)
+            self._counted(peer, nbytes, peer not in unsent)
         return unsent
+
+    def _counted(self, peer: NodeId, nbytes: int, ok: bool) -> bool:
+        if ok:
+            self.bytes_out += nbytes
+        self.core.metrics.sent(peer, nbytes, ok)
+        return ok
 
     def say(self, kind: Kind, peer: NodeId | None = None) -> None:
         """Send a bodiless message (hello, welcome, bye) to ``peer``, or to every neighbour."""
