@@ -114,8 +114,13 @@ def test_a_job_cancelled_mid_run_and_submitted_again_resumes_from_checkpoints(sl
     """scancel while the nodes train, sbatch the same script again: every node resumes from its checkpoint (a
     'resumed' record), no round is recorded twice after it, every record is whole, and the run finishes."""
     run_dir = tmp_path / "run"
-    rounds = 80  # the cancel lands near round 20 on a loaded machine; the second job runs what is left
-    script = _render(run_dir, "-r", str(rounds), "--set", "training.checkpoint_every=2", "--set", "training.local_steps=20")
+    # Checkpoints from round 2 on (no minimum interval), and an emulated 80 ms link delay that every round waits
+    # for: the run takes at least 3.2 s however fast the machine is, while the cancel comes within about a
+    # second of every node's first checkpoint. (Paced by the CPU alone, a fast idle machine ran every round
+    # before the default 5 s between checkpoints had passed.)
+    rounds = 40
+    settings = ["training.checkpoint_every=2", "training.checkpoint_interval_s=0", "links.delay_ms=80"]
+    script = _render(run_dir, "-r", str(rounds), *(a for s in settings for a in ("--set", s)))
     job = _submit(script, slurm)
     submitted = time.monotonic()
     ckpts = [run_dir / "nodes" / f"node-{i}.ckpt.npz" for i in range(8)]
