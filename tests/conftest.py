@@ -13,6 +13,40 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Tests that share one service of the machine run on one worker, one after another: the session's SLURM
+# cluster, dockerd's images (built once under one name), and network namespaces bridged beside the host's.
+SHARED_SERVICES = ("slurm", "docker", "netns")
+
+
+def _own_free_ports() -> None:
+    """Under pytest-xdist, each worker picks free ports (its own and its launches') from a slice of its own:
+    two workers never pick the same port between picking it and binding it."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count:
+        return
+    from gossip.run.ports import FREE_PORTS_ENV, free_port_range
+
+    os.environ.pop(FREE_PORTS_ENV, None)
+    low, high = free_port_range()
+    size = (high - low + 1) // int(count)
+    first = low + int(worker.removeprefix("gw")) * size
+    os.environ[FREE_PORTS_ENV] = f"{first}-{first + size - 1}"
+
+
+_own_free_ports()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scheduling units for ``--dist loadgroup``: a module's tests stay together (its module-scoped runs start
+    once), and the tests of a shared service form one unit."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        shared = [name for name in SHARED_SERVICES if item.get_closest_marker(name)]
+        group = shared[0] if shared else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 _HANDED_OUT: set[int] = set()
 

@@ -135,7 +135,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 
 # Environment variables that belong to the CLI, not to the run config.
-_ENV_NOT_CONFIG = frozenset({"GOSSIP_NODE_ID", "GOSSIP_CONFIG", "GOSSIP_LOG_LEVEL"})
+_ENV_NOT_CONFIG = frozenset({"GOSSIP_NODE_ID", "GOSSIP_CONFIG", "GOSSIP_LOG_LEVEL", "GOSSIP_FREE_PORTS"})
 
 
 def _from_dotted(overrides: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:

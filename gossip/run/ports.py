@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import socket
@@ -10,9 +11,22 @@ from collections.abc import Collection
 from pathlib import Path
 
 from gossip.config import RunConfig
-from gossip.errors import ConfigError, TransportError
+from gossip.errors import ConfigError, TransportError, UsageError
 
-__all__ = ["check_base_port", "ephemeral_range", "host_of", "ipc_addresses", "pick_ports", "port_free", "wait_ports_free"]
+__all__ = [
+    "FREE_PORTS_ENV",
+    "check_base_port",
+    "ephemeral_range",
+    "free_port_range",
+    "host_of",
+    "ipc_addresses",
+    "pick_ports",
+    "port_free",
+    "wait_ports_free",
+]
+
+# LOW-HIGH: where free ports are picked (a firewall's open range; concurrent test workers kept apart)
+FREE_PORTS_ENV = "GOSSIP_FREE_PORTS"
 
 
 def check_base_port(base_port: int | None, n: int, metrics: bool) -> None:
@@ -46,8 +60,8 @@ def host_of(template: str) -> str:
 
 
 def pick_ports(host: str, count: int, base: int | None, what: str, avoid: Collection[int] = ()) -> list[int]:
-    """``count`` ports: ``base..base+count-1`` checked free, or free ones picked below the kernel's
-    ephemeral range.
+    """``count`` ports: ``base..base+count-1`` checked free, or free ones picked from :func:`free_port_range`
+    (by default below the kernel's ephemeral range).
 
     Why not ``bind(0)``: the kernel hands out ports from its ephemeral range to every outgoing
     connection and every ``bind(0)`` on the machine, so a port it gave us and we released can be
@@ -62,8 +76,8 @@ def pick_ports(host: str, count: int, base: int | None, what: str, avoid: Collec
                     f"{what} port {base + i} (node {i}) is already in use on {host}; choose another --base-port, or 0 for free ports"
                 )
         return [base + i for i in range(count)]
-    low, _high = ephemeral_range()
-    candidates = list(range(max(1024, low - 12_000), low))
+    low, high = free_port_range()
+    candidates = list(range(low, high + 1))
     random.SystemRandom().shuffle(candidates)
     picked: list[int] = []
     for port in candidates:
@@ -71,7 +85,24 @@ def pick_ports(host: str, count: int, base: int | None, what: str, avoid: Collec
             picked.append(port)
             if len(picked) == count:
                 return picked
-    raise TransportError(f"no {count} free {what} ports below {low} on {host}; pass --base-port")
+    raise TransportError(f"no {count} free {what} ports in {low}..{high} on {host}; pass --base-port")
+
+
+def free_port_range() -> tuple[int, int]:
+    """Where :func:`pick_ports` looks: ``$GOSSIP_FREE_PORTS`` (``LOW-HIGH``), else the 12,000 ports below the
+    kernel's ephemeral range. A range of one's own keeps concurrent launchers from picking the same port
+    between picking it and binding it."""
+    raw = os.environ.get(FREE_PORTS_ENV, "").strip()
+    if not raw:
+        low, _high = ephemeral_range()
+        return max(1024, low - 12_000), low - 1
+    parts = raw.split("-")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise UsageError(f"{FREE_PORTS_ENV}={raw!r}: expected LOW-HIGH, two port numbers such as 20000-29999")
+    low, high = (int(p) for p in parts)
+    if not 1024 <= low <= high <= 65535:
+        raise UsageError(f"{FREE_PORTS_ENV}={raw!r}: needs 1024 <= LOW <= HIGH <= 65535")
+    return low, high
 
 
 def ephemeral_range() -> tuple[int, int]:

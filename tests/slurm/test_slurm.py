@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from gossip.run.ports import port_free
+from gossip.run.ports import free_port_range, port_free
 from tests.conftest import REPO, free_port
 from tests.waiting import wait_until
 
@@ -44,8 +44,9 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 
 def _ports(count: int) -> int:
     """A base port whose next ``count`` ports are free (nodes on one host listen on base + local index)."""
+    low, high = free_port_range()  # the worker's own slice under pytest-xdist
     for _ in range(200):
-        base = random.randrange(20000, 30000)
+        base = random.randrange(low, high - count)
         if all(port_free("0.0.0.0", base + i) for i in range(count)):
             return base
     raise AssertionError("no run of free ports")
