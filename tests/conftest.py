@@ -13,9 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Tests that share one service of the machine run on one worker, one after another: the session's SLURM
-# cluster, dockerd's images (built once under one name), and network namespaces bridged beside the host's.
-SHARED_SERVICES = ("slurm", "docker", "netns")
+# Tests that share one service of the machine run on one worker, one after another: the image builds of the
+# Docker tests (the SLURM tests are one module, the network-namespace fabrics are named per process).
+SHARED_DIRECTORIES = ("tests/docker/",)
 
 
 def _own_free_ports() -> None:
@@ -36,16 +36,19 @@ def _own_free_ports() -> None:
 _own_free_ports()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Scheduling units for ``--dist loadgroup``: a module's tests stay together (its module-scoped runs start
-    once), and the tests of a shared service form one unit."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        shared = [name for name in SHARED_SERVICES if item.get_closest_marker(name)]
-        group = shared[0] if shared else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile``, with each of SHARED_DIRECTORIES as one unit: a worker takes a module whole (its
+    module-scoped runs start once) or such a directory whole. (xdist_group marks would say the same, but they
+    do not reach xdist 3.8's scheduler under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return next((d for d in SHARED_DIRECTORIES if path.startswith(d)), path)
+
+    return Units(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 _HANDED_OUT: set[int] = set()

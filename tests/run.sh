@@ -70,9 +70,9 @@ check "ruff check" .venv/bin/ruff check gossip tests bench examples
 check "ruff format" .venv/bin/ruff format --check gossip tests bench examples
 check mypy .venv/bin/mypy
 # Two workers (the machine's two cores): most real-process tests spend their time waiting on rounds, sockets and
-# services, so the suite takes about half as long. Each module runs whole on one worker; tests of one shared
-# service (SLURM, Docker, network namespaces) share one (tests/conftest.py). -n 0 after the command runs it serially.
-check pytest .venv/bin/python -m pytest -n 2 --dist loadgroup --durations=25 "$@"
+# services. Each module runs whole on one worker, and tests/docker/ on one (tests/conftest.py).
+# -n 0 after the command runs it in one process.
+check pytest .venv/bin/python -m pytest -n 2 --dist loadfile --durations=25 "$@"
 
 if [ ${#failed[@]} -gt 0 ]; then
   say "FAILED: $(IFS=,; echo "${failed[*]}")"

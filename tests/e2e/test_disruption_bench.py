@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -30,4 +31,6 @@ def test_the_quick_run_kills_the_hubs_without_data_and_prints_both_tables() -> N
     assert len(rows) == 2
     assert [row.split(" | ")[2] for row in rows] == ["6", "19"]  # survivors
     assert all("points" in row and "losing connectivity hurts accuracy more than losing data" in row for row in rows)
-    assert "Removed nodes had recorded rounds: 5" in out
+    # killed once they recorded round 5, within a poll of it (a round more on a loaded machine), before the end
+    killed_at = re.search(r"Removed nodes had recorded rounds: (\d+)–(\d+) when they went", out)
+    assert killed_at and 5 <= int(killed_at[1]) <= int(killed_at[2]) < 20, out
