@@ -19,14 +19,13 @@ SHARED_DIRECTORIES = ("tests/docker/",)
 
 
 def _own_free_ports() -> None:
-    """Under pytest-xdist, each worker picks free ports (its own and its launches') from a slice of its own:
-    two workers never pick the same port between picking it and binding it."""
+    """Under pytest-xdist, each worker picks free ports (its own and its launches') from a slice of its own of
+    the range in effect: two workers never pick the same port between picking it and binding it."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if not worker or not count:
         return
     from gossip.run.ports import FREE_PORTS_ENV, free_port_range
 
-    os.environ.pop(FREE_PORTS_ENV, None)
     low, high = free_port_range()
     size = (high - low + 1) // int(count)
     first = low + int(worker.removeprefix("gw")) * size
