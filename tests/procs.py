@@ -1,4 +1,4 @@
-"""Find a run's node processes by their command line, whoever started them.
+"""Find a run's node processes by their command line, whoever started them; see what they leave in /dev/shm.
 
 ``gossip launch`` forks its nodes from a fork server (their title is the ``gossip node`` command they
 stand for, one string) or, with ``--spawn``, starts them as their own processes (the same words, one
@@ -7,6 +7,7 @@ argument each): both read the same once NUL separators are spaces.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -29,3 +30,8 @@ def node_pids(run_dir: Path) -> dict[int, int]:
         if "node" in words and "--id" in words[:-1] and "--run-dir" in words[:-1] and words[words.index("--run-dir") + 1] == str(run_dir):
             found[int(words[words.index("--id") + 1])] = int(entry.name)
     return found
+
+
+def dev_shm_names() -> set[str]:
+    """What /dev/shm holds, less POSIX semaphores (``sem.*``: other processes' multiprocessing locks come and go)."""
+    return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}

@@ -19,7 +19,7 @@ from gossip.net.shm import ring_socket_name
 from gossip.node.plan import HEADER_SLACK_BYTES, run_id_of
 from gossip.results.rundir import read_jsonl
 from tests.conftest import cli_env, run_gossip
-from tests.procs import node_pids
+from tests.procs import dev_shm_names, node_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -46,11 +46,6 @@ def test_a_run_through_shared_memory_ends_with_the_same_models_bit_for_bit_as_on
     assert all(s["shared_memory"] == {"sent": 0, "received": 0} for s in through_tcp)
 
 
-def _shm_names() -> set[str]:
-    """What /dev/shm holds, less POSIX semaphores (``sem.*``: other processes' multiprocessing locks come and go)."""
-    return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
-
-
 def _ring_inodes(pid: int) -> set[str]:
     """The inodes of the rings a process maps (``/memfd:gossip-ring (deleted)`` lines of its maps)."""
     try:
@@ -71,7 +66,7 @@ def test_hostile_offers_are_counted_and_a_crash_and_ctrl_c_leave_no_ring_behind(
     """A running node refuses rings a local process offers and counts them (``bad_slot``); a node SIGKILLed mid-run
     and a Ctrl-C of the launcher leave no segment in /dev/shm and no ring mapped by any process."""
     run_dir = tmp_path / "run"
-    dev_shm = _shm_names()
+    dev_shm = dev_shm_names()
     launcher = subprocess.Popen(
         [
             sys.executable,
@@ -100,7 +95,7 @@ def test_hostile_offers_are_counted_and_a_crash_and_ctrl_c_leave_no_ring_behind(
         pids = node_pids(run_dir)
         inodes = {pid: _ring_inodes(pid) for pid in pids.values()}
         assert all(len(found) == 3 for found in inodes.values()), inodes  # its own ring and its two neighbours'
-        assert _shm_names() == dev_shm
+        assert dev_shm_names() == dev_shm
 
         cfg = load_config(run_dir / "config.toml")
         geometry = Geometry(MIN_SLOTS, _model_bytes(run_dir))
@@ -131,7 +126,7 @@ def test_hostile_offers_are_counted_and_a_crash_and_ctrl_c_leave_no_ring_behind(
     assert launcher.returncode == 130, err[-3000:]
     assert node_pids(run_dir) == {}
     assert not _anyone_maps(set().union(*inodes.values()))
-    assert _shm_names() == dev_shm
+    assert dev_shm_names() == dev_shm
     node0 = json.loads((run_dir / "nodes" / "node-0.json").read_text())
     assert node0["rejected"].get("bad_slot", 0) >= len(offers), node0["rejected"]
     assert node0["shared_memory"]["received"] > 0

@@ -24,6 +24,7 @@ from gossip.net.transport import Received
 from gossip.net.wire import Expectation, Kind, decode, encode
 from gossip.net.zeromq import ZmqTransport
 from tests.conftest import Processes, free_port
+from tests.procs import dev_shm_names
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +40,6 @@ def _address() -> str:
 def _transport(me: int, address: str, peers: dict[NodeId, str]) -> SharedMemoryTransport:
     inner = ZmqTransport(NodeId(me), address, peers)
     return SharedMemoryTransport(inner, run_id=RUN_ID, me=NodeId(me), address=address, peers=peers, slot_bytes=SLOT_BYTES)
-
-
-def _shm_names() -> set[str]:
-    """What /dev/shm holds, less POSIX semaphores (``sem.*``: other processes' multiprocessing locks come and go)."""
-    return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
 
 
 def _rings_mapped() -> int:
@@ -173,7 +169,7 @@ def test_a_sender_killed_mid_write_cannot_make_the_receiver_read_a_torn_model(pr
     """The sender sends a model, starts rewriting its slot and is SIGKILLed: the reference is refused as torn_slot,
     and once the receiver closes no ring stays mapped and nothing is left in /dev/shm."""
     a0, a1 = _address(), _address()
-    dev_shm = _shm_names()
+    dev_shm = dev_shm_names()
 
     async def scenario() -> Received:
         receiver = _transport(0, a0, {NodeId(1): a1})
@@ -197,7 +193,7 @@ def test_a_sender_killed_mid_write_cannot_make_the_receiver_read_a_torn_model(pr
     got = asyncio.run(scenario())
     assert got.sender == 1 and got.refused is RejectReason.TORN_SLOT and got.frames == []
     assert _rings_mapped() == 0
-    assert _shm_names() == dev_shm
+    assert dev_shm_names() == dev_shm
 
 
 def _offer_args(cases: list[str]) -> dict:
